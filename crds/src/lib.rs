@@ -1,0 +1,1 @@
+//! instant-db CRD types.

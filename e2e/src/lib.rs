@@ -1,0 +1,1 @@
+//! Real-cluster tests: see e2e/tests/.

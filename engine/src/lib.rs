@@ -1,0 +1,1 @@
+//! instant-db engine library.
