@@ -1,1 +1,12 @@
-//! instant-db engine library.
+//! instant-db engine: ingest documents, embed them with ONNX Runtime, store them in SQLite and
+//! search them by meaning, by keyword, or both.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod assets;
+pub mod config;
+pub mod embed;
+pub mod error;
+pub mod parse;
+pub mod store;
+
+pub use error::{Error, Result};

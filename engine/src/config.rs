@@ -1,0 +1,512 @@
+//! Engine configuration: a YAML file, then `INSTANT_DB_*` environment variables, then command-line
+//! flags, each overriding the one before. All three are merged as one JSON tree and deserialised
+//! once, so a wrong value is reported with the dotted key it belongs to, wherever it came from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct Config {
+    /// Directory holding the SQLite database, the vector index and uploads.
+    #[schema(value_type = String)]
+    pub data_dir: PathBuf,
+    /// Address the server listens on (API, health and metrics share it).
+    pub listen: String,
+    /// File holding the bearer token that guards `/admin/*`.
+    #[schema(value_type = Option<String>)]
+    pub admin_token_file: Option<PathBuf>,
+    pub embedding: EmbeddingConfig,
+    pub chunking: ChunkingConfig,
+    pub ingest: IngestConfig,
+    pub search: SearchConfig,
+    pub index: IndexConfig,
+    pub limits: LimitsConfig,
+    pub logging: LoggingConfig,
+    pub otel: OtelConfig,
+    pub health: HealthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// Model name, for reports; the files come from `model_dir`.
+    pub model: String,
+    /// Directory with `model.onnx` and `tokenizer.json`; default: the setup cache.
+    #[schema(value_type = Option<String>)]
+    pub model_dir: Option<PathBuf>,
+    /// Path of `libonnxruntime.so`; default: the setup cache (or `ORT_DYLIB_PATH`).
+    #[schema(value_type = Option<String>)]
+    pub onnxruntime: Option<PathBuf>,
+    /// Texts per inference call.
+    pub batch_size: usize,
+    /// ONNX Runtime intra-op threads; 0 means one per CPU core.
+    pub threads: usize,
+    /// Tokens per text the model sees (sentence-transformers uses 256 for MiniLM).
+    pub max_sequence_length: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkingConfig {
+    /// Largest chunk, in tokens of the model's tokenizer.
+    pub max_tokens: usize,
+    /// Tokens of the previous chunk repeated at the start of the next (whole sentences).
+    pub overlap_tokens: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Files larger than this are skipped with a warning.
+    pub max_file_bytes: u64,
+    /// Glob patterns of paths never ingested (matched against the full path).
+    pub exclude: Vec<String>,
+    /// Follow symbolic links (loops are detected and reported).
+    pub follow_symlinks: bool,
+    /// Directories that `POST /api/process/directory` may read; empty means none.
+    #[schema(value_type = Vec<String>)]
+    pub allowed_roots: Vec<PathBuf>,
+    /// Ingest requests that may run at once over HTTP; more get 429.
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    pub default_top_k: usize,
+    pub max_top_k: usize,
+    /// Longest accepted query, in characters.
+    pub max_query_chars: usize,
+    /// Below this many vectors, vector search is exact (brute force) instead of HNSW.
+    pub exact_search_below: usize,
+    /// Reciprocal-rank-fusion constant for hybrid search.
+    pub rrf_k: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// HNSW links per node.
+    pub m: usize,
+    pub ef_construction: usize,
+    /// Candidate list size at query time; higher is slower and more exact.
+    pub ef_search: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest JSON request body.
+    pub max_request_bytes: usize,
+    /// Largest uploaded file.
+    pub max_upload_bytes: usize,
+    /// Time a request may take before it gets 503.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive.
+    pub level: String,
+    /// `json` or `text`; unset means json when stderr is not a terminal.
+    pub format: Option<String>,
+    /// Also write logs to this file, rotated daily.
+    #[schema(value_type = Option<String>)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtelConfig {
+    /// OTLP/HTTP endpoint for traces; unset disables tracing export entirely.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Seconds between background health samples.
+    pub check_interval_secs: u64,
+    /// Seconds between periodic integrity checks; 0 disables them.
+    pub integrity_interval_secs: u64,
+    pub cpu_percent_warn: f32,
+    pub memory_percent_warn: f32,
+    /// Readiness fails below this much free disk on the data volume.
+    pub disk_free_percent_min: f32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./instant-db-data"),
+            listen: "127.0.0.1:8080".into(),
+            admin_token_file: None,
+            embedding: EmbeddingConfig::default(),
+            chunking: ChunkingConfig::default(),
+            ingest: IngestConfig::default(),
+            search: SearchConfig::default(),
+            index: IndexConfig::default(),
+            limits: LimitsConfig::default(),
+            logging: LoggingConfig::default(),
+            otel: OtelConfig::default(),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            model: crate::assets::DEFAULT_MODEL.into(),
+            model_dir: None,
+            onnxruntime: None,
+            batch_size: 32,
+            threads: 0,
+            max_sequence_length: 256,
+        }
+    }
+}
+
+impl Default for ChunkingConfig {
+    fn default() -> Self {
+        ChunkingConfig {
+            max_tokens: 200,
+            overlap_tokens: 32,
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_file_bytes: 20 * 1024 * 1024,
+            exclude: vec![],
+            follow_symlinks: true,
+            allowed_roots: vec![],
+            max_concurrent: 2,
+        }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            default_top_k: 10,
+            max_top_k: 1000,
+            max_query_chars: 2000,
+            exact_search_below: 20_000,
+            rrf_k: 60.0,
+        }
+    }
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 20 * 1024 * 1024,
+            request_timeout_secs: 300,
+        }
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+            format: None,
+            file: None,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check_interval_secs: 10,
+            integrity_interval_secs: 3600,
+            cpu_percent_warn: 90.0,
+            memory_percent_warn: 90.0,
+            disk_free_percent_min: 5.0,
+        }
+    }
+}
+
+/// Environment variables and the dotted config key each one sets.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("INSTANT_DB_DATA_DIR", "data_dir"),
+    ("INSTANT_DB_LISTEN", "listen"),
+    ("INSTANT_DB_ADMIN_TOKEN_FILE", "admin_token_file"),
+    ("INSTANT_DB_MODEL", "embedding.model"),
+    ("INSTANT_DB_MODEL_DIR", "embedding.model_dir"),
+    ("INSTANT_DB_ONNXRUNTIME", "embedding.onnxruntime"),
+    ("INSTANT_DB_EMBEDDING_BATCH_SIZE", "embedding.batch_size"),
+    ("INSTANT_DB_EMBEDDING_THREADS", "embedding.threads"),
+    ("INSTANT_DB_CHUNK_MAX_TOKENS", "chunking.max_tokens"),
+    ("INSTANT_DB_CHUNK_OVERLAP_TOKENS", "chunking.overlap_tokens"),
+    ("INSTANT_DB_MAX_FILE_BYTES", "ingest.max_file_bytes"),
+    ("INSTANT_DB_ALLOWED_ROOTS", "ingest.allowed_roots"),
+    ("INSTANT_DB_MAX_UPLOAD_BYTES", "limits.max_upload_bytes"),
+    ("INSTANT_DB_LOG_LEVEL", "logging.level"),
+    ("INSTANT_DB_LOG_FORMAT", "logging.format"),
+    ("INSTANT_DB_LOG_FILE", "logging.file"),
+    ("INSTANT_DB_OTEL_ENDPOINT", "otel.endpoint"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel.endpoint"),
+    (
+        "INSTANT_DB_INTEGRITY_INTERVAL_SECS",
+        "health.integrity_interval_secs",
+    ),
+];
+
+impl Config {
+    /// Builds the configuration from an optional YAML file, the process environment and flag
+    /// overrides (dotted key → raw string value), in increasing precedence.
+    pub fn load(file: Option<&Path>, flags: &BTreeMap<String, String>) -> Result<Config> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_from(file, &env, flags)
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        flags: &BTreeMap<String, String>,
+    ) -> Result<Config> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Config(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                let value: Value = serde_norway::from_str(&text).map_err(|e| {
+                    Error::Config(format!("{} is not valid YAML: {e}", path.display()))
+                })?;
+                if value.is_null() {
+                    Value::Object(Default::default())
+                } else {
+                    value
+                }
+            }
+            None => Value::Object(Default::default()),
+        };
+        for (var, key) in ENV_KEYS {
+            if let Some(raw) = env.get(*var).filter(|v| !v.is_empty()) {
+                set_dotted(&mut tree, key, scalar_for(key, raw))
+                    .map_err(|e| Error::Config(format!("{var}: {e}")))?;
+            }
+        }
+        for (key, raw) in flags {
+            set_dotted(&mut tree, key, scalar_for(key, raw))
+                .map_err(|e| Error::Config(format!("--{key}: {e}")))?;
+        }
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            Error::Config(format!("key `{path}`: {}", e.inner()))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, msg: &str| Err(Error::Config(format!("key `{key}`: {msg}")));
+        if self.embedding.batch_size == 0 || self.embedding.batch_size > 1024 {
+            return bad("embedding.batch_size", "must be between 1 and 1024");
+        }
+        if !(16..=512).contains(&self.embedding.max_sequence_length) {
+            return bad(
+                "embedding.max_sequence_length",
+                "must be between 16 and 512",
+            );
+        }
+        if self.chunking.max_tokens < 16 || self.chunking.max_tokens > 8192 {
+            return bad("chunking.max_tokens", "must be between 16 and 8192");
+        }
+        if self.chunking.overlap_tokens * 2 >= self.chunking.max_tokens {
+            return bad(
+                "chunking.overlap_tokens",
+                "must be less than half of chunking.max_tokens",
+            );
+        }
+        if self.search.default_top_k == 0 || self.search.default_top_k > self.search.max_top_k {
+            return bad(
+                "search.default_top_k",
+                "must be between 1 and search.max_top_k",
+            );
+        }
+        if self.index.m < 4 || self.index.m > 128 {
+            return bad("index.m", "must be between 4 and 128");
+        }
+        if self.index.ef_search == 0 || self.index.ef_construction == 0 {
+            return bad(
+                "index.ef_search",
+                "ef_search and ef_construction must be > 0",
+            );
+        }
+        if self.ingest.max_concurrent == 0 {
+            return bad("ingest.max_concurrent", "must be at least 1");
+        }
+        if let Some(f) = &self.logging.format
+            && f != "json"
+            && f != "text"
+        {
+            return bad("logging.format", "must be `json` or `text`");
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad("listen", "must be an address like 0.0.0.0:8080");
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("instant-db.sqlite")
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+}
+
+/// Raw strings from the environment or flags become typed JSON: numbers and booleans as such,
+/// lists for list-valued keys (comma-separated), strings otherwise.
+fn scalar_for(key: &str, raw: &str) -> Value {
+    if key.ends_with("allowed_roots") || key.ends_with("exclude") {
+        return Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        );
+    }
+    if let Ok(n) = raw.parse::<u64>() {
+        return Value::from(n);
+    }
+    if let Ok(f) = raw.parse::<f64>()
+        && raw.contains('.')
+        && !key.contains("dir")
+        && !key.contains("file")
+    {
+        return Value::from(f);
+    }
+    match raw {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(raw.to_string()),
+    }
+}
+
+fn set_dotted(tree: &mut Value, key: &str, value: Value) -> std::result::Result<(), String> {
+    let mut node = tree;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let Value::Object(map) = node else {
+            return Err(format!(
+                "`{key}` cannot be set: its parent is not a mapping"
+            ));
+        };
+        if i == parts.len() - 1 {
+            map.insert((*part).to_string(), value);
+            return Ok(());
+        }
+        node = map
+            .entry((*part).to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn flags_override_environment_which_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "listen: 127.0.0.1:1000\nembedding:\n  batch_size: 4\n",
+        )
+        .unwrap();
+        let env = map(&[
+            ("INSTANT_DB_LISTEN", "127.0.0.1:2000"),
+            ("INSTANT_DB_EMBEDDING_BATCH_SIZE", "8"),
+        ]);
+        let flags = map(&[("listen", "127.0.0.1:3000")]);
+        let c = Config::load_from(Some(&file), &env, &flags).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:3000");
+        assert_eq!(c.embedding.batch_size, 8);
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "embedding:\n  batchsize: 4\n").unwrap();
+        let err = Config::load_from(Some(&file), &BTreeMap::new(), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embedding"), "{err}");
+        assert!(err.contains("batchsize"), "{err}");
+    }
+
+    #[test]
+    fn wrongly_typed_environment_value_names_the_key() {
+        let env = map(&[("INSTANT_DB_EMBEDDING_BATCH_SIZE", "lots")]);
+        let err = Config::load_from(None, &env, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embedding.batch_size"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_is_rejected_with_its_key() {
+        let flags = map(&[("chunking.overlap_tokens", "150")]);
+        let err = Config::load_from(None, &BTreeMap::new(), &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chunking.overlap_tokens"), "{err}");
+    }
+
+    #[test]
+    fn allowed_roots_from_environment_is_a_list() {
+        let env = map(&[("INSTANT_DB_ALLOWED_ROOTS", "/srv/a, /srv/b")]);
+        let c = Config::load_from(None, &env, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            c.ingest.allowed_roots,
+            vec![PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]
+        );
+    }
+}

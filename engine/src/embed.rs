@@ -1,0 +1,225 @@
+//! Sentence embeddings with ONNX Runtime: tokenise, run the BERT encoder, mean-pool over the
+//! attention mask and L2-normalise — the same vectors sentence-transformers gives.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::Tensor;
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use crate::assets::AssetPaths;
+use crate::config::EmbeddingConfig;
+use crate::error::{Error, Result};
+
+pub struct Embedder {
+    // `Session::run` takes `&mut self`; one session already uses every core through its
+    // intra-op thread pool, so a lock costs nothing in throughput.
+    session: Mutex<Session>,
+    tokenizer: Tokenizer,
+    counter: Tokenizer,
+    dimensions: usize,
+    batch_size: usize,
+    model_name: String,
+    model_dir: PathBuf,
+}
+
+fn model_err(context: &str) -> impl Fn(String) -> Error + '_ {
+    move |e| Error::ModelUnavailable(format!("{context}: {e}"))
+}
+
+impl Embedder {
+    pub fn load(cfg: &EmbeddingConfig, assets: &AssetPaths) -> Result<Embedder> {
+        assets.check_present()?;
+        let environment = crate::assets::init_onnxruntime(&assets.onnxruntime)?;
+        let threads = if cfg.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            cfg.threads
+        };
+        let model = assets.model_file();
+        let session = Session::builder(&environment)
+            .map_err(|e| model_err("session builder")(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| model_err("optimization level")(e.to_string()))?
+            .with_intra_threads(threads)
+            .map_err(|e| model_err("thread count")(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| model_err("thread count")(e.to_string()))?
+            .commit_from_file(&model)
+            .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))?;
+        let dimensions = session
+            .outputs()
+            .first()
+            .and_then(|o| o.dtype().tensor_shape().and_then(|s| s.last().copied()))
+            .filter(|d| *d > 0)
+            .map(|d| d as usize)
+            .unwrap_or(384);
+        let tokenizer = load_tokenizer(&assets.tokenizer_file(), Some(cfg.max_sequence_length))?;
+        let counter = load_tokenizer(&assets.tokenizer_file(), None)?;
+        Ok(Embedder {
+            session: Mutex::new(session),
+            tokenizer,
+            counter,
+            dimensions,
+            batch_size: cfg.batch_size,
+            model_name: cfg.model.clone(),
+            model_dir: assets.model_dir.clone(),
+        })
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    pub fn model_dir(&self) -> &Path {
+        &self.model_dir
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Tokens the model's tokenizer makes of `text`, without special tokens or truncation.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.counter
+            .encode_fast(text, false)
+            .map(|e| e.len())
+            // A text the tokenizer rejects is counted by words, which errs on the large side
+            // for the chunker (chunks end up smaller, never over the model's window).
+            .unwrap_or_else(|_| text.split_whitespace().count() * 2)
+    }
+
+    /// Embeds texts in batches of `batch_size`; each vector is unit length.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        // Sorting by length keeps padding low within a batch; results go back in input order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(self.batch_size) {
+            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            let vectors = self.embed_batch(&batch_texts)?;
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(vec![]);
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch_fast(texts.to_vec(), true)
+            .map_err(|e| Error::ModelUnavailable(format!("tokenizer failed: {e}")))?;
+        let batch = encodings.len();
+        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let mut ids = Vec::with_capacity(batch * seq);
+        let mut mask = Vec::with_capacity(batch * seq);
+        let mut types = Vec::with_capacity(batch * seq);
+        for enc in &encodings {
+            let pad = seq - enc.len();
+            ids.extend(enc.get_ids().iter().map(|&x| i64::from(x)));
+            ids.extend(std::iter::repeat_n(0, pad));
+            mask.extend(enc.get_attention_mask().iter().map(|&x| i64::from(x)));
+            mask.extend(std::iter::repeat_n(0, pad));
+            types.extend(enc.get_type_ids().iter().map(|&x| i64::from(x)));
+            types.extend(std::iter::repeat_n(0, pad));
+        }
+        let shape = [batch, seq];
+        let tensor = |data: Vec<i64>| {
+            Tensor::from_array((shape, data)).map_err(|e| model_err("input tensor")(e.to_string()))
+        };
+        let inputs = ort::inputs![
+            "input_ids" => tensor(ids)?,
+            "attention_mask" => tensor(mask.clone())?,
+            "token_type_ids" => tensor(types)?,
+        ];
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| Error::Internal("embedding session lock poisoned".into()))?;
+        let outputs = session
+            .run(inputs)
+            .map_err(|e| model_err("inference failed")(e.to_string()))?;
+        let (out_shape, hidden) = outputs["last_hidden_state"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| model_err("unexpected model output")(e.to_string()))?;
+        let dims = out_shape.last().copied().unwrap_or(0) as usize;
+        if dims == 0 || hidden.len() != batch * seq * dims {
+            return Err(Error::ModelUnavailable(format!(
+                "model output has shape {out_shape:?}, expected [{batch}, {seq}, hidden]"
+            )));
+        }
+        Ok((0..batch)
+            .map(|b| {
+                mean_pool(
+                    &hidden[b * seq * dims..(b + 1) * seq * dims],
+                    &mask[b * seq..(b + 1) * seq],
+                    dims,
+                )
+            })
+            .collect())
+    }
+}
+
+/// Mean of the token vectors where the attention mask is 1, then L2 normalisation.
+fn mean_pool(hidden: &[f32], mask: &[i64], dims: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; dims];
+    let mut count = 0f32;
+    for (token, &m) in hidden.chunks_exact(dims).zip(mask) {
+        if m != 0 {
+            for (s, x) in sum.iter_mut().zip(token) {
+                *s += x;
+            }
+            count += 1.0;
+        }
+    }
+    let count = count.max(1e-9);
+    sum.iter_mut().for_each(|s| *s /= count);
+    normalize(&mut sum);
+    sum
+}
+
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+fn load_tokenizer(path: &Path, truncate_at: Option<usize>) -> Result<Tokenizer> {
+    let mut tok = Tokenizer::from_file(path).map_err(|e| {
+        Error::ModelUnavailable(format!("cannot load tokenizer {}: {e}", path.display()))
+    })?;
+    // The packaged tokenizer pads and truncates at 128; sentence-transformers pads to the batch's
+    // longest text and truncates at max_seq_length.
+    let truncation = truncate_at.map(|max_length| TruncationParams {
+        max_length,
+        ..Default::default()
+    });
+    tok.with_truncation(truncation)
+        .map_err(|e| Error::ModelUnavailable(format!("tokenizer truncation: {e}")))?;
+    tok.with_padding(truncate_at.map(|_| PaddingParams {
+        strategy: PaddingStrategy::BatchLongest,
+        ..Default::default()
+    }));
+    Ok(tok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_pool_ignores_masked_tokens_and_normalises() {
+        let hidden = [1.0, 0.0, 3.0, 0.0, 100.0, 100.0];
+        let v = mean_pool(&hidden, &[1, 1, 0], 2);
+        assert!((v[0] - 1.0).abs() < 1e-6 && v[1].abs() < 1e-6, "{v:?}");
+    }
+}

@@ -1,0 +1,116 @@
+//! The engine's one error type. Every variant knows its HTTP status, its stable machine-readable
+//! code and its process exit code, so the CLI and the HTTP API report the same failure the same way.
+
+use std::path::PathBuf;
+
+use http::StatusCode;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller sent something we cannot act on (bad filter, empty query, unknown mode...).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Configuration file, environment or flags are wrong; the message names the key.
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("payload too large: {0}")]
+    TooLarge(String),
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
+    #[error("missing or invalid admin token")]
+    Unauthorized,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The embedding model or ONNX Runtime could not be loaded or used.
+    #[error("embedding model unavailable: {0}")]
+    ModelUnavailable(String),
+    /// Runtime assets (ONNX Runtime library, model files) are not installed.
+    #[error("{0}")]
+    AssetsMissing(String),
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not parse {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: crate::parse::ParseError,
+    },
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A stable, machine-readable code for API clients and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Config(_) => "invalid_config",
+            Error::NotFound(_) => "not_found",
+            Error::TooLarge(_) => "payload_too_large",
+            Error::TooManyRequests(_) => "too_many_requests",
+            Error::Unauthorized => "unauthorized",
+            Error::Conflict(_) => "conflict",
+            Error::ModelUnavailable(_) => "model_unavailable",
+            Error::AssetsMissing(_) => "assets_missing",
+            Error::Database(_) => "database_error",
+            Error::Io { .. } => "io_error",
+            Error::Parse { .. } => "parse_error",
+            Error::Integrity(_) => "integrity_failed",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Error::InvalidInput(_) | Error::Config(_) | Error::Parse { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::ModelUnavailable(_)
+            | Error::AssetsMissing(_)
+            | Error::Unavailable(_)
+            | Error::Integrity(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(_) | Error::Io { .. } | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Exit codes of the command line: 2 for bad usage or bad input, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidInput(_)
+            | Error::Config(_)
+            | Error::NotFound(_)
+            | Error::TooLarge(_)
+            | Error::Parse { .. } => 2,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! SQLite storage, the source of truth: documents, chunks, embeddings and the FTS5 index.
+//!
+//! Tuning (documented in the README): WAL journal so readers never block the writer;
+//! `synchronous=NORMAL` (durable at each checkpoint, never corrupt; a power cut may lose the last
+//! commits, a process crash loses none); a 5 s busy timeout; a 64 MiB page cache on the writer;
+//! prepared statements through rusqlite's statement cache; `PRAGMA optimize` on close.
+//! One writer connection behind a mutex (SQLite has one writer anyway) and a small pool of
+//! read-only connections for concurrent searches.
+
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const READER_POOL_SIZE: usize = 8;
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// A document as stored, without its chunks.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DocumentRecord {
+    pub id: String,
+    pub source: String,
+    pub title: Option<String>,
+    pub extension: Option<String>,
+    pub mime: Option<String>,
+    pub doc_type: String,
+    pub size_bytes: i64,
+    pub modified_at: Option<String>,
+    pub content_hash: String,
+    pub char_count: i64,
+    pub word_count: i64,
+    pub line_count: i64,
+    pub chunk_count: i64,
+    /// Free user metadata.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    /// Metadata the parser found (front matter, HTML meta, CSV columns...).
+    #[schema(value_type = Object)]
+    pub format_metadata: serde_json::Value,
+    pub ingested_at: String,
+    pub updated_at: String,
+}
+
+/// A chunk ready to store, with its embedding when the model is available.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    pub section_path: Vec<String>,
+    pub text: String,
+    pub content_start: usize,
+    pub doc_start: usize,
+    pub doc_end: usize,
+    pub token_count: usize,
+    pub embedding: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChunkRecord {
+    pub id: i64,
+    pub document_id: String,
+    pub chunk_index: i64,
+    pub section_path: Vec<String>,
+    pub text: String,
+    pub token_count: i64,
+}
+
+/// What a document write changed, for the vector index to follow.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    pub removed_chunk_ids: Vec<i64>,
+    pub added: Vec<(i64, Vec<f32>)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoreStats {
+    pub documents: i64,
+    pub chunks: i64,
+    pub embeddings: i64,
+    pub database_bytes: u64,
+    pub schema_version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IntegrityReport {
+    pub ok: bool,
+    /// Problems found, each a sentence; empty when `ok`.
+    pub problems: Vec<String>,
+    pub documents: i64,
+    pub chunks: i64,
+    pub fts_rows: i64,
+    pub embeddings: i64,
+}
+
+fn configure(conn: &Connection, writer: bool) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+    } else {
+        conn.pragma_update(None, "cache_size", -16384)?;
+    }
+    Ok(())
+}
+
+/// Registers `REGEXP` so filters can use `x REGEXP pattern`; compiled patterns are cached by
+/// SQLite's auxiliary-data mechanism per statement.
+fn register_functions(conn: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re: std::sync::Arc<regex::Regex> = ctx.get_or_create_aux(0, |vr| {
+                regex::Regex::new(vr.as_str()?).map_err(|e| {
+                    rusqlite::Error::UserFunctionError(format!("invalid regex: {e}").into())
+                })
+            })?;
+            let text = match ctx.get_raw(1) {
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                _ => return Ok(false),
+            };
+            Ok(re.is_match(&text))
+        },
+    )?;
+    Ok(())
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::io(format!("cannot create data directory {}", dir.display()), e)
+            })?;
+        }
+        let mut writer = Connection::open(path)?;
+        configure(&writer, true)?;
+        register_functions(&writer)?;
+        schema::migrate(&mut writer)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        configure(&conn, false)?;
+        register_functions(&conn)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open_reader()?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().map_err(|_| poisoned())?;
+        if pool.len() < READER_POOL_SIZE {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in one write transaction and bumps the generation counter that derived data
+    /// (the vector index) compares itself against.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on the writer connection outside a transaction (backup, checkpoint, pragmas).
+    pub fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        f(&mut conn)
+    }
+
+    pub fn generation(&self) -> Result<u64> {
+        self.read(|c| {
+            let v: String =
+                c.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                    r.get(0)
+                })?;
+            v.parse::<u64>()
+                .map_err(|e| Error::Integrity(format!("meta.generation is not a number: {e}")))
+        })
+    }
+
+    /// The content hash stored for `source`, if the document exists.
+    pub fn hash_of_source(&self, source: &str) -> Result<Option<(String, String)>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT id, content_hash FROM documents WHERE source = ?1")?
+                    .query_row([source], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            )
+        })
+    }
+
+    /// Inserts or replaces one document with all its chunks in a single transaction: a crash
+    /// leaves either the old version or the new one, never half of either.
+    pub fn put_document(
+        &self,
+        doc: &DocumentRecord,
+        chunks: &[NewChunk],
+        model: &str,
+    ) -> Result<WriteOutcome> {
+        self.write(|tx| {
+            let mut outcome = WriteOutcome::default();
+            {
+                let mut old = tx.prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")?;
+                outcome.removed_chunk_ids = old
+                    .query_map([&doc.id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+            }
+            delete_fts_rows(tx, &outcome.removed_chunk_ids)?;
+            tx.execute("DELETE FROM chunks WHERE document_id = ?1", [&doc.id])?;
+            tx.prepare_cached(
+                "INSERT INTO documents (id, source, title, extension, mime, doc_type, size_bytes,
+                    modified_at, content_hash, char_count, word_count, line_count, chunk_count,
+                    metadata, format_metadata, ingested_at, updated_at)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)
+                 ON CONFLICT(id) DO UPDATE SET source=excluded.source, title=excluded.title,
+                    extension=excluded.extension, mime=excluded.mime, doc_type=excluded.doc_type,
+                    size_bytes=excluded.size_bytes, modified_at=excluded.modified_at,
+                    content_hash=excluded.content_hash, char_count=excluded.char_count,
+                    word_count=excluded.word_count, line_count=excluded.line_count,
+                    chunk_count=excluded.chunk_count, metadata=excluded.metadata,
+                    format_metadata=excluded.format_metadata, updated_at=excluded.updated_at",
+            )?
+            .execute(params![
+                doc.id,
+                doc.source,
+                doc.title,
+                doc.extension,
+                doc.mime,
+                doc.doc_type,
+                doc.size_bytes,
+                doc.modified_at,
+                doc.content_hash,
+                doc.char_count,
+                doc.word_count,
+                doc.line_count,
+                chunks.len() as i64,
+                doc.metadata.to_string(),
+                doc.format_metadata.to_string(),
+                doc.ingested_at,
+                doc.updated_at,
+            ])?;
+            let mut ins_chunk = tx.prepare_cached(
+                "INSERT INTO chunks (document_id, chunk_index, section_path, text, content_start,
+                    doc_start, doc_end, token_count) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?;
+            let mut ins_fts = tx.prepare_cached(
+                "INSERT INTO chunks_fts (rowid, text, title, section) VALUES (?1,?2,?3,?4)",
+            )?;
+            let mut ins_emb = tx.prepare_cached(
+                "INSERT INTO embeddings (chunk_id, model, vector) VALUES (?1,?2,?3)",
+            )?;
+            for (i, c) in chunks.iter().enumerate() {
+                let section =
+                    serde_json::to_string(&c.section_path).unwrap_or_else(|_| "[]".into());
+                ins_chunk.execute(params![
+                    doc.id,
+                    i as i64,
+                    section,
+                    c.text,
+                    c.content_start as i64,
+                    c.doc_start as i64,
+                    c.doc_end as i64,
+                    c.token_count as i64
+                ])?;
+                let id = tx.last_insert_rowid();
+                ins_fts.execute(params![
+                    id,
+                    c.text,
+                    doc.title.as_deref().unwrap_or(""),
+                    c.section_path.join(" / ")
+                ])?;
+                if let Some(v) = &c.embedding {
+                    ins_emb.execute(params![id, model, vector_to_blob(v)])?;
+                    outcome.added.push((id, v.clone()));
+                }
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Deletes a document; returns the ids of its chunks (for the vector index).
+    pub fn delete_document(&self, id: &str) -> Result<Vec<i64>> {
+        self.write(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            delete_fts_rows(tx, &ids)?;
+            let n = tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("document {id}")));
+            }
+            Ok(ids)
+        })
+    }
+
+    pub fn get_document(&self, id: &str) -> Result<DocumentRecord> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"
+            ))?
+            .query_row([id], document_from_row)
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("document {id}")))
+        })
+    }
+
+    pub fn list_documents(&self, offset: usize, limit: usize) -> Result<Vec<DocumentRecord>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {DOC_COLUMNS} FROM documents ORDER BY source LIMIT ?1 OFFSET ?2"
+            ))?
+            .query_map(params![limit as i64, offset as i64], document_from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    pub fn chunks_of(&self, document_id: &str) -> Result<Vec<ChunkRecord>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, document_id, chunk_index, section_path, text, token_count
+                 FROM chunks WHERE document_id = ?1 ORDER BY chunk_index",
+            )?
+            .query_map([document_id], chunk_from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    pub fn stats(&self) -> Result<StoreStats> {
+        let bytes = ["", "-wal"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{}{s}", self.path.display())).ok())
+            .map(|m| m.len())
+            .sum();
+        self.read(|c| {
+            let count = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+            Ok(StoreStats {
+                documents: count("SELECT count(*) FROM documents")?,
+                chunks: count("SELECT count(*) FROM chunks")?,
+                embeddings: count("SELECT count(*) FROM embeddings")?,
+                database_bytes: bytes,
+                schema_version: count("PRAGMA user_version")?,
+            })
+        })
+    }
+
+    /// Streams every stored embedding of `model` to `f` (for rebuilding the vector index).
+    pub fn for_each_embedding(
+        &self,
+        model: &str,
+        mut f: impl FnMut(i64, Vec<f32>),
+    ) -> Result<usize> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT chunk_id, vector FROM embeddings WHERE model = ?1 ORDER BY chunk_id",
+            )?;
+            let mut rows = stmt.query([model])?;
+            let mut n = 0;
+            while let Some(row) = rows.next()? {
+                let blob: Vec<u8> = row.get(1)?;
+                f(row.get(0)?, blob_to_vector(&blob));
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Chunks that have no embedding of `model` (ingested while the model was unavailable).
+    pub fn chunks_missing_embeddings(
+        &self,
+        model: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT c.id, c.text FROM chunks c LEFT JOIN embeddings e
+                   ON e.chunk_id = c.id AND e.model = ?1
+                 WHERE e.chunk_id IS NULL ORDER BY c.id LIMIT ?2",
+            )?
+            .query_map(params![model, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    pub fn put_embeddings(&self, model: &str, vectors: &[(i64, Vec<f32>)]) -> Result<()> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO embeddings (chunk_id, model, vector) VALUES (?1,?2,?3)",
+            )?;
+            for (id, v) in vectors {
+                stmt.execute(params![id, model, vector_to_blob(v)])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// SQLite's own page-level check plus the FTS index's consistency with the chunk table.
+    pub fn integrity_check(&self) -> Result<IntegrityReport> {
+        self.read(|c| {
+            let mut problems = Vec::new();
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            let lines: Vec<String> = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if lines != ["ok"] {
+                problems.extend(lines.into_iter().take(20).map(|l| format!("sqlite: {l}")));
+            }
+            let count = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+            let documents = count("SELECT count(*) FROM documents")?;
+            let chunks = count("SELECT count(*) FROM chunks")?;
+            let fts_rows = count("SELECT count(*) FROM chunks_fts")?;
+            let embeddings = count("SELECT count(*) FROM embeddings")?;
+            if fts_rows != chunks {
+                problems.push(format!("full-text index has {fts_rows} rows for {chunks} chunks"));
+            }
+            let orphans = count(
+                "SELECT count(*) FROM chunks_fts f LEFT JOIN chunks c ON c.id = f.rowid WHERE c.id IS NULL",
+            )?;
+            if orphans > 0 {
+                problems.push(format!("{orphans} full-text rows point at no chunk"));
+            }
+            let mismatched = count(
+                "SELECT count(*) FROM documents d WHERE d.chunk_count !=
+                   (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)",
+            )?;
+            if mismatched > 0 {
+                problems.push(format!("{mismatched} documents have a wrong chunk count"));
+            }
+            if let Err(e) = c.execute_batch("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')") {
+                problems.push(format!("fts5 integrity-check: {e}"));
+            }
+            Ok(IntegrityReport {
+                ok: problems.is_empty(),
+                problems,
+                documents,
+                chunks,
+                fts_rows,
+                embeddings,
+            })
+        })
+        .or_else(|e| match e {
+            // A damaged file often fails before any query returns: that is a failed check,
+            // not an error of the checker.
+            Error::Database(db) => Ok(IntegrityReport {
+                ok: false,
+                problems: vec![format!("sqlite: {db}")],
+                documents: 0,
+                chunks: 0,
+                fts_rows: 0,
+                embeddings: 0,
+            }),
+            other => Err(other),
+        })
+    }
+
+    /// Rebuilds the FTS index from the chunk table.
+    pub fn rebuild_fts(&self) -> Result<usize> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM chunks_fts", [])?;
+            let n = tx.execute(
+                "INSERT INTO chunks_fts (rowid, text, title, section)
+                 SELECT c.id, c.text, coalesce(d.title, ''),
+                        coalesce((SELECT group_concat(value, ' / ') FROM json_each(c.section_path)), '')
+                 FROM chunks c JOIN documents d ON d.id = c.document_id",
+                [],
+            )?;
+            tx.execute(
+                "UPDATE documents SET chunk_count = (SELECT count(*) FROM chunks c WHERE c.document_id = documents.id)",
+                [],
+            )?;
+            Ok(n)
+        })
+    }
+
+    /// Moves the WAL into the main file (on shutdown and before backups).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.with_writer(|c| {
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")?;
+            Ok(())
+        })
+    }
+
+    /// Drops pooled readers (after a restore swapped the file underneath them).
+    pub fn reset_readers(&self) -> Result<()> {
+        self.readers.lock().map_err(|_| poisoned())?.clear();
+        Ok(())
+    }
+}
+
+fn delete_fts_rows(tx: &Transaction, ids: &[i64]) -> Result<()> {
+    let mut stmt = tx.prepare_cached("DELETE FROM chunks_fts WHERE rowid = ?1")?;
+    for id in ids {
+        stmt.execute([id])?;
+    }
+    Ok(())
+}
+
+fn poisoned() -> Error {
+    Error::Internal("a database connection lock was poisoned by a panic".into())
+}
+
+pub const DOC_COLUMNS: &str = "id, source, title, extension, mime, doc_type, size_bytes, modified_at, content_hash,
+    char_count, word_count, line_count, chunk_count, metadata, format_metadata, ingested_at, updated_at";
+
+pub fn document_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentRecord> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let s: String = r.get(i)?;
+        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+    };
+    Ok(DocumentRecord {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        title: r.get(2)?,
+        extension: r.get(3)?,
+        mime: r.get(4)?,
+        doc_type: r.get(5)?,
+        size_bytes: r.get(6)?,
+        modified_at: r.get(7)?,
+        content_hash: r.get(8)?,
+        char_count: r.get(9)?,
+        word_count: r.get(10)?,
+        line_count: r.get(11)?,
+        chunk_count: r.get(12)?,
+        metadata: json(13)?,
+        format_metadata: json(14)?,
+        ingested_at: r.get(15)?,
+        updated_at: r.get(16)?,
+    })
+}
+
+fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRecord> {
+    let section: String = r.get(3)?;
+    Ok(ChunkRecord {
+        id: r.get(0)?,
+        document_id: r.get(1)?,
+        chunk_index: r.get(2)?,
+        section_path: serde_json::from_str(&section).unwrap_or_default(),
+        text: r.get(4)?,
+        token_count: r.get(5)?,
+    })
+}
+
+pub fn vector_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn blob_to_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! Versioned schema migrations. Each entry runs once, in its own transaction, and bumps
+//! `PRAGMA user_version`; a database newer than this engine is refused rather than guessed at.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: documents, chunks, embeddings, FTS5 and a generation counter for derived data.
+    r#"
+    CREATE TABLE documents (
+        id             TEXT PRIMARY KEY,
+        source         TEXT NOT NULL UNIQUE,
+        title          TEXT,
+        extension      TEXT,
+        mime           TEXT,
+        doc_type       TEXT NOT NULL,
+        size_bytes     INTEGER NOT NULL,
+        modified_at    TEXT,
+        content_hash   TEXT NOT NULL,
+        char_count     INTEGER NOT NULL,
+        word_count     INTEGER NOT NULL,
+        line_count     INTEGER NOT NULL,
+        chunk_count    INTEGER NOT NULL,
+        metadata       TEXT NOT NULL DEFAULT '{}',
+        format_metadata TEXT NOT NULL DEFAULT '{}',
+        ingested_at    TEXT NOT NULL,
+        updated_at     TEXT NOT NULL
+    );
+    CREATE TABLE chunks (
+        id            INTEGER PRIMARY KEY,
+        document_id   TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        chunk_index   INTEGER NOT NULL,
+        section_path  TEXT NOT NULL DEFAULT '[]',
+        text          TEXT NOT NULL,
+        content_start INTEGER NOT NULL,
+        doc_start     INTEGER NOT NULL,
+        doc_end       INTEGER NOT NULL,
+        token_count   INTEGER NOT NULL,
+        UNIQUE (document_id, chunk_index)
+    );
+    CREATE TABLE embeddings (
+        chunk_id  INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+        model     TEXT NOT NULL,
+        vector    BLOB NOT NULL
+    );
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        text, title, section, tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('generation', '0');
+    CREATE INDEX documents_doc_type ON documents(doc_type);
+    CREATE INDEX documents_extension ON documents(extension);
+    "#,
+];
+
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > latest_version() {
+        return Err(Error::Conflict(format!(
+            "the database has schema version {current}, newer than this engine's {}; upgrade instant-db",
+            latest_version()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i64 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(())
+}

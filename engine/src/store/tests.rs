@@ -1,0 +1,128 @@
+use super::*;
+
+pub(crate) fn doc(id: &str, source: &str) -> DocumentRecord {
+    DocumentRecord {
+        id: id.into(),
+        source: source.into(),
+        title: Some("Title".into()),
+        extension: Some("txt".into()),
+        mime: Some("text/plain".into()),
+        doc_type: "other".into(),
+        size_bytes: 10,
+        modified_at: None,
+        content_hash: "h1".into(),
+        char_count: 10,
+        word_count: 2,
+        line_count: 1,
+        chunk_count: 0,
+        metadata: serde_json::json!({"team": "core"}),
+        format_metadata: serde_json::json!({}),
+        ingested_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn chunk(text: &str) -> NewChunk {
+    NewChunk {
+        section_path: vec!["Intro".into()],
+        text: text.into(),
+        content_start: 0,
+        doc_start: 0,
+        doc_end: text.len(),
+        token_count: 3,
+        embedding: Some(vec![1.0, 0.0]),
+    }
+}
+
+#[test]
+fn put_replaces_old_chunks_and_keeps_fts_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    let d = doc("d1", "/a.txt");
+    let first = store
+        .put_document(&d, &[chunk("alpha one"), chunk("alpha two")], "m")
+        .unwrap();
+    assert_eq!(first.added.len(), 2);
+    let second = store.put_document(&d, &[chunk("beta")], "m").unwrap();
+    assert_eq!(second.removed_chunk_ids.len(), 2);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.documents, stats.chunks, stats.embeddings), (1, 1, 1));
+    let report = store.integrity_check().unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+    assert_eq!(store.get_document("d1").unwrap().chunk_count, 1);
+}
+
+#[test]
+fn a_failed_document_write_leaves_the_previous_version_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    let d = doc("d1", "/a.txt");
+    store.put_document(&d, &[chunk("old text")], "m").unwrap();
+    // A second document claiming the same source violates UNIQUE(source) midway through
+    // the transaction, after its chunks were already inserted.
+    let clash = doc("d2", "/a.txt");
+    assert!(
+        store
+            .put_document(&clash, &[chunk("new text")], "m")
+            .is_err()
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.documents, stats.chunks), (1, 1));
+    assert_eq!(store.chunks_of("d1").unwrap()[0].text, "old text");
+    assert!(store.integrity_check().unwrap().ok);
+}
+
+#[test]
+fn delete_removes_chunks_embeddings_and_fts_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    store
+        .put_document(&doc("d1", "/a.txt"), &[chunk("gone soon")], "m")
+        .unwrap();
+    let ids = store.delete_document("d1").unwrap();
+    assert_eq!(ids.len(), 1);
+    let r = store.integrity_check().unwrap();
+    assert!(r.ok && r.fts_rows == 0 && r.embeddings == 0, "{r:?}");
+    assert!(matches!(
+        store.delete_document("d1"),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn fts_drift_is_reported_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    store
+        .put_document(&doc("d1", "/a.txt"), &[chunk("some words")], "m")
+        .unwrap();
+    store
+        .with_writer(|c| Ok(c.execute("DELETE FROM chunks_fts", [])?))
+        .unwrap();
+    let r = store.integrity_check().unwrap();
+    assert!(!r.ok);
+    assert!(
+        r.problems.iter().any(|p| p.contains("full-text")),
+        "{:?}",
+        r.problems
+    );
+    store.rebuild_fts().unwrap();
+    assert!(store.integrity_check().unwrap().ok);
+}
+
+#[test]
+fn generation_increases_with_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    let g0 = store.generation().unwrap();
+    store
+        .put_document(&doc("d1", "/a.txt"), &[chunk("x")], "m")
+        .unwrap();
+    assert!(store.generation().unwrap() > g0);
+}
+
+#[test]
+fn vectors_round_trip_through_blobs() {
+    let v = vec![0.5f32, -1.25, 3.0];
+    assert_eq!(blob_to_vector(&vector_to_blob(&v)), v);
+}
