@@ -6,6 +6,8 @@ pub mod assets;
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod filter;
+pub mod index;
 pub mod parse;
 pub mod store;
 
