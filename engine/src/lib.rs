@@ -9,6 +9,7 @@ pub mod error;
 pub mod filter;
 pub mod index;
 pub mod parse;
+pub mod search;
 pub mod store;
 
 pub use error::{Error, Result};
