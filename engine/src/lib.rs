@@ -3,7 +3,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
+pub mod chunk;
 pub mod config;
+pub mod doctype;
 pub mod embed;
 pub mod error;
 pub mod filter;
