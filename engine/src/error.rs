@@ -23,6 +23,8 @@ pub enum Error {
     TooManyRequests(String),
     #[error("missing or invalid admin token")]
     Unauthorized,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("conflict: {0}")]
     Conflict(String),
     /// The embedding model or ONNX Runtime could not be loaded or used.
@@ -70,6 +72,7 @@ impl Error {
             Error::TooLarge(_) => "payload_too_large",
             Error::TooManyRequests(_) => "too_many_requests",
             Error::Unauthorized => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
             Error::ModelUnavailable(_) => "model_unavailable",
             Error::AssetsMissing(_) => "assets_missing",
@@ -91,6 +94,7 @@ impl Error {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::ModelUnavailable(_)
             | Error::AssetsMissing(_)

@@ -118,22 +118,38 @@ fn parse_one(term: &str) -> Result<Condition> {
         && !field.is_empty()
         && field.chars().all(valid_field_char)
     {
-        return Ok(Condition { field: field.into(), op: Op::NotExists, value: None });
+        return Ok(Condition {
+            field: field.into(),
+            op: Op::NotExists,
+            value: None,
+        });
     }
-    let field_end = term.find(|c: char| !valid_field_char(c)).unwrap_or(term.len());
+    let field_end = term
+        .find(|c: char| !valid_field_char(c))
+        .unwrap_or(term.len());
     let field = &term[..field_end];
     if field.is_empty() {
-        return Err(bad("it must start with a field name (letters, digits, `_`, `.`, `-`)".into()));
+        return Err(bad(
+            "it must start with a field name (letters, digits, `_`, `.`, `-`)".into(),
+        ));
     }
     let rest = &term[field_end..];
     if rest.is_empty() {
-        return Ok(Condition { field: field.into(), op: Op::Exists, value: None });
+        return Ok(Condition {
+            field: field.into(),
+            op: Op::Exists,
+            value: None,
+        });
     }
     let (sym, mut op) = SHORT_OPS
         .iter()
         .find(|(sym, _)| rest.starts_with(sym))
         .copied()
-        .ok_or_else(|| bad(format!("unknown operator at `{rest}`; use one of : = != ~ !~ ^ $ > < >= <=")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "unknown operator at `{rest}`; use one of : = != ~ !~ ^ $ > < >= <="
+            ))
+        })?;
     let raw = rest[sym.len()..].trim();
     if raw.is_empty() {
         return Err(bad(format!("no value after `{sym}`")));
@@ -159,7 +175,11 @@ fn parse_one(term: &str) -> Result<Condition> {
     } else {
         typed_value(raw)
     };
-    let cond = Condition { field: field.into(), op, value: Some(value) };
+    let cond = Condition {
+        field: field.into(),
+        op,
+        value: Some(value),
+    };
     validate(&cond)?;
     Ok(cond)
 }
@@ -220,13 +240,24 @@ impl FilterInput {
                     match v {
                         Value::Object(ops) => {
                             for (op, value) in ops {
-                                let op: Op = serde_json::from_value(Value::String(op.clone())).map_err(|_| {
-                                    Error::InvalidInput(format!("invalid filter on `{field}`: unknown operator `{op}`"))
-                                })?;
-                                out.push(Condition { field: field.clone(), op, value: Some(value.clone()) });
+                                let op: Op = serde_json::from_value(Value::String(op.clone()))
+                                    .map_err(|_| {
+                                        Error::InvalidInput(format!(
+                                            "invalid filter on `{field}`: unknown operator `{op}`"
+                                        ))
+                                    })?;
+                                out.push(Condition {
+                                    field: field.clone(),
+                                    op,
+                                    value: Some(value.clone()),
+                                });
                             }
                         }
-                        other => out.push(Condition { field: field.clone(), op: Op::Eq, value: Some(other.clone()) }),
+                        other => out.push(Condition {
+                            field: field.clone(),
+                            op: Op::Eq,
+                            value: Some(other.clone()),
+                        }),
                     }
                 }
                 out
@@ -240,7 +271,12 @@ impl FilterInput {
 }
 
 fn validate(c: &Condition) -> Result<()> {
-    let bad = |msg: &str| Err(Error::InvalidInput(format!("invalid filter on `{}`: {msg}", c.field)));
+    let bad = |msg: &str| {
+        Err(Error::InvalidInput(format!(
+            "invalid filter on `{}`: {msg}",
+            c.field
+        )))
+    };
     if c.field.is_empty() || !c.field.chars().all(valid_field_char) {
         return bad("field names may only contain letters, digits, `_`, `.` and `-`");
     }
@@ -248,7 +284,9 @@ fn validate(c: &Condition) -> Result<()> {
         (Op::Exists | Op::NotExists, _) => Ok(()),
         (_, None | Some(Value::Null)) => bad("this operator needs a value"),
         (Op::In | Op::NotIn, Some(Value::Array(a))) if !a.is_empty() => {
-            if a.iter().all(|v| v.is_string() || v.is_number() || v.is_boolean()) {
+            if a.iter()
+                .all(|v| v.is_string() || v.is_number() || v.is_boolean())
+            {
                 Ok(())
             } else {
                 bad("list items must be strings, numbers or booleans")
@@ -267,7 +305,9 @@ fn validate(c: &Condition) -> Result<()> {
         {
             bad("this operator needs a string")
         }
-        (_, Some(Value::Object(_) | Value::Array(_))) => bad("the value must be a string, number or boolean"),
+        (_, Some(Value::Object(_) | Value::Array(_))) => {
+            bad("the value must be a string, number or boolean")
+        }
         _ => Ok(()),
     }
 }
@@ -301,7 +341,10 @@ struct FieldRef {
 
 fn field_ref(field: &str) -> FieldRef {
     if let Some((_, col)) = DOC_COLUMNS.iter().find(|(name, _)| *name == field) {
-        return FieldRef { expr: (*col).to_string(), json: None };
+        return FieldRef {
+            expr: (*col).to_string(),
+            json: None,
+        };
     }
     if field == "section" {
         return FieldRef {
@@ -319,7 +362,9 @@ fn field_ref(field: &str) -> FieldRef {
     }
     let p = json_path(field);
     FieldRef {
-        expr: format!("coalesce(json_extract(d.metadata, '{p}'), json_extract(d.format_metadata, '{p}'))"),
+        expr: format!(
+            "coalesce(json_extract(d.metadata, '{p}'), json_extract(d.format_metadata, '{p}'))"
+        ),
         json: Some(("d.metadata".into(), p)),
     }
 }
@@ -338,7 +383,9 @@ fn sql_value(v: &Value) -> SqlValue {
 }
 
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn text_of(v: &Value) -> String {
@@ -405,7 +452,14 @@ pub fn to_sql(conds: &[Condition]) -> (String, Vec<SqlValue>) {
             }
         })
         .collect();
-    (parts.iter().map(|s| format!("({s})")).collect::<Vec<_>>().join(" AND "), params)
+    (
+        parts
+            .iter()
+            .map(|s| format!("({s})"))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        params,
+    )
 }
 
 #[cfg(test)]
@@ -421,9 +475,23 @@ mod tests {
 
     #[test]
     fn two_character_operators_are_not_split() {
-        assert_eq!(one("size>=100"), Condition { field: "size".into(), op: Op::Ge, value: Some(json!(100)) });
+        assert_eq!(
+            one("size>=100"),
+            Condition {
+                field: "size".into(),
+                op: Op::Ge,
+                value: Some(json!(100))
+            }
+        );
         assert_eq!(one("size<=2.5").op, Op::Le);
-        assert_eq!(one("type!=faq"), Condition { field: "type".into(), op: Op::Ne, value: Some(json!("faq")) });
+        assert_eq!(
+            one("type!=faq"),
+            Condition {
+                field: "type".into(),
+                op: Op::Ne,
+                value: Some(json!("faq"))
+            }
+        );
         assert_eq!(one("title!~draft").op, Op::NotContains);
         assert_eq!(one("size>7").op, Op::Gt);
         assert_eq!(one("size<7").op, Op::Lt);
@@ -455,7 +523,10 @@ mod tests {
         assert_eq!(one("b=true").value, Some(json!(true)));
         assert_eq!(one("s=\"3\"").value, Some(json!("3")));
         assert_eq!(one("tags=[a, 2]").value, Some(json!(["a", 2])));
-        assert_eq!(one("modified_at>=2026-01-01").value, Some(json!("2026-01-01")));
+        assert_eq!(
+            one("modified_at>=2026-01-01").value,
+            Some(json!("2026-01-01"))
+        );
     }
 
     #[test]
@@ -481,8 +552,12 @@ mod tests {
 
     #[test]
     fn json_forms_are_equivalent_to_short_syntax() {
-        let list: FilterInput = serde_json::from_value(json!([{"field": "size", "op": "ge", "value": 100}, "type=faq"])).unwrap();
-        let obj: FilterInput = serde_json::from_value(json!({"size": {"ge": 100}, "type": "faq"})).unwrap();
+        let list: FilterInput = serde_json::from_value(
+            json!([{"field": "size", "op": "ge", "value": 100}, "type=faq"]),
+        )
+        .unwrap();
+        let obj: FilterInput =
+            serde_json::from_value(json!({"size": {"ge": 100}, "type": "faq"})).unwrap();
         let short: FilterInput = serde_json::from_value(json!("size>=100; type=faq")).unwrap();
         let mut a = list.conditions().unwrap();
         let mut b = obj.conditions().unwrap();
@@ -498,15 +573,23 @@ mod tests {
     fn json_with_unknown_operator_or_missing_value_is_rejected() {
         let bad: FilterInput = serde_json::from_value(json!({"size": {"bigger": 1}})).unwrap();
         assert!(bad.conditions().unwrap_err().to_string().contains("bigger"));
-        let bad: FilterInput = serde_json::from_value(json!([{"field": "size", "op": "gt"}])).unwrap();
-        assert!(bad.conditions().unwrap_err().to_string().contains("needs a value"));
-        let bad: FilterInput = serde_json::from_value(json!([{"field": "x'; drop", "op": "exists"}])).unwrap();
+        let bad: FilterInput =
+            serde_json::from_value(json!([{"field": "size", "op": "gt"}])).unwrap();
+        assert!(
+            bad.conditions()
+                .unwrap_err()
+                .to_string()
+                .contains("needs a value")
+        );
+        let bad: FilterInput =
+            serde_json::from_value(json!([{"field": "x'; drop", "op": "exists"}])).unwrap();
         assert!(bad.conditions().is_err());
     }
 
     #[test]
     fn sql_uses_parameters_for_every_value() {
-        let (sql, params) = to_sql(&parse_short("title~it's; metadata.team=core; size>=10").unwrap());
+        let (sql, params) =
+            to_sql(&parse_short("title~it's; metadata.team=core; size>=10").unwrap());
         assert!(!sql.contains("it's") && !sql.contains("core"), "{sql}");
         assert_eq!(params.len(), 3);
     }

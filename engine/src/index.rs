@@ -63,7 +63,13 @@ pub struct IndexStats {
 }
 
 fn new_graph(cfg: &IndexConfig, capacity: usize) -> Graph {
-    Hnsw::new(cfg.m, capacity.max(1024), MAX_LAYERS, cfg.ef_construction, DistDot)
+    Hnsw::new(
+        cfg.m,
+        capacity.max(1024),
+        MAX_LAYERS,
+        cfg.ef_construction,
+        DistDot,
+    )
 }
 
 impl VectorIndex {
@@ -139,8 +145,14 @@ impl VectorIndex {
             s.vectors.extend_from_slice(v);
             s.slot_of.insert(*id, slot);
         }
-        let batch: Vec<(&[f32], usize)> = items.iter().map(|(id, v)| (v.as_slice(), *id as usize)).collect();
-        if !batch.iter().any(|(_, id)| s.tombstones.contains(&(*id as i64))) {
+        let batch: Vec<(&[f32], usize)> = items
+            .iter()
+            .map(|(id, v)| (v.as_slice(), *id as usize))
+            .collect();
+        if !batch
+            .iter()
+            .any(|(_, id)| s.tombstones.contains(&(*id as i64)))
+        {
             if batch.len() > 64 {
                 s.graph.parallel_insert_slice(&batch);
             } else {
@@ -194,7 +206,12 @@ impl VectorIndex {
 
     /// Top `k` (chunk id, similarity) by dot product, best first. `allowed` restricts the
     /// candidates (a metadata filter evaluated beforehand), inside the search, not after it.
-    pub fn search(&self, query: &[f32], k: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&HashSet<i64>>,
+    ) -> Result<Vec<(i64, f32)>> {
         self.check_dims(query)?;
         let s = self.state.read().map_err(|_| poisoned())?;
         if k == 0 || s.ids.is_empty() {
@@ -221,7 +238,14 @@ impl VectorIndex {
         Ok(self.graph_search(&s, query, k, ef, None))
     }
 
-    fn graph_search(&self, s: &State, query: &[f32], k: usize, ef: usize, allowed: Option<&HashSet<i64>>) -> Vec<(i64, f32)> {
+    fn graph_search(
+        &self,
+        s: &State,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: Option<&HashSet<i64>>,
+    ) -> Vec<(i64, f32)> {
         let ef = ef.max(k);
         let hits = if s.tombstones.is_empty() && allowed.is_none() {
             s.graph.search(query, k, ef)
@@ -239,7 +263,15 @@ impl VectorIndex {
 
     /// Loads the dumped graph when it matches `generation`, else returns `None`.
     /// The vectors themselves always come from SQLite (`add_loaded`).
-    pub fn load(dir: &Path, generation: u64, dimensions: usize, model: &str, cfg: &IndexConfig, exact_below: usize, vectors: Vec<(i64, Vec<f32>)>) -> Result<(VectorIndex, bool)> {
+    pub fn load(
+        dir: &Path,
+        generation: u64,
+        dimensions: usize,
+        model: &str,
+        cfg: &IndexConfig,
+        exact_below: usize,
+        vectors: Vec<(i64, Vec<f32>)>,
+    ) -> Result<(VectorIndex, bool)> {
         let index = VectorIndex::new(dimensions, model, cfg, exact_below);
         let fresh = match read_meta(dir) {
             Some(meta)
@@ -297,8 +329,10 @@ impl VectorIndex {
             graph_ids: s.graph_size,
             tombstones: s.tombstones.iter().copied().collect(),
         };
-        let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(tmp.path().join("meta.json"), meta_json).map_err(|e| Error::io("write index meta", e))?;
+        let meta_json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(tmp.path().join("meta.json"), meta_json)
+            .map_err(|e| Error::io("write index meta", e))?;
         let old = parent.join(format!(".index-old-{}", std::process::id()));
         if dir.exists() {
             std::fs::rename(dir, &old).map_err(|e| Error::io("replace index", e))?;
@@ -312,7 +346,12 @@ impl VectorIndex {
     /// Files of the persisted index, for backups.
     pub fn files(dir: &Path) -> Vec<PathBuf> {
         std::fs::read_dir(dir)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -328,7 +367,9 @@ fn fill<'a>(s: &mut State, vectors: impl Iterator<Item = &'a (i64, Vec<f32>)>) {
 
 /// Removes a live vector by moving the last slot into its place.
 fn remove_slot(s: &mut State, id: i64) {
-    let Some(slot) = s.slot_of.remove(&id) else { return };
+    let Some(slot) = s.slot_of.remove(&id) else {
+        return;
+    };
     let dims = s.vectors.len() / s.ids.len().max(1);
     let last = s.ids.len() - 1;
     if slot != last {
@@ -342,11 +383,21 @@ fn remove_slot(s: &mut State, id: i64) {
     s.vectors.truncate(last * dims);
 }
 
-fn exact(s: &State, dims: usize, query: &[f32], k: usize, allowed: Option<&HashSet<i64>>) -> Vec<(i64, f32)> {
+fn exact(
+    s: &State,
+    dims: usize,
+    query: &[f32],
+    k: usize,
+    allowed: Option<&HashSet<i64>>,
+) -> Vec<(i64, f32)> {
     let mut scored: Vec<(i64, f32)> = match allowed {
         Some(a) => a
             .iter()
-            .filter_map(|id| s.slot_of.get(id).map(|&slot| (*id, dot(&s.vectors[slot * dims..(slot + 1) * dims], query))))
+            .filter_map(|id| {
+                s.slot_of
+                    .get(id)
+                    .map(|&slot| (*id, dot(&s.vectors[slot * dims..(slot + 1) * dims], query)))
+            })
             .collect(),
         None => s
             .ids
@@ -384,7 +435,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn read_meta(dir: &Path) -> Option<IndexMeta> {
     let bytes = std::fs::read(dir.join("meta.json")).ok()?;
-    serde_json::from_slice::<IndexMeta>(&bytes).ok().filter(|m| m.format == 1)
+    serde_json::from_slice::<IndexMeta>(&bytes)
+        .ok()
+        .filter(|m| m.format == 1)
 }
 
 fn load_graph(dir: &Path) -> std::result::Result<Graph, String> {

@@ -4,14 +4,22 @@
 
 pub mod assets;
 pub mod chunk;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod doctype;
 pub mod embed;
+pub mod engine;
 pub mod error;
 pub mod filter;
+pub mod health;
 pub mod index;
+pub mod ingest;
+pub mod logging;
+pub mod maintenance;
 pub mod parse;
 pub mod search;
+pub mod server;
 pub mod store;
 
 pub use error::{Error, Result};

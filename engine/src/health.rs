@@ -1,0 +1,250 @@
+//! Health: a background task samples every component at an interval and publishes one immutable
+//! snapshot; probes read the snapshot (an `Arc` clone), so they never wait on I/O.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ComponentHealth {
+    pub status: Status,
+    /// How long the check took.
+    pub response_time_ms: f64,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IntegrityStatus {
+    pub ok: bool,
+    pub checked_at: String,
+    pub duration_ms: f64,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthReport {
+    pub status: Status,
+    pub ready: bool,
+    /// Why the engine is not healthy or not ready; empty when it is both.
+    pub reasons: Vec<String>,
+    pub version: String,
+    pub checked_at: String,
+    pub uptime_seconds: f64,
+    pub document_count: i64,
+    pub chunk_count: i64,
+    pub last_integrity_check: Option<IntegrityStatus>,
+    pub components: BTreeMap<String, ComponentHealth>,
+}
+
+/// Extra components supplied by other subsystems (system resources, circuit breakers).
+pub type ComponentSource = Box<dyn Fn() -> (String, ComponentHealth) + Send + Sync>;
+
+pub struct HealthMonitor {
+    snapshot: RwLock<Arc<HealthReport>>,
+    integrity: RwLock<Option<IntegrityStatus>>,
+    started: Instant,
+    sources: RwLock<Vec<ComponentSource>>,
+}
+
+impl Default for HealthMonitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthMonitor {
+    pub fn new() -> HealthMonitor {
+        HealthMonitor {
+            snapshot: RwLock::new(Arc::new(HealthReport {
+                status: Status::Unhealthy,
+                ready: false,
+                reasons: vec!["starting: no health sample yet".into()],
+                version: env!("CARGO_PKG_VERSION").into(),
+                checked_at: now(),
+                uptime_seconds: 0.0,
+                document_count: 0,
+                chunk_count: 0,
+                last_integrity_check: None,
+                components: BTreeMap::new(),
+            })),
+            integrity: RwLock::new(None),
+            started: Instant::now(),
+            sources: RwLock::new(vec![]),
+        }
+    }
+
+    pub fn add_source(&self, source: ComponentSource) {
+        if let Ok(mut s) = self.sources.write() {
+            s.push(source);
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<HealthReport> {
+        match self.snapshot.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn record_integrity(&self, status: IntegrityStatus) {
+        if let Ok(mut i) = self.integrity.write() {
+            *i = Some(status);
+        }
+    }
+
+    pub fn last_integrity(&self) -> Option<IntegrityStatus> {
+        self.integrity.read().ok().and_then(|i| i.clone())
+    }
+
+    /// Samples every component and publishes a new snapshot (blocking: run it off async threads).
+    pub fn refresh(&self, engine: &Engine) -> Arc<HealthReport> {
+        let mut components = BTreeMap::new();
+        let mut reasons = vec![];
+        let mut ready = true;
+
+        let t = Instant::now();
+        let (db_status, docs, chunks, db_details) = match engine.store.stats() {
+            Ok(s) => (
+                Status::Healthy,
+                s.documents,
+                s.chunks,
+                serde_json::json!({
+                    "path": engine.store.path(), "schema_version": s.schema_version, "bytes": s.database_bytes,
+                }),
+            ),
+            Err(e) => {
+                ready = false;
+                reasons.push(format!("database: {e}"));
+                (
+                    Status::Unhealthy,
+                    0,
+                    0,
+                    serde_json::json!({"error": e.to_string()}),
+                )
+            }
+        };
+        components.insert(
+            "database".into(),
+            ComponentHealth {
+                status: db_status,
+                response_time_ms: ms(t),
+                details: db_details,
+            },
+        );
+
+        let t = Instant::now();
+        let idx = engine.index().stats();
+        components.insert(
+            "vector_index".into(),
+            ComponentHealth {
+                status: Status::Healthy,
+                response_time_ms: ms(t),
+                details: serde_json::to_value(&idx).unwrap_or_default(),
+            },
+        );
+
+        let t = Instant::now();
+        let model = match engine.embedder() {
+            Some(e) => ComponentHealth {
+                status: Status::Healthy,
+                response_time_ms: ms(t),
+                details: serde_json::json!({"model": e.model_name(), "dimensions": e.dimensions()}),
+            },
+            None => {
+                let why = engine.model_error().unwrap_or("not loaded").to_string();
+                reasons.push(format!(
+                    "embedding model unavailable, keyword search only: {why}"
+                ));
+                ComponentHealth {
+                    status: Status::Degraded,
+                    response_time_ms: ms(t),
+                    details: serde_json::json!({"error": why}),
+                }
+            }
+        };
+        components.insert("embedding_model".into(), model);
+
+        let integrity = self.last_integrity();
+        if let Some(i) = &integrity
+            && !i.ok
+        {
+            ready = false;
+            reasons.push(format!(
+                "integrity check failed at {}: {}",
+                i.checked_at,
+                i.problems.join("; ")
+            ));
+        }
+        components.insert(
+            "integrity".into(),
+            ComponentHealth {
+                status: match &integrity {
+                    Some(i) if !i.ok => Status::Unhealthy,
+                    _ => Status::Healthy,
+                },
+                response_time_ms: 0.0,
+                details: serde_json::to_value(&integrity).unwrap_or_default(),
+            },
+        );
+
+        if let Ok(sources) = self.sources.read() {
+            for source in sources.iter() {
+                let (name, c) = source();
+                match c.status {
+                    Status::Unhealthy => {
+                        ready = false;
+                        reasons.push(format!("{name}: unhealthy ({})", c.details));
+                    }
+                    Status::Degraded => reasons.push(format!("{name}: degraded ({})", c.details)),
+                    Status::Healthy => {}
+                }
+                components.insert(name, c);
+            }
+        }
+
+        let status = if !ready {
+            Status::Unhealthy
+        } else if components.values().any(|c| c.status != Status::Healthy) {
+            Status::Degraded
+        } else {
+            Status::Healthy
+        };
+        let report = Arc::new(HealthReport {
+            status,
+            ready,
+            reasons,
+            version: env!("CARGO_PKG_VERSION").into(),
+            checked_at: now(),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            document_count: docs,
+            chunk_count: chunks,
+            last_integrity_check: integrity,
+            components,
+        });
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = report.clone();
+        }
+        report
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

@@ -1,0 +1,557 @@
+//! Ingest: walk files, parse, chunk, embed, store.
+//!
+//! Three stages run at once on bounded channels, so parsing and writing overlap with embedding
+//! (which dominates): a preparer thread reads, hashes, parses and chunks; an embedder thread
+//! batches chunks across documents; the calling thread writes each document in one transaction
+//! and updates the vector index. Memory stays flat: at most a few documents are in flight.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::chunk::{ChunkConfig, chunk_document};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::store::{DocumentRecord, NewChunk};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct IngestOptions {
+    /// Descend into subdirectories (default true).
+    pub recursive: Option<bool>,
+    /// Extra glob patterns to skip, on top of `ingest.exclude`.
+    pub exclude: Vec<String>,
+    /// User metadata attached to every ingested document.
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// One input document, already in memory (API text documents and uploads).
+#[derive(Debug, Clone)]
+pub struct SourceDoc {
+    /// Stable identity: a path, or `api:<name>` for text sent over HTTP.
+    pub source: String,
+    /// Name whose extension picks the parser.
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub modified_at: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOutcome {
+    Added,
+    Updated,
+    Unchanged,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileReport {
+    pub source: String,
+    pub outcome: FileOutcome,
+    pub document_id: Option<String>,
+    pub chunks: usize,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IngestReport {
+    pub files_seen: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub chunks: usize,
+    pub embedded_chunks: usize,
+    pub seconds: f64,
+    pub documents_per_second: f64,
+    pub chunks_per_second: f64,
+    /// Set when chunks were stored without vectors because the model is unavailable.
+    pub degraded: Option<String>,
+    /// Per-file outcomes other than `unchanged` and `added`/`updated` (problems only).
+    pub problems: Vec<FileReport>,
+    /// Every file's outcome, when the caller asked for details.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileReport>,
+}
+
+/// Progress notifications for a bar or a log.
+pub trait Progress: Sync {
+    fn start(&self, _total: usize) {}
+    fn file_done(&self, _report: &FileReport) {}
+    fn finish(&self) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Files found under the given paths, in a stable order, with problems met on the way.
+pub struct Walk {
+    pub files: Vec<PathBuf>,
+    pub problems: Vec<FileReport>,
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with('.') && n != "." && n != "..")
+}
+
+fn skip(path: &Path, reason: String, outcome: FileOutcome) -> FileReport {
+    FileReport {
+        source: path.display().to_string(),
+        outcome,
+        document_id: None,
+        chunks: 0,
+        reason: Some(reason),
+    }
+}
+
+pub fn build_globset(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(
+            Glob::new(p)
+                .map_err(|e| Error::InvalidInput(format!("invalid exclude pattern `{p}`: {e}")))?,
+        );
+    }
+    b.build()
+        .map_err(|e| Error::InvalidInput(format!("invalid exclude patterns: {e}")))
+}
+
+/// Walks `paths`: named files are taken as they are (even hidden ones); directories are walked
+/// (recursively unless told otherwise), skipping hidden entries, excluded globs, unsupported
+/// extensions and files over the size limit. Symlink loops are reported, not followed.
+pub fn walk(engine: &Engine, paths: &[PathBuf], opts: &IngestOptions) -> Result<Walk> {
+    let cfg = &engine.config.ingest;
+    let mut patterns = cfg.exclude.clone();
+    patterns.extend(opts.exclude.iter().cloned());
+    let excluded = build_globset(&patterns)?;
+    let recursive = opts.recursive.unwrap_or(true);
+    let mut files = vec![];
+    let mut problems = vec![];
+    for root in paths {
+        let meta = std::fs::metadata(root)
+            .map_err(|e| Error::InvalidInput(format!("cannot read {}: {e}", root.display())))?;
+        if meta.is_file() {
+            files.push(root.clone());
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(cfg.follow_symlinks)
+            .max_depth(if recursive { usize::MAX } else { 1 })
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
+        for entry in walker {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                    let reason = if e.loop_ancestor().is_some() {
+                        "symbolic link loop; not followed".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    problems.push(skip(&path, reason, FileOutcome::Skipped));
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let path = entry.path();
+            if excluded.is_match(path) {
+                continue;
+            }
+            if engine.parsers.for_path(path).is_none() {
+                continue;
+            }
+            files.push(path.to_path_buf());
+        }
+    }
+    Ok(Walk { files, problems })
+}
+
+/// A document parsed and chunked, waiting for vectors.
+struct Prepared {
+    record: DocumentRecord,
+    chunks: Vec<NewChunk>,
+    existed: bool,
+}
+
+enum Work {
+    Doc(Box<Prepared>),
+    Done(FileReport),
+}
+
+pub fn document_id(source: &str) -> String {
+    hex::encode(&Sha256::digest(source.as_bytes())[..8])
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Reads, hashes, parses and chunks one document; `None` means unchanged since last time.
+fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<Option<Prepared>> {
+    let hash = hex::encode(Sha256::digest(&src.bytes));
+    let previous = engine.store.hash_of_source(&src.source)?;
+    let metadata = src
+        .metadata
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some((id, old_hash)) = &previous
+        && *old_hash == hash
+    {
+        // Same content: only user metadata may have changed.
+        if src.metadata.is_some() {
+            let current = engine.store.get_document(id)?;
+            if current.metadata == metadata {
+                return Ok(None);
+            }
+        } else {
+            return Ok(None);
+        }
+    }
+    let path = Path::new(&src.name);
+    let parsed = engine
+        .parsers
+        .parse_path(path, &src.bytes)
+        .map_err(|source| Error::Parse {
+            path: PathBuf::from(&src.source),
+            source,
+        })?;
+    let text = parsed.full_text();
+    let doc_type = crate::doctype::classify(path, parsed.title.as_deref(), &text);
+    let chunks: Vec<NewChunk> = chunk_document(&parsed, chunk_cfg, engine.token_counter())
+        .into_iter()
+        .map(|c| NewChunk {
+            section_path: c.section_path,
+            content_start: c.content_start,
+            doc_start: c.doc_start,
+            doc_end: c.doc_end,
+            token_count: c.token_count,
+            text: c.text,
+            embedding: None,
+        })
+        .collect();
+    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+    let mime = engine.parsers.for_path(path).map(|p| p.mime().to_string());
+    let title = parsed.title.clone().or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().replace(['-', '_'], " "))
+    });
+    let ts = now();
+    let record = DocumentRecord {
+        id: previous
+            .as_ref()
+            .map_or_else(|| document_id(&src.source), |(id, _)| id.clone()),
+        source: src.source.clone(),
+        title,
+        extension: ext,
+        mime,
+        doc_type: doc_type.as_str().to_string(),
+        size_bytes: src.bytes.len() as i64,
+        modified_at: src.modified_at.clone(),
+        content_hash: hash,
+        char_count: text.chars().count() as i64,
+        word_count: text.split_whitespace().count() as i64,
+        line_count: text.lines().count() as i64,
+        chunk_count: chunks.len() as i64,
+        metadata,
+        format_metadata: serde_json::Value::Object(parsed.metadata),
+        ingested_at: ts.clone(),
+        updated_at: ts,
+    };
+    Ok(Some(Prepared {
+        record,
+        chunks,
+        existed: previous.is_some(),
+    }))
+}
+
+fn read_source(
+    path: &Path,
+    max_bytes: u64,
+    metadata: Option<serde_json::Value>,
+) -> std::result::Result<SourceDoc, (FileOutcome, String)> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| (FileOutcome::Failed, format!("cannot read: {e}")))?;
+    if meta.len() > max_bytes {
+        return Err((
+            FileOutcome::Skipped,
+            format!(
+                "{} bytes is over the {max_bytes}-byte limit (ingest.max_file_bytes)",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| (FileOutcome::Failed, format!("cannot read: {e}")))?;
+    let source = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    let modified_at = meta.modified().ok().map(|t| {
+        chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
+    Ok(SourceDoc {
+        source,
+        name: path.display().to_string(),
+        bytes,
+        modified_at,
+        metadata,
+    })
+}
+
+/// Ingests files and directories.
+pub fn ingest_paths(
+    engine: &Engine,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let walked = walk(engine, paths, opts)?;
+    let max = engine.config.ingest.max_file_bytes;
+    let meta = opts.metadata.clone();
+    let files = walked.files;
+    let sources = files
+        .iter()
+        .map(move |p| read_source(p, max, meta.clone()).map_err(|(o, r)| skip(p, r, o)));
+    let mut report = run(engine, files.len(), sources, progress)?;
+    report.files_seen += walked.problems.len();
+    for p in walked.problems {
+        report.skipped += 1;
+        report.problems.push(p);
+    }
+    Ok(report)
+}
+
+/// Ingests in-memory documents (HTTP text documents and uploads).
+pub fn ingest_sources(
+    engine: &Engine,
+    docs: Vec<SourceDoc>,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let n = docs.len();
+    run(engine, n, docs.into_iter().map(Ok), progress)
+}
+
+fn run(
+    engine: &Engine,
+    total: usize,
+    sources: impl Iterator<Item = std::result::Result<SourceDoc, FileReport>> + Send,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    let chunk_cfg = ChunkConfig::new(
+        engine.config.chunking.max_tokens,
+        engine.config.chunking.overlap_tokens,
+    )
+    .map_err(|e| Error::Config(e.to_string()))?;
+    progress.start(total);
+    let mut report = IngestReport {
+        files_seen: total,
+        ..Default::default()
+    };
+    let batch_size = engine.embedder().map_or(32, |e| e.batch_size());
+    if engine.embedder().is_none() {
+        report.degraded = Some(format!(
+            "embedding model unavailable ({}); documents stored for keyword search only, run `instant-db repair` once the model works",
+            engine.model_error().unwrap_or("not loaded")
+        ));
+    }
+    let (prep_tx, prep_rx) = sync_channel::<Work>(8);
+    let (emb_tx, emb_rx) = sync_channel::<Work>(8);
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || prepare_stage(engine, sources, &chunk_cfg, prep_tx));
+        scope.spawn(move || embed_stage(engine, batch_size, prep_rx, emb_tx));
+        write_stage(engine, emb_rx, &mut report, progress)
+    })?;
+    engine.persist_index()?;
+    progress.finish();
+    let secs = started.elapsed().as_secs_f64();
+    report.seconds = secs;
+    let docs = (report.added + report.updated) as f64;
+    report.documents_per_second = if secs > 0.0 { docs / secs } else { 0.0 };
+    report.chunks_per_second = if secs > 0.0 {
+        report.chunks as f64 / secs
+    } else {
+        0.0
+    };
+    Ok(report)
+}
+
+fn prepare_stage(
+    engine: &Engine,
+    sources: impl Iterator<Item = std::result::Result<SourceDoc, FileReport>>,
+    cfg: &ChunkConfig,
+    tx: SyncSender<Work>,
+) {
+    for src in sources {
+        let work = match src {
+            Err(report) => Work::Done(report),
+            Ok(src) => match prepare(engine, &src, cfg) {
+                Ok(Some(p)) => Work::Doc(Box::new(p)),
+                Ok(None) => Work::Done(FileReport {
+                    source: src.source,
+                    outcome: FileOutcome::Unchanged,
+                    document_id: None,
+                    chunks: 0,
+                    reason: None,
+                }),
+                Err(e) => Work::Done(skip(
+                    Path::new(&src.source),
+                    e.to_string(),
+                    match e {
+                        Error::Parse {
+                            source: crate::parse::ParseError::Unsupported(_),
+                            ..
+                        } => FileOutcome::Skipped,
+                        _ => FileOutcome::Failed,
+                    },
+                )),
+            },
+        };
+        if tx.send(work).is_err() {
+            return; // the writer stopped (an error); nothing more to do
+        }
+    }
+}
+
+/// Batches chunks across documents up to the model's batch size, so many small files still
+/// fill each inference call.
+fn embed_stage(engine: &Engine, batch_size: usize, rx: Receiver<Work>, tx: SyncSender<Work>) {
+    let mut pending: Vec<Box<Prepared>> = vec![];
+    let mut pending_chunks = 0;
+    let flush = |pending: &mut Vec<Box<Prepared>>, tx: &SyncSender<Work>| -> bool {
+        if let Some(embedder) = engine.embedder() {
+            let texts: Vec<&str> = pending
+                .iter()
+                .flat_map(|p| p.chunks.iter().map(|c| c.text.as_str()))
+                .collect();
+            match embedder.embed(&texts) {
+                Ok(vectors) => {
+                    let mut it = vectors.into_iter();
+                    for p in pending.iter_mut() {
+                        for c in &mut p.chunks {
+                            c.embedding = it.next();
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Store without vectors rather than lose the documents; `repair` backfills.
+                    tracing::error!(error = %e, "embedding failed; storing chunks without vectors");
+                }
+            }
+        }
+        for p in pending.drain(..) {
+            if tx.send(Work::Doc(p)).is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    loop {
+        let next = if pending.is_empty() {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(w) => Some(w),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if !flush(&mut pending, &tx) {
+                        return;
+                    }
+                    pending_chunks = 0;
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        match next {
+            Some(Work::Doc(p)) => {
+                pending_chunks += p.chunks.len();
+                pending.push(p);
+                if pending_chunks >= batch_size {
+                    if !flush(&mut pending, &tx) {
+                        return;
+                    }
+                    pending_chunks = 0;
+                }
+            }
+            Some(done @ Work::Done(_)) => {
+                if tx.send(done).is_err() {
+                    return;
+                }
+            }
+            None => {
+                flush(&mut pending, &tx);
+                return;
+            }
+        }
+    }
+}
+
+fn write_stage(
+    engine: &Engine,
+    rx: Receiver<Work>,
+    report: &mut IngestReport,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for work in rx {
+        let file = match work {
+            Work::Done(r) => r,
+            Work::Doc(p) => {
+                let outcome =
+                    engine
+                        .store
+                        .put_document(&p.record, &p.chunks, engine.model_name())?;
+                let index = engine.index();
+                index.remove(&outcome.removed_chunk_ids)?;
+                index.add(&outcome.added)?;
+                report.chunks += p.chunks.len();
+                report.embedded_chunks += outcome.added.len();
+                FileReport {
+                    source: p.record.source.clone(),
+                    outcome: if p.existed {
+                        FileOutcome::Updated
+                    } else {
+                        FileOutcome::Added
+                    },
+                    document_id: Some(p.record.id.clone()),
+                    chunks: p.chunks.len(),
+                    reason: None,
+                }
+            }
+        };
+        match file.outcome {
+            FileOutcome::Added => report.added += 1,
+            FileOutcome::Updated => report.updated += 1,
+            FileOutcome::Unchanged => report.unchanged += 1,
+            FileOutcome::Skipped => report.skipped += 1,
+            FileOutcome::Failed => report.failed += 1,
+        }
+        match file.outcome {
+            FileOutcome::Skipped | FileOutcome::Failed => {
+                tracing::warn!(source = %file.source, reason = file.reason.as_deref().unwrap_or(""), "file not ingested");
+                report.problems.push(file.clone());
+            }
+            _ => tracing::debug!(source = %file.source, outcome = ?file.outcome, "file ingested"),
+        }
+        progress.file_done(&file);
+        report.files.push(file);
+    }
+    Ok(())
+}

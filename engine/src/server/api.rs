@@ -1,0 +1,405 @@
+//! `/api/*`: search, documents, ingest, stats, config.
+
+use std::path::{Component, Path, PathBuf};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::extract::{ApiError, ApiResult, Json, blocking};
+use crate::error::Error;
+use crate::ingest::{IngestOptions, IngestReport, NoProgress, SourceDoc};
+use crate::search::{SearchRequest, SearchResponse};
+use crate::store::{ChunkRecord, DocumentRecord};
+
+pub fn routes(max_upload: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/health", get(api_health))
+        .route("/api/stats", get(stats))
+        .route("/api/search", post(search))
+        .route("/api/documents", post(add_documents).get(list_documents))
+        .route(
+            "/api/documents/{id}",
+            get(get_document).delete(delete_document),
+        )
+        .route(
+            "/api/process/file",
+            // Multipart framing adds a little; the file itself is checked against the limit.
+            post(process_file).layer(DefaultBodyLimit::max(max_upload + 64 * 1024)),
+        )
+        .route("/api/process/directory", post(process_directory))
+        .route("/api/config", get(config))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiHealth {
+    pub status: String,
+    pub model_loaded: bool,
+    pub reason: Option<String>,
+}
+
+/// Liveness and model state in one small answer.
+#[utoipa::path(get, path = "/api/health", responses((status = 200, body = ApiHealth)))]
+pub async fn api_health(State(s): State<AppState>) -> axum::Json<ApiHealth> {
+    let loaded = s.engine.embedder().is_some();
+    axum::Json(ApiHealth {
+        status: if loaded { "ok" } else { "degraded" }.into(),
+        model_loaded: loaded,
+        reason: s.engine.model_error().map(str::to_string),
+    })
+}
+
+#[utoipa::path(get, path = "/api/stats", responses((status = 200, body = crate::engine::EngineStats)))]
+pub async fn stats(State(s): State<AppState>) -> ApiResult<axum::Json<crate::engine::EngineStats>> {
+    let engine = s.engine.clone();
+    Ok(axum::Json(blocking(move || engine.stats()).await?))
+}
+
+/// Vector, keyword or hybrid search with filters.
+#[utoipa::path(post, path = "/api/search", request_body = SearchRequest,
+    responses((status = 200, body = SearchResponse), (status = 400, description = "bad query or filter")))]
+pub async fn search(
+    State(s): State<AppState>,
+    Json(req): Json<SearchRequest>,
+) -> ApiResult<axum::Json<SearchResponse>> {
+    let engine = s.engine.clone();
+    Ok(axum::Json(blocking(move || engine.search(&req)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextDocument {
+    /// The document's text (markdown is parsed as such when `format` is `md`).
+    pub text: String,
+    pub title: Option<String>,
+    /// Stable name; re-sending the same name replaces the document. Default: derived from the title or text.
+    pub name: Option<String>,
+    /// Parser to use: `txt` (default), `md`, `html`, `json`, `csv`…
+    pub format: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AddDocuments {
+    Many { documents: Vec<TextDocument> },
+    One(TextDocument),
+}
+
+/// Adds text documents (idempotent by name).
+#[utoipa::path(post, path = "/api/documents", request_body = AddDocuments,
+    responses((status = 200, body = IngestReport), (status = 400, description = "invalid document")))]
+pub async fn add_documents(
+    State(s): State<AppState>,
+    Json(body): Json<AddDocuments>,
+) -> ApiResult<axum::Json<IngestReport>> {
+    let docs = match body {
+        AddDocuments::Many { documents } => documents,
+        AddDocuments::One(d) => vec![d],
+    };
+    if docs.is_empty() {
+        return Err(ApiError(Error::InvalidInput(
+            "no documents in the request".into(),
+        )));
+    }
+    let mut sources = Vec::with_capacity(docs.len());
+    for d in docs {
+        if d.text.trim().is_empty() {
+            return Err(ApiError(Error::InvalidInput(
+                "a document's text is empty".into(),
+            )));
+        }
+        if let Some(m) = &d.metadata
+            && !m.is_object()
+        {
+            return Err(ApiError(Error::InvalidInput(
+                "metadata must be a JSON object".into(),
+            )));
+        }
+        let format = d
+            .format
+            .as_deref()
+            .unwrap_or("txt")
+            .trim_start_matches('.')
+            .to_lowercase();
+        if s.engine.parsers.for_extension(&format).is_none() {
+            return Err(ApiError(Error::InvalidInput(format!(
+                "unknown format `{format}`; use one of {}",
+                s.engine.parsers.extensions().join(", ")
+            ))));
+        }
+        let name = d
+            .name
+            .clone()
+            .or_else(|| d.title.clone())
+            .unwrap_or_else(|| crate::ingest::document_id(&d.text));
+        let text = match &d.title {
+            // A title becomes the document's first heading so it is searchable and shown.
+            Some(t) if format == "md" || format == "txt" => format!("# {t}\n\n{}", d.text),
+            _ => d.text.clone(),
+        };
+        sources.push(SourceDoc {
+            source: format!("api:{name}"),
+            name: format!("{name}.{format}"),
+            bytes: text.into_bytes(),
+            modified_at: None,
+            metadata: d.metadata,
+        });
+    }
+    let report = ingest_guarded(&s, move |engine| {
+        crate::ingest::ingest_sources(engine, sources, &NoProgress)
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Page {
+    #[serde(default)]
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/documents", params(Page), responses((status = 200, body = [DocumentRecord])))]
+pub async fn list_documents(
+    State(s): State<AppState>,
+    Query(p): Query<Page>,
+) -> ApiResult<axum::Json<Vec<DocumentRecord>>> {
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError(Error::InvalidInput(
+            "limit must be between 1 and 1000".into(),
+        )));
+    }
+    let engine = s.engine.clone();
+    Ok(axum::Json(
+        blocking(move || engine.store.list_documents(p.offset, limit)).await?,
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DocumentWithChunks {
+    #[serde(flatten)]
+    pub document: DocumentRecord,
+    pub chunks: Vec<ChunkRecord>,
+}
+
+#[utoipa::path(get, path = "/api/documents/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = DocumentWithChunks), (status = 404, description = "no such document")))]
+pub async fn get_document(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<axum::Json<DocumentWithChunks>> {
+    let engine = s.engine.clone();
+    let out = blocking(move || {
+        let document = engine.store.get_document(&id)?;
+        let chunks = engine.store.chunks_of(&id)?;
+        Ok(DocumentWithChunks { document, chunks })
+    })
+    .await?;
+    Ok(axum::Json(out))
+}
+
+#[utoipa::path(delete, path = "/api/documents/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, description = "no such document")))]
+pub async fn delete_document(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<StatusCode> {
+    let engine = s.engine.clone();
+    blocking(move || engine.delete_document(&id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keeps only a plain file name: no directories, no `..`, no control characters.
+pub fn safe_file_name(raw: &str) -> Option<String> {
+    let name = raw.rsplit(['/', '\\']).next()?.trim();
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.starts_with('.')
+        && name.len() <= 255
+        && !name.chars().any(|c| c.is_control());
+    ok.then(|| name.to_string())
+}
+
+/// Uploads one file (multipart field `file`, optional field `metadata` with a JSON object),
+/// stores it under `<data>/uploads/` and ingests it.
+#[utoipa::path(post, path = "/api/process/file", request_body(content_type = "multipart/form-data", description = "fields: file, metadata (optional JSON object)"),
+    responses((status = 200, body = IngestReport), (status = 413, description = "file over limits.max_upload_bytes")))]
+pub async fn process_file(
+    State(s): State<AppState>,
+    mut form: Multipart,
+) -> ApiResult<axum::Json<IngestReport>> {
+    let max = s.engine.config.limits.max_upload_bytes;
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut metadata = None;
+    let bad = |m: String| ApiError(Error::InvalidInput(m));
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("invalid multipart body: {e}")))?
+    {
+        match field.name() {
+            Some("file") => {
+                let raw = field.file_name().unwrap_or_default().to_string();
+                let name = safe_file_name(&raw)
+                    .ok_or_else(|| bad(format!("unacceptable file name {raw:?}")))?;
+                if s.engine.parsers.for_path(Path::new(&name)).is_none() {
+                    return Err(bad(format!(
+                        "unsupported file type `{name}`; supported: {}",
+                        s.engine.parsers.extensions().join(", ")
+                    )));
+                }
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| {
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError(Error::TooLarge(format!(
+                            "the upload is over the {max}-byte limit (limits.max_upload_bytes)"
+                        )))
+                    } else {
+                        bad(format!("upload interrupted: {e}"))
+                    }
+                })? {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > max {
+                        return Err(ApiError(Error::TooLarge(format!(
+                            "the upload is over the {max}-byte limit (limits.max_upload_bytes)"
+                        ))));
+                    }
+                }
+                file = Some((name, bytes));
+            }
+            Some("metadata") => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| bad(format!("invalid metadata field: {e}")))?;
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| bad(format!("metadata is not JSON: {e}")))?;
+                if !v.is_object() {
+                    return Err(bad("metadata must be a JSON object".into()));
+                }
+                metadata = Some(v);
+            }
+            other => {
+                return Err(bad(format!(
+                    "unexpected multipart field {other:?}; send `file` and optionally `metadata`"
+                )));
+            }
+        }
+    }
+    let (name, bytes) = file.ok_or_else(|| bad("no `file` field in the upload".into()))?;
+    let uploads = s.engine.config.uploads_dir();
+    let report = ingest_guarded(&s, move |engine| {
+        std::fs::create_dir_all(&uploads).map_err(|e| Error::io("create uploads directory", e))?;
+        let target = uploads.join(&name);
+        // The name is a bare file name, so the target cannot leave the uploads directory.
+        debug_assert!(target.starts_with(&uploads));
+        let tmp = uploads.join(format!(".{name}.partial"));
+        std::fs::write(&tmp, &bytes).map_err(|e| Error::io("store upload", e))?;
+        std::fs::rename(&tmp, &target).map_err(|e| Error::io("store upload", e))?;
+        let opts = IngestOptions {
+            metadata,
+            ..Default::default()
+        };
+        crate::ingest::ingest_paths(engine, &[target], &opts, &NoProgress)
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryRequest {
+    /// A directory (or file) on the server, under one of `ingest.allowed_roots`.
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+    #[serde(default)]
+    pub options: IngestOptions,
+}
+
+/// Ingests a directory the server can read; only under the configured roots.
+#[utoipa::path(post, path = "/api/process/directory", request_body = DirectoryRequest,
+    responses((status = 200, body = IngestReport), (status = 403, description = "outside ingest.allowed_roots")))]
+pub async fn process_directory(
+    State(s): State<AppState>,
+    Json(req): Json<DirectoryRequest>,
+) -> ApiResult<axum::Json<IngestReport>> {
+    if req.path.components().any(|c| c == Component::ParentDir) {
+        return Err(ApiError(Error::InvalidInput(
+            "the path may not contain `..`".into(),
+        )));
+    }
+    let path = std::fs::canonicalize(&req.path).map_err(|e| {
+        ApiError(Error::InvalidInput(format!(
+            "cannot read {}: {e}",
+            req.path.display()
+        )))
+    })?;
+    let allowed = s
+        .engine
+        .config
+        .ingest
+        .allowed_roots
+        .iter()
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .any(|root| path.starts_with(root));
+    if !allowed {
+        return Err(ApiError(Error::Forbidden(format!(
+            "{} is not under ingest.allowed_roots; add its root to the configuration",
+            path.display()
+        ))));
+    }
+    let opts = req.options;
+    let report = ingest_guarded(&s, move |engine| {
+        crate::ingest::ingest_paths(engine, &[path], &opts, &NoProgress)
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+/// The effective configuration (it holds no secrets: the admin token is only a file path).
+#[utoipa::path(get, path = "/api/config", responses((status = 200, body = crate::config::Config)))]
+pub async fn config(State(s): State<AppState>) -> axum::Json<crate::config::Config> {
+    axum::Json(s.engine.config.clone())
+}
+
+/// Runs an ingest if a slot is free (`ingest.max_concurrent`), else 429.
+async fn ingest_guarded(
+    s: &AppState,
+    f: impl FnOnce(&crate::engine::Engine) -> crate::error::Result<IngestReport> + Send + 'static,
+) -> ApiResult<IngestReport> {
+    let permit = s.ingest_permits.clone().try_acquire_owned().map_err(|_| {
+        ApiError(Error::TooManyRequests(format!(
+            "{} ingests are already running (ingest.max_concurrent); retry later",
+            s.engine.config.ingest.max_concurrent
+        )))
+    })?;
+    let engine = s.engine.clone();
+    let out = blocking(move || f(&engine)).await;
+    drop(permit);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn upload_names_cannot_escape_the_uploads_directory() {
+        assert_eq!(
+            safe_file_name("../../etc/passwd").as_deref(),
+            Some("passwd")
+        );
+        assert_eq!(safe_file_name("a\\..\\b.txt").as_deref(), Some("b.txt"));
+        assert_eq!(safe_file_name(".."), None);
+        assert_eq!(safe_file_name(".bashrc"), None);
+        assert_eq!(safe_file_name("dir/"), None);
+        assert_eq!(safe_file_name("ok name.md").as_deref(), Some("ok name.md"));
+    }
+}

@@ -1,0 +1,39 @@
+//! The OpenAPI description, generated from the handlers' annotations.
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+
+use super::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "instant-db",
+        description = "Document search database: ingest, embed, search."
+    ),
+    paths(
+        super::api::api_health,
+        super::api::stats,
+        super::api::search,
+        super::api::add_documents,
+        super::api::list_documents,
+        super::api::get_document,
+        super::api::delete_document,
+        super::api::process_file,
+        super::api::process_directory,
+        super::api::config,
+        super::health::health,
+        super::health::live,
+        super::health::ready,
+        super::health::detailed,
+    )
+)]
+pub struct ApiDoc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/api/openapi.json",
+        get(|| async { axum::Json(ApiDoc::openapi()) }),
+    )
+}
