@@ -469,7 +469,13 @@ impl Store {
             if mismatched > 0 {
                 problems.push(format!("{mismatched} documents have a wrong chunk count"));
             }
-            if let Err(e) = c.execute_batch("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')") {
+            // FTS5's own check is spelled as an INSERT, so it needs a read-write connection;
+            // a separate one keeps the writer free while it runs.
+            let fts_check = Connection::open(&self.path).and_then(|rw| {
+                rw.busy_timeout(std::time::Duration::from_secs(5))?;
+                rw.execute_batch("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')")
+            });
+            if let Err(e) = fts_check {
                 problems.push(format!("fts5 integrity-check: {e}"));
             }
             Ok(IntegrityReport {
@@ -499,7 +505,8 @@ impl Store {
     /// Rebuilds the FTS index from the chunk table.
     pub fn rebuild_fts(&self) -> Result<usize> {
         self.write(|tx| {
-            tx.execute("DELETE FROM chunks_fts", [])?;
+            // Recreated rather than emptied: a damaged FTS index may not survive a DELETE.
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS chunks_fts; {};", schema::CREATE_FTS))?;
             let n = tx.execute(
                 "INSERT INTO chunks_fts (rowid, text, title, section)
                  SELECT c.id, c.text, coalesce(d.title, ''),

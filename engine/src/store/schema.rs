@@ -5,6 +5,11 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
+/// The full-text table; also used to recreate it on repair.
+pub const CREATE_FTS: &str = "CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        text, title, section, tokenize = 'porter unicode61 remove_diacritics 2'
+    )";
+
 const MIGRATIONS: &[&str] = &[
     // 1: documents, chunks, embeddings, FTS5 and a generation counter for derived data.
     r#"

@@ -107,7 +107,8 @@ fn fts_drift_is_reported_and_repaired() {
         r.problems
     );
     store.rebuild_fts().unwrap();
-    assert!(store.integrity_check().unwrap().ok);
+    let after = store.integrity_check().unwrap();
+    assert!(after.ok, "{:?}", after.problems);
 }
 
 #[test]
