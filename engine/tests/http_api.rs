@@ -1,0 +1,302 @@
+//! The HTTP API over a real socket: search, documents, uploads, directory ingest, errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::TestServer;
+use serde_json::{Value, json};
+
+async fn demo_server(allowed_root: Option<&std::path::Path>) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = tokio::task::spawn_blocking({
+        let p = dir.path().to_path_buf();
+        move || common::engine_with_demo(&p)
+    })
+    .await
+    .unwrap();
+    if let Some(root) = allowed_root {
+        engine.config.ingest.allowed_roots = vec![root.to_path_buf()];
+    }
+    engine.config.limits.max_upload_bytes = 64 * 1024;
+    let server = TestServer::start(engine).await;
+    (dir, server)
+}
+
+async fn post(c: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_over_http_answers_the_demo_questions() {
+    let (_dir, s) = demo_server(None).await;
+    let c = reqwest::Client::new();
+    for (q, expected) in common::demo_questions() {
+        let (status, body) = post(&c, s.url("/api/search"), json!({"query": q, "top_k": 3})).await;
+        assert_eq!(status, 200, "{body}");
+        let top = body["hits"][0]["document"]["source"].as_str().unwrap();
+        assert!(top.ends_with(&expected), "{q} → {top}");
+        assert!(
+            body["hits"][0]["chunk"]["text"].is_string()
+                && body["hits"][0]["highlights"].is_array()
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_json_error() {
+    let (_dir, s) = demo_server(None).await;
+    let c = reqwest::Client::new();
+    let cases = [
+        (json!({"query": "   "}), 400, "empty"),
+        (json!({"query": "x", "filter": "size>"}), 400, "no value"),
+        (
+            json!({"query": "x", "filter": "a?b"}),
+            400,
+            "unknown operator",
+        ),
+        (
+            json!({"query": "x", "filter": {"size": {"bigger": 1}}}),
+            400,
+            "bigger",
+        ),
+        (
+            json!({"query": "x", "mode": "fuzzy"}),
+            400,
+            "invalid request body",
+        ),
+        (json!({"query": "x", "top_k": 0}), 400, "top_k"),
+        (
+            json!({"query": "x", "unknown_field": 1}),
+            400,
+            "unknown field",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let (got, reply) = post(&c, s.url("/api/search"), body.clone()).await;
+        assert_eq!(got, status, "{body} → {reply}");
+        let msg = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{body} → {msg}");
+        assert!(reply["error"]["code"].is_string());
+    }
+    let r = c
+        .post(s.url("/api/search"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.get(s.url("/api/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_documents_can_be_added_read_searched_and_deleted() {
+    let (_dir, s) = demo_server(None).await;
+    let c = reqwest::Client::new();
+    let (status, report) = post(&c, s.url("/api/documents"), json!({
+        "title": "Quokka policy", "text": "Quokkas may visit the office on Fridays.", "metadata": {"team": "facilities"}
+    }))
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["added"], 1);
+    let (_, again) = post(&c, s.url("/api/documents"), json!({"title": "Quokka policy", "text": "Quokkas may visit the office on Fridays.", "metadata": {"team": "facilities"}})).await;
+    assert_eq!(again["unchanged"], 1, "{again}");
+    let (_, found) = post(
+        &c,
+        s.url("/api/search"),
+        json!({"query": "quokkas in the office", "filter": "team=facilities"}),
+    )
+    .await;
+    let id = found["hits"][0]["document"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(found["hits"].as_array().unwrap().len(), 1);
+    let doc: Value = c
+        .get(s.url(&format!("/api/documents/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["metadata"]["team"], "facilities");
+    assert!(!doc["chunks"].as_array().unwrap().is_empty());
+    let list: Value = c
+        .get(s.url("/api/documents?limit=100"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 14);
+    assert_eq!(
+        c.delete(s.url(&format!("/api/documents/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        c.get(s.url(&format!("/api/documents/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.delete(s.url(&format!("/api/documents/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let (_, gone) = post(
+        &c,
+        s.url("/api/search"),
+        json!({"query": "quokkas", "mode": "keyword"}),
+    )
+    .await;
+    assert!(gone["hits"].as_array().unwrap().is_empty(), "{gone}");
+    let (status, err) = post(
+        &c,
+        s.url("/api/documents"),
+        json!({"text": "x", "format": "exe"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown format")
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_size_limited_and_stay_inside_the_data_directory() {
+    let (dir, s) = demo_server(None).await;
+    let c = reqwest::Client::new();
+    let upload = |name: &str, bytes: Vec<u8>| {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+        c.post(s.url("/api/process/file"))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+    };
+    let r = upload(
+        "../../escape.md",
+        b"# Escape\n\nCapybaras run the build pipeline.".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(dir.path().join("uploads/escape.md").exists());
+    assert!(
+        !dir.path().join("../escape.md").exists()
+            && !dir.path().parent().unwrap().join("escape.md").exists()
+    );
+    let (_, found) = post(
+        &c,
+        s.url("/api/search"),
+        json!({"query": "capybaras build pipeline"}),
+    )
+    .await;
+    assert!(
+        found["hits"][0]["document"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("uploads/escape.md")
+    );
+    let r = upload("big.txt", vec![b'a'; 200 * 1024]).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let r = upload("tool.exe", b"MZ".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_ingest_only_reads_under_allowed_roots() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("docs")).unwrap();
+    std::fs::write(
+        root.path().join("docs/a.md"),
+        "# Axolotl\n\nAxolotls regrow limbs.",
+    )
+    .unwrap();
+    let (_dir, s) = demo_server(Some(root.path())).await;
+    let c = reqwest::Client::new();
+    let (status, report) = post(
+        &c,
+        s.url("/api/process/directory"),
+        json!({"path": root.path().join("docs")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["added"], 1);
+    let (status, _) = post(&c, s.url("/api/process/directory"), json!({"path": "/etc"})).await;
+    assert_eq!(status, 403);
+    let sneaky = format!("{}/docs/../../", root.path().display());
+    let (status, _) = post(&c, s.url("/api/process/directory"), json!({"path": sneaky})).await;
+    assert_eq!(status, 400);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_config_health_and_openapi_are_served() {
+    let (_dir, s) = demo_server(None).await;
+    let c = reqwest::Client::new();
+    let stats: Value = c
+        .get(s.url("/api/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["documents"], 13);
+    assert_eq!(stats["index"]["vectors"], stats["embeddings"]);
+    let cfg: Value = c
+        .get(s.url("/api/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["embedding"]["model"], "all-MiniLM-L6-v2");
+    let health = c.get(s.url("/api/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let spec: Value = c
+        .get(s.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/search",
+        "/api/documents",
+        "/api/documents/{id}",
+        "/api/process/file",
+        "/api/process/directory",
+        "/health/ready",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the OpenAPI description"
+        );
+    }
+    assert!(spec["components"]["schemas"]["SearchRequest"].is_object());
+    s.stop().await;
+}
