@@ -1,1 +1,3 @@
 //! instant-db engine library.
+pub mod metrics;
+pub mod resilience;
