@@ -1,3 +1,4 @@
 //! instant-db engine library.
+pub mod backup;
 pub mod metrics;
 pub mod resilience;
