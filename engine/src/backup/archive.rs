@@ -453,7 +453,8 @@ mod tests {
             sha256: sha.clone(),
         }]);
         let mj = serde_json::to_vec(&m).unwrap();
-        let cases: Vec<(&str, Vec<(&str, &[u8])>)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>);
+        let cases: Vec<Case> = vec![
             (
                 "traversal",
                 vec![(MANIFEST_NAME, &mj), ("../evil", b"data")],
