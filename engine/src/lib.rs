@@ -2,3 +2,4 @@
 pub mod backup;
 pub mod metrics;
 pub mod resilience;
+pub mod sysres;
