@@ -352,14 +352,15 @@ impl ResourceMonitor {
         std::thread::Builder::new()
             .name("instantdb-sysres".into())
             .spawn(move || {
-                loop {
-                    match rx.recv_timeout(interval) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
                     let Some(shared) = weak.upgrade() else { break };
                     let s = sampler.sample();
-                    if s.status >= ResourceStatus::Warning {
+                    let previous = shared
+                        .last
+                        .read()
+                        .map(|l| l.status)
+                        .unwrap_or(ResourceStatus::Ok);
+                    if s.status != previous && s.status >= ResourceStatus::Warning {
                         tracing::warn!(
                             cpu = s.cpu.percent,
                             memory_percent = s.memory.percent,
@@ -367,6 +368,8 @@ impl ResourceMonitor {
                             status = ?s.status,
                             "system resources above thresholds"
                         );
+                    } else if s.status != previous {
+                        tracing::info!(status = ?s.status, "system resources status changed");
                     }
                     let mut w = shared.last.write().unwrap_or_else(|e| e.into_inner());
                     *w = s;
