@@ -3,3 +3,4 @@ pub mod backup;
 pub mod metrics;
 pub mod resilience;
 pub mod sysres;
+pub mod telemetry;
