@@ -74,6 +74,8 @@ pub struct MetricsInner {
     pub backup_total: IntCounterVec,
     /// `instantdb_backup_duration_seconds`
     pub backup_duration: Histogram,
+    /// `instantdb_backup_last_success_timestamp_seconds` — Unix time of the last successful backup.
+    pub backup_last_success: IntGauge,
     /// `instantdb_restore_total{result}` — result: `success`, `failure`.
     pub restore_total: IntCounterVec,
     /// `instantdb_integrity_check_total{result}` — result: `ok`, `failed`, `error`.
@@ -215,6 +217,13 @@ impl Metrics {
                     LONG_BUCKETS,
                 ))?,
             )?,
+            backup_last_success: reg(
+                &r,
+                IntGauge::new(
+                    "instantdb_backup_last_success_timestamp_seconds",
+                    "Unix time of the last successful backup (0 when none).",
+                )?,
+            )?,
             restore_total: reg(
                 &r,
                 IntCounterVec::new(
@@ -318,6 +327,11 @@ impl Metrics {
             .with_label_values(&[if ok { "success" } else { "failure" }])
             .inc();
         self.0.backup_duration.observe(seconds);
+        if ok {
+            self.0
+                .backup_last_success
+                .set(chrono::Utc::now().timestamp());
+        }
     }
 
     /// Record a restore outcome.
@@ -417,6 +431,7 @@ mod tests {
             "instantdb_search_duration_seconds_bucket{mode=\"hybrid\"",
             "instantdb_backup_total{result=\"success\"} 1",
             "instantdb_backup_duration_seconds",
+            "instantdb_backup_last_success_timestamp_seconds",
             "instantdb_restore_total{result=\"failure\"} 1",
             "instantdb_integrity_check_total{result=\"ok\"} 1",
             "instantdb_integrity_check_duration_seconds",

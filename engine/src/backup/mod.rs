@@ -31,6 +31,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::Instrument;
 
 pub use archive::{FORMAT_VERSION, FileEntry, MANIFEST_NAME, Manifest};
 pub use location::{ACCEPTED_FORMS, Location, S3Location};
@@ -640,8 +641,27 @@ async fn list_objects(
 
 // ---------------------------------------------------------------- backup
 
-/// Take a backup: snapshot, manifest, archive, upload, sidecars.
+/// Take a backup: snapshot, manifest, archive, upload, sidecars. Runs in a
+/// `backup` span; failures are logged.
 pub async fn create_backup(
+    req: BackupRequest,
+    progress: ProgressSink,
+) -> Result<BackupReport, BackupError> {
+    let span = tracing::info_span!(
+        "backup",
+        destination = %req.destination,
+        id = tracing::field::Empty
+    );
+    let res = create_backup_impl(req, progress)
+        .instrument(span.clone())
+        .await;
+    if let Err(e) = &res {
+        span.in_scope(|| tracing::error!(error = %e, "backup failed"));
+    }
+    res
+}
+
+async fn create_backup_impl(
     req: BackupRequest,
     progress: ProgressSink,
 ) -> Result<BackupReport, BackupError> {
@@ -669,8 +689,7 @@ pub async fn create_backup(
         }
         names.push(name.clone());
     }
-    let span = tracing::info_span!("backup", id = %id, destination = %req.destination);
-    let _enter = span.enter();
+    tracing::Span::current().record("id", id.as_str());
     tracing::info!("backup started");
 
     let work = match &req.work_dir {
@@ -858,14 +877,28 @@ pub async fn fetch_and_verify(
     staging_dir: &Path,
     progress: ProgressSink,
 ) -> Result<VerifiedBackup, BackupError> {
+    let span = tracing::info_span!("restore_fetch", source = tracing::field::Empty);
+    let res = fetch_and_verify_impl(source, staging_dir, progress)
+        .instrument(span.clone())
+        .await;
+    if let Err(e) = &res {
+        span.in_scope(|| tracing::error!(error = %e, "restore download/verification failed"));
+    }
+    res
+}
+
+async fn fetch_and_verify_impl(
+    source: &str,
+    staging_dir: &Path,
+    progress: ProgressSink,
+) -> Result<VerifiedBackup, BackupError> {
     let (loc, name) = Location::parse_object(source)?;
     let id = name
         .strip_suffix(ARCHIVE_SUFFIX)
         .map(str::to_string)
         .unwrap_or_default();
     validate_id(&id)?;
-    let span = tracing::info_span!("restore_fetch", id = %id, source = %loc.url_for(&name));
-    let _enter = span.enter();
+    tracing::Span::current().record("source", loc.url_for(&name).as_str());
 
     if staging_dir.exists() {
         let mut rd = std::fs::read_dir(staging_dir).map_err(|e| io_err(staging_dir, e))?;
