@@ -3,6 +3,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
+pub mod backup;
 pub mod chunk;
 pub mod cli;
 pub mod config;
@@ -17,9 +18,13 @@ pub mod index;
 pub mod ingest;
 pub mod logging;
 pub mod maintenance;
+pub mod metrics;
 pub mod parse;
+pub mod resilience;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod sysres;
+pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -1,0 +1,397 @@
+//! Where backups live: a local directory or an S3-compatible bucket.
+//!
+//! Accepted forms (see [`ACCEPTED_FORMS`]):
+//! - a plain path (`/backups`, `./backups`) or `file:///absolute/dir` → a directory;
+//! - `s3://bucket/optional/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&allow_http=true`
+//!   → an S3-compatible store (path-style requests). Credentials come from the
+//!   environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional
+//!   `AWS_SESSION_TOKEN`, and `AWS_REGION` / `AWS_ENDPOINT_URL` as fallbacks); the query
+//!   parameters `access_key_id` / `secret_access_key` are accepted for tests
+//!   but never echoed back in URLs or logs.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use reqwest::Url;
+
+use super::BackupError;
+
+/// Human description of the accepted location forms (used in error messages).
+pub const ACCEPTED_FORMS: &str = "accepted forms: a directory path (e.g. /backups), file:///absolute/dir, \
+or s3://bucket/prefix?endpoint=http://host:9000&region=us-east-1&allow_http=true \
+(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
+
+/// A parsed backup destination (a "folder" holding `<id>.tar.gz` archives).
+#[derive(Clone)]
+pub enum Location {
+    /// A local (or mounted volume) directory.
+    Dir(PathBuf),
+    /// An S3-compatible bucket and key prefix.
+    S3(S3Location),
+}
+
+/// An S3-compatible destination.
+#[derive(Clone)]
+pub struct S3Location {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix without leading/trailing slashes (may be empty).
+    pub prefix: String,
+    /// Custom endpoint, if any.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Whether plain HTTP is allowed.
+    pub allow_http: bool,
+    pub(crate) store: Arc<AmazonS3>,
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // never prints credentials
+        write!(f, "Location({})", self.url())
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url())
+    }
+}
+
+fn invalid(url: &str, reason: impl Into<String>) -> BackupError {
+    BackupError::InvalidLocation {
+        url: redact(url),
+        reason: reason.into(),
+    }
+}
+
+/// Strip credential query parameters from a URL-ish string for messages.
+fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.query().is_some() => {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(&k) {
+                        "REDACTED".to_string()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn is_secret_key(k: &str) -> bool {
+    matches!(k, "access_key_id" | "secret_access_key" | "session_token")
+}
+
+fn parse_bool(url: &str, key: &str, v: &str) -> Result<bool, BackupError> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(invalid(
+            url,
+            format!("query parameter {key} must be true or false, got {v:?}"),
+        )),
+    }
+}
+
+impl Location {
+    /// Parse a destination URL (a folder of backups). See the module docs.
+    pub fn parse(url: &str) -> Result<Self, BackupError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(invalid(url, "empty location"));
+        }
+        if let Some(rest) = url.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(invalid(
+                    url,
+                    "file:// URLs need an absolute path (file:///abs/dir)",
+                ));
+            }
+            let u = Url::parse(url).map_err(|e| invalid(url, e.to_string()))?;
+            let p = u
+                .to_file_path()
+                .map_err(|()| invalid(url, "not a local file path"))?;
+            return Ok(Location::Dir(p));
+        }
+        if url.starts_with("s3://") {
+            return Self::parse_s3(url);
+        }
+        if url.contains("://") {
+            return Err(invalid(url, "unsupported scheme"));
+        }
+        Ok(Location::Dir(PathBuf::from(url)))
+    }
+
+    fn parse_s3(url: &str) -> Result<Self, BackupError> {
+        let u = Url::parse(url).map_err(|e| invalid(url, e.to_string()))?;
+        let bucket = u.host_str().unwrap_or_default().to_string();
+        if bucket.is_empty() {
+            return Err(invalid(url, "missing bucket name (s3://bucket/prefix)"));
+        }
+        let prefix = u.path().trim_matches('/').to_string();
+        if prefix.split('/').any(|s| s == ".." || s == ".") {
+            return Err(invalid(url, "prefix must not contain . or .. segments"));
+        }
+        let mut endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let mut region = std::env::var("AWS_REGION")
+            .ok()
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let mut allow_http = false;
+        let mut key_id = std::env::var("AWS_ACCESS_KEY_ID").ok();
+        let mut secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
+        let mut token = std::env::var("AWS_SESSION_TOKEN").ok();
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "endpoint" => endpoint = Some(v.into_owned()),
+                "region" => region = v.into_owned(),
+                "allow_http" => allow_http = parse_bool(url, "allow_http", &v)?,
+                "access_key_id" => key_id = Some(v.into_owned()),
+                "secret_access_key" => secret = Some(v.into_owned()),
+                "session_token" => token = Some(v.into_owned()),
+                other => {
+                    return Err(invalid(
+                        url,
+                        format!(
+                            "unknown query parameter {other:?} (known: endpoint, region, allow_http)"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(ep) = &endpoint {
+            let e =
+                Url::parse(ep).map_err(|e| invalid(url, format!("bad endpoint {ep:?}: {e}")))?;
+            if e.scheme() == "http" && !allow_http {
+                return Err(invalid(
+                    url,
+                    "endpoint uses http:// but allow_http=true is not set",
+                ));
+            }
+        }
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&bucket)
+            .with_region(&region)
+            .with_allow_http(allow_http)
+            .with_virtual_hosted_style_request(false);
+        if let Some(ep) = &endpoint {
+            b = b.with_endpoint(ep);
+        }
+        if let Some(k) = key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = secret {
+            b = b.with_secret_access_key(s);
+        }
+        if let Some(t) = token {
+            b = b.with_token(t);
+        }
+        let store = b.build().map_err(|e| invalid(url, e.to_string()))?;
+        Ok(Location::S3(S3Location {
+            bucket,
+            prefix,
+            endpoint,
+            region,
+            allow_http,
+            store: Arc::new(store),
+        }))
+    }
+
+    /// Parse the URL of one archive (`.../<id>.tar.gz`) into its folder and file name.
+    pub fn parse_object(url: &str) -> Result<(Self, String), BackupError> {
+        let trimmed = url.trim();
+        let (base, query) = match trimmed.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (trimmed, None),
+        };
+        let (parent, name) = match base.rsplit_once('/') {
+            Some((p, n)) => (p.to_string(), n.to_string()),
+            None => (".".to_string(), base.to_string()),
+        };
+        if name.is_empty() || !name.ends_with(super::ARCHIVE_SUFFIX) {
+            return Err(invalid(
+                url,
+                format!(
+                    "expected the URL of a backup archive ending in {}",
+                    super::ARCHIVE_SUFFIX
+                ),
+            ));
+        }
+        let mut parent = if parent.is_empty() {
+            "/".to_string()
+        } else {
+            parent
+        };
+        if parent.ends_with("s3:/") || parent == "file:" {
+            return Err(invalid(url, "missing bucket or directory"));
+        }
+        if parent.starts_with("s3://") && !parent["s3://".len()..].contains('/') {
+            parent.push('/');
+        }
+        let folder = match query {
+            Some(q) => format!("{parent}?{q}"),
+            None => parent,
+        };
+        Ok((Self::parse(&folder)?, name))
+    }
+
+    /// URL of this folder, without credentials (`file:///…` or `s3://bucket/prefix?…`).
+    pub fn url(&self) -> String {
+        self.url_for("")
+    }
+
+    /// Full URL of an object `name` inside this folder, without credentials.
+    pub fn url_for(&self, name: &str) -> String {
+        match self {
+            Location::Dir(p) => {
+                let abs = absolute(p);
+                let joined = if name.is_empty() { abs } else { abs.join(name) };
+                match Url::from_file_path(&joined) {
+                    Ok(u) => u.to_string(),
+                    Err(()) => joined.display().to_string(),
+                }
+            }
+            Location::S3(s) => {
+                let mut key = s.prefix.clone();
+                if !name.is_empty() {
+                    if !key.is_empty() {
+                        key.push('/');
+                    }
+                    key.push_str(name);
+                }
+                let mut out = format!("s3://{}/{}", s.bucket, key);
+                let mut q = Vec::new();
+                if let Some(ep) = &s.endpoint {
+                    q.push(format!("endpoint={ep}"));
+                }
+                q.push(format!("region={}", s.region));
+                if s.allow_http {
+                    q.push("allow_http=true".to_string());
+                }
+                out.push('?');
+                out.push_str(&q.join("&"));
+                out
+            }
+        }
+    }
+
+    /// Object-store key (or directory-relative name) for `name`.
+    pub(crate) fn s3_key(s: &S3Location, name: &str) -> object_store::path::Path {
+        if s.prefix.is_empty() {
+            object_store::path::Path::from(name)
+        } else {
+            object_store::path::Path::from(format!("{}/{}", s.prefix, name))
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    // normalise "." components away for nicer URLs
+    abs.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_directories() {
+        assert!(
+            matches!(Location::parse("/tmp/b").unwrap(), Location::Dir(p) if p == Path::new("/tmp/b"))
+        );
+        assert!(
+            matches!(Location::parse("file:///tmp/b").unwrap(), Location::Dir(p) if p == Path::new("/tmp/b"))
+        );
+        assert!(matches!(
+            Location::parse("rel/dir").unwrap(),
+            Location::Dir(_)
+        ));
+        assert_eq!(
+            Location::parse("/tmp/b").unwrap().url_for("x.tar.gz"),
+            "file:///tmp/b/x.tar.gz"
+        );
+    }
+
+    #[test]
+    fn parses_s3_and_never_echoes_secrets() {
+        let l = Location::parse(
+            "s3://bkt/a/b/?endpoint=http://127.0.0.1:9000&region=eu-west-1&allow_http=true&access_key_id=AK&secret_access_key=SECRET",
+        )
+        .unwrap();
+        let Location::S3(s) = &l else {
+            panic!("not s3")
+        };
+        assert_eq!(s.bucket, "bkt");
+        assert_eq!(s.prefix, "a/b");
+        assert_eq!(s.region, "eu-west-1");
+        let url = l.url_for("id.tar.gz");
+        assert_eq!(
+            url,
+            "s3://bkt/a/b/id.tar.gz?endpoint=http://127.0.0.1:9000&region=eu-west-1&allow_http=true"
+        );
+        assert!(!format!("{l:?}").contains("=SECRET"));
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_accepted() {
+        for bad in [
+            "",
+            "ftp://x/y",
+            "s3:///nobucket",
+            "file://relative",
+            "s3://b/p?bogus=1",
+        ] {
+            let e = Location::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("accepted forms"), "{bad}: {e}");
+        }
+        let e = Location::parse("s3://b/p?endpoint=http://h:1&secret_access_key=SECRET&x=1")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("=SECRET"), "{e}");
+        let e = Location::parse("s3://b/p?endpoint=http://h:1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_http"), "{e}");
+    }
+
+    #[test]
+    fn parses_object_urls() {
+        let (l, n) = Location::parse_object("/tmp/b/x.tar.gz").unwrap();
+        assert_eq!(n, "x.tar.gz");
+        assert!(matches!(l, Location::Dir(p) if p == Path::new("/tmp/b")));
+        let (l, n) = Location::parse_object(
+            "s3://bkt/pre/x.tar.gz?endpoint=http://127.0.0.1:1&allow_http=true",
+        )
+        .unwrap();
+        assert_eq!(n, "x.tar.gz");
+        assert_eq!(
+            l.url_for(&n),
+            "s3://bkt/pre/x.tar.gz?endpoint=http://127.0.0.1:1&region=us-east-1&allow_http=true"
+        );
+        let (l, _) =
+            Location::parse_object("s3://bkt/x.tar.gz?endpoint=http://127.0.0.1:1&allow_http=true")
+                .unwrap();
+        let Location::S3(s) = l else { panic!() };
+        assert_eq!(s.prefix, "");
+        assert!(Location::parse_object("/tmp/b/x.zip").is_err());
+    }
+}
