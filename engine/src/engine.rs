@@ -27,6 +27,10 @@ pub struct Engine {
     model_error: Option<String>,
     pub parsers: ParserRegistry,
     counter: Box<dyn TokenCounter>,
+    pub metrics: crate::metrics::Metrics,
+    /// Opens after repeated embedding failures so searches fall back to keyword quickly
+    /// instead of failing one by one.
+    pub embed_breaker: crate::resilience::CircuitBreaker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +75,12 @@ impl Engine {
             None => Box::new(WhitespaceTokenCounter),
         };
         let index = Self::load_index(&config, &store, embedder.as_deref())?;
+        let metrics = crate::metrics::Metrics::new().map_err(|e| Error::Internal(e.to_string()))?;
+        let embed_breaker = crate::resilience::CircuitBreaker::new("embedding", Default::default())
+            .with_hook(metrics.breaker_hook());
         Ok(Engine {
+            metrics,
+            embed_breaker,
             config,
             store,
             index: RwLock::new(Arc::new(index)),
@@ -173,16 +182,39 @@ impl Engine {
         })
     }
 
-    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+    /// Whether vector search can be attempted now (model loaded, breaker not open).
+    pub fn vectors_available(&self) -> bool {
+        self.embedder.is_some() && self.embed_breaker.state() != crate::resilience::BreakerState::Open
+    }
+
+    /// Embeds texts through the circuit breaker, recording timings and counts.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let embedder = self.embedder.as_ref().ok_or_else(|| {
-            Error::ModelUnavailable(
-                self.model_error
-                    .clone()
-                    .unwrap_or_else(|| "model not loaded".into()),
-            )
+            Error::ModelUnavailable(self.model_error.clone().unwrap_or_else(|| "model not loaded".into()))
         })?;
-        embedder
-            .embed(&[query])?
+        if let Err(retry_in) = self.embed_breaker.try_acquire() {
+            return Err(Error::ModelUnavailable(format!(
+                "embedding circuit breaker is open after repeated failures; retrying in {}s",
+                retry_in.as_secs()
+            )));
+        }
+        let started = Instant::now();
+        match embedder.embed(texts) {
+            Ok(v) => {
+                self.embed_breaker.record_success();
+                self.metrics.embedding_duration.observe(started.elapsed().as_secs_f64());
+                self.metrics.embedded_texts.inc_by(texts.len() as u64);
+                Ok(v)
+            }
+            Err(e) => {
+                self.embed_breaker.record_failure();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        self.embed_texts(&[query])?
             .pop()
             .ok_or_else(|| Error::Internal("the model returned no vector".into()))
     }
@@ -203,24 +235,35 @@ impl Engine {
             Mode::Keyword => false,
             Mode::Vector => true,
             Mode::Hybrid => {
-                if self.embedder.is_none() {
+                if !self.vectors_available() {
                     degraded = Some(format!(
                         "vector search unavailable ({}); results are keyword-only",
-                        self.model_error.as_deref().unwrap_or("model not loaded")
+                        self.model_error.as_deref().unwrap_or("embedding circuit breaker open")
                     ));
                 }
-                self.embedder.is_some()
+                self.vectors_available()
             }
         };
-        let vector_hits = if use_vector {
-            let q = self.embed_query(&plan.query)?;
-            let allowed = self
-                .store
-                .read(|c| search::allowed_chunks(c, &plan.conditions))?;
-            self.index().search(&q, depth, allowed.as_ref())?
+        let query_vector = if use_vector {
+            match self.embed_query(&plan.query) {
+                Ok(q) => Some(q),
+                Err(e) if plan.mode == Mode::Hybrid => {
+                    degraded = Some(format!("vector search failed ({e}); results are keyword-only"));
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         } else {
-            vec![]
+            None
         };
+        let vector_hits = match &query_vector {
+            Some(q) => {
+                let allowed = self.store.read(|c| search::allowed_chunks(c, &plan.conditions))?;
+                self.index().search(q, depth, allowed.as_ref())?
+            }
+            None => vec![],
+        };
+        let use_vector = query_vector.is_some();
         let keyword_hits = if plan.mode != Mode::Vector {
             self.store
                 .read(|c| search::keyword_candidates(c, &terms, &plan.conditions, depth))?
@@ -258,6 +301,10 @@ impl Engine {
                 highlights,
             })
             .collect();
+        self.metrics
+            .search_duration
+            .with_label_values(&[plan.mode.as_str()])
+            .observe(started.elapsed().as_secs_f64());
         Ok(SearchResponse {
             query: plan.query,
             mode: plan.mode,
@@ -274,7 +321,7 @@ impl Engine {
 
     /// Embeds chunks stored without a vector (ingested while the model was down).
     pub fn backfill_embeddings(&self) -> Result<usize> {
-        let Some(embedder) = &self.embedder else {
+        let Some(_) = &self.embedder else {
             return Err(Error::ModelUnavailable(
                 self.model_error.clone().unwrap_or_default(),
             ));
@@ -288,7 +335,7 @@ impl Engine {
                 return Ok(total);
             }
             let texts: Vec<&str> = missing.iter().map(|(_, t)| t.as_str()).collect();
-            let vectors = embedder.embed(&texts)?;
+            let vectors = self.embed_texts(&texts)?;
             let items: Vec<(i64, Vec<f32>)> =
                 missing.iter().map(|(id, _)| *id).zip(vectors).collect();
             self.store.put_embeddings(self.model_name(), &items)?;

@@ -536,6 +536,14 @@ fn write_stage(
                 }
             }
         };
+        let result = match file.outcome {
+            FileOutcome::Added | FileOutcome::Updated => "ok",
+            FileOutcome::Unchanged => "unchanged",
+            FileOutcome::Skipped => "skipped",
+            FileOutcome::Failed => "failed",
+        };
+        engine.metrics.ingest_documents.with_label_values(&[result]).inc();
+        engine.metrics.ingest_chunks.inc_by(file.chunks as u64);
         match file.outcome {
             FileOutcome::Added => report.added += 1,
             FileOutcome::Updated => report.updated += 1,

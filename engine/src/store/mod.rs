@@ -22,7 +22,14 @@ const READER_POOL_SIZE: usize = 8;
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<ReaderPool>,
+}
+
+/// Idle read-only connections. The epoch changes when the file is replaced (restore), so
+/// connections opened on the old file are dropped instead of returned to the pool.
+struct ReaderPool {
+    epoch: u64,
+    idle: Vec<Connection>,
 }
 
 /// A document as stored, without its chunks.
@@ -148,15 +155,31 @@ impl Store {
                 Error::io(format!("cannot create data directory {}", dir.display()), e)
             })?;
         }
-        let mut writer = Connection::open(path)?;
-        configure(&writer, true)?;
-        register_functions(&writer)?;
-        schema::migrate(&mut writer)?;
         Ok(Store {
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            writer: Mutex::new(open_writer(path)?),
+            readers: Mutex::new(ReaderPool { epoch: 0, idle: Vec::new() }),
         })
+    }
+
+    /// Closes the database file, runs `f` (which may replace the file on disk), then opens the
+    /// file again, whatever `f` returned. Writers wait meanwhile; readers in flight finish on
+    /// the old file and their connections are discarded.
+    pub fn with_file_replaced<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
+        // A damaged file may refuse the checkpoint; the swap goes ahead regardless.
+        if let Err(e) = writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "checkpoint before replacing the database failed");
+        }
+        drop(std::mem::replace(&mut *writer, Connection::open_in_memory()?));
+        {
+            let mut pool = self.readers.lock().map_err(|_| poisoned())?;
+            pool.epoch += 1;
+            pool.idle.clear();
+        }
+        let out = f();
+        *writer = open_writer(&self.path)?;
+        out
     }
 
     pub fn path(&self) -> &Path {
@@ -177,15 +200,18 @@ impl Store {
 
     /// Runs `f` on a pooled read-only connection.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
+        let (epoch, pooled) = {
+            let mut pool = self.readers.lock().map_err(|_| poisoned())?;
+            (pool.epoch, pool.idle.pop())
+        };
         let conn = match pooled {
             Some(c) => c,
             None => self.open_reader()?,
         };
         let out = f(&conn);
         let mut pool = self.readers.lock().map_err(|_| poisoned())?;
-        if pool.len() < READER_POOL_SIZE {
-            pool.push(conn);
+        if pool.epoch == epoch && pool.idle.len() < READER_POOL_SIZE {
+            pool.idle.push(conn);
         }
         out
     }
@@ -439,7 +465,10 @@ impl Store {
 
     /// SQLite's own page-level check plus the FTS index's consistency with the chunk table.
     pub fn integrity_check(&self) -> Result<IntegrityReport> {
-        self.read(|c| {
+        // A fresh connection: a pooled one may answer from its page cache and miss damage on disk.
+        let fresh = || -> Result<Connection> { self.open_reader() };
+        (|| -> Result<IntegrityReport> {
+            let c = &fresh()?;
             let mut problems = Vec::new();
             let mut stmt = c.prepare("PRAGMA integrity_check")?;
             let lines: Vec<String> = stmt
@@ -486,7 +515,7 @@ impl Store {
                 fts_rows,
                 embeddings,
             })
-        })
+        })()
         .or_else(|e| match e {
             // A damaged file often fails before any query returns: that is a failed check,
             // not an error of the checker.
@@ -530,11 +559,21 @@ impl Store {
         })
     }
 
-    /// Drops pooled readers (after a restore swapped the file underneath them).
+    /// Drops pooled readers (after the file changed underneath them).
     pub fn reset_readers(&self) -> Result<()> {
-        self.readers.lock().map_err(|_| poisoned())?.clear();
+        let mut pool = self.readers.lock().map_err(|_| poisoned())?;
+        pool.epoch += 1;
+        pool.idle.clear();
         Ok(())
     }
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let mut writer = Connection::open(path)?;
+    configure(&writer, true)?;
+    register_functions(&writer)?;
+    schema::migrate(&mut writer)?;
+    Ok(writer)
 }
 
 fn delete_fts_rows(tx: &Transaction, ids: &[i64]) -> Result<()> {
