@@ -136,10 +136,10 @@ pub struct HealthConfig {
     pub check_interval_secs: u64,
     /// Seconds between periodic integrity checks; 0 disables them.
     pub integrity_interval_secs: u64,
-    pub cpu_percent_warn: f32,
-    pub memory_percent_warn: f32,
-    /// Readiness fails below this much free disk on the data volume.
-    pub disk_free_percent_min: f32,
+    /// CPU, memory and disk thresholds: warning makes health degraded, critical makes the
+    /// engine not ready.
+    #[schema(value_type = Object)]
+    pub thresholds: crate::sysres::Thresholds,
 }
 
 impl Default for Config {
@@ -242,9 +242,7 @@ impl Default for HealthConfig {
         HealthConfig {
             check_interval_secs: 10,
             integrity_interval_secs: 3600,
-            cpu_percent_warn: 90.0,
-            memory_percent_warn: 90.0,
-            disk_free_percent_min: 5.0,
+            thresholds: crate::sysres::Thresholds::default(),
         }
     }
 }

@@ -184,13 +184,18 @@ impl Engine {
 
     /// Whether vector search can be attempted now (model loaded, breaker not open).
     pub fn vectors_available(&self) -> bool {
-        self.embedder.is_some() && self.embed_breaker.state() != crate::resilience::BreakerState::Open
+        self.embedder.is_some()
+            && self.embed_breaker.state() != crate::resilience::BreakerState::Open
     }
 
     /// Embeds texts through the circuit breaker, recording timings and counts.
     pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let embedder = self.embedder.as_ref().ok_or_else(|| {
-            Error::ModelUnavailable(self.model_error.clone().unwrap_or_else(|| "model not loaded".into()))
+            Error::ModelUnavailable(
+                self.model_error
+                    .clone()
+                    .unwrap_or_else(|| "model not loaded".into()),
+            )
         })?;
         if let Err(retry_in) = self.embed_breaker.try_acquire() {
             return Err(Error::ModelUnavailable(format!(
@@ -202,7 +207,9 @@ impl Engine {
         match embedder.embed(texts) {
             Ok(v) => {
                 self.embed_breaker.record_success();
-                self.metrics.embedding_duration.observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .embedding_duration
+                    .observe(started.elapsed().as_secs_f64());
                 self.metrics.embedded_texts.inc_by(texts.len() as u64);
                 Ok(v)
             }
@@ -238,7 +245,9 @@ impl Engine {
                 if !self.vectors_available() {
                     degraded = Some(format!(
                         "vector search unavailable ({}); results are keyword-only",
-                        self.model_error.as_deref().unwrap_or("embedding circuit breaker open")
+                        self.model_error
+                            .as_deref()
+                            .unwrap_or("embedding circuit breaker open")
                     ));
                 }
                 self.vectors_available()
@@ -248,7 +257,9 @@ impl Engine {
             match self.embed_query(&plan.query) {
                 Ok(q) => Some(q),
                 Err(e) if plan.mode == Mode::Hybrid => {
-                    degraded = Some(format!("vector search failed ({e}); results are keyword-only"));
+                    degraded = Some(format!(
+                        "vector search failed ({e}); results are keyword-only"
+                    ));
                     None
                 }
                 Err(e) => return Err(e),
@@ -258,7 +269,9 @@ impl Engine {
         };
         let vector_hits = match &query_vector {
             Some(q) => {
-                let allowed = self.store.read(|c| search::allowed_chunks(c, &plan.conditions))?;
+                let allowed = self
+                    .store
+                    .read(|c| search::allowed_chunks(c, &plan.conditions))?;
                 self.index().search(q, depth, allowed.as_ref())?
             }
             None => vec![],

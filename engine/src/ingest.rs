@@ -542,7 +542,11 @@ fn write_stage(
             FileOutcome::Skipped => "skipped",
             FileOutcome::Failed => "failed",
         };
-        engine.metrics.ingest_documents.with_label_values(&[result]).inc();
+        engine
+            .metrics
+            .ingest_documents
+            .with_label_values(&[result])
+            .inc();
         engine.metrics.ingest_chunks.inc_by(file.chunks as u64);
         match file.outcome {
             FileOutcome::Added => report.added += 1,

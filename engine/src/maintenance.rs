@@ -76,15 +76,19 @@ pub async fn backup(
     // Persist the index first so the archive carries a graph matching (or close to) the snapshot;
     // a graph older than the snapshot is detected by its generation and rebuilt at restore.
     let e = engine.clone();
-    let index_files = tokio::task::spawn_blocking(move || -> Result<Vec<(String, std::path::PathBuf)>> {
-        e.persist_index()?;
-        Ok(crate::index::VectorIndex::files(&e.config.index_dir())
-            .into_iter()
-            .filter_map(|p| p.file_name().map(|n| (format!("index/{}", n.to_string_lossy()), p.clone())))
-            .collect())
-    })
-    .await
-    .map_err(|e| crate::error::Error::Internal(e.to_string()))??;
+    let index_files =
+        tokio::task::spawn_blocking(move || -> Result<Vec<(String, std::path::PathBuf)>> {
+            e.persist_index()?;
+            Ok(crate::index::VectorIndex::files(&e.config.index_dir())
+                .into_iter()
+                .filter_map(|p| {
+                    p.file_name()
+                        .map(|n| (format!("index/{}", n.to_string_lossy()), p.clone()))
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))??;
     let mut req = crate::backup::BackupRequest::new(engine.store.path(), location);
     req.extra_files = index_files;
     req.backup_id = backup_id;
@@ -94,7 +98,9 @@ pub async fn backup(
     };
     req.extra = serde_json::json!({"model": engine.model_name(), "schema_version": crate::store::schema::latest_version()});
     req.work_dir = Some(engine.config.data_dir.join(".backup-work"));
-    crate::backup::create_backup(req, progress).await.map_err(backup_err)
+    crate::backup::create_backup(req, progress)
+        .await
+        .map_err(backup_err)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -112,10 +118,19 @@ const DB_FILE: &str = "instant-db.sqlite";
 /// Restores from a backup archive URL: download, verify every checksum before touching
 /// anything, swap the database in, and keep the previous data until the restored database
 /// passes the integrity check (otherwise it is put back).
-pub async fn restore(engine: std::sync::Arc<Engine>, source: &str, progress: crate::backup::ProgressSink) -> Result<RestoreReport> {
+pub async fn restore(
+    engine: std::sync::Arc<Engine>,
+    source: &str,
+    progress: crate::backup::ProgressSink,
+) -> Result<RestoreReport> {
     let started = std::time::Instant::now();
-    let staging = engine.config.data_dir.join(format!(".restore-staging-{}", uuid::Uuid::new_v4().simple()));
-    let verified = crate::backup::fetch_and_verify(source, &staging, progress).await.map_err(backup_err)?;
+    let staging = engine.config.data_dir.join(format!(
+        ".restore-staging-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let verified = crate::backup::fetch_and_verify(source, &staging, progress)
+        .await
+        .map_err(backup_err)?;
     let source = source.to_string();
     let e = engine.clone();
     let report = tokio::task::spawn_blocking(move || -> Result<RestoreReport> {
@@ -128,15 +143,22 @@ pub async fn restore(engine: std::sync::Arc<Engine>, source: &str, progress: cra
     Ok(report)
 }
 
-fn swap_and_verify(engine: &Engine, verified: &crate::backup::VerifiedBackup, source: &str, started: std::time::Instant) -> Result<RestoreReport> {
+fn swap_and_verify(
+    engine: &Engine,
+    verified: &crate::backup::VerifiedBackup,
+    source: &str,
+    started: std::time::Instant,
+) -> Result<RestoreReport> {
     let data_dir = engine.config.data_dir.clone();
-    let guard = engine
-        .store
-        .with_file_replaced(|| crate::backup::swap_in(&data_dir, verified, &[DB_FILE]).map_err(backup_err))?;
+    let guard = engine.store.with_file_replaced(|| {
+        crate::backup::swap_in(&data_dir, verified, &[DB_FILE]).map_err(backup_err)
+    })?;
     let check = engine.store.integrity_check()?;
     if !check.ok {
         tracing::error!(problems = ?check.problems, "restored database failed its integrity check; putting the previous data back");
-        engine.store.with_file_replaced(|| guard.rollback().map_err(backup_err))?;
+        engine
+            .store
+            .with_file_replaced(|| guard.rollback().map_err(backup_err))?;
         engine.reload_index()?;
         return Err(crate::error::Error::Integrity(format!(
             "the restored database failed its integrity check ({}); the previous data was kept",
@@ -150,7 +172,8 @@ fn swap_and_verify(engine: &Engine, verified: &crate::backup::VerifiedBackup, so
     let _ = std::fs::remove_dir_all(&index_dir);
     let staged_index = verified.dir.join("index");
     if staged_index.is_dir() {
-        std::fs::rename(&staged_index, &index_dir).map_err(|e| crate::error::Error::io("move restored index", e))?;
+        std::fs::rename(&staged_index, &index_dir)
+            .map_err(|e| crate::error::Error::io("move restored index", e))?;
     }
     engine.reload_index()?;
     let stats = engine.store.stats()?;
@@ -167,9 +190,13 @@ fn swap_and_verify(engine: &Engine, verified: &crate::backup::VerifiedBackup, so
 fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
     use crate::backup::BackupError as B;
     match e {
-        B::InvalidLocation { .. } | B::InvalidId(_) | B::InvalidRequest(_) => crate::error::Error::InvalidInput(e.to_string()),
+        B::InvalidLocation { .. } | B::InvalidId(_) | B::InvalidRequest(_) => {
+            crate::error::Error::InvalidInput(e.to_string())
+        }
         B::NotFound(_) => crate::error::Error::NotFound(e.to_string()),
-        B::Checksum { .. } | B::UnsafeEntry { .. } | B::InvalidArchive(_) => crate::error::Error::Integrity(e.to_string()),
+        B::Checksum { .. } | B::UnsafeEntry { .. } | B::InvalidArchive(_) => {
+            crate::error::Error::Integrity(e.to_string())
+        }
         other => crate::error::Error::Unavailable(other.to_string()),
     }
 }

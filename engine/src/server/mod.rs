@@ -1,6 +1,7 @@
 //! The HTTP server: API under `/api`, health under `/health`, metrics at `/metrics`, admin under
 //! `/admin` (bearer token). One port for all of them.
 
+mod admin;
 mod api;
 mod extract;
 mod health;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub ingest_permits: Arc<Semaphore>,
     pub admin_token: Option<Arc<str>>,
     pub health: Arc<crate::health::HealthMonitor>,
+    pub backups: Arc<admin::BackupJobs>,
 }
 
 impl AppState {
@@ -51,22 +53,73 @@ impl AppState {
             }
             None => None,
         };
+        let health = Arc::new(crate::health::HealthMonitor::new());
+        let cfg = &engine.config.health;
+        match crate::sysres::ResourceMonitor::start(
+            engine.config.data_dir.clone(),
+            cfg.thresholds,
+            Duration::from_secs(cfg.check_interval_secs.max(1)),
+        ) {
+            Ok(monitor) => health.add_source(Box::new(move || {
+                ("system".to_string(), system_component(&monitor))
+            })),
+            Err(e) => tracing::warn!(error = %e, "system resource monitoring unavailable"),
+        }
+        let breaker = engine.embed_breaker.clone();
+        health.add_source(Box::new(move || {
+            ("circuit_breakers".to_string(), breaker_component(&breaker))
+        }));
         Ok(AppState {
             ingest_permits: Arc::new(Semaphore::new(engine.config.ingest.max_concurrent)),
             engine: Arc::new(engine),
             admin_token,
-            health: Arc::new(crate::health::HealthMonitor::new()),
+            health,
+            backups: Arc::new(admin::BackupJobs::default()),
         })
+    }
+}
+
+fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::ComponentHealth {
+    use crate::health::Status;
+    use crate::sysres::ResourceStatus;
+    let snap = monitor.snapshot();
+    crate::health::ComponentHealth {
+        status: match snap.status {
+            ResourceStatus::Ok | ResourceStatus::Unknown => Status::Healthy,
+            ResourceStatus::Warning => Status::Degraded,
+            ResourceStatus::Critical => Status::Unhealthy,
+        },
+        response_time_ms: snap.sample_ms,
+        details: serde_json::to_value(&snap).unwrap_or_default(),
+    }
+}
+
+fn breaker_component(
+    breaker: &crate::resilience::CircuitBreaker,
+) -> crate::health::ComponentHealth {
+    use crate::resilience::BreakerState;
+    let state = breaker.state();
+    crate::health::ComponentHealth {
+        status: if state == BreakerState::Closed {
+            crate::health::Status::Healthy
+        } else {
+            crate::health::Status::Degraded
+        },
+        response_time_ms: 0.0,
+        details: serde_json::json!({ breaker.name(): state.as_str(), "consecutive_failures": breaker.consecutive_failures() }),
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let cfg = &state.engine.config.limits;
     let timeout = Duration::from_secs(cfg.request_timeout_secs);
+    let metrics = state.engine.metrics.clone();
     Router::new()
         .merge(api::routes(cfg.max_upload_bytes))
         .merge(health::routes())
         .merge(openapi::routes())
+        .merge(admin::routes(state.clone()))
+        .route("/metrics", axum::routing::get(render_metrics))
         .fallback(|| async {
             ApiError(Error::NotFound(
                 "no such endpoint; see /api/openapi.json".into(),
@@ -76,6 +129,10 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track_http,
         ))
         .with_state(state)
 }
@@ -139,6 +196,7 @@ async fn background_checks(state: AppState) {
                 let _ = run_integrity_check(&s);
             }
             s.health.refresh(&s.engine);
+            update_gauges(&s);
         })
         .await;
         if due {
@@ -165,6 +223,10 @@ pub fn run_integrity_check(s: &AppState) -> Result<crate::store::IntegrityReport
             problems: vec![e.to_string()],
         },
     };
+    s.engine.metrics.observe_integrity(
+        report.as_ref().ok().map(|r| r.ok),
+        status.duration_ms / 1000.0,
+    );
     if status.ok {
         tracing::info!(ms = status.duration_ms, "integrity check passed");
     } else {
@@ -215,4 +277,25 @@ pub async fn serve(config: Config) -> Result<()> {
     run_on(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+async fn render_metrics(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::Metrics::CONTENT_TYPE,
+        )],
+        s.engine.metrics.render(),
+    )
+}
+
+/// Publishes the database sizes as gauges (called with each health refresh).
+fn update_gauges(s: &AppState) {
+    let r = s.health.snapshot();
+    let m = &s.engine.metrics;
+    m.documents.set(r.document_count);
+    m.chunks.set(r.chunk_count);
+    m.index_vectors.set(s.engine.index().len() as i64);
 }

@@ -27,9 +27,30 @@ use super::AppState;
         super::health::live,
         super::health::ready,
         super::health::detailed,
-    )
+        super::admin::integrity,
+        super::admin::repair,
+        super::admin::start_backup,
+        super::admin::backup_status,
+        super::admin::list_backups,
+        super::admin::delete_backup,
+        super::admin::restore,
+    ),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(

@@ -158,7 +158,10 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             writer: Mutex::new(open_writer(path)?),
-            readers: Mutex::new(ReaderPool { epoch: 0, idle: Vec::new() }),
+            readers: Mutex::new(ReaderPool {
+                epoch: 0,
+                idle: Vec::new(),
+            }),
         })
     }
 
@@ -171,7 +174,10 @@ impl Store {
         if let Err(e) = writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             tracing::warn!(error = %e, "checkpoint before replacing the database failed");
         }
-        drop(std::mem::replace(&mut *writer, Connection::open_in_memory()?));
+        drop(std::mem::replace(
+            &mut *writer,
+            Connection::open_in_memory()?,
+        ));
         {
             let mut pool = self.readers.lock().map_err(|_| poisoned())?;
             pool.epoch += 1;

@@ -1,0 +1,323 @@
+//! `/admin/*`: integrity, repair, backups and restore, behind a bearer token.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::extract::{ApiError, ApiResult, Json, blocking};
+use crate::backup::{BackupProgress, ProgressSink};
+use crate::error::Error;
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/integrity", post(integrity))
+        .route("/admin/repair", post(repair))
+        .route("/admin/backups", post(start_backup).get(list_backups))
+        .route(
+            "/admin/backups/{id}",
+            get(backup_status).delete(delete_backup),
+        )
+        .route("/admin/restore", post(restore))
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// Compares digests so the comparison takes the same time wherever the tokens differ.
+fn token_matches(expected: &str, given: &str) -> bool {
+    Sha256::digest(expected.as_bytes()) == Sha256::digest(given.as_bytes())
+}
+
+async fn require_token(
+    State(s): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&s.admin_token, given) {
+        (Some(expected), Some(given)) if token_matches(expected, given) => Ok(next.run(req).await),
+        _ => Err(ApiError(Error::Unauthorized)),
+    }
+}
+
+/// Runs the integrity check now; the result also feeds health and readiness.
+#[utoipa::path(post, path = "/admin/integrity", security(("bearer" = [])),
+    responses((status = 200, body = crate::store::IntegrityReport), (status = 401)))]
+pub async fn integrity(
+    State(s): State<AppState>,
+) -> ApiResult<axum::Json<crate::store::IntegrityReport>> {
+    let st = s.clone();
+    Ok(axum::Json(
+        blocking(move || super::run_integrity_check(&st)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/admin/repair", security(("bearer" = [])),
+    responses((status = 200, body = crate::maintenance::RepairReport), (status = 401)))]
+pub async fn repair(
+    State(s): State<AppState>,
+) -> ApiResult<axum::Json<crate::maintenance::RepairReport>> {
+    let st = s.clone();
+    let report = blocking(move || {
+        let r = crate::maintenance::repair(&st.engine)?;
+        let _ = super::run_integrity_check(&st);
+        Ok(r)
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupJob {
+    pub id: String,
+    pub status: JobStatus,
+    pub destination: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Current phase and bytes, while running.
+    #[schema(value_type = Option<Object>)]
+    pub progress: Option<BackupProgress>,
+    /// Where the archive is, when completed.
+    pub location: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub document_count: Option<u64>,
+    pub chunk_count: Option<u64>,
+    pub engine_version: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Backups started by this process, newest last (kept for status queries).
+#[derive(Default)]
+pub struct BackupJobs(Mutex<BTreeMap<String, BackupJob>>);
+
+impl BackupJobs {
+    fn update(&self, id: &str, f: impl FnOnce(&mut BackupJob)) {
+        if let Ok(mut jobs) = self.0.lock()
+            && let Some(job) = jobs.get_mut(id)
+        {
+            f(job);
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<BackupJob> {
+        self.0.lock().ok().and_then(|j| j.get(id).cloned())
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequestBody {
+    /// `/dir`, `file:///dir` or `s3://bucket/prefix?endpoint=…&region=…`.
+    pub destination: String,
+    /// Backup id (letters, digits, `.`, `_`, `-`); default: a timestamped id.
+    pub id: Option<String>,
+}
+
+/// Starts a backup and answers at once with its id; follow it with `GET /admin/backups/{id}`.
+#[utoipa::path(post, path = "/admin/backups", request_body = BackupRequestBody, security(("bearer" = [])),
+    responses((status = 202, body = BackupJob), (status = 400, description = "bad destination"), (status = 409, description = "id in use")))]
+pub async fn start_backup(
+    State(s): State<AppState>,
+    Json(body): Json<BackupRequestBody>,
+) -> ApiResult<(StatusCode, axum::Json<BackupJob>)> {
+    crate::backup::Location::parse(&body.destination)
+        .map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+    let id = match body.id {
+        Some(id) => {
+            crate::backup::validate_id(&id)
+                .map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+            id
+        }
+        None => crate::backup::new_backup_id(),
+    };
+    let job = BackupJob {
+        id: id.clone(),
+        status: JobStatus::Running,
+        destination: body.destination.clone(),
+        started_at: crate::health::now(),
+        finished_at: None,
+        progress: None,
+        location: None,
+        size_bytes: None,
+        sha256: None,
+        document_count: None,
+        chunk_count: None,
+        engine_version: None,
+        error: None,
+    };
+    {
+        let mut jobs = s
+            .backups
+            .0
+            .lock()
+            .map_err(|_| ApiError(Error::Internal("job table poisoned".into())))?;
+        if jobs
+            .get(&id)
+            .is_some_and(|j| j.status == JobStatus::Running || j.status == JobStatus::Completed)
+        {
+            return Err(ApiError(Error::Conflict(format!(
+                "backup {id} already exists"
+            ))));
+        }
+        jobs.insert(id.clone(), job.clone());
+    }
+    let jobs = s.backups.clone();
+    let progress: ProgressSink = {
+        let jobs = jobs.clone();
+        let id = id.clone();
+        Arc::new(move |p: BackupProgress| jobs.update(&id, |j| j.progress = Some(p)))
+    };
+    let engine = s.engine.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let result = crate::maintenance::backup(
+            engine.clone(),
+            &body.destination,
+            Some(id.clone()),
+            progress,
+        )
+        .await;
+        let seconds = started.elapsed().as_secs_f64();
+        engine.metrics.observe_backup(result.is_ok(), seconds);
+        jobs.update(&id, |j| {
+            j.finished_at = Some(crate::health::now());
+            match result {
+                Ok(r) => {
+                    tracing::info!(id = %r.id, location = %r.location, bytes = r.size_bytes, seconds, "backup completed");
+                    j.status = JobStatus::Completed;
+                    j.location = Some(r.location);
+                    j.size_bytes = Some(r.size_bytes);
+                    j.sha256 = Some(r.sha256);
+                    j.document_count = Some(r.manifest.document_count);
+                    j.chunk_count = Some(r.manifest.chunk_count);
+                    j.engine_version = Some(r.manifest.engine_version);
+                }
+                Err(e) => {
+                    tracing::error!(id = %j.id, error = %e, "backup failed");
+                    j.status = JobStatus::Failed;
+                    j.error = Some(e.to_string());
+                }
+            }
+        });
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(job)))
+}
+
+#[utoipa::path(get, path = "/admin/backups/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = BackupJob), (status = 404)))]
+pub async fn backup_status(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<axum::Json<BackupJob>> {
+    s.backups.get(&id).map(axum::Json).ok_or_else(|| {
+        ApiError(Error::NotFound(format!(
+            "no backup job {id} in this process; list stored backups with ?destination="
+        )))
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DestinationQuery {
+    /// List or delete the backups stored at this destination.
+    pub destination: Option<String>,
+}
+
+/// Without `destination`: this process's backup jobs. With it: the backups stored there.
+#[utoipa::path(get, path = "/admin/backups", params(DestinationQuery), security(("bearer" = [])),
+    responses((status = 200, description = "jobs or stored backups")))]
+pub async fn list_backups(
+    State(s): State<AppState>,
+    Query(q): Query<DestinationQuery>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let value = match q.destination {
+        None => {
+            let jobs: Vec<BackupJob> = s
+                .backups
+                .0
+                .lock()
+                .map(|j| j.values().cloned().collect())
+                .unwrap_or_default();
+            serde_json::to_value(jobs)
+        }
+        Some(dest) => {
+            let loc = crate::backup::Location::parse(&dest)
+                .map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+            let stored = crate::backup::list_backups(&loc)
+                .await
+                .map_err(|e| ApiError(Error::Unavailable(e.to_string())))?;
+            serde_json::to_value(stored)
+        }
+    }
+    .map_err(|e| ApiError(Error::Internal(e.to_string())))?;
+    Ok(axum::Json(value))
+}
+
+/// Deletes a stored backup (retention).
+#[utoipa::path(delete, path = "/admin/backups/{id}", params(("id" = String, Path), DestinationQuery), security(("bearer" = [])),
+    responses((status = 204), (status = 400), (status = 404)))]
+pub async fn delete_backup(
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<DestinationQuery>,
+) -> ApiResult<StatusCode> {
+    let dest = q.destination.ok_or_else(|| {
+        ApiError(Error::InvalidInput(
+            "`destination` query parameter required".into(),
+        ))
+    })?;
+    let loc = crate::backup::Location::parse(&dest)
+        .map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+    crate::backup::validate_id(&id).map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+    crate::backup::delete_backup(&loc, &id)
+        .await
+        .map_err(|e| match e {
+            crate::backup::BackupError::NotFound(m) => ApiError(Error::NotFound(m)),
+            other => ApiError(Error::Unavailable(other.to_string())),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequestBody {
+    /// URL of a backup archive (as `location` of a completed backup).
+    pub source: String,
+}
+
+/// Restores from a backup: verifies every checksum first, swaps atomically, keeps the previous
+/// data until the restored database passes the integrity check.
+#[utoipa::path(post, path = "/admin/restore", request_body = RestoreRequestBody, security(("bearer" = [])),
+    responses((status = 200, body = crate::maintenance::RestoreReport), (status = 400), (status = 503, description = "verification or integrity failed; nothing changed")))]
+pub async fn restore(
+    State(s): State<AppState>,
+    Json(body): Json<RestoreRequestBody>,
+) -> ApiResult<axum::Json<crate::maintenance::RestoreReport>> {
+    let result =
+        crate::maintenance::restore(s.engine.clone(), &body.source, crate::backup::no_progress())
+            .await;
+    s.engine.metrics.observe_restore(result.is_ok());
+    let report = result.map_err(ApiError)?;
+    tracing::info!(source = %report.source, documents = report.documents, "restore completed");
+    let st = s.clone();
+    let _ = blocking(move || super::run_integrity_check(&st)).await;
+    Ok(axum::Json(report))
+}
