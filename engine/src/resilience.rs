@@ -358,6 +358,92 @@ impl Drop for ProbeGuard<'_> {
     }
 }
 
+/// Health view of one breaker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BreakerStatus {
+    /// Dependency name.
+    pub dependency: String,
+    /// Current state.
+    pub state: BreakerState,
+    /// Consecutive failures counted.
+    pub consecutive_failures: u32,
+    /// Time until a probe is allowed (open breakers only).
+    pub retry_in_ms: Option<u64>,
+}
+
+impl CircuitBreaker {
+    /// Health view of this breaker.
+    pub fn status(&self) -> BreakerStatus {
+        let state = self.state();
+        let g = self.lock();
+        let retry_in_ms = match (state, g.opened_at) {
+            (BreakerState::Open, Some(at)) => {
+                let elapsed = (self.clock)().saturating_duration_since(at);
+                Some(self.config.cool_down.saturating_sub(elapsed).as_millis() as u64)
+            }
+            _ => None,
+        };
+        BreakerStatus {
+            dependency: self.name.to_string(),
+            state,
+            consecutive_failures: g.consecutive_failures,
+            retry_in_ms,
+        }
+    }
+}
+
+/// One breaker per dependency, created on first use with a shared config and
+/// hook (e.g. `Metrics::breaker_hook`). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Breakers {
+    config: BreakerConfig,
+    hook: Option<StateHook>,
+    map: Arc<Mutex<std::collections::BTreeMap<String, CircuitBreaker>>>,
+}
+
+impl fmt::Debug for Breakers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.statuses()).finish()
+    }
+}
+
+impl Breakers {
+    /// An empty set; breakers get `config` and `hook`.
+    pub fn new(config: BreakerConfig, hook: Option<StateHook>) -> Self {
+        Self {
+            config,
+            hook,
+            map: Arc::default(),
+        }
+    }
+
+    /// The breaker for `dependency` (created closed on first use).
+    pub fn get(&self, dependency: &str) -> CircuitBreaker {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(dependency.to_string())
+            .or_insert_with(|| {
+                let b = CircuitBreaker::new(dependency, self.config);
+                match &self.hook {
+                    Some(h) => b.with_hook(h.clone()),
+                    None => b,
+                }
+            })
+            .clone()
+    }
+
+    /// Register an existing breaker (replacing one of the same name).
+    pub fn insert(&self, breaker: CircuitBreaker) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(breaker.name().to_string(), breaker);
+    }
+
+    /// Status of every breaker, sorted by name (for `/health/detailed`).
+    pub fn statuses(&self) -> Vec<BreakerStatus> {
+        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().map(CircuitBreaker::status).collect()
+    }
+}
+
 /// Default minimum delay between retries.
 pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
 /// Default maximum delay between two retries.
@@ -570,6 +656,27 @@ mod tests {
             let _ = tokio::time::timeout(Duration::ZERO, fut).await;
         }
         assert!(b.allow(), "probe slot must be released after cancellation");
+    }
+
+    #[test]
+    fn breaker_set_reports_statuses() {
+        let set = Breakers::new(BreakerConfig::default(), None);
+        let s3 = set.get("s3");
+        set.get("embedding");
+        for _ in 0..5 {
+            s3.record_failure();
+        }
+        // the same breaker is returned for the same name
+        assert_eq!(set.get("s3").state(), BreakerState::Open);
+        let st = set.statuses();
+        assert_eq!(st.len(), 2);
+        assert_eq!(st[0].dependency, "embedding");
+        assert_eq!(st[0].state, BreakerState::Closed);
+        assert_eq!(st[1].state, BreakerState::Open);
+        assert_eq!(st[1].consecutive_failures, 5);
+        assert!(st[1].retry_in_ms.unwrap() <= 30_000);
+        let json = serde_json::to_value(&st[1]).unwrap();
+        assert_eq!(json["state"], "open");
     }
 
     #[test]

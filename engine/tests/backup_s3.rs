@@ -270,3 +270,31 @@ async fn backup_to_s3_list_restore_delete() {
     assert!(matches!(err, BackupError::NotFound(_)), "{err}");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_s3_endpoint_fails_after_bounded_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join(DB);
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    // a port nothing listens on
+    let port = free_port();
+    let dest = Location::parse(&format!(
+        "s3://bkt/p?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"
+    ))
+    .unwrap();
+    let started = Instant::now();
+    let err = backup::create_backup(BackupRequest::new(&db, dest), backup::no_progress())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackupError::ObjectStore(_)), "{err}");
+    assert!(err.is_transient());
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "retries are bounded"
+    );
+}

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use reqwest::Url;
@@ -22,6 +23,15 @@ use super::BackupError;
 pub const ACCEPTED_FORMS: &str = "accepted forms: a directory path (e.g. /backups), file:///absolute/dir, \
 or s3://bucket/prefix?endpoint=http://host:9000&region=us-east-1&allow_http=true \
 (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
+
+/// Retries done inside the S3 client for one request.
+pub const S3_CLIENT_MAX_RETRIES: usize = 2;
+/// Time budget of the S3 client's own retries for one request.
+pub const S3_CLIENT_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+/// TCP connect timeout to the S3 endpoint.
+pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Timeout of one S3 request (one multipart part, at most 8 MiB).
+pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A parsed backup destination (a "folder" holding `<id>.tar.gz` archives).
 #[derive(Clone)]
@@ -188,7 +198,21 @@ impl Location {
             .with_bucket_name(&bucket)
             .with_region(&region)
             .with_allow_http(allow_http)
-            .with_virtual_hosted_style_request(false);
+            .with_virtual_hosted_style_request(false)
+            // object_store's own retries stay short: the backup module retries
+            // whole operations with jittered backoff (crate::resilience)
+            .with_retry(object_store::RetryConfig {
+                backoff: object_store::BackoffConfig::default(),
+                max_retries: S3_CLIENT_MAX_RETRIES,
+                retry_timeout: S3_CLIENT_RETRY_TIMEOUT,
+            })
+            .with_client_options(
+                // (client options also carry allow_http: set it here too)
+                object_store::ClientOptions::new()
+                    .with_allow_http(allow_http)
+                    .with_connect_timeout(S3_CONNECT_TIMEOUT)
+                    .with_timeout(S3_REQUEST_TIMEOUT),
+            );
         if let Some(ep) = &endpoint {
             b = b.with_endpoint(ep);
         }
