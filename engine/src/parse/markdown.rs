@@ -167,10 +167,8 @@ impl Parser for MarkdownParser {
                         st.flush();
                         st.kind = Some(st.container_kind());
                     }
-                    TagEnd::Paragraph => {
-                        if st.item_depth == 0 && st.quote_depth == 0 {
-                            st.flush();
-                        }
+                    TagEnd::Paragraph if st.item_depth == 0 && st.quote_depth == 0 => {
+                        st.flush();
                     }
                     TagEnd::BlockQuote(_) => {
                         st.quote_depth = st.quote_depth.saturating_sub(1);

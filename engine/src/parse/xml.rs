@@ -43,6 +43,8 @@ impl Parser for XmlParser {
         let mut meta = serde_json::Map::new();
         // Per open element: (is heading element, has child elements).
         let mut open: Vec<(bool, bool)> = Vec::new();
+        // Depths of elements that contain a heading: their section ends with them.
+        let mut section_depths: Vec<usize> = Vec::new();
         let mut buf = String::new();
         let mut heading_buf = String::new();
         loop {
@@ -82,9 +84,18 @@ impl Parser for XmlParser {
                         let level = open.len().max(1);
                         b.heading(level, &collapse_ws(&heading_buf));
                         heading_buf.clear();
+                        if section_depths.last() != Some(&level) {
+                            section_depths.push(level);
+                        }
                     } else if has_children || matches!(open.len(), 0) {
                         b.push(BlockKind::Paragraph, &collapse_ws(&buf));
                         buf.clear();
+                        // The element that held a heading closes: its section ends.
+                        let depth = open.len() + 1;
+                        if section_depths.last() == Some(&depth) {
+                            section_depths.pop();
+                            b.end_section(depth);
+                        }
                     } else {
                         buf.push(' ');
                     }
