@@ -333,6 +333,15 @@ fn json_records_are_flattened() {
     assert_eq!(texts(&d).len(), 2);
     assert!(has(&d, BlockKind::Record, &[], "a[0].b: null"));
     assert_eq!(d.metadata.get("record_count"), Some(&serde_json::json!(2)));
+    // Keys keep document order; numbers keep their form.
+    let d = JsonParser
+        .parse(br#"{"z": {"b": 1.5, "a": -2}, "m": 1}"#)
+        .unwrap_or_default();
+    assert_eq!(d.full_text(), "z.b: 1.5\nz.a: -2\n\nm: 1");
+    assert_eq!(
+        d.metadata.get("top_level_keys"),
+        Some(&serde_json::json!(["z", "m"]))
+    );
 }
 
 #[test]
@@ -344,7 +353,7 @@ fn jsonl_lines_are_records() {
         &d,
         BlockKind::Record,
         &[],
-        "id: 1\ntags: a, b\ntitle: first"
+        "id: 1\ntitle: first\ntags: a, b"
     ));
     assert!(has(&d, BlockKind::Record, &[], "id: 2\nnested.k: v"));
     let e = JsonlParser.parse(b"{\"a\":1}\n\n{\"b\": }\n").err();
@@ -630,5 +639,84 @@ fn demo_corpus_document_types() {
         let d = corpus(name);
         let got = classify(Path::new(name), d.title.as_deref(), &d.full_text());
         assert_eq!(got, want, "{name}");
+    }
+}
+
+/// Throughput over the Rust toolchain's HTML documentation (run with `--ignored --nocapture`,
+/// preferably with `--release`). `INSTANT_DB_PARSE_BENCH_LIMIT` caps the number of files.
+#[test]
+#[ignore = "slow: walks the Rust toolchain documentation"]
+fn rust_docs_parse_and_chunk_throughput() {
+    use crate::chunk::{ChunkConfig, WhitespaceTokenCounter, chunk_document};
+    let Ok(out) = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+    else {
+        return;
+    };
+    let root =
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("share/doc/rust/html");
+    let limit: usize = std::env::var("INSTANT_DB_PARSE_BENCH_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut stack = vec![root];
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "html") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files.truncate(limit);
+    let reg = ParserRegistry::default();
+    let cfg = ChunkConfig::default();
+    let (mut bytes, mut chunks, mut blocks) = (0usize, 0usize, 0usize);
+    let (mut t_parse, mut t_chunk) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    for f in &files {
+        let data = std::fs::read(f).unwrap_or_default();
+        bytes += data.len();
+        let t = std::time::Instant::now();
+        let d = reg.parse_path(f, &data).unwrap_or_default();
+        t_parse += t.elapsed();
+        let t = std::time::Instant::now();
+        chunks += chunk_document(&d, &cfg, &WhitespaceTokenCounter).len();
+        t_chunk += t.elapsed();
+        blocks += d.blocks.len();
+    }
+    println!(
+        "{} files, {:.1} MB, {blocks} blocks, {chunks} chunks; parse {:.2?} ({:.0} files/s), chunk {:.2?}",
+        files.len(),
+        bytes as f64 / 1e6,
+        t_parse,
+        files.len() as f64 / t_parse.as_secs_f64(),
+        t_chunk
+    );
+}
+
+#[test]
+#[ignore = "debug helper: prints the blocks of the file in INSTANT_DB_PARSE_DUMP"]
+fn dump_file() {
+    let Ok(path) = std::env::var("INSTANT_DB_PARSE_DUMP") else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let bytes = std::fs::read(&path).unwrap_or_default();
+    match ParserRegistry::default().parse_path(&path, &bytes) {
+        Ok(d) => {
+            println!("title={:?} meta={:?}", d.title, d.metadata);
+            for b in &d.blocks {
+                println!("{:?} {:?} {:?}", b.kind, b.section_path, b.text);
+            }
+        }
+        Err(e) => println!("error: {e}"),
     }
 }
