@@ -5,7 +5,8 @@
 //!   never span two sections and a heading always starts a new chunk;
 //! - within a section, blocks are packed into a chunk up to `max_tokens`;
 //! - a block longer than that is split at sentence boundaries (after `.`, `!`, `?` followed by
-//!   whitespace, or at a line break), and a sentence longer than that at word boundaries;
+//!   whitespace, at a blank line, and at every line break in code, tables and records), and a
+//!   sentence longer than that at word boundaries;
 //! - each chunk after the first of a section starts with an overlap: the trailing whole
 //!   sentences of the previous chunk totalling at most `overlap_tokens`, so the overlap starts on
 //!   a sentence boundary; there is no overlap across sections.
@@ -156,8 +157,10 @@ struct Piece {
     sentence_start: bool,
 }
 
-/// Byte ranges of the sentences of `s` (trimmed, non-empty), relative to `s`.
-fn sentence_ranges(s: &str) -> Vec<(usize, usize)> {
+/// Byte ranges of the sentences of `s` (trimmed, non-empty), relative to `s`. With
+/// `lines_are_units` (code, tables, records) every line break is a boundary; otherwise (prose,
+/// which is often hard-wrapped) only a blank line is.
+fn sentence_ranges(s: &str, lines_are_units: bool) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let bytes = s.as_bytes();
     let mut start = None::<usize>;
@@ -171,7 +174,9 @@ fn sentence_ranges(s: &str) -> Vec<(usize, usize)> {
             i += 1;
             continue;
         }
-        let boundary_end = if c == b'\n' {
+        let boundary_end = if c == b'\n'
+            && (lines_are_units || s[i + 1..].trim_start_matches([' ', '\t']).starts_with('\n'))
+        {
             Some(i)
         } else if matches!(c, b'.' | b'!' | b'?') {
             // Include closing quotes/brackets, then require whitespace.
@@ -232,12 +237,13 @@ fn word_ranges(s: &str) -> Vec<(usize, usize)> {
 /// Append the pieces of one block (starting at `base` in the full text).
 fn block_pieces(
     text: &str,
+    lines_are_units: bool,
     base: usize,
     max: usize,
     counter: &dyn TokenCounter,
     out: &mut Vec<Piece>,
 ) {
-    for (s, e) in sentence_ranges(text) {
+    for (s, e) in sentence_ranges(text, lines_are_units) {
         let sentence = &text[s..e];
         let tokens = counter.count_tokens(sentence);
         if tokens <= max {
@@ -308,7 +314,18 @@ pub fn chunk_document(
             pieces.clear();
             section = Some(&block.section_path);
         }
-        block_pieces(&block.text, offset, max, counter, &mut pieces);
+        let lines_are_units = matches!(
+            block.kind,
+            BlockKind::Code | BlockKind::Table | BlockKind::Record
+        );
+        block_pieces(
+            &block.text,
+            lines_are_units,
+            offset,
+            max,
+            counter,
+            &mut pieces,
+        );
         offset += block.text.len();
     }
     if let Some(path) = section {
@@ -485,6 +502,34 @@ mod tests {
         rebuilt.push_str(&full[pos..]);
         assert_eq!(rebuilt, full);
         chunks
+    }
+
+    #[test]
+    fn sentence_boundaries() {
+        let s = "One two.  Three (four.) Five?\nwrapped line\n\nNew para! e.g.x end";
+        let got: Vec<&str> = sentence_ranges(s, false)
+            .into_iter()
+            .map(|(a, b)| &s[a..b])
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "One two.",
+                "Three (four.)",
+                "Five?",
+                "wrapped line",
+                "New para!",
+                "e.g.x end"
+            ]
+        );
+        let code = "let a = 1;\nlet b = 2;\n\n  let c = 3;";
+        let got: Vec<&str> = sentence_ranges(code, true)
+            .into_iter()
+            .map(|(a, b)| &code[a..b])
+            .collect();
+        assert_eq!(got, ["let a = 1;", "let b = 2;", "let c = 3;"]);
+        let prose = "a hard-wrapped\nsentence goes on";
+        assert_eq!(sentence_ranges(prose, false), [(0, prose.len())]);
     }
 
     #[test]
