@@ -765,6 +765,43 @@ mod tests {
         assert!(n >= 12, "only {n} corpus files");
     }
 
+    /// With the real model tokenizer (when present): counts add up and chunks fit.
+    #[test]
+    fn hf_tokenizer_counts_are_additive_on_the_demo_corpus() {
+        let path = std::env::var("INSTANT_DB_TOKENIZER")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                dirs::home_dir()
+                    .unwrap_or_default()
+                    .join(".cache/instant-db/models/all-MiniLM-L6-v2/tokenizer.json")
+            });
+        let Ok(tok) = tokenizers::Tokenizer::from_file(&path) else {
+            eprintln!("skipped: no tokenizer at {}", path.display());
+            return;
+        };
+        let counter = HfTokenCounter::new(&tok);
+        assert!(
+            counter.count_tokens(&"word ".repeat(1000)) >= 1000,
+            "truncation not disabled"
+        );
+        let reg = ParserRegistry::default();
+        let cfg = ChunkConfig::new(64, 16).unwrap_or_default();
+        for entry in std::fs::read_dir(corpus_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let Some(parser) = reg.for_path(&path) else {
+                continue;
+            };
+            let d = parser
+                .parse(&std::fs::read(&path).unwrap_or_default())
+                .unwrap_or_default();
+            check(&d, &cfg, &counter);
+        }
+    }
+
     #[test]
     fn large_document_is_fast() {
         // ~1 MB of text in one section: linear-time chunking.
