@@ -802,6 +802,47 @@ mod tests {
         }
     }
 
+    /// Debug helper: writes the demo corpus chunks as JSON lines to `INSTANT_DB_CHUNK_DUMP`.
+    #[test]
+    #[ignore = "debug helper"]
+    fn dump_demo_corpus_chunks() {
+        let Ok(out) = std::env::var("INSTANT_DB_CHUNK_DUMP") else {
+            return;
+        };
+        let reg = ParserRegistry::default();
+        let mut lines = String::new();
+        let tok = dirs::home_dir()
+            .map(|h| h.join(".cache/instant-db/models/all-MiniLM-L6-v2/tokenizer.json"))
+            .and_then(|p| tokenizers::Tokenizer::from_file(p).ok());
+        let hf = tok.as_ref().map(HfTokenCounter::new);
+        let counter: &dyn TokenCounter = match &hf {
+            Some(h) => h,
+            None => &WhitespaceTokenCounter,
+        };
+        for entry in std::fs::read_dir(corpus_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let Some(parser) = reg.for_path(&path) else {
+                continue;
+            };
+            let d = parser
+                .parse(&std::fs::read(&path).unwrap_or_default())
+                .unwrap_or_default();
+            for c in chunk_document(&d, &ChunkConfig::default(), counter) {
+                let v = serde_json::json!({
+                    "file": path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    "title": d.title, "chunk": c,
+                });
+                lines.push_str(&v.to_string());
+                lines.push('\n');
+            }
+        }
+        std::fs::write(out, lines).unwrap_or_default();
+    }
+
     #[test]
     fn large_document_is_fast() {
         // ~1 MB of text in one section: linear-time chunking.
