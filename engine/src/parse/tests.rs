@@ -175,6 +175,16 @@ fn markdown_without_or_with_broken_front_matter() {
     let d = md.parse(b"---\na: [1\n---\n\nBody.").unwrap_or_default();
     assert!(d.metadata.is_empty());
     assert!(d.full_text().contains("Body."));
+    // Raw HTML blocks keep their text; comments and scripts are dropped.
+    let d = md
+        .parse(b"<!-- hidden -->\n\n<details><summary>More</summary>\n\nInside.\n\n</details>\n\n<script>bad()</script>\n")
+        .unwrap_or_default();
+    let full = d.full_text();
+    assert!(full.contains("More") && full.contains("Inside."), "{full}");
+    assert!(
+        !full.contains("hidden") && !full.contains("bad()"),
+        "{full}"
+    );
     // Setext headings and nested levels pop correctly.
     let d = md
         .parse(b"A\n=\n\n### deep\n\nx\n\n## mid\n\ny")
@@ -409,6 +419,11 @@ fn csv_and_tsv_rows_are_records() {
     assert!(has(&d, BlockKind::Record, &[], "column1: 1; column2: 2"));
     assert_eq!(d.blocks.len(), 2);
     assert!(CsvParser.parse(b"").is_ok_and(|d| d.blocks.is_empty()));
+    // Empty header cells get a name; TSV treats quotes literally.
+    let d = CsvParser.parse(b"a,\nx,y\n").unwrap_or_default();
+    assert!(has(&d, BlockKind::Record, &[], "a: x; column2: y"));
+    let d = TsvParser.parse(b"q\tn\n\"hi\tthere\n").unwrap_or_default();
+    assert!(has(&d, BlockKind::Record, &[], "q: \"hi; n: there"));
 }
 
 #[test]
