@@ -298,6 +298,28 @@ fn html_deep_nesting_does_not_overflow() {
 }
 
 #[test]
+fn deeply_nested_inputs_do_not_overflow() {
+    let md = format!("{}deep quote\n", ">".repeat(1_000));
+    assert!(
+        MarkdownParser
+            .parse(md.as_bytes())
+            .is_ok_and(|d| d.full_text().contains("deep"))
+    );
+    let list: String = (0..300)
+        .map(|i| format!("{}- item{i}\n", "  ".repeat(i)))
+        .collect();
+    assert!(MarkdownParser.parse(list.as_bytes()).is_ok());
+    let yaml = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    assert!(YamlParser.parse(yaml.as_bytes()).is_err());
+    let xml = format!("{}x{}", "<a>".repeat(50_000), "</a>".repeat(50_000));
+    assert!(
+        XmlParser
+            .parse(xml.as_bytes())
+            .is_ok_and(|d| d.full_text() == "x")
+    );
+}
+
+#[test]
 fn xml_text_without_element_names() {
     let d = ok("sample.xml");
     assert_eq!(d.title.as_deref(), Some("XML Book"));

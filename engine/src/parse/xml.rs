@@ -45,13 +45,15 @@ impl Parser for XmlParser {
         let mut open: Vec<(bool, bool)> = Vec::new();
         // Depths of elements that contain a heading: their section ends with them.
         let mut section_depths: Vec<usize> = Vec::new();
+        // Number of open heading elements (text inside goes to the heading).
+        let mut headings_open = 0usize;
         let mut buf = String::new();
         let mut heading_buf = String::new();
         loop {
             let ev = reader
                 .read_event()
                 .map_err(|e| syntax(&text, reader.error_position(), e.to_string()))?;
-            let in_heading = open.iter().any(|(h, _)| *h);
+            let in_heading = headings_open > 0;
             match ev {
                 Event::Start(e) => {
                     let name =
@@ -71,6 +73,7 @@ impl Parser for XmlParser {
                         buf.clear();
                     }
                     open.push((is_heading, false));
+                    headings_open += usize::from(is_heading);
                 }
                 Event::Empty(_) => {
                     if let Some(parent) = open.last_mut() {
@@ -80,7 +83,8 @@ impl Parser for XmlParser {
                 }
                 Event::End(_) => {
                     let (is_heading, has_children) = open.pop().unwrap_or((false, false));
-                    if is_heading && !open.iter().any(|(h, _)| *h) {
+                    headings_open -= usize::from(is_heading);
+                    if is_heading && headings_open == 0 {
                         let level = open.len().max(1);
                         b.heading(level, &collapse_ws(&heading_buf));
                         heading_buf.clear();
