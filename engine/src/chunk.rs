@@ -723,13 +723,24 @@ mod tests {
             ChunkConfig::new(40, 12).unwrap_or_default(),
             ChunkConfig::default(),
         ];
+        let (mut total, mut with_overlap, mut split_words) = (0, 0, 0);
         for _ in 0..400 {
             let d = gen_doc(&mut rng);
             for cfg in &configs {
-                check(&d, cfg, &WhitespaceTokenCounter);
-                check(&d, cfg, &CharCounter);
+                let chunks = check(&d, cfg, &WhitespaceTokenCounter);
+                total += chunks.len();
+                with_overlap += chunks.iter().filter(|c| c.content_start > 0).count();
+                let chunks = check(&d, cfg, &CharCounter);
+                split_words += chunks
+                    .iter()
+                    .filter(|c| !c.content().ends_with(['.', '!', '?', ')']))
+                    .count();
             }
         }
+        // The generator exercises every path.
+        assert!(total > 5_000, "{total}");
+        assert!(with_overlap > 1_000, "{with_overlap}");
+        assert!(split_words > 100, "{split_words}");
     }
 
     fn corpus_dir() -> std::path::PathBuf {
