@@ -5,7 +5,8 @@
 //!   never span two sections and a heading always starts a new chunk;
 //! - within a section, blocks are packed into a chunk up to `max_tokens`;
 //! - a block longer than that is split at sentence boundaries (after `.`, `!`, `?` followed by
-//!   whitespace, or at a line break), and a sentence longer than that at word boundaries;
+//!   whitespace, at a blank line, and at every line break in code, tables and records), and a
+//!   sentence longer than that at word boundaries;
 //! - each chunk after the first of a section starts with an overlap: the trailing whole
 //!   sentences of the previous chunk totalling at most `overlap_tokens`, so the overlap starts on
 //!   a sentence boundary; there is no overlap across sections.
@@ -156,8 +157,10 @@ struct Piece {
     sentence_start: bool,
 }
 
-/// Byte ranges of the sentences of `s` (trimmed, non-empty), relative to `s`.
-fn sentence_ranges(s: &str) -> Vec<(usize, usize)> {
+/// Byte ranges of the sentences of `s` (trimmed, non-empty), relative to `s`. With
+/// `lines_are_units` (code, tables, records) every line break is a boundary; otherwise (prose,
+/// which is often hard-wrapped) only a blank line is.
+fn sentence_ranges(s: &str, lines_are_units: bool) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let bytes = s.as_bytes();
     let mut start = None::<usize>;
@@ -171,7 +174,9 @@ fn sentence_ranges(s: &str) -> Vec<(usize, usize)> {
             i += 1;
             continue;
         }
-        let boundary_end = if c == b'\n' {
+        let boundary_end = if c == b'\n'
+            && (lines_are_units || s[i + 1..].trim_start_matches([' ', '\t']).starts_with('\n'))
+        {
             Some(i)
         } else if matches!(c, b'.' | b'!' | b'?') {
             // Include closing quotes/brackets, then require whitespace.
@@ -232,12 +237,13 @@ fn word_ranges(s: &str) -> Vec<(usize, usize)> {
 /// Append the pieces of one block (starting at `base` in the full text).
 fn block_pieces(
     text: &str,
+    lines_are_units: bool,
     base: usize,
     max: usize,
     counter: &dyn TokenCounter,
     out: &mut Vec<Piece>,
 ) {
-    for (s, e) in sentence_ranges(text) {
+    for (s, e) in sentence_ranges(text, lines_are_units) {
         let sentence = &text[s..e];
         let tokens = counter.count_tokens(sentence);
         if tokens <= max {
@@ -308,7 +314,18 @@ pub fn chunk_document(
             pieces.clear();
             section = Some(&block.section_path);
         }
-        block_pieces(&block.text, offset, max, counter, &mut pieces);
+        let lines_are_units = matches!(
+            block.kind,
+            BlockKind::Code | BlockKind::Table | BlockKind::Record
+        );
+        block_pieces(
+            &block.text,
+            lines_are_units,
+            offset,
+            max,
+            counter,
+            &mut pieces,
+        );
         offset += block.text.len();
     }
     if let Some(path) = section {
@@ -485,6 +502,34 @@ mod tests {
         rebuilt.push_str(&full[pos..]);
         assert_eq!(rebuilt, full);
         chunks
+    }
+
+    #[test]
+    fn sentence_boundaries() {
+        let s = "One two.  Three (four.) Five?\nwrapped line\n\nNew para! e.g.x end";
+        let got: Vec<&str> = sentence_ranges(s, false)
+            .into_iter()
+            .map(|(a, b)| &s[a..b])
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "One two.",
+                "Three (four.)",
+                "Five?",
+                "wrapped line",
+                "New para!",
+                "e.g.x end"
+            ]
+        );
+        let code = "let a = 1;\nlet b = 2;\n\n  let c = 3;";
+        let got: Vec<&str> = sentence_ranges(code, true)
+            .into_iter()
+            .map(|(a, b)| &code[a..b])
+            .collect();
+        assert_eq!(got, ["let a = 1;", "let b = 2;", "let c = 3;"]);
+        let prose = "a hard-wrapped\nsentence goes on";
+        assert_eq!(sentence_ranges(prose, false), [(0, prose.len())]);
     }
 
     #[test]
@@ -678,13 +723,24 @@ mod tests {
             ChunkConfig::new(40, 12).unwrap_or_default(),
             ChunkConfig::default(),
         ];
+        let (mut total, mut with_overlap, mut split_words) = (0, 0, 0);
         for _ in 0..400 {
             let d = gen_doc(&mut rng);
             for cfg in &configs {
-                check(&d, cfg, &WhitespaceTokenCounter);
-                check(&d, cfg, &CharCounter);
+                let chunks = check(&d, cfg, &WhitespaceTokenCounter);
+                total += chunks.len();
+                with_overlap += chunks.iter().filter(|c| c.content_start > 0).count();
+                let chunks = check(&d, cfg, &CharCounter);
+                split_words += chunks
+                    .iter()
+                    .filter(|c| !c.content().ends_with(['.', '!', '?', ')']))
+                    .count();
             }
         }
+        // The generator exercises every path.
+        assert!(total > 5_000, "{total}");
+        assert!(with_overlap > 1_000, "{with_overlap}");
+        assert!(split_words > 100, "{split_words}");
     }
 
     fn corpus_dir() -> std::path::PathBuf {
@@ -718,6 +774,84 @@ mod tests {
             n += 1;
         }
         assert!(n >= 12, "only {n} corpus files");
+    }
+
+    /// With the real model tokenizer (when present): counts add up and chunks fit.
+    #[test]
+    fn hf_tokenizer_counts_are_additive_on_the_demo_corpus() {
+        let path = std::env::var("INSTANT_DB_TOKENIZER")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                dirs::home_dir()
+                    .unwrap_or_default()
+                    .join(".cache/instant-db/models/all-MiniLM-L6-v2/tokenizer.json")
+            });
+        let Ok(tok) = tokenizers::Tokenizer::from_file(&path) else {
+            eprintln!("skipped: no tokenizer at {}", path.display());
+            return;
+        };
+        let counter = HfTokenCounter::new(&tok);
+        assert!(
+            counter.count_tokens(&"word ".repeat(1000)) >= 1000,
+            "truncation not disabled"
+        );
+        let reg = ParserRegistry::default();
+        let cfg = ChunkConfig::new(64, 16).unwrap_or_default();
+        for entry in std::fs::read_dir(corpus_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let Some(parser) = reg.for_path(&path) else {
+                continue;
+            };
+            let d = parser
+                .parse(&std::fs::read(&path).unwrap_or_default())
+                .unwrap_or_default();
+            check(&d, &cfg, &counter);
+        }
+    }
+
+    /// Debug helper: writes the demo corpus chunks as JSON lines to `INSTANT_DB_CHUNK_DUMP`.
+    #[test]
+    #[ignore = "debug helper"]
+    fn dump_demo_corpus_chunks() {
+        let Ok(out) = std::env::var("INSTANT_DB_CHUNK_DUMP") else {
+            return;
+        };
+        let reg = ParserRegistry::default();
+        let mut lines = String::new();
+        let tok = dirs::home_dir()
+            .map(|h| h.join(".cache/instant-db/models/all-MiniLM-L6-v2/tokenizer.json"))
+            .and_then(|p| tokenizers::Tokenizer::from_file(p).ok());
+        let hf = tok.as_ref().map(HfTokenCounter::new);
+        let counter: &dyn TokenCounter = match &hf {
+            Some(h) => h,
+            None => &WhitespaceTokenCounter,
+        };
+        for entry in std::fs::read_dir(corpus_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let Some(parser) = reg.for_path(&path) else {
+                continue;
+            };
+            let d = parser
+                .parse(&std::fs::read(&path).unwrap_or_default())
+                .unwrap_or_default();
+            for c in chunk_document(&d, &ChunkConfig::default(), counter) {
+                let v = serde_json::json!({
+                    "file": path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    "title": d.title, "chunk": c,
+                });
+                lines.push_str(&v.to_string());
+                lines.push('\n');
+            }
+        }
+        std::fs::write(out, lines).unwrap_or_default();
     }
 
     #[test]

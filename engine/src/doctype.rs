@@ -84,6 +84,13 @@ const DATA_EXT: &[&str] = &[
 ];
 const SLIDE_EXT: &[&str] = &["ppt", "pptx", "key", "odp"];
 
+static LOG_LINE: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"^\[?(?:\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\d{2}:\d{2}:\d{2}|[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}).*\b(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b",
+    )
+    .ok()
+});
+
 fn count(hay: &str, needles: &[&str]) -> usize {
     needles.iter().filter(|n| hay.contains(*n)).count()
 }
@@ -224,7 +231,7 @@ pub fn classify(path: &Path, title: Option<&str>, text: &str) -> DocumentType {
             "attendees",
             "action items",
             "agenda",
-            "minutes",
+            "meeting minutes",
             "participants",
             "next meeting",
             "decisions",
@@ -232,6 +239,23 @@ pub fn classify(path: &Path, title: Option<&str>, text: &str) -> DocumentType {
         ],
     );
     add(T::MeetingNotes, 3 * meeting as i32);
+    if head.contains("attendees:") || head.contains("attendees**") || head.contains("present:") {
+        add(T::MeetingNotes, 3);
+    }
+    add(
+        T::Report,
+        2 * count(
+            &head,
+            &[
+                "root cause",
+                "timeline",
+                "impact",
+                "what went well",
+                "what went wrong",
+                "incident",
+            ],
+        ) as i32,
+    );
     let headers = line_starts(
         &head,
         &["from:", "to:", "subject:", "cc:", "date:", "sent:"],
@@ -344,18 +368,10 @@ pub fn classify(path: &Path, title: Option<&str>, text: &str) -> DocumentType {
             ],
         ) as i32,
     );
-    let log_lines = head
+    let log_lines = text
         .lines()
         .take(200)
-        .filter(|l| {
-            let l = l.trim_start();
-            l.len() > 10
-                && l.as_bytes().first().is_some_and(u8::is_ascii_digit)
-                && (l.contains(" info")
-                    || l.contains(" error")
-                    || l.contains(" warn")
-                    || l.contains(" debug"))
-        })
+        .filter(|l| LOG_LINE.as_ref().is_some_and(|re| re.is_match(l)))
         .count();
     if log_lines >= 3 {
         add(T::Log, 5 + log_lines.min(20) as i32);
@@ -367,7 +383,7 @@ pub fn classify(path: &Path, title: Option<&str>, text: &str) -> DocumentType {
     } else if CODE_EXT.contains(&ext.as_str()) {
         add(T::Code, 10);
     } else if DATA_EXT.contains(&ext.as_str()) {
-        add(T::Data, 5);
+        add(T::Data, 7);
     } else if SLIDE_EXT.contains(&ext.as_str()) {
         add(T::Presentation, 8);
     } else if ext == "eml" || ext == "msg" {

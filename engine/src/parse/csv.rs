@@ -20,6 +20,8 @@ fn parse_delimited(
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(false)
+        // TSV has no quoting convention: a `"` is an ordinary character there.
+        .quoting(delimiter != b'\t')
         .from_reader(text.as_bytes());
     let err = |e: csv::Error| {
         let (line, column, message) = match e.kind() {
@@ -59,7 +61,14 @@ fn parse_delimited(
         .iter()
         .any(|f| !f.trim().is_empty() && f.trim().parse::<f64>().is_ok());
     let columns: Vec<String> = if has_header {
-        first.iter().map(|c| c.trim().to_string()).collect()
+        first
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c.trim() {
+                "" => format!("column{}", i + 1),
+                c => c.to_string(),
+            })
+            .collect()
     } else {
         (1..=first.len()).map(|i| format!("column{i}")).collect()
     };

@@ -205,7 +205,12 @@ impl Parser for HtmlParser {
                         .filter(|l| (1..=6).contains(l))
                     {
                         w.flush();
-                        w.b.heading(level, &element_text(el));
+                        // Drop permalink markers (`§`, `¶`, `#`) that doc generators add.
+                        let text = element_text(el);
+                        let text = text
+                            .trim_start_matches(['§', '¶', '#', ' '])
+                            .trim_end_matches(['§', '¶', '#', ' ']);
+                        w.b.heading(level, text);
                         continue;
                     }
                     match name {

@@ -1,6 +1,6 @@
 //! JSON and JSON Lines: records flattened into readable `key: value` lines.
 
-use super::structured::{flatten, title_field, value_blocks};
+use super::structured::{OValue, flatten, title_field, value_blocks};
 use super::{BlockKind, DocBuilder, ParseError, ParsedDocument, Parser, decode};
 
 /// JSON (`.json`): a top-level array gives one Record per element; a top-level object one
@@ -33,28 +33,21 @@ impl Parser for JsonParser {
     }
     fn parse(&self, bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
         let text = decode(bytes);
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| json_error(&e, 0))?;
+        let v: OValue = serde_json::from_str(&text).map_err(|e| json_error(&e, 0))?;
         let mut b = DocBuilder::new();
         value_blocks(&v, &mut b);
         let mut meta = serde_json::Map::new();
-        let title = match &v {
-            serde_json::Value::Object(m) => {
-                meta.insert(
-                    "top_level_keys".into(),
-                    m.keys()
-                        .cloned()
-                        .map(serde_json::Value::from)
-                        .collect::<Vec<_>>()
-                        .into(),
-                );
-                title_field(m)
+        match &v {
+            OValue::Object(_) => {
+                let keys = v.keys().into_iter().map(serde_json::Value::from);
+                meta.insert("top_level_keys".into(), keys.collect::<Vec<_>>().into());
             }
-            serde_json::Value::Array(a) => {
+            OValue::Array(a) => {
                 meta.insert("record_count".into(), a.len().into());
-                None
             }
-            _ => None,
-        };
+            _ => {}
+        }
+        let title = title_field(&v);
         Ok(b.finish(title, meta))
     }
 }
@@ -77,7 +70,7 @@ impl Parser for JsonlParser {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| json_error(&e, i))?;
+            let v: OValue = serde_json::from_str(line).map_err(|e| json_error(&e, i))?;
             b.push_with_path(Vec::new(), BlockKind::Record, &flatten(&v));
             n += 1;
         }

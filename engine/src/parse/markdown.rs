@@ -38,6 +38,21 @@ pub(crate) fn split_front_matter(
     (None, text)
 }
 
+/// The text of an HTML fragment: tags removed, comments and script/style blocks dropped.
+fn strip_tags(html: &str) -> String {
+    static SKIP: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?is)<!--.*?(-->|$)|<script\b.*?(</script>|$)|<style\b.*?(</style>|$)")
+            .ok()
+    });
+    static TAG: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"<[^>]*>?").ok());
+    let (Some(skip), Some(tag)) = (SKIP.as_ref(), TAG.as_ref()) else {
+        return String::new();
+    };
+    let s = skip.replace_all(html, " ");
+    super::collapse_ws(&tag.replace_all(&s, " "))
+}
+
 fn level_num(l: HeadingLevel) -> usize {
     match l {
         HeadingLevel::H1 => 1,
@@ -167,10 +182,8 @@ impl Parser for MarkdownParser {
                         st.flush();
                         st.kind = Some(st.container_kind());
                     }
-                    TagEnd::Paragraph => {
-                        if st.item_depth == 0 && st.quote_depth == 0 {
-                            st.flush();
-                        }
+                    TagEnd::Paragraph if st.item_depth == 0 && st.quote_depth == 0 => {
+                        st.flush();
                     }
                     TagEnd::BlockQuote(_) => {
                         st.quote_depth = st.quote_depth.saturating_sub(1);
@@ -221,7 +234,15 @@ impl Parser for MarkdownParser {
                 Event::TaskListMarker(done) => st.text(if done { "[x] " } else { "[ ] " }),
                 Event::FootnoteReference(r) => st.text(&format!("[{r}]")),
                 Event::Rule => st.flush(),
-                Event::Html(_) | Event::InlineHtml(_) => {}
+                // Raw HTML: keep the text between tags (comments and script/style dropped).
+                Event::Html(h) => {
+                    let t = strip_tags(&h);
+                    if !t.trim().is_empty() {
+                        st.sep();
+                        st.text(t.trim());
+                    }
+                }
+                Event::InlineHtml(_) => {}
             }
         }
         st.flush();

@@ -280,6 +280,14 @@ impl DocBuilder {
         });
     }
 
+    /// Close every open section at `level` or deeper (following blocks belong to the parent).
+    pub(crate) fn end_section(&mut self, level: usize) {
+        while self.headings.last().is_some_and(|(l, _)| *l >= level) {
+            self.headings.pop();
+        }
+        self.path = self.headings.iter().map(|(_, t)| t.clone()).collect();
+    }
+
     /// Add a non-heading block under the current section. Blank text is ignored; the text is
     /// trimmed.
     pub(crate) fn push(&mut self, kind: BlockKind, text: &str) {

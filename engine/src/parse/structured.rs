@@ -2,26 +2,126 @@
 
 use serde_json::{Map, Value};
 
-/// Render a scalar as text (strings without quotes).
-pub(crate) fn scalar_text(v: &Value) -> String {
+/// A JSON/YAML value that keeps object keys in document order (serde_json's `Map` sorts them).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OValue {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<OValue>),
+    Object(Vec<(String, OValue)>),
+}
+
+impl OValue {
+    fn is_container(&self) -> bool {
+        matches!(self, OValue::Array(_) | OValue::Object(_))
+    }
+
+    /// Keys of an object (empty for other values).
+    pub(crate) fn keys(&self) -> Vec<String> {
+        match self {
+            OValue::Object(fields) => fields.iter().map(|(k, _)| k.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+struct OVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OVisitor {
+    type Value = OValue;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<OValue, E> {
+        Ok(OValue::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<OValue, E> {
+        Ok(OValue::Number(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<OValue, E> {
+        Ok(OValue::Number(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<OValue, E> {
+        Ok(OValue::Number(v.to_string()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<OValue, E> {
+        Ok(OValue::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<OValue, E> {
+        Ok(OValue::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<OValue, E> {
+        Ok(OValue::Null)
+    }
+    fn visit_none<E>(self) -> Result<OValue, E> {
+        Ok(OValue::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<OValue, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OValue, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(OValue::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OValue, A::Error> {
+        let mut out: Vec<(String, OValue)> = Vec::new();
+        while let Some((k, v)) = map.next_entry::<OValue, OValue>()? {
+            let key = match k {
+                OValue::String(s) => s,
+                other => scalar_text(&other),
+            };
+            // A repeated key replaces the earlier value, as in serde_json.
+            if let Some(slot) = out.iter_mut().find(|(ek, _)| *ek == key) {
+                slot.1 = v;
+            } else {
+                out.push((key, v));
+            }
+        }
+        Ok(OValue::Object(out))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OVisitor)
+    }
+}
+
+/// Render a value as text (strings without quotes; containers compactly).
+pub(crate) fn scalar_text(v: &OValue) -> String {
     match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        Value::Array(_) | Value::Object(_) => v.to_string(),
+        OValue::Null => "null".to_string(),
+        OValue::Bool(b) => b.to_string(),
+        OValue::Number(n) | OValue::String(n) => n.clone(),
+        OValue::Array(items) => format!(
+            "[{}]",
+            items.iter().map(scalar_text).collect::<Vec<_>>().join(", ")
+        ),
+        OValue::Object(fields) => format!(
+            "{{{}}}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", scalar_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
 /// Flatten a value into `key: value` lines, nested keys dotted, arrays of scalars joined by
 /// `", "`, other arrays indexed (`key[0].field`).
-pub(crate) fn flatten_lines(prefix: &str, v: &Value, out: &mut Vec<String>) {
+pub(crate) fn flatten_lines(prefix: &str, v: &OValue, out: &mut Vec<String>) {
     match v {
-        Value::Object(map) => {
-            if map.is_empty() && !prefix.is_empty() {
+        OValue::Object(fields) => {
+            if fields.is_empty() && !prefix.is_empty() {
                 out.push(format!("{prefix}: {{}}"));
             }
-            for (k, val) in map {
+            for (k, val) in fields {
                 let key = if prefix.is_empty() {
                     k.clone()
                 } else {
@@ -30,8 +130,8 @@ pub(crate) fn flatten_lines(prefix: &str, v: &Value, out: &mut Vec<String>) {
                 flatten_lines(&key, val, out);
             }
         }
-        Value::Array(items) => {
-            if items.iter().all(|i| !i.is_array() && !i.is_object()) {
+        OValue::Array(items) => {
+            if items.iter().all(|i| !i.is_container()) {
                 let joined = items.iter().map(scalar_text).collect::<Vec<_>>().join(", ");
                 if prefix.is_empty() {
                     out.push(joined);
@@ -55,40 +155,47 @@ pub(crate) fn flatten_lines(prefix: &str, v: &Value, out: &mut Vec<String>) {
 }
 
 /// Flatten a value into one block of text (lines joined by `\n`).
-pub(crate) fn flatten(v: &Value) -> String {
+pub(crate) fn flatten(v: &OValue) -> String {
     let mut lines = Vec::new();
     flatten_lines("", v, &mut lines);
     lines.join("\n")
 }
 
 /// The title-like field of an object (`title`, `name`, `subject`), if it is a string.
-pub(crate) fn title_field(map: &Map<String, Value>) -> Option<String> {
-    ["title", "name", "subject"]
-        .iter()
-        .find_map(|k| map.get(*k).and_then(Value::as_str).map(str::to_string))
+pub(crate) fn title_field(v: &OValue) -> Option<String> {
+    let OValue::Object(fields) = v else {
+        return None;
+    };
+    ["title", "name", "subject"].iter().find_map(|want| {
+        fields.iter().find_map(|(k, v)| match v {
+            OValue::String(s) if k == want => Some(s.clone()),
+            _ => None,
+        })
+    })
 }
 
 /// Turn a structured value into blocks: a top-level array gives one Record per element; a
-/// top-level object gives one Record per field, except that an array of objects under a field
-/// gives one Record per element (with the field name as section path).
-pub(crate) fn value_blocks(v: &Value, b: &mut super::DocBuilder) {
+/// top-level object gives one Record per field, except that an array of objects (or a map of
+/// objects) under a field gives one Record per element (with the field name as section path).
+pub(crate) fn value_blocks(v: &OValue, b: &mut super::DocBuilder) {
     use super::BlockKind::Record;
     match v {
-        Value::Array(items) => {
+        OValue::Array(items) => {
             for item in items {
                 b.push_with_path(Vec::new(), Record, &flatten(item));
             }
         }
-        Value::Object(map) => {
-            for (k, val) in map {
+        OValue::Object(fields) => {
+            for (k, val) in fields {
                 match val {
-                    Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
+                    OValue::Array(items) if items.iter().any(OValue::is_container) => {
                         for item in items {
                             b.push_with_path(vec![k.clone()], Record, &flatten(item));
                         }
                     }
-                    Value::Object(inner) if inner.values().any(|i| i.is_object()) => {
-                        // A map of objects (e.g. `flags: {dark_mode: {...}}`): one record each.
+                    OValue::Object(inner)
+                        if inner.iter().any(|(_, i)| matches!(i, OValue::Object(_))) =>
+                    {
                         for (ik, iv) in inner {
                             let mut lines = Vec::new();
                             flatten_lines(ik, iv, &mut lines);
@@ -104,6 +211,30 @@ pub(crate) fn value_blocks(v: &Value, b: &mut super::DocBuilder) {
             }
         }
         scalar => b.push_with_path(Vec::new(), Record, &scalar_text(scalar)),
+    }
+}
+
+/// Convert a YAML value (which keeps key order) into an [`OValue`]; tags are dropped.
+pub(crate) fn yaml_to_ovalue(v: serde_norway::Value) -> OValue {
+    use serde_norway::Value as Y;
+    match v {
+        Y::Null => OValue::Null,
+        Y::Bool(b) => OValue::Bool(b),
+        Y::Number(n) => OValue::Number(n.to_string()),
+        Y::String(s) => OValue::String(s),
+        Y::Sequence(seq) => OValue::Array(seq.into_iter().map(yaml_to_ovalue).collect()),
+        Y::Mapping(m) => OValue::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match yaml_to_ovalue(k) {
+                        OValue::String(s) => s,
+                        other => scalar_text(&other),
+                    };
+                    (key, yaml_to_ovalue(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => yaml_to_ovalue(t.value),
     }
 }
 
@@ -131,7 +262,7 @@ pub(crate) fn yaml_to_json(v: serde_norway::Value) -> Value {
             for (k, val) in m {
                 let key = match yaml_to_json(k) {
                     Value::String(s) => s,
-                    other => scalar_text(&other),
+                    other => other.to_string(),
                 };
                 out.insert(key, yaml_to_json(val));
             }

@@ -123,13 +123,20 @@ impl Parser for TextParser {
                 }
             }
         }
-        if title.is_none() && b.top_heading().is_none() {
-            title = text
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .filter(|l| l.chars().count() <= 120)
-                .map(str::to_string);
+        if title.is_none() {
+            // A short first paragraph of one line is the title; else the top heading.
+            let first_para = text
+                .trim_start()
+                .split("\n\n")
+                .next()
+                .unwrap_or_default()
+                .trim();
+            if !first_para.is_empty()
+                && !first_para.contains('\n')
+                && first_para.chars().count() <= 120
+            {
+                title = Some(first_para.to_string());
+            }
         }
         Ok(b.finish(title, meta))
     }

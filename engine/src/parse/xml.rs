@@ -43,13 +43,17 @@ impl Parser for XmlParser {
         let mut meta = serde_json::Map::new();
         // Per open element: (is heading element, has child elements).
         let mut open: Vec<(bool, bool)> = Vec::new();
+        // Depths of elements that contain a heading: their section ends with them.
+        let mut section_depths: Vec<usize> = Vec::new();
+        // Number of open heading elements (text inside goes to the heading).
+        let mut headings_open = 0usize;
         let mut buf = String::new();
         let mut heading_buf = String::new();
         loop {
             let ev = reader
                 .read_event()
                 .map_err(|e| syntax(&text, reader.error_position(), e.to_string()))?;
-            let in_heading = open.iter().any(|(h, _)| *h);
+            let in_heading = headings_open > 0;
             match ev {
                 Event::Start(e) => {
                     let name =
@@ -69,6 +73,7 @@ impl Parser for XmlParser {
                         buf.clear();
                     }
                     open.push((is_heading, false));
+                    headings_open += usize::from(is_heading);
                 }
                 Event::Empty(_) => {
                     if let Some(parent) = open.last_mut() {
@@ -78,13 +83,23 @@ impl Parser for XmlParser {
                 }
                 Event::End(_) => {
                     let (is_heading, has_children) = open.pop().unwrap_or((false, false));
-                    if is_heading && !open.iter().any(|(h, _)| *h) {
+                    headings_open -= usize::from(is_heading);
+                    if is_heading && headings_open == 0 {
                         let level = open.len().max(1);
                         b.heading(level, &collapse_ws(&heading_buf));
                         heading_buf.clear();
+                        if section_depths.last() != Some(&level) {
+                            section_depths.push(level);
+                        }
                     } else if has_children || matches!(open.len(), 0) {
                         b.push(BlockKind::Paragraph, &collapse_ws(&buf));
                         buf.clear();
+                        // The element that held a heading closes: its section ends.
+                        let depth = open.len() + 1;
+                        if section_depths.last() == Some(&depth) {
+                            section_depths.pop();
+                            b.end_section(depth);
+                        }
                     } else {
                         buf.push(' ');
                     }

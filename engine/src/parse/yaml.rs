@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::structured::{title_field, value_blocks, yaml_to_json};
+use super::structured::{title_field, value_blocks, yaml_to_ovalue};
 use super::{DocBuilder, ParseError, ParsedDocument, Parser, decode};
 
 /// YAML (`.yaml`, `.yml`).
@@ -34,10 +34,8 @@ impl Parser for YamlParser {
                     message: e.to_string(),
                 }
             })?;
-            let v = yaml_to_json(v);
-            if let serde_json::Value::Object(m) = &v {
-                title = title.or_else(|| title_field(m));
-            }
+            let v = yaml_to_ovalue(v);
+            title = title.or_else(|| title_field(&v));
             value_blocks(&v, &mut b);
             docs += 1;
         }
