@@ -779,17 +779,11 @@ mod tests {
     /// With the real model tokenizer (when present): counts add up and chunks fit.
     #[test]
     fn hf_tokenizer_counts_are_additive_on_the_demo_corpus() {
-        let path = std::env::var("INSTANT_DB_TOKENIZER")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|_| {
-                dirs::home_dir()
-                    .unwrap_or_default()
-                    .join(".cache/instant-db/models/all-MiniLM-L6-v2/tokenizer.json")
-            });
-        let Ok(tok) = tokenizers::Tokenizer::from_file(&path) else {
-            eprintln!("skipped: no tokenizer at {}", path.display());
-            return;
-        };
+        // The model's tokenizer is installed by `instant-db setup`, which CI runs first.
+        let paths = crate::assets::AssetPaths::resolve(&crate::config::EmbeddingConfig::default());
+        let path = paths.tokenizer_file();
+        let tok = tokenizers::Tokenizer::from_file(&path)
+            .unwrap_or_else(|e| panic!("no tokenizer at {} ({e}); run `instant-db setup`", path.display()));
         let counter = HfTokenCounter::new(&tok);
         assert!(
             counter.count_tokens(&"word ".repeat(1000)) >= 1000,
