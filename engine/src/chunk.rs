@@ -782,8 +782,12 @@ mod tests {
         // The model's tokenizer is installed by `instant-db setup`, which CI runs first.
         let paths = crate::assets::AssetPaths::resolve(&crate::config::EmbeddingConfig::default());
         let path = paths.tokenizer_file();
-        let tok = tokenizers::Tokenizer::from_file(&path)
-            .unwrap_or_else(|e| panic!("no tokenizer at {} ({e}); run `instant-db setup`", path.display()));
+        let tok = tokenizers::Tokenizer::from_file(&path).unwrap_or_else(|e| {
+            panic!(
+                "no tokenizer at {} ({e}); run `instant-db setup`",
+                path.display()
+            )
+        });
         let counter = HfTokenCounter::new(&tok);
         assert!(
             counter.count_tokens(&"word ".repeat(1000)) >= 1000,

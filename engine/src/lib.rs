@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod backup;
+pub mod bench;
 pub mod chunk;
 pub mod cli;
 pub mod config;
@@ -16,7 +17,6 @@ pub mod filter;
 pub mod health;
 pub mod index;
 pub mod ingest;
-pub mod logging;
 pub mod maintenance;
 pub mod metrics;
 pub mod parse;

@@ -75,8 +75,31 @@ pub enum Command {
     Check(RemoteArgs),
     /// Rebuild derived data (full-text index, vector index, missing embeddings) from the source tables.
     Repair,
+    /// Back up the database and index (online; writes may continue) to a directory or S3.
+    Backup(BackupArgs),
+    /// Restore from a backup archive; verifies every checksum before replacing anything.
+    Restore(RestoreArgs),
     /// Ingest the bundled demo corpus and answer questions about it, end to end over HTTP.
     Demo(DemoArgs),
+    /// Measure ingest, embedding and search performance and print the numbers.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// `/dir`, `file:///dir` or `s3://bucket/prefix?endpoint=URL&region=R` (credentials from AWS_* variables).
+    #[arg(long)]
+    pub to: String,
+    /// Backup id; default: a timestamped id.
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// URL of a backup archive, as printed by `backup` (`…/<id>.tar.gz`).
+    #[arg(long)]
+    pub from: String,
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +284,39 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             );
             Ok(0)
         }
+        Command::Backup(args) => {
+            let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
+            let bar = progress::ByteBar::new("backup");
+            let report = runtime()?.block_on(crate::maintenance::backup(
+                engine,
+                &args.to,
+                args.id,
+                bar.sink(),
+            ))?;
+            bar.finish();
+            output::json_or_text(
+                fmt,
+                &serde_json::json!({
+                    "id": report.id, "location": report.location, "size_bytes": report.size_bytes, "sha256": report.sha256,
+                    "documents": report.manifest.document_count, "chunks": report.manifest.chunk_count,
+                    "seconds": report.duration.as_secs_f64(),
+                }),
+            );
+            Ok(0)
+        }
+        Command::Restore(args) => {
+            let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
+            let bar = progress::ByteBar::new("restore");
+            let report =
+                runtime()?.block_on(crate::maintenance::restore(engine, &args.from, bar.sink()))?;
+            bar.finish();
+            output::json_or_text(
+                fmt,
+                &serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            Ok(0)
+        }
+        Command::Bench(args) => crate::bench::run(config, args, fmt),
         Command::Demo(args) => crate::demo::run(config, args.corpus, args.question, fmt),
     }
 }

@@ -65,3 +65,55 @@ impl Progress for Bar {
         }
     }
 }
+
+/// Byte progress of backups and restores, per phase.
+pub struct ByteBar {
+    bar: Option<ProgressBar>,
+    what: &'static str,
+}
+
+impl ByteBar {
+    pub fn new(what: &'static str) -> ByteBar {
+        let bar = super::stderr_is_terminal().then(|| {
+            let b = ProgressBar::new(0);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{prefix} {msg:10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_prefix(what);
+            b
+        });
+        ByteBar { bar, what }
+    }
+
+    pub fn sink(&self) -> crate::backup::ProgressSink {
+        let bar = self.bar.clone();
+        let what = self.what;
+        let last = std::sync::Arc::new(Mutex::new((String::new(), Instant::now())));
+        std::sync::Arc::new(move |p: crate::backup::BackupProgress| {
+            let phase = format!("{:?}", p.phase).to_lowercase();
+            match &bar {
+                Some(b) => {
+                    b.set_message(phase);
+                    b.set_length(p.bytes_total);
+                    b.set_position(p.bytes_done);
+                }
+                None => {
+                    if let Ok(mut l) = last.lock()
+                        && (l.0 != phase || l.1.elapsed() >= Duration::from_secs(5))
+                    {
+                        tracing::info!(phase = %phase, bytes_done = p.bytes_done, bytes_total = p.bytes_total, "{what} progress");
+                        *l = (phase, Instant::now());
+                    }
+                }
+            }
+        })
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

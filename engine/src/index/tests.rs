@@ -1,27 +1,7 @@
 use super::*;
 
-/// Deterministic pseudo-random unit vectors clustered around a few centres, like real embeddings.
-pub(crate) fn clustered_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-    };
-    let centres: Vec<Vec<f32>> = (0..32)
-        .map(|_| (0..dims).map(|_| next()).collect())
-        .collect();
-    (0..n)
-        .map(|i| {
-            let c = &centres[i % centres.len()];
-            let mut v: Vec<f32> = c.iter().map(|x| x + 0.6 * next()).collect();
-            crate::embed::normalize(&mut v);
-            v
-        })
-        .collect()
+fn clustered_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+    synthetic_vectors(n, dims, seed)
 }
 
 fn cfg() -> IndexConfig {

@@ -1,0 +1,356 @@
+//! `instant-db bench`: measures what the README reports, on this machine, and prints it.
+//!
+//! - embedding: raw ONNX Runtime throughput on the demo corpus' chunks, next to the whole ingest
+//!   pipeline's (parse + chunk + embed + write) on the same corpus;
+//! - ingest: documents/s, chunks/s and peak RSS for the demo corpus and for a slice of the Rust
+//!   toolchain's HTML documentation (RSS sampled as it goes, to show it stays flat);
+//! - search: end-to-end latency per mode on the demo corpus (query embedding included);
+//! - index: HNSW on synthetic clustered 384-d unit vectors: build time, single-thread query
+//!   latency at several `ef`, recall@10 against exact search, and exact search latency.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::cli::Format;
+use crate::config::Config;
+use crate::engine::{Engine, ModelLoading};
+use crate::error::{Error, Result};
+use crate::index::VectorIndex;
+use crate::ingest::{IngestOptions, NoProgress};
+use crate::search::{Mode, SearchRequest};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to run: all, embed, ingest, search, index, rustdocs.
+    #[arg(long, default_value = "all")]
+    pub suite: String,
+    /// Vectors in the index benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub vectors: usize,
+    /// Queries per latency measurement.
+    #[arg(long, default_value_t = 500)]
+    pub queries: usize,
+    /// HTML files of the Rust documentation to ingest (0: skip; the whole set takes hours on 2 cores).
+    #[arg(long, default_value_t = 1500)]
+    pub rustdocs_files: usize,
+    /// Demo corpus directory (default: the repository's demo-corpus/).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+}
+
+/// Samples this process's resident memory in the background and keeps the peak.
+struct RssSampler {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl RssSampler {
+    fn start() -> RssSampler {
+        let peak = Arc::new(AtomicU64::new(rss_bytes().unwrap_or(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(r) = rss_bytes() {
+                    p.fetch_max(r, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssSampler {
+            peak,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn peak_mb(&self) -> f64 {
+        self.peak.load(Ordering::Relaxed) as f64 / 1_048_576.0
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn latency_stats(mut ms: Vec<f64>) -> Value {
+    ms.sort_by(f64::total_cmp);
+    let total: f64 = ms.iter().sum();
+    json!({
+        "p50_ms": round(percentile(&ms, 0.5), 4),
+        "p99_ms": round(percentile(&ms, 0.99), 4),
+        "qps": round(if total > 0.0 { ms.len() as f64 / (total / 1000.0) } else { 0.0 }, 1),
+    })
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn corpus_dir(args: &BenchArgs) -> Result<PathBuf> {
+    args.corpus
+        .clone()
+        .or_else(|| {
+            [
+                PathBuf::from("demo-corpus"),
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../demo-corpus"),
+            ]
+            .into_iter()
+            .find(|p| p.is_dir())
+        })
+        .ok_or_else(|| Error::InvalidInput("demo corpus not found; pass --corpus DIR".into()))
+}
+
+fn fresh_engine(base: &Config, dir: &Path) -> Result<Engine> {
+    let config = Config {
+        data_dir: dir.to_path_buf(),
+        ..base.clone()
+    };
+    Engine::open(config, ModelLoading::Required)
+}
+
+pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
+    let want = |s: &str| args.suite == "all" || args.suite == s;
+    let mut results = serde_json::Map::new();
+    results.insert("machine".into(), json!({
+        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "embedding_threads": if config.embedding.threads == 0 { "all cores".to_string() } else { config.embedding.threads.to_string() },
+        "batch_size": config.embedding.batch_size,
+    }));
+    let corpus = corpus_dir(&args)?;
+    if want("ingest") || want("embed") || want("search") {
+        let tmp = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
+        let sampler = RssSampler::start();
+        let engine = fresh_engine(&config, tmp.path())?;
+        let opts = IngestOptions {
+            exclude: vec!["**/QUESTIONS.md".into()],
+            ..Default::default()
+        };
+        let report = crate::ingest::ingest_paths(&engine, &[corpus.clone()], &opts, &NoProgress)?;
+        results.insert(
+            "ingest_demo".into(),
+            json!({
+                "documents": report.added + report.updated,
+                "chunks": report.chunks,
+                "seconds": round(report.seconds, 3),
+                "documents_per_second": round(report.documents_per_second, 1),
+                "chunks_per_second": round(report.chunks_per_second, 1),
+                "peak_rss_mb": round(sampler.peak_mb(), 1),
+            }),
+        );
+        drop(sampler);
+        if want("embed") || want("ingest") {
+            // Raw ONNX Runtime on exactly the chunks the pipeline embedded, same batch and threads.
+            let texts: Vec<String> = engine.store.read(|c| {
+                Ok(c.prepare("SELECT text FROM chunks ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let embedder = engine
+                .embedder()
+                .ok_or_else(|| Error::ModelUnavailable("model not loaded".into()))?;
+            let t = Instant::now();
+            embedder.embed(&refs)?;
+            let raw = refs.len() as f64 / t.elapsed().as_secs_f64();
+            results.insert(
+                "embedding".into(),
+                json!({
+                    "raw_onnx_chunks_per_second": round(raw, 1),
+                    "pipeline_chunks_per_second": round(report.chunks_per_second, 1),
+                    "pipeline_over_raw": round(report.chunks_per_second / raw, 3),
+                }),
+            );
+        }
+        if want("search") {
+            let questions: Vec<String> = crate::demo::DEFAULT_QUESTIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let mut per_mode = serde_json::Map::new();
+            for mode in [Mode::Hybrid, Mode::Vector, Mode::Keyword] {
+                let mut ms = Vec::with_capacity(args.queries);
+                for i in 0..args.queries.min(200) {
+                    let q = &questions[i % questions.len()];
+                    let req = SearchRequest {
+                        query: format!("{q} {}", i / questions.len()),
+                        mode,
+                        top_k: Some(10),
+                        ..Default::default()
+                    };
+                    let t = Instant::now();
+                    engine.search(&req)?;
+                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                per_mode.insert(mode.as_str().into(), latency_stats(ms));
+            }
+            results.insert("search_demo_end_to_end".into(), Value::Object(per_mode));
+        }
+    }
+    if want("index") {
+        results.insert(
+            "index".into(),
+            bench_index(&config, args.vectors, args.queries)?,
+        );
+    }
+    if (want("rustdocs") || args.suite == "all") && args.rustdocs_files > 0 {
+        match rust_docs_dir() {
+            Some(dir) => results.insert(
+                "ingest_rust_docs".into(),
+                bench_rust_docs(&config, &dir, args.rustdocs_files)?,
+            ),
+            None => results.insert(
+                "ingest_rust_docs".into(),
+                json!("skipped: no Rust HTML documentation found (rustup component add rust-docs)"),
+            ),
+        };
+    }
+    let out = Value::Object(results);
+    match fmt {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Error::Internal(e.to_string()))?
+        ),
+        Format::Text => print!(
+            "{}",
+            serde_norway::to_string(&out).map_err(|e| Error::Internal(e.to_string()))?
+        ),
+    }
+    Ok(0)
+}
+
+fn bench_index(config: &Config, n: usize, queries: usize) -> Result<Value> {
+    let dims = 384;
+    eprintln!("bench: building HNSW over {n} vectors of {dims} dimensions …");
+    let vectors = crate::index::synthetic_vectors(n + queries, dims, 42);
+    let (data, qs) = vectors.split_at(n);
+    let items: Vec<(i64, Vec<f32>)> = data
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
+    let index = VectorIndex::new(dims, "bench", &config.index, 0);
+    let t = Instant::now();
+    for batch in items.chunks(10_000) {
+        index.add(batch)?;
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    let k = 10;
+    let truth: Vec<Vec<i64>> = qs
+        .iter()
+        .map(|q| {
+            index
+                .search_exact(q, k)
+                .map(|h| h.into_iter().map(|(id, _)| id).collect())
+        })
+        .collect::<Result<_>>()?;
+    let mut exact_ms = vec![];
+    for q in qs.iter().take(50) {
+        let t = Instant::now();
+        index.search_exact(q, k)?;
+        exact_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut by_ef = serde_json::Map::new();
+    for ef in [16, 32, 64, 128] {
+        let mut ms = Vec::with_capacity(qs.len());
+        let mut found = 0usize;
+        for (q, want) in qs.iter().zip(&truth) {
+            let t = Instant::now();
+            let hits = index.search_graph(q, k, ef)?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            found += hits.iter().filter(|(id, _)| want.contains(id)).count();
+        }
+        let mut stats = latency_stats(ms);
+        stats["recall_at_10"] = json!(round(found as f64 / (qs.len() * k) as f64, 4));
+        by_ef.insert(format!("ef_{ef}"), stats);
+    }
+    Ok(json!({
+        "vectors": n,
+        "dimensions": dims,
+        "data": "synthetic: unit vectors around 32 random centres (seeded), like clustered sentence embeddings",
+        "m": config.index.m,
+        "ef_construction": config.index.ef_construction,
+        "build_seconds": round(build_s, 1),
+        "single_thread_query": by_ef,
+        "exact_search": latency_stats(exact_ms),
+    }))
+}
+
+fn rust_docs_dir() -> Option<PathBuf> {
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = String::from_utf8(out.stdout).ok()?;
+    let dir = PathBuf::from(sysroot.trim()).join("share/doc/rust/html");
+    dir.is_dir().then_some(dir)
+}
+
+fn bench_rust_docs(config: &Config, dir: &Path, limit: usize) -> Result<Value> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "html"))
+        .map(|e| e.into_path())
+        .collect();
+    let total_available = files.len();
+    // An even spread over the tree rather than the first N files of one crate.
+    let step = (files.len() / limit.max(1)).max(1);
+    files = files.into_iter().step_by(step).take(limit).collect();
+    eprintln!(
+        "bench: ingesting {} of {total_available} Rust documentation pages …",
+        files.len()
+    );
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
+    let engine = fresh_engine(config, tmp.path())?;
+    let sampler = RssSampler::start();
+    let mut rss_by_quarter = vec![];
+    let t = Instant::now();
+    let (mut docs, mut chunks) = (0usize, 0usize);
+    for part in files.chunks(files.len().div_ceil(4).max(1)) {
+        let r = crate::ingest::ingest_paths(&engine, part, &IngestOptions::default(), &NoProgress)?;
+        docs += r.added + r.updated;
+        chunks += r.chunks;
+        rss_by_quarter.push(round(rss_bytes().unwrap_or(0) as f64 / 1_048_576.0, 1));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok(json!({
+        "files_available": total_available,
+        "files_ingested": docs,
+        "chunks": chunks,
+        "seconds": round(secs, 1),
+        "documents_per_second": round(docs as f64 / secs, 1),
+        "chunks_per_second": round(chunks as f64 / secs, 1),
+        "peak_rss_mb": round(sampler.peak_mb(), 1),
+        "rss_mb_after_each_quarter": rss_by_quarter,
+    }))
+}
