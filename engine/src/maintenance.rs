@@ -97,7 +97,10 @@ pub async fn backup(
         chunks: "SELECT count(*) FROM chunks".into(),
     };
     req.extra = serde_json::json!({"model": engine.model_name(), "schema_version": crate::store::schema::latest_version()});
-    req.work_dir = Some(engine.config.data_dir.join(".backup-work"));
+    let work_dir = engine.config.data_dir.join(".backup-work");
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|e| crate::error::Error::io("create backup work directory", e))?;
+    req.work_dir = Some(work_dir);
     crate::backup::create_backup(req, progress)
         .await
         .map_err(backup_err)

@@ -557,12 +557,24 @@ impl Store {
         })
     }
 
-    /// Moves the WAL into the main file (on shutdown and before backups).
+    /// Moves the WAL into the main file and truncates it (on shutdown). Idle readers are
+    /// closed first; a reader still busy makes SQLite report the checkpoint incomplete, so it
+    /// is retried briefly.
     pub fn checkpoint(&self) -> Result<()> {
-        self.with_writer(|c| {
-            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")?;
-            Ok(())
-        })
+        self.reset_readers()?;
+        // `optimize` may write statistics, so it runs before the checkpoint, not after.
+        self.with_writer(|c| Ok(c.execute_batch("PRAGMA optimize")?))?;
+        for _ in 0..40 {
+            let busy: i64 = self.with_writer(|c| {
+                Ok(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?)
+            })?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        tracing::warn!("WAL checkpoint stayed busy; the WAL will be replayed at the next start");
+        Ok(())
     }
 
     /// Drops pooled readers (after the file changed underneath them).

@@ -1,0 +1,482 @@
+//! Production behaviour over real HTTP with real SQLite files: health, metrics, admin auth,
+//! backup during writes, corruption → failed integrity → restore, kill -9, SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::TestServer;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+fn engine_with_token(data: &Path, with_demo: bool) -> instant_db::engine::Engine {
+    std::fs::create_dir_all(data).unwrap();
+    let token_file = data.join("admin-token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let mut cfg = common::config(data);
+    cfg.admin_token_file = Some(token_file);
+    let engine =
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required).unwrap();
+    if with_demo {
+        let r = instant_db::ingest::ingest_paths(
+            &engine,
+            &[common::demo_corpus()],
+            &common::demo_options(),
+            &instant_db::ingest::NoProgress,
+        )
+        .unwrap();
+        assert_eq!(r.failed, 0);
+    }
+    engine
+}
+
+async fn start(data: &Path, with_demo: bool) -> TestServer {
+    let p = data.to_path_buf();
+    let engine = tokio::task::spawn_blocking(move || engine_with_token(&p, with_demo))
+        .await
+        .unwrap();
+    TestServer::start(engine).await
+}
+
+async fn admin(c: &reqwest::Client, s: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let r = c
+        .post(s.url(path))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_backup(c: &reqwest::Client, s: &TestServer, id: &str) -> Value {
+    for _ in 0..600 {
+        let job: Value = c
+            .get(s.url(&format!("/admin/backups/{id}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("backup {id} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_endpoints_and_metrics_report_the_engine_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), true).await;
+    let c = reqwest::Client::new();
+    for path in ["/health", "/health/live", "/health/ready"] {
+        assert_eq!(
+            c.get(s.url(path)).send().await.unwrap().status(),
+            200,
+            "{path}"
+        );
+    }
+    let d: Value = c
+        .get(s.url("/health/detailed"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for comp in [
+        "database",
+        "vector_index",
+        "embedding_model",
+        "integrity",
+        "system",
+        "circuit_breakers",
+    ] {
+        assert!(
+            d["components"][comp]["status"].is_string(),
+            "{comp} missing: {d}"
+        );
+        assert!(d["components"][comp]["response_time_ms"].is_number());
+    }
+    assert_eq!(d["document_count"], 13);
+    c.post(s.url("/api/search"))
+        .json(&json!({"query": "password"}))
+        .send()
+        .await
+        .unwrap();
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "instantdb_http_requests_total{method=\"POST\",route=\"/api/search\",status=\"200\"}",
+        "instantdb_http_request_duration_seconds_bucket",
+        "instantdb_search_duration_seconds_bucket{mode=\"hybrid\"",
+        "instantdb_ingest_documents_total",
+        "instantdb_embedded_texts_total",
+        "instantdb_documents 13",
+        "instantdb_circuit_breaker_state{dependency=\"embedding\"}",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(m.contains(name), "metrics lack {name}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_need_the_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), false).await;
+    let c = reqwest::Client::new();
+    let none = c.post(s.url("/admin/integrity")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let wrong = c
+        .post(s.url("/admin/integrity"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (ok, report) = admin(&c, &s, "/admin/integrity", json!({})).await;
+    assert_eq!(ok, 200);
+    assert_eq!(report["ok"], true);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_writes_restores_to_a_consistent_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("a"), true).await;
+    let c = reqwest::Client::new();
+    let writer = {
+        let (c, url) = (c.clone(), s.url("/api/documents"));
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let r = c.post(&url).json(&json!({"name": format!("note-{i}"), "text": format!("Concurrent note number {i} about llamas.")})).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, job) = admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": backups.path()}),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let job = wait_backup(&c, &s, job["id"].as_str().unwrap()).await;
+    writer.await.unwrap();
+    assert_eq!(job["status"], "completed", "{job}");
+    let in_backup = job["document_count"].as_i64().unwrap();
+    assert!((13..=53).contains(&in_backup), "{job}");
+    s.stop().await;
+
+    // Restore into a fresh engine: exactly the documents the manifest counted, all intact.
+    let s2 = start(&dir.path().join("b"), false).await;
+    let (status, report) = admin(
+        &c,
+        &s2,
+        "/admin/restore",
+        json!({"source": job["location"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["documents"].as_i64().unwrap(), in_backup);
+    let (_, integrity) = admin(&c, &s2, "/admin/integrity", json!({})).await;
+    assert_eq!(integrity["ok"], true, "{integrity}");
+    let r: Value = c
+        .post(s2.url("/api/search"))
+        .json(&json!({"query": "How do I reset my password?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        r["hits"][0]["document"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("faq.md")
+    );
+    s2.stop().await;
+}
+
+/// Overwrites bytes in the middle of the database file, where the tables' pages are.
+fn damage(db: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let len = std::fs::metadata(db).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(db).unwrap();
+    for offset in [len / 3, len / 2, 2 * len / 3] {
+        f.seek(SeekFrom::Start(offset)).unwrap();
+        f.write_all(&[0xA5; 512]).unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_bytes_fail_integrity_and_readiness_until_a_restore_brings_everything_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = start(&data, true).await;
+    let c = reqwest::Client::new();
+    let (_, job) = admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": format!("file://{}", backups.path().display())}),
+    )
+    .await;
+    let job = wait_backup(&c, &s, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    // Fold the WAL into the file so the damage lands on pages SQLite will read.
+    let (_, _) = admin(&c, &s, "/admin/integrity", json!({})).await;
+    {
+        let db = data.join("instant-db.sqlite");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        drop(conn);
+        damage(&db);
+    }
+    let (_, report) = admin(&c, &s, "/admin/integrity", json!({})).await;
+    assert_eq!(report["ok"], false, "damage went unnoticed: {report}");
+    let ready = c.get(s.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert!(body["reasons"].to_string().contains("integrity"), "{body}");
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("instantdb_integrity_ok 0"),
+        "integrity gauge not updated"
+    );
+
+    let (status, restored) =
+        admin(&c, &s, "/admin/restore", json!({"source": job["location"]})).await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(restored["documents"], 13);
+    assert_eq!(
+        c.get(s.url("/health/ready")).send().await.unwrap().status(),
+        200
+    );
+    for (q, expected) in common::demo_questions() {
+        let r: Value = c
+            .post(s.url("/api/search"))
+            .json(&json!({"query": q}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            r["hits"][0]["document"]["source"]
+                .as_str()
+                .unwrap()
+                .ends_with(&expected),
+            "{q}"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("data"), true).await;
+    let c = reqwest::Client::new();
+    let (_, job) = admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": backups.path()}),
+    )
+    .await;
+    let job = wait_backup(&c, &s, job["id"].as_str().unwrap()).await;
+    let archive = job["location"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("file://")
+        .to_string();
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&archive, bytes).unwrap();
+    c.post(s.url("/api/documents"))
+        .json(&json!({"name": "after", "text": "Written after the backup."}))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = admin(&c, &s, "/admin/restore", json!({"source": job["location"]})).await;
+    assert!(status >= 400, "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("sha256")
+            || err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("checksum"),
+        "{err}"
+    );
+    let stats: Value = c
+        .get(s.url("/api/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["documents"], 14,
+        "the failed restore touched the data"
+    );
+    s.stop().await;
+}
+
+#[test]
+fn kill_9_during_ingest_loses_no_acknowledged_document() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let corpus = tempfile::tempdir().unwrap();
+    for i in 0..400 {
+        std::fs::write(
+            corpus.path().join(format!("doc-{i:04}.md")),
+            format!(
+                "# Note {i}\n\nThis is note number {i} about topic {}.\n",
+                i % 7
+            ),
+        )
+        .unwrap();
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "instant_db=debug",
+            "ingest",
+        ])
+        .arg(corpus.path())
+        .env("INSTANT_DB_DATA_DIR", data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut acknowledged = vec![];
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["fields"]["message"] == "file ingested" {
+            acknowledged.push(v["fields"]["source"].as_str().unwrap().to_string());
+            if acknowledged.len() == 30 {
+                child.kill().unwrap(); // SIGKILL
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(
+        acknowledged.len(),
+        30,
+        "the ingest finished before it could be killed"
+    );
+    let conn = rusqlite::Connection::open(data.path().join("instant-db.sqlite")).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    for source in &acknowledged {
+        let chunks: i64 = conn
+            .query_row("SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.source = ?1", [source], |r| r.get(0))
+            .unwrap();
+        assert!(
+            chunks > 0,
+            "{source} was acknowledged but is missing after kill -9"
+        );
+    }
+    // Every stored document is whole: its chunk count matches.
+    let torn: i64 = conn
+        .query_row("SELECT count(*) FROM documents d WHERE chunk_count != (SELECT count(*) FROM chunks WHERE document_id = d.id)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(torn, 0);
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly_with_exit_code_zero() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("INSTANT_DB_DATA_DIR", data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health/live");
+    let mut up = false;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "server did not start: {url}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "did not stop within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "exit status {code:?}");
+    assert!(
+        !data.path().join("instant-db.sqlite-wal").exists()
+            || std::fs::metadata(data.path().join("instant-db.sqlite-wal"))
+                .unwrap()
+                .len()
+                == 0,
+        "WAL not checkpointed"
+    );
+}
