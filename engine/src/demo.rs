@@ -49,7 +49,7 @@ pub fn run(
         ..Default::default()
     };
     let bar = crate::cli::progress_bar("ingest");
-    let report = crate::ingest::ingest_paths(&engine, &[corpus.clone()], &opts, &bar)?;
+    let report = crate::ingest::ingest_paths(&engine, std::slice::from_ref(&corpus), &opts, &bar)?;
     eprintln!(
         "instant-db: ingested {} ({} added, {} updated, {} unchanged, {} chunks) in {:.1}s",
         corpus.display(),
