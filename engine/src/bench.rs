@@ -153,7 +153,12 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
             exclude: vec!["**/QUESTIONS.md".into()],
             ..Default::default()
         };
-        let report = crate::ingest::ingest_paths(&engine, std::slice::from_ref(&corpus), &opts, &NoProgress)?;
+        let report = crate::ingest::ingest_paths(
+            &engine,
+            std::slice::from_ref(&corpus),
+            &opts,
+            &NoProgress,
+        )?;
         results.insert(
             "ingest_demo".into(),
             json!({

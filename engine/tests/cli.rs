@@ -1,0 +1,144 @@
+//! The command line as users run it: the real binary, real files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn run(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .args(["--log-level", "warn", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn ingest_search_backup_and_restore_through_the_cli() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let corpus = common::demo_corpus();
+    let out = run(
+        a.path(),
+        &[
+            "--format",
+            "json",
+            "ingest",
+            corpus.to_str().unwrap(),
+            "--exclude",
+            "**/QUESTIONS.md",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["added"], 13);
+    let out = run(
+        a.path(),
+        &["--format", "json", "search", "What does the Pro plan cost?"],
+    );
+    assert!(out.status.success());
+    assert!(
+        json(&out)["hits"][0]["document"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("pricing.csv")
+    );
+    let out = run(a.path(), &["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = run(
+        a.path(),
+        &[
+            "--format",
+            "json",
+            "backup",
+            "--to",
+            backups.path().to_str().unwrap(),
+            "--id",
+            "cli-test",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let location = json(&out)["location"].as_str().unwrap().to_string();
+    assert!(location.ends_with("cli-test.tar.gz"), "{location}");
+    let out = run(
+        b.path(),
+        &["--format", "json", "restore", "--from", &location],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["documents"], 13);
+    let out = run(
+        b.path(),
+        &[
+            "--format",
+            "json",
+            "search",
+            "What caused the login outage in February?",
+            "--mode",
+            "keyword",
+        ],
+    );
+    assert!(
+        json(&out)["hits"][0]["document"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("incident-postmortem-2026-02-outage.md")
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message() {
+    let a = tempfile::tempdir().unwrap();
+    let out = run(
+        a.path(),
+        &["search", "x", "--mode", "keyword", "--filter", "size>"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no value after"));
+    let out = run(a.path(), &["search", "  ", "--mode", "keyword"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(a.path(), &["restore", "--from", "ftp://nowhere/x.tar.gz"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(a.path(), &["ingest", "/definitely/not/here"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .args(["search"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
+    let out = Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .args(["config"])
+        .env("INSTANT_DB_EMBEDDING_BATCH_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("embedding.batch_size"));
+}
