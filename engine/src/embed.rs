@@ -7,18 +7,20 @@ use std::sync::Mutex;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::assets::AssetPaths;
 use crate::config::EmbeddingConfig;
 use crate::error::{Error, Result};
+
+/// Most padded tokens in one inference batch (e.g. 8 texts of 256 tokens, or 32 of 64).
+const TOKEN_BUDGET: usize = 1024;
 
 pub struct Embedder {
     // `Session::run` takes `&mut self`; one session already uses every core through its
     // intra-op thread pool, so a lock costs nothing in throughput.
     session: Mutex<Session>,
     tokenizer: Tokenizer,
-    counter: Tokenizer,
     dimensions: usize,
     batch_size: usize,
     model_name: String,
@@ -47,6 +49,12 @@ impl Embedder {
             .map_err(|e| model_err("thread count")(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| model_err("thread count")(e.to_string()))?
+            // Shapes vary with every batch: a memory pattern or an arena would keep the largest
+            // batch's buffers for the life of the process.
+            .with_memory_pattern(false)
+            .map_err(|e| model_err("memory pattern")(e.to_string()))?
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+            .map_err(|e| model_err("execution provider")(e.to_string()))?
             .commit_from_file(&model)
             .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))?;
         let dimensions = session
@@ -56,12 +64,10 @@ impl Embedder {
             .filter(|d| *d > 0)
             .map(|d| d as usize)
             .unwrap_or(384);
-        let tokenizer = load_tokenizer(&assets.tokenizer_file(), Some(cfg.max_sequence_length))?;
-        let counter = load_tokenizer(&assets.tokenizer_file(), None)?;
+        let tokenizer = load_tokenizer(&assets.tokenizer_file(), cfg.max_sequence_length)?;
         Ok(Embedder {
             session: Mutex::new(session),
             tokenizer,
-            counter,
             dimensions,
             batch_size: cfg.batch_size,
             model_name: cfg.model.clone(),
@@ -85,46 +91,48 @@ impl Embedder {
         self.batch_size
     }
 
-    /// Tokens the model's tokenizer makes of `text`, without special tokens or truncation.
-    pub fn count_tokens(&self, text: &str) -> usize {
-        self.counter
-            .encode_fast(text, false)
-            .map(|e| e.len())
-            // A text the tokenizer rejects is counted by words, which errs on the large side
-            // for the chunker (chunks end up smaller, never over the model's window).
-            .unwrap_or_else(|_| text.split_whitespace().count() * 2)
-    }
-
-    /// Embeds texts in batches of `batch_size`; each vector is unit length.
+    /// Embeds texts; each vector is unit length. Texts are tokenised once, sorted by length and
+    /// grouped into batches of at most `batch_size` texts and `TOKEN_BUDGET` padded tokens:
+    /// attention memory grows with batch × length², so long texts go in smaller batches and
+    /// short ones in full batches, which keeps both padding and peak memory low.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        // Sorting by length keeps padding low within a batch; results go back in input order.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(self.batch_size) {
-            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
-            let vectors = self.embed_batch(&batch_texts)?;
-            for (&i, v) in batch.iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
-    }
-
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        if texts.is_empty() {
-            return Ok(vec![]);
-        }
         let encodings = self
             .tokenizer
             .encode_batch_fast(texts.to_vec(), true)
             .map_err(|e| Error::ModelUnavailable(format!("tokenizer failed: {e}")))?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < self.batch_size
+                && (end - start + 1) * encodings[order[end]].len() <= TOKEN_BUDGET
+            {
+                end += 1;
+            }
+            let batch: Vec<&tokenizers::Encoding> =
+                order[start..end].iter().map(|&i| &encodings[i]).collect();
+            let vectors = self.run_batch(&batch)?;
+            for (&i, v) in order[start..end].iter().zip(vectors) {
+                out[i] = v;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn run_batch(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+        if encodings.is_empty() {
+            return Ok(vec![]);
+        }
         let batch = encodings.len();
         let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
         let mut ids = Vec::with_capacity(batch * seq);
         let mut mask = Vec::with_capacity(batch * seq);
         let mut types = Vec::with_capacity(batch * seq);
-        for enc in &encodings {
+        for enc in encodings {
             let pad = seq - enc.len();
             ids.extend(enc.get_ids().iter().map(|&x| i64::from(x)));
             ids.extend(std::iter::repeat_n(0, pad));
@@ -193,22 +201,19 @@ pub fn normalize(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x /= norm);
 }
 
-fn load_tokenizer(path: &Path, truncate_at: Option<usize>) -> Result<Tokenizer> {
+fn load_tokenizer(path: &Path, truncate_at: usize) -> Result<Tokenizer> {
     let mut tok = Tokenizer::from_file(path).map_err(|e| {
         Error::ModelUnavailable(format!("cannot load tokenizer {}: {e}", path.display()))
     })?;
     // The packaged tokenizer pads and truncates at 128; sentence-transformers pads to the batch's
     // longest text and truncates at max_seq_length.
-    let truncation = truncate_at.map(|max_length| TruncationParams {
-        max_length,
+    tok.with_truncation(Some(TruncationParams {
+        max_length: truncate_at,
         ..Default::default()
-    });
-    tok.with_truncation(truncation)
-        .map_err(|e| Error::ModelUnavailable(format!("tokenizer truncation: {e}")))?;
-    tok.with_padding(truncate_at.map(|_| PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        ..Default::default()
-    }));
+    }))
+    .map_err(|e| Error::ModelUnavailable(format!("tokenizer truncation: {e}")))?;
+    // Padding is done per batch in `run_batch`, after grouping by length.
+    tok.with_padding(None);
     Ok(tok)
 }
 

@@ -431,8 +431,9 @@ fn prepare_stage(
     }
 }
 
-/// Batches chunks across documents up to the model's batch size, so many small files still
-/// fill each inference call.
+/// Gathers chunks across documents, several batches' worth, before embedding them: the
+/// embedder sorts them by length, so larger groups pad less, and many small files still fill
+/// each inference call. A short pause in the input flushes what is pending.
 fn embed_stage(engine: &Engine, batch_size: usize, rx: Receiver<Work>, tx: SyncSender<Work>) {
     let mut pending: Vec<Box<Prepared>> = vec![];
     let mut pending_chunks = 0;
@@ -468,7 +469,7 @@ fn embed_stage(engine: &Engine, batch_size: usize, rx: Receiver<Work>, tx: SyncS
         let next = if pending.is_empty() {
             rx.recv().ok()
         } else {
-            match rx.recv_timeout(Duration::from_millis(20)) {
+            match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(w) => Some(w),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if !flush(&mut pending, &tx) {
@@ -484,7 +485,7 @@ fn embed_stage(engine: &Engine, batch_size: usize, rx: Receiver<Work>, tx: SyncS
             Some(Work::Doc(p)) => {
                 pending_chunks += p.chunks.len();
                 pending.push(p);
-                if pending_chunks >= batch_size {
+                if pending_chunks >= batch_size * 4 {
                     if !flush(&mut pending, &tx) {
                         return;
                     }
