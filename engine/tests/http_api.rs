@@ -117,24 +117,10 @@ async fn text_documents_can_be_added_read_searched_and_deleted() {
         .unwrap()
         .to_string();
     assert_eq!(found["hits"].as_array().unwrap().len(), 1);
-    let doc: Value = c
-        .get(s.url(&format!("/api/documents/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = common::get_json(&c, s.url(&format!("/api/documents/{id}"))).await;
     assert_eq!(doc["metadata"]["team"], "facilities");
     assert!(!doc["chunks"].as_array().unwrap().is_empty());
-    let list: Value = c
-        .get(s.url("/api/documents?limit=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = common::get_json(&c, s.url("/api/documents?limit=100")).await;
     assert_eq!(list.as_array().unwrap().len(), 14);
     assert_eq!(
         c.delete(s.url(&format!("/api/documents/{id}")))
@@ -255,35 +241,14 @@ async fn directory_ingest_only_reads_under_allowed_roots() {
 async fn stats_config_health_and_openapi_are_served() {
     let (_dir, s) = demo_server(None).await;
     let c = reqwest::Client::new();
-    let stats: Value = c
-        .get(s.url("/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = common::get_json(&c, s.url("/api/stats")).await;
     assert_eq!(stats["documents"], 13);
     assert_eq!(stats["index"]["vectors"], stats["embeddings"]);
-    let cfg: Value = c
-        .get(s.url("/api/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg: Value = common::get_json(&c, s.url("/api/config")).await;
     assert_eq!(cfg["embedding"]["model"], "all-MiniLM-L6-v2");
     let health = c.get(s.url("/api/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let spec: Value = c
-        .get(s.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = common::get_json(&c, s.url("/api/openapi.json")).await;
     for path in [
         "/api/search",
         "/api/documents",

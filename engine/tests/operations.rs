@@ -84,14 +84,7 @@ async fn health_endpoints_and_metrics_report_the_engine_state() {
             "{path}"
         );
     }
-    let d: Value = c
-        .get(s.url("/health/detailed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = common::get_json(&c, s.url("/health/detailed")).await;
     for comp in [
         "database",
         "vector_index",
@@ -343,14 +336,7 @@ async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
                 .contains("checksum"),
         "{err}"
     );
-    let stats: Value = c
-        .get(s.url("/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = common::get_json(&c, s.url("/api/stats")).await;
     assert_eq!(
         stats["documents"], 14,
         "the failed restore touched the data"

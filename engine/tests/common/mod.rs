@@ -95,3 +95,8 @@ impl TestServer {
         }
     }
 }
+
+/// GET a URL and decode its JSON body.
+pub async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
