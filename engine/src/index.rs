@@ -356,26 +356,33 @@ impl VectorIndex {
     }
 }
 
-/// Deterministic unit vectors clustered around 32 random centres, like sentence embeddings of
-/// a corpus with a few topics (benchmarks and tests; uniform random vectors are far harder for
-/// any graph index than real embeddings and would not show its real behaviour).
+/// Deterministic unit vectors with the structure of sentence embeddings: points of a
+/// 24-dimensional latent space (32 topic clusters) mapped linearly into `dims` dimensions, plus
+/// a little isotropic noise, then normalised. Sentence embeddings have a low intrinsic
+/// dimension; uniform random vectors do not, and no graph index finds their neighbours well, so
+/// they would misstate real behaviour. Used by benchmarks and tests.
 pub fn synthetic_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    const LATENT: usize = 24;
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
-    let centres: Vec<Vec<f32>> = (0..32)
-        .map(|_| (0..dims).map(|_| next()).collect())
-        .collect();
+    // Box-Muller: two uniforms make a standard normal.
+    let mut normal = move || {
+        let (u, v) = (uniform(), uniform());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    };
+    let basis: Vec<Vec<f32>> = (0..dims).map(|_| (0..LATENT).map(|_| normal()).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..32).map(|_| (0..LATENT).map(|_| normal()).collect()).collect();
     (0..n)
         .map(|i| {
             let c = &centres[i % centres.len()];
-            let mut v: Vec<f32> = c.iter().map(|x| x + 0.6 * next()).collect();
+            let z: Vec<f32> = c.iter().map(|x| x + 0.8 * normal()).collect();
+            let mut v: Vec<f32> = basis
+                .iter()
+                .map(|row| row.iter().zip(&z).map(|(a, b)| a * b).sum::<f32>() + 0.3 * normal())
+                .collect();
             crate::embed::normalize(&mut v);
             v
         })
