@@ -363,9 +363,13 @@ impl VectorIndex {
 /// they would misstate real behaviour. Used by benchmarks and tests.
 pub fn synthetic_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
     const LATENT: usize = 24;
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut uniform = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
     // Box-Muller: two uniforms make a standard normal.
@@ -373,8 +377,12 @@ pub fn synthetic_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         let (u, v) = (uniform(), uniform());
         ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
     };
-    let basis: Vec<Vec<f32>> = (0..dims).map(|_| (0..LATENT).map(|_| normal()).collect()).collect();
-    let centres: Vec<Vec<f32>> = (0..32).map(|_| (0..LATENT).map(|_| normal()).collect()).collect();
+    let basis: Vec<Vec<f32>> = (0..dims)
+        .map(|_| (0..LATENT).map(|_| normal()).collect())
+        .collect();
+    let centres: Vec<Vec<f32>> = (0..32)
+        .map(|_| (0..LATENT).map(|_| normal()).collect())
+        .collect();
     (0..n)
         .map(|i| {
             let c = &centres[i % centres.len()];
