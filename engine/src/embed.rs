@@ -49,12 +49,11 @@ impl Embedder {
             .map_err(|e| model_err("thread count")(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| model_err("thread count")(e.to_string()))?
-            // Shapes vary with every batch: a memory pattern or an arena would keep the largest
-            // batch's buffers for the life of the process.
+            // Shapes vary with every batch, so a per-shape memory pattern is useless. The arena
+            // stays on: the token budget bounds the largest batch, so the arena's size is
+            // bounded too, while plain malloc fragments over a long ingest.
             .with_memory_pattern(false)
             .map_err(|e| model_err("memory pattern")(e.to_string()))?
-            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-            .map_err(|e| model_err("execution provider")(e.to_string()))?
             .commit_from_file(&model)
             .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))?;
         let dimensions = session
