@@ -7,11 +7,11 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    Capabilities, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, SecurityContext,
+    Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -175,15 +175,11 @@ pub fn statefulset(
             mount_path: "/data".into(),
             ..Default::default()
         },
+        // One projected volume: config.yaml and admin/token (nested mounts into a read-only
+        // configMap volume would fail).
         VolumeMount {
             name: "config".into(),
             mount_path: "/etc/instant-db".into(),
-            read_only: Some(true),
-            ..Default::default()
-        },
-        VolumeMount {
-            name: "admin-token".into(),
-            mount_path: "/etc/instant-db/admin".into(),
             read_only: Some(true),
             ..Default::default()
         },
@@ -196,18 +192,34 @@ pub fn statefulset(
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names::config_map(&r.name),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        Volume {
-            name: "admin-token".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(names::admin_secret(&r.name)),
+            projected: Some(ProjectedVolumeSource {
                 default_mode: Some(0o440),
-                ..Default::default()
+                sources: Some(vec![
+                    VolumeProjection {
+                        config_map: Some(ConfigMapProjection {
+                            name: names::config_map(&r.name),
+                            items: Some(vec![KeyToPath {
+                                key: CONFIG_KEY.into(),
+                                path: CONFIG_KEY.into(),
+                                mode: None,
+                            }]),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        secret: Some(SecretProjection {
+                            name: names::admin_secret(&r.name),
+                            items: Some(vec![KeyToPath {
+                                key: ADMIN_TOKEN_KEY.into(),
+                                path: format!("admin/{ADMIN_TOKEN_KEY}"),
+                                mode: None,
+                            }]),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    },
+                ]),
             }),
             ..Default::default()
         },
