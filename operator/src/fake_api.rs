@@ -117,7 +117,8 @@ impl FakeApiServer {
     /// Stores (or replaces) an object at `path` directly, as another actor would.
     pub fn put(&self, path: &str, obj: Value) {
         let mut st = self.lock();
-        let obj = Self::stamp(&mut st, None, obj);
+        let old = st.objects.get(path).cloned();
+        let obj = Self::stamp(&mut st, old.as_ref(), obj);
         st.objects.insert(path.to_string(), obj);
     }
 
