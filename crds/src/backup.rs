@@ -1,5 +1,8 @@
 //! Backup kinds: `InstantDbBackupPolicy`, `InstantDbBackup`, `InstantDbRestore`.
 
+// clippy reads the repeated `type_ =` keys of kube's `printcolumn(...)` lists as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;

@@ -1,5 +1,8 @@
 //! The `InstantDb` kind: one engine instance.
 
+// clippy reads the repeated `type_ =` keys of kube's `printcolumn(...)` lists as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, SecretKeySelector, Toleration};
