@@ -1,1 +1,13 @@
-//! instant-db operator.
+//! instant-db operator: controllers, pure builders of Kubernetes objects, the engine client,
+//! leader election, metrics and the HTTP server for probes.
+
+pub mod builders;
+pub mod controller;
+pub mod engine_client;
+pub mod error;
+pub mod fake_api;
+pub mod metrics;
+
+pub use error::{Error, Result};
+pub mod leader;
+pub mod server;

@@ -1,1 +1,214 @@
-fn main() {}
+//! `instant-db-operator`: runs the controllers with leader election, metrics and probes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use instant_db_operator::controller::{Context, OperatorConfig};
+use instant_db_operator::engine_client::HttpEngineClient;
+use instant_db_operator::leader::{LeaderElector, LeaseConfig};
+use instant_db_operator::metrics::Metrics;
+use instant_db_operator::server::{ServerState, serve};
+use instant_db_operator::{Error, controller};
+use tokio::sync::watch;
+
+/// Kubernetes operator for instant-db.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Engine image for InstantDb objects without spec.image.
+    #[arg(
+        long,
+        env = "INSTANT_DB_ENGINE_IMAGE",
+        default_value = "ghcr.io/instant-db/instant-db:0.1.0"
+    )]
+    engine_image: String,
+    /// Namespaces to watch, comma-separated; empty means all namespaces.
+    #[arg(
+        long,
+        env = "WATCH_NAMESPACE",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    watch_namespace: Vec<String>,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Elect a leader with a Lease (disable only when a single replica runs).
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the Lease (the operator's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "instant-db-operator")]
+    lease_name: String,
+    /// Identity in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Log format: json or text.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    log_format: String,
+    /// Log filter (tracing directives), for example `info` or `instant_db_operator=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log_level: String,
+}
+
+fn init_logging(args: &Args) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "text" {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(&args);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "operator stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    let namespaces: Vec<String> = args
+        .watch_namespace
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    // Works in-cluster (service account) and from KUBECONFIG / ~/.kube/config.
+    let client = kube::Client::try_default().await?;
+    let metrics = Metrics::new()?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = {
+        let rx = stop_rx.clone();
+        move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            }
+        }
+    };
+    {
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+    }
+    let server = tokio::spawn(serve(
+        args.metrics_addr,
+        ServerState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        stopped(),
+    ));
+    ready.store(true, Ordering::Relaxed);
+
+    let elector = if args.leader_election {
+        let identity = args
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("instant-db-operator-{}", std::process::id()));
+        let elector = LeaderElector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: args.lease_namespace.clone(),
+                name: args.lease_name.clone(),
+                identity: identity.clone(),
+                lease_duration: Duration::from_secs(15),
+                renew_every: Duration::from_secs(5),
+            },
+        );
+        tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
+        tokio::select! {
+            r = elector.acquire() => r?,
+            () = stopped() => return Ok(()),
+        }
+        tracing::info!(%identity, "became leader");
+        metrics.leader.set(1);
+        Some(Arc::new(elector))
+    } else {
+        metrics.leader.set(1);
+        None
+    };
+    if let Some(e) = &elector {
+        let e = e.clone();
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if let Err(err) = e.keep_renewing().await {
+                tracing::error!(error = %err, "lost leadership; stopping");
+                let _ = tx.send(true);
+            }
+        });
+    }
+
+    let engine = Arc::new(HttpEngineClient::new(8080, Duration::from_secs(3))?);
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        OperatorConfig {
+            default_image: args.engine_image.clone(),
+            ..Default::default()
+        },
+        engine,
+        metrics.clone(),
+    ));
+    tracing::info!(namespaces = ?namespaces, image = %args.engine_image, "starting controllers");
+    controller::instantdb::run(ctx, namespaces, stop_rx.clone()).await;
+    metrics.leader.set(0);
+    if let Some(e) = &elector
+        && let Err(err) = e.release().await
+    {
+        tracing::warn!(error = %err, "cannot release the lease");
+    }
+    let _ = stop_tx.send(true);
+    match server.await {
+        Ok(r) => r,
+        Err(e) => Err(Error::Io(std::io::Error::other(e))),
+    }
+}

@@ -1,1 +1,61 @@
-fn main() {}
+//! Writes the CRD manifests into `crds/` and `charts/instant-db-operator/crds/`.
+//!
+//! `crdgen` writes them; `crdgen --check` writes nothing and exits 1 when a checked-in file
+//! differs from what the types generate.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn repo_root() -> PathBuf {
+    // crds/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn main() -> ExitCode {
+    let check = std::env::args().skip(1).any(|a| a == "--check");
+    let root = repo_root();
+    let dirs = [
+        root.join("crds"),
+        root.join("charts/instant-db-operator/crds"),
+    ];
+    let mut stale = Vec::new();
+    for (file, crd) in instant_db_crds::all_crds() {
+        let yaml = match instant_db_crds::crd_yaml(&crd) {
+            Ok(y) => y,
+            Err(e) => {
+                eprintln!("crdgen: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for dir in &dirs {
+            let path = dir.join(file);
+            let current = std::fs::read_to_string(&path).ok();
+            if current.as_deref() == Some(yaml.as_str()) {
+                continue;
+            }
+            if check {
+                stale.push(path);
+            } else {
+                if let Err(e) =
+                    std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &yaml))
+                {
+                    eprintln!("crdgen: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    if !stale.is_empty() {
+        eprintln!("crdgen --check: these CRD files are missing or differ from the Rust types:");
+        for p in &stale {
+            eprintln!("  {}", p.display());
+        }
+        eprintln!("run `cargo run -p instant-db-crds --bin crdgen` and commit the result");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,47 @@
+{{- define "idbo.name" -}}instant-db-operator{{- end -}}
+{{- define "idbo.labels" -}}
+app.kubernetes.io/name: instant-db-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: instant-db
+{{- end -}}
+{{- define "idbo.selector" -}}
+app.kubernetes.io/name: instant-db-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "idbo.rules" -}}
+- apiGroups: ["instantdb.io"]
+  resources: ["instantdbs", "instantdbbackuppolicies", "instantdbbackups", "instantdbrestores"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["instantdb.io"]
+  resources: ["instantdbs/status", "instantdbbackuppolicies/status", "instantdbbackups/status", "instantdbrestores/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["instantdb.io"]
+  resources: ["instantdbbackups"]
+  verbs: ["create", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps", "services"]
+  verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["servicemonitors"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}

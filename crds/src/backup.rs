@@ -1,0 +1,304 @@
+//! Backup kinds: `InstantDbBackupPolicy`, `InstantDbBackup`, `InstantDbRestore`.
+
+// clippy reads the repeated `type_ =` keys of kube's `printcolumn(...)` lists as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where backups are written. Exactly one of `volume` or `s3`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.volume) != has(self.s3)").message("destination needs exactly one of volume or s3"))]
+pub struct BackupDestination {
+    /// A PersistentVolumeClaim (same namespace) mounted by the engine pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeDestination>,
+    /// An S3-compatible object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Destination>,
+}
+
+/// Backups on a PersistentVolumeClaim.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeDestination {
+    /// Name of the PersistentVolumeClaim.
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+    /// Directory inside the volume. Default: `instant-db-backups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Backups in an S3-compatible object store.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.bucket) && self.bucket != ''").message("s3 destination needs a bucket"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.credentialsSecret) && self.credentialsSecret != ''").message("s3 destination needs credentialsSecret: a Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))]
+pub struct S3Destination {
+    /// Endpoint URL for S3-compatible stores (MinIO, Ceph...). Default: AWS S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Bucket name. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket. Default: `<namespace>/<instance>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Region. Default: `us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Name of a Secret (same namespace) with keys `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// Which backups to keep. Both limits apply when both are set.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// Number of completed backups to keep per instance. Default: 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub keep_last: Option<i32>,
+    /// Delete completed backups older than this duration (`720h`, `30m`...). Default: no age limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
+    pub max_age: Option<String>,
+}
+
+/// Scheduled backups of one instance or of every instance matching a label selector.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "instantdb.io",
+    version = "v1alpha1",
+    kind = "InstantDbBackupPolicy",
+    plural = "instantdbbackuppolicies",
+    singular = "instantdbbackuppolicy",
+    shortname = "idbbp",
+    category = "instantdb",
+    namespaced,
+    status = "InstantDbBackupPolicyStatus",
+    derive = "PartialEq",
+    doc = "Scheduled backups of InstantDb instances, with retention.",
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend"),
+    printcolumn(
+        name = "Last Schedule",
+        type_ = "date",
+        json_path = ".status.lastScheduleTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.instance) != has(self.selector)").message("set exactly one of instance or selector"))]
+pub struct InstantDbBackupPolicySpec {
+    /// Name of the InstantDb (same namespace) to back up. Exclusive with `selector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub instance: Option<String>,
+    /// Label selector of the InstantDb objects (same namespace) to back up. Exclusive with
+    /// `instance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// Cron schedule in UTC: five fields (`0 3 * * *`) or a macro (`@daily`, `@hourly`...).
+    #[schemars(regex(
+        pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$"
+    ))]
+    pub schedule: String,
+    /// Which backups to keep. Default: keep the last 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Where the backups go.
+    pub destination: BackupDestination,
+    /// Pause the schedule. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// Observed state of a backup policy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstantDbBackupPolicyStatus {
+    /// `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the last backup run was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// When the next run is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// Name of the latest completed InstantDbBackup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_backup: Option<String>,
+    /// Conditions (Ready, BackupHealthy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// One backup of one instance, made on demand or by a policy. The spec is immutable.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "instantdb.io",
+    version = "v1alpha1",
+    kind = "InstantDbBackup",
+    plural = "instantdbbackups",
+    singular = "instantdbbackup",
+    shortname = "idbb",
+    category = "instantdb",
+    namespaced,
+    status = "InstantDbBackupStatus",
+    derive = "PartialEq",
+    doc = "One backup of an InstantDb instance.",
+    printcolumn(name = "Instance", type_ = "string", json_path = ".spec.instance"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Size", type_ = "integer", json_path = ".status.sizeBytes"),
+    printcolumn(name = "Completed", type_ = "date", json_path = ".status.completedAt"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("the spec of an InstantDbBackup is immutable: create a new backup instead"))]
+pub struct InstantDbBackupSpec {
+    /// Name of the InstantDb (same namespace) to back up.
+    #[schemars(length(min = 1, max = 253))]
+    pub instance: String,
+    /// Where to write it. Default: the destination of the policy named by `policy`, or of the
+    /// only policy that covers the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<BackupDestination>,
+    /// Policy that created this backup (set by the operator for scheduled backups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// Progress of the operation: Pending, Running, Completed or Failed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperationPhase {
+    /// Accepted, not started.
+    Pending,
+    /// In progress in the engine.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Finished with an error (see `error`).
+    Failed,
+}
+
+/// Observed state of a backup.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstantDbBackupStatus {
+    /// `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pending, Running, Completed or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<OperationPhase>,
+    /// Identifier of the backup in the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// When the engine started the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the backup finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// URL of the stored backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Size of the backup in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// SHA-256 of the backup archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Documents in the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_count: Option<i64>,
+    /// Version of the engine that wrote the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    /// Error message when the phase is Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Restore an instance from a named backup or from its latest completed backup. The spec is
+/// immutable.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "instantdb.io",
+    version = "v1alpha1",
+    kind = "InstantDbRestore",
+    plural = "instantdbrestores",
+    singular = "instantdbrestore",
+    shortname = "idbr",
+    category = "instantdb",
+    namespaced,
+    status = "InstantDbRestoreStatus",
+    derive = "PartialEq",
+    doc = "Restores an InstantDb instance from a backup.",
+    printcolumn(name = "Instance", type_ = "string", json_path = ".spec.instance"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Backup",
+        type_ = "string",
+        json_path = ".status.restoredBackup"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("the spec of an InstantDbRestore is immutable: create a new restore instead"))]
+pub struct InstantDbRestoreSpec {
+    /// Name of the InstantDb (same namespace) to restore into.
+    #[schemars(length(min = 1, max = 253))]
+    pub instance: String,
+    /// Name of the InstantDbBackup to restore. Default: the latest completed backup of the
+    /// instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub backup: Option<String>,
+}
+
+/// Observed state of a restore.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstantDbRestoreStatus {
+    /// `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pending, Running, Completed or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<OperationPhase>,
+    /// When the restore started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the restore finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Name of the InstantDbBackup that was restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_backup: Option<String>,
+    /// Error message when the phase is Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

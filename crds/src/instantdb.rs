@@ -1,0 +1,369 @@
+//! The `InstantDb` kind: one engine instance.
+
+// clippy reads the repeated `type_ =` keys of kube's `printcolumn(...)` lists as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, SecretKeySelector, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of an instant-db engine instance. Only `storage.size` is required; every other
+/// field has a default applied by the operator (never written back into the object, so GitOps
+/// tools see no drift).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "instantdb.io",
+    version = "v1alpha1",
+    kind = "InstantDb",
+    plural = "instantdbs",
+    singular = "instantdb",
+    shortname = "idb",
+    category = "instantdb",
+    namespaced,
+    status = "InstantDbStatus",
+    derive = "PartialEq",
+    doc = "An instant-db document search engine instance (one StatefulSet pod with its volume).",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Docs", type_ = "integer", json_path = ".status.documentCount"),
+    printcolumn(name = "Last Backup", type_ = "date", json_path = ".status.lastBackup"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InstantDbSpec {
+    /// Engine container image. Default: the image the operator was started with
+    /// (`--engine-image` / `INSTANT_DB_ENGINE_IMAGE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// Number of engine pods. Must be 1: the engine keeps its data in SQLite, which has a single
+    /// writer. Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self == 1").message("replicas must be 1: instant-db runs a single writer (SQLite); scale with more InstantDb objects instead"))]
+    pub replicas: Option<i32>,
+
+    /// Persistent volume of the engine (SQLite database and vector index).
+    pub storage: StorageSpec,
+
+    /// CPU and memory requests and limits of the engine container. Default: requests
+    /// `cpu: 100m, memory: 256Mi`, limit `memory: 1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Embedding model settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<EmbeddingSpec>,
+
+    /// Where vectors are stored. Default: `embedded` (inside the engine's volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_store: Option<VectorStoreSpec>,
+
+    /// Integrity checks and automatic recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoverySpec>,
+
+    /// Engine log settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LoggingSpec>,
+
+    /// OpenTelemetry trace export. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otel: Option<OtelSpec>,
+
+    /// Overrides merged into the engine pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplateOverrides>,
+
+    /// When true the StatefulSet is scaled to zero (the volume is kept) and scheduled backups of
+    /// this instance are paused. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// Persistent volume settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)").message("storage.storageClassName is immutable: create a new InstantDb and restore a backup into it"))]
+pub struct StorageSpec {
+    /// Size of the data volume (a Kubernetes quantity, for example `1Gi`). Required. It may be
+    /// increased later when the storage class allows volume expansion. Written as a string.
+    #[x_kube(validation = kube::core::Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storage.size must be a positive quantity such as 1Gi"))]
+    #[schemars(length(min = 1, max = 64))]
+    pub size: String,
+
+    /// Storage class of the data volume. Default: the cluster's default storage class.
+    /// Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub storage_class_name: Option<String>,
+
+    /// What happens to the data volume when the InstantDb is deleted: `Retain` keeps the
+    /// PersistentVolumeClaim, `Delete` removes it. Default: `Retain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// What happens to the data volume when the InstantDb is deleted: `Retain` keeps the
+/// PersistentVolumeClaim, `Delete` removes it. Default: `Retain`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Keep the PersistentVolumeClaim (default).
+    #[default]
+    Retain,
+    /// Delete the PersistentVolumeClaim with the instance.
+    Delete,
+}
+
+/// Embedding model settings.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddingSpec {
+    /// Model name reported by the engine. Default: `all-MiniLM-L6-v2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub model: Option<String>,
+
+    /// Where the model files (`model.onnx`, `tokenizer.json`) come from. Default: the model
+    /// directory shipped in the engine image. When the model cannot be loaded the engine still
+    /// serves keyword search and reports itself degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_source: Option<ModelSource>,
+
+    /// Number of chunks embedded per batch. Default: 32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub batch_size: Option<i32>,
+
+    /// Inference threads. Default: the CPU limit of the container (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub threads: Option<i32>,
+}
+
+/// Model files on an existing PersistentVolumeClaim, mounted read-only at `/models`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSource {
+    /// Name of a PersistentVolumeClaim in the same namespace holding the model directory.
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+
+    /// Directory inside the volume that holds the model files. Default: the volume root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+}
+
+/// Vector store selection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.type) || self.type != 'qdrant' || has(self.qdrant)").message("vectorStore.type qdrant needs vectorStore.qdrant (url and collection)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.qdrant) || (has(self.type) && self.type == 'qdrant')").message("vectorStore.qdrant is only allowed with vectorStore.type: qdrant"))]
+pub struct VectorStoreSpec {
+    /// `embedded` (HNSW index inside the engine volume) or `qdrant` (an external Qdrant).
+    /// Default: `embedded`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<VectorStoreType>,
+
+    /// External Qdrant connection; required when `type` is `qdrant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qdrant: Option<QdrantSpec>,
+}
+
+/// `embedded` (HNSW index inside the engine volume) or `qdrant` (an external Qdrant).
+/// Default: `embedded`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorStoreType {
+    /// HNSW index kept in the engine's volume (default).
+    #[default]
+    Embedded,
+    /// External Qdrant server.
+    Qdrant,
+}
+
+/// External Qdrant server.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantSpec {
+    /// gRPC URL of Qdrant, for example `http://qdrant:6334`.
+    #[schemars(length(min = 1), regex(pattern = r"^https?://"))]
+    pub url: String,
+
+    /// Collection name. Default: the InstantDb name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub collection: Option<String>,
+
+    /// Secret key holding the Qdrant API key. Default: no API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<SecretKeySelector>,
+}
+
+/// Integrity checks and automatic recovery.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverySpec {
+    /// Restore the latest completed backup automatically when the integrity check fails.
+    /// Default: false (the failure is reported in the `IntegrityOk` condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_restore: Option<bool>,
+
+    /// How often the engine checks its data integrity, as a duration (`30m`, `6h`, `1h30m`).
+    /// Default: `6h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub integrity_check_interval: Option<String>,
+}
+
+/// Engine log settings.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggingSpec {
+    /// Log level. Default: `info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LogLevel>,
+    /// Log format. Default: `json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+/// Engine log level. Default: `info`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Most verbose.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation (default).
+    #[default]
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+/// Engine log format. Default: `json`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (default).
+    #[default]
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// OpenTelemetry trace export (OTLP over HTTP).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OtelSpec {
+    /// OTLP/HTTP endpoint, for example `http://otel-collector:4318`. Tracing is off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// `service.name` resource attribute. Default: `instant-db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub service_name: Option<String>,
+    /// Fraction of traces sampled, from 0 to 1. Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampling_ratio: Option<f64>,
+}
+
+/// Scheduling overrides merged into the engine pod.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateOverrides {
+    /// Node selector of the engine pod. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Tolerations of the engine pod. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity of the engine pod. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+/// Observed state of an InstantDb, written by the operator.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstantDbStatus {
+    /// `metadata.generation` of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Summary for humans (Pending, Provisioning, Running, Degraded, Suspended, Failed). Tools
+    /// should read the conditions instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Conditions: Ready, Progressing, Degraded, IntegrityOk, BackupHealthy, Recovering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Engine pods that pass their readiness probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// In-cluster URL of the engine API (the client Service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Completion time of the latest completed backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<Time>,
+    /// Time of the engine's latest integrity check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_integrity_check: Option<Time>,
+    /// Time of the latest automatic recovery (restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recovery: Option<Time>,
+    /// Number of documents reported by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_count: Option<i64>,
+}
+
+/// Summary for humans (Pending, Provisioning, Running, Degraded, Suspended, Failed). Tools
+/// should read the conditions instead.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted, nothing created yet.
+    Pending,
+    /// Resources created, engine not ready yet.
+    Provisioning,
+    /// Engine ready and healthy.
+    Running,
+    /// Engine running but reports a problem.
+    Degraded,
+    /// Scaled to zero by `spec.suspend`.
+    Suspended,
+    /// Spec invalid or resources could not be created.
+    Failed,
+}
+
+impl Phase {
+    /// Name as written in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Provisioning => "Provisioning",
+            Phase::Running => "Running",
+            Phase::Degraded => "Degraded",
+            Phase::Suspended => "Suspended",
+            Phase::Failed => "Failed",
+        }
+    }
+}

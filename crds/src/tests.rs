@@ -1,0 +1,266 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+fn schema_of(crd: &CustomResourceDefinition) -> Value {
+    let v = &crd.spec.versions[0];
+    serde_json::to_value(
+        v.schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn validate(crd: &CustomResourceDefinition, obj: &Value, old: Option<&Value>) -> Vec<String> {
+    match kube_cel::Validator::new().validate(&schema_of(crd), obj, old) {
+        Ok(()) => vec![],
+        Err(errs) => errs.into_vec().into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn idb(spec: Value) -> Value {
+    json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+           "metadata": {"name": "a", "namespace": "ns"}, "spec": spec})
+}
+
+#[test]
+fn checked_in_yaml_matches_types() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for (file, crd) in all_crds() {
+        let want = crd_yaml(&crd).unwrap();
+        for dir in ["crds", "charts/instant-db-operator/crds"] {
+            let got = std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
+            assert!(
+                got == want,
+                "{dir}/{file} is stale: run `cargo run -p instant-db-crds --bin crdgen`"
+            );
+        }
+        // and the YAML parses back into the same CRD
+        let back: CustomResourceDefinition =
+            serde_norway::from_str(want.split_once("---\n").unwrap().1).unwrap();
+        assert_eq!(back, crd);
+    }
+}
+
+#[test]
+fn crds_have_names_categories_status_and_no_defaults() {
+    for (_, crd) in all_crds() {
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["instantdb".to_string()][..])
+        );
+        let v = &crd.spec.versions[0];
+        assert_eq!(v.name, VERSION);
+        assert!(v.subresources.as_ref().unwrap().status.is_some());
+        let text = serde_json::to_string(&schema_of(&crd)).unwrap();
+        assert!(
+            !text.contains("\"default\":"),
+            "{}: schema has a server-side default",
+            crd.spec.names.kind
+        );
+        assert!(
+            !text.contains("x-kubernetes-preserve-unknown-fields"),
+            "untyped field in {}",
+            crd.spec.names.kind
+        );
+    }
+    let idb = InstantDb::crd();
+    assert_eq!(
+        idb.spec.names.short_names.as_deref(),
+        Some(&["idb".to_string()][..])
+    );
+    let cols: Vec<_> = idb.spec.versions[0]
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(cols, ["Ready", "Phase", "Docs", "Last Backup", "Age"]);
+}
+
+/// Every property in every schema carries a description (from the doc comments).
+#[test]
+fn every_field_is_documented() {
+    fn walk(path: &str, v: &Value, missing: &mut Vec<String>) {
+        if let Some(props) = v.get("properties").and_then(Value::as_object) {
+            for (k, p) in props {
+                let here = format!("{path}.{k}");
+                if p.get("description").is_none()
+                    && !["apiVersion", "kind", "metadata"].contains(&k.as_str())
+                {
+                    missing.push(here.clone());
+                }
+                walk(&here, p, missing);
+            }
+        }
+        if let Some(items) = v.get("items") {
+            walk(&format!("{path}[]"), items, missing);
+        }
+    }
+    for (_, crd) in all_crds() {
+        let mut missing = vec![];
+        walk(&crd.spec.names.kind, &schema_of(&crd), &mut missing);
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+}
+
+#[test]
+fn minimal_instantdb_round_trips_without_added_fields() {
+    let obj = idb(json!({"storage": {"size": "1Gi"}}));
+    let typed: InstantDb = serde_json::from_value(obj.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), obj);
+    assert!(validate(&InstantDb::crd(), &obj, None).is_empty());
+}
+
+#[test]
+fn full_instantdb_round_trips() {
+    let obj = idb(json!({
+        "image": "ghcr.io/x/instant-db:1", "replicas": 1,
+        "storage": {"size": "5Gi", "storageClassName": "fast", "deletionPolicy": "Delete"},
+        "resources": {"limits": {"memory": "2Gi"}},
+        "embedding": {"model": "m", "modelSource": {"claimName": "models"}, "batchSize": 16, "threads": 2},
+        "vectorStore": {"type": "qdrant", "qdrant": {"url": "http://q:6334", "collection": "c",
+            "apiKeySecret": {"name": "s", "key": "k"}}},
+        "recovery": {"autoRestore": true, "integrityCheckInterval": "1h30m"},
+        "logging": {"level": "debug", "format": "text"},
+        "otel": {"endpoint": "http://otel:4318", "serviceName": "idb", "samplingRatio": 0.5},
+        "podTemplate": {"nodeSelector": {"a": "b"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
+        "suspend": false
+    }));
+    let typed: InstantDb = serde_json::from_value(obj.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), obj);
+    assert_eq!(
+        validate(&InstantDb::crd(), &obj, None),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn instantdb_cel_rules_reject_bad_objects() {
+    let crd = InstantDb::crd();
+    let cases = [
+        (
+            json!({"storage": {"size": "1Gi"}, "replicas": 3}),
+            "replicas must be 1",
+        ),
+        (json!({"storage": {"size": "lots"}}), "positive quantity"),
+        (json!({"storage": {"size": "0"}}), "positive quantity"),
+        (
+            json!({"storage": {"size": "1Gi"}, "vectorStore": {"type": "qdrant"}}),
+            "needs vectorStore.qdrant",
+        ),
+        (
+            json!({"storage": {"size": "1Gi"}, "vectorStore": {"qdrant": {"url": "http://q"}}}),
+            "only allowed with vectorStore.type: qdrant",
+        ),
+    ];
+    for (spec, msg) in cases {
+        let errs = validate(&crd, &idb(spec.clone()), None);
+        assert!(
+            errs.iter().any(|e| e.contains(msg)),
+            "{spec}: expected {msg:?}, got {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn storage_class_is_immutable() {
+    let crd = InstantDb::crd();
+    let old = idb(json!({"storage": {"size": "1Gi", "storageClassName": "a"}}));
+    let changed = idb(json!({"storage": {"size": "1Gi", "storageClassName": "b"}}));
+    let removed = idb(json!({"storage": {"size": "1Gi"}}));
+    let grown = idb(json!({"storage": {"size": "2Gi", "storageClassName": "a"}}));
+    assert!(
+        validate(&crd, &changed, Some(&old))
+            .iter()
+            .any(|e| e.contains("immutable"))
+    );
+    assert!(
+        validate(&crd, &removed, Some(&old))
+            .iter()
+            .any(|e| e.contains("immutable"))
+    );
+    assert!(validate(&crd, &grown, Some(&old)).is_empty());
+}
+
+fn policy(spec: Value) -> Value {
+    json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+           "metadata": {"name": "p", "namespace": "ns"}, "spec": spec})
+}
+
+#[test]
+fn policy_rules() {
+    let crd = InstantDbBackupPolicy::crd();
+    let good = policy(json!({"instance": "a", "schedule": "0 3 * * *",
+        "retention": {"keepLast": 3, "maxAge": "720h"},
+        "destination": {"s3": {"bucket": "b", "credentialsSecret": "creds", "endpoint": "http://minio:9000"}}}));
+    assert_eq!(validate(&crd, &good, None), Vec::<String>::new());
+    let typed: InstantDbBackupPolicy = serde_json::from_value(good.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), good);
+    let cases = [
+        (
+            json!({"schedule": "@daily", "destination": {"volume": {"claimName": "b"}}}),
+            "exactly one of instance or selector",
+        ),
+        (
+            json!({"instance": "a", "selector": {}, "schedule": "@daily", "destination": {"volume": {"claimName": "b"}}}),
+            "exactly one of instance or selector",
+        ),
+        (
+            json!({"instance": "a", "schedule": "@daily", "destination": {"s3": {"credentialsSecret": "c"}}}),
+            "needs a bucket",
+        ),
+        (
+            json!({"instance": "a", "schedule": "@daily", "destination": {"s3": {"bucket": "b"}}}),
+            "needs credentialsSecret",
+        ),
+        (
+            json!({"instance": "a", "schedule": "@daily", "destination": {}}),
+            "exactly one of volume or s3",
+        ),
+    ];
+    for (spec, msg) in cases {
+        let errs = validate(&crd, &policy(spec.clone()), None);
+        assert!(
+            errs.iter().any(|e| e.contains(msg)),
+            "{spec}: expected {msg:?}, got {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn backup_and_restore_specs_are_immutable() {
+    let b = |inst: &str| {
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "b"}, "spec": {"instance": inst}})
+    };
+    let crd = InstantDbBackup::crd();
+    assert!(validate(&crd, &b("x"), Some(&b("x"))).is_empty());
+    assert!(
+        validate(&crd, &b("y"), Some(&b("x")))
+            .iter()
+            .any(|e| e.contains("immutable"))
+    );
+    let r = |bk: &str| {
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbRestore",
+               "metadata": {"name": "r"}, "spec": {"instance": "x", "backup": bk}})
+    };
+    let crd = InstantDbRestore::crd();
+    assert!(validate(&crd, &r("b1"), None).is_empty());
+    assert!(
+        validate(&crd, &r("b2"), Some(&r("b1")))
+            .iter()
+            .any(|e| e.contains("immutable"))
+    );
+}

@@ -1,0 +1,368 @@
+//! The engine StatefulSet.
+
+use std::collections::BTreeMap;
+
+use instant_db_crds::DeletionPolicy;
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, SecurityContext,
+    Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    ADMIN_TOKEN_KEY, BuildInput, CONFIG_HASH_ANNOTATION, CONFIG_KEY, DATA_VOLUME,
+    DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, ENGINE_PORT, Resolved,
+    labels, meta, names, selector_labels,
+};
+
+/// UID and GID the engine runs as (non-root; the data volume is group-owned via fsGroup).
+pub const ENGINE_UID: i64 = 65532;
+
+fn probe(path: &str, period: i32, failures: i32, initial_delay: Option<i32>) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(3),
+        initial_delay_seconds: initial_delay,
+        ..Default::default()
+    }
+}
+
+fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(DEFAULT_CPU_REQUEST.into())),
+            (
+                "memory".to_string(),
+                Quantity(DEFAULT_MEMORY_REQUEST.into()),
+            ),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity(DEFAULT_MEMORY_LIMIT.into()),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn container_env(input: &BuildInput<'_>) -> Vec<EnvVar> {
+    let spec = &input.db.spec;
+    let mut v = vec![
+        env("INSTANT_DB_CONFIG", format!("/etc/instant-db/{CONFIG_KEY}")),
+        env(
+            "INSTANT_DB_ADMIN_TOKEN_FILE",
+            format!("/etc/instant-db/admin/{ADMIN_TOKEN_KEY}"),
+        ),
+        env("INSTANT_DB_DATA_DIR", "/data"),
+        env("TMPDIR", "/tmp"),
+    ];
+    if let Some(otel) = &spec.otel
+        && otel.endpoint.is_some()
+    {
+        v.push(env(
+            "OTEL_SERVICE_NAME",
+            otel.service_name
+                .clone()
+                .unwrap_or_else(|| "instant-db".into()),
+        ));
+        if let Some(ratio) = otel.sampling_ratio {
+            v.push(env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"));
+            v.push(env("OTEL_TRACES_SAMPLER_ARG", ratio.to_string()));
+        }
+    }
+    if let Some(q) = spec.vector_store.as_ref().and_then(|vs| vs.qdrant.as_ref()) {
+        v.push(env("INSTANT_DB_VECTOR_STORE", "qdrant"));
+        v.push(env("INSTANT_DB_QDRANT_URL", q.url.clone()));
+        let collection = q
+            .collection
+            .clone()
+            .unwrap_or_else(|| input.db.metadata.name.clone().unwrap_or_default());
+        v.push(env("INSTANT_DB_QDRANT_COLLECTION", collection));
+        if let Some(sel) = &q.api_key_secret {
+            v.push(EnvVar {
+                name: "INSTANT_DB_QDRANT_API_KEY".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(sel.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    v
+}
+
+fn claim_templates(r: &Resolved, input: &BuildInput<'_>) -> Vec<PersistentVolumeClaim> {
+    if let Some(existing) = &input.existing_claim_templates
+        && !existing.is_empty()
+    {
+        // volumeClaimTemplates are immutable: keep what exists; size changes go to the PVC.
+        return existing
+            .iter()
+            .map(|pvc| PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: pvc.metadata.name.clone(),
+                    labels: pvc.metadata.labels.clone(),
+                    ..Default::default()
+                },
+                spec: pvc.spec.as_ref().map(|s| PersistentVolumeClaimSpec {
+                    access_modes: s.access_modes.clone(),
+                    storage_class_name: s.storage_class_name.clone(),
+                    resources: s.resources.clone(),
+                    volume_mode: s.volume_mode.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+    }
+    vec![PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.into()),
+            labels: Some(selector_labels(&r.name, "engine")),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: input.db.spec.storage.storage_class_name.clone(),
+            volume_mode: Some("Filesystem".into()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(r.storage_size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]
+}
+
+/// The StatefulSet: one replica (zero when suspended), restricted security context.
+pub fn statefulset(
+    input: &BuildInput<'_>,
+    r: &Resolved,
+    owner: &OwnerReference,
+    config_hash: &str,
+) -> StatefulSet {
+    let spec = &input.db.spec;
+    let overrides = spec.pod_template.clone().unwrap_or_default();
+    let mut mounts = vec![
+        VolumeMount {
+            name: DATA_VOLUME.into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        },
+        // One projected volume: config.yaml and admin/token (nested mounts into a read-only
+        // configMap volume would fail).
+        VolumeMount {
+            name: "config".into(),
+            mount_path: "/etc/instant-db".into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(0o440),
+                sources: Some(vec![
+                    VolumeProjection {
+                        config_map: Some(ConfigMapProjection {
+                            name: names::config_map(&r.name),
+                            items: Some(vec![KeyToPath {
+                                key: CONFIG_KEY.into(),
+                                path: CONFIG_KEY.into(),
+                                mode: None,
+                            }]),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        secret: Some(SecretProjection {
+                            name: names::admin_secret(&r.name),
+                            items: Some(vec![KeyToPath {
+                                key: ADMIN_TOKEN_KEY.into(),
+                                path: format!("admin/{ADMIN_TOKEN_KEY}"),
+                                mode: None,
+                            }]),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    },
+                ]),
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("1Gi".into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    if let Some(src) = spec
+        .embedding
+        .as_ref()
+        .and_then(|e| e.model_source.as_ref())
+    {
+        volumes.push(Volume {
+            name: "models".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: src.claim_name.clone(),
+                read_only: Some(true),
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "models".into(),
+            mount_path: "/models".into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    let container = Container {
+        name: "engine".into(),
+        image: Some(r.image.clone()),
+        image_pull_policy: Some(
+            if r.version == "latest" {
+                "Always"
+            } else {
+                "IfNotPresent"
+            }
+            .into(),
+        ),
+        command: Some(vec!["instant-db".into()]),
+        args: Some(vec![
+            "serve".into(),
+            "--listen".into(),
+            format!("0.0.0.0:{ENGINE_PORT}"),
+            "--data-dir".into(),
+            "/data".into(),
+        ]),
+        env: Some(container_env(input)),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: ENGINE_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        liveness_probe: Some(probe("/health/live", 10, 3, None)),
+        readiness_probe: Some(probe("/health/ready", 5, 3, None)),
+        startup_probe: Some(probe("/health/live", 5, 60, None)),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(ENGINE_UID),
+            run_as_group: Some(ENGINE_UID),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    };
+    let mut pod_labels = labels(r, "engine");
+    pod_labels.remove("app.kubernetes.io/managed-by");
+    let pod = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_HASH_ANNOTATION.to_string(),
+                config_hash.to_string(),
+            )])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            volumes: Some(volumes),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            termination_grace_period_seconds: Some(30),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(ENGINE_UID),
+                run_as_group: Some(ENGINE_UID),
+                fs_group: Some(ENGINE_UID),
+                fs_group_change_policy: Some("OnRootMismatch".into()),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            node_selector: overrides.node_selector,
+            tolerations: overrides.tolerations,
+            affinity: overrides.affinity,
+            ..Default::default()
+        }),
+    };
+    let when_deleted = match r.deletion_policy {
+        DeletionPolicy::Retain => "Retain",
+        DeletionPolicy::Delete => "Delete",
+    };
+    StatefulSet {
+        metadata: meta(r, owner, names::primary(&r.name), "engine"),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(if r.suspend { 0 } else { 1 }),
+            service_name: Some(names::headless_service(&r.name)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&r.name, "engine")),
+                ..Default::default()
+            },
+            template: pod,
+            volume_claim_templates: Some(claim_templates(r, input)),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(when_deleted.into()),
+                    when_scaled: Some("Retain".into()),
+                },
+            ),
+            pod_management_policy: Some("OrderedReady".into()),
+            revision_history_limit: Some(5),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,255 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use instant_db_crds::InstantDb;
+use serde_json::json;
+
+fn db(spec: serde_json::Value) -> InstantDb {
+    serde_json::from_value(json!({
+        "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+        "metadata": {"name": "docs", "namespace": "search", "uid": "11111111-2222-3333-4444-555555555555", "generation": 1},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+fn input(db: &InstantDb) -> BuildInput<'_> {
+    BuildInput {
+        db,
+        default_image: "ghcr.io/instant-db/instant-db:0.1.0",
+        admin_token: "test-token",
+        service_monitor_crd: true,
+        existing_claim_templates: None,
+    }
+}
+
+fn render(d: &Desired) -> String {
+    let mut docs = vec![
+        serde_norway::to_string(&d.config_map).unwrap(),
+        serde_norway::to_string(&d.secret).unwrap(),
+        serde_norway::to_string(&d.headless_service).unwrap(),
+        serde_norway::to_string(&d.service).unwrap(),
+        serde_norway::to_string(&d.statefulset).unwrap(),
+    ];
+    if let Some(p) = &d.pdb {
+        docs.push(serde_norway::to_string(p).unwrap());
+    }
+    if let Some(sm) = &d.service_monitor {
+        docs.push(serde_norway::to_string(sm).unwrap());
+    }
+    docs.iter().map(|d| format!("---\n{d}")).collect()
+}
+
+/// Compares with `operator/tests/snapshots/<name>.yaml`; `UPDATE_SNAPSHOTS=1` rewrites it.
+fn snapshot(name: &str, got: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.yaml"));
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        want == got,
+        "snapshot {} differs; review and rerun with UPDATE_SNAPSHOTS=1. Got:\n{got}",
+        path.display()
+    );
+}
+
+#[test]
+fn minimal_snapshot() {
+    let db = db(json!({"storage": {"size": "1Gi"}}));
+    snapshot("minimal", &render(&desired(&input(&db)).unwrap()));
+}
+
+#[test]
+fn full_snapshot() {
+    let db = db(json!({
+        "image": "registry.example/instant-db:1.2.3", "replicas": 1,
+        "storage": {"size": "5Gi", "storageClassName": "fast", "deletionPolicy": "Delete"},
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "embedding": {"model": "all-MiniLM-L6-v2", "modelSource": {"claimName": "models", "subPath": "minilm"}, "batchSize": 16, "threads": 2},
+        "vectorStore": {"type": "qdrant", "qdrant": {"url": "http://qdrant:6334", "apiKeySecret": {"name": "qdrant", "key": "api-key"}}},
+        "recovery": {"autoRestore": true, "integrityCheckInterval": "1h30m"},
+        "logging": {"level": "debug", "format": "text"},
+        "otel": {"endpoint": "http://otel:4318", "samplingRatio": 0.25},
+        "podTemplate": {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "search", "effect": "NoSchedule"}]}
+    }));
+    snapshot("full", &render(&desired(&input(&db)).unwrap()));
+}
+
+#[test]
+fn suspended_scales_to_zero_without_pdb() {
+    let db = db(json!({"storage": {"size": "1Gi"}, "suspend": true}));
+    let d = desired(&input(&db)).unwrap();
+    assert_eq!(d.statefulset.spec.as_ref().unwrap().replicas, Some(0));
+    assert!(d.pdb.is_none());
+}
+
+#[test]
+fn restricted_security_context_and_probes() {
+    let db = db(json!({"storage": {"size": "1Gi"}}));
+    let d = desired(&input(&db)).unwrap();
+    let pod = d
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let c = &pod.containers[0];
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&c.liveness_probe), "/health/live");
+    assert_eq!(path(&c.readiness_probe), "/health/ready");
+    assert!(c.startup_probe.is_some());
+    assert_eq!(
+        c.args.as_ref().unwrap().join(" "),
+        "serve --listen 0.0.0.0:8080 --data-dir /data"
+    );
+    let env: Vec<_> = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| (e.name.as_str(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert!(env.contains(&("INSTANT_DB_CONFIG", "/etc/instant-db/config.yaml".into())));
+    assert!(env.contains(&(
+        "INSTANT_DB_ADMIN_TOKEN_FILE",
+        "/etc/instant-db/admin/token".into()
+    )));
+    assert!(
+        pod.volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|v| v.name == "tmp" && v.empty_dir.is_some())
+    );
+    // owner references and labels on everything
+    for meta in [
+        &d.config_map.metadata,
+        &d.secret.metadata,
+        &d.service.metadata,
+        &d.statefulset.metadata,
+    ] {
+        assert_eq!(
+            meta.owner_references.as_ref().unwrap()[0].uid,
+            "11111111-2222-3333-4444-555555555555"
+        );
+        let l = meta.labels.as_ref().unwrap();
+        for k in [
+            "name",
+            "instance",
+            "component",
+            "managed-by",
+            "part-of",
+            "version",
+        ] {
+            assert!(
+                l.contains_key(&format!("app.kubernetes.io/{k}")),
+                "missing label {k}"
+            );
+        }
+    }
+}
+
+#[test]
+fn config_change_changes_pod_template_hash_and_token_is_kept() {
+    let a = db(json!({"storage": {"size": "1Gi"}}));
+    let b = db(json!({"storage": {"size": "1Gi"}, "logging": {"level": "debug"}}));
+    let ha = desired(&input(&a))
+        .unwrap()
+        .statefulset
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    let hb = desired(&input(&b))
+        .unwrap()
+        .statefulset
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_ne!(ha[CONFIG_HASH_ANNOTATION], hb[CONFIG_HASH_ANNOTATION]);
+    let s = desired(&input(&a)).unwrap().secret;
+    assert_eq!(s.data.unwrap()[ADMIN_TOKEN_KEY].0, b"test-token");
+    assert_eq!(generate_token().len(), 64);
+    assert_ne!(generate_token(), generate_token());
+}
+
+#[test]
+fn engine_config_has_only_known_keys() {
+    let db = db(json!({"storage": {"size": "1Gi"}, "recovery": {"integrityCheckInterval": "30m"}}));
+    let r = resolve(&db, "img").unwrap();
+    let cfg = engine_config(&db, &r);
+    let keys: Vec<_> = cfg.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "admin_token_file",
+            "data_dir",
+            "embedding",
+            "health",
+            "listen",
+            "logging"
+        ]
+    );
+    assert_eq!(cfg["health"]["integrity_interval_secs"], 1800);
+}
+
+#[test]
+fn resolve_reports_every_problem() {
+    let bad = db(
+        json!({"storage": {"size": "-1Gi"}, "replicas": 2, "recovery": {"integrityCheckInterval": "soon"}}),
+    );
+    let problems = resolve(&bad, "").unwrap_err();
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(matches!(desired(&input(&bad)), Err(Error::InvalidSpec(_))));
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(parse_duration_secs("1h30m"), Some(5400));
+    assert_eq!(parse_duration_secs("500ms"), Some(0));
+    assert_eq!(parse_duration_secs("6h"), Some(21600));
+    assert_eq!(parse_duration_secs("h"), None);
+    assert_eq!(parse_duration_secs("5x"), None);
+    for ok in ["1Gi", "500M", "1.5Ti", "1e9", "10"] {
+        assert!(is_positive_quantity(ok), "{ok}");
+    }
+    for bad in ["0", "0Gi", "-1Gi", "Gi", "1GB", "", "1.2.3Gi", "e9"] {
+        assert!(!is_positive_quantity(bad), "{bad}");
+    }
+    assert_eq!(image_tag("a/b:1.2"), "1.2");
+    assert_eq!(image_tag("localhost:5000/b"), "latest");
+    assert_eq!(image_tag("b@sha256:abc"), "sha256abc");
+}

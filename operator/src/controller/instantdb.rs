@@ -1,0 +1,540 @@
+//! The InstantDb controller: observe → validate → desired state → server-side apply → status.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use instant_db_crds::conditions::{self as conds, is_true};
+use instant_db_crds::{InstantDb, InstantDbStatus};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::Context;
+use super::status::{self, Observed};
+use crate::builders::{
+    self, ADMIN_TOKEN_KEY, BuildInput, FIELD_MANAGER, applied_hash, hash_object, names, set_hash,
+};
+use crate::error::{Error, Result};
+
+const CONTROLLER: &str = "instantdb";
+
+/// Reconciles one InstantDb, recording metrics.
+pub async fn reconcile(db: Arc<InstantDb>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let res = reconcile_inner(&db, &ctx).await;
+    ctx.metrics
+        .duration
+        .with_label_values(&[CONTROLLER])
+        .observe(start.elapsed().as_secs_f64());
+    let key = object_key(&db);
+    match &res {
+        Ok(_) => {
+            ctx.metrics
+                .reconciles
+                .with_label_values(&[CONTROLLER, "success"])
+                .inc();
+            ctx.reset_backoff(&key);
+        }
+        Err(e) => {
+            ctx.metrics
+                .reconciles
+                .with_label_values(&[CONTROLLER, "error"])
+                .inc();
+            ctx.metrics
+                .errors
+                .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
+                .inc();
+        }
+    }
+    res
+}
+
+/// Requeues a failed reconcile with a per-object exponential backoff (5 s to 5 min) and
+/// publishes a Warning event.
+pub fn error_policy(db: Arc<InstantDb>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&object_key(&db));
+    tracing::warn!(instantdb = %object_key(&db), error = %err, retry_in = ?delay, "reconcile failed");
+    let reference = db.object_ref(&());
+    let note = format!("{err}; retrying in {}s", delay.as_secs());
+    let ctx2 = ctx.clone();
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            ctx2.event(
+                &reference,
+                EventType::Warning,
+                "ReconcileFailed",
+                "Reconcile",
+                note,
+            )
+            .await;
+        });
+    }
+    Action::requeue(delay)
+}
+
+fn object_key(db: &InstantDb) -> String {
+    format!("{}/{}", db.namespace().unwrap_or_default(), db.name_any())
+}
+
+fn kind_of<K: Serialize>(obj: &K) -> String {
+    serde_json::to_value(obj)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "Object".into())
+}
+
+fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
+    obj.meta()
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
+}
+
+/// Applies `obj` unless `observed` already carries the same applied-hash. Returns whether a
+/// write happened.
+async fn apply_if_changed<K>(
+    api: &Api<K>,
+    mut obj: K,
+    observed: Option<&K>,
+    uid: &str,
+    ctx: &Context,
+) -> Result<bool>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let kind = kind_of(&obj);
+    let name = obj.meta().name.clone().unwrap_or_default();
+    if let Some(o) = observed
+        && !owned_by(o, uid)
+    {
+        return Err(Error::InvalidSpec(format!(
+            "{kind} {name} already exists and is not owned by this InstantDb; rename or delete it"
+        )));
+    }
+    let hash = hash_object(&obj)?;
+    if observed.and_then(|o| applied_hash(o)) == Some(hash.as_str()) {
+        return Ok(false);
+    }
+    set_hash(obj.meta_mut(), hash);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&obj),
+    )
+    .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&[CONTROLLER, &kind, "apply"])
+        .inc();
+    Ok(true)
+}
+
+async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
+    let ns = db
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let name = db.name_any();
+    if db.metadata.deletion_timestamp.is_some() {
+        // Owned objects go with owner references; the PVC follows the StatefulSet's
+        // persistentVolumeClaimRetentionPolicy (storage.deletionPolicy). Nothing to do.
+        return Ok(Action::await_change());
+    }
+    let uid = db.uid().ok_or(Error::MissingObjectKey("metadata.uid"))?;
+    let client = ctx.client.clone();
+    let dbs: Api<InstantDb> = Api::namespaced(client.clone(), &ns);
+    let now = Timestamp::now();
+
+    let resolved = match builders::resolve(db, &ctx.config.default_image) {
+        Ok(r) => r,
+        Err(problems) => {
+            let observed = Observed {
+                generation: db.metadata.generation,
+                invalid: problems.clone(),
+                ..Default::default()
+            };
+            let new = status::compute(db.status.as_ref(), &observed, now);
+            if write_status(&dbs, db, &new, ctx).await? {
+                ctx.event(
+                    &db.object_ref(&()),
+                    EventType::Warning,
+                    "InvalidSpec",
+                    "Validate",
+                    format!("fix the spec: {}", problems.join("; ")),
+                )
+                .await;
+            }
+            // Not retried: a spec change triggers the next reconcile.
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Observe.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    let secret = secrets.get_opt(&names::admin_secret(&name)).await?;
+    let sts = sts_api.get_opt(&names::primary(&name)).await?;
+    let cm = cms.get_opt(&names::config_map(&name)).await?;
+    let headless = svcs.get_opt(&names::headless_service(&name)).await?;
+    let svc = svcs.get_opt(&names::primary(&name)).await?;
+    let pdb = pdbs.get_opt(&names::primary(&name)).await?;
+    let sm_crd = ctx.service_monitor_crd_exists().await;
+    let sm_api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &builders::service_monitor_resource());
+    let sm = if sm_crd {
+        sm_api.get_opt(&names::primary(&name)).await?
+    } else {
+        None
+    };
+
+    let token = secret
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(ADMIN_TOKEN_KEY))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(builders::generate_token);
+    let desired = builders::desired(&BuildInput {
+        db,
+        default_image: &ctx.config.default_image,
+        admin_token: &token,
+        service_monitor_crd: sm_crd,
+        existing_claim_templates: sts
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.volume_claim_templates.clone()),
+    })?;
+
+    // Apply.
+    let mut changed: Vec<String> = Vec::new();
+    if apply_if_changed(&cms, desired.config_map, cm.as_ref(), &uid, ctx).await? {
+        changed.push(format!("ConfigMap {}", names::config_map(&name)));
+    }
+    if apply_if_changed(&secrets, desired.secret, secret.as_ref(), &uid, ctx).await? {
+        changed.push(format!("Secret {}", names::admin_secret(&name)));
+    }
+    if apply_if_changed(
+        &svcs,
+        desired.headless_service,
+        headless.as_ref(),
+        &uid,
+        ctx,
+    )
+    .await?
+    {
+        changed.push(format!("Service {}", names::headless_service(&name)));
+    }
+    if apply_if_changed(&svcs, desired.service, svc.as_ref(), &uid, ctx).await? {
+        changed.push(format!("Service {}", names::primary(&name)));
+    }
+    if apply_if_changed(&sts_api, desired.statefulset, sts.as_ref(), &uid, ctx).await? {
+        changed.push(format!("StatefulSet {}", names::primary(&name)));
+    }
+    match (desired.pdb, pdb) {
+        (Some(want), observed) => {
+            if apply_if_changed(&pdbs, want, observed.as_ref(), &uid, ctx).await? {
+                changed.push(format!("PodDisruptionBudget {}", names::primary(&name)));
+            }
+        }
+        (None, Some(observed)) if owned_by(&observed, &uid) => {
+            pdbs.delete(&names::primary(&name), &DeleteParams::default())
+                .await?;
+            ctx.metrics
+                .writes
+                .with_label_values(&[CONTROLLER, "PodDisruptionBudget", "delete"])
+                .inc();
+            changed.push(format!(
+                "deleted PodDisruptionBudget {}",
+                names::primary(&name)
+            ));
+        }
+        (None, _) => {}
+    }
+    if let Some(want) = desired.service_monitor
+        && apply_if_changed(&sm_api, want, sm.as_ref(), &uid, ctx).await?
+    {
+        changed.push(format!("ServiceMonitor {}", names::primary(&name)));
+    }
+    if let Some(note) = expand_volume(db, ctx, &ns, &name, sts.is_some()).await? {
+        changed.push(note);
+    }
+    if !changed.is_empty() {
+        tracing::info!(instantdb = %object_key(db), applied = ?changed, "applied");
+        ctx.event(
+            &db.object_ref(&()),
+            EventType::Normal,
+            "Applied",
+            "Apply",
+            format!("applied {}", changed.join(", ")),
+        )
+        .await;
+    }
+
+    // Status.
+    let sts_now = if changed.iter().any(|c| c.starts_with("StatefulSet")) {
+        sts_api.get_opt(&names::primary(&name)).await?
+    } else {
+        sts
+    };
+    let sts_status = sts_now
+        .as_ref()
+        .and_then(|s| s.status.clone())
+        .unwrap_or_default();
+    let ready = sts_status.ready_replicas.unwrap_or(0);
+    let sts_generation = sts_now.as_ref().and_then(|s| s.metadata.generation);
+    let rolled_out = sts_status.observed_generation == sts_generation
+        && sts_status.current_revision.is_some()
+        && sts_status.current_revision == sts_status.update_revision;
+    let health = if ready > 0 && !resolved.suspend {
+        Some(engine_health(ctx, &ns, &name, &token).await)
+    } else {
+        None
+    };
+    let observed = Observed {
+        generation: db.metadata.generation,
+        invalid: vec![],
+        suspended: resolved.suspend,
+        ready_replicas: ready,
+        rolled_out: rolled_out || sts_status.current_revision.is_none(),
+        health,
+        endpoint: Some(builders::endpoint(&name, &ns)),
+    };
+    let new = status::compute(db.status.as_ref(), &observed, now);
+    let was_ready = db
+        .status
+        .as_ref()
+        .is_some_and(|s| is_true(&s.conditions, conds::READY));
+    let was_degraded = db
+        .status
+        .as_ref()
+        .is_some_and(|s| is_true(&s.conditions, conds::DEGRADED));
+    if write_status(&dbs, db, &new, ctx).await? {
+        let reference = db.object_ref(&());
+        let ready_now = is_true(&new.conditions, conds::READY);
+        let degraded_now = is_true(&new.conditions, conds::DEGRADED);
+        if ready_now && !was_ready {
+            ctx.event(
+                &reference,
+                EventType::Normal,
+                "Ready",
+                "Observe",
+                "the engine is ready".into(),
+            )
+            .await;
+        }
+        if degraded_now && !was_degraded {
+            let msg = conds::find_condition(&new.conditions, conds::DEGRADED)
+                .map(|c| c.message.clone())
+                .unwrap_or_default();
+            ctx.event(&reference, EventType::Warning, "Degraded", "Observe", msg)
+                .await;
+        }
+    }
+    Ok(if resolved.suspend {
+        Action::requeue(Duration::from_secs(300))
+    } else if ready > 0 {
+        Action::requeue(ctx.config.resync_ready)
+    } else {
+        Action::requeue(ctx.config.resync_progressing)
+    })
+}
+
+/// Grows the PVC when `spec.storage.size` became larger than the PVC's request (StatefulSet
+/// claim templates are immutable, so the PVC itself is patched). Shrinking is not possible and
+/// is reported once as an event.
+async fn expand_volume(
+    db: &InstantDb,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    sts_exists: bool,
+) -> Result<Option<String>> {
+    if !sts_exists {
+        return Ok(None);
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(pvc) = pvcs.get_opt(&names::data_pvc(name)).await? else {
+        return Ok(None);
+    };
+    let current = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .and_then(|q| quantity_bytes(&q.0));
+    let want = quantity_bytes(&db.spec.storage.size);
+    match (current, want) {
+        (Some(c), Some(w)) if w > c => {
+            let patch = json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": names::data_pvc(name), "namespace": ns},
+                "spec": {"resources": {"requests": {"storage": db.spec.storage.size}}}
+            });
+            pvcs.patch(
+                &names::data_pvc(name),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+            ctx.metrics
+                .writes
+                .with_label_values(&[CONTROLLER, "PersistentVolumeClaim", "apply"])
+                .inc();
+            Ok(Some(format!(
+                "PersistentVolumeClaim {} resized to {}",
+                names::data_pvc(name),
+                db.spec.storage.size
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Bytes of a quantity (`1Gi`, `500M`, `1e9`), for comparisons.
+pub fn quantity_bytes(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let units: [(&str, f64); 13] = [
+        ("Ki", 1024.0),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("Ei", 1024f64.powi(6)),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+        ("m", 1e-3),
+    ];
+    for (suffix, mult) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<f64>().ok().map(|v| v * mult);
+        }
+    }
+    q.parse::<f64>().ok()
+}
+
+async fn engine_health(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    token: &str,
+) -> Result<crate::engine_client::DetailedHealth, String> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pod = pods
+        .get_opt(&names::pod(name))
+        .await
+        .map_err(|e| format!("cannot read pod {}: {e}", names::pod(name)))?
+        .ok_or_else(|| format!("pod {} not found", names::pod(name)))?;
+    let ip = pod
+        .status
+        .and_then(|s| s.pod_ip)
+        .ok_or_else(|| format!("pod {} has no IP yet", names::pod(name)))?;
+    ctx.engine
+        .detailed_health(&ip, token)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Writes the status (server-side apply on the status subresource) when it differs from the
+/// current one. Returns whether a write happened.
+async fn write_status(
+    api: &Api<InstantDb>,
+    db: &InstantDb,
+    new: &InstantDbStatus,
+    ctx: &Context,
+) -> Result<bool> {
+    if db.status.as_ref() == Some(new) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": "instantdb.io/v1alpha1",
+        "kind": "InstantDb",
+        "status": new,
+    });
+    api.patch_status(
+        &db.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&[CONTROLLER, "InstantDb", "status"])
+        .inc();
+    Ok(true)
+}
+
+/// Runs the InstantDb controller until `shutdown` resolves. `namespaces` empty means all.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let client = ctx.client.clone();
+    let owned =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=instant-db-operator");
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let mut tasks = Vec::new();
+    for scope in scopes {
+        fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(
+            c: &kube::Client,
+            ns: &Option<String>,
+        ) -> Api<K>
+        where
+            K::DynamicType: Default,
+        {
+            match ns {
+                Some(ns) => Api::namespaced(c.clone(), ns),
+                None => Api::all(c.clone()),
+            }
+        }
+        let controller = Controller::new(
+            api::<InstantDb>(&client, &scope),
+            watcher::Config::default().any_semantic(),
+        )
+        .owns(api::<StatefulSet>(&client, &scope), owned.clone())
+        .owns(api::<Service>(&client, &scope), owned.clone())
+        .owns(api::<ConfigMap>(&client, &scope), owned.clone())
+        .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone())
+        .graceful_shutdown_on({
+            let mut stop = stop.clone();
+            async move {
+                let _ = stop.wait_for(|v| *v).await;
+            }
+        })
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "controller event"),
+            }
+        });
+        tasks.push(tokio::spawn(controller));
+    }
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "controller task failed");
+        }
+    }
+}

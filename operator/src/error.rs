@@ -1,0 +1,69 @@
+//! The operator's error type.
+
+/// Every error the operator can meet.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    /// The object's spec cannot be turned into resources; the user has to change it.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The object lacks metadata the operator needs (name, namespace, uid).
+    #[error("object has no {0}")]
+    MissingObjectKey(&'static str),
+    /// A request to an engine failed.
+    #[error("engine request failed: {0}")]
+    Engine(String),
+    /// JSON (de)serialization failed.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// YAML serialization failed.
+    #[error("YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    /// Leader election failed.
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+    /// Local I/O (listening socket...) failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The metrics registry refused a metric.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl Error {
+    /// Short, stable label of the error kind (used in metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::MissingObjectKey(_) => "missing_object_key",
+            Error::Engine(_) => "engine",
+            Error::Json(_) => "json",
+            Error::Yaml(_) => "yaml",
+            Error::LeaderElection(_) => "leader_election",
+            Error::Io(_) => "io",
+            Error::Metrics(_) => "metrics",
+        }
+    }
+
+    /// Reason label: the API server's reason for API errors (`Conflict`, `Forbidden`...), else
+    /// the kind.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => {
+                if status.reason.is_empty() {
+                    format!("Http{}", status.code)
+                } else {
+                    status.reason.clone()
+                }
+            }
+            Error::Kube(_) => "Transport".to_string(),
+            other => other.kind().to_string(),
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

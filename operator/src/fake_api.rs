@@ -1,0 +1,366 @@
+//! An in-memory fake of the Kubernetes API server, for tests and the benchmark.
+//!
+//! It keeps objects by URL path, answers GET (object or list), POST, PATCH (server-side apply
+//! replaces the object's spec-side fields, status patches replace `status`, merge patches are
+//! merged), PUT and DELETE, assigns uid / resourceVersion / generation, logs every request and
+//! can be told to fail the next matching request. It does not implement watches.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// One request seen by the fake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+}
+
+impl Logged {
+    /// True for anything but GET.
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    log: Vec<Logged>,
+    failures: Vec<(String, String, u16)>,
+    next_uid: u64,
+    next_rv: u64,
+}
+
+/// The fake API server. Cloning shares the state.
+#[derive(Clone, Default)]
+pub struct FakeApiServer {
+    state: Arc<Mutex<State>>,
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+impl FakeApiServer {
+    /// An empty fake.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A kube client talking to this fake.
+    pub fn client(&self) -> kube::Client {
+        let this = self.clone();
+        let svc = tower::service_fn(move |req: Request<Body>| {
+            let this = this.clone();
+            async move { Ok::<_, Infallible>(this.handle(req).await) }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    /// Every request so far.
+    pub fn log(&self) -> Vec<Logged> {
+        self.lock().log.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_log(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Number of write requests (anything but GET) so far.
+    pub fn writes(&self) -> usize {
+        self.lock().log.iter().filter(|l| l.is_write()).count()
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.lock().objects.len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.lock().objects.is_empty()
+    }
+
+    /// The object stored at `path`.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.lock().objects.get(path).cloned()
+    }
+
+    /// Stores (or replaces) an object at `path` directly, as another actor would.
+    pub fn put(&self, path: &str, obj: Value) {
+        let mut st = self.lock();
+        let old = st.objects.get(path).cloned();
+        let obj = Self::stamp(&mut st, old.as_ref(), obj);
+        st.objects.insert(path.to_string(), obj);
+    }
+
+    /// Merges `patch` into the object at `path` directly (no log entry).
+    pub fn merge(&self, path: &str, patch: &Value) {
+        let mut st = self.lock();
+        if let Some(obj) = st.objects.get_mut(path) {
+            merge(obj, patch);
+        }
+    }
+
+    /// Removes the object at `path` directly.
+    pub fn remove(&self, path: &str) {
+        self.lock().objects.remove(path);
+    }
+
+    /// Makes the next request with this method whose path contains `path_part` fail with `code`.
+    pub fn fail_next(&self, method: &str, path_part: &str, code: u16) {
+        self.lock()
+            .failures
+            .push((method.to_string(), path_part.to_string(), code));
+    }
+
+    fn stamp(st: &mut State, old: Option<&Value>, mut obj: Value) -> Value {
+        st.next_rv += 1;
+        let rv = st.next_rv.to_string();
+        let old_meta = old
+            .and_then(|o| o.get("metadata"))
+            .cloned()
+            .unwrap_or(json!({}));
+        let uid = old_meta.get("uid").cloned().unwrap_or_else(|| {
+            st.next_uid += 1;
+            json!(format!("00000000-0000-0000-0000-{:012}", st.next_uid))
+        });
+        let spec_changed = old.is_none_or(|o| o.get("spec") != obj.get("spec"));
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + i64::from(spec_changed);
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("uid".into(), uid);
+            meta.insert("resourceVersion".into(), json!(rv));
+            meta.insert("generation".into(), json!(generation.max(1)));
+            meta.entry("creationTimestamp").or_insert_with(|| {
+                old_meta
+                    .get("creationTimestamp")
+                    .cloned()
+                    .unwrap_or(json!("2026-01-01T00:00:00Z"))
+            });
+        }
+        obj
+    }
+
+    async fn handle(&self, req: Request<Body>) -> Response<Body> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let content_type = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = req.into_body().collect_bytes().await.unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let (code, value) = self.respond(&method, &path, &content_type, body);
+        Response::builder()
+            .status(code)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(value.to_string().into_bytes()))
+            .unwrap_or_else(|_| Response::new(Body::empty()))
+    }
+
+    fn respond(
+        &self,
+        method: &Method,
+        path: &str,
+        content_type: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut st = self.lock();
+        st.log.push(Logged {
+            method: method.to_string(),
+            path: path.to_string(),
+        });
+        if let Some(i) = st
+            .failures
+            .iter()
+            .position(|(m, p, _)| m == method.as_str() && path.contains(p.as_str()))
+        {
+            let (_, _, code) = st.failures.remove(i);
+            let sc = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (sc, status_body(code, "InternalError", "injected failure"));
+        }
+        let (key, is_status) = match path.strip_suffix("/status") {
+            Some(k) => (k.to_string(), true),
+            None => (path.to_string(), false),
+        };
+        match *method {
+            Method::GET => {
+                if let Some(obj) = st.objects.get(&key) {
+                    return (StatusCode::OK, obj.clone());
+                }
+                if looks_like_object(&key) {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        status_body(404, "NotFound", &format!("{key} not found")),
+                    );
+                }
+                // a list: every object directly below this path
+                let prefix = format!("{key}/");
+                let items: Vec<Value> = st
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                (
+                    StatusCode::OK,
+                    json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": st.next_rv.to_string()}, "items": items}),
+                )
+            }
+            Method::POST => {
+                let name = body
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let key = format!("{key}/{name}");
+                if st.objects.contains_key(&key) {
+                    return (
+                        StatusCode::CONFLICT,
+                        status_body(409, "AlreadyExists", &format!("{key} already exists")),
+                    );
+                }
+                let obj = Self::stamp(&mut st, None, body);
+                st.objects.insert(key, obj.clone());
+                (StatusCode::CREATED, obj)
+            }
+            Method::PATCH | Method::PUT => {
+                let old = st.objects.get(&key).cloned();
+                if is_status && old.is_none() {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        status_body(404, "NotFound", &format!("{key} not found")),
+                    );
+                }
+                if *method == Method::PUT {
+                    let want = body.pointer("/metadata/resourceVersion").cloned();
+                    let have = old
+                        .as_ref()
+                        .and_then(|o| o.pointer("/metadata/resourceVersion"))
+                        .cloned();
+                    if old.is_none() {
+                        return (
+                            StatusCode::NOT_FOUND,
+                            status_body(404, "NotFound", &format!("{key} not found")),
+                        );
+                    }
+                    if want.is_some() && want != have {
+                        return (
+                            StatusCode::CONFLICT,
+                            status_body(409, "Conflict", "resourceVersion mismatch"),
+                        );
+                    }
+                }
+                let new = if is_status {
+                    let mut o = old.clone().unwrap_or(Value::Null);
+                    if content_type.contains("merge-patch") {
+                        merge(
+                            &mut o,
+                            &json!({"status": body.get("status").cloned().unwrap_or(Value::Null)}),
+                        );
+                    } else if let Some(obj) = o.as_object_mut() {
+                        obj.insert(
+                            "status".into(),
+                            body.get("status").cloned().unwrap_or(json!({})),
+                        );
+                    }
+                    o
+                } else if content_type.contains("merge-patch") || content_type.contains("strategic")
+                {
+                    let mut o = old.clone().unwrap_or(json!({}));
+                    merge(&mut o, &body);
+                    o
+                } else {
+                    // apply or replace: the body is the new object; status is kept.
+                    let mut o = body;
+                    if let (Some(obj), Some(status)) = (
+                        o.as_object_mut(),
+                        old.as_ref().and_then(|x| x.get("status")),
+                    ) {
+                        obj.insert("status".into(), status.clone());
+                    }
+                    if let (Some(meta), Some(old_meta)) = (
+                        o.get_mut("metadata").and_then(Value::as_object_mut),
+                        old.as_ref().and_then(|x| x.get("metadata")),
+                    ) {
+                        for k in ["finalizers", "deletionTimestamp"] {
+                            if let Some(v) = old_meta.get(k)
+                                && !meta.contains_key(k)
+                            {
+                                meta.insert(k.into(), v.clone());
+                            }
+                        }
+                    }
+                    o
+                };
+                let obj = Self::stamp(&mut st, old.as_ref(), new);
+                st.objects.insert(key, obj.clone());
+                (StatusCode::OK, obj)
+            }
+            Method::DELETE => match st.objects.remove(&key) {
+                Some(obj) => (StatusCode::OK, obj),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    status_body(404, "NotFound", &format!("{key} not found")),
+                ),
+            },
+            _ => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                status_body(405, "MethodNotAllowed", "unsupported"),
+            ),
+        }
+    }
+}
+
+/// `/api/v1/namespaces/ns/configmaps/name` or `/apis/g/v/namespaces/ns/plural/name` or a
+/// cluster-scoped `/apis/g/v/plural/name`.
+fn looks_like_object(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let rest: &[&str] = match parts.first() {
+        Some(&"api") => parts.get(2..).unwrap_or(&[]),
+        Some(&"apis") => parts.get(3..).unwrap_or(&[]),
+        _ => &[],
+    };
+    match rest {
+        ["namespaces", _] => true,
+        ["namespaces", _, _plural] => false,
+        ["namespaces", _, _plural, _name, ..] => true,
+        [_plural] => false,
+        [_plural, _name, ..] => true,
+        _ => false,
+    }
+}
