@@ -1,0 +1,175 @@
+//! Contracts between the operator and the engine: what the operator writes, the engine must
+//! accept; what the engine reports, the operator must read. Real engine, real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use clap::Parser;
+use instant_db_crds::InstantDb;
+use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY};
+use instant_db_operator::engine_client::{EngineApi, HealthStatus, HttpEngineClient};
+use serde_json::json;
+
+fn instant_db(spec: serde_json::Value) -> InstantDb {
+    serde_json::from_value(json!({
+        "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+        "metadata": {"name": "docs", "namespace": "search", "uid": "11111111-2222-3333-4444-555555555555", "generation": 1},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+fn desired(db: &InstantDb) -> builders::Desired {
+    builders::desired(&BuildInput {
+        db,
+        default_image: "registry.example/instant-db:0.1.0",
+        admin_token: "contract-test-token-0123456789",
+        service_monitor_crd: false,
+        existing_claim_templates: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_engine_accepts_the_config_the_operator_writes() {
+    let specs = [
+        json!({"storage": {"size": "1Gi"}}),
+        json!({
+            "storage": {"size": "5Gi"},
+            "embedding": {"batchSize": 16, "threads": 2},
+            "logging": {"level": "debug", "format": "text"},
+            "otel": {"endpoint": "http://collector:4318"},
+            "recovery": {"integrityCheckInterval": "30m"}
+        }),
+    ];
+    for spec in specs {
+        let db = instant_db(spec.clone());
+        let d = desired(&db);
+        let yaml = d.config_map.data.as_ref().unwrap()[CONFIG_KEY].clone();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, &yaml).unwrap();
+        let cfg =
+            instant_db::config::Config::load_from(Some(&file), &BTreeMap::new(), &BTreeMap::new())
+                .unwrap_or_else(|e| {
+                    panic!("engine rejected the operator's config for {spec}: {e}\n{yaml}")
+                });
+        assert_eq!(cfg.data_dir, std::path::PathBuf::from("/data"));
+        assert_eq!(cfg.listen, "0.0.0.0:8080");
+        assert!(cfg.admin_token_file.is_some());
+        if spec.get("embedding").is_some() {
+            assert_eq!(cfg.embedding.batch_size, 16);
+            assert_eq!(cfg.embedding.threads, 2);
+            assert_eq!(cfg.logging.level, "debug");
+            assert_eq!(cfg.otel.endpoint.as_deref(), Some("http://collector:4318"));
+            assert_eq!(cfg.health.integrity_interval_secs, 1800);
+        }
+    }
+}
+
+#[test]
+fn the_engine_parses_the_command_line_the_operator_gives_its_container() {
+    let db = instant_db(json!({"storage": {"size": "1Gi"}}));
+    let d = desired(&db);
+    let pod = d.statefulset.spec.unwrap().template.spec.unwrap();
+    let engine = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "engine")
+        .or(pod.containers.first())
+        .unwrap();
+    let mut argv: Vec<String> = vec!["instant-db".into()];
+    argv.extend(
+        engine
+            .command
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .skip(1),
+    );
+    argv.extend(engine.args.clone().unwrap_or_default());
+    let cli =
+        instant_db::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(
+        matches!(cli.command, instant_db::cli::Command::Serve(_)),
+        "{argv:?}"
+    );
+    let probes = [
+        engine.liveness_probe.as_ref(),
+        engine.readiness_probe.as_ref(),
+    ];
+    let paths: Vec<String> = probes
+        .iter()
+        .flatten()
+        .filter_map(|p| p.http_get.as_ref())
+        .filter_map(|h| h.path.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        vec!["/health/live".to_string(), "/health/ready".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reads_a_real_engines_detailed_health() {
+    let data = tempfile::tempdir().unwrap();
+    let token = "contract-test-token-0123456789";
+    std::fs::write(data.path().join("token"), token).unwrap();
+    let cfg = instant_db::config::Config {
+        data_dir: data.path().to_path_buf(),
+        admin_token_file: Some(data.path().join("token")),
+        ..Default::default()
+    };
+    let engine = tokio::task::spawn_blocking(move || {
+        let engine =
+            instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap();
+        let doc = instant_db::ingest::SourceDoc {
+            source: "api:contract".into(),
+            name: "contract.md".into(),
+            bytes: b"# Contract\n\nThe operator reads this engine.".to_vec(),
+            modified_at: None,
+            metadata: None,
+        };
+        instant_db::ingest::ingest_sources(&engine, vec![doc], &instant_db::ingest::NoProgress)
+            .unwrap();
+        engine
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = instant_db::server::AppState::new(engine).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(instant_db::server::run_on(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/admin/integrity"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let client = HttpEngineClient::new(port, std::time::Duration::from_secs(5)).unwrap();
+    let health = client.detailed_health("127.0.0.1", token).await.unwrap();
+    assert_eq!(health.document_count, Some(1));
+    // No model was loaded: the engine serves keyword search and says it is degraded.
+    assert_eq!(health.status, HealthStatus::Degraded);
+    assert_eq!(
+        health.components.get("database"),
+        Some(&HealthStatus::Healthy)
+    );
+    assert_eq!(
+        health.components.get("embedding_model"),
+        Some(&HealthStatus::Degraded)
+    );
+    let integrity = health
+        .last_integrity_check
+        .expect("integrity check reported");
+    assert_eq!(integrity.ok, Some(true));
+    assert!(integrity.at.is_some());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
