@@ -1,4 +1,5 @@
 //! The `crdgen` binary as CI and developers run it.
+#![allow(clippy::expect_used)]
 
 use std::process::Command;
 
