@@ -262,7 +262,7 @@ fn bench_index(config: &Config, n: usize, queries: usize) -> Result<Value> {
         .enumerate()
         .map(|(i, v)| (i as i64, v))
         .collect();
-    let index = VectorIndex::new(dims, "bench", &config.index, 0);
+    let index = VectorIndex::new(dims, "bench", &config.index, 0)?;
     let t = Instant::now();
     for batch in items.chunks(10_000) {
         index.add(batch)?;

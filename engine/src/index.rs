@@ -1,27 +1,32 @@
-//! The embedded vector index: HNSW (`hnsw_rs`) over unit vectors with dot-product distance,
+//! The embedded vector index: HNSW (`usearch`) over unit vectors with inner-product distance,
 //! derived from the embeddings in SQLite.
 //!
 //! - Small collections (below `search.exact_search_below` vectors) and narrow filters are
 //!   searched exactly: at that size a scan is as fast as the graph and never misses.
-//! - `hnsw_rs` cannot delete, so removed chunks become tombstones filtered out of every search;
-//!   when they pass a quarter of the graph it is rebuilt from the live vectors.
-//! - The graph is dumped to `<data>/index/` with the database generation it reflects; at start a
-//!   dump whose generation differs from the database's is stale and rebuilt from SQLite.
+//! - Deletes and replacements go straight into the graph (`usearch` removes keys), so the index
+//!   never needs a rebuild to forget a chunk.
+//! - The graph is saved to `<data>/index/` with the database generation it reflects; at start a
+//!   dump whose generation, model, dimensions or size differ from the database is stale and the
+//!   graph is rebuilt from SQLite.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use hnsw_rs::prelude::{AnnT, DistDot, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::config::IndexConfig;
 use crate::error::{Error, Result};
 
-const DUMP_BASENAME: &str = "hnsw";
-const MAX_LAYERS: usize = 16;
-
-type Graph = Hnsw<'static, f32, DistDot>;
+const DUMP_FILE: &str = "graph.usearch";
+const META_FILE: &str = "meta.json";
+const META_FORMAT: u32 = 2;
+/// Below this many vectors in one `add`, threads cost more than they save.
+const PARALLEL_ADD_MIN: usize = 256;
+/// Allowed sets smaller than this are scored exactly: walking the graph while rejecting almost
+/// every node would be slower and could miss.
+const NARROW_FILTER: usize = 2048;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct IndexMeta {
@@ -29,20 +34,7 @@ struct IndexMeta {
     generation: u64,
     dimensions: usize,
     model: String,
-    /// Chunk ids present in the dumped graph; the dump is only valid for exactly these.
-    graph_ids: usize,
-    tombstones: Vec<i64>,
-}
-
-struct State {
-    graph: Graph,
-    /// Live vectors: slot → (chunk id, vector). Also what exact search scans.
-    ids: Vec<i64>,
-    vectors: Vec<f32>,
-    slot_of: HashMap<i64, usize>,
-    /// Ids still in the graph but deleted from the database.
-    tombstones: HashSet<i64>,
-    graph_size: usize,
+    vectors: usize,
 }
 
 pub struct VectorIndex {
@@ -50,44 +42,56 @@ pub struct VectorIndex {
     model: String,
     cfg: IndexConfig,
     exact_below: usize,
-    state: RwLock<State>,
+    /// Searches and adds share the graph (`usearch` is thread-safe for both); growing its
+    /// capacity or swapping it takes the write lock.
+    graph: RwLock<Index>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IndexStats {
     pub vectors: usize,
-    pub graph_nodes: usize,
-    pub tombstones: usize,
     pub dimensions: usize,
     pub exact_search_below: usize,
+    /// Bytes the graph and its vectors occupy in memory.
+    pub memory_bytes: usize,
 }
 
-fn new_graph(cfg: &IndexConfig, capacity: usize) -> Graph {
-    Hnsw::new(
-        cfg.m,
-        capacity.max(1024),
-        MAX_LAYERS,
-        cfg.ef_construction,
-        DistDot,
-    )
+fn index_err(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("vector index: {context}: {e}"))
+}
+
+fn new_graph(dimensions: usize, cfg: &IndexConfig) -> Result<Index> {
+    let options = IndexOptions {
+        dimensions,
+        metric: MetricKind::IP,
+        quantization: ScalarKind::F32,
+        connectivity: cfg.m,
+        expansion_add: cfg.ef_construction,
+        expansion_search: cfg.ef_search,
+        multi: false,
+    };
+    Index::new(&options).map_err(|e| index_err("create", e))
+}
+
+fn key(id: i64) -> u64 {
+    // Chunk ids are SQLite rowids: positive, so the cast is lossless both ways.
+    id as u64
 }
 
 impl VectorIndex {
-    pub fn new(dimensions: usize, model: &str, cfg: &IndexConfig, exact_below: usize) -> Self {
-        VectorIndex {
+    pub fn new(
+        dimensions: usize,
+        model: &str,
+        cfg: &IndexConfig,
+        exact_below: usize,
+    ) -> Result<Self> {
+        Ok(VectorIndex {
             dimensions,
             model: model.to_string(),
             cfg: cfg.clone(),
             exact_below,
-            state: RwLock::new(State {
-                graph: new_graph(cfg, 1024),
-                ids: vec![],
-                vectors: vec![],
-                slot_of: HashMap::new(),
-                tombstones: HashSet::new(),
-                graph_size: 0,
-            }),
-        }
+            graph: RwLock::new(new_graph(dimensions, cfg)?),
+        })
     }
 
     pub fn dimensions(&self) -> usize {
@@ -95,7 +99,7 @@ impl VectorIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.state.read().map(|s| s.ids.len()).unwrap_or(0)
+        self.graph.read().map(|g| g.size()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -103,17 +107,16 @@ impl VectorIndex {
     }
 
     pub fn stats(&self) -> IndexStats {
-        let (vectors, graph_nodes, tombstones) = self
-            .state
+        let (vectors, memory_bytes) = self
+            .graph
             .read()
-            .map(|s| (s.ids.len(), s.graph_size, s.tombstones.len()))
+            .map(|g| (g.size(), g.memory_usage()))
             .unwrap_or_default();
         IndexStats {
             vectors,
-            graph_nodes,
-            tombstones,
             dimensions: self.dimensions,
             exact_search_below: self.exact_below,
+            memory_bytes,
         }
     }
 
@@ -134,73 +137,55 @@ impl VectorIndex {
         for (_, v) in items {
             self.check_dims(v)?;
         }
-        let mut s = self.state.write().map_err(|_| poisoned())?;
-        for (id, v) in items {
-            if s.slot_of.contains_key(id) {
-                remove_slot(&mut s, *id);
-                s.tombstones.insert(*id);
-            }
-            let slot = s.ids.len();
-            s.ids.push(*id);
-            s.vectors.extend_from_slice(v);
-            s.slot_of.insert(*id, slot);
+        if items.is_empty() {
+            return Ok(());
         }
-        let batch: Vec<(&[f32], usize)> = items
-            .iter()
-            .map(|(id, v)| (v.as_slice(), *id as usize))
-            .collect();
-        if !batch
-            .iter()
-            .any(|(_, id)| s.tombstones.contains(&(*id as i64)))
-        {
-            if batch.len() > 64 {
-                s.graph.parallel_insert_slice(&batch);
-            } else {
-                for item in batch {
-                    s.graph.insert_slice(item);
+        self.reserve_for(items.len())?;
+        let graph = self.graph.read().map_err(|_| poisoned())?;
+        let insert = |batch: &[(i64, Vec<f32>)]| -> Result<()> {
+            for (id, v) in batch {
+                if graph.contains(key(*id)) {
+                    graph.remove(key(*id)).map_err(|e| index_err("replace", e))?;
                 }
+                graph.add(key(*id), v).map_err(|e| index_err("add", e))?;
             }
-            s.graph_size += items.len();
-        } else {
-            // A re-added id cannot be un-tombstoned in the graph: rebuild instead.
-            drop(s);
-            return self.rebuild_graph();
+            Ok(())
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if items.len() < PARALLEL_ADD_MIN || threads == 1 {
+            return insert(items);
         }
-        Ok(())
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = items
+                .chunks(items.len().div_ceil(threads))
+                .map(|part| scope.spawn(move || insert(part)))
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| Error::Internal("vector index insert thread panicked".into()))?
+            })
+        })
+    }
+
+    /// Grows the graph's capacity ahead of an insert; `usearch` needs room reserved up front.
+    fn reserve_for(&self, extra: usize) -> Result<()> {
+        let needed = self.len() + extra;
+        if needed <= self.graph.read().map_err(|_| poisoned())?.capacity() {
+            return Ok(());
+        }
+        let graph = self.graph.write().map_err(|_| poisoned())?;
+        // Doubling keeps the number of reallocations logarithmic in the collection size.
+        let target = needed.max(graph.capacity() * 2).max(1024);
+        graph
+            .reserve(target)
+            .map_err(|e| index_err("reserve capacity", e))
     }
 
     pub fn remove(&self, ids: &[i64]) -> Result<()> {
-        let needs_rebuild = {
-            let mut s = self.state.write().map_err(|_| poisoned())?;
-            for id in ids {
-                if s.slot_of.contains_key(id) {
-                    remove_slot(&mut s, *id);
-                    s.tombstones.insert(*id);
-                }
-            }
-            s.tombstones.len() * 4 > s.graph_size.max(1)
-        };
-        if needs_rebuild {
-            self.rebuild_graph()?;
+        let graph = self.graph.read().map_err(|_| poisoned())?;
+        for id in ids {
+            graph.remove(key(*id)).map_err(|e| index_err("remove", e))?;
         }
-        Ok(())
-    }
-
-    /// Rebuilds the graph from the live vectors, dropping tombstones.
-    pub fn rebuild_graph(&self) -> Result<()> {
-        let mut s = self.state.write().map_err(|_| poisoned())?;
-        let graph = new_graph(&self.cfg, s.ids.len());
-        let dims = self.dimensions;
-        let batch: Vec<(&[f32], usize)> = s
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(slot, id)| (&s.vectors[slot * dims..(slot + 1) * dims], *id as usize))
-            .collect();
-        graph.parallel_insert_slice(&batch);
-        s.graph_size = s.ids.len();
-        s.graph = graph;
-        s.tombstones.clear();
         Ok(())
     }
 
@@ -213,56 +198,66 @@ impl VectorIndex {
         allowed: Option<&HashSet<i64>>,
     ) -> Result<Vec<(i64, f32)>> {
         self.check_dims(query)?;
-        let s = self.state.read().map_err(|_| poisoned())?;
-        if k == 0 || s.ids.is_empty() {
+        let graph = self.graph.read().map_err(|_| poisoned())?;
+        if k == 0 || graph.size() == 0 {
             return Ok(vec![]);
         }
-        let narrow = allowed.is_some_and(|a| a.len() < 2048);
-        if s.ids.len() < self.exact_below || narrow {
-            return Ok(exact(&s, self.dimensions, query, k, allowed));
+        match allowed {
+            Some(a) if a.len() < NARROW_FILTER => self.score_allowed(&graph, query, k, a),
+            Some(a) => {
+                let hits = graph
+                    .filtered_search(query, k, |key| a.contains(&(key as i64)))
+                    .map_err(|e| index_err("filtered search", e))?;
+                Ok(matches(hits))
+            }
+            None if graph.size() < self.exact_below => exact(&graph, query, k),
+            None => graph_search(&graph, query, k),
         }
-        Ok(self.graph_search(&s, query, k, self.cfg.ef_search, allowed))
     }
 
-    /// Exact top-k over all live vectors (ground truth for recall measurements).
+    /// Exact top-k over all vectors (ground truth for recall measurements).
     pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
         self.check_dims(query)?;
-        let s = self.state.read().map_err(|_| poisoned())?;
-        Ok(exact(&s, self.dimensions, query, k, None))
+        let graph = self.graph.read().map_err(|_| poisoned())?;
+        exact(&graph, query, k)
     }
 
-    /// Approximate top-k through the graph only, with an explicit `ef` (benchmarks).
+    /// Approximate top-k through the graph only, with an explicit `ef`. For benchmarks: the
+    /// width is changed for the whole index under the write lock, so concurrent searches wait.
     pub fn search_graph(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<(i64, f32)>> {
         self.check_dims(query)?;
-        let s = self.state.read().map_err(|_| poisoned())?;
-        Ok(self.graph_search(&s, query, k, ef, None))
+        let graph = self.graph.write().map_err(|_| poisoned())?;
+        graph.change_expansion_search(ef);
+        let hits = graph_search(&graph, query, k);
+        graph.change_expansion_search(self.cfg.ef_search);
+        hits
     }
 
-    fn graph_search(
+    fn score_allowed(
         &self,
-        s: &State,
+        graph: &Index,
         query: &[f32],
         k: usize,
-        ef: usize,
-        allowed: Option<&HashSet<i64>>,
-    ) -> Vec<(i64, f32)> {
-        let ef = ef.max(k);
-        let hits = if s.tombstones.is_empty() && allowed.is_none() {
-            s.graph.search(query, k, ef)
-        } else {
-            let keep = |id: &usize| {
-                let id = *id as i64;
-                !s.tombstones.contains(&id) && allowed.is_none_or(|a| a.contains(&id))
-            };
-            s.graph.search_filter(query, k, ef, Some(&keep))
-        };
-        hits.into_iter()
-            .map(|n| (n.d_id as i64, 1.0 - n.distance))
-            .collect()
+        allowed: &HashSet<i64>,
+    ) -> Result<Vec<(i64, f32)>> {
+        let mut buf = vec![0f32; self.dimensions];
+        let mut scored = Vec::with_capacity(allowed.len());
+        for &id in allowed {
+            let found = graph
+                .get(key(id), &mut buf)
+                .map_err(|e| index_err("read vector", e))?;
+            if found > 0 {
+                scored.push((id, dot(&buf, query)));
+            }
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(k);
+        Ok(scored)
     }
 
-    /// Loads the dumped graph when it matches `generation`, else returns `None`.
-    /// The vectors themselves always come from SQLite (`add_loaded`).
+    /// Loads the saved graph when it matches `generation` and the stored embeddings (`stored`
+    /// of them); otherwise rebuilds it from `vectors`, which is only called then.
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         dir: &Path,
         generation: u64,
@@ -270,27 +265,21 @@ impl VectorIndex {
         model: &str,
         cfg: &IndexConfig,
         exact_below: usize,
-        vectors: Vec<(i64, Vec<f32>)>,
+        stored: usize,
+        vectors: impl FnOnce() -> Result<Vec<(i64, Vec<f32>)>>,
     ) -> Result<(VectorIndex, bool)> {
-        let index = VectorIndex::new(dimensions, model, cfg, exact_below);
+        let index = VectorIndex::new(dimensions, model, cfg, exact_below)?;
         let fresh = match read_meta(dir) {
             Some(meta)
                 if meta.generation == generation
                     && meta.dimensions == dimensions
                     && meta.model == model
-                    && meta.graph_ids == vectors.len() + meta.tombstones.len() =>
+                    && meta.vectors == stored =>
             {
-                match load_graph(dir) {
-                    Ok(graph) => {
-                        let mut s = index.state.write().map_err(|_| poisoned())?;
-                        s.graph_size = meta.graph_ids;
-                        s.graph = graph;
-                        s.tombstones = meta.tombstones.into_iter().collect();
-                        fill(&mut s, vectors.iter());
-                        true
-                    }
+                match index.load_graph(dir, stored) {
+                    Ok(()) => true,
                     Err(e) => {
-                        tracing::warn!(error = %e, "vector index dump unreadable; rebuilding");
+                        tracing::warn!(error = %e, "saved vector index unreadable; rebuilding");
                         false
                     }
                 }
@@ -298,40 +287,59 @@ impl VectorIndex {
             _ => false,
         };
         if !fresh {
-            {
-                let mut s = index.state.write().map_err(|_| poisoned())?;
-                fill(&mut s, vectors.iter());
-            }
-            index.rebuild_graph()?;
+            *index.graph.write().map_err(|_| poisoned())? = new_graph(dimensions, cfg)?;
+            index.add(&vectors()?)?;
         }
         Ok((index, fresh))
     }
 
+    fn load_graph(&self, dir: &Path, expected: usize) -> Result<()> {
+        let path = dir.join(DUMP_FILE);
+        let path = path
+            .to_str()
+            .ok_or_else(|| Error::Internal(format!("index path {} is not UTF-8", path.display())))?;
+        let graph = self.graph.write().map_err(|_| poisoned())?;
+        graph.load(path).map_err(|e| index_err("load", e))?;
+        if graph.dimensions() != self.dimensions || graph.size() != expected {
+            return Err(index_err(
+                "load",
+                format!(
+                    "saved graph has {} vectors of {} dimensions, expected {expected} of {}",
+                    graph.size(),
+                    graph.dimensions(),
+                    self.dimensions
+                ),
+            ));
+        }
+        // The file keeps the build-time search width; the configured one wins.
+        graph.change_expansion_search(self.cfg.ef_search);
+        Ok(())
+    }
+
     /// Writes the graph and its metadata atomically (a temp directory renamed over the old one).
     pub fn persist(&self, dir: &Path, generation: u64) -> Result<()> {
-        let s = self.state.read().map_err(|_| poisoned())?;
+        let graph = self.graph.read().map_err(|_| poisoned())?;
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create index directory", e))?;
         let tmp = tempfile::Builder::new()
             .prefix(".index-")
             .tempdir_in(parent)
             .map_err(|e| Error::io("create index temp directory", e))?;
-        if s.graph_size > 0 {
-            s.graph
-                .file_dump(tmp.path(), DUMP_BASENAME)
-                .map_err(|e| Error::Internal(format!("cannot dump vector index: {e}")))?;
-        }
+        let dump = tmp.path().join(DUMP_FILE);
+        let dump = dump.to_str().ok_or_else(|| {
+            Error::Internal(format!("index path {} is not UTF-8", dump.display()))
+        })?;
+        graph.save(dump).map_err(|e| index_err("save", e))?;
         let meta = IndexMeta {
-            format: 1,
+            format: META_FORMAT,
             generation,
             dimensions: self.dimensions,
             model: self.model.clone(),
-            graph_ids: s.graph_size,
-            tombstones: s.tombstones.iter().copied().collect(),
+            vectors: graph.size(),
         };
         let meta_json =
             serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(tmp.path().join("meta.json"), meta_json)
+        std::fs::write(tmp.path().join(META_FILE), meta_json)
             .map_err(|e| Error::io("write index meta", e))?;
         let old = parent.join(format!(".index-old-{}", std::process::id()));
         if dir.exists() {
@@ -356,25 +364,45 @@ impl VectorIndex {
     }
 }
 
+/// `usearch` widens its candidate list to `k` by itself when `k` exceeds `ef_search`.
+fn graph_search(graph: &Index, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
+    let hits = graph
+        .search(query, k)
+        .map_err(|e| index_err("search", e))?;
+    Ok(matches(hits))
+}
+
+fn exact(graph: &Index, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
+    if k == 0 || graph.size() == 0 {
+        return Ok(vec![]);
+    }
+    let hits = graph
+        .exact_search(query, k)
+        .map_err(|e| index_err("exact search", e))?;
+    Ok(matches(hits))
+}
+
+/// `usearch`'s inner-product distance is `1 - dot`; callers want the similarity back.
+fn matches(hits: usearch::ffi::Matches) -> Vec<(i64, f32)> {
+    hits.keys
+        .into_iter()
+        .zip(hits.distances)
+        .map(|(k, d)| (k as i64, 1.0 - d))
+        .collect()
+}
+
 /// Deterministic unit vectors with the structure of sentence embeddings: points of a
 /// 24-dimensional latent space (32 topic clusters) mapped linearly into `dims` dimensions, plus
 /// a little isotropic noise, then normalised. Sentence embeddings have a low intrinsic
 /// dimension; uniform random vectors do not, and no graph index finds their neighbours well, so
 /// they would misstate real behaviour. Used by benchmarks and tests.
 pub fn synthetic_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+    use rand::{Rng, SeedableRng};
     const LATENT: usize = 24;
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut uniform = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    // Box-Muller: two uniforms make a standard normal.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Box-Muller: two uniforms in (0, 1] make a standard normal.
     let mut normal = move || {
-        let (u, v) = (uniform(), uniform());
+        let (u, v): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random());
         ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
     };
     let basis: Vec<Vec<f32>> = (0..dims)
@@ -397,98 +425,15 @@ pub fn synthetic_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn fill<'a>(s: &mut State, vectors: impl Iterator<Item = &'a (i64, Vec<f32>)>) {
-    for (id, v) in vectors {
-        let slot = s.ids.len();
-        s.ids.push(*id);
-        s.vectors.extend_from_slice(v);
-        s.slot_of.insert(*id, slot);
-    }
-}
-
-/// Removes a live vector by moving the last slot into its place.
-fn remove_slot(s: &mut State, id: i64) {
-    let Some(slot) = s.slot_of.remove(&id) else {
-        return;
-    };
-    let dims = s.vectors.len() / s.ids.len().max(1);
-    let last = s.ids.len() - 1;
-    if slot != last {
-        let moved = s.ids[last];
-        s.ids[slot] = moved;
-        let (head, tail) = s.vectors.split_at_mut(last * dims);
-        head[slot * dims..(slot + 1) * dims].copy_from_slice(&tail[..dims]);
-        s.slot_of.insert(moved, slot);
-    }
-    s.ids.pop();
-    s.vectors.truncate(last * dims);
-}
-
-fn exact(
-    s: &State,
-    dims: usize,
-    query: &[f32],
-    k: usize,
-    allowed: Option<&HashSet<i64>>,
-) -> Vec<(i64, f32)> {
-    let mut scored: Vec<(i64, f32)> = match allowed {
-        Some(a) => a
-            .iter()
-            .filter_map(|id| {
-                s.slot_of
-                    .get(id)
-                    .map(|&slot| (*id, dot(&s.vectors[slot * dims..(slot + 1) * dims], query)))
-            })
-            .collect(),
-        None => s
-            .ids
-            .iter()
-            .zip(s.vectors.chunks_exact(dims))
-            .map(|(id, v)| (*id, dot(v, query)))
-            .collect(),
-    };
-    let k = k.min(scored.len());
-    if k == 0 {
-        return vec![];
-    }
-    scored.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
-    scored.truncate(k);
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    scored
-}
-
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Four accumulators let the compiler vectorise the loop.
-    let mut acc = [0f32; 4];
-    let chunks = a.len() / 4 * 4;
-    for i in (0..chunks).step_by(4) {
-        acc[0] += a[i] * b[i];
-        acc[1] += a[i + 1] * b[i + 1];
-        acc[2] += a[i + 2] * b[i + 2];
-        acc[3] += a[i + 3] * b[i + 3];
-    }
-    let mut sum = acc.iter().sum::<f32>();
-    for i in chunks..a.len() {
-        sum += a[i] * b[i];
-    }
-    sum
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn read_meta(dir: &Path) -> Option<IndexMeta> {
-    let bytes = std::fs::read(dir.join("meta.json")).ok()?;
+    let bytes = std::fs::read(dir.join(META_FILE)).ok()?;
     serde_json::from_slice::<IndexMeta>(&bytes)
         .ok()
-        .filter(|m| m.format == 1)
-}
-
-fn load_graph(dir: &Path) -> std::result::Result<Graph, String> {
-    if !dir.join(format!("{DUMP_BASENAME}.hnsw.graph")).exists() {
-        return Err("no graph file".into());
-    }
-    // `hnsw_rs` ties a reloaded graph's lifetime to its loader; the loader is a few paths and
-    // options, leaked once per load (at start and after a restore) so the graph can be 'static.
-    let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, DUMP_BASENAME)));
-    io.load_hnsw::<f32, DistDot>().map_err(|e| e.to_string())
+        .filter(|m| m.format == META_FORMAT)
 }
 
 fn poisoned() -> Error {

@@ -11,7 +11,7 @@ fn cfg() -> IndexConfig {
 #[test]
 fn exact_and_graph_search_find_the_same_nearest_neighbour() {
     let vs = clustered_vectors(3000, 32, 7);
-    let idx = VectorIndex::new(32, "m", &cfg(), 100);
+    let idx = VectorIndex::new(32, "m", &cfg(), 100).unwrap();
     let items: Vec<(i64, Vec<f32>)> = vs
         .iter()
         .cloned()
@@ -36,7 +36,7 @@ fn exact_and_graph_search_find_the_same_nearest_neighbour() {
 #[test]
 fn removed_vectors_never_come_back() {
     let vs = clustered_vectors(500, 16, 3);
-    let idx = VectorIndex::new(16, "m", &cfg(), 10);
+    let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
     let items: Vec<(i64, Vec<f32>)> = vs
         .iter()
         .cloned()
@@ -55,7 +55,7 @@ fn removed_vectors_never_come_back() {
 #[test]
 fn the_allowed_set_restricts_results_inside_the_search() {
     let vs = clustered_vectors(400, 16, 5);
-    let idx = VectorIndex::new(16, "m", &cfg(), 10);
+    let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
     let items: Vec<(i64, Vec<f32>)> = vs
         .iter()
         .cloned()
@@ -80,21 +80,86 @@ fn persisted_index_reloads_when_fresh_and_rebuilds_when_stale() {
         .enumerate()
         .map(|(i, v)| (i as i64, v))
         .collect();
-    let idx = VectorIndex::new(16, "m", &cfg(), 10);
+    let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
     idx.add(&items).unwrap();
     idx.persist(&idx_dir, 42).unwrap();
+    let never = || -> Result<Vec<(i64, Vec<f32>)>> { panic!("a fresh dump must not be rebuilt") };
     let (reloaded, fresh) =
-        VectorIndex::load(&idx_dir, 42, 16, "m", &cfg(), 10, items.clone()).unwrap();
+        VectorIndex::load(&idx_dir, 42, 16, "m", &cfg(), 10, 300, never).unwrap();
     assert!(fresh);
+    assert_eq!(reloaded.len(), 300);
     assert_eq!(reloaded.search(&vs[7], 1, None).unwrap()[0].0, 7);
-    let (rebuilt, fresh) = VectorIndex::load(&idx_dir, 43, 16, "m", &cfg(), 10, items).unwrap();
-    assert!(!fresh);
-    assert_eq!(rebuilt.search(&vs[7], 1, None).unwrap()[0].0, 7);
+    // Another generation, or another count of stored embeddings, makes the dump stale.
+    for (generation, stored) in [(43, 300), (42, 299)] {
+        let (rebuilt, fresh) = VectorIndex::load(&idx_dir, generation, 16, "m", &cfg(), 10, stored, || {
+            Ok(items.clone())
+        })
+        .unwrap();
+        assert!(!fresh, "generation {generation}, {stored} stored");
+        assert_eq!(rebuilt.search(&vs[7], 1, None).unwrap()[0].0, 7);
+    }
 }
 
 #[test]
 fn wrong_dimensions_are_rejected() {
-    let idx = VectorIndex::new(8, "m", &cfg(), 10);
+    let idx = VectorIndex::new(8, "m", &cfg(), 10).unwrap();
     assert!(idx.add(&[(1, vec![0.0; 4])]).is_err());
     assert!(idx.search(&[0.0; 3], 1, None).is_err());
+}
+
+#[test]
+fn replacing_a_vector_moves_its_id_to_the_new_position() {
+    let vs = clustered_vectors(600, 16, 11);
+    let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
+    let items: Vec<(i64, Vec<f32>)> = vs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
+    idx.add(&items).unwrap();
+    // Chunk 5 gets the vector of chunk 500: a search for that vector now finds both, and a
+    // search for 5's old vector no longer returns 5 first.
+    idx.add(&[(5, vs[500].clone())]).unwrap();
+    assert_eq!(idx.len(), 600);
+    let hits = idx.search(&vs[500], 2, None).unwrap();
+    let ids: HashSet<i64> = hits.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, HashSet::from([5, 500]), "{hits:?}");
+    assert_ne!(idx.search(&vs[5], 1, None).unwrap()[0].0, 5);
+}
+
+#[test]
+fn wide_filters_search_the_graph_and_still_respect_the_allowed_set() {
+    let vs = clustered_vectors(6000, 16, 13);
+    let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
+    let items: Vec<(i64, Vec<f32>)> = vs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
+    idx.add(&items).unwrap();
+    let allowed: HashSet<i64> = (0..6000).filter(|i| i % 2 == 0).collect();
+    assert!(allowed.len() >= NARROW_FILTER);
+    let hits = idx.search(&vs[1], 10, Some(&allowed)).unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|(id, _)| id % 2 == 0), "{hits:?}");
+    assert_eq!(idx.search(&vs[2], 1, Some(&allowed)).unwrap()[0].0, 2);
+}
+
+#[test]
+fn exact_search_scores_are_dot_products() {
+    let vs = clustered_vectors(50, 8, 17);
+    let idx = VectorIndex::new(8, "m", &cfg(), 100).unwrap();
+    let items: Vec<(i64, Vec<f32>)> = vs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
+    idx.add(&items).unwrap();
+    for (id, score) in idx.search_exact(&vs[0], 5).unwrap() {
+        let want = dot(&vs[id as usize], &vs[0]);
+        assert!((score - want).abs() < 1e-4, "{id}: {score} vs {want}");
+    }
 }
