@@ -423,3 +423,47 @@ async fn stats_config_health_and_openapi_are_served() {
     assert!(spec["components"]["schemas"]["SearchRequest"].is_object());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_cli_ingest_reports_refused_paths_and_ingests_the_others() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("docs")).unwrap();
+    std::fs::write(
+        root.path().join("docs/a.md"),
+        "# Axolotl\n\nAxolotls regrow limbs.",
+    )
+    .unwrap();
+    let (dir, s) = demo_server(Some(root.path())).await;
+    let base = s.base.clone();
+    let docs = root.path().join("docs");
+    let cli_data = dir.path().join("cli");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+            .args(["--log-level", "warn", "--format", "json", "--data-dir"])
+            .arg(cli_data)
+            .args(["ingest", "--server", &base, "/definitely/not/here", "/etc"])
+            .arg(&docs)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"], 1, "{report}");
+    assert_eq!(report["failed"], 2, "{report}");
+    let reasons: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].contains("cannot read"), "{reasons:?}");
+    assert!(reasons[1].contains("allowed_roots"), "{reasons:?}");
+    s.stop().await;
+}
