@@ -338,7 +338,19 @@ fn run(
             msg.push_str(&format!(" ({left} of {total} inputs were not reached)"));
         }
     }
-    engine.persist_index()?;
+    if let Err(e) = engine.persist_index() {
+        // After a failed write the disk is likely full too; the index is derived data, rebuilt
+        // from the database at the next start, so the report of what was stored still goes out.
+        match &mut report.stopped {
+            Some(msg) => {
+                tracing::warn!(error = %e, "the vector index could not be saved");
+                msg.push_str(&format!(
+                    "; the vector index could not be saved either ({e}) and is rebuilt at the next start"
+                ));
+            }
+            None => return Err(e),
+        }
+    }
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     report.seconds = secs;
