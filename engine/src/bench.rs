@@ -150,7 +150,7 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
         let sampler = RssSampler::start();
         let engine = fresh_engine(&config, tmp.path())?;
         let opts = IngestOptions {
-            exclude: vec!["**/QUESTIONS.md".into()],
+            exclude: vec![],
             ..Default::default()
         };
         let report = crate::ingest::ingest_paths(

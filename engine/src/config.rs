@@ -1,6 +1,11 @@
 //! Engine configuration: a YAML file, then `INSTANT_DB_*` environment variables, then command-line
 //! flags, each overriding the one before. All three are merged as one JSON tree and deserialised
 //! once, so a wrong value is reported with the dotted key it belongs to, wherever it came from.
+//!
+//! Every key can be set from the environment as `INSTANT_DB_<SECTION>__<KEY>` (upper case, `__`
+//! between levels: `INSTANT_DB_SEARCH__MAX_TOP_K`, `INSTANT_DB_HEALTH__THRESHOLDS__CPU_PERCENT_WARN`),
+//! the value read as a YAML scalar (lists also as `a,b`). The short names of [`ENV_KEYS`] stay;
+//! when both spell the same key, the `__` form wins.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -308,6 +313,13 @@ impl Config {
                     .map_err(|e| Error::Config(format!("{var}: {e}")))?;
             }
         }
+        for (var, raw) in env.iter().filter(|(_, v)| !v.is_empty()) {
+            let Some(key) = key_of_env_var(var) else {
+                continue;
+            };
+            let value = env_value(&key, raw).map_err(|e| Error::Config(format!("{var}: {e}")))?;
+            set_dotted(&mut tree, &key, value).map_err(|e| Error::Config(format!("{var}: {e}")))?;
+        }
         for (key, raw) in flags {
             set_dotted(&mut tree, key, scalar_for(key, raw))
                 .map_err(|e| Error::Config(format!("--{key}: {e}")))?;
@@ -413,6 +425,55 @@ fn scalar_for(key: &str, raw: &str) -> Value {
     }
 }
 
+/// `INSTANT_DB_SEARCH__MAX_TOP_K` → `search.max_top_k`; `None` for variables not of that form.
+fn key_of_env_var(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("INSTANT_DB_")?;
+    if !rest.contains("__") {
+        return None;
+    }
+    Some(
+        rest.split("__")
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}
+
+/// The environment variable that sets a dotted key.
+pub fn env_var_of_key(key: &str) -> String {
+    format!("INSTANT_DB_{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// Types a raw environment value by the key's default: the key must exist, strings stay
+/// strings (a model named `1.0` is not a number), lists also accept `a,b`, the rest is YAML.
+fn env_value(key: &str, raw: &str) -> std::result::Result<Value, String> {
+    let defaults = serde_json::to_value(Config::default()).map_err(|e| e.to_string())?;
+    let unknown = || format!("unknown configuration key `{key}`");
+    let mut node = &defaults;
+    for part in key.split('.') {
+        node = node
+            .as_object()
+            .and_then(|m| m.get(part))
+            .ok_or_else(unknown)?;
+    }
+    let yaml = || {
+        serde_norway::from_str::<Value>(raw)
+            .map_err(|e| format!("`{raw}` is not a valid value for `{key}`: {e}"))
+    };
+    Ok(match node {
+        // Every optional setting is a string or a path, so null defaults are treated as strings.
+        Value::String(_) | Value::Null => Value::String(raw.to_string()),
+        Value::Array(_) if !raw.trim_start().starts_with('[') => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => yaml()?,
+    })
+}
+
 fn set_dotted(tree: &mut Value, key: &str, value: Value) -> std::result::Result<(), String> {
     let mut node = tree;
     let parts: Vec<&str> = key.split('.').collect();
@@ -434,77 +495,4 @@ fn set_dotted(tree: &mut Value, key: &str, value: Value) -> std::result::Result<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        Config::default().validate().unwrap();
-    }
-
-    #[test]
-    fn flags_override_environment_which_overrides_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.yaml");
-        std::fs::write(
-            &file,
-            "listen: 127.0.0.1:1000\nembedding:\n  batch_size: 4\n",
-        )
-        .unwrap();
-        let env = map(&[
-            ("INSTANT_DB_LISTEN", "127.0.0.1:2000"),
-            ("INSTANT_DB_EMBEDDING_BATCH_SIZE", "8"),
-        ]);
-        let flags = map(&[("listen", "127.0.0.1:3000")]);
-        let c = Config::load_from(Some(&file), &env, &flags).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:3000");
-        assert_eq!(c.embedding.batch_size, 8);
-    }
-
-    #[test]
-    fn unknown_key_in_file_is_named_in_the_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.yaml");
-        std::fs::write(&file, "embedding:\n  batchsize: 4\n").unwrap();
-        let err = Config::load_from(Some(&file), &BTreeMap::new(), &BTreeMap::new())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("embedding"), "{err}");
-        assert!(err.contains("batchsize"), "{err}");
-    }
-
-    #[test]
-    fn wrongly_typed_environment_value_names_the_key() {
-        let env = map(&[("INSTANT_DB_EMBEDDING_BATCH_SIZE", "lots")]);
-        let err = Config::load_from(None, &env, &BTreeMap::new())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("embedding.batch_size"), "{err}");
-    }
-
-    #[test]
-    fn out_of_range_value_is_rejected_with_its_key() {
-        let flags = map(&[("chunking.overlap_tokens", "150")]);
-        let err = Config::load_from(None, &BTreeMap::new(), &flags)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("chunking.overlap_tokens"), "{err}");
-    }
-
-    #[test]
-    fn allowed_roots_from_environment_is_a_list() {
-        let env = map(&[("INSTANT_DB_ALLOWED_ROOTS", "/srv/a, /srv/b")]);
-        let c = Config::load_from(None, &env, &BTreeMap::new()).unwrap();
-        assert_eq!(
-            c.ingest.allowed_roots,
-            vec![PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]
-        );
-    }
-}
+mod tests;

@@ -44,10 +44,7 @@ pub fn run(
     }
     eprintln!("instant-db: data directory {}", config.data_dir.display());
     let engine = Engine::open(config, ModelLoading::Required)?;
-    let opts = crate::ingest::IngestOptions {
-        exclude: vec!["**/QUESTIONS.md".into()],
-        ..Default::default()
-    };
+    let opts = crate::ingest::IngestOptions::default();
     let bar = crate::cli::progress_bar("ingest");
     let report = crate::ingest::ingest_paths(&engine, std::slice::from_ref(&corpus), &opts, &bar)?;
     eprintln!(

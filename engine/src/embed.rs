@@ -25,6 +25,64 @@ pub struct Embedder {
     batch_size: usize,
     model_name: String,
     model_dir: PathBuf,
+    io: ModelIo,
+}
+
+/// How to talk to the loaded model: which inputs it takes and which output holds the vectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelIo {
+    /// BERT-style models take token types; some exports (DistilBERT, MPNet) do not.
+    token_type_ids: bool,
+    output: String,
+    /// Token vectors to mean-pool (`[batch, seq, dims]`), or one pooled vector per text.
+    pooled: bool,
+}
+
+/// An input or output of the model: its name and its rank (`None` when not a tensor).
+type Port<'a> = (&'a str, Option<usize>);
+
+/// Picks the model's inputs and output by name, or says what the model has instead: a
+/// sentence-transformers export names its token vectors `last_hidden_state` or
+/// `token_embeddings`, and may add an already pooled `sentence_embedding`.
+fn model_io(model: &str, inputs: &[Port<'_>], outputs: &[Port<'_>]) -> Result<ModelIo> {
+    let names = |ports: &[Port<'_>]| {
+        ports
+            .iter()
+            .map(|(n, _)| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for required in ["input_ids", "attention_mask"] {
+        if !inputs.iter().any(|(n, _)| *n == required) {
+            return Err(Error::ModelUnavailable(format!(
+                "model {model} has no `{required}` input (its inputs: {}); use a BERT-style sentence-embedding export",
+                names(inputs)
+            )));
+        }
+    }
+    let find = |name: &str| outputs.iter().find(|(n, _)| *n == name);
+    let chosen = find("last_hidden_state")
+        .or_else(|| find("token_embeddings"))
+        .map(|(n, _)| (n.to_string(), false))
+        .or_else(|| find("sentence_embedding").map(|(n, _)| (n.to_string(), true)))
+        .or_else(|| {
+            // An unnamed export: its first output is the token vectors if it has their rank.
+            outputs
+                .first()
+                .filter(|(_, rank)| *rank == Some(3))
+                .map(|(n, _)| (n.to_string(), false))
+        });
+    let Some((output, pooled)) = chosen else {
+        return Err(Error::ModelUnavailable(format!(
+            "model {model} has no token-embedding output (`last_hidden_state` or `token_embeddings`) nor `sentence_embedding`; its outputs: {}",
+            names(outputs)
+        )));
+    };
+    Ok(ModelIo {
+        token_type_ids: inputs.iter().any(|(n, _)| *n == "token_type_ids"),
+        output,
+        pooled,
+    })
 }
 
 fn model_err(context: &str) -> impl Fn(String) -> Error + '_ {
@@ -56,9 +114,28 @@ impl Embedder {
             .map_err(|e| model_err("memory pattern")(e.to_string()))?
             .commit_from_file(&model)
             .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))?;
+        let rank = |o: &ort::value::Outlet| o.dtype().tensor_shape().map(|s| s.len());
+        let io = {
+            let inputs: Vec<Port<'_>> = session
+                .inputs()
+                .iter()
+                .map(|o| (o.name(), rank(o)))
+                .collect();
+            let outputs: Vec<Port<'_>> = session
+                .outputs()
+                .iter()
+                .map(|o| (o.name(), rank(o)))
+                .collect();
+            model_io(
+                &format!("{} ({})", cfg.model, model.display()),
+                &inputs,
+                &outputs,
+            )?
+        };
         let dimensions = session
             .outputs()
-            .first()
+            .iter()
+            .find(|o| o.name() == io.output)
             .and_then(|o| o.dtype().tensor_shape().and_then(|s| s.last().copied()))
             .filter(|d| *d > 0)
             .map(|d| d as usize)
@@ -71,6 +148,7 @@ impl Embedder {
             batch_size: cfg.batch_size,
             model_name: cfg.model.clone(),
             model_dir: assets.model_dir.clone(),
+            io,
         })
     }
 
@@ -144,11 +222,13 @@ impl Embedder {
         let tensor = |data: Vec<i64>| {
             Tensor::from_array((shape, data)).map_err(|e| model_err("input tensor")(e.to_string()))
         };
-        let inputs = ort::inputs![
+        let mut inputs = ort::inputs![
             "input_ids" => tensor(ids)?,
             "attention_mask" => tensor(mask.clone())?,
-            "token_type_ids" => tensor(types)?,
         ];
+        if self.io.token_type_ids {
+            inputs.push(("token_type_ids".into(), tensor(types)?.into()));
+        }
         let mut session = self
             .session
             .lock()
@@ -156,13 +236,36 @@ impl Embedder {
         let outputs = session
             .run(inputs)
             .map_err(|e| model_err("inference failed")(e.to_string()))?;
-        let (out_shape, hidden) = outputs["last_hidden_state"]
+        let output = outputs.get(&self.io.output).ok_or_else(|| {
+            Error::ModelUnavailable(format!(
+                "model {} returned no `{}` output",
+                self.model_name, self.io.output
+            ))
+        })?;
+        let (out_shape, hidden) = output
             .try_extract_tensor::<f32>()
             .map_err(|e| model_err("unexpected model output")(e.to_string()))?;
         let dims = out_shape.last().copied().unwrap_or(0) as usize;
+        if self.io.pooled {
+            if dims == 0 || hidden.len() != batch * dims {
+                return Err(Error::ModelUnavailable(format!(
+                    "model output `{}` has shape {out_shape:?}, expected [{batch}, dims]",
+                    self.io.output
+                )));
+            }
+            return Ok(hidden
+                .chunks_exact(dims)
+                .map(|v| {
+                    let mut v = v.to_vec();
+                    normalize(&mut v);
+                    v
+                })
+                .collect());
+        }
         if dims == 0 || hidden.len() != batch * seq * dims {
             return Err(Error::ModelUnavailable(format!(
-                "model output has shape {out_shape:?}, expected [{batch}, {seq}, hidden]"
+                "model output `{}` has shape {out_shape:?}, expected [{batch}, {seq}, hidden]",
+                self.io.output
             )));
         }
         Ok((0..batch)
@@ -219,6 +322,48 @@ fn load_tokenizer(path: &Path, truncate_at: usize) -> Result<Tokenizer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BERT_INPUTS: &[Port<'static>] = &[
+        ("input_ids", Some(2)),
+        ("attention_mask", Some(2)),
+        ("token_type_ids", Some(2)),
+    ];
+
+    #[test]
+    fn token_vectors_are_found_by_either_sentence_transformers_name_or_as_the_only_rank_3_output() {
+        for outputs in [
+            &[("last_hidden_state", Some(3)), ("pooler_output", Some(2))][..],
+            &[("pooler_output", Some(2)), ("token_embeddings", Some(3))][..],
+            &[("hidden", Some(3))][..],
+        ] {
+            let io = model_io("m", BERT_INPUTS, outputs).unwrap();
+            assert!(!io.pooled && io.token_type_ids, "{outputs:?}");
+            assert_eq!(
+                io.output,
+                outputs.iter().find(|o| o.1 == Some(3)).unwrap().0
+            );
+        }
+        let io = model_io("m", &BERT_INPUTS[..2], &[("sentence_embedding", Some(2))]).unwrap();
+        assert!(io.pooled && !io.token_type_ids);
+    }
+
+    #[test]
+    fn a_model_without_usable_inputs_or_outputs_is_refused_naming_what_it_has() {
+        let err = model_io("tiny (/m/model.onnx)", BERT_INPUTS, &[("logits", Some(2))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tiny (/m/model.onnx)") && err.contains("`logits`"),
+            "{err}"
+        );
+        let err = model_io("tiny", &[("pixel_values", Some(4))], &[("x", Some(3))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("input_ids") && err.contains("`pixel_values`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn mean_pool_ignores_masked_tokens_and_normalises() {

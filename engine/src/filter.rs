@@ -10,8 +10,12 @@
 //!
 //! Fields: document columns (`id`, `source`, `title`, `extension`, `mime`, `doc_type`/`type`,
 //! `size_bytes`/`size`, `modified_at`, `ingested_at`, `char_count`, `word_count`, `line_count`,
-//! `chunk_count`), `section` (the chunk's section path), `metadata.<key>` (user metadata), and
-//! any other name, looked up in user metadata, then in parser metadata.
+//! `chunk_count`), `section` (the chunk's section path), `metadata.<key>` (user metadata;
+//! `metadata.a.b` for nested objects), and any other name, looked up as a top-level key in user
+//! metadata, then in parser metadata.
+//!
+//! In the short syntax a regex `~/…/` may contain `;`: it ends at the `/` that is followed by
+//! `;` or the end; quotes protect `;` in other values (`title="a;b"`).
 
 use rusqlite::types::Value as SqlValue;
 use serde::{Deserialize, Serialize};
@@ -94,11 +98,27 @@ pub fn parse_short(input: &str) -> Result<Vec<Condition>> {
         .collect()
 }
 
+/// Splits at `;` except inside `[…]` lists, `"…"` quotes and `~/…/` regular expressions, so a
+/// pattern like `code~/^a;b$/` stays whole. A regex ends at a `/` followed by optional spaces
+/// and then `;` or the end of the input; `\/` inside it is an escaped slash.
 fn split_outside_brackets(s: &str) -> Vec<&str> {
-    let (mut depth, mut quoted, mut start, mut parts) = (0i32, false, 0, vec![]);
+    let (mut depth, mut quoted, mut regex, mut start, mut parts) = (0i32, false, false, 0, vec![]);
+    let mut escaped = false;
     for (i, c) in s.char_indices() {
+        if regex {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '/' {
+                let after = s[i + 1..].trim_start();
+                regex = !(after.is_empty() || after.starts_with(';'));
+            }
+            continue;
+        }
         match c {
             '"' => quoted = !quoted,
+            '/' if !quoted && depth == 0 && s[start..i].trim_end().ends_with('~') => regex = true,
             '[' if !quoted => depth += 1,
             ']' if !quoted => depth -= 1,
             ';' if !quoted && depth == 0 => {
@@ -354,7 +374,14 @@ fn field_ref(field: &str) -> FieldRef {
     }
     let json_path = |key: &str| format!("$.\"{key}\"");
     if let Some(key) = field.strip_prefix("metadata.") {
-        let p = json_path(key);
+        // `metadata.a.b` reaches into nested objects. Field names were validated (no quotes),
+        // so each segment can be quoted into the JSON path as it is.
+        let p = format!(
+            "${}",
+            key.split('.')
+                .map(|k| format!(".\"{k}\""))
+                .collect::<String>()
+        );
         return FieldRef {
             expr: format!("json_extract(d.metadata, '{p}')"),
             json: Some(("d.metadata".into(), p)),
@@ -463,134 +490,4 @@ pub fn to_sql(conds: &[Condition]) -> (String, Vec<SqlValue>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn one(s: &str) -> Condition {
-        let mut v = parse_short(s).unwrap();
-        assert_eq!(v.len(), 1);
-        v.remove(0)
-    }
-
-    #[test]
-    fn two_character_operators_are_not_split() {
-        assert_eq!(
-            one("size>=100"),
-            Condition {
-                field: "size".into(),
-                op: Op::Ge,
-                value: Some(json!(100))
-            }
-        );
-        assert_eq!(one("size<=2.5").op, Op::Le);
-        assert_eq!(
-            one("type!=faq"),
-            Condition {
-                field: "type".into(),
-                op: Op::Ne,
-                value: Some(json!("faq"))
-            }
-        );
-        assert_eq!(one("title!~draft").op, Op::NotContains);
-        assert_eq!(one("size>7").op, Op::Gt);
-        assert_eq!(one("size<7").op, Op::Lt);
-    }
-
-    #[test]
-    fn every_short_operator_maps_to_its_op() {
-        let cases = [
-            ("a:b", Op::Eq),
-            ("a=b", Op::Eq),
-            ("a~b", Op::Contains),
-            ("a^b", Op::StartsWith),
-            ("a$b", Op::EndsWith),
-            ("a=[x,y]", Op::In),
-            ("a!=[x,y]", Op::NotIn),
-            ("a~/^x.*$/", Op::Regex),
-            ("a", Op::Exists),
-            ("!a", Op::NotExists),
-        ];
-        for (s, op) in cases {
-            assert_eq!(one(s).op, op, "{s}");
-        }
-    }
-
-    #[test]
-    fn values_are_typed() {
-        assert_eq!(one("n=3").value, Some(json!(3)));
-        assert_eq!(one("n=3.5").value, Some(json!(3.5)));
-        assert_eq!(one("b=true").value, Some(json!(true)));
-        assert_eq!(one("s=\"3\"").value, Some(json!("3")));
-        assert_eq!(one("tags=[a, 2]").value, Some(json!(["a", 2])));
-        assert_eq!(
-            one("modified_at>=2026-01-01").value,
-            Some(json!("2026-01-01"))
-        );
-    }
-
-    #[test]
-    fn several_conditions_split_on_semicolons_outside_lists() {
-        let v = parse_short("type=faq; tags=[a;b,c]").unwrap();
-        assert_eq!(v.len(), 2);
-        assert_eq!(v[1].value, Some(json!(["a;b", "c"])));
-    }
-
-    #[test]
-    fn malformed_filters_name_the_problem() {
-        for (s, needle) in [
-            ("=x", "field name"),
-            ("a>", "no value"),
-            ("a?b", "unknown operator"),
-            ("a~/(/", "regular expression"),
-            ("a>=[1,2]", "list value"),
-        ] {
-            let err = parse_short(s).unwrap_err().to_string();
-            assert!(err.contains(needle), "{s}: {err}");
-        }
-    }
-
-    #[test]
-    fn json_forms_are_equivalent_to_short_syntax() {
-        let list: FilterInput = serde_json::from_value(
-            json!([{"field": "size", "op": "ge", "value": 100}, "type=faq"]),
-        )
-        .unwrap();
-        let obj: FilterInput =
-            serde_json::from_value(json!({"size": {"ge": 100}, "type": "faq"})).unwrap();
-        let short: FilterInput = serde_json::from_value(json!("size>=100; type=faq")).unwrap();
-        let mut a = list.conditions().unwrap();
-        let mut b = obj.conditions().unwrap();
-        let mut c = short.conditions().unwrap();
-        for v in [&mut a, &mut b, &mut c] {
-            v.sort_by(|x, y| x.field.cmp(&y.field));
-        }
-        assert_eq!(a, b);
-        assert_eq!(b, c);
-    }
-
-    #[test]
-    fn json_with_unknown_operator_or_missing_value_is_rejected() {
-        let bad: FilterInput = serde_json::from_value(json!({"size": {"bigger": 1}})).unwrap();
-        assert!(bad.conditions().unwrap_err().to_string().contains("bigger"));
-        let bad: FilterInput =
-            serde_json::from_value(json!([{"field": "size", "op": "gt"}])).unwrap();
-        assert!(
-            bad.conditions()
-                .unwrap_err()
-                .to_string()
-                .contains("needs a value")
-        );
-        let bad: FilterInput =
-            serde_json::from_value(json!([{"field": "x'; drop", "op": "exists"}])).unwrap();
-        assert!(bad.conditions().is_err());
-    }
-
-    #[test]
-    fn sql_uses_parameters_for_every_value() {
-        let (sql, params) =
-            to_sql(&parse_short("title~it's; metadata.team=core; size>=10").unwrap());
-        assert!(!sql.contains("it's") && !sql.contains("core"), "{sql}");
-        assert_eq!(params.len(), 3);
-    }
-}
+mod tests;

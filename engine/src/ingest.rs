@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -17,6 +16,10 @@ use crate::chunk::{ChunkConfig, chunk_document};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::store::{DocumentRecord, NewChunk};
+
+mod walk;
+
+pub use walk::{Walk, build_globset, walk};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
@@ -77,6 +80,10 @@ pub struct IngestReport {
     pub chunks_per_second: f64,
     /// Set when chunks were stored without vectors because the model is unavailable.
     pub degraded: Option<String>,
+    /// Set when the ingest stopped early because the database refused a write (disk full,
+    /// read-only...): says what to do. Documents reported as added or updated are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// Per-file outcomes other than `unchanged` and `added`/`updated` (problems only).
     pub problems: Vec<FileReport>,
     /// Every file's outcome, when the caller asked for details.
@@ -94,17 +101,6 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// Files found under the given paths, in a stable order, with problems met on the way.
-pub struct Walk {
-    pub files: Vec<PathBuf>,
-    pub problems: Vec<FileReport>,
-}
-
-fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.to_str()
-        .is_some_and(|n| n.starts_with('.') && n != "." && n != "..")
-}
-
 fn skip(path: &Path, reason: String, outcome: FileOutcome) -> FileReport {
     FileReport {
         source: path.display().to_string(),
@@ -113,75 +109,6 @@ fn skip(path: &Path, reason: String, outcome: FileOutcome) -> FileReport {
         chunks: 0,
         reason: Some(reason),
     }
-}
-
-pub fn build_globset(patterns: &[String]) -> Result<GlobSet> {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        b.add(
-            Glob::new(p)
-                .map_err(|e| Error::InvalidInput(format!("invalid exclude pattern `{p}`: {e}")))?,
-        );
-    }
-    b.build()
-        .map_err(|e| Error::InvalidInput(format!("invalid exclude patterns: {e}")))
-}
-
-/// Walks `paths`: named files are taken as they are (even hidden ones); directories are walked
-/// (recursively unless told otherwise), skipping hidden entries, excluded globs, unsupported
-/// extensions and files over the size limit. Symlink loops are reported, not followed.
-pub fn walk(engine: &Engine, paths: &[PathBuf], opts: &IngestOptions) -> Result<Walk> {
-    let cfg = &engine.config.ingest;
-    let mut patterns = cfg.exclude.clone();
-    patterns.extend(opts.exclude.iter().cloned());
-    let excluded = build_globset(&patterns)?;
-    let recursive = opts.recursive.unwrap_or(true);
-    let mut files = vec![];
-    let mut problems = vec![];
-    for root in paths {
-        let meta = std::fs::metadata(root)
-            .map_err(|e| Error::InvalidInput(format!("cannot read {}: {e}", root.display())))?;
-        if meta.is_file() {
-            files.push(root.clone());
-            continue;
-        }
-        let walker = walkdir::WalkDir::new(root)
-            .follow_links(cfg.follow_symlinks)
-            .max_depth(if recursive { usize::MAX } else { 1 })
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
-        for entry in walker {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    let path = e
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.clone());
-                    let reason = if e.loop_ancestor().is_some() {
-                        "symbolic link loop; not followed".to_string()
-                    } else {
-                        e.to_string()
-                    };
-                    problems.push(skip(&path, reason, FileOutcome::Skipped));
-                    continue;
-                }
-            };
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let path = entry.path();
-            if excluded.is_match(path) {
-                continue;
-            }
-            if engine.parsers.for_path(path).is_none() {
-                continue;
-            }
-            files.push(path.to_path_buf());
-        }
-    }
-    Ok(Walk { files, problems })
 }
 
 /// A document parsed and chunked, waiting for vectors.
@@ -323,7 +250,28 @@ pub fn ingest_paths(
     opts: &IngestOptions,
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
-    let walked = walk(engine, paths, opts)?;
+    ingest_walked(engine, walk(engine, paths, opts, None)?, opts, progress)
+}
+
+/// Ingests files and directories for a caller who may only read under `allowed_roots` (the
+/// server): files that resolve elsewhere, through symbolic links too, are skipped and reported.
+pub fn ingest_paths_within(
+    engine: &Engine,
+    paths: &[PathBuf],
+    allowed_roots: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let walked = walk(engine, paths, opts, Some(allowed_roots))?;
+    ingest_walked(engine, walked, opts, progress)
+}
+
+fn ingest_walked(
+    engine: &Engine,
+    walked: Walk,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
     let max = engine.config.ingest.max_file_bytes;
     let meta = opts.metadata.clone();
     let files = walked.files;
@@ -333,7 +281,11 @@ pub fn ingest_paths(
     let mut report = run(engine, files.len(), sources, progress)?;
     report.files_seen += walked.problems.len();
     for p in walked.problems {
-        report.skipped += 1;
+        if p.outcome == FileOutcome::Failed {
+            report.failed += 1;
+        } else {
+            report.skipped += 1;
+        }
         report.problems.push(p);
     }
     Ok(report)
@@ -380,7 +332,25 @@ fn run(
         scope.spawn(move || embed_stage(engine, batch_size, prep_rx, emb_tx));
         write_stage(engine, emb_rx, &mut report, progress)
     })?;
-    engine.persist_index()?;
+    if let Some(msg) = &mut report.stopped {
+        let left = total.saturating_sub(report.files.len());
+        if left > 0 {
+            msg.push_str(&format!(" ({left} of {total} inputs were not reached)"));
+        }
+    }
+    if let Err(e) = engine.persist_index() {
+        // After a failed write the disk is likely full too; the index is derived data, rebuilt
+        // from the database at the next start, so the report of what was stored still goes out.
+        match &mut report.stopped {
+            Some(msg) => {
+                tracing::warn!(error = %e, "the vector index could not be saved");
+                msg.push_str(&format!(
+                    "; the vector index could not be saved either ({e}) and is rebuilt at the next start"
+                ));
+            }
+            None => return Err(e),
+        }
+    }
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     report.seconds = secs;
@@ -505,6 +475,30 @@ fn embed_stage(engine: &Engine, batch_size: usize, rx: Receiver<Work>, tx: SyncS
     }
 }
 
+/// What to tell the user when the database refuses a write.
+fn write_failure_advice(e: &Error) -> String {
+    use rusqlite::ErrorCode;
+    let what = match e {
+        Error::Database(rusqlite::Error::SqliteFailure(f, _)) => match f.code {
+            ErrorCode::DiskFull => "the disk holding the data directory is full: free space",
+            ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen => {
+                "the database cannot be written: check the permissions and mount of the data directory"
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                "another process holds the database: stop it"
+            }
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                "the database is damaged: run `instant-db check` and restore a backup"
+            }
+            _ => "check the disk and the data directory (`instant-db check`)",
+        },
+        _ => "check the disk and the data directory (`instant-db check`)",
+    };
+    format!(
+        "stopped after a database write failed ({e}); {what}, then run the same ingest again: documents reported as added or updated are stored, unchanged ones are skipped quickly"
+    )
+}
+
 fn write_stage(
     engine: &Engine,
     rx: Receiver<Work>,
@@ -515,10 +509,36 @@ fn write_stage(
         let file = match work {
             Work::Done(r) => r,
             Work::Doc(p) => {
-                let outcome =
-                    engine
-                        .store
-                        .put_document(&p.record, &p.chunks, engine.model_name())?;
+                let outcome = match engine.store.put_document(
+                    &p.record,
+                    &p.chunks,
+                    engine.model_name(),
+                ) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // The failed transaction rolled back: this document keeps its
+                        // previous version and everything written before it stays. Going
+                        // on would most likely fail the same way for every document, so
+                        // the ingest stops here and says why.
+                        let file = skip(
+                            Path::new(&p.record.source),
+                            format!("not stored: {e}"),
+                            FileOutcome::Failed,
+                        );
+                        tracing::error!(source = %file.source, error = %e, "database write failed; stopping the ingest");
+                        engine
+                            .metrics
+                            .ingest_documents
+                            .with_label_values(&["failed"])
+                            .inc();
+                        report.failed += 1;
+                        report.stopped = Some(write_failure_advice(&e));
+                        report.problems.push(file.clone());
+                        progress.file_done(&file);
+                        report.files.push(file);
+                        return Ok(());
+                    }
+                };
                 let index = engine.index();
                 index.remove(&outcome.removed_chunk_ids)?;
                 index.add(&outcome.added)?;

@@ -440,7 +440,7 @@ mod tests {
     }
 
     #[test]
-    fn monitor_samples_in_background_and_reads_are_cheap() {
+    fn monitor_samples_in_background_and_snapshots_read_the_latest_sample() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("not-yet-created");
         let m = ResourceMonitor::start(&data, Thresholds::default(), Duration::from_millis(200))
@@ -450,11 +450,6 @@ mod tests {
         assert!(first.memory.process_rss_bytes > 0);
         assert!(first.disk.total_bytes > 0, "{first:?}");
         assert!(first.cpu.cpus > 0);
-        let t0 = Instant::now();
-        for _ in 0..1000 {
-            let _ = m.snapshot();
-        }
-        assert!(t0.elapsed() < Duration::from_millis(200));
         let deadline = Instant::now() + Duration::from_secs(5);
         while m.snapshot().sampled_at == first.sampled_at {
             assert!(Instant::now() < deadline, "no new sample");

@@ -59,3 +59,57 @@ fn a_missing_model_directory_names_the_setup_command() {
         .to_string();
     assert!(err.contains("instant-db setup"), "{err}");
 }
+
+/// A model directory holding one of the tiny fixture models (see `fixtures/models/`) next to
+/// the real tokenizer.
+fn tiny_model(fixture: &str) -> (tempfile::TempDir, EmbeddingConfig, AssetPaths) {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
+    std::fs::copy(fixtures.join(fixture), dir.path().join("model.onnx")).unwrap();
+    let real = AssetPaths::resolve(&EmbeddingConfig::default());
+    std::fs::copy(real.tokenizer_file(), dir.path().join("tokenizer.json")).unwrap();
+    let cfg = EmbeddingConfig {
+        model: format!("tiny-{fixture}"),
+        model_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let paths = AssetPaths::resolve(&cfg);
+    (dir, cfg, paths)
+}
+
+#[test]
+fn a_model_without_a_token_embedding_output_is_refused_naming_the_model_and_its_outputs() {
+    let (_dir, cfg, paths) = tiny_model("no-token-output.onnx");
+    let err = match Embedder::load(&cfg, &paths) {
+        Ok(_) => panic!("a model with only `logits` was accepted"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, instant_db::Error::ModelUnavailable(_)),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("tiny-no-token-output.onnx") && msg.contains("`logits`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_model_naming_its_output_token_embeddings_and_taking_no_token_types_is_used() {
+    let (_dir, cfg, paths) = tiny_model("token-embeddings.onnx");
+    let e = Embedder::load(&cfg, &paths).unwrap();
+    assert_eq!(e.dimensions(), 2);
+    let vectors = e.embed(&["one", "a longer second text"]).unwrap();
+    for v in vectors {
+        assert_eq!(v.len(), 2);
+        assert!(
+            (v[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6,
+            "{v:?}"
+        );
+        assert!(
+            (v[1] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6,
+            "{v:?}"
+        );
+    }
+}

@@ -186,7 +186,9 @@ async fn uploads_are_size_limited_and_stay_inside_the_data_directory() {
     .await
     .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(dir.path().join("uploads/escape.md").exists());
+    let stored = stored_uploads(dir.path(), "escape.md");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].starts_with(dir.path().join("uploads")));
     assert!(
         !dir.path().join("../escape.md").exists()
             && !dir.path().parent().unwrap().join("escape.md").exists()
@@ -197,16 +199,155 @@ async fn uploads_are_size_limited_and_stay_inside_the_data_directory() {
         json!({"query": "capybaras build pipeline"}),
     )
     .await;
+    let source = found["hits"][0]["document"]["source"].as_str().unwrap();
     assert!(
-        found["hits"][0]["document"]["source"]
-            .as_str()
-            .unwrap()
-            .ends_with("uploads/escape.md")
+        source.contains("/uploads/") && source.ends_with("/escape.md"),
+        "{source}"
     );
     let r = upload("big.txt", vec![b'a'; 200 * 1024]).await.unwrap();
     assert_eq!(r.status(), 413);
     let r = upload("tool.exe", b"MZ".to_vec()).await.unwrap();
     assert_eq!(r.status(), 400);
+    let reply: Value = r.json().await.unwrap();
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported file type"),
+        "{reply}"
+    );
+    // Not multipart at all: still the API's JSON error, not a plain-text rejection.
+    let (status, reply) = post(&c, s.url("/api/process/file"), json!({"file": "x"})).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("multipart/form-data"),
+        "{reply}"
+    );
+    s.stop().await;
+}
+
+/// Files named `name` anywhere under `<data>/uploads/`.
+fn stored_uploads(data: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for dir in std::fs::read_dir(data.join("uploads")).unwrap() {
+        let p = dir.unwrap().path().join(name);
+        if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_uploads_with_the_same_name_both_stay_and_a_repeat_upload_changes_nothing() {
+    let (dir, s) = demo_server(None).await;
+    let c = reqwest::Client::new();
+    let upload = |bytes: &'static [u8]| {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("notes.md");
+        c.post(s.url("/api/process/file"))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+    };
+    let first: &[u8] = b"# Pelican roster\n\nPelicans guard the north warehouse.";
+    let second: &[u8] = b"# Heron roster\n\nHerons guard the south warehouse.";
+    for (bytes, outcome) in [(first, "added"), (second, "added"), (first, "unchanged")] {
+        let r = upload(bytes).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let report: Value = r.json().await.unwrap();
+        assert_eq!(report[outcome], 1, "{report}");
+    }
+    assert_eq!(stored_uploads(dir.path(), "notes.md").len(), 2);
+    for (query, title) in [("pelicans", "Pelican roster"), ("herons", "Heron roster")] {
+        let (_, found) = post(
+            &c,
+            s.url("/api/search"),
+            json!({"query": query, "mode": "keyword"}),
+        )
+        .await;
+        let hits = found["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 1, "{found}");
+        assert_eq!(hits[0]["document"]["title"], title);
+        assert!(
+            hits[0]["document"]["source"]
+                .as_str()
+                .unwrap()
+                .ends_with("/notes.md")
+        );
+    }
+    let stats: Value = common::get_json(&c, s.url("/api/stats")).await;
+    assert_eq!(stats["documents"], 15);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_ingest_skips_symlinks_that_lead_outside_the_allowed_roots() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let docs = root.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::create_dir_all(root.path().join("shared")).unwrap();
+    std::fs::create_dir_all(outside.path().join("private")).unwrap();
+    std::fs::write(docs.join("a.md"), "# Axolotl\n\nAxolotls regrow limbs.").unwrap();
+    std::fs::write(
+        root.path().join("shared/inside.md"),
+        "# Narwhal\n\nNarwhals have tusks.",
+    )
+    .unwrap();
+    std::fs::write(
+        outside.path().join("secret.md"),
+        "# Secret\n\nWombat vault code is 4711.",
+    )
+    .unwrap();
+    std::fs::write(
+        outside.path().join("private/deep.md"),
+        "# Deep\n\nWombat tunnels are private.",
+    )
+    .unwrap();
+    let link = std::os::unix::fs::symlink;
+    link(outside.path().join("secret.md"), docs.join("secret.md")).unwrap();
+    link(outside.path().join("private"), docs.join("private")).unwrap();
+    link(root.path().join("shared/inside.md"), docs.join("inside.md")).unwrap();
+    let (_dir, s) = demo_server(Some(root.path())).await;
+    let c = reqwest::Client::new();
+    let (status, report) = post(&c, s.url("/api/process/directory"), json!({"path": docs})).await;
+    assert_eq!(status, 200, "{report}");
+    // The link that stays inside the root is followed; the two leading out are not.
+    assert_eq!(report["added"], 2, "{report}");
+    assert_eq!(report["skipped"], 2, "{report}");
+    for name in ["secret.md", "private"] {
+        let p = report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["source"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not reported: {report}"));
+        assert_eq!(p["outcome"], "skipped");
+        assert!(
+            p["reason"]
+                .as_str()
+                .unwrap()
+                .contains("outside ingest.allowed_roots"),
+            "{p}"
+        );
+    }
+    let (_, found) = post(
+        &c,
+        s.url("/api/search"),
+        json!({"query": "wombat", "mode": "keyword"}),
+    )
+    .await;
+    assert!(found["hits"].as_array().unwrap().is_empty(), "{found}");
+    // Named directly, a link leading out is refused as a whole.
+    let (status, _) = post(
+        &c,
+        s.url("/api/process/directory"),
+        json!({"path": docs.join("secret.md")}),
+    )
+    .await;
+    assert_eq!(status, 403);
     s.stop().await;
 }
 
@@ -229,11 +370,28 @@ async fn directory_ingest_only_reads_under_allowed_roots() {
     .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["added"], 1);
-    let (status, _) = post(&c, s.url("/api/process/directory"), json!({"path": "/etc"})).await;
+    let (status, reply) = post(&c, s.url("/api/process/directory"), json!({"path": "/etc"})).await;
     assert_eq!(status, 403);
+    assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
     let sneaky = format!("{}/docs/../../", root.path().display());
-    let (status, _) = post(&c, s.url("/api/process/directory"), json!({"path": sneaky})).await;
+    let (status, reply) = post(&c, s.url("/api/process/directory"), json!({"path": sneaky})).await;
     assert_eq!(status, 400);
+    assert!(
+        reply["error"]["message"].as_str().unwrap().contains(".."),
+        "{reply}"
+    );
+    let missing = root.path().join("nope");
+    let (status, reply) = post(
+        &c,
+        s.url("/api/process/directory"),
+        json!({"path": missing}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(reply["error"]["code"], "invalid_input", "{reply}");
+    let (status, reply) = post(&c, s.url("/api/process/directory"), json!({"folder": "x"})).await;
+    assert_eq!(status, 400);
+    assert!(reply["error"]["message"].is_string(), "{reply}");
     s.stop().await;
 }
 
@@ -263,5 +421,49 @@ async fn stats_config_health_and_openapi_are_served() {
         );
     }
     assert!(spec["components"]["schemas"]["SearchRequest"].is_object());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_cli_ingest_reports_refused_paths_and_ingests_the_others() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("docs")).unwrap();
+    std::fs::write(
+        root.path().join("docs/a.md"),
+        "# Axolotl\n\nAxolotls regrow limbs.",
+    )
+    .unwrap();
+    let (dir, s) = demo_server(Some(root.path())).await;
+    let base = s.base.clone();
+    let docs = root.path().join("docs");
+    let cli_data = dir.path().join("cli");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+            .args(["--log-level", "warn", "--format", "json", "--data-dir"])
+            .arg(cli_data)
+            .args(["ingest", "--server", &base, "/definitely/not/here", "/etc"])
+            .arg(&docs)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"], 1, "{report}");
+    assert_eq!(report["failed"], 2, "{report}");
+    let reasons: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].contains("cannot read"), "{reasons:?}");
+    assert!(reasons[1].contains("allowed_roots"), "{reasons:?}");
     s.stop().await;
 }

@@ -87,21 +87,125 @@ fn walking_skips_hidden_excluded_oversized_and_unsupported_files_and_survives_ba
 }
 
 #[test]
-fn a_missing_path_or_bad_exclude_pattern_is_bad_input() {
+fn a_missing_path_is_reported_and_the_other_paths_are_still_ingested() {
+    let data = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.md"), "# A\n\nalpha").unwrap();
+    let e = engine(data.path());
+    let missing = root.path().join("no-such-dir");
+    let report = ingest_paths(
+        &e,
+        &[missing.clone(), root.path().to_path_buf()],
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!((report.added, report.failed), (1, 1), "{report:?}");
+    let p = &report.problems[0];
+    assert_eq!(p.outcome, FileOutcome::Failed);
+    assert_eq!(p.source, missing.display().to_string());
+    assert!(
+        p.reason.as_deref().unwrap().contains("cannot read"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn only_missing_paths_or_a_bad_exclude_pattern_is_bad_input() {
     let data = tempfile::tempdir().unwrap();
     let e = engine(data.path());
     let err = ingest_paths(
         &e,
-        &["/no/such/path".into()],
+        &["/no/such/path".into(), "/no/such/other".into()],
         &IngestOptions::default(),
         &NoProgress,
     )
     .unwrap_err();
     assert_eq!(err.exit_code(), 2);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/no/such/path") && msg.contains("/no/such/other"),
+        "{msg}"
+    );
     let opts = IngestOptions {
         exclude: vec!["[".into()],
         ..Default::default()
     };
     let err = ingest_paths(&e, &[data.path().to_path_buf()], &opts, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("exclude pattern"), "{err}");
+}
+
+#[test]
+fn a_database_write_failure_stops_the_ingest_with_advice_and_keeps_what_was_stored() {
+    let data = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    for name in ["a", "b", "c", "d"] {
+        std::fs::write(
+            root.path().join(format!("{name}.md")),
+            format!("# {name}\n\nword{name} appears here."),
+        )
+        .unwrap();
+    }
+    let e = engine(data.path());
+    // A real SQLite failure in the middle of the run: the database refuses `c.md`.
+    let db = rusqlite::Connection::open(e.config.db_path()).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_c BEFORE INSERT ON documents WHEN NEW.source LIKE '%/c.md'
+         BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
+    )
+    .unwrap();
+    let report = ingest_paths(
+        &e,
+        &[root.path().to_path_buf()],
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!((report.added, report.failed), (2, 1), "{report:?}");
+    let failed = &report.problems[0];
+    assert!(failed.source.ends_with("c.md"), "{failed:?}");
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("simulated write failure"),
+        "{failed:?}"
+    );
+    let stopped = report
+        .stopped
+        .as_deref()
+        .expect("the report says it stopped");
+    assert!(stopped.contains("run the same ingest again"), "{stopped}");
+    assert!(
+        stopped.contains("1 of 4 inputs were not reached"),
+        "{stopped}"
+    );
+    assert!(!report.files.iter().any(|f| f.source.ends_with("d.md")));
+    // What was acknowledged is stored and searchable; `c.md` left nothing behind.
+    for (word, hits) in [("worda", 1), ("wordb", 1), ("wordc", 0)] {
+        let resp = e
+            .search(&instant_db::search::SearchRequest {
+                query: word.into(),
+                mode: instant_db::search::Mode::Keyword,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(resp.hits.len(), hits, "{word}");
+    }
+    // Once the cause is gone, running the same ingest again completes it.
+    db.execute_batch("DROP TRIGGER refuse_c").unwrap();
+    let again = ingest_paths(
+        &e,
+        &[root.path().to_path_buf()],
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        (again.added, again.unchanged, again.failed),
+        (2, 2, 0),
+        "{again:?}"
+    );
+    assert!(again.stopped.is_none());
 }

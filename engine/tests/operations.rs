@@ -345,19 +345,22 @@ async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
 }
 
 #[test]
-fn kill_9_during_ingest_loses_no_acknowledged_document() {
+fn kill_9_during_ingest_loses_no_acknowledged_document_and_leaves_none_torn() {
     use std::io::BufRead;
     let data = tempfile::tempdir().unwrap();
     let corpus = tempfile::tempdir().unwrap();
+    // Several sections per document, so each is written as several chunks, embeddings and FTS
+    // rows: a kill in the middle of a document write could tear it.
     for i in 0..400 {
-        std::fs::write(
-            corpus.path().join(format!("doc-{i:04}.md")),
-            format!(
-                "# Note {i}\n\nThis is note number {i} about topic {}.\n",
+        let mut text = format!("# Note {i}\n\n");
+        for part in 0..4 {
+            text.push_str(&format!(
+                "## Part {part}\n\nThis is part {part} of note number {i} about topic {}. \
+                 It carries the marker token{i:04}x{part} so each part is its own chunk.\n\n",
                 i % 7
-            ),
-        )
-        .unwrap();
+            ));
+        }
+        std::fs::write(corpus.path().join(format!("doc-{i:04}.md")), text).unwrap();
     }
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
         .args([
@@ -394,25 +397,62 @@ fn kill_9_during_ingest_loses_no_acknowledged_document() {
         30,
         "the ingest finished before it could be killed"
     );
-    let conn = rusqlite::Connection::open(data.path().join("instant-db.sqlite")).unwrap();
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
-    for source in &acknowledged {
-        let chunks: i64 = conn
-            .query_row("SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.source = ?1", [source], |r| r.get(0))
+    {
+        let conn = rusqlite::Connection::open(data.path().join("instant-db.sqlite")).unwrap();
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
-        assert!(
-            chunks > 0,
-            "{source} was acknowledged but is missing after kill -9"
-        );
+        assert_eq!(ok, "ok");
+        for source in &acknowledged {
+            let chunks: i64 = conn
+                .query_row("SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.source = ?1", [source], |r| r.get(0))
+                .unwrap();
+            assert!(
+                chunks >= 4,
+                "{source} was acknowledged but has {chunks} chunks after kill -9"
+            );
+        }
+        // Every stored document is whole: all its chunks, each with its embedding and FTS row.
+        let torn: i64 = conn
+            .query_row("SELECT count(*) FROM documents d WHERE chunk_count < 4 OR chunk_count != (SELECT count(*) FROM chunks WHERE document_id = d.id)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(torn, 0);
+        let (chunks, embeddings, fts): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM embeddings),
+                        (SELECT count(*) FROM chunks_fts)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((embeddings, fts), (chunks, chunks));
     }
-    // Every stored document is whole: its chunk count matches.
-    let torn: i64 = conn
-        .query_row("SELECT count(*) FROM documents d WHERE chunk_count != (SELECT count(*) FROM chunks WHERE document_id = d.id)", [], |r| r.get(0))
+    // A restarted engine rebuilds its vector index from what the database holds.
+    let engine = instant_db::engine::Engine::open(
+        common::config(data.path()),
+        instant_db::engine::ModelLoading::Required,
+    )
+    .unwrap();
+    let stats = engine.stats().unwrap();
+    assert_eq!(stats.index.vectors as i64, stats.store.embeddings);
+    let report = engine.store.integrity_check().unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+    let last = acknowledged.last().unwrap();
+    let (id, _) = engine.store.hash_of_source(last).unwrap().unwrap();
+    let chunk_count = engine.store.get_document(&id).unwrap().chunk_count;
+    let found = engine
+        .search(&instant_db::search::SearchRequest {
+            query: "part 3 of the note".into(),
+            mode: instant_db::search::Mode::Vector,
+            filter: Some(serde_json::from_value(json!({ "source": last })).unwrap()),
+            ..Default::default()
+        })
         .unwrap();
-    assert_eq!(torn, 0);
+    assert_eq!(
+        found.hits.len() as i64,
+        chunk_count,
+        "{last} is missing from the rebuilt vector index"
+    );
 }
 
 #[test]

@@ -99,6 +99,9 @@ pub fn ingest_report(fmt: Format, r: &IngestReport) {
     if let Some(d) = &r.degraded {
         println!("warning: {d}");
     }
+    if let Some(s) = &r.stopped {
+        println!("error: {s}");
+    }
     for p in &r.problems {
         println!(
             "  {:?}: {} — {}",

@@ -28,6 +28,7 @@ async fn decode<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Resu
         return Err(match status.as_u16() {
             400 | 404 | 413 => Error::InvalidInput(format!("server said {status}: {msg}")),
             401 => Error::Unauthorized,
+            403 => Error::Forbidden(format!("server said {status}: {msg}")),
             _ => Error::Unavailable(format!("server said {status}: {msg}")),
         });
     }
@@ -95,6 +96,7 @@ pub fn ingest(base: &str, paths: &[PathBuf], opts: &IngestOptions) -> Result<Ing
     block_on(async {
         let client = reqwest::Client::new();
         let mut total = IngestReport::default();
+        let mut refused = vec![];
         for p in paths {
             let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
             let body = serde_json::json!({ "path": abs, "options": opts });
@@ -104,7 +106,25 @@ pub fn ingest(base: &str, paths: &[PathBuf], opts: &IngestOptions) -> Result<Ing
                 .send()
                 .await
                 .map_err(|e| unreachable(base, e))?;
-            let r: IngestReport = decode(resp).await?;
+            let r: IngestReport = match decode(resp).await {
+                Ok(r) => r,
+                // One path the server cannot take (missing, outside its roots) is reported like
+                // a local ingest reports it, and the other paths still go.
+                Err(e @ (Error::InvalidInput(_) | Error::Forbidden(_))) => {
+                    total.files_seen += 1;
+                    total.failed += 1;
+                    total.problems.push(crate::ingest::FileReport {
+                        source: p.display().to_string(),
+                        outcome: crate::ingest::FileOutcome::Failed,
+                        document_id: None,
+                        chunks: 0,
+                        reason: Some(e.to_string()),
+                    });
+                    refused.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             total.files_seen += r.files_seen;
             total.added += r.added;
             total.updated += r.updated;
@@ -116,6 +136,13 @@ pub fn ingest(base: &str, paths: &[PathBuf], opts: &IngestOptions) -> Result<Ing
             total.seconds += r.seconds;
             total.problems.extend(r.problems);
             total.degraded = total.degraded.or(r.degraded);
+            if r.stopped.is_some() {
+                total.stopped = r.stopped;
+                break;
+            }
+        }
+        if !paths.is_empty() && refused.len() == paths.len() {
+            return Err(refused.remove(0));
         }
         Ok(total)
     })

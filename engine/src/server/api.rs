@@ -3,6 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use axum::Router;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -227,18 +228,42 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
     ok.then(|| name.to_string())
 }
 
+/// Stores an upload as `<uploads>/<content hash>/<name>`: two different files sent under the
+/// same name both stay (each is its own document, titled from its own name or heading), while
+/// sending the same file again lands on the same path, so its ingest is a no-op.
+fn store_upload(uploads: &Path, name: &str, bytes: &[u8]) -> crate::error::Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let dir = uploads.join(hex::encode(&Sha256::digest(bytes)[..8]));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create uploads directory", e))?;
+    let target = dir.join(name);
+    // The name is a bare file name, so the target cannot leave its directory.
+    debug_assert!(target.starts_with(&dir));
+    // Written aside and renamed, so a crash never leaves a half-written file under the real name.
+    let tmp = dir.join(format!(".{name}.partial"));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("store upload", e))?;
+    std::fs::rename(&tmp, &target).map_err(|e| Error::io("store upload", e))?;
+    Ok(target)
+}
+
 /// Uploads one file (multipart field `file`, optional field `metadata` with a JSON object),
-/// stores it under `<data>/uploads/` and ingests it.
+/// stores it under `<data>/uploads/<content hash>/` and ingests it.
 #[utoipa::path(post, path = "/api/process/file", request_body(content_type = "multipart/form-data", description = "fields: file, metadata (optional JSON object)"),
     responses((status = 200, body = IngestReport), (status = 413, description = "file over limits.max_upload_bytes")))]
 pub async fn process_file(
     State(s): State<AppState>,
-    mut form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<axum::Json<IngestReport>> {
     let max = s.engine.config.limits.max_upload_bytes;
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut metadata = None;
     let bad = |m: String| ApiError(Error::InvalidInput(m));
+    // Taken as a `Result` so a request that is not multipart gets the API's JSON error too.
+    let mut form = form.map_err(|e| {
+        bad(format!(
+            "expected a multipart/form-data body with a `file` field: {}",
+            e.body_text()
+        ))
+    })?;
     while let Some(mut field) = form
         .next_field()
         .await
@@ -296,13 +321,7 @@ pub async fn process_file(
     let (name, bytes) = file.ok_or_else(|| bad("no `file` field in the upload".into()))?;
     let uploads = s.engine.config.uploads_dir();
     let report = ingest_guarded(&s, move |engine| {
-        std::fs::create_dir_all(&uploads).map_err(|e| Error::io("create uploads directory", e))?;
-        let target = uploads.join(&name);
-        // The name is a bare file name, so the target cannot leave the uploads directory.
-        debug_assert!(target.starts_with(&uploads));
-        let tmp = uploads.join(format!(".{name}.partial"));
-        std::fs::write(&tmp, &bytes).map_err(|e| Error::io("store upload", e))?;
-        std::fs::rename(&tmp, &target).map_err(|e| Error::io("store upload", e))?;
+        let target = store_upload(&uploads, &name, &bytes)?;
         let opts = IngestOptions {
             metadata,
             ..Default::default()
@@ -356,8 +375,10 @@ pub async fn process_directory(
         ))));
     }
     let opts = req.options;
+    let roots = s.engine.config.ingest.allowed_roots.clone();
     let report = ingest_guarded(&s, move |engine| {
-        crate::ingest::ingest_paths(engine, &[path], &opts, &NoProgress)
+        // The walk checks every file again: a symbolic link under the root may lead out of it.
+        crate::ingest::ingest_paths_within(engine, &[path], &roots, &opts, &NoProgress)
     })
     .await?;
     Ok(axum::Json(report))

@@ -58,8 +58,9 @@ fn a_failed_document_write_leaves_the_previous_version_whole() {
     let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
     let d = doc("d1", "/a.txt");
     store.put_document(&d, &[chunk("old text")], "m").unwrap();
-    // A second document claiming the same source violates UNIQUE(source) midway through
-    // the transaction, after its chunks were already inserted.
+    // A second document claiming the same source violates UNIQUE(source) on its document row,
+    // after the transaction already deleted the chunks of that id (none here). The part-way
+    // failure after chunks were written is covered by the next test.
     let clash = doc("d2", "/a.txt");
     assert!(
         store
@@ -70,6 +71,93 @@ fn a_failed_document_write_leaves_the_previous_version_whole() {
     assert_eq!((stats.documents, stats.chunks), (1, 1));
     assert_eq!(store.chunks_of("d1").unwrap()[0].text, "old text");
     assert!(store.integrity_check().unwrap().ok);
+}
+
+fn keyword_hits(store: &Store, word: &str) -> i64 {
+    store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1",
+                [word],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_write_failing_after_some_new_chunks_were_stored_leaves_no_trace_and_the_old_version_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    let d = doc("d1", "/a.txt");
+    let old: Vec<NewChunk> = ["old alpha", "old bravo"].map(chunk).to_vec();
+    store.put_document(&d, &old, "m").unwrap();
+    // A real SQLite failure deep inside the write: the third embedding of the new version is
+    // refused, after the old chunks were deleted and the document row, three new chunks, three
+    // FTS rows and two embeddings of the new version were written in the same transaction.
+    store
+        .with_writer(|c| {
+            Ok(c.execute_batch(
+                "CREATE TEMP TRIGGER fail_late BEFORE INSERT ON main.embeddings
+                 WHEN (SELECT count(*) FROM main.embeddings e JOIN main.chunks k ON k.id = e.chunk_id
+                       WHERE k.text LIKE 'new %') >= 2
+                 BEGIN SELECT RAISE(ABORT, 'injected failure after two new embeddings'); END;",
+            )?)
+        })
+        .unwrap();
+    let mut newer = d.clone();
+    newer.content_hash = "h2".into();
+    newer.title = Some("Newer".into());
+    let new: Vec<NewChunk> = ["new charlie", "new delta", "new echo", "new foxtrot"]
+        .map(chunk)
+        .to_vec();
+    let err = store
+        .put_document(&newer, &new, "m")
+        .unwrap_err()
+        .to_string();
+    // The message proves the failure struck where intended, with new rows already written.
+    assert!(
+        err.contains("injected failure after two new embeddings"),
+        "{err}"
+    );
+    store
+        .with_writer(|c| Ok(c.execute_batch("DROP TRIGGER temp.fail_late")?))
+        .unwrap();
+    // Checked on a fresh connection too, so nothing is answered from the writer's cache.
+    drop(store);
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    let kept = store.get_document("d1").unwrap();
+    assert_eq!(
+        (
+            kept.content_hash.as_str(),
+            kept.title.as_deref(),
+            kept.chunk_count
+        ),
+        ("h1", Some("Title"), 2)
+    );
+    let texts: Vec<String> = store
+        .chunks_of("d1")
+        .unwrap()
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(texts, ["old alpha", "old bravo"]);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.documents, stats.chunks, stats.embeddings), (1, 2, 2));
+    assert_eq!(keyword_hits(&store, "bravo"), 1);
+    for word in ["charlie", "delta", "echo", "new"] {
+        assert_eq!(
+            keyword_hits(&store, word),
+            0,
+            "{word} of the failed write is visible"
+        );
+    }
+    let report = store.integrity_check().unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+    // The same write goes through once the cause is gone.
+    store.put_document(&newer, &new, "m").unwrap();
+    assert_eq!(keyword_hits(&store, "charlie"), 1);
+    assert_eq!(keyword_hits(&store, "bravo"), 0);
 }
 
 #[test]

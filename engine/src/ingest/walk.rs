@@ -1,0 +1,169 @@
+//! Finding the files to ingest under the paths a caller named.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::{FileOutcome, FileReport, IngestOptions, skip};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// Files found under the given paths, in a stable order, with problems met on the way.
+pub struct Walk {
+    pub files: Vec<PathBuf>,
+    pub problems: Vec<FileReport>,
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with('.') && n != "." && n != "..")
+}
+
+pub fn build_globset(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(
+            Glob::new(p)
+                .map_err(|e| Error::InvalidInput(format!("invalid exclude pattern `{p}`: {e}")))?,
+        );
+    }
+    b.build()
+        .map_err(|e| Error::InvalidInput(format!("invalid exclude patterns: {e}")))
+}
+
+/// Where a walk may read. A server ingest is confined to `ingest.allowed_roots`: checking the
+/// requested path alone is not enough, because a symbolic link inside a root may point anywhere.
+struct Confinement {
+    roots: Option<Vec<PathBuf>>,
+}
+
+impl Confinement {
+    /// The real path of `path` when reading it is allowed; otherwise the report saying why not.
+    fn check(&self, path: &Path) -> std::result::Result<PathBuf, FileReport> {
+        let Some(roots) = &self.roots else {
+            return Ok(path.to_path_buf());
+        };
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| skip(path, format!("cannot resolve: {e}"), FileOutcome::Failed))?;
+        if roots.iter().any(|r| real.starts_with(r)) {
+            Ok(real)
+        } else {
+            Err(skip(
+                path,
+                format!(
+                    "resolves to {}, outside ingest.allowed_roots; not read",
+                    real.display()
+                ),
+                FileOutcome::Skipped,
+            ))
+        }
+    }
+}
+
+/// Walks `paths`: named files are taken as they are (even hidden ones); directories are walked
+/// (recursively unless told otherwise), skipping hidden entries, excluded globs, unsupported
+/// extensions and files over the size limit. Symlink loops are reported, not followed. A path
+/// that cannot be read is reported and the others are still walked; only when none of them can
+/// be read is that an error.
+///
+/// With `allowed_roots`, every file (and every linked directory) must resolve under one of
+/// them; what resolves elsewhere is reported as skipped and never read, and the files are
+/// returned by their real paths so a link swapped after the check cannot redirect the read.
+pub fn walk(
+    engine: &Engine,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+    allowed_roots: Option<&[PathBuf]>,
+) -> Result<Walk> {
+    let cfg = &engine.config.ingest;
+    let mut patterns = cfg.exclude.clone();
+    patterns.extend(opts.exclude.iter().cloned());
+    let excluded = build_globset(&patterns)?;
+    let recursive = opts.recursive.unwrap_or(true);
+    let confinement = Confinement {
+        // A root that does not exist cannot contain anything, so it is simply dropped.
+        roots: allowed_roots.map(|roots| {
+            roots
+                .iter()
+                .filter_map(|r| std::fs::canonicalize(r).ok())
+                .collect()
+        }),
+    };
+    let mut files = vec![];
+    let mut problems = vec![];
+    let mut unreadable = vec![];
+    for root in paths {
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = format!("cannot read {}: {e}", root.display());
+                unreadable.push(reason.clone());
+                problems.push(skip(root, reason, FileOutcome::Failed));
+                continue;
+            }
+        };
+        if meta.is_file() {
+            match confinement.check(root) {
+                Ok(p) => files.push(p),
+                Err(report) => problems.push(report),
+            }
+            continue;
+        }
+        let mut walker = walkdir::WalkDir::new(root)
+            .follow_links(cfg.follow_symlinks)
+            .max_depth(if recursive { usize::MAX } else { 1 })
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
+        while let Some(entry) = walker.next() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                    let reason = if e.loop_ancestor().is_some() {
+                        "symbolic link loop; not followed".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    problems.push(skip(&path, reason, FileOutcome::Skipped));
+                    continue;
+                }
+            };
+            if entry.file_type().is_dir() {
+                // A linked directory leading out of the roots is reported once, not per file.
+                if entry.depth() > 0
+                    && entry.path_is_symlink()
+                    && let Err(report) = confinement.check(entry.path())
+                {
+                    problems.push(report);
+                    walker.skip_current_dir();
+                }
+                continue;
+            }
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let path = entry.path();
+            if excluded.is_match(path) {
+                continue;
+            }
+            if engine.parsers.for_path(path).is_none() {
+                continue;
+            }
+            match confinement.check(path) {
+                Ok(p) => files.push(p),
+                Err(report) => problems.push(report),
+            }
+        }
+    }
+    if !paths.is_empty() && unreadable.len() == paths.len() {
+        return Err(Error::InvalidInput(format!(
+            "nothing to ingest: {}",
+            unreadable.join("; ")
+        )));
+    }
+    Ok(Walk { files, problems })
+}
