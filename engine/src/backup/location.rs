@@ -73,35 +73,9 @@ impl fmt::Display for Location {
 
 fn invalid(url: &str, reason: impl Into<String>) -> BackupError {
     BackupError::InvalidLocation {
-        url: redact(url),
+        url: super::redact_url(url),
         reason: reason.into(),
     }
-}
-
-/// Strip credential query parameters from a URL-ish string for messages.
-fn redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) if u.query().is_some() => {
-            let pairs: Vec<(String, String)> = u
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if is_secret_key(&k) {
-                        "REDACTED".to_string()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            u.query_pairs_mut().clear().extend_pairs(pairs);
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn is_secret_key(k: &str) -> bool {
-    matches!(k, "access_key_id" | "secret_access_key" | "session_token")
 }
 
 fn parse_bool(url: &str, key: &str, v: &str) -> Result<bool, BackupError> {
