@@ -40,9 +40,12 @@ pub use create::{BackupReport, BackupRequest, Counts, create_backup};
 pub use location::{ACCEPTED_FORMS, Location, S3Location};
 pub use progress::{BackupProgress, Phase, ProgressSink, no_progress};
 pub use redact::redact_url;
-pub use restore::{VerifiedBackup, fetch_and_verify};
+pub use restore::{VerifiedBackup, fetch_and_verify, fetch_and_verify_from};
 pub use snapshot::{SnapshotSource, snapshot_sqlite};
-pub use swap::{SwapGuard, swap_in};
+pub use swap::{
+    PREVIOUS_PREFIX, RESTORE_JOURNAL, Recovery, STAGING_PREFIX, SwapGuard, SwapPlan,
+    recover_interrupted_restore, swap_in,
+};
 
 use crate::resilience::retry_policy;
 
@@ -103,6 +106,25 @@ pub enum BackupError {
     /// The archive was written by an unknown format version.
     #[error("unsupported backup format version {0} (this engine reads version {FORMAT_VERSION})")]
     UnsupportedVersion(u32),
+    /// The backup has no `.sha256` sidecar: it never finished (or was partly deleted).
+    #[error(
+        "backup {0} is incomplete: its .sha256 sidecar is missing, so the backup did not finish or \
+         was partly deleted; restore a complete backup instead (listed with \"complete\": true by \
+         GET /admin/backups?destination=URL)"
+    )]
+    Incomplete(String),
+    /// A restore was interrupted in a way that needs a decision (see the message).
+    #[error("interrupted restore: {0}")]
+    InterruptedRestore(String),
+    /// The object store's circuit breaker is open after repeated failures.
+    #[error(
+        "object storage is failing: the circuit breaker opened after repeated errors; \
+         not trying again for {retry_in_secs} s"
+    )]
+    CircuitOpen {
+        /// Seconds until a probe is allowed.
+        retry_in_secs: u64,
+    },
     /// The staging directory exists and is not empty.
     #[error("staging directory {0} exists and is not empty")]
     StagingNotEmpty(PathBuf),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::Instrument;
 
-use super::storage::{get_bytes, get_to_file};
+use super::storage::{exists, get_bytes, get_to_file};
 use super::{
     ARCHIVE_SUFFIX, BackupError, BackupProgress, Location, Manifest, Phase, ProgressSink,
     SHA256_SUFFIX, archive, io_err, task_err, validate_id,
@@ -37,17 +37,29 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Download the archive at `source` (a URL as returned in
-/// [`BackupReport::location`]), verify its sha256 against the `.sha256`
-/// sidecar when present, extract it into `staging_dir` (created; must be
-/// empty) and verify every file's size and sha256 against the manifest.
-/// On any error `staging_dir` is removed.
+/// [`BackupReport::location`](super::BackupReport::location)), verify its sha256 against the
+/// `.sha256` sidecar (a backup without it is refused as incomplete), extract it into
+/// `staging_dir` (created; must be empty) and verify every file's size and sha256 against the
+/// manifest. On any error `staging_dir` is removed.
 pub async fn fetch_and_verify(
     source: &str,
     staging_dir: &Path,
     progress: ProgressSink,
 ) -> Result<VerifiedBackup, BackupError> {
+    let (loc, name) = Location::parse_object(source)?;
+    fetch_and_verify_from(loc, name, staging_dir, progress).await
+}
+
+/// [`fetch_and_verify`] for an archive `name` in an already parsed folder (e.g. one with a
+/// circuit breaker, [`Location::with_breaker`]).
+pub async fn fetch_and_verify_from(
+    loc: Location,
+    name: String,
+    staging_dir: &Path,
+    progress: ProgressSink,
+) -> Result<VerifiedBackup, BackupError> {
     let span = tracing::info_span!("restore_fetch", source = tracing::field::Empty);
-    let res = fetch_and_verify_impl(source, staging_dir, progress)
+    let res = fetch_and_verify_impl(loc, name, staging_dir, progress)
         .instrument(span.clone())
         .await;
     if let Err(e) = &res {
@@ -57,17 +69,31 @@ pub async fn fetch_and_verify(
 }
 
 async fn fetch_and_verify_impl(
-    source: &str,
+    loc: Location,
+    name: String,
     staging_dir: &Path,
     progress: ProgressSink,
 ) -> Result<VerifiedBackup, BackupError> {
-    let (loc, name) = Location::parse_object(source)?;
     let id = name
         .strip_suffix(ARCHIVE_SUFFIX)
         .map(str::to_string)
         .unwrap_or_default();
     validate_id(&id)?;
     tracing::Span::current().record("source", loc.url_for(&name).as_str());
+
+    // The sidecar is written last: without it the backup is incomplete, whatever the archive
+    // holds. Checked before the (possibly large) download.
+    let expected = match get_bytes(&loc, &format!("{id}{SHA256_SUFFIX}")).await? {
+        Some(b) => String::from_utf8_lossy(&b)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        None if exists(&loc, &name).await? => {
+            return Err(BackupError::Incomplete(loc.url_for(&name)));
+        }
+        None => return Err(BackupError::NotFound(loc.url_for(&name))),
+    };
 
     if staging_dir.exists() {
         let mut rd = std::fs::read_dir(staging_dir).map_err(|e| io_err(staging_dir, e))?;
@@ -91,29 +117,11 @@ async fn fetch_and_verify_impl(
     let download_path = download.path().to_path_buf();
     get_to_file(&loc, &name, &download_path, &progress).await?;
 
-    let expected = match get_bytes(&loc, &format!("{id}{SHA256_SUFFIX}")).await? {
-        Some(b) => {
-            let text = String::from_utf8_lossy(&b);
-            let hexsum = text
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            Some(hexsum)
-        }
-        None => {
-            tracing::warn!("no .sha256 sidecar; relying on the per-file checksums of the manifest");
-            None
-        }
-    };
-
     let staging = staging_dir.to_path_buf();
     let p = progress.clone();
     let (manifest, archive_sha) = tokio::task::spawn_blocking(move || -> Result<_, BackupError> {
         let (_, actual) = archive::hash_file(&download_path)?;
-        if let Some(expected) = expected
-            && expected != actual
-        {
+        if expected != actual {
             return Err(BackupError::Checksum {
                 file: name,
                 expected,

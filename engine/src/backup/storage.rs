@@ -9,10 +9,59 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::location::S3Location;
 use super::{
     BackupError, BackupProgress, Location, Phase, ProgressSink, UPLOAD_CHUNK, io_err, store_policy,
 };
-use crate::resilience::retry_transient;
+use crate::resilience::{BreakerError, retry_transient};
+
+/// One S3 operation: retried on transient errors, inside the location's circuit breaker (when it
+/// has one), so a failing store costs one breaker failure per operation, not per attempt, and an
+/// open breaker refuses at once. Only transient errors count as failures: a missing object is an
+/// answer from a working store.
+async fn s3_op<T, F, Fut>(s: &S3Location, op: &str, f: F) -> Result<T, BackupError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BackupError>>,
+{
+    let retried = retry_transient(op, store_policy(), f, BackupError::is_transient);
+    let Some(breaker) = &s.breaker else {
+        return retried.await;
+    };
+    let res = breaker
+        .call(|| async {
+            match retried.await {
+                Err(e) if e.is_transient() => Err(e),
+                other => Ok(other),
+            }
+        })
+        .await;
+    match res {
+        Ok(inner) => inner,
+        Err(BreakerError::Inner(e)) => Err(e),
+        Err(BreakerError::Open { retry_in, .. }) => Err(BackupError::CircuitOpen {
+            retry_in_secs: retry_in.as_secs().max(1),
+        }),
+    }
+}
+
+/// Whether an object exists.
+pub(super) async fn exists(loc: &Location, name: &str) -> Result<bool, BackupError> {
+    match loc {
+        Location::Dir(dir) => Ok(dir.join(name).is_file()),
+        Location::S3(s) => {
+            let key = Location::s3_key(s, name);
+            s3_op(s, "backup head", || async {
+                match s.store.head(&key).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::NotFound { .. }) => Ok(false),
+                    Err(e) => Err(BackupError::from(e)),
+                }
+            })
+            .await
+        }
+    }
+}
 
 pub(super) async fn put_file(
     loc: &Location,
@@ -59,11 +108,10 @@ pub(super) async fn put_file(
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            retry_transient(
+            s3_op(
+                s,
                 "backup upload",
-                store_policy(),
                 || upload_s3(s.store.as_ref(), &key, src, total, progress),
-                BackupError::is_transient,
             )
             .await
         }
@@ -131,14 +179,13 @@ pub(super) async fn put_bytes(
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
             let payload = bytes::Bytes::from(data);
-            retry_transient(
+            s3_op(
+                s,
                 "backup put",
-                store_policy(),
                 || async {
                     s.store.put(&key, PutPayload::from(payload.clone())).await?;
                     Ok(())
                 },
-                BackupError::is_transient,
             )
             .await
         }
@@ -158,9 +205,9 @@ pub(super) async fn get_bytes(loc: &Location, name: &str) -> Result<Option<Vec<u
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            retry_transient(
+            s3_op(
+                s,
                 "backup get",
-                store_policy(),
                 || async {
                     match s.store.get(&key).await {
                         Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
@@ -168,7 +215,6 @@ pub(super) async fn get_bytes(loc: &Location, name: &str) -> Result<Option<Vec<u
                         Err(e) => Err(BackupError::from(e)),
                     }
                 },
-                BackupError::is_transient,
             )
             .await
         }
@@ -211,9 +257,9 @@ pub(super) async fn get_to_file(
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            retry_transient(
+            s3_op(
+                s,
                 "backup download",
-                store_policy(),
                 || async {
                     let r = match s.store.get(&key).await {
                         Ok(r) => r,
@@ -236,7 +282,6 @@ pub(super) async fn get_to_file(
                     w.sync_all().await.map_err(|e| io_err(dst, e))?;
                     Ok(())
                 },
-                BackupError::is_transient,
             )
             .await
         }
@@ -255,9 +300,9 @@ pub(super) async fn delete_object(loc: &Location, name: &str) -> Result<bool, Ba
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            retry_transient(
+            s3_op(
+                s,
                 "backup delete",
-                store_policy(),
                 || async {
                     // S3 DELETE is idempotent; check existence first to report it.
                     match s.store.head(&key).await {
@@ -268,7 +313,6 @@ pub(super) async fn delete_object(loc: &Location, name: &str) -> Result<bool, Ba
                     s.store.delete(&key).await?;
                     Ok(true)
                 },
-                BackupError::is_transient,
             )
             .await
         }
@@ -304,13 +348,12 @@ pub(super) async fn list_objects(
         Location::S3(s) => {
             let prefix =
                 (!s.prefix.is_empty()).then(|| object_store::path::Path::from(s.prefix.as_str()));
-            let res = retry_transient(
+            let res = s3_op(
+                s,
                 "backup list",
-                store_policy(),
                 || async {
                     Ok::<_, BackupError>(s.store.list_with_delimiter(prefix.as_ref()).await?)
                 },
-                BackupError::is_transient,
             )
             .await?;
             Ok(res
