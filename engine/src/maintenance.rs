@@ -215,9 +215,7 @@ pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
         B::Checksum { .. }
         | B::UnsafeEntry { .. }
         | B::InvalidArchive(_)
-        | B::InterruptedRestore(_) => {
-            crate::error::Error::Integrity(e.to_string())
-        }
+        | B::InterruptedRestore(_) => crate::error::Error::Integrity(e.to_string()),
         other => crate::error::Error::Unavailable(other.to_string()),
     }
 }

@@ -64,7 +64,10 @@ async fn backed_up_then_changed(tmp: &Path) -> (PathBuf, VerifiedBackup) {
     .unwrap();
     insert(&c, 10);
     std::fs::write(data.join(INDEX_FILE), "backup").unwrap();
-    let mut req = BackupRequest::new(&db, Location::parse(tmp.join("b").to_str().unwrap()).unwrap());
+    let mut req = BackupRequest::new(
+        &db,
+        Location::parse(tmp.join("b").to_str().unwrap()).unwrap(),
+    );
     req.extra_files = vec![(INDEX_FILE.into(), data.join(INDEX_FILE))];
     req.counts = Counts::Sql {
         documents: "SELECT count(*) FROM documents".into(),
@@ -88,7 +91,10 @@ async fn backed_up_then_changed(tmp: &Path) -> (PathBuf, VerifiedBackup) {
 
 fn assert_previous_data_is_live(data: &Path) {
     assert_eq!(count(&data.join(DB)), 15, "the previous database is live");
-    assert_eq!(std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(), "live");
+    assert_eq!(
+        std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(),
+        "live"
+    );
     assert!(!data.join(RESTORE_JOURNAL).exists());
     assert!(previous_dirs(data).is_empty(), "{:?}", previous_dirs(data));
     assert!(
@@ -111,7 +117,10 @@ async fn a_crash_after_saving_the_previous_data_leaves_the_live_data_untouched()
         Recovery::Clean
     );
     assert_eq!(count(&data.join(DB)), 15);
-    assert_eq!(std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(), "live");
+    assert_eq!(
+        std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(),
+        "live"
+    );
     // no journal: the leftover copy is only reported, never brought back
     assert!(previous.exists());
 }
@@ -145,7 +154,10 @@ async fn a_crash_between_the_database_and_the_index_swap_is_rolled_back_whole() 
     assert!(plan.replace_next().unwrap());
     // the database path named a whole database at every moment: now the restored one
     assert_eq!(count(&data.join(DB)), 10);
-    assert_eq!(std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(), "live");
+    assert_eq!(
+        std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(),
+        "live"
+    );
     drop(plan);
     assert!(matches!(
         recover_interrupted_restore(&data, DB).unwrap(),
@@ -160,7 +172,10 @@ async fn a_crash_after_every_file_is_swapped_but_before_commit_is_rolled_back() 
     let (data, verified) = backed_up_then_changed(tmp.path()).await;
     let guard = swap_in(&data, &verified, &[DB, INDEX_DIR]).unwrap();
     assert_eq!(count(&data.join(DB)), 10);
-    assert_eq!(std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(), "backup");
+    assert_eq!(
+        std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(),
+        "backup"
+    );
     std::mem::forget(guard); // neither commit nor rollback ran
     assert!(matches!(
         recover_interrupted_restore(&data, DB).unwrap(),
@@ -189,7 +204,10 @@ async fn a_crash_after_the_commit_point_keeps_the_restored_data() {
         Recovery::Clean
     );
     assert_eq!(count(&data.join(DB)), 10, "the restored database stays");
-    assert_eq!(std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(), "backup");
+    assert_eq!(
+        std::fs::read_to_string(data.join(INDEX_FILE)).unwrap(),
+        "backup"
+    );
     assert!(previous.exists(), "left for the operator to delete");
 }
 
@@ -261,7 +279,11 @@ async fn opening_the_engine_rolls_an_interrupted_restore_back() {
 
     let engine = Engine::open(common::config(&data), ModelLoading::Skip).unwrap();
     drop(engine);
-    assert_eq!(marker(&db), "live", "the interrupted restore was rolled back");
+    assert_eq!(
+        marker(&db),
+        "live",
+        "the interrupted restore was rolled back"
+    );
     assert!(!data.join(RESTORE_JOURNAL).exists());
     assert!(previous_dirs(&data).is_empty());
 }

@@ -277,8 +277,14 @@ async fn a_backup_without_its_sha256_sidecar_is_refused_as_incomplete() {
         .unwrap_err();
     assert!(matches!(err, BackupError::Incomplete(_)), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("incomplete") && msg.contains("complete backup"), "{msg}");
-    assert!(!staging.exists(), "nothing is downloaded for an incomplete backup");
+    assert!(
+        msg.contains("incomplete") && msg.contains("complete backup"),
+        "{msg}"
+    );
+    assert!(
+        !staging.exists(),
+        "nothing is downloaded for an incomplete backup"
+    );
     // a missing archive is still "not found", not "incomplete"
     let err = fetch_and_verify(
         &report.location.replace("half", "none"),

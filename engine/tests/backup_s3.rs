@@ -12,10 +12,10 @@ use instant_db::backup::{
     self, BackupError, BackupRequest, Counts, Location, fetch_and_verify, list_backups, swap_in,
 };
 use instant_db::resilience::{BreakerConfig, BreakerState, CircuitBreaker};
-use serde_json::Value;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
 use rusqlite::Connection;
+use serde_json::Value;
 
 const DB: &str = "instant-db.sqlite";
 const INDEX: &str = "index/vectors.bin";
@@ -268,9 +268,7 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
     assert!(matches!(err, BackupError::CircuitOpen { .. }), "{err}");
     assert!(err.to_string().contains("circuit breaker"), "{err}");
     let err = fetch_and_verify(
-        &format!(
-            "s3://bkt/p/x.tar.gz?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"
-        ),
+        &format!("s3://bkt/p/x.tar.gz?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"),
         &tempfile::tempdir().unwrap().path().join("st"),
         backup::no_progress(),
     )
@@ -308,7 +306,11 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
     })
     .await
     .unwrap();
-    let threshold = engine.breakers.get("object_storage").config().failure_threshold;
+    let threshold = engine
+        .breakers
+        .get("object_storage")
+        .config()
+        .failure_threshold;
     let s = common::TestServer::start(engine).await;
     let c = reqwest::Client::new();
     let metrics = |c: reqwest::Client, url: String| async move {
@@ -338,7 +340,10 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
         let (status, body) = list(c.clone()).await;
         assert_eq!(status, 503, "{body}");
         assert!(!body.to_string().contains("circuit breaker"), "{body}");
-        assert!(!body.to_string().contains("secret_access_key=testing"), "{body}");
+        assert!(
+            !body.to_string().contains("secret_access_key=testing"),
+            "{body}"
+        );
     }
     let (status, body) = list(c.clone()).await;
     assert_eq!(status, 503, "{body}");

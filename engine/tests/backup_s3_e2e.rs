@@ -22,14 +22,21 @@ const SECRET: &str = "e2eSecretValueNeverShown42";
 /// Runs the binary with JSON output and info logs (so the logs are checked for secrets too).
 fn run(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_instant-db"));
-    cmd.args(["--log-level", "info", "--log-format", "json", "--format", "json"])
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("INSTANT_DB_ADMIN_TOKEN")
-        .env_remove("INSTANT_DB_ADMIN_TOKEN_FILE");
+    cmd.args([
+        "--log-level",
+        "info",
+        "--log-format",
+        "json",
+        "--format",
+        "json",
+    ])
+    .arg("--data-dir")
+    .arg(data)
+    .args(args)
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env_remove("INSTANT_DB_ADMIN_TOKEN")
+    .env_remove("INSTANT_DB_ADMIN_TOKEN_FILE");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -41,7 +48,10 @@ fn ok_json(out: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "secret leaked:\n{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "secret leaked:\n{stdout}\n{stderr}"
+    );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
@@ -154,9 +164,8 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
             "s3://e2e/{prefix}?endpoint={endpoint}&allow_http=true&access_key_id={KEY_ID}&secret_access_key={SECRET}"
         )
     };
-    let with_creds = |location: &str| {
-        format!("{location}&access_key_id={KEY_ID}&secret_access_key={SECRET}")
-    };
+    let with_creds =
+        |location: &str| format!("{location}&access_key_id={KEY_ID}&secret_access_key={SECRET}");
 
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
@@ -178,14 +187,20 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     let backup = ok_json(&out);
     assert_eq!(backup["documents"], 13, "{backup}");
     let location = backup["location"].as_str().unwrap().to_string();
-    assert!(location.starts_with("s3://e2e/cli/cli-1.tar.gz?"), "{location}");
+    assert!(
+        location.starts_with("s3://e2e/cli/cli-1.tar.gz?"),
+        "{location}"
+    );
     let b = tmp.path().join("b");
     let (b2, from) = (b.clone(), location.clone());
     let out = tokio::task::spawn_blocking(move || {
         run(
             &b2,
             &["restore", "--from", &from],
-            &[("AWS_ACCESS_KEY_ID", KEY_ID), ("AWS_SECRET_ACCESS_KEY", SECRET)],
+            &[
+                ("AWS_ACCESS_KEY_ID", KEY_ID),
+                ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ],
         )
     })
     .await
@@ -210,7 +225,13 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     .await;
     assert_eq!(status, 202, "{job}");
     assert!(!job.to_string().contains(SECRET), "{job}");
-    assert!(job["destination"].as_str().unwrap().contains("secret_access_key=REDACTED"), "{job}");
+    assert!(
+        job["destination"]
+            .as_str()
+            .unwrap()
+            .contains("secret_access_key=REDACTED"),
+        "{job}"
+    );
     let job = wait_backup(&c, &sa, "api-1").await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["document_count"], 13);
@@ -258,7 +279,10 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
             .starts_with("s3://e2e/remote/remote-1.tar.gz?"),
         "{remote_backup}"
     );
-    assert!(!scratch.join("instant-db.sqlite").exists(), "--server opened no local data");
+    assert!(
+        !scratch.join("instant-db.sqlite").exists(),
+        "--server opened no local data"
+    );
     sa.stop().await;
 
     // ... and a fresh server restores one backup over the API, the other with the CLI.

@@ -104,8 +104,7 @@ async fn health_endpoints_and_metrics_report_the_engine_state() {
     }
     assert_eq!(d["document_count"], 13);
     assert_eq!(
-        d["components"]["circuit_breakers"]["details"]["object_storage"],
-        "closed",
+        d["components"]["circuit_breakers"]["details"]["object_storage"], "closed",
         "{d}"
     );
     c.post(s.url("/api/search"))
@@ -202,10 +201,17 @@ async fn a_backup_taken_during_writes_restores_to_a_consistent_state() {
     let in_backup = job["document_count"].as_u64().unwrap() as usize;
     // writes before the snapshot are in it, writes after it are not
     assert!(in_backup >= 13 + 5, "{job}");
-    assert!(in_backup < 13 + total_notes, "{job} (writer wrote {total_notes})");
+    assert!(
+        in_backup < 13 + total_notes,
+        "{job} (writer wrote {total_notes})"
+    );
     let manifest: Value = serde_json::from_slice(
-        &std::fs::read(backups.path().join(format!("{}.manifest.json", job["id"].as_str().unwrap())))
-            .unwrap(),
+        &std::fs::read(
+            backups
+                .path()
+                .join(format!("{}.manifest.json", job["id"].as_str().unwrap())),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(manifest["document_count"], job["document_count"]);
@@ -230,12 +236,16 @@ async fn a_backup_taken_during_writes_restores_to_a_consistent_state() {
         let conn = rusqlite::Connection::open(data_b.join("instant-db.sqlite")).unwrap();
         let q = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(
-            q("SELECT count(*) FROM documents d WHERE d.chunk_count = 0 OR d.chunk_count != (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"),
+            q(
+                "SELECT count(*) FROM documents d WHERE d.chunk_count = 0 OR d.chunk_count != (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"
+            ),
             0,
             "a restored document is incomplete"
         );
         assert_eq!(
-            q("SELECT count(*) FROM chunks c LEFT JOIN embeddings e ON e.chunk_id = c.id WHERE e.chunk_id IS NULL"),
+            q(
+                "SELECT count(*) FROM chunks c LEFT JOIN embeddings e ON e.chunk_id = c.id WHERE e.chunk_id IS NULL"
+            ),
             0,
             "a restored chunk has no embedding"
         );

@@ -62,7 +62,11 @@ fn top_source(r: &Value) -> String {
 fn cli_repair_rebuilds_the_fts_and_the_vector_index_and_search_works_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let chunks = common::engine_with_demo(&data).stats().unwrap().store.chunks;
+    let chunks = common::engine_with_demo(&data)
+        .stats()
+        .unwrap()
+        .store
+        .chunks;
     let db = data.join("instant-db.sqlite");
     delete_fts_rows(&db);
     std::fs::remove_dir_all(data.join("index")).unwrap();
@@ -70,21 +74,37 @@ fn cli_repair_rebuilds_the_fts_and_the_vector_index_and_search_works_again() {
     let out = run(&data, &["check"], &[]);
     assert_eq!(out.status.code(), Some(1), "the damage went unnoticed");
     let report = stdout_json(&out);
-    assert!(report["problems"].to_string().contains("full-text"), "{report}");
+    assert!(
+        report["problems"].to_string().contains("full-text"),
+        "{report}"
+    );
     let out = run(
         &data,
-        &["search", "What does the Pro plan cost?", "--mode", "keyword"],
+        &[
+            "search",
+            "What does the Pro plan cost?",
+            "--mode",
+            "keyword",
+        ],
         &[],
     );
     assert!(stdout_json(&out)["hits"].as_array().unwrap().is_empty());
 
     let out = run(&data, &["repair"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = stdout_json(&out);
     assert_eq!(report["integrity_ok"], true, "{report}");
     assert_eq!(report["fts_rows"], chunks, "{report}");
     assert_eq!(report["vectors"], chunks, "{report}");
-    assert!(index_files(&data) > 0, "the vector index was not persisted again");
+    assert!(
+        index_files(&data) > 0,
+        "the vector index was not persisted again"
+    );
 
     assert_eq!(run(&data, &["check"], &[]).status.code(), Some(0));
     for mode in ["keyword", "vector", "hybrid"] {
@@ -94,7 +114,10 @@ fn cli_repair_rebuilds_the_fts_and_the_vector_index_and_search_works_again() {
             &[],
         );
         assert!(out.status.success(), "{mode}");
-        assert!(top_source(&stdout_json(&out)).ends_with("pricing.csv"), "{mode}");
+        assert!(
+            top_source(&stdout_json(&out)).ends_with("pricing.csv"),
+            "{mode}"
+        );
     }
 }
 
@@ -146,7 +169,12 @@ async fn admin_repair_and_cli_repair_with_server_rebuild_a_running_engine() {
         std::fs::remove_dir_all(data.join("index")).unwrap();
         let (_, check) = admin(&c, &s, "/admin/integrity").await;
         assert_eq!(check["ok"], false, "{round}: {check}");
-        assert!(search(&c, &s, "keyword").await["hits"].as_array().unwrap().is_empty());
+        assert!(
+            search(&c, &s, "keyword").await["hits"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
 
         let report = if round == "api" {
             let (status, report) = admin(&c, &s, "/admin/repair").await;
@@ -164,7 +192,12 @@ async fn admin_repair_and_cli_repair_with_server_rebuild_a_running_engine() {
             })
             .await
             .unwrap();
-            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             stdout_json(&out)
         };
         assert_eq!(report["integrity_ok"], true, "{round}: {report}");

@@ -108,11 +108,9 @@ pub(super) async fn put_file(
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            s3_op(
-                s,
-                "backup upload",
-                || upload_s3(s.store.as_ref(), &key, src, total, progress),
-            )
+            s3_op(s, "backup upload", || {
+                upload_s3(s.store.as_ref(), &key, src, total, progress)
+            })
             .await
         }
     }
@@ -179,14 +177,10 @@ pub(super) async fn put_bytes(
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
             let payload = bytes::Bytes::from(data);
-            s3_op(
-                s,
-                "backup put",
-                || async {
-                    s.store.put(&key, PutPayload::from(payload.clone())).await?;
-                    Ok(())
-                },
-            )
+            s3_op(s, "backup put", || async {
+                s.store.put(&key, PutPayload::from(payload.clone())).await?;
+                Ok(())
+            })
             .await
         }
     }
@@ -205,17 +199,13 @@ pub(super) async fn get_bytes(loc: &Location, name: &str) -> Result<Option<Vec<u
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            s3_op(
-                s,
-                "backup get",
-                || async {
-                    match s.store.get(&key).await {
-                        Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
-                        Err(object_store::Error::NotFound { .. }) => Ok(None),
-                        Err(e) => Err(BackupError::from(e)),
-                    }
-                },
-            )
+            s3_op(s, "backup get", || async {
+                match s.store.get(&key).await {
+                    Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(BackupError::from(e)),
+                }
+            })
             .await
         }
     }
@@ -257,32 +247,28 @@ pub(super) async fn get_to_file(
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            s3_op(
-                s,
-                "backup download",
-                || async {
-                    let r = match s.store.get(&key).await {
-                        Ok(r) => r,
-                        Err(object_store::Error::NotFound { .. }) => {
-                            return Err(BackupError::NotFound(loc.url_for(name)));
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    let total = r.meta.size;
-                    let mut stream = r.into_stream();
-                    let mut w = tokio::fs::File::create(dst)
-                        .await
-                        .map_err(|e| io_err(dst, e))?;
-                    let mut done = 0u64;
-                    while let Some(chunk) = stream.try_next().await? {
-                        w.write_all(&chunk).await.map_err(|e| io_err(dst, e))?;
-                        done += chunk.len() as u64;
-                        progress(BackupProgress::new(Phase::Download, done, total));
+            s3_op(s, "backup download", || async {
+                let r = match s.store.get(&key).await {
+                    Ok(r) => r,
+                    Err(object_store::Error::NotFound { .. }) => {
+                        return Err(BackupError::NotFound(loc.url_for(name)));
                     }
-                    w.sync_all().await.map_err(|e| io_err(dst, e))?;
-                    Ok(())
-                },
-            )
+                    Err(e) => return Err(e.into()),
+                };
+                let total = r.meta.size;
+                let mut stream = r.into_stream();
+                let mut w = tokio::fs::File::create(dst)
+                    .await
+                    .map_err(|e| io_err(dst, e))?;
+                let mut done = 0u64;
+                while let Some(chunk) = stream.try_next().await? {
+                    w.write_all(&chunk).await.map_err(|e| io_err(dst, e))?;
+                    done += chunk.len() as u64;
+                    progress(BackupProgress::new(Phase::Download, done, total));
+                }
+                w.sync_all().await.map_err(|e| io_err(dst, e))?;
+                Ok(())
+            })
             .await
         }
     }
@@ -300,20 +286,16 @@ pub(super) async fn delete_object(loc: &Location, name: &str) -> Result<bool, Ba
         }
         Location::S3(s) => {
             let key = Location::s3_key(s, name);
-            s3_op(
-                s,
-                "backup delete",
-                || async {
-                    // S3 DELETE is idempotent; check existence first to report it.
-                    match s.store.head(&key).await {
-                        Ok(_) => {}
-                        Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                        Err(e) => return Err(BackupError::from(e)),
-                    }
-                    s.store.delete(&key).await?;
-                    Ok(true)
-                },
-            )
+            s3_op(s, "backup delete", || async {
+                // S3 DELETE is idempotent; check existence first to report it.
+                match s.store.head(&key).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                    Err(e) => return Err(BackupError::from(e)),
+                }
+                s.store.delete(&key).await?;
+                Ok(true)
+            })
             .await
         }
     }
@@ -348,13 +330,9 @@ pub(super) async fn list_objects(
         Location::S3(s) => {
             let prefix =
                 (!s.prefix.is_empty()).then(|| object_store::path::Path::from(s.prefix.as_str()));
-            let res = s3_op(
-                s,
-                "backup list",
-                || async {
-                    Ok::<_, BackupError>(s.store.list_with_delimiter(prefix.as_ref()).await?)
-                },
-            )
+            let res = s3_op(s, "backup list", || async {
+                Ok::<_, BackupError>(s.store.list_with_delimiter(prefix.as_ref()).await?)
+            })
             .await?;
             Ok(res
                 .objects

@@ -294,7 +294,11 @@ impl SwapPlan {
 fn fsync_tree(dir: &Path) -> Result<(), BackupError> {
     for ent in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
         let ent = ent.map_err(|e| io_err(dir, e))?;
-        if ent.file_type().map_err(|e| io_err(&ent.path(), e))?.is_dir() {
+        if ent
+            .file_type()
+            .map_err(|e| io_err(&ent.path(), e))?
+            .is_dir()
+        {
             fsync_tree(&ent.path())?;
         }
     }

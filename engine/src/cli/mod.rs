@@ -292,8 +292,10 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         }
         Command::Check(r) => {
             let report = match r.server() {
-                Some(admin) => serde_json::from_value(admin.post("/admin/integrity", &serde_json::json!({}))?)
-                    .map_err(|e| Error::Internal(format!("unexpected reply: {e}")))?,
+                Some(admin) => {
+                    serde_json::from_value(admin.post("/admin/integrity", &serde_json::json!({}))?)
+                        .map_err(|e| Error::Internal(format!("unexpected reply: {e}")))?
+                }
                 None => crate::maintenance::check(&Engine::open(config, ModelLoading::Skip)?)?,
             };
             output::integrity(fmt, &report);
@@ -336,7 +338,9 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         }
         Command::Restore(args) => {
             let report = match args.remote.server() {
-                Some(admin) => admin.post("/admin/restore", &serde_json::json!({"source": args.from}))?,
+                Some(admin) => {
+                    admin.post("/admin/restore", &serde_json::json!({"source": args.from}))?
+                }
                 None => {
                     let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
                     let bar = progress::ByteBar::new("restore");

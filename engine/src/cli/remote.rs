@@ -81,7 +81,10 @@ impl Admin<'_> {
             return std::fs::read_to_string(file)
                 .map(|t| t.trim().to_string())
                 .map_err(|e| {
-                    Error::io(format!("cannot read admin token file {}", file.display()), e)
+                    Error::io(
+                        format!("cannot read admin token file {}", file.display()),
+                        e,
+                    )
                 });
         }
         std::env::var("INSTANT_DB_ADMIN_TOKEN").map_err(|_| {
@@ -140,9 +143,9 @@ impl Admin<'_> {
                     .await
                     .map_err(|e| unreachable(self.base, e))?;
                 let job: serde_json::Value = decode(resp).await?;
-                if let Ok(p) = serde_json::from_value::<crate::backup::BackupProgress>(
-                    job["progress"].clone(),
-                ) {
+                if let Ok(p) =
+                    serde_json::from_value::<crate::backup::BackupProgress>(job["progress"].clone())
+                {
                     progress(p);
                 }
                 match job["status"].as_str() {

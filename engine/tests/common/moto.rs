@@ -68,4 +68,3 @@ pub async fn start_moto() -> MotoServer {
     }
     server
 }
-
