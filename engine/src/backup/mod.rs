@@ -1,21 +1,25 @@
 //! Backup and restore.
 //!
-//! - [`create_backup`]: consistent online snapshot of the SQLite database
+//! - [`create_backup`] (`create`): consistent online snapshot of the SQLite database
 //!   (SQLite backup API, writers keep going) plus extra files (e.g. the vector
 //!   index), a [`Manifest`] with the sha256 of every file, packed as one
 //!   `<id>.tar.gz`, streamed to a directory or to S3-compatible storage, with
 //!   the sidecars `<id>.manifest.json` and `<id>.sha256` (written last: its
 //!   presence marks a complete backup).
-//! - [`fetch_and_verify`]: download an archive, check its sha256 against the
-//!   sidecar, extract it into a staging directory and check every file's size
-//!   and sha256 against the manifest — all before anything is replaced.
-//! - [`swap_in`]: move the verified files into the data directory, keeping the
-//!   previous ones in `previous-<timestamp>/` until [`SwapGuard::commit`]
-//!   (or bring them back with [`SwapGuard::rollback`]).
-//! - [`list_backups`] / [`delete_backup`]: for listings and retention.
+//! - [`fetch_and_verify`] (`restore`): refuse a backup without its `.sha256`, download
+//!   the archive, check its sha256 against the sidecar, extract it into a staging directory
+//!   and check every file's size and sha256 against the manifest — all before anything is
+//!   replaced.
+//! - [`swap_in`] (`swap`): swap the verified files into the data directory crash-safely
+//!   (previous data kept in `previous-<timestamp>/`, a journal, rename(2) over the live
+//!   path) until [`SwapGuard::commit`] or [`SwapGuard::rollback`];
+//!   [`recover_interrupted_restore`] finishes an interrupted swap when the engine starts.
+//! - [`list_backups`] / [`delete_backup`] (`catalog`): for listings and retention.
+//! - [`redact_url`]: the one place credentials are removed from URLs.
 //!
-//! Object-store operations are retried with jittered exponential backoff on
-//! transient errors (see [`crate::resilience`]).
+//! Object-store operations (`storage`) are retried with jittered exponential backoff on
+//! transient errors, inside the location's circuit breaker when it has one
+//! ([`Location::with_breaker`], see [`crate::resilience`]).
 
 pub mod archive;
 mod catalog;
