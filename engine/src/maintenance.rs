@@ -141,6 +141,9 @@ pub async fn restore(
     progress: crate::backup::ProgressSink,
 ) -> Result<RestoreReport> {
     let started = std::time::Instant::now();
+    // held until the swap is committed or rolled back, so no other process takes this restore
+    // for an interrupted one, and two restores never interleave
+    let lock = crate::backup::RestoreLock::acquire(&engine.config.data_dir).map_err(backup_err)?;
     let staging = engine.config.data_dir.join(format!(
         "{}{}",
         crate::backup::STAGING_PREFIX,
@@ -156,6 +159,7 @@ pub async fn restore(
     let report = tokio::task::spawn_blocking(move || -> Result<RestoreReport> {
         let out = swap_and_verify(&e, &verified, &source, started);
         let _ = std::fs::remove_dir_all(&verified.dir);
+        drop(lock);
         out
     })
     .await
@@ -212,6 +216,7 @@ pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
             crate::error::Error::InvalidInput(e.to_string())
         }
         B::NotFound(_) => crate::error::Error::NotFound(e.to_string()),
+        B::RestoreInProgress => crate::error::Error::Conflict(e.to_string()),
         B::Checksum { .. }
         | B::UnsafeEntry { .. }
         | B::InvalidArchive(_)

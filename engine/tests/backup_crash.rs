@@ -8,8 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use instant_db::backup::{
-    self, BackupRequest, Counts, Location, PREVIOUS_PREFIX, RESTORE_JOURNAL, Recovery, SwapPlan,
-    VerifiedBackup, fetch_and_verify, recover_interrupted_restore, swap_in,
+    self, BackupError, BackupRequest, Counts, Location, PREVIOUS_PREFIX, RESTORE_JOURNAL, Recovery,
+    RestoreLock, SwapPlan, VerifiedBackup, fetch_and_verify, recover_interrupted_restore, swap_in,
 };
 use instant_db::engine::{Engine, ModelLoading};
 use rusqlite::Connection;
@@ -159,6 +159,37 @@ async fn a_crash_between_the_database_and_the_index_swap_is_rolled_back_whole() 
         "live"
     );
     drop(plan);
+    assert!(matches!(
+        recover_interrupted_restore(&data, DB).unwrap(),
+        Recovery::RolledBack { .. }
+    ));
+    assert_previous_data_is_live(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_still_running_in_another_process_is_not_taken_for_an_interrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, verified) = backed_up_then_changed(tmp.path()).await;
+    let lock = RestoreLock::acquire(&data).unwrap();
+    let mut plan = SwapPlan::new(&data, &verified, &[DB, INDEX_DIR]).unwrap();
+    plan.save_previous().unwrap();
+    plan.write_journal().unwrap();
+    assert!(plan.replace_next().unwrap());
+    // someone opens the data directory meanwhile (e.g. `instant-db stats`): nothing changes
+    assert_eq!(
+        recover_interrupted_restore(&data, DB).unwrap(),
+        Recovery::Clean
+    );
+    assert!(data.join(RESTORE_JOURNAL).exists());
+    assert!(data.join(".restore-staging-test").exists());
+    assert_eq!(count(&data.join(DB)), 10);
+    assert!(matches!(
+        RestoreLock::acquire(&data),
+        Err(BackupError::RestoreInProgress)
+    ));
+    // the restoring process dies, and its lock with it
+    drop(plan);
+    drop(lock);
     assert!(matches!(
         recover_interrupted_restore(&data, DB).unwrap(),
         Recovery::RolledBack { .. }

@@ -47,8 +47,8 @@ pub use redact::redact_url;
 pub use restore::{VerifiedBackup, fetch_and_verify, fetch_and_verify_from};
 pub use snapshot::{SnapshotSource, snapshot_sqlite};
 pub use swap::{
-    PREVIOUS_PREFIX, RESTORE_JOURNAL, Recovery, STAGING_PREFIX, SwapGuard, SwapPlan,
-    recover_interrupted_restore, swap_in,
+    PREVIOUS_PREFIX, RESTORE_JOURNAL, RESTORE_LOCK, Recovery, RestoreLock, STAGING_PREFIX,
+    SwapGuard, SwapPlan, recover_interrupted_restore, swap_in,
 };
 
 use crate::resilience::retry_policy;
@@ -117,6 +117,9 @@ pub enum BackupError {
          GET /admin/backups?destination=URL)"
     )]
     Incomplete(String),
+    /// Another restore of the same data directory is running.
+    #[error("another restore of this data directory is running; wait for it to finish")]
+    RestoreInProgress,
     /// A restore was interrupted in a way that needs a decision (see the message).
     #[error("interrupted restore: {0}")]
     InterruptedRestore(String),

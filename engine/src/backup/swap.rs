@@ -29,6 +29,36 @@ pub const RESTORE_JOURNAL: &str = "restore-in-progress.json";
 pub const PREVIOUS_PREFIX: &str = "previous-";
 /// Prefix of the staging directories of restores.
 pub const STAGING_PREFIX: &str = ".restore-staging-";
+/// File locked (flock) by the process running a restore, so that another process opening the
+/// data directory meanwhile neither rolls that restore back nor deletes its staging directory.
+/// The operating system releases the lock when the process dies, which is what marks a restore
+/// as interrupted.
+pub const RESTORE_LOCK: &str = "restore.lock";
+
+/// Held for the whole of a restore (see [`RESTORE_LOCK`]); released on drop.
+#[derive(Debug)]
+pub struct RestoreLock {
+    _file: std::fs::File,
+}
+
+impl RestoreLock {
+    /// Take the lock, or fail with [`BackupError::RestoreInProgress`] when another restore holds it.
+    pub fn acquire(data_dir: &Path) -> Result<RestoreLock, BackupError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| io_err(data_dir, e))?;
+        let path = data_dir.join(RESTORE_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RestoreLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(BackupError::RestoreInProgress),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path, e)),
+        }
+    }
+}
 
 /// SQLite companion files kept together with a database file.
 const SQLITE_COMPANIONS: &[&str] = &["-wal", "-shm", "-journal"];
@@ -453,7 +483,8 @@ pub enum Recovery {
     },
 }
 
-/// Run before opening the database: finishes what an interrupted restore left.
+/// Run before opening the database: finishes what an interrupted restore left. Does nothing
+/// while another process holds the [`RestoreLock`] (its restore is not interrupted).
 ///
 /// - With a journal: rolls the restore back (the previous data comes back whole).
 /// - With no database but a `previous-*/<db_name>`: refuses ([`BackupError::InterruptedRestore`])
@@ -469,6 +500,15 @@ pub fn recover_interrupted_restore(
     if !data_dir.is_dir() {
         return Ok(Recovery::Clean);
     }
+    let _lock = match RestoreLock::acquire(data_dir) {
+        Ok(lock) => lock,
+        Err(BackupError::RestoreInProgress) => {
+            // a live restore in another process: its journal and staging are not leftovers
+            tracing::info!(data_dir = %data_dir.display(), "a restore is running in another process; nothing to recover");
+            return Ok(Recovery::Clean);
+        }
+        Err(e) => return Err(e),
+    };
     let journal_path = data_dir.join(RESTORE_JOURNAL);
     let outcome = if journal_path.is_file() {
         let bytes = std::fs::read(&journal_path).map_err(|e| io_err(&journal_path, e))?;
