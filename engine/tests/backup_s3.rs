@@ -365,5 +365,36 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
         m.contains("instantdb_circuit_breaker_state{dependency=\"object_storage\"} 2"),
         "{m}"
     );
+
+    // `instant-db backup --server`: a backup that fails on the server exits 1 and says why; a
+    // destination the server rejects exits 2
+    let (base, dest, scratch) = (s.base.clone(), dest.clone(), dir.path().join("cli"));
+    let (failed, rejected) = tokio::task::spawn_blocking(move || {
+        let cli = |to: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+                .args(["--log-level", "warn", "--data-dir"])
+                .arg(&scratch)
+                .args(["backup", "--server", &base, "--to", to])
+                .env("INSTANT_DB_ADMIN_TOKEN", TOKEN)
+                .output()
+                .unwrap()
+        };
+        (cli(&dest), cli("ftp://nowhere/x"))
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed on the server") && stderr.contains("circuit breaker"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret_access_key=testing"), "{stderr}");
+    assert_eq!(
+        rejected.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
     s.stop().await;
 }
