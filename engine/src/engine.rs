@@ -31,6 +31,8 @@ pub struct Engine {
     /// Opens after repeated embedding failures so searches fall back to keyword quickly
     /// instead of failing one by one.
     pub embed_breaker: crate::resilience::CircuitBreaker,
+    /// Every circuit breaker (the embedding one and `object_storage`), for health and metrics.
+    pub breakers: crate::resilience::Breakers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,14 @@ pub struct EngineStats {
 
 impl Engine {
     pub fn open(config: Config, model: ModelLoading) -> Result<Engine> {
+        // Before the store opens: an interrupted restore must not end as a fresh empty database.
+        let db_name = config
+            .db_path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        crate::backup::recover_interrupted_restore(&config.data_dir, &db_name)
+            .map_err(crate::maintenance::backup_err)?;
         let store = Store::open(&config.db_path())?;
         let (embedder, model_error) = match model {
             ModelLoading::Skip => (None, Some("model not loaded for this command".to_string())),
@@ -78,7 +88,15 @@ impl Engine {
         let metrics = crate::metrics::Metrics::new().map_err(|e| Error::Internal(e.to_string()))?;
         let embed_breaker = crate::resilience::CircuitBreaker::new("embedding", Default::default())
             .with_hook(metrics.breaker_hook());
+        let breakers = crate::resilience::Breakers::new(
+            crate::resilience::BreakerConfig::default(),
+            Some(metrics.breaker_hook()),
+        );
+        breakers.insert(embed_breaker.clone());
+        // created now so health and the gauge show it before the first backup
+        breakers.get(crate::maintenance::OBJECT_STORAGE);
         Ok(Engine {
+            breakers,
             metrics,
             embed_breaker,
             config,

@@ -69,7 +69,7 @@ pub async fn backup(
     backup_id: Option<String>,
     progress: crate::backup::ProgressSink,
 ) -> Result<crate::backup::BackupReport> {
-    let location = crate::backup::Location::parse(destination).map_err(backup_err)?;
+    let location = location(&engine, destination)?;
     if let Some(id) = &backup_id {
         crate::backup::validate_id(id).map_err(backup_err)?;
     }
@@ -106,9 +106,21 @@ pub async fn backup(
         .map_err(backup_err)
 }
 
+/// Name of the object-storage circuit breaker (`dependency` label of the breaker gauge).
+pub const OBJECT_STORAGE: &str = "object_storage";
+
+/// A backup folder URL parsed for this engine: S3 operations go through its `object_storage`
+/// circuit breaker.
+pub fn location(engine: &Engine, url: &str) -> Result<crate::backup::Location> {
+    Ok(crate::backup::Location::parse(url)
+        .map_err(backup_err)?
+        .with_breaker(engine.breakers.get(OBJECT_STORAGE)))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RestoreReport {
     pub backup_id: String,
+    /// The archive URL, credentials redacted.
     pub source: String,
     pub documents: i64,
     pub chunks: i64,
@@ -117,6 +129,8 @@ pub struct RestoreReport {
 }
 
 const DB_FILE: &str = "instant-db.sqlite";
+/// The vector index directory, relative to the data directory (as in the archive).
+const INDEX_DIR: &str = "index";
 
 /// Restores from a backup archive URL: download, verify every checksum before touching
 /// anything, swap the database in, and keep the previous data until the restored database
@@ -127,18 +141,25 @@ pub async fn restore(
     progress: crate::backup::ProgressSink,
 ) -> Result<RestoreReport> {
     let started = std::time::Instant::now();
+    // held until the swap is committed or rolled back, so no other process takes this restore
+    // for an interrupted one, and two restores never interleave
+    let lock = crate::backup::RestoreLock::acquire(&engine.config.data_dir).map_err(backup_err)?;
     let staging = engine.config.data_dir.join(format!(
-        ".restore-staging-{}",
+        "{}{}",
+        crate::backup::STAGING_PREFIX,
         uuid::Uuid::new_v4().simple()
     ));
-    let verified = crate::backup::fetch_and_verify(source, &staging, progress)
+    let (folder, name) = crate::backup::Location::parse_object(source).map_err(backup_err)?;
+    let folder = folder.with_breaker(engine.breakers.get(OBJECT_STORAGE));
+    let verified = crate::backup::fetch_and_verify_from(folder, name, &staging, progress)
         .await
         .map_err(backup_err)?;
-    let source = source.to_string();
+    let source = crate::backup::redact_url(source);
     let e = engine.clone();
     let report = tokio::task::spawn_blocking(move || -> Result<RestoreReport> {
         let out = swap_and_verify(&e, &verified, &source, started);
         let _ = std::fs::remove_dir_all(&verified.dir);
+        drop(lock);
         out
     })
     .await
@@ -153,8 +174,13 @@ fn swap_and_verify(
     started: std::time::Instant,
 ) -> Result<RestoreReport> {
     let data_dir = engine.config.data_dir.clone();
+    // The index swaps with the database, so a crash never pairs one with the other's index.
+    let mut names = vec![DB_FILE];
+    if verified.dir.join(INDEX_DIR).is_dir() {
+        names.push(INDEX_DIR);
+    }
     let guard = engine.store.with_file_replaced(|| {
-        crate::backup::swap_in(&data_dir, verified, &[DB_FILE]).map_err(backup_err)
+        crate::backup::swap_in(&data_dir, verified, &names).map_err(backup_err)
     })?;
     let check = engine.store.integrity_check()?;
     if !check.ok {
@@ -171,13 +197,6 @@ fn swap_and_verify(
     guard.commit().map_err(backup_err)?;
     // The index from the archive is used when it matches the restored database's generation;
     // otherwise `reload_index` rebuilds it from the restored embeddings.
-    let index_dir = engine.config.index_dir();
-    let _ = std::fs::remove_dir_all(&index_dir);
-    let staged_index = verified.dir.join("index");
-    if staged_index.is_dir() {
-        std::fs::rename(&staged_index, &index_dir)
-            .map_err(|e| crate::error::Error::io("move restored index", e))?;
-    }
     engine.reload_index()?;
     let stats = engine.store.stats()?;
     Ok(RestoreReport {
@@ -190,16 +209,18 @@ fn swap_and_verify(
     })
 }
 
-fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
+pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
     use crate::backup::BackupError as B;
     match e {
-        B::InvalidLocation { .. } | B::InvalidId(_) | B::InvalidRequest(_) => {
+        B::InvalidLocation { .. } | B::InvalidId(_) | B::InvalidRequest(_) | B::Incomplete(_) => {
             crate::error::Error::InvalidInput(e.to_string())
         }
         B::NotFound(_) => crate::error::Error::NotFound(e.to_string()),
-        B::Checksum { .. } | B::UnsafeEntry { .. } | B::InvalidArchive(_) => {
-            crate::error::Error::Integrity(e.to_string())
-        }
+        B::RestoreInProgress => crate::error::Error::Conflict(e.to_string()),
+        B::Checksum { .. }
+        | B::UnsafeEntry { .. }
+        | B::InvalidArchive(_)
+        | B::InterruptedRestore(_) => crate::error::Error::Integrity(e.to_string()),
         other => crate::error::Error::Unavailable(other.to_string()),
     }
 }

@@ -254,19 +254,46 @@ async fn tampered_archive_is_rejected_and_nothing_is_swapped() {
             .starts_with("previous-")
     }));
 
-    // without the sidecar the archive itself still fails verification
-    std::fs::remove_file(dest_dir.join("b1.sha256")).unwrap();
+    assert!(!staging.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_without_its_sha256_sidecar_is_refused_as_incomplete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let db = make_db(&data, 20);
+    let dest_dir = tmp.path().join("backups");
+    let dest = Location::parse(dest_dir.to_str().unwrap()).unwrap();
+    let mut req = BackupRequest::new(&db, dest);
+    req.backup_id = Some("half".into());
+    let report = backup::create_backup(req, backup::no_progress())
+        .await
+        .unwrap();
+    // an intact archive and manifest, as an interrupted backup leaves them
+    std::fs::remove_file(dest_dir.join("half.sha256")).unwrap();
+    let staging = tmp.path().join("staging");
     let err = fetch_and_verify(&report.location, &staging, backup::no_progress())
         .await
         .unwrap_err();
+    assert!(matches!(err, BackupError::Incomplete(_)), "{err}");
+    let msg = err.to_string();
     assert!(
-        matches!(
-            err,
-            BackupError::Checksum { .. } | BackupError::InvalidArchive(_)
-        ),
-        "{err}"
+        msg.contains("incomplete") && msg.contains("complete backup"),
+        "{msg}"
     );
-    assert!(!staging.exists());
+    assert!(
+        !staging.exists(),
+        "nothing is downloaded for an incomplete backup"
+    );
+    // a missing archive is still "not found", not "incomplete"
+    let err = fetch_and_verify(
+        &report.location.replace("half", "none"),
+        &staging,
+        backup::no_progress(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BackupError::NotFound(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,83 +3,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::moto::{free_port, start_moto};
 use instant_db::backup::{
     self, BackupError, BackupRequest, Counts, Location, fetch_and_verify, list_backups, swap_in,
 };
+use instant_db::resilience::{BreakerConfig, BreakerState, CircuitBreaker};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
 use rusqlite::Connection;
+use serde_json::Value;
 
 const DB: &str = "instant-db.sqlite";
 const INDEX: &str = "index/vectors.bin";
 const CREDS: &str = "access_key_id=testing&secret_access_key=testing";
-
-/// Kills the server when dropped (also when the test panics).
-struct MotoServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_on_path(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(bin))
-            .find(|p| p.is_file())
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_moto() -> MotoServer {
-    let Some(bin) = find_on_path("moto_server") else {
-        panic!(
-            "moto_server was not found on PATH. This test needs a real S3-compatible server: \
-             install it with `pip install 'moto[server]'`"
-        );
-    };
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn moto_server");
-    let server = MotoServer { child, port };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if client
-            .get(format!("http://127.0.0.1:{port}/"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not answer on port {port} within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    server
-}
 
 fn make_db(dir: &Path, docs: usize) -> PathBuf {
     std::fs::create_dir_all(dir.join("index")).unwrap();
@@ -297,4 +237,164 @@ async fn unreachable_s3_endpoint_fails_after_bounded_retries() {
         started.elapsed() < Duration::from_secs(120),
         "retries are bounded"
     );
+}
+
+fn unreachable_s3(port: u16) -> String {
+    format!("s3://bkt/p?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_calls_fail_fast() {
+    let port = free_port();
+    let breaker = CircuitBreaker::new(
+        "object_storage",
+        BreakerConfig {
+            failure_threshold: 2,
+            cool_down: Duration::from_secs(3600),
+        },
+    );
+    let loc = Location::parse(&unreachable_s3(port))
+        .unwrap()
+        .with_breaker(breaker.clone());
+    for failures in 1..=2 {
+        // each operation is retried inside the breaker and counts as one failure
+        let err = list_backups(&loc).await.unwrap_err();
+        assert!(matches!(err, BackupError::ObjectStore(_)), "{err}");
+        assert_eq!(breaker.consecutive_failures(), failures);
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+    // refused without a request: nothing is recorded and the error names the breaker
+    let err = list_backups(&loc).await.unwrap_err();
+    assert!(matches!(err, BackupError::CircuitOpen { .. }), "{err}");
+    assert!(err.to_string().contains("circuit breaker"), "{err}");
+    let err = fetch_and_verify(
+        &format!("s3://bkt/p/x.tar.gz?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"),
+        &tempfile::tempdir().unwrap().path().join("st"),
+        backup::no_progress(),
+    )
+    .await
+    .unwrap_err();
+    // a location parsed without the breaker does not share its state
+    assert!(matches!(err, BackupError::ObjectStore(_)), "{err}");
+    let (folder, name) = Location::parse_object(&format!(
+        "s3://bkt/p/x.tar.gz?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"
+    ))
+    .unwrap();
+    let err = backup::fetch_and_verify_from(
+        folder.with_breaker(breaker.clone()),
+        name,
+        &tempfile::tempdir().unwrap().path().join("st"),
+        backup::no_progress(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BackupError::CircuitOpen { .. }), "{err}");
+    assert_eq!(breaker.consecutive_failures(), 2);
+}
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let mut cfg = common::config(&dir.path().join("data"));
+    cfg.admin_token_file = Some(token_file);
+    let engine = tokio::task::spawn_blocking(move || {
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
+    })
+    .await
+    .unwrap();
+    let threshold = engine
+        .breakers
+        .get("object_storage")
+        .config()
+        .failure_threshold;
+    let s = common::TestServer::start(engine).await;
+    let c = reqwest::Client::new();
+    let metrics = |c: reqwest::Client, url: String| async move {
+        c.get(url).send().await.unwrap().text().await.unwrap()
+    };
+    let m = metrics(c.clone(), s.url("/metrics")).await;
+    assert!(
+        m.contains("instantdb_circuit_breaker_state{dependency=\"object_storage\"} 0"),
+        "{m}"
+    );
+    let dest = unreachable_s3(free_port());
+    let list = |c: reqwest::Client| {
+        let url = s.url("/admin/backups");
+        let dest = dest.clone();
+        async move {
+            let r = c
+                .get(url)
+                .query(&[("destination", dest)])
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for _ in 0..threshold {
+        let (status, body) = list(c.clone()).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(!body.to_string().contains("circuit breaker"), "{body}");
+        assert!(
+            !body.to_string().contains("secret_access_key=testing"),
+            "{body}"
+        );
+    }
+    let (status, body) = list(c.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("circuit breaker"), "{body}");
+    // an integrity check publishes a fresh health snapshot at once
+    let r = c
+        .post(s.url("/admin/integrity"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let health: Value = common::get_json(&c, s.url("/health/detailed")).await;
+    let breakers = &health["components"]["circuit_breakers"];
+    assert_eq!(breakers["details"]["object_storage"], "open", "{health}");
+    assert_eq!(breakers["status"], "degraded", "{health}");
+    let m = metrics(c.clone(), s.url("/metrics")).await;
+    assert!(
+        m.contains("instantdb_circuit_breaker_state{dependency=\"object_storage\"} 2"),
+        "{m}"
+    );
+
+    // `instant-db backup --server`: a backup that fails on the server exits 1 and says why; a
+    // destination the server rejects exits 2
+    let (base, dest, scratch) = (s.base.clone(), dest.clone(), dir.path().join("cli"));
+    let (failed, rejected) = tokio::task::spawn_blocking(move || {
+        let cli = |to: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+                .args(["--log-level", "warn", "--data-dir"])
+                .arg(&scratch)
+                .args(["backup", "--server", &base, "--to", to])
+                .env("INSTANT_DB_ADMIN_TOKEN", TOKEN)
+                .output()
+                .unwrap()
+        };
+        (cli(&dest), cli("ftp://nowhere/x"))
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed on the server") && stderr.contains("circuit breaker"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret_access_key=testing"), "{stderr}");
+    assert_eq!(
+        rejected.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
+    s.stop().await;
 }

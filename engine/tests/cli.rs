@@ -84,6 +84,19 @@ fn ingest_search_backup_and_restore_through_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(json(&out)["documents"], 13);
+    // without its .sha256 sidecar the same backup is incomplete: refused, exit 2, nothing changed
+    let sidecar = backups.path().join("cli-test.sha256");
+    let kept = std::fs::read(&sidecar).unwrap();
+    std::fs::remove_file(&sidecar).unwrap();
+    let c = tempfile::tempdir().unwrap();
+    let out = run(c.path(), &["restore", "--from", &location]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("incomplete") && stderr.contains("restore a complete backup"),
+        "{stderr}"
+    );
+    std::fs::write(&sidecar, kept).unwrap();
     let out = run(
         b.path(),
         &[

@@ -18,6 +18,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use reqwest::Url;
 
 use super::BackupError;
+use crate::resilience::CircuitBreaker;
 
 /// Human description of the accepted location forms (used in error messages).
 pub const ACCEPTED_FORMS: &str = "accepted forms: a directory path (e.g. /backups), file:///absolute/dir, \
@@ -56,6 +57,8 @@ pub struct S3Location {
     /// Whether plain HTTP is allowed.
     pub allow_http: bool,
     pub(crate) store: Arc<AmazonS3>,
+    /// Guards every operation on the store (see [`Location::with_breaker`]).
+    pub(crate) breaker: Option<CircuitBreaker>,
 }
 
 impl fmt::Debug for Location {
@@ -73,35 +76,9 @@ impl fmt::Display for Location {
 
 fn invalid(url: &str, reason: impl Into<String>) -> BackupError {
     BackupError::InvalidLocation {
-        url: redact(url),
+        url: super::redact_url(url),
         reason: reason.into(),
     }
-}
-
-/// Strip credential query parameters from a URL-ish string for messages.
-fn redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) if u.query().is_some() => {
-            let pairs: Vec<(String, String)> = u
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if is_secret_key(&k) {
-                        "REDACTED".to_string()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            u.query_pairs_mut().clear().extend_pairs(pairs);
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn is_secret_key(k: &str) -> bool {
-    matches!(k, "access_key_id" | "secret_access_key" | "session_token")
 }
 
 fn parse_bool(url: &str, key: &str, v: &str) -> Result<bool, BackupError> {
@@ -233,6 +210,7 @@ impl Location {
             region,
             allow_http,
             store: Arc::new(store),
+            breaker: None,
         }))
     }
 
@@ -272,6 +250,19 @@ impl Location {
             None => parent,
         };
         Ok((Self::parse(&folder)?, name))
+    }
+
+    /// Run every operation on an S3 store through `breaker` (typically the engine's
+    /// `object_storage` breaker, shared by all locations so its state is the store's health).
+    /// Directories have no breaker: a local file system failing is not a remote outage.
+    pub fn with_breaker(self, breaker: CircuitBreaker) -> Self {
+        match self {
+            Location::S3(s) => Location::S3(S3Location {
+                breaker: Some(breaker),
+                ..s
+            }),
+            dir => dir,
+        }
     }
 
     /// URL of this folder, without credentials (`file:///…` or `s3://bucket/prefix?…`).

@@ -72,9 +72,9 @@ pub enum Command {
     /// Print the effective configuration.
     Config,
     /// Check the database and derived indexes; exits 1 when a problem is found.
-    Check(RemoteArgs),
+    Check(AdminRemoteArgs),
     /// Rebuild derived data (full-text index, vector index, missing embeddings) from the source tables.
-    Repair,
+    Repair(AdminRemoteArgs),
     /// Back up the database and index (online; writes may continue) to a directory or S3.
     Backup(BackupArgs),
     /// Restore from a backup archive; verifies every checksum before replacing anything.
@@ -93,6 +93,8 @@ pub struct BackupArgs {
     /// Backup id; default: a timestamped id.
     #[arg(long)]
     pub id: Option<String>,
+    #[command(flatten)]
+    pub remote: AdminRemoteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +102,28 @@ pub struct RestoreArgs {
     /// URL of a backup archive, as printed by `backup` (`…/<id>.tar.gz`).
     #[arg(long)]
     pub from: String,
+    #[command(flatten)]
+    pub remote: AdminRemoteArgs,
+}
+
+/// `--server` for the admin commands, which also need the server's admin token.
+#[derive(Debug, Args)]
+pub struct AdminRemoteArgs {
+    /// Talk to a running server instead of opening the data directory.
+    #[arg(long, env = "INSTANT_DB_SERVER")]
+    pub server: Option<String>,
+    /// File with the server's admin token (else the INSTANT_DB_ADMIN_TOKEN variable).
+    #[arg(long, env = "INSTANT_DB_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl AdminRemoteArgs {
+    fn server(&self) -> Option<remote::Admin<'_>> {
+        self.server.as_deref().map(|base| remote::Admin {
+            base,
+            token_file: self.admin_token_file.as_deref(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -267,53 +291,69 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Check(r) => {
-            let report = match &r.server {
-                Some(url) => serde_json::from_value(remote::admin_post(url, "/admin/integrity")?)
-                    .map_err(|e| Error::Internal(format!("unexpected reply: {e}")))?,
+            let report = match r.server() {
+                Some(admin) => {
+                    serde_json::from_value(admin.post("/admin/integrity", &serde_json::json!({}))?)
+                        .map_err(|e| Error::Internal(format!("unexpected reply: {e}")))?
+                }
                 None => crate::maintenance::check(&Engine::open(config, ModelLoading::Skip)?)?,
             };
             output::integrity(fmt, &report);
             Ok(if report.ok { 0 } else { 1 })
         }
-        Command::Repair => {
-            let engine = Engine::open(config, ModelLoading::BestEffort)?;
-            let report = crate::maintenance::repair(&engine)?;
-            output::json_or_text(
-                fmt,
-                &serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?,
-            );
+        Command::Repair(r) => {
+            let report = match r.server() {
+                Some(admin) => admin.post("/admin/repair", &serde_json::json!({}))?,
+                None => {
+                    let engine = Engine::open(config, ModelLoading::BestEffort)?;
+                    serde_json::to_value(crate::maintenance::repair(&engine)?)
+                        .map_err(|e| Error::Internal(e.to_string()))?
+                }
+            };
+            output::json_or_text(fmt, &report);
             Ok(0)
         }
         Command::Backup(args) => {
-            let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
             let bar = progress::ByteBar::new("backup");
-            let report = runtime()?.block_on(crate::maintenance::backup(
-                engine,
-                &args.to,
-                args.id,
-                bar.sink(),
-            ))?;
+            let summary = match args.remote.server() {
+                Some(admin) => admin.backup(&args.to, args.id.as_deref(), &bar.sink())?,
+                None => {
+                    let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
+                    let report = runtime()?.block_on(crate::maintenance::backup(
+                        engine,
+                        &args.to,
+                        args.id,
+                        bar.sink(),
+                    ))?;
+                    serde_json::json!({
+                        "id": report.id, "location": report.location, "size_bytes": report.size_bytes, "sha256": report.sha256,
+                        "documents": report.manifest.document_count, "chunks": report.manifest.chunk_count,
+                        "seconds": report.duration.as_secs_f64(),
+                    })
+                }
+            };
             bar.finish();
-            output::json_or_text(
-                fmt,
-                &serde_json::json!({
-                    "id": report.id, "location": report.location, "size_bytes": report.size_bytes, "sha256": report.sha256,
-                    "documents": report.manifest.document_count, "chunks": report.manifest.chunk_count,
-                    "seconds": report.duration.as_secs_f64(),
-                }),
-            );
+            output::json_or_text(fmt, &summary);
             Ok(0)
         }
         Command::Restore(args) => {
-            let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
-            let bar = progress::ByteBar::new("restore");
-            let report =
-                runtime()?.block_on(crate::maintenance::restore(engine, &args.from, bar.sink()))?;
-            bar.finish();
-            output::json_or_text(
-                fmt,
-                &serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?,
-            );
+            let report = match args.remote.server() {
+                Some(admin) => {
+                    admin.post("/admin/restore", &serde_json::json!({"source": args.from}))?
+                }
+                None => {
+                    let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
+                    let bar = progress::ByteBar::new("restore");
+                    let report = runtime()?.block_on(crate::maintenance::restore(
+                        engine,
+                        &args.from,
+                        bar.sink(),
+                    ))?;
+                    bar.finish();
+                    serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?
+                }
+            };
+            output::json_or_text(fmt, &report);
             Ok(0)
         }
         Command::Bench(args) => crate::bench::run(config, args, fmt),

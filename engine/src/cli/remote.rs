@@ -1,6 +1,7 @@
 //! `--server URL`: the same commands against a running server over HTTP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::ingest::{IngestOptions, IngestReport};
@@ -65,30 +66,108 @@ pub fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
     })
 }
 
-fn admin_token() -> Result<String> {
-    if let Ok(t) = std::env::var("INSTANT_DB_ADMIN_TOKEN") {
-        return Ok(t);
-    }
-    let file = std::env::var("INSTANT_DB_ADMIN_TOKEN_FILE").map_err(|_| {
-        Error::InvalidInput("admin commands against a server need INSTANT_DB_ADMIN_TOKEN or INSTANT_DB_ADMIN_TOKEN_FILE".into())
-    })?;
-    std::fs::read_to_string(&file)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| Error::io(format!("cannot read admin token file {file}"), e))
+/// The admin endpoints of a server, with the token that opens them.
+pub struct Admin<'a> {
+    pub base: &'a str,
+    /// `--admin-token-file` / `INSTANT_DB_ADMIN_TOKEN_FILE`; else `INSTANT_DB_ADMIN_TOKEN`.
+    pub token_file: Option<&'a Path>,
 }
 
-pub fn admin_post(base: &str, path: &str) -> Result<serde_json::Value> {
-    let token = admin_token()?;
-    block_on(async {
-        let resp = reqwest::Client::new()
-            .post(url(base, path))
-            .bearer_auth(token)
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .map_err(|e| unreachable(base, e))?;
-        decode(resp).await
-    })
+/// Time between two looks at a running backup job.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+impl Admin<'_> {
+    fn token(&self) -> Result<String> {
+        if let Some(file) = self.token_file {
+            return std::fs::read_to_string(file)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    Error::io(
+                        format!("cannot read admin token file {}", file.display()),
+                        e,
+                    )
+                });
+        }
+        std::env::var("INSTANT_DB_ADMIN_TOKEN").map_err(|_| {
+            Error::InvalidInput(
+                "admin commands against a server need --admin-token-file, \
+                 INSTANT_DB_ADMIN_TOKEN_FILE or INSTANT_DB_ADMIN_TOKEN"
+                    .into(),
+            )
+        })
+    }
+
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let token = self.token()?;
+        block_on(async {
+            let resp = reqwest::Client::new()
+                .post(url(self.base, path))
+                .bearer_auth(token)
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| unreachable(self.base, e))?;
+            decode(resp).await
+        })
+    }
+
+    /// Starts a backup on the server and follows it to the end, passing its progress to
+    /// `progress`. A failed backup is an error (exit 1).
+    pub fn backup(
+        &self,
+        destination: &str,
+        id: Option<&str>,
+        progress: &crate::backup::ProgressSink,
+    ) -> Result<serde_json::Value> {
+        let token = self.token()?;
+        block_on(async {
+            let client = reqwest::Client::new();
+            let resp = client
+                .post(url(self.base, "/admin/backups"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"destination": destination, "id": id}))
+                .send()
+                .await
+                .map_err(|e| unreachable(self.base, e))?;
+            let job: serde_json::Value = decode(resp).await?;
+            let id = job["id"]
+                .as_str()
+                .ok_or_else(|| Error::Internal(format!("the server's reply has no job id: {job}")))?
+                .to_string();
+            tracing::info!(id = %id, "backup started on the server");
+            let started = std::time::Instant::now();
+            loop {
+                let resp = client
+                    .get(url(self.base, &format!("/admin/backups/{id}")))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map_err(|e| unreachable(self.base, e))?;
+                let job: serde_json::Value = decode(resp).await?;
+                if let Ok(p) =
+                    serde_json::from_value::<crate::backup::BackupProgress>(job["progress"].clone())
+                {
+                    progress(p);
+                }
+                match job["status"].as_str() {
+                    Some("running") => tokio::time::sleep(POLL_INTERVAL).await,
+                    Some("completed") => {
+                        return Ok(serde_json::json!({
+                            "id": id, "location": job["location"], "size_bytes": job["size_bytes"],
+                            "sha256": job["sha256"], "documents": job["document_count"],
+                            "chunks": job["chunk_count"], "seconds": started.elapsed().as_secs_f64(),
+                        }));
+                    }
+                    _ => {
+                        return Err(Error::Unavailable(format!(
+                            "backup {id} failed on the server: {}",
+                            job["error"].as_str().unwrap_or("no error given")
+                        )));
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Server-side ingest of paths the server can read (its `ingest.allowed_roots`).

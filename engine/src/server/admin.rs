@@ -140,8 +140,7 @@ pub async fn start_backup(
     State(s): State<AppState>,
     Json(body): Json<BackupRequestBody>,
 ) -> ApiResult<(StatusCode, axum::Json<BackupJob>)> {
-    crate::backup::Location::parse(&body.destination)
-        .map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+    crate::maintenance::location(&s.engine, &body.destination).map_err(ApiError)?;
     let id = match body.id {
         Some(id) => {
             crate::backup::validate_id(&id)
@@ -153,7 +152,9 @@ pub async fn start_backup(
     let job = BackupJob {
         id: id.clone(),
         status: JobStatus::Running,
-        destination: body.destination.clone(),
+        // the request may carry credentials in the URL; the job record is readable by every
+        // admin client and ends up in logs
+        destination: crate::backup::redact_url(&body.destination),
         started_at: crate::health::now(),
         finished_at: None,
         progress: None,
@@ -215,7 +216,7 @@ pub async fn start_backup(
                 Err(e) => {
                     tracing::error!(id = %j.id, error = %e, "backup failed");
                     j.status = JobStatus::Failed;
-                    j.error = Some(e.to_string());
+                    j.error = Some(crate::backup::redact_url(&e.to_string()));
                 }
             }
         });
@@ -260,8 +261,7 @@ pub async fn list_backups(
             serde_json::to_value(jobs)
         }
         Some(dest) => {
-            let loc = crate::backup::Location::parse(&dest)
-                .map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+            let loc = crate::maintenance::location(&s.engine, &dest).map_err(ApiError)?;
             let stored = crate::backup::list_backups(&loc)
                 .await
                 .map_err(|e| ApiError(Error::Unavailable(e.to_string())))?;
@@ -276,6 +276,7 @@ pub async fn list_backups(
 #[utoipa::path(delete, path = "/admin/backups/{id}", params(("id" = String, Path), DestinationQuery), security(("bearer" = [])),
     responses((status = 204), (status = 400), (status = 404)))]
 pub async fn delete_backup(
+    State(s): State<AppState>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<DestinationQuery>,
 ) -> ApiResult<StatusCode> {
@@ -284,8 +285,7 @@ pub async fn delete_backup(
             "`destination` query parameter required".into(),
         ))
     })?;
-    let loc = crate::backup::Location::parse(&dest)
-        .map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
+    let loc = crate::maintenance::location(&s.engine, &dest).map_err(ApiError)?;
     crate::backup::validate_id(&id).map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
     crate::backup::delete_backup(&loc, &id)
         .await

@@ -65,9 +65,9 @@ impl AppState {
             })),
             Err(e) => tracing::warn!(error = %e, "system resource monitoring unavailable"),
         }
-        let breaker = engine.embed_breaker.clone();
+        let breakers = engine.breakers.clone();
         health.add_source(Box::new(move || {
-            ("circuit_breakers".to_string(), breaker_component(&breaker))
+            ("circuit_breakers".to_string(), breaker_component(&breakers))
         }));
         Ok(AppState {
             ingest_permits: Arc::new(Semaphore::new(engine.config.ingest.max_concurrent)),
@@ -94,19 +94,26 @@ fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::
     }
 }
 
-fn breaker_component(
-    breaker: &crate::resilience::CircuitBreaker,
-) -> crate::health::ComponentHealth {
+fn breaker_component(breakers: &crate::resilience::Breakers) -> crate::health::ComponentHealth {
     use crate::resilience::BreakerState;
-    let state = breaker.state();
+    let statuses = breakers.statuses();
+    let mut details = serde_json::Map::new();
+    for st in &statuses {
+        // `{name: state}` as before, plus the full status under `breakers`
+        details.insert(st.dependency.clone(), st.state.as_str().into());
+    }
+    details.insert(
+        "breakers".into(),
+        serde_json::to_value(&statuses).unwrap_or_default(),
+    );
     crate::health::ComponentHealth {
-        status: if state == BreakerState::Closed {
+        status: if statuses.iter().all(|s| s.state == BreakerState::Closed) {
             crate::health::Status::Healthy
         } else {
             crate::health::Status::Degraded
         },
         response_time_ms: 0.0,
-        details: serde_json::json!({ breaker.name(): state.as_str(), "consecutive_failures": breaker.consecutive_failures() }),
+        details: serde_json::Value::Object(details),
     }
 }
 

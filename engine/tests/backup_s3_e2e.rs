@@ -1,0 +1,327 @@
+//! The demo corpus backed up to a real S3-compatible server (moto) and restored through the
+//! paths users take: the `instant-db` binary (locally and with `--server`) and the admin API.
+//! Every document must come back whole, search must work, and the credentials carried in the
+//! URLs must appear in no output, job record, report or log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::TestServer;
+use common::moto::start_moto;
+use instant_db::engine::{Engine, ModelLoading};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const KEY_ID: &str = "AKIDE2EKEYID0001";
+const SECRET: &str = "e2eSecretValueNeverShown42";
+
+/// Runs the binary with JSON output and info logs (so the logs are checked for secrets too).
+fn run(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_instant-db"));
+    cmd.args([
+        "--log-level",
+        "info",
+        "--log-format",
+        "json",
+        "--format",
+        "json",
+    ])
+    .arg("--data-dir")
+    .arg(data)
+    .args(args)
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env_remove("INSTANT_DB_ADMIN_TOKEN")
+    .env_remove("INSTANT_DB_ADMIN_TOKEN_FILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Asserts success and no secret in stdout or stderr; returns stdout as JSON.
+fn ok_json(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "secret leaked:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// (source, chunk count, content hash, all chunk texts in order) of every document.
+fn documents(db: &Path) -> Vec<(String, i64, String, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT d.source, d.chunk_count, d.content_hash,
+                    coalesce((SELECT group_concat(text, char(10)) FROM
+                        (SELECT text FROM chunks c WHERE c.document_id = d.id ORDER BY chunk_index)), '')
+             FROM documents d ORDER BY d.source",
+        )
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn embeddings(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))
+        .unwrap()
+}
+
+async fn start_server(data: &Path) -> TestServer {
+    let token = data.join("admin-token");
+    std::fs::create_dir_all(data).unwrap();
+    std::fs::write(&token, TOKEN).unwrap();
+    let mut cfg = common::config(data);
+    cfg.admin_token_file = Some(token);
+    let engine = tokio::task::spawn_blocking(move || Engine::open(cfg, ModelLoading::Required))
+        .await
+        .unwrap()
+        .unwrap();
+    TestServer::start(engine).await
+}
+
+async fn admin(c: &reqwest::Client, s: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let r = c
+        .post(s.url(path))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn wait_backup(c: &reqwest::Client, s: &TestServer, id: &str) -> Value {
+    for _ in 0..1200 {
+        let job: Value = c
+            .get(s.url(&format!("/admin/backups/{id}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("backup {id} did not finish");
+}
+
+/// Every demo question finds its document first.
+async fn assert_search_works(c: &reqwest::Client, s: &TestServer) {
+    for (q, expected) in common::demo_questions() {
+        let r: Value = c
+            .post(s.url("/api/search"))
+            .json(&json!({"query": q}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let top = r["hits"][0]["document"]["source"].as_str().unwrap_or("");
+        assert!(top.ends_with(&expected), "{q}: {r}");
+    }
+}
+
+fn assert_no_restore_leftovers(data: &Path) {
+    for e in std::fs::read_dir(data).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with("previous-")
+                && !name.starts_with(".restore-staging-")
+                && name != instant_db::backup::RESTORE_JOURNAL,
+            "{name} left in {}",
+            data.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_admin_api() {
+    let moto = start_moto().await;
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let c = reqwest::Client::new();
+    let r = c.put(format!("{endpoint}/e2e")).send().await.unwrap();
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    let folder = |prefix: &str| {
+        format!(
+            "s3://e2e/{prefix}?endpoint={endpoint}&allow_http=true&access_key_id={KEY_ID}&secret_access_key={SECRET}"
+        )
+    };
+    let with_creds =
+        |location: &str| format!("{location}&access_key_id={KEY_ID}&secret_access_key={SECRET}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let ad = a.clone();
+    tokio::task::spawn_blocking(move || drop(common::engine_with_demo(&ad)))
+        .await
+        .unwrap();
+    let original = documents(&a.join("instant-db.sqlite"));
+    assert_eq!(original.len(), 13);
+    assert!(original.iter().all(|d| d.1 > 0 && !d.3.is_empty()));
+
+    // 1. CLI, no server: backup with the credentials in the URL, restore with them in AWS_*.
+    let (a2, dest) = (a.clone(), folder("cli"));
+    let out = tokio::task::spawn_blocking(move || {
+        run(&a2, &["backup", "--to", &dest, "--id", "cli-1"], &[])
+    })
+    .await
+    .unwrap();
+    let backup = ok_json(&out);
+    assert_eq!(backup["documents"], 13, "{backup}");
+    let location = backup["location"].as_str().unwrap().to_string();
+    assert!(
+        location.starts_with("s3://e2e/cli/cli-1.tar.gz?"),
+        "{location}"
+    );
+    let b = tmp.path().join("b");
+    let (b2, from) = (b.clone(), location.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            &b2,
+            &["restore", "--from", &from],
+            &[
+                ("AWS_ACCESS_KEY_ID", KEY_ID),
+                ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let restored = ok_json(&out);
+    assert_eq!(restored["documents"], 13, "{restored}");
+    assert_eq!(documents(&b.join("instant-db.sqlite")), original);
+    assert_eq!(
+        embeddings(&b.join("instant-db.sqlite")),
+        embeddings(&a.join("instant-db.sqlite"))
+    );
+    assert_no_restore_leftovers(&b);
+
+    // 2. Admin API: a server on the original data backs up; a fresh server restores.
+    let sa = start_server(&a).await;
+    let (status, job) = admin(
+        &c,
+        &sa,
+        "/admin/backups",
+        json!({"destination": folder("api"), "id": "api-1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    assert!(!job.to_string().contains(SECRET), "{job}");
+    assert!(
+        job["destination"]
+            .as_str()
+            .unwrap()
+            .contains("secret_access_key=REDACTED"),
+        "{job}"
+    );
+    let job = wait_backup(&c, &sa, "api-1").await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["document_count"], 13);
+    let listing: Value = c
+        .get(sa.url("/admin/backups"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!listing.to_string().contains(SECRET), "{listing}");
+
+    // 3. CLI with --server: the same server backs up to S3 (following the job) ...
+    let token_file = a.join("admin-token");
+    let (base, dest, tf) = (sa.base.clone(), folder("remote"), token_file.clone());
+    let scratch = tmp.path().join("unused");
+    let s2 = scratch.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            &s2,
+            &[
+                "backup",
+                "--server",
+                &base,
+                "--admin-token-file",
+                tf.to_str().unwrap(),
+                "--to",
+                &dest,
+                "--id",
+                "remote-1",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let remote_backup = ok_json(&out);
+    assert_eq!(remote_backup["documents"], 13, "{remote_backup}");
+    assert!(
+        remote_backup["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://e2e/remote/remote-1.tar.gz?"),
+        "{remote_backup}"
+    );
+    assert!(
+        !scratch.join("instant-db.sqlite").exists(),
+        "--server opened no local data"
+    );
+    sa.stop().await;
+
+    // ... and a fresh server restores one backup over the API, the other with the CLI.
+    let cdir = tmp.path().join("c");
+    let sc = start_server(&cdir).await;
+    let (status, report) = admin(
+        &c,
+        &sc,
+        "/admin/restore",
+        json!({"source": with_creds(job["location"].as_str().unwrap())}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert!(!report.to_string().contains(SECRET), "{report}");
+    assert_eq!(report["documents"], 13);
+    assert_eq!(report["backup_id"], "api-1");
+    assert_eq!(documents(&cdir.join("instant-db.sqlite")), original);
+    assert_search_works(&c, &sc).await;
+    assert_no_restore_leftovers(&cdir);
+
+    let (base, from) = (
+        sc.base.clone(),
+        with_creds(remote_backup["location"].as_str().unwrap()),
+    );
+    let s2 = scratch.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            &s2,
+            &["restore", "--server", &base, "--from", &from],
+            &[("INSTANT_DB_ADMIN_TOKEN", TOKEN)],
+        )
+    })
+    .await
+    .unwrap();
+    let report = ok_json(&out);
+    assert_eq!(report["backup_id"], "remote-1", "{report}");
+    assert_eq!(report["documents"], 13);
+    assert_eq!(documents(&cdir.join("instant-db.sqlite")), original);
+    assert_search_works(&c, &sc).await;
+    sc.stop().await;
+    drop(moto);
+}

@@ -1,0 +1,70 @@
+//! A real S3-compatible server for tests: `moto_server` (PyPI `moto[server]`). Tests that use it
+//! fail, never skip, when it is missing.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the server when dropped (also when the test panics).
+pub struct MotoServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_on_path(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn start_moto() -> MotoServer {
+    let Some(bin) = find_on_path("moto_server") else {
+        panic!(
+            "moto_server was not found on PATH. This test needs a real S3-compatible server: \
+             install it with `pip install 'moto[server]'`"
+        );
+    };
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn moto_server");
+    let server = MotoServer { child, port };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not answer on port {port} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server
+}
