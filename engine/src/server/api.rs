@@ -381,9 +381,13 @@ async fn ingest_guarded(
         )))
     })?;
     let engine = s.engine.clone();
-    let out = blocking(move || f(&engine)).await;
-    drop(permit);
-    out
+    // The permit lives in the worker, not in this future: a client that disconnects drops the
+    // future, but the ingest runs on, and it still counts against the limit (and at shutdown).
+    blocking(move || {
+        let _permit = permit;
+        f(&engine)
+    })
+    .await
 }
 
 #[cfg(test)]

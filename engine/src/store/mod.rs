@@ -26,6 +26,9 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<ReaderPool>,
+    /// Set at shutdown once the grace period is over: later write transactions are refused, so
+    /// the final checkpoint leaves an empty WAL behind.
+    writes_closed: std::sync::atomic::AtomicBool,
 }
 
 /// Idle read-only connections. The epoch changes when the file is replaced (restore), so
@@ -154,6 +157,7 @@ impl Store {
                 epoch: 0,
                 idle: Vec::new(),
             }),
+            writes_closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -218,6 +222,12 @@ impl Store {
     /// (the vector index) compares itself against.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        // Checked under the writer lock, so no transaction starts after `close_writes` returns.
+        if self.writes_closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable(
+                "the server is shutting down; nothing was written".into(),
+            ));
+        }
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.execute(
@@ -226,6 +236,15 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Refuses every later write transaction; returns once the one in progress (if any) has
+    /// committed or rolled back. Used at shutdown, after the grace period.
+    pub fn close_writes(&self) -> Result<()> {
+        let _conn = self.writer.lock().map_err(|_| poisoned())?;
+        self.writes_closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Runs `f` on the writer connection outside a transaction (backup, checkpoint, pragmas).
