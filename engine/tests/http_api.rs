@@ -265,3 +265,218 @@ async fn stats_config_health_and_openapi_are_served() {
     assert!(spec["components"]["schemas"]["SearchRequest"].is_object());
     s.stop().await;
 }
+
+/// A server over an empty data directory, with the configuration adjusted first.
+async fn empty_server(
+    configure: impl FnOnce(&mut instant_db::config::Config) + Send + 'static,
+) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    let engine = tokio::task::spawn_blocking(move || {
+        let mut cfg = common::config(&p);
+        configure(&mut cfg);
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required).unwrap()
+    })
+    .await
+    .unwrap();
+    (dir, TestServer::start(engine).await)
+}
+
+/// Asserts the API's error shape and returns the code.
+async fn json_error(r: reqwest::Response, status: u16) -> (String, String) {
+    assert_eq!(r.status(), status, "{}", r.url());
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{}: not JSON",
+        r.url()
+    );
+    let body: Value = r.json().await.unwrap();
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string();
+    let message = body["error"]["message"]
+        .as_str()
+        .expect("error.message")
+        .to_string();
+    assert!(!message.is_empty());
+    (code, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_unknown_routes_and_wrong_methods_answer_json_errors() {
+    let (_dir, s) = empty_server(|_| {}).await;
+    let c = reqwest::Client::new();
+    let (code, msg) = json_error(
+        c.get(s.url("/api/documents?limit=lots"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    assert!(msg.contains("limit"), "{msg}");
+    let (code, _) = json_error(
+        c.post(s.url("/api/search"))
+            .header("content-type", "text/plain")
+            .body(r#"{"query": "x"}"#)
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    let (code, _) = json_error(
+        c.post(s.url("/api/process/file"))
+            .json(&json!({"file": "a.md"}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    let (code, _) = json_error(c.get(s.url("/nowhere")).send().await.unwrap(), 404).await;
+    assert_eq!(code, "not_found");
+    let (code, msg) = json_error(c.delete(s.url("/api/search")).send().await.unwrap(), 405).await;
+    assert_eq!(code, "method_not_allowed");
+    assert!(msg.contains("DELETE"), "{msg}");
+    let (code, _) = json_error(c.put(s.url("/health")).send().await.unwrap(), 405).await;
+    assert_eq!(code, "method_not_allowed");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_a_json_503() {
+    // A zero timeout expires at the first wait, which every database-backed handler has.
+    let (_dir, s) = empty_server(|c| c.limits.request_timeout_secs = 0).await;
+    let c = reqwest::Client::new();
+    let (code, msg) = json_error(c.get(s.url("/api/stats")).send().await.unwrap(), 503).await;
+    assert_eq!(code, "timeout");
+    assert!(msg.contains("limits.request_timeout_secs"), "{msg}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_429_413_and_400_as_json_errors() {
+    let (_dir, s) = empty_server(|c| {
+        c.ingest.max_concurrent = 1;
+        c.limits.max_request_bytes = 64 * 1024;
+        c.search.max_query_chars = 100;
+    })
+    .await;
+    let c = reqwest::Client::new();
+
+    let (code, msg) = json_error(
+        c.post(s.url("/api/documents"))
+            .json(&json!({"text": "a".repeat(100 * 1024)}))
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
+    assert_eq!(code, "payload_too_large");
+    assert!(msg.contains("limits.max_request_bytes"), "{msg}");
+
+    let (code, msg) = json_error(
+        c.post(s.url("/api/search"))
+            .json(&json!({"query": "q".repeat(101)}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    assert!(msg.contains("100"), "{msg}");
+
+    // One long ingest holds the only slot; a second ingest meanwhile is refused.
+    let docs: Vec<Value> = (0..150)
+        .map(|i| json!({"name": format!("n{i}"), "text": format!("Note {i} about the slow ingest of walruses, item {i}.")}))
+        .collect();
+    let big = tokio::spawn({
+        let (c, url) = (c.clone(), s.url("/api/documents"));
+        async move {
+            c.post(url)
+                .json(&json!({ "documents": docs }))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let mut refused = None;
+    while !big.is_finished() {
+        let r = c
+            .post(s.url("/api/documents"))
+            .json(&json!({"name": "small", "text": "A small note."}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let big = big.await.unwrap();
+    // Should the small one have won the race for the slot, the big one is the refused one.
+    let refused = match refused {
+        Some(r) => r,
+        None => big,
+    };
+    let (code, msg) = json_error(refused, 429).await;
+    assert_eq!(code, "too_many_requests");
+    assert!(msg.contains("ingest.max_concurrent"), "{msg}");
+    s.stop().await;
+}
+
+#[test]
+fn request_spans_log_route_status_and_duration_as_json() {
+    let logs = tempfile::tempdir().unwrap();
+    let guard = instant_db::telemetry::init_thread_local(&instant_db::telemetry::TelemetryConfig {
+        level: "info".into(),
+        format: instant_db::telemetry::LogFormat::Json,
+        file: Some(logs.path().join("engine.log")),
+        otlp_endpoint: None,
+        service_name: None,
+    })
+    .unwrap();
+    // One thread, so the request spans are made where the thread-local subscriber is.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_dir, s) = empty_server(|_| {}).await;
+        let r = reqwest::Client::new()
+            .get(s.url("/api/documents/no-such-id"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        s.stop().await;
+    });
+    drop(guard);
+    let mut text = String::new();
+    for entry in std::fs::read_dir(logs.path()).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let closed = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["name"] == "http_request" && l["fields"]["message"] == "close")
+        .unwrap_or_else(|| panic!("no request span closed in the log:\n{text}"));
+    assert_eq!(closed["span"]["route"], "/api/documents/{id}", "{closed}");
+    assert_eq!(closed["span"]["method"], "GET");
+    assert_eq!(closed["span"]["status"], 404);
+    assert!(
+        closed["span"]["latency_ms"].as_f64().unwrap() >= 0.0,
+        "{closed}"
+    );
+    assert!(closed["fields"]["time.busy"].is_string(), "{closed}");
+}
