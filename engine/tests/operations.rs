@@ -122,9 +122,13 @@ async fn health_endpoints_and_metrics_report_the_engine_state() {
         "instantdb_documents 13",
         "instantdb_circuit_breaker_state{dependency=\"embedding\"}",
         "process_resident_memory_bytes",
+        "instantdb_http_request_duration_seconds_count{method=\"POST\",route=\"/api/search\",status=\"200\"} 1",
+        "instantdb_integrity_last_check_timestamp_seconds 0",
     ] {
         assert!(m.contains(name), "metrics lack {name}");
     }
+    // No check has run yet: the gauge must not claim the data is good.
+    assert!(!m.contains("instantdb_integrity_ok "), "{m}");
     s.stop().await;
 }
 
@@ -147,6 +151,16 @@ async fn admin_endpoints_need_the_bearer_token() {
     let (ok, report) = admin(&c, &s, "/admin/integrity", json!({})).await;
     assert_eq!(ok, 200);
     assert_eq!(report["ok"], true);
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("instantdb_integrity_ok 1"), "{m}");
+    assert!(!m.contains("instantdb_integrity_last_check_timestamp_seconds 0"));
     s.stop().await;
 }
 
@@ -273,6 +287,19 @@ async fn flipped_bytes_fail_integrity_and_readiness_until_a_restore_brings_every
         admin(&c, &s, "/admin/restore", json!({"source": job["location"]})).await;
     assert_eq!(status, 200, "{restored}");
     assert_eq!(restored["documents"], 13);
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("instantdb_restore_duration_seconds_count 1")
+            && m.contains("instantdb_restore_total{result=\"success\"} 1"),
+        "restore not measured"
+    );
     assert_eq!(
         c.get(s.url("/health/ready")).send().await.unwrap().status(),
         200
