@@ -628,3 +628,70 @@ async fn sigterm_during_an_http_ingest_keeps_acknowledged_documents_checkpoints_
         Err(e) => assert!(abandoned, "{e}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_can_come_from_the_environment_loses_to_the_file_and_is_never_logged() {
+    let data = tempfile::tempdir().unwrap();
+    let env_token = "env-admin-token-5f1c9e2a7b";
+    let file_token = "file-admin-token-03d8a6c4e1";
+    let token_file = data.path().join("admin-token");
+    std::fs::write(&token_file, file_token).unwrap();
+    let c = reqwest::Client::new();
+    let status = |port: u16, token: &'static str| {
+        let c = c.clone();
+        async move {
+            c.post(format!("http://127.0.0.1:{port}/admin/integrity"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let stderr_of = |name: &str| {
+        let path = data.path().join(name);
+        (
+            std::process::Stdio::from(std::fs::File::create(&path).unwrap()),
+            path,
+        )
+    };
+
+    let (out, env_log) = stderr_of("env-only.log");
+    let (mut child, port) = spawn_server(
+        &data.path().join("a"),
+        &[
+            ("INSTANT_DB_ADMIN_TOKEN", env_token),
+            ("INSTANT_DB_LOG_LEVEL", "debug"),
+        ],
+        out,
+    );
+    assert_eq!(status(port, env_token).await, 200);
+    assert_eq!(status(port, "not-the-token-at-all").await, 401);
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+
+    let (out, both_log) = stderr_of("both.log");
+    let (mut child, port) = spawn_server(
+        &data.path().join("b"),
+        &[
+            ("INSTANT_DB_ADMIN_TOKEN", env_token),
+            ("INSTANT_DB_ADMIN_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("INSTANT_DB_LOG_LEVEL", "debug"),
+        ],
+        out,
+    );
+    assert_eq!(status(port, file_token).await, 200);
+    assert_eq!(status(port, env_token).await, 401);
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+
+    for log in [env_log, both_log] {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("admin API enabled"), "{text}");
+        assert!(
+            !text.contains(env_token) && !text.contains(file_token),
+            "a token was logged: {text}"
+        );
+    }
+}

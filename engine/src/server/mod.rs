@@ -34,25 +34,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Engine) -> Result<AppState> {
-        let admin_token = match &engine.config.admin_token_file {
-            Some(path) => {
-                let token = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Config(format!(
-                        "cannot read admin token file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                let token = token.trim().to_string();
-                if token.len() < 16 {
-                    return Err(Error::Config(format!(
-                        "the admin token in {} is shorter than 16 characters",
-                        path.display()
-                    )));
-                }
-                Some(Arc::from(token))
-            }
-            None => None,
-        };
+        let admin_token = admin_token(
+            engine.config.admin_token_file.as_deref(),
+            std::env::var(ADMIN_TOKEN_ENV).ok(),
+        )?;
         let health = Arc::new(crate::health::HealthMonitor::new());
         let cfg = &engine.config.health;
         match crate::sysres::ResourceMonitor::start(
@@ -77,6 +62,39 @@ impl AppState {
             backups: Arc::new(admin::BackupJobs::default()),
         })
     }
+}
+
+/// Environment variable that may hold the admin token itself (a token file wins over it).
+pub const ADMIN_TOKEN_ENV: &str = "INSTANT_DB_ADMIN_TOKEN";
+
+/// The admin bearer token: from `admin_token_file` when configured, else from
+/// `INSTANT_DB_ADMIN_TOKEN`; `None` when neither is set. The file wins so that a mounted secret
+/// is not silently replaced by a stray variable. The token itself is never logged.
+pub fn admin_token(
+    file: Option<&std::path::Path>,
+    env: Option<String>,
+) -> Result<Option<Arc<str>>> {
+    let (token, origin) = match (file, env.filter(|t| !t.trim().is_empty())) {
+        (Some(path), _) => {
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read admin token file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            (token, format!("file {}", path.display()))
+        }
+        (None, Some(token)) => (token, ADMIN_TOKEN_ENV.to_string()),
+        (None, None) => return Ok(None),
+    };
+    let token = token.trim();
+    if token.len() < 16 {
+        return Err(Error::Config(format!(
+            "the admin token from {origin} is shorter than 16 characters"
+        )));
+    }
+    tracing::info!(token_from = %origin, "admin API enabled");
+    Ok(Some(Arc::from(token)))
 }
 
 fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::ComponentHealth {
@@ -430,4 +448,40 @@ fn update_gauges(s: &AppState) {
     m.documents.set(r.document_count);
     m.chunks.set(r.chunk_count);
     m.index_vectors.set(s.engine.index().len() as i64);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::admin_token;
+
+    #[test]
+    fn the_admin_token_file_wins_over_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "file-token-0123456789\n").unwrap();
+        let env = Some("env-token-0123456789".to_string());
+        assert_eq!(
+            admin_token(Some(&file), env.clone()).unwrap().as_deref(),
+            Some("file-token-0123456789")
+        );
+        assert_eq!(
+            admin_token(None, env).unwrap().as_deref(),
+            Some("env-token-0123456789")
+        );
+        assert!(admin_token(None, Some("  ".into())).unwrap().is_none());
+        assert!(admin_token(None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_without_echoing_it() {
+        let e = admin_token(None, Some("short-secret".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("INSTANT_DB_ADMIN_TOKEN") && e.contains("16"),
+            "{e}"
+        );
+        assert!(!e.contains("short-secret"), "{e}");
+    }
 }
