@@ -116,15 +116,17 @@ fn breaker_component(
     breaker: &crate::resilience::CircuitBreaker,
 ) -> crate::health::ComponentHealth {
     use crate::resilience::BreakerState;
+    let t = std::time::Instant::now();
     let state = breaker.state();
+    let failures = breaker.consecutive_failures();
     crate::health::ComponentHealth {
         status: if state == BreakerState::Closed {
             crate::health::Status::Healthy
         } else {
             crate::health::Status::Degraded
         },
-        response_time_ms: 0.0,
-        details: serde_json::json!({ breaker.name(): state.as_str(), "consecutive_failures": breaker.consecutive_failures() }),
+        response_time_ms: t.elapsed().as_secs_f64() * 1000.0,
+        details: serde_json::json!({ breaker.name(): state.as_str(), "consecutive_failures": failures }),
     }
 }
 

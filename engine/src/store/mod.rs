@@ -29,6 +29,19 @@ pub struct Store {
     /// Set at shutdown once the grace period is over: later write transactions are refused, so
     /// the final checkpoint leaves an empty WAL behind.
     writes_closed: std::sync::atomic::AtomicBool,
+    /// Row counts as of (reader epoch, generation): every write bumps the generation and every
+    /// file swap the epoch, so while both are unchanged the counts are exact without the full
+    /// scans that `count(*)` costs. Health asks for them every few seconds.
+    counts: Mutex<Option<CachedCounts>>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct CachedCounts {
+    epoch: u64,
+    generation: String,
+    documents: i64,
+    chunks: i64,
+    embeddings: i64,
 }
 
 /// Idle read-only connections. The epoch changes when the file is replaced (restore), so
@@ -158,6 +171,7 @@ impl Store {
                 idle: Vec::new(),
             }),
             writes_closed: std::sync::atomic::AtomicBool::new(false),
+            counts: Mutex::new(None),
         })
     }
 
@@ -418,12 +432,39 @@ impl Store {
             .filter_map(|s| std::fs::metadata(format!("{}{s}", self.path.display())).ok())
             .map(|m| m.len())
             .sum();
+        let epoch = self.readers.lock().map_err(|_| poisoned())?.epoch;
         self.read(|c| {
-            let count = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+            // One snapshot, so the generation read names exactly the state that was counted.
+            let tx = c.unchecked_transaction()?;
+            let count = |sql: &str| -> Result<i64> { Ok(tx.query_row(sql, [], |r| r.get(0))?) };
+            let generation: String =
+                tx.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                    r.get(0)
+                })?;
+            let cached = self
+                .counts
+                .lock()
+                .map_err(|_| poisoned())?
+                .clone()
+                .filter(|k| k.epoch == epoch && k.generation == generation);
+            let counts = match cached {
+                Some(k) => k,
+                None => {
+                    let fresh = CachedCounts {
+                        epoch,
+                        generation,
+                        documents: count("SELECT count(*) FROM documents")?,
+                        chunks: count("SELECT count(*) FROM chunks")?,
+                        embeddings: count("SELECT count(*) FROM embeddings")?,
+                    };
+                    *self.counts.lock().map_err(|_| poisoned())? = Some(fresh.clone());
+                    fresh
+                }
+            };
             Ok(StoreStats {
-                documents: count("SELECT count(*) FROM documents")?,
-                chunks: count("SELECT count(*) FROM chunks")?,
-                embeddings: count("SELECT count(*) FROM embeddings")?,
+                documents: counts.documents,
+                chunks: counts.chunks,
+                embeddings: counts.embeddings,
                 database_bytes: bytes,
                 schema_version: count("PRAGMA user_version")?,
             })
