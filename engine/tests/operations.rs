@@ -695,3 +695,78 @@ async fn the_admin_token_can_come_from_the_environment_loses_to_the_file_and_is_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_cannot_load_leaves_the_server_up_degraded_with_keyword_search() {
+    let data = tempfile::tempdir().unwrap();
+    let model_dir = tempfile::tempdir().unwrap();
+    std::fs::write(model_dir.path().join("model.onnx"), b"not an onnx model").unwrap();
+    std::fs::write(model_dir.path().join("tokenizer.json"), b"{\"broken\": true").unwrap();
+    let (mut child, port) = spawn_server(
+        data.path(),
+        &[("INSTANT_DB_MODEL_DIR", model_dir.path().to_str().unwrap())],
+        std::process::Stdio::null(),
+    );
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let c = reqwest::Client::new();
+
+    let r = c.get(url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "degraded still serves");
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["reasons"].to_string().contains("embedding model"), "{h}");
+    let d: Value = common::get_json(&c, url("/health/detailed")).await;
+    assert_eq!(d["components"]["embedding_model"]["status"], "degraded", "{d}");
+    assert!(d["components"]["embedding_model"]["details"]["error"].is_string());
+    assert_eq!(
+        c.get(url("/health/ready")).send().await.unwrap().status(),
+        200
+    );
+
+    let r = c
+        .post(url("/api/documents"))
+        .json(&json!({"name": "walrus", "text": "Walruses hold their meetings on ice floes."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert!(report["degraded"].is_string(), "{report}");
+
+    let search = |mode: &'static str| {
+        let c = c.clone();
+        let u = url("/api/search");
+        async move {
+            let r = c
+                .post(u)
+                .json(&json!({"query": "walrus meetings", "mode": mode}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, keyword) = search("keyword").await;
+    assert_eq!(status, 200, "{keyword}");
+    assert_eq!(keyword["hits"].as_array().unwrap().len(), 1, "{keyword}");
+    let (status, hybrid) = search("hybrid").await;
+    assert_eq!(status, 200, "{hybrid}");
+    assert_eq!(hybrid["hits"].as_array().unwrap().len(), 1, "{hybrid}");
+    assert!(
+        hybrid["degraded"].as_str().unwrap().contains("keyword-only"),
+        "{hybrid}"
+    );
+    let (status, vector) = search("vector").await;
+    assert_eq!(status, 503, "{vector}");
+    assert_eq!(vector["error"]["code"], "model_unavailable", "{vector}");
+    assert!(!vector["error"]["message"].as_str().unwrap().is_empty());
+
+    assert!(child.try_wait().unwrap().is_none(), "the server crashed");
+    assert_eq!(
+        c.get(url("/health/live")).send().await.unwrap().status(),
+        200
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+}
