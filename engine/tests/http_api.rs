@@ -459,6 +459,13 @@ fn request_spans_log_route_status_and_duration_as_json() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404);
+        let r = reqwest::Client::new()
+            .post(s.url("/api/documents"))
+            .json(&json!({"name": "walrus", "text": "Walruses meet on ice."}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
         s.stop().await;
     });
     drop(guard);
@@ -479,4 +486,11 @@ fn request_spans_log_route_status_and_duration_as_json() {
         "{closed}"
     );
     assert!(closed["fields"]["time.busy"].is_string(), "{closed}");
+    let ingest = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["name"] == "ingest" && l["fields"]["message"] == "close")
+        .unwrap_or_else(|| panic!("no ingest span closed in the log:\n{text}"));
+    assert_eq!(ingest["span"]["added"], 1, "{ingest}");
+    assert!(ingest["fields"]["time.busy"].is_string(), "{ingest}");
 }

@@ -291,6 +291,7 @@ impl Store {
 
     /// Inserts or replaces one document with all its chunks in a single transaction: a crash
     /// leaves either the old version or the new one, never half of either.
+    #[tracing::instrument(name = "store_document", level = "debug", skip_all, fields(source = %doc.source, chunks = chunks.len()))]
     pub fn put_document(
         &self,
         doc: &DocumentRecord,
