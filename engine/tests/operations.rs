@@ -12,12 +12,41 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
+/// Resource thresholds no test machine crosses: a full shared disk or a busy CPU would make
+/// the engine report itself unready, which these tests do not exercise (sysres has its own).
+fn host_independent_thresholds() -> instant_db::sysres::Thresholds {
+    instant_db::sysres::Thresholds {
+        cpu_percent_warn: 101.0,
+        cpu_percent_critical: 101.0,
+        memory_percent_warn: 101.0,
+        memory_percent_critical: 101.0,
+        disk_free_percent_min: 0.0,
+        disk_free_percent_critical: 0.0,
+        disk_free_bytes_min: 0,
+        disk_free_bytes_critical: 0,
+    }
+}
+
+/// The same thresholds as a configuration file for the real binary.
+const HOST_INDEPENDENT_CONFIG: &str = "health:
+  thresholds:
+    cpu_percent_warn: 101
+    cpu_percent_critical: 101
+    memory_percent_warn: 101
+    memory_percent_critical: 101
+    disk_free_percent_min: 0
+    disk_free_percent_critical: 0
+    disk_free_bytes_min: 0
+    disk_free_bytes_critical: 0
+";
+
 fn engine_with_token(data: &Path, with_demo: bool) -> instant_db::engine::Engine {
     std::fs::create_dir_all(data).unwrap();
     let token_file = data.join("admin-token");
     std::fs::write(&token_file, TOKEN).unwrap();
     let mut cfg = common::config(data);
     cfg.admin_token_file = Some(token_file);
+    cfg.health.thresholds = host_independent_thresholds();
     let engine =
         instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required).unwrap();
     if with_demo {
@@ -458,8 +487,13 @@ fn spawn_server(
     stderr: std::process::Stdio,
 ) -> (std::process::Child, u16) {
     let port = free_port();
+    std::fs::create_dir_all(data).unwrap();
+    let config = data.join("test-config.yaml");
+    std::fs::write(&config, HOST_INDEPENDENT_CONFIG).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"));
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("INSTANT_DB_DATA_DIR", data)
         .stdout(std::process::Stdio::null())
         .stderr(stderr);
@@ -701,7 +735,11 @@ async fn a_model_that_cannot_load_leaves_the_server_up_degraded_with_keyword_sea
     let data = tempfile::tempdir().unwrap();
     let model_dir = tempfile::tempdir().unwrap();
     std::fs::write(model_dir.path().join("model.onnx"), b"not an onnx model").unwrap();
-    std::fs::write(model_dir.path().join("tokenizer.json"), b"{\"broken\": true").unwrap();
+    std::fs::write(
+        model_dir.path().join("tokenizer.json"),
+        b"{\"broken\": true",
+    )
+    .unwrap();
     let (mut child, port) = spawn_server(
         data.path(),
         &[("INSTANT_DB_MODEL_DIR", model_dir.path().to_str().unwrap())],
@@ -711,12 +749,16 @@ async fn a_model_that_cannot_load_leaves_the_server_up_degraded_with_keyword_sea
     let c = reqwest::Client::new();
 
     let r = c.get(url("/health")).send().await.unwrap();
-    assert_eq!(r.status(), 200, "degraded still serves");
+    let status = r.status();
     let h: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "degraded still serves: {h}");
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(h["reasons"].to_string().contains("embedding model"), "{h}");
     let d: Value = common::get_json(&c, url("/health/detailed")).await;
-    assert_eq!(d["components"]["embedding_model"]["status"], "degraded", "{d}");
+    assert_eq!(
+        d["components"]["embedding_model"]["status"], "degraded",
+        "{d}"
+    );
     assert!(d["components"]["embedding_model"]["details"]["error"].is_string());
     assert_eq!(
         c.get(url("/health/ready")).send().await.unwrap().status(),
@@ -754,7 +796,10 @@ async fn a_model_that_cannot_load_leaves_the_server_up_degraded_with_keyword_sea
     assert_eq!(status, 200, "{hybrid}");
     assert_eq!(hybrid["hits"].as_array().unwrap().len(), 1, "{hybrid}");
     assert!(
-        hybrid["degraded"].as_str().unwrap().contains("keyword-only"),
+        hybrid["degraded"]
+            .as_str()
+            .unwrap()
+            .contains("keyword-only"),
         "{hybrid}"
     );
     let (status, vector) = search("vector").await;
