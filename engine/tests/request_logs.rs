@@ -50,6 +50,8 @@ fn request_search_and_ingest_spans_log_their_fields_and_timing_as_json() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404);
+        let r = c.get(s.url("/health/live")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
         let r = c
             .post(s.url("/api/documents"))
             .json(&json!({"name": "walrus", "text": "Walruses meet on ice."}))
@@ -91,6 +93,11 @@ fn request_search_and_ingest_spans_log_their_fields_and_timing_as_json() {
         "{request}"
     );
     assert!(request["fields"]["time.busy"].is_string(), "{request}");
+
+    assert!(
+        !lines.iter().any(|l| l["span"]["route"] == "/health/live"),
+        "probes are logged at INFO:\n{text}"
+    );
 
     let ingest = closed_span(&lines, "ingest", &text);
     assert_eq!(ingest["span"]["added"], 1, "{ingest}");

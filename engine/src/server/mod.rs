@@ -186,13 +186,24 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or(crate::metrics::UNMATCHED_ROUTE, |m| m.as_str());
-    tracing::info_span!(
-        "http_request",
-        method = %req.method(),
-        route = %route,
-        status = tracing::field::Empty,
-        latency_ms = tracing::field::Empty,
-    )
+    // Probes and scrapes come every few seconds; at INFO they would drown the log.
+    if route.starts_with("/health") || route == "/metrics" {
+        tracing::debug_span!(
+            "http_request",
+            method = %req.method(),
+            route = %route,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!(
+            "http_request",
+            method = %req.method(),
+            route = %route,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        )
+    }
 }
 
 fn record_response(resp: &Response, latency: Duration, span: &tracing::Span) {
