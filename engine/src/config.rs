@@ -35,6 +35,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub otel: OtelConfig,
     pub health: HealthConfig,
+    pub shutdown: ShutdownConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -132,6 +133,26 @@ pub struct LoggingConfig {
 pub struct OtelConfig {
     /// OTLP/HTTP endpoint for traces; unset disables tracing export entirely.
     pub endpoint: Option<String>,
+    /// `service.name` of exported traces; unset means `OTEL_SERVICE_NAME`, else `instant-db`.
+    pub service_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Seconds that in-flight requests get to finish after SIGTERM. After that they are
+    /// abandoned (each document is one transaction, so none is left half-written), the database
+    /// is checkpointed and the process exits 0. Keep it below the pod's
+    /// `terminationGracePeriodSeconds` (Kubernetes' default is 30).
+    pub grace_period_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace_period_secs: 25,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -162,6 +183,7 @@ impl Default for Config {
             logging: LoggingConfig::default(),
             otel: OtelConfig::default(),
             health: HealthConfig::default(),
+            shutdown: ShutdownConfig::default(),
         }
     }
 }
@@ -276,6 +298,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "INSTANT_DB_INTEGRITY_INTERVAL_SECS",
         "health.integrity_interval_secs",
     ),
+    (
+        "INSTANT_DB_SHUTDOWN_GRACE_PERIOD_SECS",
+        "shutdown.grace_period_secs",
+    ),
+    ("INSTANT_DB_OTEL_SERVICE_NAME", "otel.service_name"),
 ];
 
 impl Config {

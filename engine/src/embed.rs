@@ -172,6 +172,8 @@ impl Embedder {
     /// grouped into batches of at most `batch_size` texts and `TOKEN_BUDGET` padded tokens:
     /// attention memory grows with batch × length², so long texts go in smaller batches and
     /// short ones in full batches, which keeps both padding and peak memory low.
+    // Debug level: one span per batch is too many for INFO logs, but shows in traces on demand.
+    #[tracing::instrument(name = "embed_batch", level = "debug", skip_all, fields(texts = texts.len()))]
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let encodings = self
             .tokenizer

@@ -248,9 +248,13 @@ impl Engine {
             .ok_or_else(|| Error::Internal("the model returned no vector".into()))
     }
 
+    #[tracing::instrument(name = "search", skip_all, fields(mode = tracing::field::Empty, top_k = tracing::field::Empty, hits = tracing::field::Empty, degraded = tracing::field::Empty))]
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
         let started = Instant::now();
         let plan = search::plan(req, &self.config.search)?;
+        let span = tracing::Span::current();
+        span.record("mode", plan.mode.as_str());
+        span.record("top_k", plan.top_k);
         let want = plan.offset + plan.top_k;
         // Fusion needs deeper lists than the page it returns.
         let depth = if plan.mode == Mode::Hybrid {
@@ -323,7 +327,7 @@ impl Engine {
         let kscore: std::collections::HashMap<i64, f32> = keyword_hits.into_iter().collect();
         let loaded = self.store.read(|c| search::load_hits(c, &page, &terms))?;
         let scores: std::collections::HashMap<i64, f32> = page.iter().copied().collect();
-        let hits = loaded
+        let hits: Vec<SearchHit> = loaded
             .into_iter()
             .enumerate()
             .map(|(i, (document, chunk, highlights))| SearchHit {
@@ -336,6 +340,8 @@ impl Engine {
                 highlights,
             })
             .collect();
+        span.record("hits", hits.len());
+        span.record("degraded", degraded.is_some());
         self.metrics
             .search_duration
             .with_label_values(&[plan.mode.as_str()])

@@ -2,6 +2,7 @@
 //! snapshot; probes read the snapshot (an `Arc` clone), so they never wait on I/O.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -57,6 +58,8 @@ pub struct HealthMonitor {
     integrity: RwLock<Option<IntegrityStatus>>,
     started: Instant,
     sources: RwLock<Vec<ComponentSource>>,
+    /// Consecutive samples in which the index and the stored embeddings differed in count.
+    index_mismatches: AtomicU32,
 }
 
 impl Default for HealthMonitor {
@@ -83,6 +86,7 @@ impl HealthMonitor {
             integrity: RwLock::new(None),
             started: Instant::now(),
             sources: RwLock::new(vec![]),
+            index_mismatches: AtomicU32::new(0),
         }
     }
 
@@ -116,11 +120,15 @@ impl HealthMonitor {
         let mut ready = true;
 
         let t = Instant::now();
+        let mut stored_embeddings = None;
         let (db_status, docs, chunks, db_details) = match engine.store.stats() {
             Ok(s) => (
                 Status::Healthy,
                 s.documents,
-                s.chunks,
+                {
+                    stored_embeddings = Some(s.embeddings);
+                    s.chunks
+                },
                 serde_json::json!({
                     "path": engine.store.path(), "schema_version": s.schema_version, "bytes": s.database_bytes,
                 }),
@@ -147,12 +155,56 @@ impl HealthMonitor {
 
         let t = Instant::now();
         let idx = engine.index().stats();
+        let model_dims = engine.embedder().map(|e| e.dimensions());
+        let mut index_problems = vec![];
+        if let Some(d) = model_dims
+            && d != idx.dimensions
+        {
+            index_problems.push(format!(
+                "the index has {} dimensions but the model makes {d}",
+                idx.dimensions
+            ));
+        }
+        // Ingest commits a document before adding its vectors, so one sample can catch the
+        // index a document behind; only a difference seen twice in a row is reported.
+        let differs = stored_embeddings.is_some_and(|n| n != idx.vectors as i64);
+        let streak = if differs {
+            self.index_mismatches.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.index_mismatches.store(0, Ordering::Relaxed);
+            0
+        };
+        if streak >= 2
+            && let Some(n) = stored_embeddings
+        {
+            index_problems.push(format!(
+                "the index holds {} vectors but the database {n} embeddings; `instant-db repair` rebuilds it",
+                idx.vectors
+            ));
+        }
+        let mut index_details = serde_json::to_value(&idx).unwrap_or_default();
+        if let Some(map) = index_details.as_object_mut() {
+            map.insert("loaded".into(), true.into());
+            map.insert("stored_embeddings".into(), stored_embeddings.into());
+            map.insert("model_dimensions".into(), model_dims.into());
+            map.insert("problems".into(), index_problems.clone().into());
+        }
+        if !index_problems.is_empty() {
+            reasons.push(format!(
+                "vector index: {}; vector search may miss results",
+                index_problems.join("; ")
+            ));
+        }
         components.insert(
             "vector_index".into(),
             ComponentHealth {
-                status: Status::Healthy,
+                status: if index_problems.is_empty() {
+                    Status::Healthy
+                } else {
+                    Status::Degraded
+                },
                 response_time_ms: ms(t),
-                details: serde_json::to_value(&idx).unwrap_or_default(),
+                details: index_details,
             },
         );
 
@@ -177,6 +229,7 @@ impl HealthMonitor {
         };
         components.insert("embedding_model".into(), model);
 
+        let t = Instant::now();
         let integrity = self.last_integrity();
         if let Some(i) = &integrity
             && !i.ok
@@ -195,7 +248,9 @@ impl HealthMonitor {
                     Some(i) if !i.ok => Status::Unhealthy,
                     _ => Status::Healthy,
                 },
-                response_time_ms: 0.0,
+                // The check itself runs apart (it can take minutes); its own duration is the
+                // telling number, the time to read its outcome only when none ran yet.
+                response_time_ms: integrity.as_ref().map_or_else(|| ms(t), |i| i.duration_ms),
                 details: serde_json::to_value(&integrity).unwrap_or_default(),
             },
         );
@@ -247,4 +302,65 @@ fn ms(t: Instant) -> f64 {
 
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::ModelLoading;
+
+    #[test]
+    fn vector_index_is_degraded_when_it_lags_the_stored_embeddings_and_healthy_after_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let engine = Engine::open(config, ModelLoading::Skip).unwrap();
+        let docs = vec![crate::ingest::SourceDoc {
+            source: "api:a".into(),
+            name: "a.txt".into(),
+            bytes: b"Walruses hold meetings on ice floes.".to_vec(),
+            modified_at: None,
+            metadata: None,
+        }];
+        crate::ingest::ingest_sources(&engine, docs, &crate::ingest::NoProgress).unwrap();
+        let monitor = HealthMonitor::new();
+        let r = monitor.refresh(&engine);
+        assert_eq!(r.components["vector_index"].status, Status::Healthy);
+        assert!(r.components["vector_index"].details["loaded"] == true);
+
+        // Vectors written behind the index's back, as a crash between commit and index update
+        // (or a stale dump) would leave them.
+        let doc = engine.store.list_documents(0, 10).unwrap().remove(0);
+        let vectors: Vec<(i64, Vec<f32>)> = engine
+            .store
+            .chunks_of(&doc.id)
+            .unwrap()
+            .iter()
+            .map(|c| (c.id, vec![0.05; engine.index().dimensions()]))
+            .collect();
+        engine
+            .store
+            .put_embeddings(engine.model_name(), &vectors)
+            .unwrap();
+        // One sample may catch an ingest in the middle; the second one tells.
+        let r = monitor.refresh(&engine);
+        assert_eq!(r.components["vector_index"].status, Status::Healthy);
+        let r = monitor.refresh(&engine);
+        let c = &r.components["vector_index"];
+        assert_eq!(c.status, Status::Degraded, "{:?}", c.details);
+        assert_eq!(r.status, Status::Degraded);
+        assert!(r.ready, "keyword search still works");
+        assert!(
+            r.reasons.iter().any(|m| m.contains("vector index")),
+            "{:?}",
+            r.reasons
+        );
+
+        engine.reload_index().unwrap();
+        let r = monitor.refresh(&engine);
+        assert_eq!(r.components["vector_index"].status, Status::Healthy);
+    }
 }

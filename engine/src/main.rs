@@ -1,32 +1,44 @@
 //! `instant-db`: the engine's command line and server.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use instant_db::cli::{self, Cli};
 
-fn main() {
+/// Returns the exit code instead of calling `std::process::exit`, which would skip the
+/// telemetry guard's drop: the log file's buffered lines and the queued OTLP spans would be lost
+/// on every exit, SIGTERM included.
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli::load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(e.exit_code());
+            return exit_code(e.exit_code());
         }
     };
-    let _telemetry = match instant_db::telemetry::init(&telemetry_config(&config)) {
+    let telemetry = match instant_db::telemetry::init(&telemetry_config(&config)) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
-    match cli::run(cli, config) {
-        Ok(code) => std::process::exit(code),
+    let code = match cli::run(cli, config) {
+        Ok(code) => code,
         Err(e) => {
             tracing::debug!(error = ?e, "command failed");
             eprintln!("error: {e}");
-            std::process::exit(e.exit_code());
+            e.exit_code()
         }
-    }
+    };
+    // Flush logs and traces before the process ends.
+    drop(telemetry);
+    exit_code(code)
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 /// Logging settings from the engine configuration. Dependencies that narrate routine work at
@@ -47,5 +59,6 @@ fn telemetry_config(config: &instant_db::config::Config) -> instant_db::telemetr
         },
         file: config.logging.file.clone(),
         otlp_endpoint: config.otel.endpoint.clone(),
+        service_name: config.otel.service_name.clone(),
     }
 }

@@ -52,7 +52,7 @@ pub struct MetricsInner {
     registry: Registry,
     /// `instantdb_http_requests_total{method,route,status}`
     pub http_requests: IntCounterVec,
-    /// `instantdb_http_request_duration_seconds{method,route}`
+    /// `instantdb_http_request_duration_seconds{method,route,status}`
     pub http_duration: HistogramVec,
     /// `instantdb_ingest_documents_total{result}` — result: `ok`, `skipped`, `failed`.
     pub ingest_documents: IntCounterVec,
@@ -78,12 +78,19 @@ pub struct MetricsInner {
     pub backup_last_success: IntGauge,
     /// `instantdb_restore_total{result}` — result: `success`, `failure`.
     pub restore_total: IntCounterVec,
+    /// `instantdb_restore_duration_seconds`
+    pub restore_duration: Histogram,
     /// `instantdb_integrity_check_total{result}` — result: `ok`, `failed`, `error`.
     pub integrity_check_total: IntCounterVec,
     /// `instantdb_integrity_check_duration_seconds`
     pub integrity_check_duration: Histogram,
-    /// `instantdb_integrity_ok` — 1 when the last integrity check passed, 0 otherwise.
-    pub integrity_ok: IntGauge,
+    /// `instantdb_integrity_ok` — 1 when the last integrity check passed, 0 when it found
+    /// problems; no sample until a check has completed, so no alert reads an unknown as good.
+    /// (A vector with no labels: its one child exists only once it is set.)
+    pub integrity_ok: IntGaugeVec,
+    /// `instantdb_integrity_last_check_timestamp_seconds` — Unix time of the last completed
+    /// check (0 when none).
+    pub integrity_last_check: IntGauge,
     /// `instantdb_circuit_breaker_state{dependency}` — 0 closed, 1 half-open, 2 open.
     pub circuit_breaker_state: IntGaugeVec,
 }
@@ -138,10 +145,10 @@ impl Metrics {
                 HistogramVec::new(
                     hist(
                         "instantdb_http_request_duration_seconds",
-                        "HTTP request latency in seconds, by method and route template.",
+                        "HTTP request latency in seconds, by method, route template and status code.",
                         HTTP_BUCKETS,
                     ),
-                    &["method", "route"],
+                    &["method", "route", "status"],
                 )?,
             )?,
             ingest_documents: reg(
@@ -234,6 +241,14 @@ impl Metrics {
                     &["result"],
                 )?,
             )?,
+            restore_duration: reg(
+                &r,
+                Histogram::with_opts(hist(
+                    "instantdb_restore_duration_seconds",
+                    "Duration of restores in seconds, verification included.",
+                    LONG_BUCKETS,
+                ))?,
+            )?,
             integrity_check_total: reg(
                 &r,
                 IntCounterVec::new(
@@ -254,9 +269,19 @@ impl Metrics {
             )?,
             integrity_ok: reg(
                 &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "instantdb_integrity_ok",
+                        "1 when the last integrity check passed, 0 when it found problems; absent until a check completed.",
+                    ),
+                    &[],
+                )?,
+            )?,
+            integrity_last_check: reg(
+                &r,
                 IntGauge::new(
-                    "instantdb_integrity_ok",
-                    "1 when the last integrity check passed, 0 otherwise.",
+                    "instantdb_integrity_last_check_timestamp_seconds",
+                    "Unix time of the last completed integrity check (0 when none).",
                 )?,
             )?,
             circuit_breaker_state: reg(
@@ -275,8 +300,6 @@ impl Metrics {
         inner.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        // Until a check has run, integrity is assumed good.
-        inner.integrity_ok.set(1);
         Ok(Self(Arc::new(inner)))
     }
 
@@ -316,7 +339,7 @@ impl Metrics {
             .inc();
         self.0
             .http_duration
-            .with_label_values(&[method, route])
+            .with_label_values(&[method, route, status.as_str()])
             .observe(seconds);
     }
 
@@ -334,12 +357,13 @@ impl Metrics {
         }
     }
 
-    /// Record a restore outcome.
-    pub fn observe_restore(&self, ok: bool) {
+    /// Record a restore outcome and its duration.
+    pub fn observe_restore(&self, ok: bool, seconds: f64) {
         self.0
             .restore_total
             .with_label_values(&[if ok { "success" } else { "failure" }])
             .inc();
+        self.0.restore_duration.observe(seconds);
     }
 
     /// Record an integrity check: `Some(true)` passed, `Some(false)` found
@@ -356,7 +380,13 @@ impl Metrics {
             .inc();
         self.0.integrity_check_duration.observe(seconds);
         if let Some(ok) = outcome {
-            self.0.integrity_ok.set(i64::from(ok));
+            self.0
+                .integrity_ok
+                .with_label_values(&[] as &[&str])
+                .set(i64::from(ok));
+            self.0
+                .integrity_last_check
+                .set(chrono::Utc::now().timestamp());
         }
     }
 }
@@ -409,7 +439,7 @@ mod tests {
             .with_label_values(&["hybrid"])
             .observe(0.01);
         m.observe_backup(true, 1.5);
-        m.observe_restore(false);
+        m.observe_restore(false, 3.0);
         m.observe_integrity(Some(true), 0.2);
         m.observe_http("GET", "/health", 200, 0.001);
         let b =
@@ -433,9 +463,11 @@ mod tests {
             "instantdb_backup_duration_seconds",
             "instantdb_backup_last_success_timestamp_seconds",
             "instantdb_restore_total{result=\"failure\"} 1",
+            "instantdb_restore_duration_seconds_count 1",
             "instantdb_integrity_check_total{result=\"ok\"} 1",
             "instantdb_integrity_check_duration_seconds",
             "instantdb_integrity_ok 1",
+            "instantdb_integrity_last_check_timestamp_seconds",
             "instantdb_circuit_breaker_state{dependency=\"embedding\"} 2",
             "# HELP instantdb_http_requests_total HTTP requests handled",
             "# TYPE instantdb_http_request_duration_seconds histogram",
@@ -444,6 +476,20 @@ mod tests {
         }
         #[cfg(target_os = "linux")]
         assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    }
+
+    #[test]
+    fn integrity_gauge_has_no_sample_until_a_check_completed() {
+        let m = Metrics::new().unwrap();
+        let before = m.render();
+        assert!(!before.contains("instantdb_integrity_ok "), "{before}");
+        assert!(before.contains("instantdb_integrity_last_check_timestamp_seconds 0"));
+        m.observe_integrity(None, 0.1);
+        assert!(!m.render().contains("instantdb_integrity_ok "));
+        m.observe_integrity(Some(false), 0.1);
+        let after = m.render();
+        assert!(after.contains("instantdb_integrity_ok 0"), "{after}");
+        assert!(!after.contains("instantdb_integrity_last_check_timestamp_seconds 0"));
     }
 
     #[tokio::test]
@@ -480,7 +526,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("instantdb_http_request_duration_seconds_count{method=\"GET\",route=\"/items/{id}\"} 3"),
+            text.contains("instantdb_http_request_duration_seconds_count{method=\"GET\",route=\"/items/{id}\",status=\"200\"} 3"),
             "{text}"
         );
         assert!(

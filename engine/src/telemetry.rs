@@ -7,8 +7,9 @@
 //! - optionally also to a file with **daily rotation** (`<file>.YYYY-MM-DD`,
 //!   the last [`KEEP_LOG_FILES`] kept), written by a non-blocking worker;
 //! - optionally **OTLP traces** over HTTP/protobuf (`opentelemetry-otlp`) with
-//!   `service.name=instant-db`, only when `otlp_endpoint` is set (nothing is
-//!   created otherwise). The endpoint is the collector's base URL
+//!   `service.name` from [`TelemetryConfig::service_name`], else the
+//!   `OTEL_SERVICE_NAME` environment variable, else `instant-db`; only when
+//!   `otlp_endpoint` is set (nothing is created otherwise). The endpoint is the collector's base URL
 //!   (`http://collector:4318`); `/v1/traces` is appended unless present.
 //!
 //! `level` takes `tracing` filter directives: a level (`trace`, `debug`,
@@ -32,7 +33,7 @@ use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-/// Service name reported in traces.
+/// Service name reported in traces when neither the configuration nor `OTEL_SERVICE_NAME` names one.
 pub const SERVICE_NAME: &str = "instant-db";
 /// Rotated log files kept.
 pub const KEEP_LOG_FILES: usize = 14;
@@ -87,6 +88,8 @@ pub struct TelemetryConfig {
     pub file: Option<PathBuf>,
     /// OTLP/HTTP collector endpoint; `None` → no tracing export at all.
     pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported traces; `None` → `OTEL_SERVICE_NAME`, else [`SERVICE_NAME`].
+    pub service_name: Option<String>,
 }
 
 impl Default for TelemetryConfig {
@@ -96,8 +99,22 @@ impl Default for TelemetryConfig {
             format: LogFormat::auto(),
             file: None,
             otlp_endpoint: None,
+            service_name: None,
         }
     }
+}
+
+/// The service name traces carry: the configured one, else `OTEL_SERVICE_NAME` (the
+/// OpenTelemetry convention, which deployments set for every service alike), else
+/// [`SERVICE_NAME`]. Blank values count as unset.
+pub fn resolve_service_name(configured: Option<&str>, env: Option<&str>) -> String {
+    [configured, env]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|n| !n.is_empty())
+        .unwrap_or(SERVICE_NAME)
+        .to_string()
 }
 
 /// Errors of [`init`].
@@ -288,8 +305,12 @@ fn build(
             .with_endpoint(url)
             .build()
             .map_err(|e| otlp_err(e.to_string()))?;
+        let service = resolve_service_name(
+            cfg.service_name.as_deref(),
+            std::env::var("OTEL_SERVICE_NAME").ok().as_deref(),
+        );
         let resource = opentelemetry_sdk::Resource::builder()
-            .with_service_name(SERVICE_NAME)
+            .with_service_name(service)
             .build();
         let p = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
@@ -353,6 +374,15 @@ mod tests {
     }
 
     #[test]
+    fn service_name_comes_from_config_then_otel_service_name_then_the_default() {
+        assert_eq!(resolve_service_name(Some("cfg"), Some("env")), "cfg");
+        assert_eq!(resolve_service_name(None, Some("env")), "env");
+        assert_eq!(resolve_service_name(Some("  "), Some("env")), "env");
+        assert_eq!(resolve_service_name(None, Some("")), SERVICE_NAME);
+        assert_eq!(resolve_service_name(None, None), "instant-db");
+    }
+
+    #[test]
     fn traces_url_appends_the_signal_path() {
         assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
         assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
@@ -370,6 +400,7 @@ mod tests {
             format: LogFormat::Json,
             file: Some(dir.path().join("logs/engine.log")),
             otlp_endpoint: None,
+            service_name: None,
         };
         let guard = init_thread_local(&cfg).unwrap();
         assert!(!guard.otlp_enabled());
@@ -409,7 +440,9 @@ mod tests {
     #[test]
     fn otlp_spans_are_exported_over_http() {
         // a tiny collector that records what it receives
-        let received: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+        // (path, body) of every request the collector received
+        type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+        let received: Received = Arc::default();
         let rec = received.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let server = std::thread::spawn(move || {
@@ -425,7 +458,7 @@ mod tests {
                         async move {
                             rec.lock()
                                 .unwrap()
-                                .push((uri.path().to_string(), body.len()));
+                                .push((uri.path().to_string(), body.to_vec()));
                             ""
                         }
                     }),
@@ -445,6 +478,7 @@ mod tests {
             format: LogFormat::Text,
             file: None,
             otlp_endpoint: Some(format!("http://{addr}")),
+            service_name: Some("search-east-7".into()),
         };
         let guard = init_thread_local(&cfg).unwrap();
         assert!(guard.otlp_enabled());
@@ -457,7 +491,10 @@ mod tests {
         let got = received.lock().unwrap().clone();
         assert!(!got.is_empty(), "no OTLP request received");
         assert_eq!(got[0].0, "/v1/traces");
-        assert!(got[0].1 > 0);
+        assert!(
+            got[0].1.windows(13).any(|w| w == b"search-east-7"),
+            "the configured service name is not in the exported resource"
+        );
         drop(server);
     }
 }

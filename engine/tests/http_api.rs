@@ -467,3 +467,213 @@ async fn remote_cli_ingest_reports_refused_paths_and_ingests_the_others() {
     assert!(reasons[1].contains("allowed_roots"), "{reasons:?}");
     s.stop().await;
 }
+
+/// A server over an empty data directory, with the configuration adjusted first.
+async fn empty_server(
+    configure: impl FnOnce(&mut instant_db::config::Config) + Send + 'static,
+) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    let engine = tokio::task::spawn_blocking(move || {
+        let mut cfg = common::config(&p);
+        configure(&mut cfg);
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required).unwrap()
+    })
+    .await
+    .unwrap();
+    (dir, TestServer::start(engine).await)
+}
+
+/// Asserts the API's error shape and returns the code.
+async fn json_error(r: reqwest::Response, status: u16) -> (String, String) {
+    assert_eq!(r.status(), status, "{}", r.url());
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{}: not JSON",
+        r.url()
+    );
+    let body: Value = r.json().await.unwrap();
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string();
+    let message = body["error"]["message"]
+        .as_str()
+        .expect("error.message")
+        .to_string();
+    assert!(!message.is_empty());
+    (code, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_unknown_routes_and_wrong_methods_answer_json_errors() {
+    let (_dir, s) = empty_server(|_| {}).await;
+    let c = reqwest::Client::new();
+    let (code, msg) = json_error(
+        c.get(s.url("/api/documents?limit=lots"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    assert!(msg.contains("limit"), "{msg}");
+    let (code, _) = json_error(
+        c.post(s.url("/api/search"))
+            .header("content-type", "text/plain")
+            .body(r#"{"query": "x"}"#)
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    let (code, _) = json_error(
+        c.post(s.url("/api/process/file"))
+            .json(&json!({"file": "a.md"}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    let (code, _) = json_error(c.get(s.url("/nowhere")).send().await.unwrap(), 404).await;
+    assert_eq!(code, "not_found");
+    let (code, msg) = json_error(c.delete(s.url("/api/search")).send().await.unwrap(), 405).await;
+    assert_eq!(code, "method_not_allowed");
+    assert!(msg.contains("DELETE"), "{msg}");
+    let (code, _) = json_error(c.put(s.url("/health")).send().await.unwrap(), 405).await;
+    assert_eq!(code, "method_not_allowed");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_a_json_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, s) = empty_server(|c| c.limits.request_timeout_secs = 1).await;
+    // A body that never arrives in full keeps the handler waiting past the timeout, whatever
+    // the machine's speed.
+    let mut conn = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    conn.write_all(b"POST /api/search HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\"")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let (head, body) = loop {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed without an answer");
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("content-length");
+            if body.len() >= len {
+                break (head.to_string(), body[..len].to_string());
+            }
+        }
+    };
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "timeout", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.request_timeout_secs"),
+        "{v}"
+    );
+    drop(conn);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_429_413_and_400_as_json_errors() {
+    let (_dir, s) = empty_server(|c| {
+        c.ingest.max_concurrent = 1;
+        c.limits.max_request_bytes = 64 * 1024;
+        c.search.max_query_chars = 100;
+    })
+    .await;
+    let c = reqwest::Client::new();
+
+    let (code, msg) = json_error(
+        c.post(s.url("/api/documents"))
+            .json(&json!({"text": "a".repeat(100 * 1024)}))
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
+    assert_eq!(code, "payload_too_large");
+    assert!(msg.contains("limits.max_request_bytes"), "{msg}");
+
+    let (code, msg) = json_error(
+        c.post(s.url("/api/search"))
+            .json(&json!({"query": "q".repeat(101)}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(code, "invalid_input");
+    assert!(msg.contains("100"), "{msg}");
+
+    // One long ingest holds the only slot; a second ingest meanwhile is refused.
+    let docs: Vec<Value> = (0..150)
+        .map(|i| json!({"name": format!("n{i}"), "text": format!("Note {i} about the slow ingest of walruses, item {i}.")}))
+        .collect();
+    let big = tokio::spawn({
+        let (c, url) = (c.clone(), s.url("/api/documents"));
+        async move {
+            c.post(url)
+                .json(&json!({ "documents": docs }))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let mut refused = None;
+    while !big.is_finished() {
+        let r = c
+            .post(s.url("/api/documents"))
+            .json(&json!({"name": "small", "text": "A small note."}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let big = big.await.unwrap();
+    // Should the small one have won the race for the slot, the big one is the refused one.
+    let refused = match refused {
+        Some(r) => r,
+        None => big,
+    };
+    let (code, msg) = json_error(refused, 429).await;
+    assert_eq!(code, "too_many_requests");
+    assert!(msg.contains("ingest.max_concurrent"), "{msg}");
+    s.stop().await;
+}

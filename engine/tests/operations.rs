@@ -12,17 +12,41 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
+/// Resource thresholds no test machine crosses: a full shared disk or a busy CPU would make
+/// the engine report itself unready, which these tests do not exercise (sysres has its own).
+fn host_independent_thresholds() -> instant_db::sysres::Thresholds {
+    instant_db::sysres::Thresholds {
+        cpu_percent_warn: 101.0,
+        cpu_percent_critical: 101.0,
+        memory_percent_warn: 101.0,
+        memory_percent_critical: 101.0,
+        disk_free_percent_min: 0.0,
+        disk_free_percent_critical: 0.0,
+        disk_free_bytes_min: 0,
+        disk_free_bytes_critical: 0,
+    }
+}
+
+/// The same thresholds as a configuration file for the real binary.
+const HOST_INDEPENDENT_CONFIG: &str = "health:
+  thresholds:
+    cpu_percent_warn: 101
+    cpu_percent_critical: 101
+    memory_percent_warn: 101
+    memory_percent_critical: 101
+    disk_free_percent_min: 0
+    disk_free_percent_critical: 0
+    disk_free_bytes_min: 0
+    disk_free_bytes_critical: 0
+";
+
 fn engine_with_token(data: &Path, with_demo: bool) -> instant_db::engine::Engine {
     std::fs::create_dir_all(data).unwrap();
     let token_file = data.join("admin-token");
     std::fs::write(&token_file, TOKEN).unwrap();
     let mut cfg = common::config(data);
     cfg.admin_token_file = Some(token_file);
-    // These tests are about the engine, not about the disk of the machine running them (often a
-    // shared one with little space left): a nearly full disk must not fail their readiness.
-    let t = &mut cfg.health.thresholds;
-    (t.disk_free_percent_min, t.disk_free_percent_critical) = (0.0, 0.0);
-    (t.disk_free_bytes_min, t.disk_free_bytes_critical) = (0, 0);
+    cfg.health.thresholds = host_independent_thresholds();
     let engine =
         instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required).unwrap();
     if with_demo {
@@ -130,9 +154,13 @@ async fn health_endpoints_and_metrics_report_the_engine_state() {
         "instantdb_circuit_breaker_state{dependency=\"embedding\"}",
         "instantdb_circuit_breaker_state{dependency=\"object_storage\"} 0",
         "process_resident_memory_bytes",
+        "instantdb_http_request_duration_seconds_count{method=\"POST\",route=\"/api/search\",status=\"200\"} 1",
+        "instantdb_integrity_last_check_timestamp_seconds 0",
     ] {
         assert!(m.contains(name), "metrics lack {name}");
     }
+    // No check has run yet: the gauge must not claim the data is good.
+    assert!(!m.contains("instantdb_integrity_ok "), "{m}");
     s.stop().await;
 }
 
@@ -155,6 +183,16 @@ async fn admin_endpoints_need_the_bearer_token() {
     let (ok, report) = admin(&c, &s, "/admin/integrity", json!({})).await;
     assert_eq!(ok, 200);
     assert_eq!(report["ok"], true);
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("instantdb_integrity_ok 1"), "{m}");
+    assert!(!m.contains("instantdb_integrity_last_check_timestamp_seconds 0"));
     s.stop().await;
 }
 
@@ -341,6 +379,19 @@ async fn flipped_bytes_fail_integrity_and_readiness_until_a_restore_brings_every
         admin(&c, &s, "/admin/restore", json!({"source": job["location"]})).await;
     assert_eq!(status, 200, "{restored}");
     assert_eq!(restored["documents"], 13);
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("instantdb_restore_duration_seconds_count 1")
+            && m.contains("instantdb_restore_total{result=\"success\"} 1"),
+        "restore not measured"
+    );
     assert_eq!(
         c.get(s.url("/health/ready")).send().await.unwrap().status(),
         200
@@ -523,54 +574,347 @@ fn kill_9_during_ingest_loses_no_acknowledged_document_and_leaves_none_torn() {
     );
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly_with_exit_code_zero() {
-    let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A free port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .port()
+}
+
+/// Starts the real binary's `serve` on a free port and waits until it accepts connections.
+fn spawn_server(
+    data: &Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, u16) {
+    let port = free_port();
+    std::fs::create_dir_all(data).unwrap();
+    let config = data.join("test-config.yaml");
+    std::fs::write(&config, HOST_INDEPENDENT_CONFIG).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"));
+    cmd.arg("--config")
+        .arg(&config)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("INSTANT_DB_DATA_DIR", data.path())
+        .env("INSTANT_DB_DATA_DIR", data)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/health/live");
-    let mut up = false;
-    for _ in 0..300 {
+        .stderr(stderr);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    for _ in 0..600 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
+            return (child, port);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited before listening: {status:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(up, "server did not start: {url}");
+    let _ = child.kill();
+    panic!("server did not start on port {port}");
+}
+
+fn sigterm(child: &std::process::Child) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let started = std::time::Instant::now();
-    let code = loop {
+}
+
+/// Waits for the process to end; the bound only keeps a broken shutdown from hanging the suite.
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    for _ in 0..1200 {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "did not stop within 20 s of SIGTERM"
-        );
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(code.success(), "exit status {code:?}");
-    assert!(
-        !data.path().join("instant-db.sqlite-wal").exists()
-            || std::fs::metadata(data.path().join("instant-db.sqlite-wal"))
-                .unwrap()
-                .len()
-                == 0,
-        "WAL not checkpointed"
+    }
+    let _ = child.kill();
+    panic!("the server did not stop after SIGTERM");
+}
+
+fn wal_len(data: &Path) -> u64 {
+    std::fs::metadata(data.join("instant-db.sqlite-wal")).map_or(0, |m| m.len())
+}
+
+#[test]
+fn sigterm_flushes_the_last_log_line_to_the_log_file() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("logs/engine.log");
+    let (mut child, _) = spawn_server(
+        data.path(),
+        &[
+            ("INSTANT_DB_LOG_FILE", log.to_str().unwrap()),
+            ("INSTANT_DB_LOG_FORMAT", "json"),
+        ],
+        std::process::Stdio::null(),
     );
+    sigterm(&child);
+    let code = wait_exit(&mut child);
+    assert!(code.success(), "exit status {code:?}");
+    // The file rotates daily: `engine.log.YYYY-MM-DD`.
+    let mut text = String::new();
+    for entry in std::fs::read_dir(data.path().join("logs")).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let last: Value = serde_json::from_str(text.lines().last().expect("empty log file")).unwrap();
+    assert_eq!(last["fields"]["message"], "stopped cleanly", "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_http_ingest_keeps_acknowledged_documents_checkpoints_and_exits_zero() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    // A short grace period so the ingest below is still running when it ends.
+    let (mut child, port) = spawn_server(
+        data.path(),
+        &[
+            ("INSTANT_DB_LOG_FORMAT", "json"),
+            ("INSTANT_DB_LOG_LEVEL", "info,instant_db=debug"),
+            ("INSTANT_DB_SHUTDOWN_GRACE_PERIOD_SECS", "1"),
+        ],
+        std::process::Stdio::piped(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let docs: Vec<Value> = (0..1500)
+        .map(|i| json!({"name": format!("note-{i:04}"), "text": format!("Note {i}. The walrus committee meets on day {} to discuss topic {}.", i % 28, i % 13)}))
+        .collect();
+    let request = tokio::spawn(async move {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/api/documents"))
+            .json(&json!({ "documents": docs }))
+            .timeout(Duration::from_secs(300))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        Ok::<_, reqwest::Error>((status, r.json::<Value>().await?))
+    });
+    let mut acknowledged = vec![];
+    let mut abandoned = false;
+    let mut terminated = false;
+    for v in rx.iter() {
+        match v["fields"]["message"].as_str() {
+            Some("file ingested") => {
+                acknowledged.push(v["fields"]["source"].as_str().unwrap().to_string());
+                if !terminated {
+                    sigterm(&child);
+                    terminated = true;
+                }
+            }
+            Some("grace period over: abandoning the requests still in flight") => abandoned = true,
+            _ => {}
+        }
+    }
+    let code = wait_exit(&mut child);
+    eprintln!(
+        "acknowledged {} documents; abandoned: {abandoned}",
+        acknowledged.len()
+    );
+    assert!(
+        terminated,
+        "no document was acknowledged before the server stopped"
+    );
+    assert!(code.success(), "exit status {code:?}");
+    assert_eq!(wal_len(data.path()), 0, "WAL not checkpointed");
+
+    let conn = rusqlite::Connection::open(data.path().join("instant-db.sqlite")).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored > 0, "nothing was written before the shutdown");
+    for source in &acknowledged {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM documents WHERE source = ?1",
+                [source],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{source} was acknowledged but is missing");
+    }
+    let torn: i64 = conn
+        .query_row("SELECT count(*) FROM documents d WHERE chunk_count != (SELECT count(*) FROM chunks WHERE document_id = d.id)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(torn, 0, "a document was stored by half");
+    match request.await.unwrap() {
+        // Finished within the grace period: everything it reported is there.
+        Ok((200, report)) => {
+            assert!(!abandoned);
+            assert_eq!(report["added"], 1500, "{report}");
+            assert_eq!(stored, 1500);
+        }
+        // Abandoned: the connection closed or the ingest was refused; only what was
+        // acknowledged is promised, and it was checked above.
+        Ok((status, body)) => assert!(abandoned, "{status} {body}"),
+        Err(e) => assert!(abandoned, "{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_can_come_from_the_environment_loses_to_the_file_and_is_never_logged() {
+    let data = tempfile::tempdir().unwrap();
+    let env_token = "env-admin-token-5f1c9e2a7b";
+    let file_token = "file-admin-token-03d8a6c4e1";
+    let token_file = data.path().join("admin-token");
+    std::fs::write(&token_file, file_token).unwrap();
+    let c = reqwest::Client::new();
+    let status = |port: u16, token: &'static str| {
+        let c = c.clone();
+        async move {
+            c.post(format!("http://127.0.0.1:{port}/admin/integrity"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let stderr_of = |name: &str| {
+        let path = data.path().join(name);
+        (
+            std::process::Stdio::from(std::fs::File::create(&path).unwrap()),
+            path,
+        )
+    };
+
+    let (out, env_log) = stderr_of("env-only.log");
+    let (mut child, port) = spawn_server(
+        &data.path().join("a"),
+        &[
+            ("INSTANT_DB_ADMIN_TOKEN", env_token),
+            ("INSTANT_DB_LOG_LEVEL", "debug"),
+        ],
+        out,
+    );
+    assert_eq!(status(port, env_token).await, 200);
+    assert_eq!(status(port, "not-the-token-at-all").await, 401);
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+
+    let (out, both_log) = stderr_of("both.log");
+    let (mut child, port) = spawn_server(
+        &data.path().join("b"),
+        &[
+            ("INSTANT_DB_ADMIN_TOKEN", env_token),
+            ("INSTANT_DB_ADMIN_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("INSTANT_DB_LOG_LEVEL", "debug"),
+        ],
+        out,
+    );
+    assert_eq!(status(port, file_token).await, 200);
+    assert_eq!(status(port, env_token).await, 401);
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+
+    for log in [env_log, both_log] {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("admin API enabled"), "{text}");
+        assert!(
+            !text.contains(env_token) && !text.contains(file_token),
+            "a token was logged: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_cannot_load_leaves_the_server_up_degraded_with_keyword_search() {
+    let data = tempfile::tempdir().unwrap();
+    let model_dir = tempfile::tempdir().unwrap();
+    std::fs::write(model_dir.path().join("model.onnx"), b"not an onnx model").unwrap();
+    std::fs::write(
+        model_dir.path().join("tokenizer.json"),
+        b"{\"broken\": true",
+    )
+    .unwrap();
+    let (mut child, port) = spawn_server(
+        data.path(),
+        &[("INSTANT_DB_MODEL_DIR", model_dir.path().to_str().unwrap())],
+        std::process::Stdio::null(),
+    );
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let c = reqwest::Client::new();
+
+    let r = c.get(url("/health")).send().await.unwrap();
+    let status = r.status();
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "degraded still serves: {h}");
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["reasons"].to_string().contains("embedding model"), "{h}");
+    let d: Value = common::get_json(&c, url("/health/detailed")).await;
+    assert_eq!(
+        d["components"]["embedding_model"]["status"], "degraded",
+        "{d}"
+    );
+    assert!(d["components"]["embedding_model"]["details"]["error"].is_string());
+    assert_eq!(
+        c.get(url("/health/ready")).send().await.unwrap().status(),
+        200
+    );
+
+    let r = c
+        .post(url("/api/documents"))
+        .json(&json!({"name": "walrus", "text": "Walruses hold their meetings on ice floes."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert!(report["degraded"].is_string(), "{report}");
+
+    let search = |mode: &'static str| {
+        let c = c.clone();
+        let u = url("/api/search");
+        async move {
+            let r = c
+                .post(u)
+                .json(&json!({"query": "walrus meetings", "mode": mode}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, keyword) = search("keyword").await;
+    assert_eq!(status, 200, "{keyword}");
+    assert_eq!(keyword["hits"].as_array().unwrap().len(), 1, "{keyword}");
+    let (status, hybrid) = search("hybrid").await;
+    assert_eq!(status, 200, "{hybrid}");
+    assert_eq!(hybrid["hits"].as_array().unwrap().len(), 1, "{hybrid}");
+    assert!(
+        hybrid["degraded"]
+            .as_str()
+            .unwrap()
+            .contains("keyword-only"),
+        "{hybrid}"
+    );
+    let (status, vector) = search("vector").await;
+    assert_eq!(status, 503, "{vector}");
+    assert_eq!(vector["error"]["code"], "model_unavailable", "{vector}");
+    assert!(!vector["error"]["message"].as_str().unwrap().is_empty());
+
+    assert!(child.try_wait().unwrap().is_none(), "the server crashed");
+    assert_eq!(
+        c.get(url("/health/live")).send().await.unwrap().status(),
+        200
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
 }

@@ -311,10 +311,13 @@ pub async fn restore(
     State(s): State<AppState>,
     Json(body): Json<RestoreRequestBody>,
 ) -> ApiResult<axum::Json<crate::maintenance::RestoreReport>> {
+    let started = std::time::Instant::now();
     let result =
         crate::maintenance::restore(s.engine.clone(), &body.source, crate::backup::no_progress())
             .await;
-    s.engine.metrics.observe_restore(result.is_ok());
+    s.engine
+        .metrics
+        .observe_restore(result.is_ok(), started.elapsed().as_secs_f64());
     let report = result.map_err(ApiError)?;
     tracing::info!(source = %report.source, documents = report.documents, "restore completed");
     let st = s.clone();

@@ -402,9 +402,24 @@ async fn ingest_guarded(
         )))
     })?;
     let engine = s.engine.clone();
-    let out = blocking(move || f(&engine)).await;
-    drop(permit);
-    out
+    // The permit lives in the worker, not in this future: a client that disconnects drops the
+    // future, but the ingest runs on, and it still counts against the limit (and at shutdown).
+    let span = tracing::info_span!(
+        "ingest",
+        added = tracing::field::Empty,
+        updated = tracing::field::Empty,
+        failed = tracing::field::Empty
+    );
+    blocking(move || {
+        let _permit = permit;
+        let _entered = span.enter();
+        let report = f(&engine)?;
+        span.record("added", report.added);
+        span.record("updated", report.updated);
+        span.record("failed", report.failed);
+        Ok(report)
+    })
+    .await
 }
 
 #[cfg(test)]

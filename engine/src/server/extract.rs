@@ -48,7 +48,10 @@ where
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
+    // The work runs under the request's span, so its own spans (search, embedding, writes) are
+    // the request's children in traces rather than unrelated roots.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| ApiError(Error::Internal(format!("worker failed: {e}"))))?
         .map_err(ApiError)

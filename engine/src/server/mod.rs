@@ -7,7 +7,7 @@ mod extract;
 mod health;
 mod openapi;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,25 +34,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Engine) -> Result<AppState> {
-        let admin_token = match &engine.config.admin_token_file {
-            Some(path) => {
-                let token = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Config(format!(
-                        "cannot read admin token file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                let token = token.trim().to_string();
-                if token.len() < 16 {
-                    return Err(Error::Config(format!(
-                        "the admin token in {} is shorter than 16 characters",
-                        path.display()
-                    )));
-                }
-                Some(Arc::from(token))
-            }
-            None => None,
-        };
+        let admin_token = admin_token(
+            engine.config.admin_token_file.as_deref(),
+            std::env::var(ADMIN_TOKEN_ENV).ok(),
+        )?;
         let health = Arc::new(crate::health::HealthMonitor::new());
         let cfg = &engine.config.health;
         match crate::sysres::ResourceMonitor::start(
@@ -79,6 +64,39 @@ impl AppState {
     }
 }
 
+/// Environment variable that may hold the admin token itself (a token file wins over it).
+pub const ADMIN_TOKEN_ENV: &str = "INSTANT_DB_ADMIN_TOKEN";
+
+/// The admin bearer token: from `admin_token_file` when configured, else from
+/// `INSTANT_DB_ADMIN_TOKEN`; `None` when neither is set. The file wins so that a mounted secret
+/// is not silently replaced by a stray variable. The token itself is never logged.
+pub fn admin_token(
+    file: Option<&std::path::Path>,
+    env: Option<String>,
+) -> Result<Option<Arc<str>>> {
+    let (token, origin) = match (file, env.filter(|t| !t.trim().is_empty())) {
+        (Some(path), _) => {
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read admin token file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            (token, format!("file {}", path.display()))
+        }
+        (None, Some(token)) => (token, ADMIN_TOKEN_ENV.to_string()),
+        (None, None) => return Ok(None),
+    };
+    let token = token.trim();
+    if token.len() < 16 {
+        return Err(Error::Config(format!(
+            "the admin token from {origin} is shorter than 16 characters"
+        )));
+    }
+    tracing::info!(token_from = %origin, "admin API enabled");
+    Ok(Some(Arc::from(token)))
+}
+
 fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::ComponentHealth {
     use crate::health::Status;
     use crate::sysres::ResourceStatus;
@@ -96,6 +114,7 @@ fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::
 
 fn breaker_component(breakers: &crate::resilience::Breakers) -> crate::health::ComponentHealth {
     use crate::resilience::BreakerState;
+    let t = std::time::Instant::now();
     let statuses = breakers.statuses();
     let mut details = serde_json::Map::new();
     for st in &statuses {
@@ -112,7 +131,7 @@ fn breaker_component(breakers: &crate::resilience::Breakers) -> crate::health::C
         } else {
             crate::health::Status::Degraded
         },
-        response_time_ms: 0.0,
+        response_time_ms: t.elapsed().as_secs_f64() * 1000.0,
         details: serde_json::Value::Object(details),
     }
 }
@@ -132,16 +151,113 @@ pub fn router(state: AppState) -> Router {
                 "no such endpoint; see /api/openapi.json".into(),
             ))
         })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            let message = format!("{method} is not allowed on this endpoint; see /api/openapi.json");
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(
+                    serde_json::json!({"error": {"code": "method_not_allowed", "message": message}}),
+                ),
+            )
+        })
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        // Outside the timeout and the extractors, so their plain-text answers become JSON too.
+        .layer(axum::middleware::map_response_with_state(
+            cfg.request_timeout_secs,
+            json_errors,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             crate::metrics::track_http,
         ))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(record_response)
+                // Server errors are logged once, by `ApiError`, with their cause.
+                .on_failure(()),
+        )
         .with_state(state)
+}
+
+/// One span per request. Its fields are the route template (bounded, unlike the raw path),
+/// the method, and, once answered, the status and latency; closing it logs its timing.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(crate::metrics::UNMATCHED_ROUTE, |m| m.as_str());
+    // Probes and scrapes come every few seconds; at INFO they would drown the log.
+    if route.starts_with("/health") || route == "/metrics" {
+        tracing::debug_span!(
+            "http_request",
+            method = %req.method(),
+            route = %route,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!(
+            "http_request",
+            method = %req.method(),
+            route = %route,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        )
+    }
+}
+
+fn record_response(resp: &Response, latency: Duration, span: &tracing::Span) {
+    span.record("status", resp.status().as_u16());
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+}
+
+/// Turns every error answer that is not JSON yet (axum's rejections of query strings, content
+/// types and bodies, the 503 of the timeout layer) into the API's `{"error": {code, message}}`,
+/// keeping its status.
+async fn json_errors(
+    axum::extract::State(timeout_secs): axum::extract::State<u64>,
+    resp: Response,
+) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    // Rejection texts are short; anything longer is cut rather than buffered.
+    let text = match axum::body::to_bytes(resp.into_body(), 16 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let (code, message) = match status {
+        StatusCode::SERVICE_UNAVAILABLE if text.is_empty() => (
+            "timeout",
+            format!("the request took longer than {timeout_secs} s (limits.request_timeout_secs)"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", text),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        StatusCode::NOT_FOUND => ("not_found", text),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", text),
+        StatusCode::TOO_MANY_REQUESTS => ("too_many_requests", text),
+        s if s.is_client_error() => ("invalid_input", text),
+        _ => ("internal_error", text),
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        message
+    };
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -156,7 +272,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then gives in-flight requests `shutdown.grace_period_secs`
+/// to finish. Past that they are abandoned: writes are refused from then on (a document is one
+/// transaction, so none is stored by half), the WAL is checkpointed and this returns `Ok`.
 pub async fn run_on(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -169,50 +287,93 @@ pub async fn run_on(
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
     }
-    let background = tokio::spawn(background_checks(state.clone()));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io("HTTP server failed", e))?;
-    background.abort();
-    // Leave the data directory tidy: WAL folded in, index persisted for a fast next start.
+    let refresher = tokio::spawn(health_refresh(state.clone()));
+    let integrity = tokio::spawn(periodic_integrity(state.clone()));
+    let grace = Duration::from_secs(engine.config.shutdown.grace_period_secs);
+    let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled_tx.send(true);
+        })
+        .into_future();
+    let deadline = async move {
+        if signalled_rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| Error::io("HTTP server failed", e))?,
+        () = deadline => tracing::warn!(
+            grace_period_secs = grace.as_secs(),
+            "grace period over: abandoning the requests still in flight"
+        ),
+    }
+    refresher.abort();
+    integrity.abort();
+    let max_ingests = engine.config.ingest.max_concurrent;
     tokio::task::spawn_blocking(move || -> Result<()> {
+        // Abandoned work may still be running on blocking threads; from here on it cannot
+        // commit anything, so the checkpoint below leaves an empty WAL behind.
+        engine.store.close_writes()?;
+        let ingesting = max_ingests.saturating_sub(state.ingest_permits.available_permits());
         engine.store.checkpoint()?;
-        engine.persist_index()
+        if ingesting == 0 {
+            // Persisted for a fast next start.
+            engine.persist_index()
+        } else {
+            // An abandoned ingest may not have added its last document to the index yet; the
+            // next start rebuilds the index from the database instead of trusting a dump.
+            tracing::warn!(
+                ingesting,
+                "ingests abandoned; the vector index is rebuilt at the next start"
+            );
+            Ok(())
+        }
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
     Ok(())
 }
 
-/// Refreshes the health snapshot every `health.check_interval_secs` and runs the integrity check
-/// every `health.integrity_interval_secs` (0: never on a timer).
-async fn background_checks(state: AppState) {
+/// Refreshes the health snapshot every `health.check_interval_secs`. It runs apart from the
+/// integrity check, so a long check does not leave the snapshot stale.
+async fn health_refresh(state: AppState) {
     let cfg = state.engine.config.health.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.check_interval_secs.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_integrity = std::time::Instant::now();
     loop {
         tick.tick().await;
-        let due = cfg.integrity_interval_secs > 0
-            && last_integrity.elapsed() >= Duration::from_secs(cfg.integrity_interval_secs);
         let s = state.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if due {
-                // The outcome is recorded in health by the call itself.
-                let _ = run_integrity_check(&s);
-            }
             s.health.refresh(&s.engine);
             update_gauges(&s);
         })
         .await;
-        if due {
-            last_integrity = std::time::Instant::now();
-        }
+    }
+}
+
+/// Runs the integrity check every `health.integrity_interval_secs` (0: never on a timer), the
+/// first one an interval after the start.
+async fn periodic_integrity(state: AppState) {
+    let secs = state.engine.config.health.integrity_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let every = Duration::from_secs(secs);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        // The outcome is recorded in health and metrics by the call itself.
+        let _ = tokio::task::spawn_blocking(move || run_integrity_check(&s)).await;
     }
 }
 
 /// Runs the integrity check and records it in health (blocking).
+#[tracing::instrument(skip_all, fields(ok = tracing::field::Empty))]
 pub fn run_integrity_check(s: &AppState) -> Result<crate::store::IntegrityReport> {
     let started = std::time::Instant::now();
     let report = crate::maintenance::check(&s.engine);
@@ -230,6 +391,7 @@ pub fn run_integrity_check(s: &AppState) -> Result<crate::store::IntegrityReport
             problems: vec![e.to_string()],
         },
     };
+    tracing::Span::current().record("ok", status.ok);
     s.engine.metrics.observe_integrity(
         report.as_ref().ok().map(|r| r.ok),
         status.duration_ms / 1000.0,
@@ -305,4 +467,40 @@ fn update_gauges(s: &AppState) {
     m.documents.set(r.document_count);
     m.chunks.set(r.chunk_count);
     m.index_vectors.set(s.engine.index().len() as i64);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::admin_token;
+
+    #[test]
+    fn the_admin_token_file_wins_over_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "file-token-0123456789\n").unwrap();
+        let env = Some("env-token-0123456789".to_string());
+        assert_eq!(
+            admin_token(Some(&file), env.clone()).unwrap().as_deref(),
+            Some("file-token-0123456789")
+        );
+        assert_eq!(
+            admin_token(None, env).unwrap().as_deref(),
+            Some("env-token-0123456789")
+        );
+        assert!(admin_token(None, Some("  ".into())).unwrap().is_none());
+        assert!(admin_token(None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_without_echoing_it() {
+        let e = admin_token(None, Some("short-secret".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("INSTANT_DB_ADMIN_TOKEN") && e.contains("16"),
+            "{e}"
+        );
+        assert!(!e.contains("short-secret"), "{e}");
+    }
 }

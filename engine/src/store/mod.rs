@@ -26,6 +26,22 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<ReaderPool>,
+    /// Set at shutdown once the grace period is over: later write transactions are refused, so
+    /// the final checkpoint leaves an empty WAL behind.
+    writes_closed: std::sync::atomic::AtomicBool,
+    /// Row counts as of (reader epoch, generation): every write bumps the generation and every
+    /// file swap the epoch, so while both are unchanged the counts are exact without the full
+    /// scans that `count(*)` costs. Health asks for them every few seconds.
+    counts: Mutex<Option<CachedCounts>>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct CachedCounts {
+    epoch: u64,
+    generation: String,
+    documents: i64,
+    chunks: i64,
+    embeddings: i64,
 }
 
 /// Idle read-only connections. The epoch changes when the file is replaced (restore), so
@@ -154,6 +170,8 @@ impl Store {
                 epoch: 0,
                 idle: Vec::new(),
             }),
+            writes_closed: std::sync::atomic::AtomicBool::new(false),
+            counts: Mutex::new(None),
         })
     }
 
@@ -218,6 +236,12 @@ impl Store {
     /// (the vector index) compares itself against.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        // Checked under the writer lock, so no transaction starts after `close_writes` returns.
+        if self.writes_closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable(
+                "the server is shutting down; nothing was written".into(),
+            ));
+        }
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.execute(
@@ -226,6 +250,15 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Refuses every later write transaction; returns once the one in progress (if any) has
+    /// committed or rolled back. Used at shutdown, after the grace period.
+    pub fn close_writes(&self) -> Result<()> {
+        let _conn = self.writer.lock().map_err(|_| poisoned())?;
+        self.writes_closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Runs `f` on the writer connection outside a transaction (backup, checkpoint, pragmas).
@@ -258,6 +291,7 @@ impl Store {
 
     /// Inserts or replaces one document with all its chunks in a single transaction: a crash
     /// leaves either the old version or the new one, never half of either.
+    #[tracing::instrument(name = "store_document", level = "debug", skip_all, fields(source = %doc.source, chunks = chunks.len()))]
     pub fn put_document(
         &self,
         doc: &DocumentRecord,
@@ -399,12 +433,39 @@ impl Store {
             .filter_map(|s| std::fs::metadata(format!("{}{s}", self.path.display())).ok())
             .map(|m| m.len())
             .sum();
+        let epoch = self.readers.lock().map_err(|_| poisoned())?.epoch;
         self.read(|c| {
-            let count = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+            // One snapshot, so the generation read names exactly the state that was counted.
+            let tx = c.unchecked_transaction()?;
+            let count = |sql: &str| -> Result<i64> { Ok(tx.query_row(sql, [], |r| r.get(0))?) };
+            let generation: String =
+                tx.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                    r.get(0)
+                })?;
+            let cached = self
+                .counts
+                .lock()
+                .map_err(|_| poisoned())?
+                .clone()
+                .filter(|k| k.epoch == epoch && k.generation == generation);
+            let counts = match cached {
+                Some(k) => k,
+                None => {
+                    let fresh = CachedCounts {
+                        epoch,
+                        generation,
+                        documents: count("SELECT count(*) FROM documents")?,
+                        chunks: count("SELECT count(*) FROM chunks")?,
+                        embeddings: count("SELECT count(*) FROM embeddings")?,
+                    };
+                    *self.counts.lock().map_err(|_| poisoned())? = Some(fresh.clone());
+                    fresh
+                }
+            };
             Ok(StoreStats {
-                documents: count("SELECT count(*) FROM documents")?,
-                chunks: count("SELECT count(*) FROM chunks")?,
-                embeddings: count("SELECT count(*) FROM embeddings")?,
+                documents: counts.documents,
+                chunks: counts.chunks,
+                embeddings: counts.embeddings,
                 database_bytes: bytes,
                 schema_version: count("PRAGMA user_version")?,
             })

@@ -215,3 +215,73 @@ fn vectors_round_trip_through_blobs() {
     let v = vec![0.5f32, -1.25, 3.0];
     assert_eq!(blob_to_vector(&vector_to_blob(&v)), v);
 }
+
+#[test]
+fn cached_counts_follow_every_write_and_file_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = Store::open(&path).unwrap();
+    let counts = |s: &Store| {
+        let st = s.stats().unwrap();
+        (st.documents, st.chunks, st.embeddings)
+    };
+    assert_eq!(counts(&store), (0, 0, 0));
+    store
+        .put_document(&doc("d1", "/a.txt"), &[chunk("one"), chunk("two")], "m")
+        .unwrap();
+    assert_eq!(counts(&store), (1, 2, 2));
+    assert_eq!(counts(&store), (1, 2, 2));
+    store
+        .put_document(&doc("d2", "/b.txt"), &[chunk("three")], "m")
+        .unwrap();
+    assert_eq!(counts(&store), (2, 3, 3));
+    store.delete_document("d1").unwrap();
+    assert_eq!(counts(&store), (1, 1, 1));
+
+    // Another file with the same generation number: the swap alone must invalidate the counts.
+    let other_path = dir.path().join("other.sqlite");
+    {
+        let other = Store::open(&other_path).unwrap();
+        other
+            .put_document(
+                &doc("x", "/x.txt"),
+                &[chunk("a"), chunk("b"), chunk("c")],
+                "m",
+            )
+            .unwrap();
+        let generation = store.generation().unwrap().to_string();
+        other
+            .with_writer(|c| {
+                c.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'generation'",
+                    [&generation],
+                )?;
+                Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)
+            })
+            .unwrap();
+        assert_eq!(other.generation().unwrap(), store.generation().unwrap());
+    }
+    store.checkpoint().unwrap();
+    store
+        .with_file_replaced(|| {
+            std::fs::copy(&other_path, &path).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(counts(&store), (1, 3, 3));
+}
+
+#[test]
+fn writes_are_refused_once_closed_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    store
+        .put_document(&doc("d1", "/a.txt"), &[chunk("one")], "m")
+        .unwrap();
+    store.close_writes().unwrap();
+    let e = store
+        .put_document(&doc("d2", "/b.txt"), &[chunk("two")], "m")
+        .unwrap_err();
+    assert_eq!(e.code(), "unavailable");
+    assert_eq!(store.stats().unwrap().documents, 1);
+}
