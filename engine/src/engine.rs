@@ -124,8 +124,13 @@ impl Engine {
         let started = Instant::now();
         let dims = embedder.map_or(DEFAULT_DIMENSIONS, Embedder::dimensions);
         let model = &config.embedding.model;
+        let mut vectors = Vec::new();
+        store.for_each_embedding(model, |id, v| {
+            if v.len() == dims {
+                vectors.push((id, v));
+            }
+        })?;
         let generation = store.generation()?;
-        let stored = store.count_embeddings(model, dims)?;
         let (index, fresh) = VectorIndex::load(
             &config.index_dir(),
             generation,
@@ -133,16 +138,7 @@ impl Engine {
             model,
             &config.index,
             config.search.exact_search_below,
-            stored,
-            || {
-                let mut vectors = Vec::with_capacity(stored);
-                store.for_each_embedding(model, |id, v| {
-                    if v.len() == dims {
-                        vectors.push((id, v));
-                    }
-                })?;
-                Ok(vectors)
-            },
+            vectors,
         )?;
         tracing::info!(
             vectors = index.len(),

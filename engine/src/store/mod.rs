@@ -472,19 +472,6 @@ impl Store {
         })
     }
 
-    /// Stored embeddings of `model` with `dimensions` components: what a saved vector index
-    /// must hold to be reused.
-    pub fn count_embeddings(&self, model: &str, dimensions: usize) -> Result<usize> {
-        self.read(|c| {
-            let n: i64 = c.query_row(
-                "SELECT count(*) FROM embeddings WHERE model = ?1 AND length(vector) = ?2",
-                rusqlite::params![model, (dimensions * 4) as i64],
-                |r| r.get(0),
-            )?;
-            Ok(n as usize)
-        })
-    }
-
     /// Streams every stored embedding of `model` to `f` (for rebuilding the vector index).
     pub fn for_each_embedding(
         &self,
