@@ -210,7 +210,15 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     };
     let result = tokio::select! {
-        () = controllers => Ok(()),
+        () = controllers => {
+            if *stop_rx.borrow() {
+                Ok(())
+            } else {
+                // Report it on /healthz too, for the time until the process exits.
+                health.set_failed();
+                Err(Error::Stopped("the controllers ended without a shutdown request".into()))
+            }
+        }
         err = lost => {
             // Step down at once: dropping the controller future aborts its tasks, so no
             // reconcile writes after the renew deadline. The process exits non-zero and
@@ -221,12 +229,9 @@ async fn run(args: Args) -> Result<(), Error> {
     };
     metrics.leader.set(0);
     health.set_role(Role::Stopping);
-    if result.is_ok() && !*stop_rx.borrow() {
-        // The controllers ended without a shutdown request: report it on /healthz too.
-        health.set_failed();
-    }
     if let Some(e) = &elector
-        && result.is_ok()
+        // After losing the lease it is someone else's to release.
+        && !matches!(result, Err(Error::LeaderElection(_)))
         && let Err(err) = e.release().await
     {
         tracing::warn!(error = %err, "cannot release the lease");
