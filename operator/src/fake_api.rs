@@ -253,6 +253,40 @@ impl FakeApiServer {
         obj
     }
 
+    /// Serves this fake over plain HTTP on `listener`, with `extra` routes in front (the
+    /// benchmark runs the fake in its own process this way, so the operator's memory is
+    /// measured without the fake's store).
+    pub async fn serve_http(
+        self,
+        listener: tokio::net::TcpListener,
+        extra: axum::Router,
+    ) -> std::io::Result<()> {
+        let app = extra.fallback(move |req: axum::extract::Request| {
+            let this = self.clone();
+            async move {
+                let method = req.method().clone();
+                let path = req.uri().path().to_string();
+                let content_type = req
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let (code, value) = this.respond(&method, &path, &content_type, body);
+                (
+                    code,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    value.to_string(),
+                )
+            }
+        });
+        axum::serve(listener, app).await
+    }
+
     async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
