@@ -414,11 +414,17 @@ async fn deleted_admin_secret_is_recreated_with_a_new_token() {
     let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
     run(&fake, &ctx).await.unwrap();
     let token = fake.get(SECRET).unwrap()["data"]["token"].clone();
+    let pod_hash = |f: &FakeApiServer| {
+        f.get(STS).unwrap()["spec"]["template"]["metadata"]["annotations"]["instantdb.io/config-hash"]
+            .clone()
+    };
+    let before = pod_hash(&fake);
     fake.remove(SECRET);
     run(&fake, &ctx).await.unwrap();
     let new = fake.get(SECRET).unwrap()["data"]["token"].clone();
     assert!(new.is_string());
     assert_ne!(new, token, "the old token is gone with the Secret");
+    assert_ne!(pod_hash(&fake), before, "the engine pod restarts to read the new token");
 }
 
 #[tokio::test]

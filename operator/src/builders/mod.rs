@@ -32,7 +32,8 @@ use crate::error::{Error, Result};
 pub const FIELD_MANAGER: &str = "instant-db-operator";
 /// Annotation holding the hash of what the operator applied (used to skip unchanged objects).
 pub const HASH_ANNOTATION: &str = "instantdb.io/applied-hash";
-/// Pod template annotation: hash of the engine config, so a config change restarts the pod.
+/// Pod template annotation: hash of the engine config and admin token, so a change of either
+/// restarts the pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "instantdb.io/config-hash";
 /// Port of the engine (API, health and metrics).
 pub const ENGINE_PORT: i32 = 8080;
@@ -237,13 +238,18 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     let r = resolve(input.db, input.default_image).map_err(|p| Error::InvalidSpec(p.join("; ")))?;
     let owner = owner_reference(input.db)?;
     let config_map = config::config_map(input.db, &r, &owner)?;
-    let config_hash = hash_str(
+    // The engine reads its config and its admin token once at startup, so both go into the
+    // pod template's hash: a new token (the Secret was deleted and recreated) restarts the pod
+    // instead of leaving the engine on the old one. Only a hash of the token is written.
+    let config_hash = hash_str(&format!(
+        "{}\n{}",
         config_map
             .data
             .as_ref()
             .and_then(|d| d.get(CONFIG_KEY))
             .map_or("", |s| s),
-    );
+        hash_str(input.admin_token)
+    ));
     let secret = config::admin_secret(&r, &owner, input.admin_token);
     let headless_service = network::headless_service(&r, &owner);
     let service = network::client_service(&r, &owner);

@@ -200,6 +200,24 @@ fn config_change_changes_pod_template_hash_and_token_is_kept() {
         .annotations
         .unwrap();
     assert_ne!(ha[CONFIG_HASH_ANNOTATION], hb[CONFIG_HASH_ANNOTATION]);
+    let new_token = BuildInput {
+        admin_token: "another-token",
+        ..input(&a)
+    };
+    let hc = desired(&new_token)
+        .unwrap()
+        .statefulset
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_ne!(
+        ha[CONFIG_HASH_ANNOTATION], hc[CONFIG_HASH_ANNOTATION],
+        "a new admin token restarts the pod"
+    );
     let s = desired(&input(&a)).unwrap().secret;
     assert_eq!(s.data.unwrap()[ADMIN_TOKEN_KEY].0, b"test-token");
     assert_eq!(generate_token().len(), 64);
