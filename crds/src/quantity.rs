@@ -92,7 +92,10 @@ impl Quantity {
                 if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(err("unknown suffix"));
                 }
-                (exp.parse::<i32>().map_err(|_| err("exponent too large"))?, 0)
+                (
+                    exp.parse::<i32>().map_err(|_| err("exponent too large"))?,
+                    0,
+                )
             }
         };
         let all = format!("{int}{frac}");
@@ -222,7 +225,9 @@ mod tests {
 
     #[test]
     fn positivity() {
-        for ok in ["1Gi", "1", "0.5Gi", "1e9", "1E", "1Ei", "500m", ".1", "+2Mi"] {
+        for ok in [
+            "1Gi", "1", "0.5Gi", "1e9", "1E", "1Ei", "500m", ".1", "+2Mi",
+        ] {
             assert!(is_positive_quantity(ok), "{ok}");
         }
         for bad in ["0", "0Gi", "-1Gi", "0.0", "-0", "0e5"] {
@@ -245,10 +250,7 @@ mod tests {
         let q = |s: &str| Quantity::parse(s).unwrap();
         assert!(q("2Gi") > q("1Gi"));
         assert!(q("1Gi") > q("1G"));
-        assert_eq!(
-            q("1024Mi").partial_cmp(&q("1Gi")),
-            Some(Ordering::Equal)
-        );
+        assert_eq!(q("1024Mi").partial_cmp(&q("1Gi")), Some(Ordering::Equal));
         assert_eq!(q("1"), q("1000m"));
         assert_ne!(q("1"), q("1001m"));
         assert!(q("1.1Gi") < q("1127Mi"));

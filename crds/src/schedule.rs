@@ -97,7 +97,11 @@ mod tests {
             "@yearly",
             "@annually",
         ] {
-            assert!(validate_schedule(ok, now()).is_ok(), "{ok}: {:?}", validate_schedule(ok, now()));
+            assert!(
+                validate_schedule(ok, now()).is_ok(),
+                "{ok}: {:?}",
+                validate_schedule(ok, now())
+            );
         }
     }
 

@@ -70,7 +70,9 @@ async fn operator_in_process_makes_an_instantdb_ready() {
         .patch(
             &ns,
             &pp,
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            ),
         )
         .await
         .unwrap();

@@ -179,7 +179,11 @@ async fn main() -> ExitCode {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let port: u16 = line.trim().trim_start_matches("listening ").parse().unwrap();
+    let port: u16 = line
+        .trim()
+        .trim_start_matches("listening ")
+        .parse()
+        .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let config = kube::Config::new(base.parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();

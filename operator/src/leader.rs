@@ -111,10 +111,10 @@ pub fn decide(
     if holder == identity {
         return Decision::Renew;
     }
-    let duration = SignedDuration::from_secs(
-        spec.lease_duration_seconds
-            .map_or(i64::try_from(default_duration.as_secs()).unwrap_or(i64::MAX), i64::from),
-    );
+    let duration = SignedDuration::from_secs(spec.lease_duration_seconds.map_or(
+        i64::try_from(default_duration.as_secs()).unwrap_or(i64::MAX),
+        i64::from,
+    ));
     let expired = spec
         .renew_time
         .as_ref()
@@ -426,7 +426,10 @@ mod tests {
         let stepped_down_after = acquired.elapsed();
         assert!(err.to_string().contains("renew deadline"), "{err}");
         assert_eq!(stepped_down_after, Duration::from_secs(10));
-        assert!(stepped_down_after < Duration::from_secs(15), "before a standby may take over");
+        assert!(
+            stepped_down_after < Duration::from_secs(15),
+            "before a standby may take over"
+        );
     }
 
     #[tokio::test(start_paused = true)]

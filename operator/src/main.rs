@@ -198,8 +198,7 @@ async fn run(args: Args) -> Result<(), Error> {
         metrics.clone(),
     ));
     tracing::info!(namespaces = ?namespaces, image = %args.engine_image, "starting controllers");
-    let controllers =
-        controller::instantdb::run(ctx, namespaces, stop_rx.clone(), health.clone());
+    let controllers = controller::instantdb::run(ctx, namespaces, stop_rx.clone(), health.clone());
     let lost = async {
         match lost_leadership {
             Some(handle) => match handle.await {

@@ -368,7 +368,12 @@ async fn foreign_object_of_the_same_name_is_a_name_conflict_in_status_without_ho
         message(&fake, "Ready")
     );
     assert_eq!(fake.get(DB).unwrap()["status"]["phase"], "Failed");
-    assert!(fake.get(cm).unwrap()["metadata"].get("ownerReferences").is_none(), "not taken over");
+    assert!(
+        fake.get(cm).unwrap()["metadata"]
+            .get("ownerReferences")
+            .is_none(),
+        "not taken over"
+    );
     assert!(event_reasons(&fake).contains(&"NameConflict".to_string()));
     assert!(ctx.metrics.render().contains("reason=\"NameConflict\""));
     // the next look makes no write at all: no status churn, no repeated event
@@ -424,7 +429,11 @@ async fn deleted_admin_secret_is_recreated_with_a_new_token() {
     let new = fake.get(SECRET).unwrap()["data"]["token"].clone();
     assert!(new.is_string());
     assert_ne!(new, token, "the old token is gone with the Secret");
-    assert_ne!(pod_hash(&fake), before, "the engine pod restarts to read the new token");
+    assert_ne!(
+        pod_hash(&fake),
+        before,
+        "the engine pod restarts to read the new token"
+    );
 }
 
 #[tokio::test]
@@ -432,14 +441,20 @@ async fn shrinking_the_volume_is_ignored_with_one_warning_event() {
     let (fake, ctx) = setup(json!({"storage": {"size": "2Gi"}}));
     run(&fake, &ctx).await.unwrap();
     let pvc = "/api/v1/namespaces/search/persistentvolumeclaims/data-docs-0";
-    fake.put(pvc, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+    fake.put(
+        pvc,
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "data-docs-0", "namespace": "search"},
-        "spec": {"resources": {"requests": {"storage": "2Gi"}}}}));
+        "spec": {"resources": {"requests": {"storage": "2Gi"}}}}),
+    );
     let mut db = fake.get(DB).unwrap();
     db["spec"]["storage"]["size"] = json!("1Gi");
     fake.put(DB, db);
     run(&fake, &ctx).await.unwrap();
-    assert_eq!(fake.get(pvc).unwrap()["spec"]["resources"]["requests"]["storage"], "2Gi");
+    assert_eq!(
+        fake.get(pvc).unwrap()["spec"]["resources"]["requests"]["storage"],
+        "2Gi"
+    );
     let shrink = |f: &FakeApiServer| {
         event_reasons(f)
             .iter()
@@ -455,7 +470,10 @@ async fn shrinking_the_volume_is_ignored_with_one_warning_event() {
     db["spec"]["storage"]["size"] = json!("3Gi");
     fake.put(DB, db);
     run(&fake, &ctx).await.unwrap();
-    assert_eq!(fake.get(pvc).unwrap()["spec"]["resources"]["requests"]["storage"], "3Gi");
+    assert_eq!(
+        fake.get(pvc).unwrap()["spec"]["resources"]["requests"]["storage"],
+        "3Gi"
+    );
 }
 
 #[tokio::test]

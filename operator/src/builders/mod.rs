@@ -22,8 +22,8 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, engine_config, generate_token};
-pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
 pub use instant_db_crds::quantity::is_positive_quantity;
+pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
 pub use statefulset::ENGINE_UID;
 
 use crate::error::{Error, Result};

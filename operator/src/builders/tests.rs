@@ -285,18 +285,27 @@ fn threads_come_from_the_spec_else_from_the_cpu_limit_rounded_up() {
     assert_eq!(embedding_threads(None, Some(&limits("1500m"))), Some(2));
     assert_eq!(embedding_threads(None, Some(&limits("500m"))), Some(1));
     assert_eq!(embedding_threads(None, Some(&limits("1000"))), Some(64));
-    assert_eq!(embedding_threads(None, Some(&ResourceRequirements::default())), None);
+    assert_eq!(
+        embedding_threads(None, Some(&ResourceRequirements::default())),
+        None
+    );
     assert_eq!(embedding_threads(None, None), None);
 }
 
 #[test]
 fn engine_config_gets_threads_from_the_cpu_limit() {
-    let with_limit = db(json!({"storage": {"size": "1Gi"}, "resources": {"limits": {"cpu": "2500m", "memory": "2Gi"}}}));
+    let with_limit = db(
+        json!({"storage": {"size": "1Gi"}, "resources": {"limits": {"cpu": "2500m", "memory": "2Gi"}}}),
+    );
     let r = resolve(&with_limit, "img").unwrap();
     assert_eq!(engine_config(&with_limit, &r)["embedding"]["threads"], 3);
     let without = db(json!({"storage": {"size": "1Gi"}}));
     let r = resolve(&without, "img").unwrap();
-    assert!(engine_config(&without, &r)["embedding"].get("threads").is_none());
+    assert!(
+        engine_config(&without, &r)["embedding"]
+            .get("threads")
+            .is_none()
+    );
 }
 
 #[test]

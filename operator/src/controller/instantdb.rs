@@ -21,12 +21,12 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use crate::server::Health;
 use super::status::{self, Observed};
 use crate::builders::{
     self, ADMIN_TOKEN_KEY, BuildInput, FIELD_MANAGER, applied_hash, hash_object, names, set_hash,
 };
 use crate::error::{Error, Result};
+use crate::server::Health;
 use instant_db_crds::quantity::Quantity;
 
 const CONTROLLER: &str = "instantdb";
@@ -369,15 +369,7 @@ async fn apply_all(
     if apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx).await? {
         changed.push(format!("Secret {}", names::admin_secret(&name)));
     }
-    if apply_if_changed(
-        &svcs,
-        desired.headless_service,
-        o.headless,
-        uid,
-        ctx,
-    )
-    .await?
-    {
+    if apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx).await? {
         changed.push(format!("Service {}", names::headless_service(&name)));
     }
     if apply_if_changed(&svcs, desired.service, o.svc, uid, ctx).await? {

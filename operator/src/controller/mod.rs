@@ -213,9 +213,14 @@ mod tests {
         c.next_backoff_at("ns/live", t0 + Duration::from_secs(14 * 60));
         assert_eq!(c.backoff_entries(), 2);
         c.next_backoff_at("ns/live", t0 + Duration::from_secs(16 * 60));
-        assert_eq!(c.backoff_entries(), 1, "the deleted object's entry was dropped");
         assert_eq!(
-            c.next_backoff_at("ns/live", t0 + Duration::from_secs(17 * 60)).as_secs(),
+            c.backoff_entries(),
+            1,
+            "the deleted object's entry was dropped"
+        );
+        assert_eq!(
+            c.next_backoff_at("ns/live", t0 + Duration::from_secs(17 * 60))
+                .as_secs(),
             20,
             "a live object keeps its count"
         );

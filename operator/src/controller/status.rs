@@ -368,10 +368,16 @@ mod tests {
         let s = compute(None, &o, now());
         assert_eq!(s.phase, Some(Phase::Failed));
         let r = find_condition(&s.conditions, conditions::READY).unwrap();
-        assert_eq!((r.status.as_str(), r.reason.as_str()), ("False", "ApplyRejected"));
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "ApplyRejected")
+        );
         assert!(r.message.contains("requests must be <= limits"));
         let d = find_condition(&s.conditions, conditions::DEGRADED).unwrap();
-        assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "ApplyRejected"));
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "ApplyRejected")
+        );
         // the same observation later gives the same status: no write, no hot loop
         let later = Timestamp::from_second(1_800_000_300).unwrap();
         assert_eq!(compute(Some(&s), &o, later), s);
