@@ -8,7 +8,9 @@
 //! stored objects live in the child. Reconcile is called directly, 16 at a time (the fake has no
 //! watches), on objects read from the API as the controller's cache would hold them.
 //!
-//! Run: `cargo run --release -p instant-db-operator --example bench_reconcile [N]`.
+//! Run: `cargo run --release -p instant-db-operator --example bench_reconcile [N]`. With
+//! `BENCH_CHANGE_BEFORE_STEADY=1` one spec is changed before the last round, which must then
+//! fail (checks that the zero-write check can fail).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -27,6 +29,7 @@ use instant_db_operator::engine_client::{DetailedHealth, EngineApi, HealthStatus
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 const CONCURRENCY: usize = 16;
@@ -221,6 +224,15 @@ async fn main() -> ExitCode {
         n as f64 / t2
     );
     let converge = start.elapsed().as_secs_f64();
+    if std::env::var_os("BENCH_CHANGE_BEFORE_STEADY").is_some() {
+        // Self-check of the zero-write assertion: a spec change makes the last round write.
+        let patch = json!({"spec": {"logging": {"level": "debug"}}});
+        bench
+            .dbs
+            .patch("db-0", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
     let (w3, t3, f3) = bench.round(n).await;
     println!(
         "round 3 (steady state):  {:>6.0} reconciles/s  {t3:>6.2}s  {w3:>6} writes",
