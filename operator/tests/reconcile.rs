@@ -490,3 +490,42 @@ async fn deleting_an_object_forgets_its_backoff() {
     run(&fake, &ctx).await.unwrap();
     assert_eq!(ctx.backoff_entries(), 0);
 }
+
+// The fake answers the initial LIST of each watch (so the caches sync and the controller
+// reconciles what it listed) but not the WATCH itself, which the watchers retry. The clock is
+// paused so those retries cost no real time.
+#[tokio::test(start_paused = true)]
+async fn controller_reports_synced_watches_and_reconciles_what_it_listed() {
+    use instant_db_operator::server::Health;
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    let health = Health::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controller = tokio::spawn(instant_db_operator::controller::instantdb::run(
+        ctx,
+        vec!["search".into()],
+        stop_rx,
+        health.clone(),
+    ));
+    let mut reconciled = false;
+    for _ in 0..600 {
+        reconciled = fake.get(DB).unwrap().get("status").is_some();
+        if reconciled && health.synced() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lists = fake
+        .log()
+        .iter()
+        .filter(|l| l.path == "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbs")
+        .count();
+    assert!(
+        health.synced(),
+        "watches never reported synced ({lists} list/watch requests, {} total)",
+        fake.log().len()
+    );
+    assert!(reconciled, "the listed InstantDb was not reconciled");
+    assert!(fake.get(STS).is_some());
+    stop_tx.send(true).unwrap();
+    controller.await.unwrap();
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use instant_db_crds::conditions::{self as conds, is_true};
+use instant_db_crds::quantity::Quantity;
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
@@ -27,7 +28,6 @@ use crate::builders::{
 };
 use crate::error::{Error, Result};
 use crate::server::Health;
-use instant_db_crds::quantity::Quantity;
 
 const CONTROLLER: &str = "instantdb";
 /// Requeue delay of an object blocked by a conflict or a rejected apply.
@@ -588,6 +588,19 @@ async fn write_status(
     Ok(true)
 }
 
+/// Waits until the controller's store has listed every object; false when the controller ended
+/// first. The wait is re-armed every half second because kube-runtime 5.0's readiness signal
+/// (a oneshot channel) keeps only the last waiter's waker, and the Controller itself also waits
+/// on it: a second waiter that is not polled again may never be woken.
+async fn store_ready(store: &kube::runtime::reflector::Store<InstantDb>) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+            Ok(ready) => return ready.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Runs the InstantDb controller until `stop` turns true. `namespaces` empty means all.
 /// `health` is marked synced once the InstantDb watch of every namespace has listed its
 /// objects. Dropping the returned future aborts the controllers at once (used on loss of
@@ -668,7 +681,7 @@ pub async fn run(
         let health = health.clone();
         tasks.spawn(async move {
             for store in stores {
-                if store.wait_until_ready().await.is_err() {
+                if !store_ready(&store).await {
                     return;
                 }
             }
