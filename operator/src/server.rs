@@ -3,9 +3,9 @@
 //! `/readyz` answers 200 once the operator can do its job: a leader when its controllers'
 //! InstantDb watches have listed everything (before that a reconcile would act on a partial
 //! view), a standby at once (it only waits for the Lease; reporting it unready would only make
-//! rollouts of two replicas stall). `/healthz` answers 500 when the controller loop or the
-//! leader election loop has ended although no shutdown was asked for, so the kubelet restarts
-//! the pod.
+//! rollouts of two replicas stall). `/healthz` answers 500 when the controller loop has ended
+//! although no shutdown was asked for (the process is about to exit non-zero; the 500 covers
+//! the time until then).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ impl Health {
         if self.0.failed.load(Ordering::SeqCst) {
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "a controller or leader election loop has stopped",
+                "the controller loop has stopped",
             )
         } else {
             (StatusCode::OK, "ok")
