@@ -104,9 +104,13 @@ async fn operator_in_process_makes_an_instantdb_ready() {
 
     // clean up whatever happened
     let dbs: Api<InstantDb> = Api::namespaced(client.clone(), &ns);
-    let _ = dbs.delete(NAME, &DeleteParams::default()).await;
-    let gone = await_condition(dbs.clone(), NAME, conditions::is_deleted(""));
-    let _ = tokio::time::timeout(Duration::from_secs(60), gone).await;
+    if let Ok(Some(obj)) = dbs.get_opt(NAME).await {
+        let uid = obj.metadata.uid.clone().unwrap_or_default();
+        let _ = dbs.delete(NAME, &DeleteParams::default()).await;
+        // Waits for this very object (its uid) to be gone, with the controller still running.
+        let gone = await_condition(dbs.clone(), NAME, conditions::is_deleted(&uid));
+        let _ = tokio::time::timeout(Duration::from_secs(60), gone).await;
+    }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
