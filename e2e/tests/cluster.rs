@@ -104,12 +104,16 @@ async fn operator_in_process_makes_an_instantdb_ready() {
 
     // clean up whatever happened
     let dbs: Api<InstantDb> = Api::namespaced(client.clone(), &ns);
+    let mut deleted = false;
     if let Ok(Some(obj)) = dbs.get_opt(NAME).await {
         let uid = obj.metadata.uid.clone().unwrap_or_default();
         let _ = dbs.delete(NAME, &DeleteParams::default()).await;
         // Waits for this very object (its uid) to be gone, with the controller still running.
         let gone = await_condition(dbs.clone(), NAME, conditions::is_deleted(&uid));
-        let _ = tokio::time::timeout(Duration::from_secs(60), gone).await;
+        deleted = matches!(
+            tokio::time::timeout(Duration::from_secs(60), gone).await,
+            Ok(Ok(_))
+        );
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
@@ -117,6 +121,7 @@ async fn operator_in_process_makes_an_instantdb_ready() {
     if let Err(e) = result {
         panic!("{e}");
     }
+    assert!(deleted, "InstantDb {ns}/{NAME} was not deleted within 60 s");
     say("e2e: InstantDb became Ready and was deleted");
 }
 
