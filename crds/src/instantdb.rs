@@ -147,7 +147,9 @@ pub struct EmbeddingSpec {
     #[schemars(range(min = 1, max = 1024))]
     pub batch_size: Option<i32>,
 
-    /// Inference threads. Default: the CPU limit of the container (at least 1).
+    /// Inference threads. Default: the container's CPU limit rounded up (`resources.limits.cpu`,
+    /// at most 64) when one is set; without a CPU limit the engine uses one thread per core of
+    /// the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub threads: Option<i32>,
@@ -169,7 +171,7 @@ pub struct ModelSource {
 /// Vector store selection.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!has(self.type) || self.type != 'qdrant' || has(self.qdrant)").message("vectorStore.type qdrant needs vectorStore.qdrant (url and collection)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.type) || self.type != 'qdrant' || has(self.qdrant)").message("vectorStore.type qdrant needs vectorStore.qdrant (at least its url)"))]
 #[x_kube(validation = kube::core::Rule::new("!has(self.qdrant) || (has(self.type) && self.type == 'qdrant')").message("vectorStore.qdrant is only allowed with vectorStore.type: qdrant"))]
 pub struct VectorStoreSpec {
     /// `embedded` (HNSW index inside the engine volume) or `qdrant` (an external Qdrant).
@@ -308,7 +310,7 @@ pub struct InstantDbStatus {
     /// `metadata.generation` of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Summary for humans (Pending, Provisioning, Running, Degraded, Suspended, Failed). Tools
+    /// Summary for humans (Provisioning, Running, Degraded, Suspended, Failed). Tools
     /// should read the conditions instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
@@ -336,12 +338,10 @@ pub struct InstantDbStatus {
     pub document_count: Option<i64>,
 }
 
-/// Summary for humans (Pending, Provisioning, Running, Degraded, Suspended, Failed). Tools
+/// Summary for humans (Provisioning, Running, Degraded, Suspended, Failed). Tools
 /// should read the conditions instead.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// Accepted, nothing created yet.
-    Pending,
     /// Resources created, engine not ready yet.
     Provisioning,
     /// Engine ready and healthy.
@@ -350,7 +350,8 @@ pub enum Phase {
     Degraded,
     /// Scaled to zero by `spec.suspend`.
     Suspended,
-    /// Spec invalid or resources could not be created.
+    /// Spec invalid, or resources could not be created (a foreign object of the same name, an
+    /// object the API server rejected): see the Ready condition.
     Failed,
 }
 
@@ -358,7 +359,6 @@ impl Phase {
     /// Name as written in the status.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Pending => "Pending",
             Phase::Provisioning => "Provisioning",
             Phase::Running => "Running",
             Phase::Degraded => "Degraded",

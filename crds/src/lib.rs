@@ -7,6 +7,8 @@
 pub mod backup;
 pub mod conditions;
 pub mod instantdb;
+pub mod quantity;
+pub mod schedule;
 
 pub use backup::*;
 pub use instantdb::*;

@@ -1,11 +1,24 @@
-//! Creates 1,000 InstantDb objects in the fake API server and reconciles them until they
-//! converge; prints throughput, time to converge, peak memory and writes after convergence.
-//! Run: `cargo run --release -p instant-db-operator --example bench_reconcile [N]`.
+//! Reconciles N InstantDb objects (default 1,000) until they converge and checks that the
+//! steady state writes nothing. Prints throughput per round, time to converge and peak memory
+//! of the operator side and of the fake API server separately; exits non-zero when a reconcile
+//! fails or the steady-state round makes any write.
+//!
+//! The fake API server runs in a child process (this same binary with `--fake-api`) serving
+//! HTTP on 127.0.0.1, so the operator's own memory is this process's peak RSS: the 10,000-odd
+//! stored objects live in the child. Reconcile is called directly, 16 at a time (the fake has no
+//! watches), on objects read from the API as the controller's cache would hold them.
+//!
+//! Run: `cargo run --release -p instant-db-operator --example bench_reconcile [N]`. With
+//! `BENCH_CHANGE_BEFORE_STEADY=1` one spec is changed before the last round, which must then
+//! fail (checks that the zero-write check can fail).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::routing::{get, post};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use instant_db_crds::InstantDb;
@@ -15,7 +28,12 @@ use instant_db_operator::controller::{Context, OperatorConfig};
 use instant_db_operator::engine_client::{DetailedHealth, EngineApi, HealthStatus};
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
-use serde_json::json;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+const CONCURRENCY: usize = 16;
+const NS: &str = "bench";
 
 struct Healthy;
 impl EngineApi for Healthy {
@@ -34,91 +52,217 @@ impl EngineApi for Healthy {
     }
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+/// `VmHWM` (peak) and `VmRSS` (current) of this process, in MiB.
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
 }
 
-fn path(i: usize) -> String {
-    format!("/apis/instantdb.io/v1alpha1/namespaces/bench/instantdbs/db-{i}")
+fn db_path(i: usize) -> String {
+    format!("/apis/instantdb.io/v1alpha1/namespaces/{NS}/instantdbs/db-{i}")
 }
 
-async fn round(fake: &FakeApiServer, ctx: &Arc<Context>, n: usize) -> (usize, f64) {
-    fake.clear_log();
-    let t = Instant::now();
-    futures::stream::iter(0..n)
-        .for_each_concurrent(16, |i| {
-            let db: InstantDb = serde_json::from_value(fake.get(&path(i)).unwrap()).unwrap();
-            let ctx = ctx.clone();
-            async move {
-                reconcile(Arc::new(db), ctx).await.unwrap();
-            }
-        })
-        .await;
-    (fake.writes(), t.elapsed().as_secs_f64())
+/// The child: a fake API server holding `n` InstantDb objects, with `/_bench/*` controls.
+async fn serve_fake(n: usize) {
+    let fake = FakeApiServer::new();
+    for i in 0..n {
+        fake.put(&db_path(i), json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+            "metadata": {"name": format!("db-{i}"), "namespace": NS}, "spec": {"storage": {"size": "1Gi"}}}));
+    }
+    let (f1, f2, f3) = (fake.clone(), fake.clone(), fake.clone());
+    let extra = axum::Router::new()
+        .route(
+            "/_bench/stats",
+            get(move || {
+                let f = f1.clone();
+                async move {
+                    let (peak, now) = rss_mib();
+                    axum::Json(json!({"writes": f.writes(), "objects": f.len(),
+                                      "peak_rss_mib": peak, "rss_mib": now}))
+                }
+            }),
+        )
+        .route(
+            "/_bench/clear",
+            post(move || {
+                let f = f2.clone();
+                async move { f.clear_log() }
+            }),
+        )
+        .route(
+            "/_bench/ready",
+            post(move || {
+                let f = f3.clone();
+                async move {
+                    // what the StatefulSet controller and kubelet would do: pods ready
+                    for i in 0..n {
+                        let sts = format!("/apis/apps/v1/namespaces/{NS}/statefulsets/db-{i}");
+                        let Some(obj) = f.get(&sts) else { continue };
+                        let g = obj["metadata"]["generation"].clone();
+                        f.merge(&sts, &json!({"status": {"replicas": 1, "readyReplicas": 1,
+                            "observedGeneration": g, "currentRevision": "r", "updateRevision": "r"}}));
+                        f.put(&format!("/api/v1/namespaces/{NS}/pods/db-{i}-0"), json!({"apiVersion": "v1",
+                            "kind": "Pod", "metadata": {"name": format!("db-{i}-0"), "namespace": NS},
+                            "status": {"podIP": "10.0.0.1"}}));
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("listening {}", listener.local_addr().unwrap().port());
+    fake.serve_http(listener, extra).await.unwrap();
+}
+
+struct Bench {
+    base: String,
+    http: reqwest::Client,
+    ctx: Arc<Context>,
+    dbs: Api<InstantDb>,
+}
+
+impl Bench {
+    async fn stats(&self) -> Value {
+        let url = format!("{}/_bench/stats", self.base);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn control(&self, what: &str) {
+        let url = format!("{}/_bench/{what}", self.base);
+        self.http.post(url).send().await.unwrap();
+    }
+
+    /// One reconcile of every object; returns (writes, seconds, failures).
+    async fn round(&self, n: usize) -> (u64, f64, usize) {
+        self.control("clear").await;
+        let t = Instant::now();
+        let failures = futures::stream::iter(0..n)
+            .map(|i| async move {
+                let db = self.dbs.get(&format!("db-{i}")).await.unwrap();
+                reconcile(Arc::new(db), self.ctx.clone()).await.is_err()
+            })
+            .buffer_unordered(CONCURRENCY)
+            .filter(|failed| std::future::ready(*failed))
+            .count()
+            .await;
+        let secs = t.elapsed().as_secs_f64();
+        let writes = self.stats().await["writes"].as_u64().unwrap();
+        (writes, secs, failures)
+    }
 }
 
 #[tokio::main]
-async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let fake = FakeApiServer::new();
-    for i in 0..n {
-        fake.put(&path(i), json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
-            "metadata": {"name": format!("db-{i}"), "namespace": "bench"}, "spec": {"storage": {"size": "1Gi"}}}));
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--fake-api") {
+        serve_fake(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000)).await;
+        return ExitCode::SUCCESS;
     }
-    let ctx = Arc::new(Context::new(
-        fake.client(),
-        OperatorConfig {
-            default_image: "ghcr.io/instant-db/instant-db:0.1.0".into(),
-            ..Default::default()
-        },
-        Arc::new(Healthy),
-        Metrics::new().unwrap(),
-    ));
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--fake-api", &n.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .trim_start_matches("listening ")
+        .parse()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = kube::Config::new(base.parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let (_, baseline) = rss_mib();
+    let bench = Bench {
+        base,
+        http: reqwest::Client::new(),
+        ctx: Arc::new(Context::new(
+            client.clone(),
+            OperatorConfig {
+                default_image: "ghcr.io/instant-db/instant-db:0.1.0".into(),
+                ..Default::default()
+            },
+            Arc::new(Healthy),
+            Metrics::new().unwrap(),
+        )),
+        dbs: Api::namespaced(client, NS),
+    };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!("{n} InstantDb objects, {CONCURRENCY} reconciles at a time, {build} build");
     let start = Instant::now();
-    let (w1, t1) = round(&fake, &ctx, n).await;
+    let (w1, t1, f1) = bench.round(n).await;
     println!(
-        "round 1 (create):        {n} reconciles in {t1:.2}s = {:.0}/s, {w1} writes",
+        "round 1 (create):        {:>6.0} reconciles/s  {t1:>6.2}s  {w1:>6} writes",
         n as f64 / t1
     );
-    // the StatefulSet controller and kubelet would now make the pods ready
-    for i in 0..n {
-        let sts = format!("/apis/apps/v1/namespaces/bench/statefulsets/db-{i}");
-        let g = fake.get(&sts).unwrap()["metadata"]["generation"].clone();
-        fake.merge(&sts, &json!({"status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": g, "currentRevision": "r", "updateRevision": "r"}}));
-        fake.put(&format!("/api/v1/namespaces/bench/pods/db-{i}-0"), json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("db-{i}-0"), "namespace": "bench"}, "status": {"podIP": "10.0.0.1"}}));
-    }
-    let (w2, t2) = round(&fake, &ctx, n).await;
+    bench.control("ready").await;
+    let (w2, t2, f2) = bench.round(n).await;
     println!(
-        "round 2 (pods ready):    {n} reconciles in {t2:.2}s = {:.0}/s, {w2} writes",
+        "round 2 (pods ready):    {:>6.0} reconciles/s  {t2:>6.2}s  {w2:>6} writes",
         n as f64 / t2
     );
     let converge = start.elapsed().as_secs_f64();
-    let (w3, t3) = round(&fake, &ctx, n).await;
+    if std::env::var_os("BENCH_CHANGE_BEFORE_STEADY").is_some() {
+        // Self-check of the zero-write assertion: a spec change makes the last round write.
+        let patch = json!({"spec": {"logging": {"level": "debug"}}});
+        bench
+            .dbs
+            .patch("db-0", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    let (w3, t3, f3) = bench.round(n).await;
     println!(
-        "round 3 (steady state):  {n} reconciles in {t3:.2}s = {:.0}/s, {w3} writes",
+        "round 3 (steady state):  {:>6.0} reconciles/s  {t3:>6.2}s  {w3:>6} writes",
         n as f64 / t3
     );
     println!("time to converge:        {converge:.2}s (create + ready rounds)");
-    println!("writes after convergence: {w3}");
+    let (peak, now) = rss_mib();
     println!(
-        "peak RSS:                {:.1} MiB (includes the fake API server holding {} objects)",
-        peak_rss_mib(),
-        fake.len()
+        "operator process:        peak RSS {peak:.1} MiB, now {now:.1} MiB (at start {baseline:.1} MiB)"
     );
+    let fake = bench.stats().await;
+    println!(
+        "fake API process:        peak RSS {:.1} MiB holding {} objects (not the operator's)",
+        fake["peak_rss_mib"].as_f64().unwrap_or(0.0),
+        fake["objects"]
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut ok = true;
+    if f1 + f2 + f3 > 0 {
+        eprintln!("FAIL: {} reconciles failed", f1 + f2 + f3);
+        ok = false;
+    }
+    if w3 > 0 {
+        eprintln!("FAIL: the steady-state round made {w3} writes; it must make none");
+        ok = false;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -9,6 +9,30 @@ pub enum Error {
     /// The object's spec cannot be turned into resources; the user has to change it.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// An object the operator would create already exists and is not owned by the InstantDb.
+    #[error(
+        "{kind} {name} already exists and is not owned by this InstantDb; delete it or rename the InstantDb"
+    )]
+    NameConflict {
+        /// Kind of the foreign object.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+    /// The API server refused an applied object as invalid (HTTP 422), e.g. resource requests
+    /// above their limits, which the CRD schema cannot check.
+    #[error("the API server rejected {kind} {name}: {message}")]
+    ApplyRejected {
+        /// Kind of the rejected object.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// A loop that should run until shutdown has ended.
+    #[error("stopped: {0}")]
+    Stopped(String),
     /// The object lacks metadata the operator needs (name, namespace, uid).
     #[error("object has no {0}")]
     MissingObjectKey(&'static str),
@@ -38,6 +62,9 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::InvalidSpec(_) => "invalid_spec",
+            Error::NameConflict { .. } => "name_conflict",
+            Error::ApplyRejected { .. } => "apply_rejected",
+            Error::Stopped(_) => "stopped",
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Engine(_) => "engine",
             Error::Json(_) => "json",
@@ -45,6 +72,17 @@ impl Error {
             Error::LeaderElection(_) => "leader_election",
             Error::Io(_) => "io",
             Error::Metrics(_) => "metrics",
+        }
+    }
+
+    /// For errors only a change by the user can fix (a foreign object in the way, an object the
+    /// API server rejects): the condition reason to report in status. Retrying these quickly
+    /// would only repeat the failure, so they go into status with a slow requeue.
+    pub fn status_reason(&self) -> Option<&'static str> {
+        match self {
+            Error::NameConflict { .. } => Some("NameConflict"),
+            Error::ApplyRejected { .. } => Some("ApplyRejected"),
+            _ => None,
         }
     }
 

@@ -33,9 +33,21 @@ impl Logged {
 struct State {
     objects: BTreeMap<String, Value>,
     log: Vec<Logged>,
-    failures: Vec<(String, String, u16)>,
+    failures: Vec<Failure>,
+    hang: Vec<String>,
     next_uid: u64,
     next_rv: u64,
+}
+
+/// A failure to inject into matching requests.
+struct Failure {
+    method: String,
+    path_part: String,
+    code: u16,
+    reason: String,
+    message: String,
+    /// None: every matching request fails until `clear_failures`.
+    remaining: Option<u32>,
 }
 
 /// The fake API server. Cloning shares the state.
@@ -114,6 +126,18 @@ impl FakeApiServer {
         self.lock().objects.get(path).cloned()
     }
 
+    /// Every object stored directly below `prefix` (a list path such as
+    /// `/api/v1/namespaces/ns/configmaps`).
+    pub fn objects_under(&self, prefix: &str) -> Vec<Value> {
+        let prefix = format!("{}/", prefix.trim_end_matches('/'));
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Stores (or replaces) an object at `path` directly, as another actor would.
     pub fn put(&self, path: &str, obj: Value) {
         let mut st = self.lock();
@@ -137,9 +161,65 @@ impl FakeApiServer {
 
     /// Makes the next request with this method whose path contains `path_part` fail with `code`.
     pub fn fail_next(&self, method: &str, path_part: &str, code: u16) {
-        self.lock()
-            .failures
-            .push((method.to_string(), path_part.to_string(), code));
+        self.fail_next_with(method, path_part, code, "InternalError", "injected failure");
+    }
+
+    /// Like [`Self::fail_next`], with the Status `reason` and `message` the API server would
+    /// send (for example 422 / `Invalid` / the validation message).
+    pub fn fail_next_with(
+        &self,
+        method: &str,
+        path_part: &str,
+        code: u16,
+        reason: &str,
+        message: &str,
+    ) {
+        self.push_failure(method, path_part, code, reason, message, Some(1));
+    }
+
+    /// Makes every request with this method (`*`: any) whose path contains `path_part` fail with
+    /// `code` until [`Self::clear_failures`].
+    pub fn fail_always(&self, method: &str, path_part: &str, code: u16) {
+        self.push_failure(
+            method,
+            path_part,
+            code,
+            "InternalError",
+            "injected failure",
+            None,
+        );
+    }
+
+    /// Forgets every injected failure and hang.
+    pub fn clear_failures(&self) {
+        let mut st = self.lock();
+        st.failures.clear();
+        st.hang.clear();
+    }
+
+    /// Makes every request whose path contains `path_part` wait forever (an API server that
+    /// accepted the connection but never answers), until [`Self::clear_failures`].
+    pub fn hang_matching(&self, path_part: &str) {
+        self.lock().hang.push(path_part.to_string());
+    }
+
+    fn push_failure(
+        &self,
+        method: &str,
+        path_part: &str,
+        code: u16,
+        reason: &str,
+        message: &str,
+        remaining: Option<u32>,
+    ) {
+        self.lock().failures.push(Failure {
+            method: method.to_string(),
+            path_part: path_part.to_string(),
+            code,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            remaining,
+        });
     }
 
     fn stamp(st: &mut State, old: Option<&Value>, mut obj: Value) -> Value {
@@ -173,9 +253,47 @@ impl FakeApiServer {
         obj
     }
 
+    /// Serves this fake over plain HTTP on `listener`, with `extra` routes in front (the
+    /// benchmark runs the fake in its own process this way, so the operator's memory is
+    /// measured without the fake's store).
+    pub async fn serve_http(
+        self,
+        listener: tokio::net::TcpListener,
+        extra: axum::Router,
+    ) -> std::io::Result<()> {
+        let app = extra.fallback(move |req: axum::extract::Request| {
+            let this = self.clone();
+            async move {
+                let method = req.method().clone();
+                let path = req.uri().path().to_string();
+                let content_type = req
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let (code, value) = this.respond(&method, &path, &content_type, body);
+                (
+                    code,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    value.to_string(),
+                )
+            }
+        });
+        axum::serve(listener, app).await
+    }
+
     async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let hangs = self.lock().hang.iter().any(|p| path.contains(p.as_str()));
+        if hangs {
+            std::future::pending::<()>().await;
+        }
         let content_type = req
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -204,14 +322,20 @@ impl FakeApiServer {
             method: method.to_string(),
             path: path.to_string(),
         });
-        if let Some(i) = st
-            .failures
-            .iter()
-            .position(|(m, p, _)| m == method.as_str() && path.contains(p.as_str()))
-        {
-            let (_, _, code) = st.failures.remove(i);
+        if let Some(i) = st.failures.iter().position(|f| {
+            (f.method == "*" || f.method == method.as_str()) && path.contains(f.path_part.as_str())
+        }) {
+            let f = &mut st.failures[i];
+            let (code, body) = (f.code, status_body(f.code, &f.reason, &f.message));
+            match &mut f.remaining {
+                Some(n) if *n <= 1 => {
+                    st.failures.remove(i);
+                }
+                Some(n) => *n -= 1,
+                None => {}
+            }
             let sc = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (sc, status_body(code, "InternalError", "injected failure"));
+            return (sc, body);
         }
         let (key, is_status) = match path.strip_suffix("/status") {
             Some(k) => (k.to_string(), true),

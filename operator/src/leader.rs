@@ -1,9 +1,14 @@
-//! Leader election with a `coordination.k8s.io/v1` Lease.
+//! Leader election with a `coordination.k8s.io/v1` Lease, with client-go's timing.
 //!
-//! A candidate takes the Lease when it is absent or expired (`renewTime + leaseDurationSeconds`
-//! in the past) and renews it every `renew_every`; writes use the Lease's resourceVersion, so
-//! two candidates racing for it cannot both win. A leader that fails to renew before the lease
-//! would expire steps down.
+//! A candidate takes the Lease when it is absent, released or expired (`renewTime +
+//! leaseDurationSeconds` in the past); writes carry the Lease's resourceVersion, so two
+//! candidates racing for it cannot both win. The leader renews every `retry_period` and steps
+//! down when no renewal has succeeded for `renew_deadline`, which is shorter than the lease
+//! duration: the old leader has stopped before a standby may take the expired lease. With the
+//! defaults (15 s / 10 s / 2 s, as client-go) that leaves 5 s for stopping and clock skew.
+//!
+//! kube-lease-manager 0.13 (kube 5) was considered: it keeps reporting leadership while
+//! renewals fail with API errors (no renew deadline), which is the overlap this module avoids.
 
 use std::time::Duration;
 
@@ -12,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::PostParams;
 use kube::{Api, Client};
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
@@ -24,10 +30,42 @@ pub struct LeaseConfig {
     pub name: String,
     /// This candidate's identity (pod name).
     pub identity: String,
-    /// How long a lease is valid without renewal.
+    /// How long a lease is valid without renewal (written into the Lease).
     pub lease_duration: Duration,
-    /// How often the leader renews.
-    pub renew_every: Duration,
+    /// The leader steps down when no renewal succeeded for this long. Shorter than
+    /// `lease_duration`.
+    pub renew_deadline: Duration,
+    /// Pause between attempts (renewals by the leader, acquisitions by a standby).
+    pub retry_period: Duration,
+}
+
+impl LeaseConfig {
+    /// client-go's defaults: lease 15 s, renew deadline 10 s, retry every 2 s.
+    pub fn new(namespace: String, name: String, identity: String) -> Self {
+        Self {
+            namespace,
+            name,
+            identity,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+
+    /// Checks `retry_period < renew_deadline < lease_duration`; otherwise two leaders could
+    /// overlap or the leader would step down before it ever renewed.
+    pub fn validate(&self) -> Result<()> {
+        if self.retry_period.is_zero()
+            || self.retry_period >= self.renew_deadline
+            || self.renew_deadline >= self.lease_duration
+        {
+            return Err(Error::LeaderElection(format!(
+                "need 0 < retry period ({:?}) < renew deadline ({:?}) < lease duration ({:?})",
+                self.retry_period, self.renew_deadline, self.lease_duration
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A leader election candidate.
@@ -43,6 +81,49 @@ pub enum Attempt {
     Leader,
     /// Someone else holds a valid lease.
     Follower,
+}
+
+/// What a candidate does with the Lease it read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// No Lease yet: create it.
+    Create,
+    /// We hold it: renew.
+    Renew,
+    /// Released or expired: take it over.
+    TakeOver,
+    /// Someone else holds a valid lease: wait.
+    Wait,
+}
+
+/// Decides from the Lease's spec (None: no Lease) whether `identity` may hold it at `now`.
+/// `default_duration` is used when the Lease does not say how long it lasts.
+pub fn decide(
+    lease: Option<&LeaseSpec>,
+    identity: &str,
+    now: Timestamp,
+    default_duration: Duration,
+) -> Decision {
+    let Some(spec) = lease else {
+        return Decision::Create;
+    };
+    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+    if holder == identity {
+        return Decision::Renew;
+    }
+    let duration = SignedDuration::from_secs(spec.lease_duration_seconds.map_or(
+        i64::try_from(default_duration.as_secs()).unwrap_or(i64::MAX),
+        i64::from,
+    ));
+    let expired = spec
+        .renew_time
+        .as_ref()
+        .is_none_or(|t| t.0.saturating_add(duration).is_ok_and(|end| end < now));
+    if holder.is_empty() || expired {
+        Decision::TakeOver
+    } else {
+        Decision::Wait
+    }
 }
 
 impl LeaderElector {
@@ -62,8 +143,16 @@ impl LeaderElector {
     pub async fn try_acquire_or_renew(&self) -> Result<Attempt> {
         let now = Timestamp::now();
         let id = &self.config.identity;
-        match self.api.get_opt(&self.config.name).await? {
-            None => {
+        let existing = self.api.get_opt(&self.config.name).await?;
+        let decision = decide(
+            existing.as_ref().and_then(|l| l.spec.as_ref()),
+            id,
+            now,
+            self.config.lease_duration,
+        );
+        let result = match (decision, existing) {
+            (Decision::Wait, _) => return Ok(Attempt::Follower),
+            (Decision::Create, _) | (_, None) => {
                 let lease = Lease {
                     metadata: ObjectMeta {
                         name: Some(self.config.name.clone()),
@@ -79,28 +168,12 @@ impl LeaderElector {
                         ..Default::default()
                     }),
                 };
-                match self.api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(Attempt::Leader),
-                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Follower),
-                    Err(e) => Err(e.into()),
-                }
+                self.api.create(&PostParams::default(), &lease).await
             }
-            Some(mut lease) => {
+            (decision, Some(mut lease)) => {
                 let spec = lease.spec.clone().unwrap_or_default();
-                let holder = spec.holder_identity.clone().unwrap_or_default();
-                let duration = SignedDuration::from_secs(i64::from(
-                    spec.lease_duration_seconds
-                        .unwrap_or(Self::secs(self.config.lease_duration)),
-                ));
-                let expired = spec
-                    .renew_time
-                    .as_ref()
-                    .is_none_or(|t| t.0 + duration < now);
-                if holder != *id && !holder.is_empty() && !expired {
-                    return Ok(Attempt::Follower);
-                }
                 let mut new = spec.clone();
-                if holder != *id {
+                if decision == Decision::TakeOver {
                     new.acquire_time = Some(MicroTime(now));
                     new.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
                     new.holder_identity = Some(id.clone());
@@ -108,54 +181,67 @@ impl LeaderElector {
                 new.renew_time = Some(MicroTime(now));
                 new.lease_duration_seconds = Some(Self::secs(self.config.lease_duration));
                 lease.spec = Some(new);
-                match self
-                    .api
+                // The resourceVersion read above makes this fail with 409 if anyone wrote
+                // the Lease in between.
+                self.api
                     .replace(&self.config.name, &PostParams::default(), &lease)
                     .await
-                {
-                    Ok(_) => Ok(Attempt::Leader),
-                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Follower),
-                    Err(e) => Err(e.into()),
-                }
             }
+        };
+        match result {
+            Ok(_) => Ok(Attempt::Leader),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Follower),
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// Waits until this candidate is the leader.
-    pub async fn acquire(&self) -> Result<()> {
+    /// Waits until this candidate is the leader; returns when the winning attempt started
+    /// (the renewTime it wrote), which [`Self::keep_renewing`] counts the deadline from.
+    pub async fn acquire(&self) -> Result<Instant> {
+        self.config.validate()?;
         loop {
+            let started = Instant::now();
             match self.try_acquire_or_renew().await {
-                Ok(Attempt::Leader) => return Ok(()),
+                Ok(Attempt::Leader) => return Ok(started),
                 Ok(Attempt::Follower) => {}
                 Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
             }
-            tokio::time::sleep(self.config.renew_every).await;
+            tokio::time::sleep(self.config.retry_period).await;
         }
     }
 
-    /// Renews the lease until renewal fails for longer than the lease duration; then returns an
-    /// error (the caller must stop reconciling).
-    pub async fn keep_renewing(&self) -> Result<()> {
-        let mut last_ok = tokio::time::Instant::now();
+    /// Renews the lease every retry period. Returns an error (the caller must stop its
+    /// controllers at once) when another replica holds the lease or when no renewal has
+    /// succeeded within the renew deadline since `last_renewed`, the start of the last
+    /// successful attempt. A renewal request that hangs is cut off at the deadline.
+    pub async fn keep_renewing(&self, mut last_renewed: Instant) -> Result<()> {
+        self.config.validate()?;
         loop {
-            tokio::time::sleep(self.config.renew_every).await;
-            match self.try_acquire_or_renew().await {
-                Ok(Attempt::Leader) => last_ok = tokio::time::Instant::now(),
-                Ok(Attempt::Follower) => {
+            let deadline = last_renewed + self.config.renew_deadline;
+            let next = (Instant::now() + self.config.retry_period).min(deadline);
+            tokio::time::sleep_until(next).await;
+            if Instant::now() >= deadline {
+                return Err(self.deadline_missed("the last attempt failed"));
+            }
+            let started = Instant::now();
+            match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
+                Err(_) => return Err(self.deadline_missed("the renewal request hung")),
+                Ok(Ok(Attempt::Leader)) => last_renewed = started,
+                Ok(Ok(Attempt::Follower)) => {
                     return Err(Error::LeaderElection(
-                        "another replica took the lease".into(),
+                        "another replica holds the lease".into(),
                     ));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "lease renewal failed");
-                    if last_ok.elapsed() >= self.config.lease_duration {
-                        return Err(Error::LeaderElection(format!(
-                            "could not renew the lease: {e}"
-                        )));
-                    }
-                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
             }
         }
+    }
+
+    fn deadline_missed(&self, why: &str) -> Error {
+        Error::LeaderElection(format!(
+            "the lease was not renewed within the renew deadline ({}s): {why}",
+            self.config.renew_deadline.as_secs()
+        ))
     }
 
     /// Gives the lease up (on shutdown) so another replica takes over at once.
@@ -184,31 +270,110 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::fake_api::FakeApiServer;
+    use serde_json::json;
+
+    const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/instant-db-operator";
 
     fn cfg(id: &str) -> LeaseConfig {
-        LeaseConfig {
-            namespace: "ops".into(),
-            name: "instant-db-operator".into(),
-            identity: id.into(),
-            lease_duration: Duration::from_secs(15),
-            renew_every: Duration::from_secs(5),
+        LeaseConfig::new("ops".into(), "instant-db-operator".into(), id.into())
+    }
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    fn held_by(holder: &str, renewed_at: i64) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            renew_time: Some(MicroTime(ts(renewed_at))),
+            ..Default::default()
         }
     }
 
+    fn lease_puts(fake: &FakeApiServer) -> usize {
+        fake.log()
+            .iter()
+            .filter(|l| l.method == "PUT" && l.path == LEASE)
+            .count()
+    }
+
+    #[test]
+    fn decide_creates_renews_waits_and_takes_over() {
+        let d = Duration::from_secs(15);
+        assert_eq!(decide(None, "a", ts(1000), d), Decision::Create);
+        assert_eq!(
+            decide(Some(&held_by("a", 900)), "a", ts(1000), d),
+            Decision::Renew,
+            "our own lease is renewed even when expired"
+        );
+        assert_eq!(
+            decide(Some(&held_by("b", 990)), "a", ts(1000), d),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(Some(&held_by("b", 985)), "a", ts(1000), d),
+            Decision::Wait,
+            "exactly at expiry it is still held"
+        );
+        assert_eq!(
+            decide(Some(&held_by("b", 984)), "a", ts(1000), d),
+            Decision::TakeOver
+        );
+        let released = LeaseSpec {
+            holder_identity: None,
+            ..held_by("", 999)
+        };
+        assert_eq!(
+            decide(Some(&released), "a", ts(1000), d),
+            Decision::TakeOver
+        );
+        let no_renew_time = LeaseSpec {
+            renew_time: None,
+            ..held_by("b", 0)
+        };
+        assert_eq!(
+            decide(Some(&no_renew_time), "a", ts(1000), d),
+            Decision::TakeOver
+        );
+    }
+
+    #[test]
+    fn timing_must_leave_the_renew_deadline_inside_the_lease() {
+        assert!(cfg("a").validate().is_ok());
+        let mut c = cfg("a");
+        c.renew_deadline = c.lease_duration;
+        assert!(c.validate().is_err());
+        let mut c = cfg("a");
+        c.retry_period = c.renew_deadline;
+        assert!(c.validate().is_err());
+    }
+
     #[tokio::test]
-    async fn one_leader_at_a_time_and_release_hands_over() {
+    async fn first_candidate_acquires_and_a_second_is_refused_while_it_is_held() {
         let fake = FakeApiServer::new();
         let a = LeaderElector::new(fake.client(), cfg("a"));
         let b = LeaderElector::new(fake.client(), cfg("b"));
         assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
         assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Follower);
+        assert_eq!(fake.get(LEASE).unwrap()["spec"]["holderIdentity"], "a");
+        // renewal by the holder succeeds and does not count as a transition
+        assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
+        let lease = fake.get(LEASE).unwrap();
+        assert_eq!(lease["spec"]["leaseTransitions"], 0);
+        assert_eq!(lease["spec"]["leaseDurationSeconds"], 15);
+    }
+
+    #[tokio::test]
+    async fn release_hands_the_lease_over_at_once() {
+        let fake = FakeApiServer::new();
+        let a = LeaderElector::new(fake.client(), cfg("a"));
+        let b = LeaderElector::new(fake.client(), cfg("b"));
         assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
         a.release().await.unwrap();
         assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
         assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Follower);
-        let lease = fake
-            .get("/apis/coordination.k8s.io/v1/namespaces/ops/leases/instant-db-operator")
-            .unwrap();
+        let lease = fake.get(LEASE).unwrap();
         assert_eq!(lease["spec"]["holderIdentity"], "b");
         assert_eq!(lease["spec"]["leaseTransitions"], 1);
     }
@@ -217,12 +382,89 @@ mod tests {
     async fn expired_lease_is_taken_over() {
         let fake = FakeApiServer::new();
         fake.put(
-            "/apis/coordination.k8s.io/v1/namespaces/ops/leases/instant-db-operator",
-            serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            LEASE,
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": "instant-db-operator", "namespace": "ops"},
-                "spec": {"holderIdentity": "dead", "leaseDurationSeconds": 15, "renewTime": "2020-01-01T00:00:00.000000Z"}}),
+                "spec": {"holderIdentity": "dead", "leaseDurationSeconds": 15, "leaseTransitions": 3,
+                         "renewTime": "2020-01-01T00:00:00.000000Z"}}),
         );
         let b = LeaderElector::new(fake.client(), cfg("b"));
         assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
+        let lease = fake.get(LEASE).unwrap();
+        assert_eq!(lease["spec"]["holderIdentity"], "b");
+        assert_eq!(lease["spec"]["leaseTransitions"], 4);
+    }
+
+    #[tokio::test]
+    async fn a_write_racing_with_ours_makes_us_a_follower() {
+        let fake = FakeApiServer::new();
+        let a = LeaderElector::new(fake.client(), cfg("a"));
+        assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
+        fake.fail_next("PUT", "leases", 409);
+        assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Follower);
+    }
+
+    // The clock is paused: tokio advances it instantly when every task waits, so these tests
+    // check the timing exactly without waiting in real time.
+    #[tokio::test(start_paused = true)]
+    async fn leader_renews_every_retry_period_while_the_api_answers() {
+        let fake = FakeApiServer::new();
+        let a = LeaderElector::new(fake.client(), cfg("a"));
+        let acquired = a.acquire().await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(61), a.keep_renewing(acquired)).await;
+        assert!(r.is_err(), "stepped down although renewals succeed: {r:?}");
+        assert_eq!(lease_puts(&fake), 30, "one renewal every 2 s for 61 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leader_steps_down_at_the_renew_deadline_when_renewals_fail() {
+        let fake = FakeApiServer::new();
+        let a = LeaderElector::new(fake.client(), cfg("a"));
+        let acquired = a.acquire().await.unwrap();
+        fake.fail_always("*", "leases", 500);
+        let err = a.keep_renewing(acquired).await.unwrap_err();
+        let stepped_down_after = acquired.elapsed();
+        assert!(err.to_string().contains("renew deadline"), "{err}");
+        assert_eq!(stepped_down_after, Duration::from_secs(10));
+        assert!(
+            stepped_down_after < Duration::from_secs(15),
+            "before a standby may take over"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_renewal_is_cut_off_at_the_deadline() {
+        let fake = FakeApiServer::new();
+        let a = LeaderElector::new(fake.client(), cfg("a"));
+        let acquired = a.acquire().await.unwrap();
+        fake.hang_matching("leases");
+        let err = a.keep_renewing(acquired).await.unwrap_err();
+        assert!(err.to_string().contains("hung"), "{err}");
+        assert_eq!(acquired.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leader_steps_down_when_another_replica_holds_the_lease() {
+        let fake = FakeApiServer::new();
+        let a = LeaderElector::new(fake.client(), cfg("a"));
+        let acquired = a.acquire().await.unwrap();
+        fake.merge(LEASE, &json!({"spec": {"holderIdentity": "b"}}));
+        let err = a.keep_renewing(acquired).await.unwrap_err();
+        assert!(err.to_string().contains("another replica"), "{err}");
+        assert_eq!(acquired.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn standby_retries_until_the_lease_is_released() {
+        let fake = FakeApiServer::new();
+        let a = LeaderElector::new(fake.client(), cfg("a"));
+        let b = LeaderElector::new(fake.client(), cfg("b"));
+        a.acquire().await.unwrap();
+        let standby = tokio::spawn(async move { b.acquire().await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!standby.is_finished());
+        a.release().await.unwrap();
+        standby.await.unwrap().unwrap();
+        assert_eq!(fake.get(LEASE).unwrap()["spec"]["holderIdentity"], "b");
     }
 }

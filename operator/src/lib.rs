@@ -5,6 +5,8 @@ pub mod builders;
 pub mod controller;
 pub mod engine_client;
 pub mod error;
+/// In-memory fake API server: only for tests and the benchmark (feature `fake-api`).
+#[cfg(any(test, feature = "fake-api"))]
 pub mod fake_api;
 pub mod metrics;
 

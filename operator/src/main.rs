@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -10,7 +9,7 @@ use instant_db_operator::controller::{Context, OperatorConfig};
 use instant_db_operator::engine_client::HttpEngineClient;
 use instant_db_operator::leader::{LeaderElector, LeaseConfig};
 use instant_db_operator::metrics::Metrics;
-use instant_db_operator::server::{ServerState, serve};
+use instant_db_operator::server::{Health, Role, ServerState, serve};
 use instant_db_operator::{Error, controller};
 use tokio::sync::watch;
 
@@ -117,10 +116,8 @@ async fn run(args: Args) -> Result<(), Error> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    // Works in-cluster (service account) and from KUBECONFIG / ~/.kube/config.
-    let client = kube::Client::try_default().await?;
     let metrics = Metrics::new()?;
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Health::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = {
         let rx = stop_rx.clone();
@@ -133,60 +130,62 @@ async fn run(args: Args) -> Result<(), Error> {
     };
     {
         let tx = stop_tx.clone();
+        let health = health.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown requested");
+            health.set_role(Role::Stopping);
             let _ = tx.send(true);
         });
     }
+    // The probe server starts first so the kubelet sees "starting" rather than a refused
+    // connection while the client connects.
     let server = tokio::spawn(serve(
         args.metrics_addr,
         ServerState {
             metrics: metrics.clone(),
-            ready: ready.clone(),
+            health: health.clone(),
         },
         stopped(),
     ));
-    ready.store(true, Ordering::Relaxed);
+    // Works in-cluster (service account) and from KUBECONFIG / ~/.kube/config.
+    let client = kube::Client::try_default().await?;
 
+    let mut lost_leadership = None;
     let elector = if args.leader_election {
         let identity = args
             .identity
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| format!("instant-db-operator-{}", std::process::id()));
-        let elector = LeaderElector::new(
+        let elector = Arc::new(LeaderElector::new(
             client.clone(),
-            LeaseConfig {
-                namespace: args.lease_namespace.clone(),
-                name: args.lease_name.clone(),
-                identity: identity.clone(),
-                lease_duration: Duration::from_secs(15),
-                renew_every: Duration::from_secs(5),
-            },
-        );
+            LeaseConfig::new(
+                args.lease_namespace.clone(),
+                args.lease_name.clone(),
+                identity.clone(),
+            ),
+        ));
+        health.set_role(Role::Standby);
         tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
-        tokio::select! {
+        let acquired_at = tokio::select! {
             r = elector.acquire() => r?,
             () = stopped() => return Ok(()),
-        }
+        };
         tracing::info!(%identity, "became leader");
-        metrics.leader.set(1);
-        Some(Arc::new(elector))
+        let e = elector.clone();
+        lost_leadership = Some(tokio::spawn(async move {
+            match e.keep_renewing(acquired_at).await {
+                Ok(()) => Error::LeaderElection("renewal loop ended".into()),
+                Err(err) => err,
+            }
+        }));
+        Some(elector)
     } else {
-        metrics.leader.set(1);
         None
     };
-    if let Some(e) = &elector {
-        let e = e.clone();
-        let tx = stop_tx.clone();
-        tokio::spawn(async move {
-            if let Err(err) = e.keep_renewing().await {
-                tracing::error!(error = %err, "lost leadership; stopping");
-                let _ = tx.send(true);
-            }
-        });
-    }
+    health.set_role(Role::Leader);
+    metrics.leader.set(1);
 
     let engine = Arc::new(HttpEngineClient::new(8080, Duration::from_secs(3))?);
     let ctx = Arc::new(Context::new(
@@ -199,16 +198,47 @@ async fn run(args: Args) -> Result<(), Error> {
         metrics.clone(),
     ));
     tracing::info!(namespaces = ?namespaces, image = %args.engine_image, "starting controllers");
-    controller::instantdb::run(ctx, namespaces, stop_rx.clone()).await;
+    let controllers = controller::instantdb::run(ctx, namespaces, stop_rx.clone(), health.clone());
+    let lost = async {
+        match lost_leadership {
+            Some(handle) => match handle.await {
+                Ok(e) => e,
+                Err(e) => Error::LeaderElection(format!("renewal task failed: {e}")),
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        () = controllers => {
+            if *stop_rx.borrow() {
+                Ok(())
+            } else {
+                // Report it on /healthz too, for the time until the process exits.
+                health.set_failed();
+                Err(Error::Stopped("the controllers ended without a shutdown request".into()))
+            }
+        }
+        err = lost => {
+            // Step down at once: dropping the controller future aborts its tasks, so no
+            // reconcile writes after the renew deadline. The process exits non-zero and
+            // comes back as a standby.
+            tracing::error!(error = %err, "lost leadership; stopping the controllers");
+            Err(err)
+        }
+    };
     metrics.leader.set(0);
+    health.set_role(Role::Stopping);
     if let Some(e) = &elector
+        // After losing the lease it is someone else's to release.
+        && !matches!(result, Err(Error::LeaderElection(_)))
         && let Err(err) = e.release().await
     {
         tracing::warn!(error = %err, "cannot release the lease");
     }
     let _ = stop_tx.send(true);
-    match server.await {
+    let served = match server.await {
         Ok(r) => r,
         Err(e) => Err(Error::Io(std::io::Error::other(e))),
-    }
+    };
+    result.and(served)
 }

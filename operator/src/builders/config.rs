@@ -24,7 +24,7 @@ pub fn engine_config(db: &InstantDb, r: &Resolved) -> serde_json::Value {
         "model": emb.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string()),
         "batch_size": emb.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
     });
-    if let Some(t) = emb.threads {
+    if let Some(t) = super::embedding_threads(emb.threads, db.spec.resources.as_ref()) {
         embedding["threads"] = json!(t);
     }
     if let Some(src) = &emb.model_source {

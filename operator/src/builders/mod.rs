@@ -22,6 +22,7 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, engine_config, generate_token};
+pub use instant_db_crds::quantity::is_positive_quantity;
 pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
 pub use statefulset::ENGINE_UID;
 
@@ -31,7 +32,8 @@ use crate::error::{Error, Result};
 pub const FIELD_MANAGER: &str = "instant-db-operator";
 /// Annotation holding the hash of what the operator applied (used to skip unchanged objects).
 pub const HASH_ANNOTATION: &str = "instantdb.io/applied-hash";
-/// Pod template annotation: hash of the engine config, so a config change restarts the pod.
+/// Pod template annotation: hash of the engine config and admin token, so a change of either
+/// restarts the pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "instantdb.io/config-hash";
 /// Port of the engine (API, health and metrics).
 pub const ENGINE_PORT: i32 = 8080;
@@ -49,6 +51,30 @@ pub const DEFAULT_INTEGRITY_INTERVAL_SECS: u64 = 6 * 3600;
 pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
 /// Default embedding batch size.
 pub const DEFAULT_BATCH_SIZE: i32 = 32;
+/// Most inference threads (the CRD's maximum for `embedding.threads`).
+pub const MAX_THREADS: i32 = 64;
+
+/// Inference threads for the engine: `embedding.threads` when set, else the container's CPU
+/// limit rounded up (a pod limited to 1.5 CPUs gets 2 threads, 500m gets 1), capped at
+/// [`MAX_THREADS`]. None without either: the engine then uses one thread per core of the node,
+/// which on a large node with a small CPU limit would only cause throttling — hence the limit.
+pub fn embedding_threads(
+    threads: Option<i32>,
+    resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>,
+) -> Option<i32> {
+    if let Some(t) = threads {
+        return Some(t);
+    }
+    let limit = resources?.limits.as_ref()?.get("cpu")?;
+    let millis = instant_db_crds::quantity::Quantity::parse(&limit.0)
+        .ok()?
+        .to_milli_ceil()?;
+    if millis <= 0 {
+        return None;
+    }
+    let cores = (millis.saturating_add(999) / 1000).min(i128::from(MAX_THREADS));
+    i32::try_from(cores).ok()
+}
 
 /// What the builders need besides the InstantDb itself.
 #[derive(Clone, Debug)]
@@ -162,6 +188,18 @@ pub fn resolve(db: &InstantDb, default_image: &str) -> Result<Resolved, Vec<Stri
             }
         },
     };
+    if let Some(cpu) = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("cpu"))
+        && !is_positive_quantity(&cpu.0)
+    {
+        problems.push(format!(
+            "spec.resources.limits.cpu {:?} is not a positive quantity such as 500m or 2",
+            cpu.0
+        ));
+    }
     if let Some(vs) = &spec.vector_store
         && vs.type_ == Some(instant_db_crds::VectorStoreType::Qdrant)
         && vs.qdrant.is_none()
@@ -200,13 +238,18 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     let r = resolve(input.db, input.default_image).map_err(|p| Error::InvalidSpec(p.join("; ")))?;
     let owner = owner_reference(input.db)?;
     let config_map = config::config_map(input.db, &r, &owner)?;
-    let config_hash = hash_str(
+    // The engine reads its config and its admin token once at startup, so both go into the
+    // pod template's hash: a new token (the Secret was deleted and recreated) restarts the pod
+    // instead of leaving the engine on the old one. Only a hash of the token is written.
+    let config_hash = hash_str(&format!(
+        "{}\n{}",
         config_map
             .data
             .as_ref()
             .and_then(|d| d.get(CONFIG_KEY))
             .map_or("", |s| s),
-    );
+        hash_str(input.admin_token)
+    ));
     let secret = config::admin_secret(&r, &owner, input.admin_token);
     let headless_service = network::headless_service(&r, &owner);
     let service = network::client_service(&r, &owner);
@@ -376,46 +419,6 @@ pub fn parse_duration_secs(s: &str) -> Option<u64> {
         rest = &rest[len..];
     }
     Some(total_ms / 1000)
-}
-
-/// Whether `s` is a Kubernetes quantity greater than zero (`1Gi`, `500M`, `1.5Ti`, `1e9`).
-pub fn is_positive_quantity(s: &str) -> bool {
-    const SUFFIXES: [&str; 14] = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "m", "",
-    ];
-    let s = s.trim();
-    let (number, exp_ok) = match s.find(['e', 'E']) {
-        Some(i) => (
-            &s[..i],
-            s[i + 1..]
-                .trim_start_matches(['+', '-'])
-                .chars()
-                .all(|c| c.is_ascii_digit())
-                && i + 1 < s.len(),
-        ),
-        None => {
-            let Some(suffix) = SUFFIXES
-                .iter()
-                .find(|suf| s.ends_with(*suf) && s.len() > suf.len())
-            else {
-                return false;
-            };
-            (&s[..s.len() - suffix.len()], true)
-        }
-    };
-    if !exp_ok || number.is_empty() {
-        return false;
-    }
-    let mut parts = number.splitn(2, '.');
-    let int = parts.next().unwrap_or("");
-    let frac = parts.next().unwrap_or("");
-    let digits_ok =
-        int.chars().all(|c| c.is_ascii_digit()) && frac.chars().all(|c| c.is_ascii_digit());
-    let nonzero = int
-        .chars()
-        .chain(frac.chars())
-        .any(|c| c != '0' && c.is_ascii_digit());
-    digits_ok && !(int.is_empty() && frac.is_empty()) && nonzero
 }
 
 #[cfg(test)]

@@ -200,6 +200,24 @@ fn config_change_changes_pod_template_hash_and_token_is_kept() {
         .annotations
         .unwrap();
     assert_ne!(ha[CONFIG_HASH_ANNOTATION], hb[CONFIG_HASH_ANNOTATION]);
+    let new_token = BuildInput {
+        admin_token: "another-token",
+        ..input(&a)
+    };
+    let hc = desired(&new_token)
+        .unwrap()
+        .statefulset
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_ne!(
+        ha[CONFIG_HASH_ANNOTATION], hc[CONFIG_HASH_ANNOTATION],
+        "a new admin token restarts the pod"
+    );
     let s = desired(&input(&a)).unwrap().secret;
     assert_eq!(s.data.unwrap()[ADMIN_TOKEN_KEY].0, b"test-token");
     assert_eq!(generate_token().len(), 64);
@@ -243,7 +261,7 @@ fn helpers() {
     assert_eq!(parse_duration_secs("6h"), Some(21600));
     assert_eq!(parse_duration_secs("h"), None);
     assert_eq!(parse_duration_secs("5x"), None);
-    for ok in ["1Gi", "500M", "1.5Ti", "1e9", "10"] {
+    for ok in ["1Gi", "500M", "1.5Ti", "1e9", "10", "1E", "1Ei"] {
         assert!(is_positive_quantity(ok), "{ok}");
     }
     for bad in ["0", "0Gi", "-1Gi", "Gi", "1GB", "", "1.2.3Gi", "e9"] {
@@ -252,4 +270,47 @@ fn helpers() {
     assert_eq!(image_tag("a/b:1.2"), "1.2");
     assert_eq!(image_tag("localhost:5000/b"), "latest");
     assert_eq!(image_tag("b@sha256:abc"), "sha256abc");
+}
+
+#[test]
+fn threads_come_from_the_spec_else_from_the_cpu_limit_rounded_up() {
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let limits = |cpu: &str| ResourceRequirements {
+        limits: Some(BTreeMap::from([("cpu".to_string(), Quantity(cpu.into()))])),
+        ..Default::default()
+    };
+    assert_eq!(embedding_threads(Some(3), Some(&limits("8"))), Some(3));
+    assert_eq!(embedding_threads(None, Some(&limits("2"))), Some(2));
+    assert_eq!(embedding_threads(None, Some(&limits("1500m"))), Some(2));
+    assert_eq!(embedding_threads(None, Some(&limits("500m"))), Some(1));
+    assert_eq!(embedding_threads(None, Some(&limits("1000"))), Some(64));
+    assert_eq!(
+        embedding_threads(None, Some(&ResourceRequirements::default())),
+        None
+    );
+    assert_eq!(embedding_threads(None, None), None);
+}
+
+#[test]
+fn engine_config_gets_threads_from_the_cpu_limit() {
+    let with_limit = db(
+        json!({"storage": {"size": "1Gi"}, "resources": {"limits": {"cpu": "2500m", "memory": "2Gi"}}}),
+    );
+    let r = resolve(&with_limit, "img").unwrap();
+    assert_eq!(engine_config(&with_limit, &r)["embedding"]["threads"], 3);
+    let without = db(json!({"storage": {"size": "1Gi"}}));
+    let r = resolve(&without, "img").unwrap();
+    assert!(
+        engine_config(&without, &r)["embedding"]
+            .get("threads")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_cpu_limit_that_is_not_a_quantity_is_a_spec_problem() {
+    let bad = db(json!({"storage": {"size": "1Gi"}, "resources": {"limits": {"cpu": "lots"}}}));
+    let problems = resolve(&bad, "img").unwrap_err();
+    assert!(problems[0].contains("limits.cpu"), "{problems:?}");
 }

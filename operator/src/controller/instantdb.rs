@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use instant_db_crds::conditions::{self as conds, is_true};
+use instant_db_crds::quantity::Quantity;
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
@@ -26,8 +27,11 @@ use crate::builders::{
     self, ADMIN_TOKEN_KEY, BuildInput, FIELD_MANAGER, applied_hash, hash_object, names, set_hash,
 };
 use crate::error::{Error, Result};
+use crate::server::Health;
 
 const CONTROLLER: &str = "instantdb";
+/// Requeue delay of an object blocked by a conflict or a rejected apply.
+pub const BLOCKED_RESYNC: Duration = Duration::from_secs(300);
 
 /// Reconciles one InstantDb, recording metrics.
 pub async fn reconcile(db: Arc<InstantDb>, ctx: Arc<Context>) -> Result<Action> {
@@ -118,21 +122,31 @@ where
     if let Some(o) = observed
         && !owned_by(o, uid)
     {
-        return Err(Error::InvalidSpec(format!(
-            "{kind} {name} already exists and is not owned by this InstantDb; rename or delete it"
-        )));
+        return Err(Error::NameConflict { kind, name });
     }
     let hash = hash_object(&obj)?;
     if observed.and_then(|o| applied_hash(o)) == Some(hash.as_str()) {
         return Ok(false);
     }
     set_hash(obj.meta_mut(), hash);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&obj),
-    )
-    .await?;
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            return Err(Error::ApplyRejected {
+                kind,
+                name,
+                message: s.message,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
     ctx.metrics
         .writes
         .with_label_values(&[CONTROLLER, &kind, "apply"])
@@ -147,7 +161,9 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let name = db.name_any();
     if db.metadata.deletion_timestamp.is_some() {
         // Owned objects go with owner references; the PVC follows the StatefulSet's
-        // persistentVolumeClaimRetentionPolicy (storage.deletionPolicy). Nothing to do.
+        // persistentVolumeClaimRetentionPolicy (storage.deletionPolicy). Nothing to do but
+        // forget the object's failures.
+        ctx.reset_backoff(&object_key(db));
         return Ok(Action::await_change());
     }
     let uid = db.uid().ok_or(Error::MissingObjectKey("metadata.uid"))?;
@@ -219,58 +235,22 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     })?;
 
     // Apply.
-    let mut changed: Vec<String> = Vec::new();
-    if apply_if_changed(&cms, desired.config_map, cm.as_ref(), &uid, ctx).await? {
-        changed.push(format!("ConfigMap {}", names::config_map(&name)));
-    }
-    if apply_if_changed(&secrets, desired.secret, secret.as_ref(), &uid, ctx).await? {
-        changed.push(format!("Secret {}", names::admin_secret(&name)));
-    }
-    if apply_if_changed(
-        &svcs,
-        desired.headless_service,
-        headless.as_ref(),
-        &uid,
-        ctx,
-    )
-    .await?
-    {
-        changed.push(format!("Service {}", names::headless_service(&name)));
-    }
-    if apply_if_changed(&svcs, desired.service, svc.as_ref(), &uid, ctx).await? {
-        changed.push(format!("Service {}", names::primary(&name)));
-    }
-    if apply_if_changed(&sts_api, desired.statefulset, sts.as_ref(), &uid, ctx).await? {
-        changed.push(format!("StatefulSet {}", names::primary(&name)));
-    }
-    match (desired.pdb, pdb) {
-        (Some(want), observed) => {
-            if apply_if_changed(&pdbs, want, observed.as_ref(), &uid, ctx).await? {
-                changed.push(format!("PodDisruptionBudget {}", names::primary(&name)));
-            }
-        }
-        (None, Some(observed)) if owned_by(&observed, &uid) => {
-            pdbs.delete(&names::primary(&name), &DeleteParams::default())
-                .await?;
-            ctx.metrics
-                .writes
-                .with_label_values(&[CONTROLLER, "PodDisruptionBudget", "delete"])
-                .inc();
-            changed.push(format!(
-                "deleted PodDisruptionBudget {}",
-                names::primary(&name)
-            ));
-        }
-        (None, _) => {}
-    }
-    if let Some(want) = desired.service_monitor
-        && apply_if_changed(&sm_api, want, sm.as_ref(), &uid, ctx).await?
-    {
-        changed.push(format!("ServiceMonitor {}", names::primary(&name)));
-    }
-    if let Some(note) = expand_volume(db, ctx, &ns, &name, sts.is_some()).await? {
-        changed.push(note);
-    }
+    let observed_objects = ObservedObjects {
+        secret: secret.as_ref(),
+        sts: sts.as_ref(),
+        cm: cm.as_ref(),
+        headless: headless.as_ref(),
+        svc: svc.as_ref(),
+        pdb,
+        sm: sm.as_ref(),
+    };
+    let changed = match apply_all(db, ctx, &ns, &uid, desired, observed_objects).await {
+        Ok(c) => c,
+        Err(e) => match e.status_reason() {
+            Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
+            None => return Err(e),
+        },
+    };
     if !changed.is_empty() {
         tracing::info!(instantdb = %object_key(db), applied = ?changed, "applied");
         ctx.event(
@@ -306,6 +286,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let observed = Observed {
         generation: db.metadata.generation,
         invalid: vec![],
+        blocked: None,
         suspended: resolved.suspend,
         ready_replicas: ready,
         rolled_out: rolled_out || sts_status.current_revision.is_none(),
@@ -352,9 +333,142 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     })
 }
 
+/// What the reconcile read, for [`apply_all`].
+struct ObservedObjects<'a> {
+    secret: Option<&'a Secret>,
+    sts: Option<&'a StatefulSet>,
+    cm: Option<&'a ConfigMap>,
+    headless: Option<&'a Service>,
+    svc: Option<&'a Service>,
+    pdb: Option<PodDisruptionBudget>,
+    sm: Option<&'a DynamicObject>,
+}
+
+/// Applies every desired object that differs from what was observed; returns what changed.
+async fn apply_all(
+    db: &InstantDb,
+    ctx: &Context,
+    ns: &str,
+    uid: &str,
+    desired: builders::Desired,
+    o: ObservedObjects<'_>,
+) -> Result<Vec<String>> {
+    let name = db.name_any();
+    let client = ctx.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    let sm_api: Api<DynamicObject> =
+        Api::namespaced_with(client, ns, &builders::service_monitor_resource());
+    let mut changed: Vec<String> = Vec::new();
+    if apply_if_changed(&cms, desired.config_map, o.cm, uid, ctx).await? {
+        changed.push(format!("ConfigMap {}", names::config_map(&name)));
+    }
+    if apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx).await? {
+        changed.push(format!("Secret {}", names::admin_secret(&name)));
+    }
+    if apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx).await? {
+        changed.push(format!("Service {}", names::headless_service(&name)));
+    }
+    if apply_if_changed(&svcs, desired.service, o.svc, uid, ctx).await? {
+        changed.push(format!("Service {}", names::primary(&name)));
+    }
+    if apply_if_changed(&sts_api, desired.statefulset, o.sts, uid, ctx).await? {
+        changed.push(format!("StatefulSet {}", names::primary(&name)));
+    }
+    match (desired.pdb, o.pdb) {
+        (Some(want), observed) => {
+            if apply_if_changed(&pdbs, want, observed.as_ref(), uid, ctx).await? {
+                changed.push(format!("PodDisruptionBudget {}", names::primary(&name)));
+            }
+        }
+        (None, Some(observed)) if owned_by(&observed, uid) => {
+            pdbs.delete(&names::primary(&name), &DeleteParams::default())
+                .await?;
+            ctx.metrics
+                .writes
+                .with_label_values(&[CONTROLLER, "PodDisruptionBudget", "delete"])
+                .inc();
+            changed.push(format!(
+                "deleted PodDisruptionBudget {}",
+                names::primary(&name)
+            ));
+        }
+        (None, _) => {}
+    }
+    if let Some(want) = desired.service_monitor
+        && apply_if_changed(&sm_api, want, o.sm, uid, ctx).await?
+    {
+        changed.push(format!("ServiceMonitor {}", names::primary(&name)));
+    }
+    if let Some(note) = expand_volume(db, ctx, ns, &name, o.sts.is_some()).await? {
+        changed.push(note);
+    }
+    Ok(changed)
+}
+
+/// Puts an error only the user can fix (foreign object in the way, object rejected by the API
+/// server) into status instead of retrying it with backoff, and looks again in five minutes:
+/// deleting a foreign object triggers no watch of ours, and a spec fix triggers a reconcile.
+async fn blocked(
+    db: &InstantDb,
+    dbs: &Api<InstantDb>,
+    ctx: &Context,
+    reason: &'static str,
+    err: &Error,
+    now: Timestamp,
+) -> Result<Action> {
+    ctx.metrics
+        .errors
+        .with_label_values(&[CONTROLLER, err.kind(), reason])
+        .inc();
+    tracing::warn!(instantdb = %object_key(db), error = %err, "reconcile blocked; see status");
+    let observed = Observed {
+        generation: db.metadata.generation,
+        blocked: Some((reason.to_string(), err.to_string())),
+        ..Default::default()
+    };
+    let new = status::compute(db.status.as_ref(), &observed, now);
+    // The event goes out when the status changes, so a blocked object does not repeat it.
+    if write_status(dbs, db, &new, ctx).await? {
+        ctx.event(
+            &db.object_ref(&()),
+            EventType::Warning,
+            reason,
+            "Apply",
+            err.to_string(),
+        )
+        .await;
+    }
+    Ok(Action::requeue(BLOCKED_RESYNC))
+}
+
+/// What a change of `spec.storage.size` means for the PVC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeChange {
+    /// The spec asks for more: patch the PVC.
+    Grow,
+    /// The spec asks for less: impossible in Kubernetes, ignored with a Warning event.
+    Shrink,
+    /// Same size, or a size that cannot be compared.
+    Keep,
+}
+
+/// Compares the PVC's requested size with the spec's.
+pub fn volume_change(current: &str, wanted: &str) -> VolumeChange {
+    match (Quantity::parse(current), Quantity::parse(wanted)) {
+        (Ok(c), Ok(w)) if w > c => VolumeChange::Grow,
+        (Ok(c), Ok(w)) if w < c => VolumeChange::Shrink,
+        _ => VolumeChange::Keep,
+    }
+}
+
 /// Grows the PVC when `spec.storage.size` became larger than the PVC's request (StatefulSet
-/// claim templates are immutable, so the PVC itself is patched). Shrinking is not possible and
-/// is reported once as an event.
+/// claim templates are immutable, so the PVC itself is patched). A smaller size cannot be
+/// applied: it is reported with a `VolumeShrinkIgnored` Warning event, once per spec change
+/// (when the spec's generation is not yet the one in status), not on every resync.
 async fn expand_volume(
     db: &InstantDb,
     ctx: &Context,
@@ -369,20 +483,23 @@ async fn expand_volume(
     let Some(pvc) = pvcs.get_opt(&names::data_pvc(name)).await? else {
         return Ok(None);
     };
-    let current = pvc
+    let Some(current) = pvc
         .spec
         .as_ref()
         .and_then(|s| s.resources.as_ref())
         .and_then(|r| r.requests.as_ref())
         .and_then(|r| r.get("storage"))
-        .and_then(|q| quantity_bytes(&q.0));
-    let want = quantity_bytes(&db.spec.storage.size);
-    match (current, want) {
-        (Some(c), Some(w)) if w > c => {
+        .map(|q| q.0.clone())
+    else {
+        return Ok(None);
+    };
+    let wanted = &db.spec.storage.size;
+    match volume_change(&current, wanted) {
+        VolumeChange::Grow => {
             let patch = json!({
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",
                 "metadata": {"name": names::data_pvc(name), "namespace": ns},
-                "spec": {"resources": {"requests": {"storage": db.spec.storage.size}}}
+                "spec": {"resources": {"requests": {"storage": wanted}}}
             });
             pvcs.patch(
                 &names::data_pvc(name),
@@ -395,39 +512,29 @@ async fn expand_volume(
                 .with_label_values(&[CONTROLLER, "PersistentVolumeClaim", "apply"])
                 .inc();
             Ok(Some(format!(
-                "PersistentVolumeClaim {} resized to {}",
-                names::data_pvc(name),
-                db.spec.storage.size
+                "PersistentVolumeClaim {} resized to {wanted}",
+                names::data_pvc(name)
             )))
         }
-        _ => Ok(None),
-    }
-}
-
-/// Bytes of a quantity (`1Gi`, `500M`, `1e9`), for comparisons.
-pub fn quantity_bytes(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let units: [(&str, f64); 13] = [
-        ("Ki", 1024.0),
-        ("Mi", 1024f64.powi(2)),
-        ("Gi", 1024f64.powi(3)),
-        ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)),
-        ("Ei", 1024f64.powi(6)),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-        ("m", 1e-3),
-    ];
-    for (suffix, mult) in units {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return n.parse::<f64>().ok().map(|v| v * mult);
+        VolumeChange::Shrink => {
+            let seen = db.status.as_ref().and_then(|s| s.observed_generation);
+            if seen != db.metadata.generation {
+                ctx.event(
+                    &db.object_ref(&()),
+                    EventType::Warning,
+                    "VolumeShrinkIgnored",
+                    "Apply",
+                    format!(
+                        "spec.storage.size {wanted} is smaller than the volume ({current}); volumes cannot shrink, so the PVC {} keeps {current}",
+                        names::data_pvc(name)
+                    ),
+                )
+                .await;
+            }
+            Ok(None)
         }
+        VolumeChange::Keep => Ok(None),
     }
-    q.parse::<f64>().ok()
 }
 
 async fn engine_health(
@@ -481,11 +588,28 @@ async fn write_status(
     Ok(true)
 }
 
-/// Runs the InstantDb controller until `shutdown` resolves. `namespaces` empty means all.
+/// Waits until the controller's store has listed every object; false when the controller ended
+/// first. The wait is re-armed every half second because kube-runtime 5.0's readiness signal
+/// (a oneshot channel) keeps only the last waiter's waker, and the Controller itself also waits
+/// on it: a second waiter that is not polled again may never be woken.
+async fn store_ready(store: &kube::runtime::reflector::Store<InstantDb>) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+            Ok(ready) => return ready.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Runs the InstantDb controller until `stop` turns true. `namespaces` empty means all.
+/// `health` is marked synced once the InstantDb watch of every namespace has listed its
+/// objects. Dropping the returned future aborts the controllers at once (used on loss of
+/// leadership); `stop` lets running reconciles finish first.
 pub async fn run(
     ctx: Arc<Context>,
     namespaces: Vec<String>,
     stop: tokio::sync::watch::Receiver<bool>,
+    health: Health,
 ) {
     let client = ctx.client.clone();
     let owned =
@@ -495,7 +619,10 @@ pub async fn run(
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    let mut tasks = Vec::new();
+    health.set_synced(false);
+    // A JoinSet aborts its tasks when dropped.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut stores = Vec::new();
     for scope in scopes {
         fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(
             c: &kube::Client,
@@ -516,24 +643,54 @@ pub async fn run(
         .owns(api::<StatefulSet>(&client, &scope), owned.clone())
         .owns(api::<Service>(&client, &scope), owned.clone())
         .owns(api::<ConfigMap>(&client, &scope), owned.clone())
-        .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone())
-        .graceful_shutdown_on({
-            let mut stop = stop.clone();
-            async move {
-                let _ = stop.wait_for(|v| *v).await;
-            }
-        })
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "controller event"),
-            }
-        });
-        tasks.push(tokio::spawn(controller));
+        // The admin Secret is watched too, so a deleted Secret is recreated at once (with a
+        // new token) rather than at the next resync.
+        .owns(api::<Secret>(&client, &scope), owned.clone())
+        .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone());
+        stores.push(controller.store());
+        let ctx_for_results = ctx.clone();
+        let stream = controller
+            .graceful_shutdown_on({
+                let mut stop = stop.clone();
+                async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                }
+            })
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(move |res| {
+                let ctx = ctx_for_results.clone();
+                async move {
+                    match res {
+                        Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                        // A requeued object that has been deleted meanwhile: its failures
+                        // (if any) are no longer needed.
+                        Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                            ctx.reset_backoff(&format!(
+                                "{}/{}",
+                                obj.namespace.as_deref().unwrap_or_default(),
+                                obj.name
+                            ));
+                        }
+                        Err(e) => tracing::debug!(error = %e, "controller event"),
+                    }
+                }
+            });
+        tasks.spawn(stream);
     }
-    for t in tasks {
-        if let Err(e) = t.await {
+    {
+        let health = health.clone();
+        tasks.spawn(async move {
+            for store in stores {
+                if !store_ready(&store).await {
+                    return;
+                }
+            }
+            tracing::info!("InstantDb watches synced");
+            health.set_synced(true);
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
             tracing::error!(error = %e, "controller task failed");
         }
     }

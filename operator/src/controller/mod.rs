@@ -37,6 +37,17 @@ impl Default for OperatorConfig {
     }
 }
 
+/// Consecutive failures of one object and when the last one happened.
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// A failure entry older than this is dropped: the object was deleted (or has not failed since
+/// the longest backoff), so keeping it would only grow the map.
+const FORGET_FAILURES_AFTER: Duration = Duration::from_secs(15 * 60);
+
 /// Shared state of the controllers.
 pub struct Context {
     /// Kubernetes client.
@@ -49,7 +60,7 @@ pub struct Context {
     pub metrics: Metrics,
     /// Event recorder.
     pub recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, Failures>>,
     service_monitor_crd: Mutex<Option<(Instant, bool)>>,
 }
 
@@ -104,19 +115,36 @@ impl Context {
     /// Records a failure of `key` and returns how long to wait before retrying (5 s doubling
     /// to 5 min).
     pub fn next_backoff(&self, key: &str) -> Duration {
+        self.next_backoff_at(key, Instant::now())
+    }
+
+    fn next_backoff_at(&self, key: &str, now: Instant) -> Duration {
         let mut f = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = f.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        let secs = 5u64.saturating_mul(1u64 << (*n - 1).min(6));
+        f.retain(|_, v| now.saturating_duration_since(v.last) < FORGET_FAILURES_AFTER);
+        let entry = f.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            last: now,
+        });
+        entry.count = entry.count.saturating_add(1);
+        entry.last = now;
+        let secs = 5u64.saturating_mul(1u64 << (entry.count - 1).min(6));
         Duration::from_secs(secs.min(300))
     }
 
-    /// Forgets the failures of `key` after a successful reconcile.
+    /// Forgets the failures of `key`: after a successful reconcile, or once the object is gone.
     pub fn reset_backoff(&self, key: &str) {
         self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+    }
+
+    /// Number of objects with recorded failures.
+    pub fn backoff_entries(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Publishes an Event; failures are logged, never fatal.
@@ -138,5 +166,63 @@ impl Context {
         if let Err(e) = self.recorder.publish(&ev, reference).await {
             tracing::warn!(error = %e, reason, "cannot publish event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::fake_api::FakeApiServer;
+    use futures::future::BoxFuture;
+
+    struct NoEngine;
+    impl EngineApi for NoEngine {
+        fn detailed_health<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, crate::Result<crate::engine_client::DetailedHealth>> {
+            Box::pin(async { Err(crate::Error::Engine("none".into())) })
+        }
+    }
+
+    fn ctx() -> Context {
+        Context::new(
+            FakeApiServer::new().client(),
+            OperatorConfig::default(),
+            Arc::new(NoEngine),
+            Metrics::new().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn backoff_doubles_from_5s_to_5min() {
+        let c = ctx();
+        let got: Vec<u64> = (0..9).map(|_| c.next_backoff("ns/a").as_secs()).collect();
+        assert_eq!(got, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        c.reset_backoff("ns/a");
+        assert_eq!(c.next_backoff("ns/a").as_secs(), 5);
+    }
+
+    #[tokio::test]
+    async fn failures_of_objects_not_seen_for_15_minutes_are_forgotten() {
+        let c = ctx();
+        let t0 = Instant::now();
+        c.next_backoff_at("ns/deleted", t0);
+        c.next_backoff_at("ns/live", t0 + Duration::from_secs(14 * 60));
+        assert_eq!(c.backoff_entries(), 2);
+        c.next_backoff_at("ns/live", t0 + Duration::from_secs(16 * 60));
+        assert_eq!(
+            c.backoff_entries(),
+            1,
+            "the deleted object's entry was dropped"
+        );
+        assert_eq!(
+            c.next_backoff_at("ns/live", t0 + Duration::from_secs(17 * 60))
+                .as_secs(),
+            20,
+            "a live object keeps its count"
+        );
     }
 }

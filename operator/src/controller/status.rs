@@ -11,6 +11,10 @@ use crate::engine_client::{DetailedHealth, HealthStatus};
 pub mod reasons {
     /// The spec cannot be turned into resources.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// An object of the same name exists and is not owned by the InstantDb.
+    pub const NAME_CONFLICT: &str = "NameConflict";
+    /// The API server rejected an applied object (HTTP 422).
+    pub const APPLY_REJECTED: &str = "ApplyRejected";
     /// `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
     /// The engine pod is not ready yet.
@@ -42,6 +46,9 @@ pub struct Observed {
     pub generation: Option<i64>,
     /// Problems in the spec (empty when valid).
     pub invalid: Vec<String>,
+    /// Reason and message of a failure only the user can fix (`NameConflict`,
+    /// `ApplyRejected`), None when the objects were applied.
+    pub blocked: Option<(String, String)>,
     /// `spec.suspend`.
     pub suspended: bool,
     /// Ready replicas of the StatefulSet.
@@ -109,6 +116,32 @@ pub fn compute(
         set_condition(
             c,
             cond(conditions::DEGRADED, Status::True, INVALID_SPEC, msg, g),
+            now,
+        );
+        s.phase = Some(Phase::Failed);
+        return s;
+    }
+    if let Some((reason, msg)) = &o.blocked {
+        let reason = reason.as_str();
+        set_condition(
+            c,
+            cond(conditions::READY, Status::False, reason, msg.clone(), g),
+            now,
+        );
+        set_condition(
+            c,
+            cond(
+                conditions::PROGRESSING,
+                Status::False,
+                reason,
+                "blocked until the problem is fixed; retried every 5 minutes".into(),
+                g,
+            ),
+            now,
+        );
+        set_condition(
+            c,
+            cond(conditions::DEGRADED, Status::True, reason, msg.clone(), g),
             now,
         );
         s.phase = Some(Phase::Failed);
@@ -320,6 +353,34 @@ mod tests {
         assert_eq!(r.reason, reasons::INVALID_SPEC);
         assert!(r.message.contains("bad size"));
         assert_eq!(r.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn blocked_apply_is_failed_with_the_reason_and_message() {
+        let o = Observed {
+            blocked: Some((
+                reasons::APPLY_REJECTED.into(),
+                "the API server rejected StatefulSet docs: requests must be <= limits".into(),
+            )),
+            generation: Some(3),
+            ..Default::default()
+        };
+        let s = compute(None, &o, now());
+        assert_eq!(s.phase, Some(Phase::Failed));
+        let r = find_condition(&s.conditions, conditions::READY).unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "ApplyRejected")
+        );
+        assert!(r.message.contains("requests must be <= limits"));
+        let d = find_condition(&s.conditions, conditions::DEGRADED).unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "ApplyRejected")
+        );
+        // the same observation later gives the same status: no write, no hot loop
+        let later = Timestamp::from_second(1_800_000_300).unwrap();
+        assert_eq!(compute(Some(&s), &o, later), s);
     }
 
     #[test]

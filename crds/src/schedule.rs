@@ -1,0 +1,148 @@
+//! Validation of `InstantDbBackupPolicy.spec.schedule`.
+//!
+//! The CRD schema only checks the shape (five fields or a macro). This parses the schedule
+//! with croner, the cron implementation a backup-policy controller will use to compute run
+//! times, so a schedule that passes here is one that controller can run. It lives in this crate
+//! because both the operator and that future controller read the backup types from here.
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+
+/// Why a schedule cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.schedule {schedule:?} is not a usable cron schedule: {why}")]
+pub struct ScheduleError {
+    /// The rejected schedule.
+    pub schedule: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+/// Parses a schedule: five fields (minute hour day-of-month month day-of-week, UTC) or one of
+/// `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly` (the set
+/// Kubernetes CronJobs accept). Seconds and years are not allowed.
+pub fn parse_schedule(schedule: &str) -> Result<Cron, ScheduleError> {
+    let err = |why: String| ScheduleError {
+        schedule: schedule.to_string(),
+        why,
+    };
+    let trimmed = schedule.trim();
+    // croner knows every CronJob macro but `@midnight`, which CronJobs treat as `@daily`.
+    let pattern = if trimmed.eq_ignore_ascii_case("@midnight") {
+        "@daily"
+    } else {
+        trimmed
+    };
+    if pattern.starts_with('@') {
+        const MACROS: [&str; 6] = [
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@hourly",
+        ];
+        if !MACROS.iter().any(|m| m.eq_ignore_ascii_case(pattern)) {
+            return Err(err(format!("unknown macro {pattern}")));
+        }
+    }
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(pattern)
+        .map_err(|e| err(e.to_string()))
+}
+
+/// Checks that `schedule` parses and fires at least once after `now` (a schedule such as
+/// `0 0 30 2 *`, February 30th, parses but never runs).
+pub fn validate_schedule(schedule: &str, now: DateTime<Utc>) -> Result<(), ScheduleError> {
+    next_run(schedule, now).map(|_| ())
+}
+
+/// The first run strictly after `after`.
+pub fn next_run(schedule: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, ScheduleError> {
+    parse_schedule(schedule)?
+        .find_next_occurrence(&after, false)
+        .map_err(|e| ScheduleError {
+            schedule: schedule.to_string(),
+            why: format!("it never fires ({e})"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 10, 12, 30, 0).unwrap()
+    }
+
+    #[test]
+    fn five_field_schedules_and_macros_are_accepted() {
+        for ok in [
+            "0 3 * * *",
+            "*/15 * * * *",
+            "0 0 * * SUN",
+            "30 2 1-7 * MON-FRI",
+            "0 0 1 JAN,JUL *",
+            "@daily",
+            "@midnight",
+            "@hourly",
+            "@weekly",
+            "@monthly",
+            "@yearly",
+            "@annually",
+        ] {
+            assert!(
+                validate_schedule(ok, now()).is_ok(),
+                "{ok}: {:?}",
+                validate_schedule(ok, now())
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_schedules_are_rejected_with_the_schedule_in_the_message() {
+        for bad in [
+            "",
+            "* * * *",
+            "0 0 3 * * *",
+            "0 0 3 * * * 2027",
+            "61 * * * *",
+            "0 25 * * *",
+            "0 0 32 * *",
+            "0 0 * 13 *",
+            "0 0 * * 8",
+            "@reboot",
+            "@every 5m",
+            "every day",
+            "a b c d e",
+        ] {
+            let e = validate_schedule(bad, now()).unwrap_err();
+            assert_eq!(e.schedule, bad);
+            assert!(e.to_string().contains("spec.schedule"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_rejected() {
+        let e = validate_schedule("0 0 30 2 *", now()).unwrap_err();
+        assert!(e.why.contains("never fires"), "{e}");
+    }
+
+    #[test]
+    fn next_run_is_in_utc_and_after_the_given_time() {
+        assert_eq!(
+            next_run("0 3 * * *", now()).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 11, 3, 0, 0).unwrap()
+        );
+        assert_eq!(
+            next_run("@midnight", now()).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 11, 0, 0, 0).unwrap()
+        );
+    }
+}
