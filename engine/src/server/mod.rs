@@ -406,30 +406,36 @@ pub fn run_integrity_check(s: &AppState) -> Result<crate::store::IntegrityReport
     report
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled: the socket accepts connections from `bind` on, and a SIGTERM from
+/// then until the server loop starts must shut down cleanly rather than kill the process.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let ctrl_c = tokio::spawn(tokio::signal::ctrl_c());
+    async move {
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        tracing::info!("shutdown requested: finishing in-flight requests");
     }
-    tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
 /// `instant-db serve`.
 pub async fn serve(config: Config) -> Result<()> {
+    let shutdown = shutdown_signal();
     let listen = config.listen.clone();
     let engine =
         tokio::task::spawn_blocking(move || Engine::open(config, ModelLoading::BestEffort))
@@ -443,7 +449,7 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
     tracing::info!(address = %listen, "instant-db serving");
-    run_on(listener, state, shutdown_signal()).await?;
+    run_on(listener, state, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
