@@ -29,6 +29,11 @@ pub struct Embedder {
 }
 
 /// How to talk to the loaded model: which inputs it takes and which output holds the vectors.
+type ModelInputs = Vec<(
+    std::borrow::Cow<'static, str>,
+    ort::session::SessionInputValue<'static>,
+)>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ModelIo {
     /// BERT-style models take token types; some exports (DistilBERT, MPNet) do not.
@@ -175,13 +180,48 @@ impl Embedder {
     // Debug level: one span per batch is too many for INFO logs, but shows in traces on demand.
     #[tracing::instrument(name = "embed_batch", level = "debug", skip_all, fields(texts = texts.len()))]
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let (encodings, batches) = self.plan(texts)?;
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for members in batches {
+            let batch: Vec<&tokenizers::Encoding> =
+                members.iter().map(|&i| &encodings[i]).collect();
+            let vectors = self.run_batch(&batch)?;
+            for (&i, v) in members.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seconds ONNX Runtime alone spends on `texts`, tokenised and batched exactly as `embed`
+    /// does but with only `Session::run` timed: the benchmark's baseline for the pipeline.
+    pub fn inference_only_seconds(&self, texts: &[&str]) -> Result<f64> {
+        let (encodings, batches) = self.plan(texts)?;
+        let mut seconds = 0.0;
+        for members in batches {
+            let batch: Vec<&tokenizers::Encoding> =
+                members.iter().map(|&i| &encodings[i]).collect();
+            let (inputs, _, _) = self.inputs(&batch)?;
+            let mut session = self.session()?;
+            let started = std::time::Instant::now();
+            session
+                .run(inputs)
+                .map_err(|e| model_err("inference failed")(e.to_string()))?;
+            seconds += started.elapsed().as_secs_f64();
+        }
+        Ok(seconds)
+    }
+
+    /// Tokenises `texts` once and groups them, by length, into batches of at most `batch_size`
+    /// texts and `TOKEN_BUDGET` padded tokens (indices into `texts`).
+    fn plan(&self, texts: &[&str]) -> Result<(Vec<tokenizers::Encoding>, Vec<Vec<usize>>)> {
         let encodings = self
             .tokenizer
             .encode_batch_fast(texts.to_vec(), true)
             .map_err(|e| Error::ModelUnavailable(format!("tokenizer failed: {e}")))?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut batches = vec![];
         let mut start = 0;
         while start < order.len() {
             let mut end = start + 1;
@@ -191,21 +231,24 @@ impl Embedder {
             {
                 end += 1;
             }
-            let batch: Vec<&tokenizers::Encoding> =
-                order[start..end].iter().map(|&i| &encodings[i]).collect();
-            let vectors = self.run_batch(&batch)?;
-            for (&i, v) in order[start..end].iter().zip(vectors) {
-                out[i] = v;
-            }
+            batches.push(order[start..end].to_vec());
             start = end;
         }
-        Ok(out)
+        Ok((encodings, batches))
     }
 
-    fn run_batch(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
-        if encodings.is_empty() {
-            return Ok(vec![]);
-        }
+    fn session(&self) -> Result<std::sync::MutexGuard<'_, Session>> {
+        self.session
+            .lock()
+            .map_err(|_| Error::Internal("embedding session lock poisoned".into()))
+    }
+
+    /// The model's input tensors for one batch, padded to its longest text, with the
+    /// attention mask (for pooling) and the padded length.
+    fn inputs(
+        &self,
+        encodings: &[&tokenizers::Encoding],
+    ) -> Result<(ModelInputs, Vec<i64>, usize)> {
         let batch = encodings.len();
         let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
         let mut ids = Vec::with_capacity(batch * seq);
@@ -231,10 +274,16 @@ impl Embedder {
         if self.io.token_type_ids {
             inputs.push(("token_type_ids".into(), tensor(types)?.into()));
         }
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| Error::Internal("embedding session lock poisoned".into()))?;
+        Ok((inputs, mask, seq))
+    }
+
+    fn run_batch(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+        if encodings.is_empty() {
+            return Ok(vec![]);
+        }
+        let batch = encodings.len();
+        let (inputs, mask, seq) = self.inputs(encodings)?;
+        let mut session = self.session()?;
         let outputs = session
             .run(inputs)
             .map_err(|e| model_err("inference failed")(e.to_string()))?;
