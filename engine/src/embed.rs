@@ -206,7 +206,7 @@ impl Embedder {
             let started = std::time::Instant::now();
             session
                 .run(inputs)
-                .map_err(|e| model_err("inference failed")(e.to_string()))?;
+                .map_err(|e| Error::Inference(e.to_string()))?;
             seconds += started.elapsed().as_secs_f64();
         }
         Ok(seconds)
@@ -286,7 +286,7 @@ impl Embedder {
         let mut session = self.session()?;
         let outputs = session
             .run(inputs)
-            .map_err(|e| model_err("inference failed")(e.to_string()))?;
+            .map_err(|e| Error::Inference(e.to_string()))?;
         let output = outputs.get(&self.io.output).ok_or_else(|| {
             Error::ModelUnavailable(format!(
                 "model {} returned no `{}` output",

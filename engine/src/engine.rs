@@ -19,6 +19,10 @@ use crate::store::{Store, StoreStats};
 /// Dimensions assumed for the vector index when no model is loaded (the default model's).
 const DEFAULT_DIMENSIONS: usize = 384;
 
+/// Attempts of one embedding call when inference fails transiently, and their delay budget.
+const EMBED_ATTEMPTS: usize = 3;
+const EMBED_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub struct Engine {
     pub config: Config,
     pub store: Store,
@@ -222,7 +226,16 @@ impl Engine {
             )));
         }
         let started = Instant::now();
-        match embedder.embed(texts) {
+        // A failed inference run is retried briefly; a missing or broken model is not, and the
+        // breaker counts the call once, after the retries.
+        let attempt = crate::resilience::retry_blocking(
+            "embed",
+            crate::resilience::retry_policy(EMBED_ATTEMPTS, EMBED_RETRY_BUDGET),
+            || embedder.embed(texts),
+            |e| matches!(e, Error::Inference(_)),
+            std::thread::sleep,
+        );
+        match attempt {
             Ok(v) => {
                 self.embed_breaker.record_success();
                 self.metrics

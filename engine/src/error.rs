@@ -30,6 +30,9 @@ pub enum Error {
     /// The embedding model or ONNX Runtime could not be loaded or used.
     #[error("embedding model unavailable: {0}")]
     ModelUnavailable(String),
+    /// One inference run failed (e.g. an allocation): worth retrying, unlike a missing model.
+    #[error("embedding inference failed: {0}")]
+    Inference(String),
     /// Runtime assets (ONNX Runtime library, model files) are not installed.
     #[error("{0}")]
     AssetsMissing(String),
@@ -75,6 +78,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
             Error::ModelUnavailable(_) => "model_unavailable",
+            Error::Inference(_) => "inference_failed",
             Error::AssetsMissing(_) => "assets_missing",
             Error::Database(_) => "database_error",
             Error::Io { .. } => "io_error",
@@ -97,6 +101,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::ModelUnavailable(_)
+            | Error::Inference(_)
             | Error::AssetsMissing(_)
             | Error::Unavailable(_)
             | Error::Integrity(_) => StatusCode::SERVICE_UNAVAILABLE,

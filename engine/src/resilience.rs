@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BlockingRetryable, ExponentialBuilder, Retryable};
 
 /// State of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -522,6 +522,38 @@ where
         .await
 }
 
+/// [`retry_transient`] for blocking code (embedding runs on worker threads, not the runtime):
+/// the same policy and logging, sleeping with `sleeper` between attempts.
+pub fn retry_blocking<T, E, F, P, S>(
+    op_name: &str,
+    policy: ExponentialBuilder,
+    f: F,
+    is_transient: P,
+    sleeper: S,
+) -> Result<T, E>
+where
+    F: FnMut() -> Result<T, E>,
+    P: FnMut(&E) -> bool,
+    E: fmt::Display,
+    S: Fn(Duration) + 'static,
+{
+    let mut attempt: usize = 1;
+    f.retry(policy)
+        .sleep(sleeper)
+        .when(is_transient)
+        .notify(|err: &E, delay: Duration| {
+            tracing::warn!(
+                operation = op_name,
+                attempt,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %err,
+                "transient failure; retrying"
+            );
+            attempt += 1;
+        })
+        .call()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -795,5 +827,60 @@ mod tests {
         let total: Duration = delays.lock().unwrap().iter().sum();
         assert!(total <= Duration::from_millis(500), "total {total:?}");
         assert!(attempts.load(Ordering::SeqCst) < 10);
+    }
+
+    #[test]
+    fn blocking_retry_retries_transient_errors_within_its_bounds() {
+        let calls = AtomicUsize::new(0);
+        let slept = Arc::new(Mutex::new(vec![]));
+        let record = slept.clone();
+        let ok: Result<u32, String> = retry_blocking(
+            "op",
+            retry_policy(3, Duration::from_secs(1)),
+            || {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err("flaky".to_string())
+                } else {
+                    Ok(7)
+                }
+            },
+            |_| true,
+            move |d| record.lock().unwrap().push(d),
+        );
+        assert_eq!(ok, Ok(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(slept.lock().unwrap().len(), 2);
+
+        let calls = AtomicUsize::new(0);
+        let failed: Result<u32, String> = retry_blocking(
+            "op",
+            retry_policy(3, Duration::from_secs(1)),
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("still flaky".to_string())
+            },
+            |_| true,
+            |_| {},
+        );
+        assert_eq!(failed, Err("still flaky".to_string()));
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "bounded to 3 attempts");
+
+        let calls = AtomicUsize::new(0);
+        let permanent: Result<u32, String> = retry_blocking(
+            "op",
+            retry_policy(3, Duration::from_secs(1)),
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("bad input".to_string())
+            },
+            |_| false,
+            |_| {},
+        );
+        assert!(permanent.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a permanent error is not retried"
+        );
     }
 }
