@@ -504,22 +504,28 @@ where
     S: Fn(Duration) -> SF + 'static,
     SF: Future,
 {
-    let mut attempt: usize = 1;
+    let mut log = retry_logger(op_name);
     fut_factory
         .retry(policy)
         .sleep(sleeper)
         .when(is_transient)
-        .notify(|err: &E, delay: Duration| {
-            tracing::warn!(
-                operation = op_name,
-                attempt,
-                retry_in_ms = delay.as_millis() as u64,
-                error = %err,
-                "transient failure; retrying"
-            );
-            attempt += 1;
-        })
+        .notify(|err: &E, delay: Duration| log(err, delay))
         .await
+}
+
+/// Logs each retry (`warn`) with the operation, the attempt number, the delay and the error.
+fn retry_logger<E: fmt::Display>(op_name: &str) -> impl FnMut(&E, Duration) + '_ {
+    let mut attempt: usize = 1;
+    move |err, delay| {
+        tracing::warn!(
+            operation = op_name,
+            attempt,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %err,
+            "transient failure; retrying"
+        );
+        attempt += 1;
+    }
 }
 
 /// [`retry_transient`] for blocking code (embedding runs on worker threads, not the runtime):
@@ -537,20 +543,11 @@ where
     E: fmt::Display,
     S: Fn(Duration) + 'static,
 {
-    let mut attempt: usize = 1;
+    let mut log = retry_logger(op_name);
     f.retry(policy)
         .sleep(sleeper)
         .when(is_transient)
-        .notify(|err: &E, delay: Duration| {
-            tracing::warn!(
-                operation = op_name,
-                attempt,
-                retry_in_ms = delay.as_millis() as u64,
-                error = %err,
-                "transient failure; retrying"
-            );
-            attempt += 1;
-        })
+        .notify(|err: &E, delay: Duration| log(err, delay))
         .call()
 }
 

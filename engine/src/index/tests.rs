@@ -4,6 +4,11 @@ fn clustered_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
     synthetic_vectors(n, dims, seed)
 }
 
+/// The vectors keyed by position plus `first`, as the index takes them.
+fn keyed(vs: &[Vec<f32>], first: i64) -> Vec<(i64, Vec<f32>)> {
+    (first..).zip(vs.iter().cloned()).collect()
+}
+
 fn cfg() -> IndexConfig {
     IndexConfig::default()
 }
@@ -12,12 +17,7 @@ fn cfg() -> IndexConfig {
 fn exact_and_graph_search_find_the_same_nearest_neighbour() {
     let vs = clustered_vectors(3000, 32, 7);
     let idx = VectorIndex::new(32, "m", &cfg(), 100).unwrap();
-    let items: Vec<(i64, Vec<f32>)> = vs
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, v)| (i as i64 + 1, v))
-        .collect();
+    let items = keyed(&vs, 1);
     idx.add(&items).unwrap();
     let mut agree = 0;
     for q in vs.iter().take(50) {
@@ -37,12 +37,7 @@ fn exact_and_graph_search_find_the_same_nearest_neighbour() {
 fn removed_vectors_never_come_back() {
     let vs = clustered_vectors(500, 16, 3);
     let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
-    let items: Vec<(i64, Vec<f32>)> = vs
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, v)| (i as i64, v))
-        .collect();
+    let items = keyed(&vs, 0);
     idx.add(&items).unwrap();
     idx.remove(&[0, 1, 2]).unwrap();
     for q in &vs[..3] {
@@ -56,12 +51,7 @@ fn removed_vectors_never_come_back() {
 fn the_allowed_set_restricts_results_inside_the_search() {
     let vs = clustered_vectors(400, 16, 5);
     let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
-    let items: Vec<(i64, Vec<f32>)> = vs
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, v)| (i as i64, v))
-        .collect();
+    let items = keyed(&vs, 0);
     idx.add(&items).unwrap();
     let allowed: HashSet<i64> = (390..400).collect();
     let hits = idx.search(&vs[0], 5, Some(&allowed)).unwrap();
@@ -74,12 +64,7 @@ fn persisted_index_reloads_when_fresh_and_rebuilds_when_stale() {
     let dir = tempfile::tempdir().unwrap();
     let idx_dir = dir.path().join("index");
     let vs = clustered_vectors(300, 16, 9);
-    let items: Vec<(i64, Vec<f32>)> = vs
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, v)| (i as i64, v))
-        .collect();
+    let items = keyed(&vs, 0);
     let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
     idx.add(&items).unwrap();
     idx.persist(&idx_dir, 42).unwrap();
@@ -109,12 +94,7 @@ fn wrong_dimensions_are_rejected() {
 fn replacing_a_vector_moves_its_id_to_the_new_position() {
     let vs = clustered_vectors(600, 16, 11);
     let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
-    let items: Vec<(i64, Vec<f32>)> = vs
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, v)| (i as i64, v))
-        .collect();
+    let items = keyed(&vs, 0);
     idx.add(&items).unwrap();
     // Chunk 5 gets the vector of chunk 500: a search for that vector now finds both, and a
     // search for 5's old vector no longer returns 5 first.
@@ -130,12 +110,7 @@ fn replacing_a_vector_moves_its_id_to_the_new_position() {
 fn wide_filters_search_the_graph_and_still_respect_the_allowed_set() {
     let vs = clustered_vectors(6000, 16, 13);
     let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
-    let items: Vec<(i64, Vec<f32>)> = vs
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, v)| (i as i64, v))
-        .collect();
+    let items = keyed(&vs, 0);
     idx.add(&items).unwrap();
     let allowed: HashSet<i64> = (0..6000).filter(|i| i % 2 == 0).collect();
     assert!(allowed.len() >= NARROW_FILTER);
@@ -149,12 +124,7 @@ fn wide_filters_search_the_graph_and_still_respect_the_allowed_set() {
 fn exact_search_scores_are_dot_products() {
     let vs = clustered_vectors(50, 8, 17);
     let idx = VectorIndex::new(8, "m", &cfg(), 100).unwrap();
-    let items: Vec<(i64, Vec<f32>)> = vs
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, v)| (i as i64, v))
-        .collect();
+    let items = keyed(&vs, 0);
     idx.add(&items).unwrap();
     for (id, score) in idx.search_exact(&vs[0], 5).unwrap() {
         let want = exact::dot(&vs[id as usize], &vs[0]);
