@@ -1,19 +1,23 @@
 //! Client of the engine's health endpoint (`GET /health/detailed`, bearer admin token).
 //!
-//! The parsing is lenient: unknown fields are ignored, and a few shapes are accepted for each
-//! field, so the operator keeps working while the engine's report grows.
+//! The body is decoded into typed structs that mirror the engine's `HealthReport`
+//! (`engine/src/health.rs`), keeping only the fields the operator reads. Unknown fields are
+//! ignored and an unknown status value decodes as [`HealthStatus::Unknown`], so a newer engine
+//! does not break an older operator; a body of another shape is an error.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// Overall health the engine reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Overall health the engine reports (the engine's `Status`, serialized in snake case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     /// Everything works.
     Healthy,
@@ -21,22 +25,10 @@ pub enum HealthStatus {
     Degraded,
     /// Not serving.
     Unhealthy,
-    /// Missing or unrecognised.
+    /// Missing or unrecognised (a status value added by a newer engine).
     #[default]
+    #[serde(other)]
     Unknown,
-}
-
-impl HealthStatus {
-    fn parse(s: &str) -> Self {
-        match s.to_ascii_lowercase().as_str() {
-            "ok" | "healthy" | "up" | "pass" | "ready" => HealthStatus::Healthy,
-            "degraded" | "warn" | "warning" => HealthStatus::Degraded,
-            "unhealthy" | "down" | "fail" | "failed" | "error" | "critical" => {
-                HealthStatus::Unhealthy
-            }
-            _ => HealthStatus::Unknown,
-        }
-    }
 }
 
 /// Result of the engine's latest integrity check.
@@ -85,96 +77,71 @@ impl DetailedHealth {
     }
 }
 
-fn status_of(v: &Value) -> HealthStatus {
-    match v {
-        Value::String(s) => HealthStatus::parse(s),
-        Value::Bool(true) => HealthStatus::Healthy,
-        Value::Bool(false) => HealthStatus::Unhealthy,
-        Value::Object(o) => o
-            .get("status")
-            .or_else(|| o.get("state"))
-            .map(status_of)
-            .or_else(|| o.get("healthy").or_else(|| o.get("ok")).map(status_of))
-            .unwrap_or_default(),
-        _ => HealthStatus::Unknown,
-    }
+/// The engine's `HealthReport`, as far as the operator reads it.
+#[derive(Deserialize)]
+struct HealthReport {
+    #[serde(default)]
+    status: Option<HealthStatus>,
+    #[serde(default)]
+    version: Option<String>,
+    document_count: i64,
+    #[serde(default)]
+    last_integrity_check: Option<IntegrityStatus>,
+    components: BTreeMap<String, ComponentHealth>,
 }
 
-fn timestamp(v: &Value) -> Option<Timestamp> {
-    match v {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_i64().and_then(|s| Timestamp::from_second(s).ok()),
-        _ => None,
-    }
+/// The engine's `ComponentHealth`, as far as the operator reads it.
+#[derive(Deserialize)]
+struct ComponentHealth {
+    #[serde(default)]
+    status: Option<HealthStatus>,
 }
 
-fn integrity(v: &Value) -> Option<IntegrityCheck> {
-    match v {
-        Value::Null => None,
-        Value::String(_) | Value::Number(_) => Some(IntegrityCheck {
-            at: timestamp(v),
-            ..Default::default()
-        }),
-        Value::Object(o) => {
-            let at = ["at", "time", "checked_at", "timestamp", "completed_at"]
-                .iter()
-                .find_map(|k| o.get(*k).and_then(timestamp));
-            let ok = ["ok", "passed", "healthy"]
-                .iter()
-                .find_map(|k| o.get(*k).and_then(Value::as_bool))
-                .or_else(|| match o.get("status").map(status_of) {
-                    Some(HealthStatus::Healthy) => Some(true),
-                    Some(HealthStatus::Unhealthy | HealthStatus::Degraded) => Some(false),
-                    _ => None,
-                });
-            let message = ["message", "error", "details"]
-                .iter()
-                .find_map(|k| o.get(*k).and_then(Value::as_str).map(str::to_string));
-            Some(IntegrityCheck { at, ok, message })
-        }
-        _ => None,
-    }
+/// The engine's `IntegrityStatus`, as far as the operator reads it.
+#[derive(Deserialize)]
+struct IntegrityStatus {
+    ok: bool,
+    checked_at: String,
+    #[serde(default)]
+    problems: Vec<String>,
 }
 
-/// Parses a `/health/detailed` body.
-pub fn parse_detailed_health(body: &Value) -> DetailedHealth {
-    let mut components = BTreeMap::new();
-    match body.get("components") {
-        Some(Value::Object(map)) => {
-            for (k, v) in map {
-                components.insert(k.clone(), status_of(v));
-            }
-        }
-        Some(Value::Array(items)) => {
-            for item in items {
-                if let Some(name) = item.get("name").and_then(Value::as_str) {
-                    components.insert(name.to_string(), status_of(item));
-                }
-            }
-        }
-        _ => {}
-    }
-    let document_count = ["document_count", "documentCount", "documents"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_i64))
-        .or_else(|| {
-            body.pointer("/stats/document_count")
-                .and_then(Value::as_i64)
-        });
-    let last_integrity_check = ["last_integrity_check", "lastIntegrityCheck", "integrity"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(integrity))
-        .or_else(|| body.pointer("/components/integrity").and_then(integrity));
-    DetailedHealth {
-        status: body.get("status").map(status_of).unwrap_or_default(),
-        components,
-        document_count,
+/// Decodes a `/health/detailed` body; the error says what in it was wrong.
+fn decode(body: &Value) -> std::result::Result<DetailedHealth, String> {
+    let report = HealthReport::deserialize(body)
+        .map_err(|e| format!("the body is not the engine's health report: {e}"))?;
+    let last_integrity_check = report
+        .last_integrity_check
+        .map(|i| {
+            let at = i.checked_at.parse::<Timestamp>().map_err(|e| {
+                format!(
+                    "last_integrity_check.checked_at {:?} is not an RFC 3339 timestamp: {e}",
+                    i.checked_at
+                )
+            })?;
+            Ok::<_, String>(IntegrityCheck {
+                at: Some(at),
+                ok: Some(i.ok),
+                message: (!i.problems.is_empty()).then(|| i.problems.join("; ")),
+            })
+        })
+        .transpose()?;
+    Ok(DetailedHealth {
+        status: report.status.unwrap_or_default(),
+        components: report
+            .components
+            .into_iter()
+            .map(|(name, c)| (name, c.status.unwrap_or_default()))
+            .collect(),
+        document_count: Some(report.document_count),
         last_integrity_check,
-        version: body
-            .get("version")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    }
+        version: report.version,
+    })
+}
+
+/// Parses a `/health/detailed` body ([`Error::Engine`] when it is not the engine's report).
+pub fn parse_detailed_health(body: &Value) -> Result<DetailedHealth> {
+    decode(body).map_err(Error::Engine)
 }
 
 /// What the controller needs from an engine. A trait so tests can use a fake engine.
@@ -233,7 +200,7 @@ impl EngineApi for HttpEngineClient {
             if code.is_client_error() {
                 return Err(Error::Engine(format!("GET {url}: HTTP {code}")));
             }
-            Ok(parse_detailed_health(&body))
+            decode(&body).map_err(|e| Error::Engine(format!("GET {url}: HTTP {code}: {e}")))
         })
     }
 }
@@ -244,38 +211,150 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn parses_map_components_and_object_integrity() {
-        let h = parse_detailed_health(&json!({
-            "status": "degraded",
-            "components": {"database": {"status": "ok"}, "embedding_model": {"status": "degraded", "message": "no model"}},
+    /// A body in the shape the engine's `HealthReport` serializes to (engine/src/health.rs),
+    /// here with a failed integrity check and no model loaded.
+    fn engine_report() -> Value {
+        json!({
+            "status": "unhealthy",
+            "ready": false,
+            "reasons": [
+                "embedding model unavailable, keyword search only: not loaded",
+                "integrity check failed at 2026-01-02T03:04:05Z: page 7 corrupt; orphan chunk 12"
+            ],
+            "version": "0.4.0",
+            "checked_at": "2026-01-02T03:05:00Z",
+            "uptime_seconds": 3600.5,
             "document_count": 42,
-            "last_integrity_check": {"at": "2026-01-02T03:04:05Z", "ok": false, "message": "bad page"},
-            "unknown": [1, 2]
-        }));
-        assert_eq!(h.status, HealthStatus::Degraded);
+            "chunk_count": 420,
+            "last_integrity_check": {
+                "ok": false,
+                "checked_at": "2026-01-02T03:04:05Z",
+                "duration_ms": 12.5,
+                "problems": ["page 7 corrupt", "orphan chunk 12"]
+            },
+            "components": {
+                "database": {
+                    "status": "healthy",
+                    "response_time_ms": 0.4,
+                    "details": {"path": "/data/instant.db", "schema_version": 3, "bytes": 81920}
+                },
+                "vector_index": {
+                    "status": "healthy",
+                    "response_time_ms": 0.1,
+                    "details": {"vectors": 420, "dimensions": 384, "loaded": true, "problems": []}
+                },
+                "embedding_model": {
+                    "status": "degraded",
+                    "response_time_ms": 0.0,
+                    "details": {"error": "not loaded"}
+                },
+                "integrity": {
+                    "status": "unhealthy",
+                    "response_time_ms": 12.5,
+                    "details": {"ok": false, "checked_at": "2026-01-02T03:04:05Z", "duration_ms": 12.5, "problems": ["page 7 corrupt", "orphan chunk 12"]}
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn parses_the_engines_report() {
+        let h = parse_detailed_health(&engine_report()).unwrap();
+        assert_eq!(h.status, HealthStatus::Unhealthy);
         assert_eq!(h.document_count, Some(42));
+        assert_eq!(h.version.as_deref(), Some("0.4.0"));
+        assert_eq!(h.components.len(), 4);
+        assert_eq!(h.components["database"], HealthStatus::Healthy);
         assert_eq!(
             h.unhealthy_components(),
-            vec!["embedding_model=degraded".to_string()]
+            vec![
+                "embedding_model=degraded".to_string(),
+                "integrity=unhealthy".to_string()
+            ]
         );
         let i = h.last_integrity_check.unwrap();
         assert_eq!(i.ok, Some(false));
         assert_eq!(i.at.unwrap().to_string(), "2026-01-02T03:04:05Z");
+        assert_eq!(
+            i.message.as_deref(),
+            Some("page 7 corrupt; orphan chunk 12")
+        );
     }
 
     #[test]
-    fn parses_list_components_and_string_integrity() {
-        let h = parse_detailed_health(&json!({
-            "status": "healthy",
-            "components": [{"name": "database", "status": "up"}],
-            "documents": 7,
-            "last_integrity_check": "2026-01-02T03:04:05Z"
-        }));
-        assert_eq!(h.status, HealthStatus::Healthy);
-        assert_eq!(h.components["database"], HealthStatus::Healthy);
-        assert_eq!(h.document_count, Some(7));
-        assert_eq!(h.last_integrity_check.unwrap().ok, None);
-        assert_eq!(parse_detailed_health(&json!({})), DetailedHealth::default());
+    fn a_passed_or_absent_integrity_check_has_no_message() {
+        let mut body = engine_report();
+        body["last_integrity_check"]["ok"] = json!(true);
+        body["last_integrity_check"]["problems"] = json!([]);
+        let i = parse_detailed_health(&body)
+            .unwrap()
+            .last_integrity_check
+            .unwrap();
+        assert_eq!((i.ok, i.message), (Some(true), None));
+        body["last_integrity_check"] = Value::Null;
+        assert_eq!(
+            parse_detailed_health(&body).unwrap().last_integrity_check,
+            None
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let mut body = engine_report();
+        body["replication"] = json!({"lag_seconds": 3});
+        body["components"]["database"]["wal_bytes"] = json!(1024);
+        body["last_integrity_check"]["pages_checked"] = json!(900);
+        let h = parse_detailed_health(&body).unwrap();
+        assert_eq!(h, parse_detailed_health(&engine_report()).unwrap());
+    }
+
+    #[test]
+    fn an_unknown_or_missing_status_is_unknown() {
+        let mut body = engine_report();
+        body["status"] = json!("maintenance");
+        body["components"]["database"]["status"] = json!("rebuilding");
+        body["components"]["vector_index"]
+            .as_object_mut()
+            .unwrap()
+            .remove("status");
+        let h = parse_detailed_health(&body).unwrap();
+        assert_eq!(h.status, HealthStatus::Unknown);
+        assert_eq!(h.components["database"], HealthStatus::Unknown);
+        assert_eq!(h.components["vector_index"], HealthStatus::Unknown);
+        body.as_object_mut().unwrap().remove("status");
+        assert_eq!(
+            parse_detailed_health(&body).unwrap().status,
+            HealthStatus::Unknown
+        );
+    }
+
+    #[test]
+    fn a_body_of_another_shape_is_an_error_naming_the_problem() {
+        let err = |body: Value| parse_detailed_health(&body).unwrap_err().to_string();
+        assert!(
+            err(json!({"foo": 1})).contains("missing field"),
+            "{}",
+            err(json!({"foo": 1}))
+        );
+        assert!(err(json!("healthy")).contains("not the engine's health report"));
+        assert!(err(json!(null)).contains("not the engine's health report"));
+        let mut body = engine_report();
+        body["components"] = json!([{"name": "database", "status": "healthy"}]);
+        assert!(err(body).contains("invalid type"));
+        let mut body = engine_report();
+        body["components"]["database"] = json!("healthy");
+        assert!(err(body).contains("invalid type"));
+        let mut body = engine_report();
+        body["status"] = json!(true);
+        assert!(err(body).contains("invalid type"));
+        let mut body = engine_report();
+        body["last_integrity_check"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ok");
+        assert!(err(body).contains("missing field `ok`"));
+        let mut body = engine_report();
+        body["last_integrity_check"]["checked_at"] = json!("yesterday");
+        assert!(err(body).contains("last_integrity_check.checked_at"));
     }
 }
