@@ -132,6 +132,8 @@ fn now() -> String {
 }
 
 /// Reads, hashes, parses and chunks one document; `None` means unchanged since last time.
+// Debug level: one span per file is too many for INFO logs, but shows in traces on demand.
+#[tracing::instrument(name = "prepare_document", level = "debug", skip_all, fields(source = %src.source, bytes = src.bytes.len()))]
 fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<Option<Prepared>> {
     let hash = hex::encode(Sha256::digest(&src.bytes));
     let previous = engine.store.hash_of_source(&src.source)?;

@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::store::IntegrityReport;
 
 /// The database's own check plus the vector index's agreement with the embeddings table.
+#[tracing::instrument(name = "integrity_check", skip_all)]
 pub fn check(engine: &Engine) -> Result<IntegrityReport> {
     let mut report = engine.store.integrity_check()?;
     if report.ok || !report.problems.iter().any(|p| p.starts_with("sqlite:")) {
@@ -41,6 +42,7 @@ pub struct RepairReport {
 
 /// Rebuilds the full-text index, embeds chunks stored without vectors (when the model is
 /// available) and rebuilds the vector index from SQLite.
+#[tracing::instrument(name = "repair", skip_all)]
 pub fn repair(engine: &Engine) -> Result<RepairReport> {
     let fts_rows = engine.store.rebuild_fts()?;
     let embeddings_added = if engine.embedder().is_some() {
@@ -135,6 +137,7 @@ const INDEX_DIR: &str = "index";
 /// Restores from a backup archive URL: download, verify every checksum before touching
 /// anything, swap the database in, and keep the previous data until the restored database
 /// passes the integrity check (otherwise it is put back).
+#[tracing::instrument(name = "restore", skip_all)]
 pub async fn restore(
     engine: std::sync::Arc<Engine>,
     source: &str,
