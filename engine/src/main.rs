@@ -45,7 +45,7 @@ fn exit_code(code: i32) -> ExitCode {
 /// INFO are held to warnings unless the level names them.
 fn telemetry_config(config: &instant_db::config::Config) -> instant_db::telemetry::TelemetryConfig {
     let mut level = config.logging.level.clone();
-    for quiet in ["hnsw_rs", "ort", "object_store"] {
+    for quiet in ["ort", "object_store"] {
         if !level.contains(quiet) {
             level.push_str(&format!(",{quiet}=warn"));
         }

@@ -292,7 +292,7 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
     assert_eq!(breaker.consecutive_failures(), 2);
 }
 
-const TOKEN: &str = "test-admin-token-0123456789";
+use common::ADMIN_TOKEN as TOKEN;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metrics() {

@@ -8,14 +8,13 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use common::TestServer;
 use common::moto::start_moto;
 use instant_db::engine::{Engine, ModelLoading};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+use common::{ADMIN_TOKEN as TOKEN, admin, wait_backup};
 const KEY_ID: &str = "AKIDE2EKEYID0001";
 const SECRET: &str = "e2eSecretValueNeverShown42";
 
@@ -90,53 +89,6 @@ async fn start_server(data: &Path) -> TestServer {
         .unwrap()
         .unwrap();
     TestServer::start(engine).await
-}
-
-async fn admin(c: &reqwest::Client, s: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    let r = c
-        .post(s.url(path))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn wait_backup(c: &reqwest::Client, s: &TestServer, id: &str) -> Value {
-    for _ in 0..1200 {
-        let job: Value = c
-            .get(s.url(&format!("/admin/backups/{id}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["status"] != "running" {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("backup {id} did not finish");
-}
-
-/// Every demo question finds its document first.
-async fn assert_search_works(c: &reqwest::Client, s: &TestServer) {
-    for (q, expected) in common::demo_questions() {
-        let r: Value = c
-            .post(s.url("/api/search"))
-            .json(&json!({"query": q}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let top = r["hits"][0]["document"]["source"].as_str().unwrap_or("");
-        assert!(top.ends_with(&expected), "{q}: {r}");
-    }
 }
 
 fn assert_no_restore_leftovers(data: &Path) {
@@ -300,7 +252,7 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     assert_eq!(report["documents"], 13);
     assert_eq!(report["backup_id"], "api-1");
     assert_eq!(documents(&cdir.join("instant-db.sqlite")), original);
-    assert_search_works(&c, &sc).await;
+    common::assert_demo_questions_answered(&c, &sc).await;
     assert_no_restore_leftovers(&cdir);
 
     let (base, from) = (
@@ -321,7 +273,7 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     assert_eq!(report["backup_id"], "remote-1", "{report}");
     assert_eq!(report["documents"], 13);
     assert_eq!(documents(&cdir.join("instant-db.sqlite")), original);
-    assert_search_works(&c, &sc).await;
+    common::assert_demo_questions_answered(&c, &sc).await;
     sc.stop().await;
     drop(moto);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::TestServer;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+use common::{ADMIN_TOKEN as TOKEN, admin, wait_backup};
 
 /// Resource thresholds no test machine crosses: a full shared disk or a busy CPU would make
 /// the engine report itself unready, which these tests do not exercise (sysres has its own).
@@ -68,37 +68,6 @@ async fn start(data: &Path, with_demo: bool) -> TestServer {
         .await
         .unwrap();
     TestServer::start(engine).await
-}
-
-async fn admin(c: &reqwest::Client, s: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    let r = c
-        .post(s.url(path))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn wait_backup(c: &reqwest::Client, s: &TestServer, id: &str) -> Value {
-    for _ in 0..600 {
-        let job: Value = c
-            .get(s.url(&format!("/admin/backups/{id}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["status"] != "running" {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("backup {id} did not finish");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,24 +365,7 @@ async fn flipped_bytes_fail_integrity_and_readiness_until_a_restore_brings_every
         c.get(s.url("/health/ready")).send().await.unwrap().status(),
         200
     );
-    for (q, expected) in common::demo_questions() {
-        let r: Value = c
-            .post(s.url("/api/search"))
-            .json(&json!({"query": q}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            r["hits"][0]["document"]["source"]
-                .as_str()
-                .unwrap()
-                .ends_with(&expected),
-            "{q}"
-        );
-    }
+    common::assert_demo_questions_answered(&c, &s).await;
     s.stop().await;
 }
 

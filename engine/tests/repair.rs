@@ -12,7 +12,7 @@ use common::TestServer;
 use instant_db::engine::{Engine, ModelLoading};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+use common::ADMIN_TOKEN as TOKEN;
 
 fn run(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_instant-db"));

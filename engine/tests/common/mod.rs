@@ -114,3 +114,60 @@ impl TestServer {
 pub async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
     c.get(url).send().await.unwrap().json().await.unwrap()
 }
+
+/// The admin token the tests configure their servers with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// POST a JSON body to an admin endpoint with the test token: (status, JSON body or null).
+pub async fn admin(
+    c: &reqwest::Client,
+    s: &TestServer,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = c
+        .post(s.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Polls a backup job until it is no longer running and returns its last record.
+pub async fn wait_backup(c: &reqwest::Client, s: &TestServer, id: &str) -> serde_json::Value {
+    for _ in 0..1200 {
+        let job: serde_json::Value = c
+            .get(s.url(&format!("/admin/backups/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("backup {id} did not finish");
+}
+
+/// Every demo question finds its document first, over the server's search API.
+pub async fn assert_demo_questions_answered(c: &reqwest::Client, s: &TestServer) {
+    for (q, expected) in demo_questions() {
+        let r = c
+            .post(s.url("/api/search"))
+            .json(&serde_json::json!({"query": q}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{q}");
+        let r: serde_json::Value = r.json().await.unwrap();
+        let top = r["hits"][0]["document"]["source"].as_str().unwrap_or("");
+        assert!(top.ends_with(&expected), "{q}: {r}");
+    }
+}
