@@ -15,6 +15,9 @@
 //! | CPU | ≥ 90 % | ≥ 98 % |
 //! | memory | ≥ 85 % used | ≥ 95 % used |
 //! | disk | < 10 % free or < 1 GiB free | < 5 % free or < 256 MiB free |
+//!
+//! Health maps them to the `system` component: any warning, or a critical CPU or memory, is
+//! degraded; only a critical disk is unhealthy (see `server::system_status`).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};

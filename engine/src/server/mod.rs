@@ -97,16 +97,26 @@ pub fn admin_token(
     Ok(Some(Arc::from(token)))
 }
 
-fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::ComponentHealth {
+/// How the host's resources bear on serving. Only a critically full disk makes the engine
+/// unhealthy (and unready), because writes and WAL checkpoints then fail. A saturated CPU or
+/// high memory use is what a busy engine looks like during a large ingest: taking it out of
+/// its Service for that would turn load into an outage, so they only degrade it.
+fn system_status(snap: &crate::sysres::ResourceSnapshot) -> crate::health::Status {
     use crate::health::Status;
     use crate::sysres::ResourceStatus;
+    if snap.disk.status == ResourceStatus::Critical {
+        Status::Unhealthy
+    } else if snap.status >= ResourceStatus::Warning {
+        Status::Degraded
+    } else {
+        Status::Healthy
+    }
+}
+
+fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::ComponentHealth {
     let snap = monitor.snapshot();
     crate::health::ComponentHealth {
-        status: match snap.status {
-            ResourceStatus::Ok | ResourceStatus::Unknown => Status::Healthy,
-            ResourceStatus::Warning => Status::Degraded,
-            ResourceStatus::Critical => Status::Unhealthy,
-        },
+        status: system_status(&snap),
         response_time_ms: snap.sample_ms,
         details: serde_json::to_value(&snap).unwrap_or_default(),
     }
@@ -508,5 +518,71 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("short-secret"), "{e}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod system_status_tests {
+    use super::system_status;
+    use crate::health::Status;
+    use crate::sysres::{CpuSample, DiskSample, MemorySample, ResourceSnapshot, ResourceStatus};
+
+    fn snapshot(
+        cpu: ResourceStatus,
+        memory: ResourceStatus,
+        disk: ResourceStatus,
+    ) -> ResourceSnapshot {
+        ResourceSnapshot {
+            sampled_at: chrono::Utc::now(),
+            sample_ms: 0.1,
+            cpu: CpuSample {
+                percent: 0.0,
+                cpus: 2,
+                status: cpu,
+            },
+            memory: MemorySample {
+                used_bytes: 0,
+                total_bytes: 1,
+                percent: 0.0,
+                process_rss_bytes: 0,
+                status: memory,
+            },
+            disk: DiskSample {
+                path: "/data".into(),
+                mount_point: "/".into(),
+                free_bytes: 0,
+                total_bytes: 1,
+                free_percent: 0.0,
+                status: disk,
+            },
+            status: cpu.max(memory).max(disk),
+        }
+    }
+
+    #[test]
+    fn a_saturated_cpu_or_full_memory_degrades_but_never_makes_the_engine_unhealthy() {
+        use ResourceStatus::{Critical, Ok};
+        assert_eq!(system_status(&snapshot(Critical, Ok, Ok)), Status::Degraded);
+        assert_eq!(system_status(&snapshot(Ok, Critical, Ok)), Status::Degraded);
+        assert_eq!(
+            system_status(&snapshot(Critical, Critical, Ok)),
+            Status::Degraded
+        );
+    }
+
+    #[test]
+    fn only_a_critically_full_disk_makes_the_engine_unhealthy() {
+        use ResourceStatus::{Critical, Ok, Unknown, Warning};
+        assert_eq!(
+            system_status(&snapshot(Ok, Ok, Critical)),
+            Status::Unhealthy
+        );
+        assert_eq!(system_status(&snapshot(Ok, Ok, Warning)), Status::Degraded);
+        assert_eq!(system_status(&snapshot(Ok, Ok, Ok)), Status::Healthy);
+        assert_eq!(
+            system_status(&snapshot(Unknown, Unknown, Unknown)),
+            Status::Healthy
+        );
     }
 }
