@@ -100,6 +100,7 @@ pub struct SearchConfig {
 pub struct IndexConfig {
     /// HNSW links per node.
     pub m: usize,
+    /// Candidate list size while inserting; higher builds a better-connected graph, slower.
     pub ef_construction: usize,
     /// Candidate list size at query time; higher is slower and more exact.
     pub ef_search: usize,
@@ -238,8 +239,11 @@ impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             m: 16,
-            ef_construction: 200,
-            ef_search: 64,
+            // Measured on 61k real Rust-docs chunks (`bench --suite recall`): 200/64 gave
+            // recall@10 0.977, 400/128 gives 0.993. The extra build time is ~1 % of the
+            // embedding time per chunk, the extra query time 0.1 ms of a 2 ms vector query.
+            ef_construction: 400,
+            ef_search: 128,
         }
     }
 }
