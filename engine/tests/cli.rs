@@ -179,3 +179,46 @@ fn a_missing_path_among_others_is_reported_and_exits_1_after_ingesting_the_rest(
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("embedding.batch_size"));
 }
+
+#[test]
+fn bench_recall_measures_the_graph_on_an_existing_database_and_unknown_suites_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let corpus = common::demo_corpus();
+    let out = run(data.path(), &["ingest", corpus.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        data.path(),
+        &[
+            "--format",
+            "json",
+            "bench",
+            "--suite",
+            "recall",
+            "--queries",
+            "20",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = &json(&out)["recall_on_stored_embeddings"];
+    assert_eq!(report["chunks"], 95, "{report}");
+    assert_eq!(report["queries"], 20, "{report}");
+    // A graph over 95 chunks searched with a 256-wide candidate list sees every node: anything
+    // short of full recall means the measurement itself is wrong.
+    assert_eq!(report["recall_at_10"]["ef_256"], 1.0, "{report}");
+
+    let out = run(data.path(), &["bench", "--suite", "everything"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("everything") && err.contains("recall"),
+        "{err}"
+    );
+}
