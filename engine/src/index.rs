@@ -2,12 +2,12 @@
 //! derived from the embeddings in SQLite.
 //!
 //! - The graph holds bf16 copies of the vectors: a graph walk is bound by memory traffic, and
-//!   half-width vectors make it about twice as fast as f32 on this kind of CPU. (int8 is about
-//!   20 % faster again, but on real embeddings it built graphs with lower recall: 0.973 against
-//!   bf16's 0.977 at ef 64, 0.980 against 0.989 at ef 128, over five builds each of 61k
-//!   Rust-docs chunks.) The walk
+//!   half-width vectors make it about twice as fast as f32 on this kind of CPU. The walk
 //!   fetches more candidates than asked for and rescores them with the exact f32 vectors kept
-//!   beside it (`exact`), so scores are exact cosines and recall is that of an f32 graph.
+//!   beside it (`exact`), so scores are exact cosines.
+//! - int8 would walk about 20 % faster again, but on real embeddings it built graphs with lower
+//!   recall: 0.973 against bf16's 0.977 at ef 64, 0.980 against 0.989 at ef 128 (five builds
+//!   each over 61k Rust-docs chunks, ef_construction 200; `bench --suite recall`).
 //! - Small collections (below `search.exact_search_below` vectors) and narrow filters are
 //!   searched exactly: at that size a scan is as fast as the graph and never misses.
 //! - Deletes and replacements go straight into the graph (`usearch` removes keys), so the index

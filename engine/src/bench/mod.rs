@@ -245,7 +245,7 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
         let engine = Engine::open(config.clone(), ModelLoading::Skip)?;
         results.insert(
             "recall_on_stored_embeddings".into(),
-            real_vector_recall(&engine, args.queries, &RECALL_EF)?,
+            real_vector_recall(&engine, args.queries)?,
         );
     }
     let out = Value::Object(results);
@@ -319,10 +319,11 @@ fn bench_index(config: &Config, n: usize, queries: usize) -> Result<Value> {
 /// ef_search values at which recall on real embeddings is measured.
 const RECALL_EF: [usize; 4] = [32, 64, 128, 256];
 
-/// Recall@10 of the graph on real embeddings, per ef: `queries` stored chunk vectors, spread
-/// evenly, each searched for its ten nearest other chunks and scored against an f32 brute
-/// force. Synthetic vectors drive the index suite; this checks they do not flatter it.
-fn real_vector_recall(engine: &Engine, queries: usize, efs: &[usize]) -> Result<Value> {
+/// Recall@10 of the graph on real embeddings, per ef of [`RECALL_EF`]: `queries` stored chunk
+/// vectors, spread evenly, each searched for its ten nearest other chunks and scored against
+/// an f32 brute force. Synthetic vectors drive the index suite; this checks they do not flatter
+/// it.
+fn real_vector_recall(engine: &Engine, queries: usize) -> Result<Value> {
     let k = 10;
     let mut ids = vec![];
     let mut data = vec![];
@@ -342,18 +343,15 @@ fn real_vector_recall(engine: &Engine, queries: usize, efs: &[usize]) -> Result<
     let tenth: Vec<f32> = picked
         .iter()
         .map(|&i| {
-            let mut scores: Vec<f32> = data
-                .iter()
-                .enumerate()
+            brute_force_ranking(&data, &data[i])
+                .into_iter()
                 .filter(|(j, _)| *j != i)
-                .map(|(_, v)| v.iter().zip(&data[i]).map(|(a, b)| a * b).sum())
-                .collect();
-            scores.sort_by(|a, b| b.total_cmp(a));
-            scores[k - 1]
+                .nth(k - 1)
+                .map_or(f32::NEG_INFINITY, |(_, score)| score)
         })
         .collect();
     let mut by_ef = serde_json::Map::new();
-    for &ef in efs {
+    for ef in RECALL_EF {
         let mut found = 0usize;
         for (&i, &bar) in picked.iter().zip(&tenth) {
             let got = engine.index().search_graph(&data[i], k + 1, ef)?;
@@ -372,14 +370,24 @@ fn real_vector_recall(engine: &Engine, queries: usize, efs: &[usize]) -> Result<
     Ok(json!({"chunks": data.len(), "queries": picked.len(), "recall_at_10": by_ef}))
 }
 
-fn brute_force_top_k(data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<i64> {
-    let mut scored: Vec<(i64, f32)> = data
+/// Every vector of `data` by descending inner product with `q`, as (position, score): the
+/// ground truth of both recall measurements, in full f32 precision and outside the index.
+fn brute_force_ranking(data: &[Vec<f32>], q: &[f32]) -> Vec<(usize, f32)> {
+    let mut scored: Vec<(usize, f32)> = data
         .iter()
         .enumerate()
-        .map(|(i, v)| (i as i64, v.iter().zip(q).map(|(a, b)| a * b).sum()))
+        .map(|(i, v)| (i, v.iter().zip(q).map(|(a, b)| a * b).sum()))
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-    scored.into_iter().take(k).map(|(id, _)| id).collect()
+    scored
+}
+
+fn brute_force_top_k(data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<i64> {
+    brute_force_ranking(data, q)
+        .into_iter()
+        .take(k)
+        .map(|(i, _)| i as i64)
+        .collect()
 }
 
 fn rust_docs_dir() -> Option<PathBuf> {
@@ -427,7 +435,7 @@ fn bench_rust_docs(config: &Config, dir: &Path, limit: usize) -> Result<Value> {
         ));
     }
     let secs = t.elapsed().as_secs_f64();
-    let recall = real_vector_recall(&engine, 200, &RECALL_EF)?;
+    let recall = real_vector_recall(&engine, 200)?;
     Ok(json!({
         "graph_recall_at_10_on_these_chunks": recall,
         "files_available": total_available,
