@@ -240,7 +240,7 @@ impl Default for IndexConfig {
         IndexConfig {
             m: 16,
             // Measured on 61k real Rust-docs chunks (`bench --suite recall`): 200/64 gave
-            // recall@10 0.977, 400/128 gives 0.993. The extra build time is ~1 % of the
+            // recall@10 0.977, 400/128 gives 0.991. The extra build time is ~1 % of the
             // embedding time per chunk, the extra query time 0.1 ms of a 2 ms vector query.
             ef_construction: 400,
             ef_search: 128,
