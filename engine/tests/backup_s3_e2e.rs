@@ -14,7 +14,7 @@ use common::moto::start_moto;
 use instant_db::engine::{Engine, ModelLoading};
 use serde_json::{Value, json};
 
-use common::{ADMIN_TOKEN as TOKEN, admin, wait_backup};
+use common::{ADMIN_TOKEN as TOKEN, admin, admin_get_json, wait_backup};
 const KEY_ID: &str = "AKIDE2EKEYID0001";
 const SECRET: &str = "e2eSecretValueNeverShown42";
 
@@ -187,15 +187,7 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     let job = wait_backup(&c, &sa, "api-1").await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["document_count"], 13);
-    let listing: Value = c
-        .get(sa.url("/admin/backups"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing = admin_get_json(&c, &sa, "/admin/backups").await;
     assert!(!listing.to_string().contains(SECRET), "{listing}");
 
     // 3. CLI with --server: the same server backs up to S3 (following the job) ...

@@ -136,18 +136,22 @@ pub async fn admin(
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// GET an admin endpoint with the test token and decode its JSON body.
+pub async fn admin_get_json(c: &reqwest::Client, s: &TestServer, path: &str) -> serde_json::Value {
+    c.get(s.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Polls a backup job until it is no longer running and returns its last record.
 pub async fn wait_backup(c: &reqwest::Client, s: &TestServer, id: &str) -> serde_json::Value {
     for _ in 0..1200 {
-        let job: serde_json::Value = c
-            .get(s.url(&format!("/admin/backups/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = admin_get_json(c, s, &format!("/admin/backups/{id}")).await;
         if job["status"] != "running" {
             return job;
         }
