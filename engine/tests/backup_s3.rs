@@ -313,10 +313,7 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
         .failure_threshold;
     let s = common::TestServer::start(engine).await;
     let c = reqwest::Client::new();
-    let metrics = |c: reqwest::Client, url: String| async move {
-        c.get(url).send().await.unwrap().text().await.unwrap()
-    };
-    let m = metrics(c.clone(), s.url("/metrics")).await;
+    let m = common::get_text(&c, s.url("/metrics")).await;
     assert!(
         m.contains("instantdb_circuit_breaker_state{dependency=\"object_storage\"} 0"),
         "{m}"
@@ -360,7 +357,7 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
     let breakers = &health["components"]["circuit_breakers"];
     assert_eq!(breakers["details"]["object_storage"], "open", "{health}");
     assert_eq!(breakers["status"], "degraded", "{health}");
-    let m = metrics(c.clone(), s.url("/metrics")).await;
+    let m = common::get_text(&c, s.url("/metrics")).await;
     assert!(
         m.contains("instantdb_circuit_breaker_state{dependency=\"object_storage\"} 2"),
         "{m}"

@@ -105,14 +105,7 @@ async fn health_endpoints_and_metrics_report_the_engine_state() {
         .send()
         .await
         .unwrap();
-    let m = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = common::get_text(&c, s.url("/metrics")).await;
     for name in [
         "instantdb_http_requests_total{method=\"POST\",route=\"/api/search\",status=\"200\"}",
         "instantdb_http_request_duration_seconds_bucket",
@@ -152,14 +145,7 @@ async fn admin_endpoints_need_the_bearer_token() {
     let (ok, report) = admin(&c, &s, "/admin/integrity", json!({})).await;
     assert_eq!(ok, 200);
     assert_eq!(report["ok"], true);
-    let m = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = common::get_text(&c, s.url("/metrics")).await;
     assert!(m.contains("instantdb_integrity_ok 1"), "{m}");
     assert!(!m.contains("instantdb_integrity_last_check_timestamp_seconds 0"));
     s.stop().await;
@@ -331,14 +317,7 @@ async fn flipped_bytes_fail_integrity_and_readiness_until_a_restore_brings_every
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert!(body["reasons"].to_string().contains("integrity"), "{body}");
-    let m = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = common::get_text(&c, s.url("/metrics")).await;
     assert!(
         m.contains("instantdb_integrity_ok 0"),
         "integrity gauge not updated"
@@ -348,14 +327,7 @@ async fn flipped_bytes_fail_integrity_and_readiness_until_a_restore_brings_every
         admin(&c, &s, "/admin/restore", json!({"source": job["location"]})).await;
     assert_eq!(status, 200, "{restored}");
     assert_eq!(restored["documents"], 13);
-    let m = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = common::get_text(&c, s.url("/metrics")).await;
     assert!(
         m.contains("instantdb_restore_duration_seconds_count 1")
             && m.contains("instantdb_restore_total{result=\"success\"} 1"),

@@ -115,6 +115,11 @@ pub async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_
     c.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// GET a URL and return its body as text (for `/metrics`).
+pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// The admin token the tests configure their servers with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
