@@ -9,6 +9,14 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
 
+# The test build takes about 4.2 GB under target/ (README); warn early instead of failing mid-link.
+mkdir -p target
+free_kb=$(df -Pk target | awk 'NR==2 {print $4}')
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((5 * 1024 * 1024)) ]; then
+  echo "warning: only $((free_kb / 1024)) MB free under target/; the test build needs about 5 GB." >&2
+  echo "         Free disk (for example: cargo clean) if the build fails with 'No space left on device'." >&2
+fi
+
 step "test server: moto[server] (S3-compatible, from PyPI)"
 if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
