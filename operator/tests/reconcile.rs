@@ -1,71 +1,19 @@
 //! Reconcile flows of the InstantDb controller against the in-memory fake API server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use instant_db_crds::InstantDb;
+use common::{DB, FakeEngine, PDB, SECRET, STS, current, mark_ready, run, setup};
+use instant_db_operator::Error;
+use instant_db_operator::controller::Context;
 use instant_db_operator::controller::instantdb::{error_policy, reconcile};
-use instant_db_operator::controller::{Context, OperatorConfig};
-use instant_db_operator::engine_client::{DetailedHealth, EngineApi, HealthStatus};
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
-use instant_db_operator::{Error, Result};
 use kube::runtime::controller::Action;
-use serde_json::{Value, json};
-
-const DB: &str = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbs/docs";
-const STS: &str = "/apis/apps/v1/namespaces/search/statefulsets/docs";
-const PDB: &str = "/apis/policy/v1/namespaces/search/poddisruptionbudgets/docs";
-const SECRET: &str = "/api/v1/namespaces/search/secrets/docs-admin";
-const POD: &str = "/api/v1/namespaces/search/pods/docs-0";
-
-struct FakeEngine(Mutex<Result<DetailedHealth, String>>);
-
-impl EngineApi for FakeEngine {
-    fn detailed_health<'a>(
-        &'a self,
-        _ip: &'a str,
-        _token: &'a str,
-    ) -> BoxFuture<'a, Result<DetailedHealth>> {
-        let r = self.0.lock().unwrap().clone().map_err(Error::Engine);
-        Box::pin(async move { r })
-    }
-}
-
-fn setup(spec: Value) -> (FakeApiServer, Arc<Context>) {
-    let fake = FakeApiServer::new();
-    fake.put(
-        DB,
-        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
-               "metadata": {"name": "docs", "namespace": "search"}, "spec": spec}),
-    );
-    let engine = Arc::new(FakeEngine(Mutex::new(Ok(DetailedHealth {
-        status: HealthStatus::Healthy,
-        document_count: Some(12),
-        ..Default::default()
-    }))));
-    let ctx = Arc::new(Context::new(
-        fake.client(),
-        OperatorConfig {
-            default_image: "ghcr.io/instant-db/instant-db:0.1.0".into(),
-            ..Default::default()
-        },
-        engine,
-        Metrics::new().unwrap(),
-    ));
-    (fake, ctx)
-}
-
-fn current(fake: &FakeApiServer) -> Arc<InstantDb> {
-    Arc::new(serde_json::from_value(fake.get(DB).unwrap()).unwrap())
-}
-
-async fn run(fake: &FakeApiServer, ctx: &Arc<Context>) -> Result<Action> {
-    fake.clear_log();
-    reconcile(current(fake), ctx.clone()).await
-}
+use serde_json::json;
 
 fn writes(fake: &FakeApiServer) -> Vec<String> {
     fake.log()
@@ -73,18 +21,6 @@ fn writes(fake: &FakeApiServer) -> Vec<String> {
         .filter(|l| l.is_write())
         .map(|l| format!("{} {}", l.method, l.path))
         .collect()
-}
-
-fn mark_ready(fake: &FakeApiServer) {
-    let sts = fake.get(STS).unwrap();
-    let generation = sts["metadata"]["generation"].clone();
-    fake.merge(
-        STS,
-        &json!({"status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": generation,
-                "currentRevision": "r1", "updateRevision": "r1"}}),
-    );
-    fake.put(POD, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "docs-0", "namespace": "search"},
-                         "status": {"podIP": "10.0.0.7"}}));
 }
 
 fn condition(fake: &FakeApiServer, type_: &str) -> (String, String) {
