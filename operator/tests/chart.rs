@@ -18,6 +18,7 @@ use instant_db_operator::leader::{LeaderElector, LeaseConfig};
 use instant_db_operator::metrics::Metrics;
 use instant_db_operator::server::{Health, ServerState};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
@@ -77,6 +78,14 @@ fn of_kind<T: serde::de::DeserializeOwned>(objects: &[Value], kind: &str) -> Vec
         .collect()
 }
 
+/// The pod template of the chart's one Deployment, the operator's.
+fn operator_pod(objects: &[Value]) -> PodSpec {
+    let deployments = of_kind::<Deployment>(objects, "Deployment");
+    assert_eq!(deployments.len(), 1, "the chart renders one Deployment");
+    let spec = deployments[0].spec.clone().unwrap();
+    spec.template.spec.unwrap()
+}
+
 /// A rule and where it applies: None for cluster-wide (ClusterRoleBinding), else one namespace.
 struct Grant {
     namespace: Option<String>,
@@ -85,16 +94,7 @@ struct Grant {
 
 /// The rules bound to the Deployment's ServiceAccount, by ClusterRoleBindings and RoleBindings.
 fn grants_of_the_operator(objects: &[Value]) -> Vec<Grant> {
-    let deployment = &of_kind::<Deployment>(objects, "Deployment")[0];
-    let sa = deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
-    let sa = sa.service_account_name.clone().unwrap();
+    let sa = operator_pod(objects).service_account_name.unwrap();
     let binds_sa = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
         subjects.iter().flatten().any(|s| {
             s.kind == "ServiceAccount"
@@ -333,15 +333,7 @@ async fn watch_namespaces_roles_grant_every_request_in_those_namespaces_and_none
 #[tokio::test]
 async fn the_deployment_sets_only_variables_the_operator_reads_and_probes_paths_it_serves() {
     let objects = render(&["watchNamespaces={a,b}", "metrics.port=9090"]);
-    let deployment = &of_kind::<Deployment>(&objects, "Deployment")[0];
-    let pod = deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
+    let pod = operator_pod(&objects);
     let container = &pod.containers[0];
     let help = Command::new(env!("CARGO_BIN_EXE_instant-db-operator"))
         .arg("--help")
