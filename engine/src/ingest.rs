@@ -17,6 +17,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::store::{DocumentRecord, NewChunk};
 
+mod read;
 mod walk;
 
 pub use walk::{Walk, build_globset, walk};
@@ -211,40 +212,6 @@ fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<
     }))
 }
 
-fn read_source(
-    path: &Path,
-    max_bytes: u64,
-    metadata: Option<serde_json::Value>,
-) -> std::result::Result<SourceDoc, (FileOutcome, String)> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| (FileOutcome::Failed, format!("cannot read: {e}")))?;
-    if meta.len() > max_bytes {
-        return Err((
-            FileOutcome::Skipped,
-            format!(
-                "{} bytes is over the {max_bytes}-byte limit (ingest.max_file_bytes)",
-                meta.len()
-            ),
-        ));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| (FileOutcome::Failed, format!("cannot read: {e}")))?;
-    let source = std::fs::canonicalize(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string();
-    let modified_at = meta.modified().ok().map(|t| {
-        chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    });
-    Ok(SourceDoc {
-        source,
-        name: path.display().to_string(),
-        bytes,
-        modified_at,
-        metadata,
-    })
-}
-
 /// Ingests files and directories.
 pub fn ingest_paths(
     engine: &Engine,
@@ -276,10 +243,10 @@ fn ingest_walked(
 ) -> Result<IngestReport> {
     let max = engine.config.ingest.max_file_bytes;
     let meta = opts.metadata.clone();
-    let files = walked.files;
-    let sources = files
-        .iter()
-        .map(move |p| read_source(p, max, meta.clone()).map_err(|(o, r)| skip(p, r, o)));
+    let (files, roots) = (walked.files, walked.roots);
+    let sources = files.iter().map(move |p| {
+        read::read_source(p, max, meta.clone(), roots.as_deref()).map_err(|(o, r)| skip(p, r, o))
+    });
     let mut report = run(engine, files.len(), sources, progress)?;
     report.files_seen += walked.problems.len();
     for p in walked.problems {

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 pub struct Walk {
     pub files: Vec<PathBuf>,
     pub problems: Vec<FileReport>,
+    /// The canonical `allowed_roots` the files were confined to; the read checks them again on
+    /// the opened file (see `read`).
+    pub roots: Option<Vec<PathBuf>>,
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
@@ -67,8 +70,9 @@ impl Confinement {
 /// be read is that an error.
 ///
 /// With `allowed_roots`, every file (and every linked directory) must resolve under one of
-/// them; what resolves elsewhere is reported as skipped and never read, and the files are
-/// returned by their real paths so a link swapped after the check cannot redirect the read.
+/// them; what resolves elsewhere is reported as skipped and never read. The files are returned
+/// by their real paths, and the read checks the opened file against the roots again, so a link
+/// swapped in after this check cannot redirect it.
 pub fn walk(
     engine: &Engine,
     paths: &[PathBuf],
@@ -165,5 +169,9 @@ pub fn walk(
             unreadable.join("; ")
         )));
     }
-    Ok(Walk { files, problems })
+    Ok(Walk {
+        files,
+        problems,
+        roots: confinement.roots,
+    })
 }
