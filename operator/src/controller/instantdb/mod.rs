@@ -4,18 +4,15 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use instant_db_crds::conditions::{self as conds, is_true};
-use instant_db_crds::quantity::Quantity;
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +24,13 @@ use crate::builders::{
     self, ADMIN_TOKEN_KEY, BuildInput, FIELD_MANAGER, applied_hash, hash_object, names, set_hash,
 };
 use crate::error::{Error, Result};
-use crate::server::Health;
+
+mod run;
+mod volume;
+
+pub use run::run;
+use volume::expand_volume;
+pub use volume::{VolumeChange, volume_change};
 
 const CONTROLLER: &str = "instantdb";
 /// Requeue delay of an object blocked by a conflict or a rejected apply.
@@ -445,98 +448,6 @@ async fn blocked(
     Ok(Action::requeue(BLOCKED_RESYNC))
 }
 
-/// What a change of `spec.storage.size` means for the PVC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VolumeChange {
-    /// The spec asks for more: patch the PVC.
-    Grow,
-    /// The spec asks for less: impossible in Kubernetes, ignored with a Warning event.
-    Shrink,
-    /// Same size, or a size that cannot be compared.
-    Keep,
-}
-
-/// Compares the PVC's requested size with the spec's.
-pub fn volume_change(current: &str, wanted: &str) -> VolumeChange {
-    match (Quantity::parse(current), Quantity::parse(wanted)) {
-        (Ok(c), Ok(w)) if w > c => VolumeChange::Grow,
-        (Ok(c), Ok(w)) if w < c => VolumeChange::Shrink,
-        _ => VolumeChange::Keep,
-    }
-}
-
-/// Grows the PVC when `spec.storage.size` became larger than the PVC's request (StatefulSet
-/// claim templates are immutable, so the PVC itself is patched). A smaller size cannot be
-/// applied: it is reported with a `VolumeShrinkIgnored` Warning event, once per spec change
-/// (when the spec's generation is not yet the one in status), not on every resync.
-async fn expand_volume(
-    db: &InstantDb,
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-    sts_exists: bool,
-) -> Result<Option<String>> {
-    if !sts_exists {
-        return Ok(None);
-    }
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(pvc) = pvcs.get_opt(&names::data_pvc(name)).await? else {
-        return Ok(None);
-    };
-    let Some(current) = pvc
-        .spec
-        .as_ref()
-        .and_then(|s| s.resources.as_ref())
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("storage"))
-        .map(|q| q.0.clone())
-    else {
-        return Ok(None);
-    };
-    let wanted = &db.spec.storage.size;
-    match volume_change(&current, wanted) {
-        VolumeChange::Grow => {
-            let patch = json!({
-                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": names::data_pvc(name), "namespace": ns},
-                "spec": {"resources": {"requests": {"storage": wanted}}}
-            });
-            pvcs.patch(
-                &names::data_pvc(name),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-            ctx.metrics
-                .writes
-                .with_label_values(&[CONTROLLER, "PersistentVolumeClaim", "apply"])
-                .inc();
-            Ok(Some(format!(
-                "PersistentVolumeClaim {} resized to {wanted}",
-                names::data_pvc(name)
-            )))
-        }
-        VolumeChange::Shrink => {
-            let seen = db.status.as_ref().and_then(|s| s.observed_generation);
-            if seen != db.metadata.generation {
-                ctx.event(
-                    &db.object_ref(&()),
-                    EventType::Warning,
-                    "VolumeShrinkIgnored",
-                    "Apply",
-                    format!(
-                        "spec.storage.size {wanted} is smaller than the volume ({current}); volumes cannot shrink, so the PVC {} keeps {current}",
-                        names::data_pvc(name)
-                    ),
-                )
-                .await;
-            }
-            Ok(None)
-        }
-        VolumeChange::Keep => Ok(None),
-    }
-}
-
 async fn engine_health(
     ctx: &Context,
     ns: &str,
@@ -586,112 +497,4 @@ async fn write_status(
         .with_label_values(&[CONTROLLER, "InstantDb", "status"])
         .inc();
     Ok(true)
-}
-
-/// Waits until the controller's store has listed every object; false when the controller ended
-/// first. The wait is re-armed every half second because kube-runtime 5.0's readiness signal
-/// (a oneshot channel) keeps only the last waiter's waker, and the Controller itself also waits
-/// on it: a second waiter that is not polled again may never be woken.
-async fn store_ready(store: &kube::runtime::reflector::Store<InstantDb>) -> bool {
-    loop {
-        match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
-            Ok(ready) => return ready.is_ok(),
-            Err(_) => continue,
-        }
-    }
-}
-
-/// Runs the InstantDb controller until `stop` turns true. `namespaces` empty means all.
-/// `health` is marked synced once the InstantDb watch of every namespace has listed its
-/// objects. Dropping the returned future aborts the controllers at once (used on loss of
-/// leadership); `stop` lets running reconciles finish first.
-pub async fn run(
-    ctx: Arc<Context>,
-    namespaces: Vec<String>,
-    stop: tokio::sync::watch::Receiver<bool>,
-    health: Health,
-) {
-    let client = ctx.client.clone();
-    let owned =
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=instant-db-operator");
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
-    health.set_synced(false);
-    // A JoinSet aborts its tasks when dropped.
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut stores = Vec::new();
-    for scope in scopes {
-        fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(
-            c: &kube::Client,
-            ns: &Option<String>,
-        ) -> Api<K>
-        where
-            K::DynamicType: Default,
-        {
-            match ns {
-                Some(ns) => Api::namespaced(c.clone(), ns),
-                None => Api::all(c.clone()),
-            }
-        }
-        let controller = Controller::new(
-            api::<InstantDb>(&client, &scope),
-            watcher::Config::default().any_semantic(),
-        )
-        .owns(api::<StatefulSet>(&client, &scope), owned.clone())
-        .owns(api::<Service>(&client, &scope), owned.clone())
-        .owns(api::<ConfigMap>(&client, &scope), owned.clone())
-        // The admin Secret is watched too, so a deleted Secret is recreated at once (with a
-        // new token) rather than at the next resync.
-        .owns(api::<Secret>(&client, &scope), owned.clone())
-        .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone());
-        stores.push(controller.store());
-        let ctx_for_results = ctx.clone();
-        let stream = controller
-            .graceful_shutdown_on({
-                let mut stop = stop.clone();
-                async move {
-                    let _ = stop.wait_for(|v| *v).await;
-                }
-            })
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(move |res| {
-                let ctx = ctx_for_results.clone();
-                async move {
-                    match res {
-                        Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
-                        // A requeued object that has been deleted meanwhile: its failures
-                        // (if any) are no longer needed.
-                        Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                            ctx.reset_backoff(&format!(
-                                "{}/{}",
-                                obj.namespace.as_deref().unwrap_or_default(),
-                                obj.name
-                            ));
-                        }
-                        Err(e) => tracing::debug!(error = %e, "controller event"),
-                    }
-                }
-            });
-        tasks.spawn(stream);
-    }
-    {
-        let health = health.clone();
-        tasks.spawn(async move {
-            for store in stores {
-                if !store_ready(&store).await {
-                    return;
-                }
-            }
-            tracing::info!("InstantDb watches synced");
-            health.set_synced(true);
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            tracing::error!(error = %e, "controller task failed");
-        }
-    }
 }
