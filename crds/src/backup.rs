@@ -236,6 +236,10 @@ pub struct InstantDbBackupStatus {
     /// Error message when the phase is Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the backup waits for while the phase is Pending (the instance, its engine pod, a
+    /// Secret), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Restore an instance from a named backup or from its latest completed backup. The spec is

@@ -1,4 +1,5 @@
-//! Client of the engine's health endpoint (`GET /health/detailed`, bearer admin token).
+//! Client of the engine's health endpoint (`GET /health/detailed`) and backup jobs
+//! (`POST /admin/backups`, `GET /admin/backups/{id}`), with the bearer admin token.
 //!
 //! The body is decoded into typed structs that mirror the engine's `HealthReport`
 //! (`engine/src/health.rs`), keeping only the fields the operator reads. Unknown fields are
@@ -144,7 +145,50 @@ pub fn parse_detailed_health(body: &Value) -> Result<DetailedHealth> {
     decode(body).map_err(Error::Engine)
 }
 
-/// What the controller needs from an engine. A trait so tests can use a fake engine.
+/// State of a backup job on the engine (the engine's `JobStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupJobStatus {
+    /// Still copying or uploading.
+    Running,
+    /// The archive and its checksum are stored.
+    Completed,
+    /// It stopped; `error` says why.
+    Failed,
+    /// A status value added by a newer engine.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+/// A backup job as the engine reports it (its `BackupJob`, the fields the operator reads).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize)]
+pub struct BackupJob {
+    /// Backup id (the archive is `<id>.tar.gz`).
+    pub id: String,
+    /// Running, completed or failed.
+    pub status: BackupJobStatus,
+    /// Where the archive is, credentials removed (when completed).
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Archive size.
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// sha256 of the archive.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Documents in the backup.
+    #[serde(default)]
+    pub document_count: Option<u64>,
+    /// Version of the engine that wrote it.
+    #[serde(default)]
+    pub engine_version: Option<String>,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What the controllers need from an engine. A trait so tests can use a fake engine.
 pub trait EngineApi: Send + Sync {
     /// `GET http://<pod_ip>:<port>/health/detailed` with the admin token.
     fn detailed_health<'a>(
@@ -152,6 +196,37 @@ pub trait EngineApi: Send + Sync {
         pod_ip: &'a str,
         token: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>>;
+
+    /// `POST /admin/backups` with `{destination, id}`: starts the backup and answers at once.
+    /// An id the engine already knows is [`Error::BackupIdInUse`]. Engines that only report
+    /// health (test fakes) keep this default, which refuses.
+    fn start_backup<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        _destination: &'a str,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<BackupJob>> {
+        Box::pin(async {
+            Err(Error::Engine(
+                "this engine client cannot run backups".into(),
+            ))
+        })
+    }
+
+    /// `GET /admin/backups/{id}`; None when the engine does not know the id (it restarted since).
+    fn backup_job<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BackupJob>>> {
+        Box::pin(async {
+            Err(Error::Engine(
+                "this engine client cannot run backups".into(),
+            ))
+        })
+    }
 }
 
 /// HTTP implementation of [`EngineApi`].
@@ -172,6 +247,36 @@ impl HttpEngineClient {
     }
 }
 
+impl HttpEngineClient {
+    fn url(&self, pod_ip: &str, path: &str) -> String {
+        let host = if pod_ip.contains(':') {
+            format!("[{pod_ip}]")
+        } else {
+            pod_ip.to_string()
+        };
+        format!("http://{host}:{}{path}", self.port)
+    }
+}
+
+/// Reads an `/admin/backups` answer: the job on success, the engine's `{code, message}` in
+/// the error otherwise.
+async fn backup_answer(what: &str, resp: reqwest::Response) -> Result<BackupJob> {
+    let code = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| Error::Engine(format!("{what}: HTTP {code}, body is not JSON: {e}")))?;
+    if code == reqwest::StatusCode::CONFLICT {
+        return Err(Error::BackupIdInUse(what.to_string()));
+    }
+    if !code.is_success() {
+        let message = body["message"].as_str().unwrap_or("no message");
+        return Err(Error::Engine(format!("{what}: HTTP {code}: {message}")));
+    }
+    BackupJob::deserialize(&body)
+        .map_err(|e| Error::Engine(format!("{what}: the body is not a backup job: {e}")))
+}
+
 impl EngineApi for HttpEngineClient {
     fn detailed_health<'a>(
         &'a self,
@@ -179,12 +284,7 @@ impl EngineApi for HttpEngineClient {
         token: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
         Box::pin(async move {
-            let host = if pod_ip.contains(':') {
-                format!("[{pod_ip}]")
-            } else {
-                pod_ip.to_string()
-            };
-            let url = format!("http://{host}:{}/health/detailed", self.port);
+            let url = self.url(pod_ip, "/health/detailed");
             let resp = self
                 .http
                 .get(&url)
@@ -201,6 +301,52 @@ impl EngineApi for HttpEngineClient {
                 return Err(Error::Engine(format!("GET {url}: HTTP {code}")));
             }
             decode(&body).map_err(|e| Error::Engine(format!("GET {url}: HTTP {code}: {e}")))
+        })
+    }
+
+    fn start_backup<'a>(
+        &'a self,
+        pod_ip: &'a str,
+        token: &'a str,
+        destination: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<BackupJob>> {
+        Box::pin(async move {
+            let url = self.url(pod_ip, "/admin/backups");
+            // The destination may carry credentials: only the id goes into messages.
+            let what = format!("POST {url} (backup {id})");
+            let resp = self
+                .http
+                .post(&url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"destination": destination, "id": id}))
+                .send()
+                .await
+                .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
+            backup_answer(&what, resp).await
+        })
+    }
+
+    fn backup_job<'a>(
+        &'a self,
+        pod_ip: &'a str,
+        token: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BackupJob>>> {
+        Box::pin(async move {
+            let url = self.url(pod_ip, &format!("/admin/backups/{id}"));
+            let what = format!("GET {url}");
+            let resp = self
+                .http
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| Error::Engine(format!("{what}: {e}")))?;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            backup_answer(&what, resp).await.map(Some)
         })
     }
 }

@@ -39,6 +39,9 @@ pub enum Error {
     /// A request to an engine failed.
     #[error("engine request failed: {0}")]
     Engine(String),
+    /// The engine already has a backup with this id (a start that was sent before).
+    #[error("the engine already has this backup: {0}")]
+    BackupIdInUse(String),
     /// JSON (de)serialization failed.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -67,6 +70,7 @@ impl Error {
             Error::Stopped(_) => "stopped",
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Engine(_) => "engine",
+            Error::BackupIdInUse(_) => "backup_id_in_use",
             Error::Json(_) => "json",
             Error::Yaml(_) => "yaml",
             Error::LeaderElection(_) => "leader_election",

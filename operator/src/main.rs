@@ -198,7 +198,27 @@ async fn run(args: Args) -> Result<(), Error> {
         metrics.clone(),
     ));
     tracing::info!(namespaces = ?namespaces, image = %args.engine_image, "starting controllers");
-    let controllers = controller::instantdb::run(ctx, namespaces, stop_rx.clone(), health.clone());
+    let controllers = async {
+        let instantdbs = Box::pin(controller::instantdb::run(
+            ctx.clone(),
+            namespaces.clone(),
+            stop_rx.clone(),
+            health.clone(),
+        ));
+        let backups = Box::pin(controller::backup::run(
+            ctx.clone(),
+            namespaces.clone(),
+            stop_rx.clone(),
+        ));
+        // Either one ending is the end; on a shutdown request the other finishes its
+        // reconciles too.
+        let ((), other) = futures::future::select(instantdbs, backups)
+            .await
+            .factor_first();
+        if *stop_rx.borrow() {
+            other.await;
+        }
+    };
     let lost = async {
         match lost_leadership {
             Some(handle) => match handle.await {

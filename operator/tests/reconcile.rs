@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{DB, FakeEngine, PDB, SECRET, STS, current, mark_ready, run, setup};
@@ -224,7 +224,7 @@ async fn engine_health_failure_marks_degraded() {
     let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
     run(&fake, &ctx).await.unwrap();
     mark_ready(&fake);
-    let engine = Arc::new(FakeEngine(Mutex::new(Err("connection refused".into()))));
+    let engine = Arc::new(FakeEngine::new(Err("connection refused".into())));
     let ctx2 = Arc::new(Context::new(
         fake.client(),
         ctx.config.clone(),

@@ -1,5 +1,6 @@
 //! Controllers and the context they share.
 
+pub mod backup;
 pub mod instantdb;
 pub mod status;
 

@@ -8,7 +8,9 @@ use futures::future::BoxFuture;
 use instant_db_crds::InstantDb;
 use instant_db_operator::controller::instantdb::reconcile;
 use instant_db_operator::controller::{Context, OperatorConfig};
-use instant_db_operator::engine_client::{DetailedHealth, EngineApi, HealthStatus};
+use instant_db_operator::engine_client::{
+    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, HealthStatus,
+};
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
 use instant_db_operator::{Error, Result};
@@ -21,7 +23,53 @@ pub const PDB: &str = "/apis/policy/v1/namespaces/search/poddisruptionbudgets/do
 pub const SECRET: &str = "/api/v1/namespaces/search/secrets/docs-admin";
 pub const POD: &str = "/api/v1/namespaces/search/pods/docs-0";
 
-pub struct FakeEngine(pub Mutex<Result<DetailedHealth, String>>);
+/// How the fake engine answers `POST /admin/backups`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StartAnswer {
+    /// 202 with a running job.
+    Accept,
+    /// 409: the id is known already.
+    IdInUse,
+    /// The request fails (engine unreachable...).
+    Fail(String),
+}
+
+/// One `POST /admin/backups` the fake engine received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartedBackup {
+    pub pod_ip: String,
+    pub token: String,
+    pub destination: String,
+    pub id: String,
+}
+
+/// An engine that answers health as told, records backup starts and reports `job` for every
+/// backup id (None: it does not know the id).
+pub struct FakeEngine {
+    pub health: Mutex<Result<DetailedHealth, String>>,
+    pub start: Mutex<StartAnswer>,
+    pub started: Mutex<Vec<StartedBackup>>,
+    pub job: Mutex<Option<BackupJob>>,
+}
+
+impl FakeEngine {
+    pub fn new(health: Result<DetailedHealth, String>) -> Self {
+        Self {
+            health: Mutex::new(health),
+            start: Mutex::new(StartAnswer::Accept),
+            started: Mutex::new(vec![]),
+            job: Mutex::new(None),
+        }
+    }
+
+    pub fn healthy() -> Self {
+        Self::new(Ok(DetailedHealth {
+            status: HealthStatus::Healthy,
+            document_count: Some(12),
+            ..Default::default()
+        }))
+    }
+}
 
 impl EngineApi for FakeEngine {
     fn detailed_health<'a>(
@@ -29,33 +77,70 @@ impl EngineApi for FakeEngine {
         _ip: &'a str,
         _token: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
-        let r = self.0.lock().unwrap().clone().map_err(Error::Engine);
+        let r = self.health.lock().unwrap().clone().map_err(Error::Engine);
         Box::pin(async move { r })
+    }
+
+    fn start_backup<'a>(
+        &'a self,
+        pod_ip: &'a str,
+        token: &'a str,
+        destination: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<BackupJob>> {
+        self.started.lock().unwrap().push(StartedBackup {
+            pod_ip: pod_ip.into(),
+            token: token.into(),
+            destination: destination.into(),
+            id: id.into(),
+        });
+        let r = match self.start.lock().unwrap().clone() {
+            StartAnswer::Accept => Ok(BackupJob {
+                id: id.into(),
+                status: BackupJobStatus::Running,
+                ..Default::default()
+            }),
+            StartAnswer::IdInUse => Err(Error::BackupIdInUse(id.into())),
+            StartAnswer::Fail(m) => Err(Error::Engine(m)),
+        };
+        Box::pin(async move { r })
+    }
+
+    fn backup_job<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BackupJob>>> {
+        let r = self.job.lock().unwrap().clone();
+        Box::pin(async move { Ok(r) })
     }
 }
 
 pub fn setup(spec: Value) -> (FakeApiServer, Arc<Context>) {
+    let (fake, ctx, _) = setup_with_engine(spec);
+    (fake, ctx)
+}
+
+/// [`setup`], also returning the fake engine to script and inspect.
+pub fn setup_with_engine(spec: Value) -> (FakeApiServer, Arc<Context>, Arc<FakeEngine>) {
     let fake = FakeApiServer::new();
     fake.put(
         DB,
         json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
                "metadata": {"name": "docs", "namespace": "search"}, "spec": spec}),
     );
-    let engine = Arc::new(FakeEngine(Mutex::new(Ok(DetailedHealth {
-        status: HealthStatus::Healthy,
-        document_count: Some(12),
-        ..Default::default()
-    }))));
+    let engine = Arc::new(FakeEngine::healthy());
     let ctx = Arc::new(Context::new(
         fake.client(),
         OperatorConfig {
             default_image: "ghcr.io/instant-db/instant-db:0.1.0".into(),
             ..Default::default()
         },
-        engine,
+        engine.clone(),
         Metrics::new().unwrap(),
     ));
-    (fake, ctx)
+    (fake, ctx, engine)
 }
 
 pub fn current(fake: &FakeApiServer) -> Arc<InstantDb> {

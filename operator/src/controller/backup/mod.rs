@@ -1,0 +1,438 @@
+//! The InstantDbBackup controller: one backup, taken online by the instance's engine
+//! (`POST /admin/backups`) and followed until it is stored (`GET /admin/backups/{id}`).
+//!
+//! observe (the backup, its instance, the engine pod, the Secrets) → decide (`plan`, pure) →
+//! start or poll the engine job → status. A finished backup (Completed or Failed) is never looked
+//! at again: its spec is immutable, so a new attempt is a new object. Missing or not-yet-ready
+//! parts (instance absent or suspended, pod without IP, Secret missing) keep it Pending with a
+//! `message` and a slow requeue; a destination that cannot work fails it at once.
+
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use instant_db_crds::InstantDb;
+use instant_db_crds::backup::{
+    BackupDestination, InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupStatus,
+};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Context;
+use crate::builders::{ADMIN_TOKEN_KEY, FIELD_MANAGER, names};
+use crate::engine_client::BackupJobStatus;
+use crate::error::{Error, Result};
+use plan::S3Credentials;
+
+const CONTROLLER: &str = "instantdbbackup";
+/// How often a running backup is polled.
+pub const POLL_RUNNING: Duration = Duration::from_secs(5);
+/// How often a pending backup looks again for what it waits for.
+pub const RETRY_PENDING: Duration = Duration::from_secs(30);
+
+fn object_key(b: &InstantDbBackup) -> String {
+    format!(
+        "backup:{}/{}",
+        b.namespace().unwrap_or_default(),
+        b.name_any()
+    )
+}
+
+/// Reconciles one InstantDbBackup.
+pub async fn reconcile(backup: Arc<InstantDbBackup>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let res = reconcile_inner(&backup, &ctx).await;
+    ctx.metrics
+        .duration
+        .with_label_values(&[CONTROLLER])
+        .observe(start.elapsed().as_secs_f64());
+    let result = if res.is_ok() { "success" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .with_label_values(&[CONTROLLER, result])
+        .inc();
+    match &res {
+        Ok(_) => ctx.reset_backoff(&object_key(&backup)),
+        Err(e) => ctx
+            .metrics
+            .errors
+            .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
+            .inc(),
+    }
+    res
+}
+
+/// Requeues a failed reconcile with the per-object backoff (5 s doubling to 5 min).
+pub fn error_policy(backup: Arc<InstantDbBackup>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&object_key(&backup));
+    tracing::warn!(backup = %object_key(&backup), error = %err, retry_in = ?delay, "backup reconcile failed");
+    Action::requeue(delay)
+}
+
+/// What the engine call needs, once everything the backup depends on is there.
+struct Ready {
+    pod_ip: String,
+    token: String,
+    url: String,
+}
+
+/// Why a backup cannot start yet (Pending) or at all (Failed).
+enum NotReady {
+    Pending(String),
+    Failed(String),
+}
+
+async fn reconcile_inner(backup: &InstantDbBackup, ctx: &Context) -> Result<Action> {
+    if plan::is_finished(backup.status.as_ref()) {
+        return Ok(Action::await_change());
+    }
+    let ns = backup
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), &ns);
+    let generation = backup.metadata.generation;
+    let current = backup.status.as_ref();
+    let now = Timestamp::now();
+
+    if let Some(id) = current.and_then(|s| s.backup_id.clone()) {
+        return poll(backup, ctx, &api, &ns, &id, now).await;
+    }
+    let ready = match prepare(backup, ctx, &ns).await? {
+        Ok(ready) => ready,
+        Err(NotReady::Pending(message)) => {
+            let status = plan::pending(current, generation, message.clone());
+            if write_status(&api, backup, &status, ctx).await? {
+                event(ctx, backup, EventType::Normal, "Waiting", message).await;
+            }
+            return Ok(Action::requeue(RETRY_PENDING));
+        }
+        Err(NotReady::Failed(error)) => {
+            let status = plan::failed(current, generation, error.clone(), now);
+            write_status(&api, backup, &status, ctx).await?;
+            event(ctx, backup, EventType::Warning, "BackupFailed", error).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let id = plan::backup_id(backup);
+    match ctx
+        .engine
+        .start_backup(&ready.pod_ip, &ready.token, &ready.url, &id)
+        .await
+    {
+        // Already known: a start sent before the operator could record it.
+        Ok(_) | Err(Error::BackupIdInUse(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let status = plan::started(current, generation, id.clone(), now);
+    write_status(&api, backup, &status, ctx).await?;
+    event(
+        ctx,
+        backup,
+        EventType::Normal,
+        "BackupStarted",
+        format!("the engine of {} started backup {id}", backup.spec.instance),
+    )
+    .await;
+    Ok(Action::requeue(POLL_RUNNING))
+}
+
+/// Follows a started backup until the engine reports it finished.
+async fn poll(
+    backup: &InstantDbBackup,
+    ctx: &Context,
+    api: &Api<InstantDbBackup>,
+    ns: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<Action> {
+    let current = backup.status.clone().unwrap_or_default();
+    let instance = &backup.spec.instance;
+    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+        Ok(access) => access,
+        // The pod went away mid-backup: the engine's job went with it.
+        Err(reason) => {
+            let error = format!(
+                "the engine stopped during the backup ({reason}); create a new InstantDbBackup"
+            );
+            return fail(backup, ctx, api, error, now).await;
+        }
+    };
+    let Some(job) = ctx.engine.backup_job(&pod_ip, &token, id).await? else {
+        let error = format!(
+            "the engine of {instance} no longer knows backup {id} (it restarted during the \
+             backup); create a new InstantDbBackup"
+        );
+        return fail(backup, ctx, api, error, now).await;
+    };
+    let status = plan::from_job(&current, &job, now);
+    write_status(api, backup, &status, ctx).await?;
+    match job.status {
+        BackupJobStatus::Completed => {
+            let note = format!(
+                "backup {id} of {instance} completed: {} documents, {} bytes at {}",
+                status.document_count.unwrap_or_default(),
+                status.size_bytes.unwrap_or_default(),
+                status.location.as_deref().unwrap_or("?")
+            );
+            event(ctx, backup, EventType::Normal, "BackupCompleted", note).await;
+            Ok(Action::await_change())
+        }
+        BackupJobStatus::Failed => {
+            let note = format!(
+                "backup {id} of {instance} failed: {}",
+                status.error.as_deref().unwrap_or("no reason given")
+            );
+            event(ctx, backup, EventType::Warning, "BackupFailed", note).await;
+            Ok(Action::await_change())
+        }
+        BackupJobStatus::Running | BackupJobStatus::Unknown => Ok(Action::requeue(POLL_RUNNING)),
+    }
+}
+
+async fn fail(
+    backup: &InstantDbBackup,
+    ctx: &Context,
+    api: &Api<InstantDbBackup>,
+    error: String,
+    now: Timestamp,
+) -> Result<Action> {
+    let status = plan::failed(
+        backup.status.as_ref(),
+        backup.metadata.generation,
+        error.clone(),
+        now,
+    );
+    write_status(api, backup, &status, ctx).await?;
+    event(ctx, backup, EventType::Warning, "BackupFailed", error).await;
+    Ok(Action::await_change())
+}
+
+/// Looks up everything the start needs: the destination (the backup's or its policy's), the
+/// instance (present, not suspended), the engine pod's IP, the admin token and the S3
+/// credentials. API errors are errors (retried with backoff); missing parts are `NotReady`.
+async fn prepare(
+    backup: &InstantDbBackup,
+    ctx: &Context,
+    ns: &str,
+) -> Result<std::result::Result<Ready, NotReady>> {
+    let instance = &backup.spec.instance;
+    let destination = match destination(backup, ctx, ns).await? {
+        Ok(d) => d,
+        Err(not_ready) => return Ok(Err(not_ready)),
+    };
+    let dbs: Api<InstantDb> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(db) = dbs.get_opt(instance).await? else {
+        return Ok(Err(NotReady::Pending(format!(
+            "InstantDb {instance} not found"
+        ))));
+    };
+    if db.spec.suspend.unwrap_or(false) {
+        return Ok(Err(NotReady::Pending(format!(
+            "InstantDb {instance} is suspended; backups resume when spec.suspend is false"
+        ))));
+    }
+    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+        Ok(access) => access,
+        Err(reason) => return Ok(Err(NotReady::Pending(reason))),
+    };
+    let credentials = match s3_credentials(ctx, ns, &destination).await? {
+        Ok(c) => c,
+        Err(not_ready) => return Ok(Err(not_ready)),
+    };
+    Ok(
+        match plan::destination_url(&destination, ns, instance, &credentials) {
+            Ok(url) => Ok(Ready { pod_ip, token, url }),
+            Err(e) => Err(NotReady::Failed(e)),
+        },
+    )
+}
+
+/// `spec.destination`, else the destination of the policy named in `spec.policy`.
+async fn destination(
+    backup: &InstantDbBackup,
+    ctx: &Context,
+    ns: &str,
+) -> Result<std::result::Result<BackupDestination, NotReady>> {
+    if let Some(d) = &backup.spec.destination {
+        return Ok(Ok(d.clone()));
+    }
+    let Some(policy) = &backup.spec.policy else {
+        return Ok(Err(NotReady::Failed(
+            "spec.destination is not set and spec.policy names no policy to take it from".into(),
+        )));
+    };
+    let policies: Api<InstantDbBackupPolicy> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(match policies.get_opt(policy).await? {
+        Some(p) => Ok(p.spec.destination),
+        None => Err(NotReady::Pending(format!(
+            "InstantDbBackupPolicy {policy} (spec.policy) not found"
+        ))),
+    })
+}
+
+/// The engine pod's IP and the admin token, or why they are not there yet.
+async fn engine_access(
+    ctx: &Context,
+    ns: &str,
+    instance: &str,
+) -> Result<std::result::Result<(String, String), String>> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pod_name = names::pod(instance);
+    let Some(ip) = pods
+        .get_opt(&pod_name)
+        .await?
+        .and_then(|p| p.status)
+        .and_then(|s| s.pod_ip)
+    else {
+        return Ok(Err(format!("engine pod {pod_name} is not running yet")));
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret_name = names::admin_secret(instance);
+    let token = secrets
+        .get_opt(&secret_name)
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(ADMIN_TOKEN_KEY).cloned())
+        .and_then(|b| String::from_utf8(b.0).ok())
+        .filter(|t| !t.is_empty());
+    Ok(match token {
+        Some(token) => Ok((ip, token)),
+        None => Err(format!("admin Secret {secret_name} has no token yet")),
+    })
+}
+
+/// The S3 credentials from `s3.credentialsSecret`.
+async fn s3_credentials(
+    ctx: &Context,
+    ns: &str,
+    destination: &BackupDestination,
+) -> Result<std::result::Result<S3Credentials, NotReady>> {
+    let Some(secret_name) = destination
+        .s3
+        .as_ref()
+        .and_then(|s| s.credentials_secret.clone())
+    else {
+        // A volume destination, which `destination_url` refuses with the reason.
+        return Ok(Ok(S3Credentials {
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            session_token: None,
+        }));
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(secret) = secrets.get_opt(&secret_name).await? else {
+        return Ok(Err(NotReady::Pending(format!(
+            "credentials Secret {secret_name} not found"
+        ))));
+    };
+    let data = secret.data.unwrap_or_default();
+    let value = |key: &str| {
+        data.get(key)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|v| !v.is_empty())
+    };
+    Ok(
+        match (
+            value(plan::ACCESS_KEY_ID_KEY),
+            value(plan::SECRET_ACCESS_KEY_KEY),
+        ) {
+            (Some(access_key_id), Some(secret_access_key)) => Ok(S3Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: value(plan::SESSION_TOKEN_KEY),
+            }),
+            _ => Err(NotReady::Failed(format!(
+                "credentials Secret {secret_name} needs the keys {} and {}",
+                plan::ACCESS_KEY_ID_KEY,
+                plan::SECRET_ACCESS_KEY_KEY
+            ))),
+        },
+    )
+}
+
+/// Writes the status (server-side apply on the status subresource) when it changed.
+async fn write_status(
+    api: &Api<InstantDbBackup>,
+    backup: &InstantDbBackup,
+    new: &InstantDbBackupStatus,
+    ctx: &Context,
+) -> Result<bool> {
+    if backup.status.as_ref() == Some(new) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": "instantdb.io/v1alpha1",
+        "kind": "InstantDbBackup",
+        "status": new,
+    });
+    api.patch_status(
+        &backup.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&[CONTROLLER, "InstantDbBackup", "status"])
+        .inc();
+    Ok(true)
+}
+
+async fn event(
+    ctx: &Context,
+    backup: &InstantDbBackup,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    ctx.event(&backup.object_ref(&()), type_, reason, "Backup", note)
+        .await;
+}
+
+/// Runs the InstantDbBackup controller until `stop` turns true. `namespaces` empty means all.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for scope in scopes {
+        let api: Api<InstantDbBackup> = match &scope {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let stream = Controller::new(api, watcher::Config::default().any_semantic())
+            .graceful_shutdown_on({
+                let mut stop = stop.clone();
+                async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                }
+            })
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                match res {
+                    Ok((obj, _)) => tracing::debug!(object = %obj, "backup reconciled"),
+                    Err(e) => tracing::debug!(error = %e, "backup controller event"),
+                }
+            });
+        tasks.spawn(stream);
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "backup controller task failed");
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! InstantDbBackup flows against the in-memory fake API server and a fake engine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{FakeEngine, StartAnswer, mark_ready, reconcile_once, setup_with_engine};
+use instant_db_crds::backup::InstantDbBackup;
+use instant_db_operator::controller::Context;
+use instant_db_operator::controller::backup::{POLL_RUNNING, RETRY_PENDING, reconcile};
+use instant_db_operator::engine_client::{BackupJob, BackupJobStatus};
+use instant_db_operator::fake_api::FakeApiServer;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+const BACKUP: &str = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/nightly";
+const CREDS: &str = "/api/v1/namespaces/search/secrets/s3-creds";
+const POLICY: &str = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackuppolicies/daily";
+
+fn s3_destination() -> Value {
+    json!({"s3": {"endpoint": "http://minio.storage:9000", "bucket": "backups",
+                  "credentialsSecret": "s3-creds"}})
+}
+
+fn put_backup(fake: &FakeApiServer, spec: Value) {
+    fake.put(
+        BACKUP,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "nightly", "namespace": "search"}, "spec": spec}),
+    );
+}
+
+fn put_credentials(fake: &FakeApiServer, data: Value) {
+    fake.put(
+        CREDS,
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "s3-creds", "namespace": "search"}, "data": data}),
+    );
+}
+
+/// "AKID" and "s3cr3t", base64.
+fn good_credentials() -> Value {
+    json!({"AWS_ACCESS_KEY_ID": "QUtJRA==", "AWS_SECRET_ACCESS_KEY": "czNjcjN0"})
+}
+
+/// A running instance `docs` (its objects reconciled, the pod with an IP), credentials, and a
+/// backup `nightly` of it with `spec`.
+async fn running_instance_with_backup(
+    spec: Value,
+) -> (FakeApiServer, Arc<Context>, Arc<FakeEngine>) {
+    let (fake, ctx, engine) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    reconcile_once(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    put_credentials(&fake, good_credentials());
+    put_backup(&fake, spec);
+    (fake, ctx, engine)
+}
+
+async fn run_backup(fake: &FakeApiServer, ctx: &Arc<Context>) -> Action {
+    fake.clear_log();
+    let b: InstantDbBackup = serde_json::from_value(fake.get(BACKUP).unwrap()).unwrap();
+    reconcile(Arc::new(b), ctx.clone()).await.unwrap()
+}
+
+fn status(fake: &FakeApiServer) -> Value {
+    fake.get(BACKUP).unwrap()["status"].clone()
+}
+
+fn writes(fake: &FakeApiServer) -> usize {
+    fake.log()
+        .iter()
+        .filter(|l| l.is_write() && !l.path.contains("/events"))
+        .count()
+}
+
+fn event_reasons(fake: &FakeApiServer) -> Vec<String> {
+    fake.objects_under("/apis/events.k8s.io/v1/namespaces/search/events")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_backup_starts_on_the_engine_then_completes_with_what_the_engine_reports() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    let uid = fake.get(BACKUP).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(started[0].id, format!("nightly-{}", &uid[..8]));
+    assert_eq!(started[0].pod_ip, "10.0.0.7");
+    assert_eq!(
+        started[0].destination,
+        "s3://backups/search/docs?endpoint=http%3A%2F%2Fminio.storage%3A9000&allow_http=true\
+         &region=us-east-1&access_key_id=AKID&secret_access_key=s3cr3t"
+    );
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Running");
+    assert_eq!(s["backupId"], json!(started[0].id));
+    assert!(s["startedAt"].is_string());
+    assert!(event_reasons(&fake).contains(&"BackupStarted".to_string()));
+
+    // still running: polled, nothing written
+    *engine.job.lock().unwrap() = Some(BackupJob {
+        id: started[0].id.clone(),
+        status: BackupJobStatus::Running,
+        ..Default::default()
+    });
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    assert_eq!(writes(&fake), 0);
+
+    *engine.job.lock().unwrap() = Some(BackupJob {
+        id: started[0].id.clone(),
+        status: BackupJobStatus::Completed,
+        location: Some(format!("s3://backups/search/docs/{}.tar.gz", started[0].id)),
+        size_bytes: Some(81920),
+        sha256: Some("ab".repeat(32)),
+        document_count: Some(12),
+        engine_version: Some("0.1.0".into()),
+        error: None,
+    });
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Completed");
+    assert_eq!(s["sizeBytes"], 81920);
+    assert_eq!(s["documentCount"], 12);
+    assert_eq!(s["engineVersion"], "0.1.0");
+    assert!(s["completedAt"].is_string());
+    assert!(
+        !s.to_string().contains("s3cr3t"),
+        "no credential in status: {s}"
+    );
+    assert!(event_reasons(&fake).contains(&"BackupCompleted".to_string()));
+
+    // finished: not a single request, and no second start
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    assert_eq!(fake.log().len(), 0);
+    assert_eq!(engine.started.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_start_the_engine_already_has_is_recorded_not_repeated() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    *engine.start.lock().unwrap() = StartAnswer::IdInUse;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    assert_eq!(status(&fake)["phase"], "Running");
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_an_error_retried_with_backoff_and_the_backup_stays_unstarted() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    *engine.start.lock().unwrap() = StartAnswer::Fail("connection refused".into());
+    let b: InstantDbBackup = serde_json::from_value(fake.get(BACKUP).unwrap()).unwrap();
+    let err = reconcile(Arc::new(b), ctx.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert!(status(&fake).get("backupId").is_none());
+}
+
+#[tokio::test]
+async fn a_backup_waits_pending_for_its_instance_its_pod_and_its_secret() {
+    let (fake, ctx, _) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    put_backup(
+        &fake,
+        json!({"instance": "other", "destination": s3_destination()}),
+    );
+    assert_eq!(
+        run_backup(&fake, &ctx).await,
+        Action::requeue(RETRY_PENDING)
+    );
+    assert_eq!(status(&fake)["phase"], "Pending");
+    assert_eq!(status(&fake)["message"], "InstantDb other not found");
+    // the same wait again writes nothing
+    run_backup(&fake, &ctx).await;
+    assert_eq!(writes(&fake), 0);
+
+    put_backup(
+        &fake,
+        json!({"instance": "docs", "destination": s3_destination()}),
+    );
+    run_backup(&fake, &ctx).await;
+    assert_eq!(
+        status(&fake)["message"],
+        "engine pod docs-0 is not running yet"
+    );
+
+    reconcile_once(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    run_backup(&fake, &ctx).await;
+    assert_eq!(
+        status(&fake)["message"],
+        "credentials Secret s3-creds not found"
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_instance_keeps_its_backup_pending() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    fake.merge(common::DB, &json!({"spec": {"suspend": true}}));
+    assert_eq!(
+        run_backup(&fake, &ctx).await,
+        Action::requeue(RETRY_PENDING)
+    );
+    assert_eq!(status(&fake)["phase"], "Pending");
+    assert!(
+        status(&fake)["message"]
+            .as_str()
+            .unwrap()
+            .contains("suspended"),
+        "{}",
+        status(&fake)
+    );
+    assert!(engine.started.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn destinations_that_cannot_work_fail_at_once_with_the_reason() {
+    let (fake, ctx, engine) = running_instance_with_backup(
+        json!({"instance": "docs", "destination": {"volume": {"claimName": "backups"}}}),
+    )
+    .await;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    assert_eq!(status(&fake)["phase"], "Failed");
+    assert!(
+        status(&fake)["error"]
+            .as_str()
+            .unwrap()
+            .contains("use an s3 destination"),
+        "{}",
+        status(&fake)
+    );
+    assert!(event_reasons(&fake).contains(&"BackupFailed".to_string()));
+
+    put_backup(
+        &fake,
+        json!({"instance": "docs", "destination": s3_destination()}),
+    );
+    put_credentials(&fake, json!({"AWS_ACCESS_KEY_ID": "QUtJRA=="}));
+    fake.merge(BACKUP, &json!({"status": null}));
+    run_backup(&fake, &ctx).await;
+    assert_eq!(status(&fake)["phase"], "Failed");
+    assert!(
+        status(&fake)["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{}",
+        status(&fake)
+    );
+    assert!(engine.started.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_engine_that_lost_the_job_fails_the_backup_with_what_to_do() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    run_backup(&fake, &ctx).await;
+    *engine.job.lock().unwrap() = None;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Failed");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("create a new InstantDbBackup"),
+        "{s}"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_without_destination_takes_its_policys() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "policy": "daily"})).await;
+    run_backup(&fake, &ctx).await;
+    assert_eq!(
+        status(&fake)["message"],
+        "InstantDbBackupPolicy daily (spec.policy) not found"
+    );
+    fake.put(
+        POLICY,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+               "metadata": {"name": "daily", "namespace": "search"},
+               "spec": {"instance": "docs", "schedule": "@daily",
+                        "destination": {"s3": {"bucket": "nightly", "prefix": "idb",
+                                               "credentialsSecret": "s3-creds"}}}}),
+    );
+    run_backup(&fake, &ctx).await;
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    assert!(
+        started[0]
+            .destination
+            .starts_with("s3://nightly/idb?region=us-east-1&"),
+        "{}",
+        started[0].destination
+    );
+}
