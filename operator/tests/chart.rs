@@ -10,9 +10,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{DB, SECRET, STS, mark_ready, reconcile_once, setup};
+use instant_db_crds::backup::InstantDbBackup;
+use instant_db_operator::controller::backup;
 use instant_db_operator::fake_api::{FakeApiServer, Permission};
 use instant_db_operator::leader::{LeaderElector, LeaseConfig};
 use instant_db_operator::metrics::Metrics;
@@ -24,6 +27,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+const BACKUP: &str = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/nightly";
 
 /// Namespace the chart is installed into (where the leader-election Lease lives).
 const RELEASE_NAMESPACE: &str = "operators";
@@ -188,8 +193,9 @@ fn denied(grants: &[Grant], needed: &BTreeSet<Permission>) -> Vec<String> {
 
 /// Runs what the operator does in a cluster against the fake and returns every permission its
 /// requests needed: the controller's lists and watches (all namespaces when `watched` is empty)
-/// and first reconcile, with a ServiceMonitor; then readiness, an image update, a volume
-/// expansion, a recreated admin Secret, suspend and deletion; then leader election in the release namespace.
+/// and first reconcile, with a ServiceMonitor, and the backup controller's; then readiness, a
+/// backup started and failed, one waiting for its policy, an image update, a volume expansion, a
+/// recreated admin Secret, suspend and deletion; then leader election in the release namespace.
 async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permission> {
     let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
     // Prometheus Operator installed: the operator reads its CRD and applies a ServiceMonitor.
@@ -200,11 +206,30 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
     );
     let health = Health::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // A backup of the instance, which the backup controller finds waiting for its pod.
+    fake.put(
+        BACKUP,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "nightly", "namespace": "search"},
+               "spec": {"instance": "docs", "destination": {"s3": {
+                   "bucket": "backups", "credentialsSecret": "s3-creds"}}}}),
+    );
+    fake.put(
+        "/api/v1/namespaces/search/secrets/s3-creds",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "s3-creds", "namespace": "search"},
+               "data": {"AWS_ACCESS_KEY_ID": "QUtJRA==", "AWS_SECRET_ACCESS_KEY": "czNjcjN0"}}),
+    );
     let controller = tokio::spawn(instant_db_operator::controller::instantdb::run(
+        ctx.clone(),
+        watched.clone(),
+        stop_rx.clone(),
+        health.clone(),
+    ));
+    let backups = tokio::spawn(instant_db_operator::controller::backup::run(
         ctx.clone(),
         watched,
         stop_rx,
-        health.clone(),
     ));
     // Each watcher lists, then watches; the fake answers no watch, so watchers retry it, and
     // the run goes on until every listed collection was also watched at least once.
@@ -217,7 +242,11 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
         })
     };
     for _ in 0..600 {
-        if health.synced() && fake.get(DB).unwrap().get("status").is_some() && lists_all_watched() {
+        if health.synced()
+            && fake.get(DB).unwrap().get("status").is_some()
+            && fake.get(BACKUP).unwrap().get("status").is_some()
+            && lists_all_watched()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -226,9 +255,29 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
     assert!(lists_all_watched(), "{:?}", needed(&fake));
     stop_tx.send(true).unwrap();
     controller.await.unwrap();
+    backups.await.unwrap();
 
     mark_ready(&fake);
     reconcile_once(&fake, &ctx).await.unwrap();
+    // the backup starts on the engine, then fails (the fake engine knows no job)
+    for _ in 0..2 {
+        let backup: InstantDbBackup = serde_json::from_value(fake.get(BACKUP).unwrap()).unwrap();
+        backup::reconcile(Arc::new(backup), ctx.clone())
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.get(BACKUP).unwrap()["status"]["phase"], "Failed");
+    // a backup that takes its destination from a policy
+    fake.put(
+        BACKUP,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "nightly", "namespace": "search"},
+               "spec": {"instance": "docs", "policy": "daily"}}),
+    );
+    let backup: InstantDbBackup = serde_json::from_value(fake.get(BACKUP).unwrap()).unwrap();
+    backup::reconcile(Arc::new(backup), ctx.clone())
+        .await
+        .unwrap();
     let mut db = fake.get(DB).unwrap();
     db["spec"]["image"] = json!("ghcr.io/instant-db/instant-db:0.2.0");
     db["spec"]["storage"]["size"] = json!("2Gi");
@@ -296,6 +345,9 @@ async fn the_default_cluster_role_grants_every_request_the_operator_makes() {
         ("patch", "servicemonitors"),
         ("create", "events"),
         ("update", "leases"),
+        ("watch", "instantdbbackups"),
+        ("patch", "instantdbbackups/status"),
+        ("get", "instantdbbackuppolicies"),
     ] {
         assert!(
             needed

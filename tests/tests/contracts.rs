@@ -6,9 +6,18 @@ use std::collections::BTreeMap;
 
 use clap::Parser;
 use instant_db_crds::InstantDb;
+use instant_db_crds::backup::{BackupDestination, S3Destination};
 use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY};
-use instant_db_operator::engine_client::{EngineApi, HealthStatus, HttpEngineClient};
+use instant_db_operator::controller::backup::plan::{self, S3Credentials};
+use instant_db_operator::engine_client::{
+    BackupJobStatus, EngineApi, HealthStatus, HttpEngineClient,
+};
 use serde_json::json;
+
+// The engine tests' real S3-compatible server (moto_server), shared rather than copied.
+#[path = "../../engine/tests/common/moto.rs"]
+#[allow(dead_code)]
+mod moto;
 
 fn instant_db(spec: serde_json::Value) -> InstantDb {
     serde_json::from_value(json!({
@@ -110,19 +119,27 @@ fn the_engine_parses_the_command_line_the_operator_gives_its_container() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_operator_reads_a_real_engines_detailed_health() {
+/// A real engine with one document, serving HTTP on a local port, until `stop` is sent.
+struct RunningEngine {
+    port: u16,
+    _data: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<instant_db::Result<()>>,
+}
+
+const TOKEN: &str = "contract-test-token-0123456789";
+
+async fn start_engine() -> RunningEngine {
     let data = tempfile::tempdir().unwrap();
-    let token = "contract-test-token-0123456789";
-    std::fs::write(data.path().join("token"), token).unwrap();
+    std::fs::write(data.path().join("token"), TOKEN).unwrap();
     let mut cfg = instant_db::config::Config {
         data_dir: data.path().to_path_buf(),
         admin_token_file: Some(data.path().join("token")),
         ..Default::default()
     };
-    // The host's disk is not what this contract is about: a full shared disk on the test
+    // The host's disk is not what these contracts are about: a full shared disk on the test
     // machine would make the engine unhealthy for reasons of its own. CPU and memory keep their
-    // defaults: a busy machine may only degrade the engine, which this test expects anyway.
+    // defaults: a busy machine may only degrade the engine, which the health test expects anyway.
     cfg.health.thresholds = instant_db::sysres::Thresholds {
         disk_free_percent_min: 0.0,
         disk_free_percent_critical: 0.0,
@@ -153,17 +170,36 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
     let server = tokio::spawn(instant_db::server::run_on(listener, state, async move {
         let _ = stopped.await;
     }));
+    RunningEngine {
+        port,
+        _data: data,
+        stop,
+        server,
+    }
+}
+
+impl RunningEngine {
+    async fn shut_down(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reads_a_real_engines_detailed_health() {
+    let engine = start_engine().await;
+    let port = engine.port;
     let http = reqwest::Client::new();
     let r = http
         .post(format!("http://127.0.0.1:{port}/admin/integrity"))
-        .bearer_auth(token)
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
 
     let client = HttpEngineClient::new(port, std::time::Duration::from_secs(5)).unwrap();
-    let health = client.detailed_health("127.0.0.1", token).await.unwrap();
+    let health = client.detailed_health("127.0.0.1", TOKEN).await.unwrap();
     assert_eq!(health.document_count, Some(1));
     // No model was loaded: the engine serves keyword search and says it is degraded.
     assert_eq!(health.status, HealthStatus::Degraded);
@@ -180,6 +216,102 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
         .expect("integrity check reported");
     assert_eq!(integrity.ok, Some(true));
     assert!(integrity.at.is_some());
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    engine.shut_down().await;
+}
+
+/// The destination URL the backup controller builds is one the engine accepts, the job calls
+/// read what the engine answers, and the backup really lands in a real S3-compatible store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_the_operator_starts_lands_in_s3_and_its_job_reads_back() {
+    let moto = moto::start_moto().await;
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let r = reqwest::Client::new()
+        .put(format!("{endpoint}/idb-backups"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    let engine = start_engine().await;
+    let destination = BackupDestination {
+        volume: None,
+        s3: Some(S3Destination {
+            endpoint: Some(endpoint.clone()),
+            bucket: Some("idb-backups".into()),
+            prefix: None,
+            region: None,
+            credentials_secret: Some("s3-creds".into()),
+        }),
+    };
+    let credentials = S3Credentials {
+        access_key_id: "testing".into(),
+        secret_access_key: "testing-secret".into(),
+        session_token: None,
+    };
+    let url = plan::destination_url(&destination, "search", "docs", &credentials).unwrap();
+    let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
+    let id = "nightly-0f3c2a9e";
+    let job = client
+        .start_backup("127.0.0.1", TOKEN, &url, id)
+        .await
+        .unwrap();
+    assert_eq!(job.id, id);
+    let again = client.start_backup("127.0.0.1", TOKEN, &url, id).await;
+    assert!(
+        matches!(again, Err(instant_db_operator::Error::BackupIdInUse(_))),
+        "{again:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = client
+            .backup_job("127.0.0.1", TOKEN, id)
+            .await
+            .unwrap()
+            .expect("the engine knows the job");
+        if job.status != BackupJobStatus::Running {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backup still running after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(job.status, BackupJobStatus::Completed, "{job:?}");
+    assert_eq!(job.document_count, Some(1));
+    assert_eq!(job.sha256.as_ref().map(String::len), Some(64));
+    assert!(job.size_bytes.unwrap_or(0) > 0);
+    // one version for the whole workspace
+    assert_eq!(
+        job.engine_version.as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    let location = job.location.clone().unwrap();
+    assert!(
+        location.starts_with("s3://idb-backups/search/docs/"),
+        "{location}"
+    );
+    assert!(!location.contains("testing-secret"), "{location}");
+    // the archive is in the bucket, under the default prefix <namespace>/<instance>
+    let listing = reqwest::Client::new()
+        .get(format!(
+            "{endpoint}/idb-backups?list-type=2&prefix=search/docs/"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains(&format!("search/docs/{id}.tar.gz")),
+        "{listing}"
+    );
+    assert_eq!(
+        client
+            .backup_job("127.0.0.1", TOKEN, "never-started")
+            .await
+            .unwrap(),
+        None
+    );
+    engine.shut_down().await;
 }
