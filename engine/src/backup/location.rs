@@ -6,8 +6,9 @@
 //!   → an S3-compatible store (path-style requests). Credentials come from the
 //!   environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional
 //!   `AWS_SESSION_TOKEN`, and `AWS_REGION` / `AWS_ENDPOINT_URL` as fallbacks); the query
-//!   parameters `access_key_id` / `secret_access_key` are accepted for tests
-//!   but never echoed back in URLs or logs.
+//!   parameters `access_key_id` / `secret_access_key` / `session_token` are accepted too (the
+//!   operator passes an InstantDbBackup's Secret this way, tests use them) but never echoed
+//!   back in URLs or logs.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
