@@ -1,9 +1,8 @@
 //! Validation of `InstantDbBackupPolicy.spec.schedule`.
 //!
 //! The CRD schema only checks the shape (five fields or a macro). This parses the schedule
-//! with croner, the cron implementation a backup-policy controller will use to compute run
-//! times, so a schedule that passes here is one that controller can run. It lives in this crate
-//! because both the operator and that future controller read the backup types from here.
+//! with croner, the cron implementation the backup-policy controller computes run times with,
+//! so a schedule that passes here is one that controller can run.
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
@@ -69,6 +68,22 @@ pub fn next_run(schedule: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, S
             schedule: schedule.to_string(),
             why: format!("it never fires ({e})"),
         })
+}
+
+/// [`next_run`] on the Kubernetes API's timestamps (`jiff`), at whole-second precision.
+pub fn next_run_after(
+    schedule: &str,
+    after: k8s_openapi::jiff::Timestamp,
+) -> Result<k8s_openapi::jiff::Timestamp, ScheduleError> {
+    let err = |why: String| ScheduleError {
+        schedule: schedule.to_string(),
+        why,
+    };
+    let after = DateTime::<Utc>::from_timestamp(after.as_second(), 0)
+        .ok_or_else(|| err(format!("{after} is out of range")))?;
+    let next = next_run(schedule, after)?;
+    k8s_openapi::jiff::Timestamp::from_second(next.timestamp())
+        .map_err(|e| err(format!("next run {next} is out of range: {e}")))
 }
 
 #[cfg(test)]
@@ -144,5 +159,19 @@ mod tests {
             next_run("@midnight", now()).unwrap(),
             Utc.with_ymd_and_hms(2026, 3, 11, 0, 0, 0).unwrap()
         );
+    }
+
+    #[test]
+    fn next_run_after_works_on_api_timestamps_and_is_strictly_later() {
+        let at: k8s_openapi::jiff::Timestamp = "2026-03-10T03:00:00Z".parse().unwrap();
+        assert_eq!(
+            next_run_after("0 3 * * *", at).unwrap().to_string(),
+            "2026-03-11T03:00:00Z"
+        );
+        assert_eq!(
+            next_run_after("@hourly", at).unwrap().to_string(),
+            "2026-03-10T04:00:00Z"
+        );
+        assert!(next_run_after("0 0 30 2 *", at).is_err());
     }
 }

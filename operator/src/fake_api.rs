@@ -143,6 +143,37 @@ fn in_list(list: &str, object: &str) -> bool {
                     [ns, r, name] if !ns.is_empty() && *r == resource && !name.is_empty())
 }
 
+/// Whether `obj` matches the request's `labelSelector` (equality, inequality and existence
+/// terms, comma-separated: what the operator's watches and lists send). No selector matches all.
+fn selected(query: &str, obj: &Value) -> bool {
+    let Some(selector) = reqwest::Url::parse(&format!("http://fake/?{query}"))
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "labelSelector")
+                .map(|(_, v)| v.into_owned())
+        })
+    else {
+        return true;
+    };
+    let label = |k: &str| {
+        obj.pointer("/metadata/labels")
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+    };
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        if let Some((k, v)) = term.split_once("!=") {
+            label(k.trim()) != Some(v.trim())
+        } else if let Some((k, v)) = term.split_once('=') {
+            label(k.trim()) == Some(v.trim_start_matches('=').trim())
+        } else if let Some(k) = term.strip_prefix('!') {
+            label(k.trim()).is_none()
+        } else {
+            label(term.trim()).is_some()
+        }
+    })
+}
+
 fn is_watch(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
 }
@@ -357,7 +388,7 @@ impl FakeApiServer {
             async move {
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
-                let watch = is_watch(req.uri().query());
+                let query = req.uri().query().unwrap_or("").to_string();
                 let content_type = req
                     .headers()
                     .get(http::header::CONTENT_TYPE)
@@ -368,7 +399,7 @@ impl FakeApiServer {
                     .await
                     .unwrap_or_default();
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let (code, value) = this.respond(&method, &path, watch, &content_type, body);
+                let (code, value) = this.respond(&method, &path, &query, &content_type, body);
                 (
                     code,
                     [(http::header::CONTENT_TYPE, "application/json")],
@@ -382,7 +413,7 @@ impl FakeApiServer {
     async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let watch = is_watch(req.uri().query());
+        let query = req.uri().query().unwrap_or("").to_string();
         let hangs = self.lock().hang.iter().any(|p| path.contains(p.as_str()));
         if hangs {
             std::future::pending::<()>().await;
@@ -395,7 +426,7 @@ impl FakeApiServer {
             .to_string();
         let body = req.into_body().collect_bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (code, value) = self.respond(&method, &path, watch, &content_type, body);
+        let (code, value) = self.respond(&method, &path, &query, &content_type, body);
         Response::builder()
             .status(code)
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -407,7 +438,7 @@ impl FakeApiServer {
         &self,
         method: &Method,
         path: &str,
-        watch: bool,
+        query: &str,
         content_type: &str,
         body: Value,
     ) -> (StatusCode, Value) {
@@ -415,7 +446,7 @@ impl FakeApiServer {
         st.log.push(Logged {
             method: method.to_string(),
             path: path.to_string(),
-            watch,
+            watch: is_watch(Some(query)),
         });
         if let Some(i) = st.failures.iter().position(|f| {
             (f.method == "*" || f.method == method.as_str()) && path.contains(f.path_part.as_str())
@@ -450,7 +481,7 @@ impl FakeApiServer {
                 let items: Vec<Value> = st
                     .objects
                     .iter()
-                    .filter(|(k, _)| in_list(&key, k))
+                    .filter(|(k, v)| in_list(&key, k) && selected(query, v))
                     .map(|(_, v)| v.clone())
                     .collect();
                 (
@@ -673,6 +704,25 @@ mod tests {
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
             crd
         ));
+    }
+
+    #[test]
+    fn lists_filter_by_label_selector_terms() {
+        let obj = json!({"metadata": {"labels": {"instantdb.io/policy": "daily", "tier": "a"}}});
+        let q = |s: &str| {
+            format!(
+                "labelSelector={}",
+                s.replace('/', "%2F").replace('=', "%3D")
+            )
+        };
+        assert!(selected("", &obj));
+        assert!(selected(&q("instantdb.io/policy=daily"), &obj));
+        assert!(selected(&q("instantdb.io/policy==daily,tier"), &obj));
+        assert!(!selected(&q("instantdb.io/policy=weekly"), &obj));
+        assert!(!selected(&q("tier!=a"), &obj));
+        assert!(selected(&q("!missing"), &obj));
+        assert!(!selected(&q("missing"), &obj));
+        assert!(!selected(&q("tier"), &json!({"metadata": {}})));
     }
 
     #[test]

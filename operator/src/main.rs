@@ -199,24 +199,29 @@ async fn run(args: Args) -> Result<(), Error> {
     ));
     tracing::info!(namespaces = ?namespaces, image = %args.engine_image, "starting controllers");
     let controllers = async {
-        let instantdbs = Box::pin(controller::instantdb::run(
-            ctx.clone(),
-            namespaces.clone(),
-            stop_rx.clone(),
-            health.clone(),
-        ));
-        let backups = Box::pin(controller::backup::run(
-            ctx.clone(),
-            namespaces.clone(),
-            stop_rx.clone(),
-        ));
-        // Either one ending is the end; on a shutdown request the other finishes its
+        let all: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = vec![
+            Box::pin(controller::instantdb::run(
+                ctx.clone(),
+                namespaces.clone(),
+                stop_rx.clone(),
+                health.clone(),
+            )),
+            Box::pin(controller::backup::run(
+                ctx.clone(),
+                namespaces.clone(),
+                stop_rx.clone(),
+            )),
+            Box::pin(controller::policy::run(
+                ctx.clone(),
+                namespaces.clone(),
+                stop_rx.clone(),
+            )),
+        ];
+        // Any one ending is the end; on a shutdown request the others finish their
         // reconciles too.
-        let ((), other) = futures::future::select(instantdbs, backups)
-            .await
-            .factor_first();
+        let ((), _, others) = futures::future::select_all(all).await;
         if *stop_rx.borrow() {
-            other.await;
+            futures::future::join_all(others).await;
         }
     };
     let lost = async {

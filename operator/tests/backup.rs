@@ -1,4 +1,4 @@
-//! InstantDbBackup flows against the in-memory fake API server and a fake engine.
+//! InstantDbBackup and InstantDbBackupPolicy flows against the in-memory fake API server and a fake engine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{FakeEngine, StartAnswer, mark_ready, reconcile_once, setup_with_engine};
-use instant_db_crds::backup::InstantDbBackup;
-use instant_db_operator::controller::Context;
+use instant_db_crds::backup::{InstantDbBackup, InstantDbBackupPolicy};
 use instant_db_operator::controller::backup::{POLL_RUNNING, RETRY_PENDING, reconcile};
+use instant_db_operator::controller::{Context, policy};
 use instant_db_operator::engine_client::{BackupJob, BackupJobStatus};
 use instant_db_operator::fake_api::FakeApiServer;
 use kube::runtime::controller::Action;
@@ -307,4 +307,129 @@ async fn a_backup_without_destination_takes_its_policys() {
         "{}",
         started[0].destination
     );
+}
+
+fn put_policy(fake: &FakeApiServer, spec: Value) {
+    fake.put(
+        POLICY,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+               "metadata": {"name": "daily", "namespace": "search",
+                            "creationTimestamp": "2026-01-01T00:00:00Z"},
+               "spec": spec}),
+    );
+}
+
+async fn run_policy(fake: &FakeApiServer, ctx: &Arc<Context>) -> Action {
+    fake.clear_log();
+    let p: InstantDbBackupPolicy = serde_json::from_value(fake.get(POLICY).unwrap()).unwrap();
+    policy::reconcile(Arc::new(p), ctx.clone()).await.unwrap()
+}
+
+fn policy_backups(fake: &FakeApiServer) -> Vec<Value> {
+    fake.objects_under("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups")
+}
+
+#[tokio::test]
+async fn a_due_policy_creates_a_backup_that_the_backup_controller_takes_to_its_destination() {
+    let (fake, ctx, engine) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    reconcile_once(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    put_credentials(&fake, good_credentials());
+    put_policy(
+        &fake,
+        json!({"instance": "docs", "schedule": "@hourly",
+               "destination": {"s3": {"bucket": "nightly", "credentialsSecret": "s3-creds"}}}),
+    );
+    run_policy(&fake, &ctx).await;
+    let made = policy_backups(&fake);
+    assert_eq!(made.len(), 1, "{made:?}");
+    let b = &made[0];
+    assert_eq!(b["spec"], json!({"instance": "docs", "policy": "daily"}));
+    assert_eq!(b["metadata"]["labels"]["instantdb.io/policy"], "daily");
+    assert_eq!(
+        b["metadata"]["ownerReferences"][0]["kind"],
+        "InstantDbBackupPolicy"
+    );
+    let p = fake.get(POLICY).unwrap();
+    assert!(p["status"]["lastScheduleTime"].is_string(), "{p}");
+    assert!(p["status"]["nextScheduleTime"].is_string(), "{p}");
+    assert_eq!(p["status"]["conditions"][0]["reason"], "Scheduled");
+    assert!(event_reasons(&fake).contains(&"BackupScheduled".to_string()));
+
+    // the backup controller takes it, with the policy's destination
+    let path = format!(
+        "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/{}",
+        b["metadata"]["name"].as_str().unwrap()
+    );
+    let backup: InstantDbBackup = serde_json::from_value(fake.get(&path).unwrap()).unwrap();
+    reconcile(Arc::new(backup), ctx.clone()).await.unwrap();
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    assert!(
+        started[0]
+            .destination
+            .starts_with("s3://nightly/search/docs?"),
+        "{}",
+        started[0].destination
+    );
+
+    // the run is recorded: another reconcile within the hour creates nothing and writes nothing
+    run_policy(&fake, &ctx).await;
+    assert_eq!(policy_backups(&fake).len(), 1);
+    assert_eq!(writes(&fake), 0);
+}
+
+#[tokio::test]
+async fn the_retention_deletes_the_oldest_completed_backups_of_the_policy_only() {
+    let (fake, ctx, _) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    put_policy(
+        &fake,
+        json!({"instance": "docs", "schedule": "0 0 1 1 *", "retention": {"keepLast": 2},
+               "destination": {"s3": {"bucket": "b", "credentialsSecret": "s3-creds"}}}),
+    );
+    for (name, policy, completed) in [
+        ("old", "daily", "2026-11-01T00:00:00Z"),
+        ("mid", "daily", "2026-11-15T00:00:00Z"),
+        ("new", "daily", "2026-11-30T00:00:00Z"),
+        ("other", "weekly", "2026-10-01T00:00:00Z"),
+    ] {
+        fake.put(
+            &format!("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/{name}"),
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                   "metadata": {"name": name, "namespace": "search",
+                                "labels": {"instantdb.io/policy": policy, "instantdb.io/instance": "docs"}},
+                   "spec": {"instance": "docs", "policy": policy},
+                   "status": {"phase": "Completed", "completedAt": completed}}),
+        );
+    }
+    run_policy(&fake, &ctx).await;
+    let mut left: Vec<String> = policy_backups(&fake)
+        .iter()
+        .map(|b| b["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["mid", "new", "other"]);
+    assert_eq!(
+        fake.get(POLICY).unwrap()["status"]["lastSuccessfulBackup"],
+        "new"
+    );
+    assert!(event_reasons(&fake).contains(&"BackupPruned".to_string()));
+}
+
+#[tokio::test]
+async fn a_policy_with_an_unusable_retention_says_so_and_waits_for_a_fix() {
+    let (fake, ctx, _) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    put_policy(
+        &fake,
+        json!({"instance": "docs", "schedule": "@daily", "retention": {"maxAge": "99999999999999999999h"},
+               "destination": {"s3": {"bucket": "b", "credentialsSecret": "s3-creds"}}}),
+    );
+    assert_eq!(run_policy(&fake, &ctx).await, Action::await_change());
+    let c = &fake.get(POLICY).unwrap()["status"]["conditions"][0];
+    assert_eq!(c["reason"], "InvalidSpec");
+    assert!(
+        c["message"].as_str().unwrap().contains("retention.maxAge"),
+        "{c}"
+    );
+    assert!(policy_backups(&fake).is_empty());
 }

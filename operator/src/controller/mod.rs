@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod instantdb;
+pub mod policy;
 pub mod status;
 
 use std::collections::HashMap;

@@ -1,0 +1,283 @@
+//! The InstantDbBackupPolicy controller: on its cron schedule it creates one InstantDbBackup per
+//! covered instance (the backup controller takes them), and it prunes the backups it made under
+//! the retention.
+//!
+//! observe (the policy, its instances, its backups) → `plan` (pure) → create / delete →
+//! status. The backups carry the policy as controlling owner, so each change of one of them
+//! (a backup completing) brings the policy back for retention and `lastSuccessfulBackup`.
+
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use instant_db_crds::InstantDb;
+use instant_db_crds::backup::{
+    InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus,
+};
+use instant_db_crds::conditions::{NewCondition, Status, set_condition};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::Selector;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Context;
+use crate::builders::FIELD_MANAGER;
+use crate::error::{Error, Result};
+
+const CONTROLLER: &str = "instantdbbackuppolicy";
+
+fn object_key(p: &InstantDbBackupPolicy) -> String {
+    format!(
+        "policy:{}/{}",
+        p.namespace().unwrap_or_default(),
+        p.name_any()
+    )
+}
+
+/// Reconciles one InstantDbBackupPolicy.
+pub async fn reconcile(policy: Arc<InstantDbBackupPolicy>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let res = reconcile_inner(&policy, &ctx).await;
+    ctx.metrics
+        .duration
+        .with_label_values(&[CONTROLLER])
+        .observe(start.elapsed().as_secs_f64());
+    let result = if res.is_ok() { "success" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .with_label_values(&[CONTROLLER, result])
+        .inc();
+    match &res {
+        Ok(_) => ctx.reset_backoff(&object_key(&policy)),
+        Err(e) => ctx
+            .metrics
+            .errors
+            .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
+            .inc(),
+    }
+    res
+}
+
+/// Requeues a failed reconcile with the per-object backoff (5 s doubling to 5 min).
+pub fn error_policy(policy: Arc<InstantDbBackupPolicy>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&object_key(&policy));
+    tracing::warn!(policy = %object_key(&policy), error = %err, retry_in = ?delay, "backup policy reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_inner(policy: &InstantDbBackupPolicy, ctx: &Context) -> Result<Action> {
+    let ns = policy
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let name = policy.name_any();
+    let api: Api<InstantDbBackupPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    let backups_api: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = Timestamp::now();
+
+    let instances = match covered_instances(policy, ctx, &ns).await? {
+        Ok(instances) => instances,
+        Err(problem) => return invalid(policy, ctx, &api, problem, now).await,
+    };
+    let mine = ListParams::default().labels(&format!("{}={name}", plan::POLICY_LABEL));
+    let backups = backups_api.list(&mine).await?.items;
+    let plan = match plan::plan(policy, &instances, &backups, now) {
+        Ok(plan) => plan,
+        Err(problem) => return invalid(policy, ctx, &api, problem, now).await,
+    };
+    for backup in &plan.create {
+        let backup_name = backup.name_any();
+        match backups_api.create(&PostParams::default(), backup).await {
+            Ok(_) => {
+                count_write(ctx, "create");
+                event(
+                    ctx,
+                    policy,
+                    EventType::Normal,
+                    "BackupScheduled",
+                    format!(
+                        "created InstantDbBackup {backup_name} of {}",
+                        backup.spec.instance
+                    ),
+                )
+                .await;
+            }
+            // Made by an earlier reconcile whose status write did not land.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for backup_name in &plan.delete {
+        match backups_api
+            .delete(backup_name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                count_write(ctx, "delete");
+                event(
+                    ctx,
+                    policy,
+                    EventType::Normal,
+                    "BackupPruned",
+                    format!("deleted InstantDbBackup {backup_name} (retention)"),
+                )
+                .await;
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    write_status(&api, policy, &plan.status, ctx).await?;
+    Ok(Action::requeue(plan.requeue_after))
+}
+
+/// The InstantDb objects the policy covers: the named one (if it exists) or those its selector
+/// matches. An unusable selector is the user's problem (`Err` inside).
+async fn covered_instances(
+    policy: &InstantDbBackupPolicy,
+    ctx: &Context,
+    ns: &str,
+) -> Result<std::result::Result<Vec<InstantDb>, String>> {
+    let dbs: Api<InstantDb> = Api::namespaced(ctx.client.clone(), ns);
+    if let Some(name) = &policy.spec.instance {
+        return Ok(Ok(dbs.get_opt(name).await?.into_iter().collect()));
+    }
+    let Some(selector) = policy.spec.selector.clone() else {
+        return Ok(Err(
+            "set exactly one of spec.instance or spec.selector".into()
+        ));
+    };
+    let selector = match Selector::try_from(selector) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(format!("spec.selector is not usable: {e}"))),
+    };
+    let list = dbs
+        .list(&ListParams::default().labels_from(&selector))
+        .await?;
+    Ok(Ok(list.items))
+}
+
+/// Reports a spec problem in the `Scheduled` condition and waits for a spec change.
+async fn invalid(
+    policy: &InstantDbBackupPolicy,
+    ctx: &Context,
+    api: &Api<InstantDbBackupPolicy>,
+    problem: String,
+    now: Timestamp,
+) -> Result<Action> {
+    let mut status = policy.status.clone().unwrap_or_default();
+    status.observed_generation = policy.metadata.generation;
+    status.next_schedule_time = None;
+    set_condition(
+        &mut status.conditions,
+        NewCondition {
+            type_: plan::SCHEDULED,
+            status: Status::False,
+            reason: "InvalidSpec",
+            message: problem.clone(),
+            observed_generation: policy.metadata.generation,
+        },
+        now,
+    );
+    if write_status(api, policy, &status, ctx).await? {
+        event(ctx, policy, EventType::Warning, "InvalidSpec", problem).await;
+    }
+    Ok(Action::await_change())
+}
+
+fn count_write(ctx: &Context, verb: &str) {
+    ctx.metrics
+        .writes
+        .with_label_values(&[CONTROLLER, "InstantDbBackup", verb])
+        .inc();
+}
+
+/// Writes the status (server-side apply on the status subresource) when it changed.
+async fn write_status(
+    api: &Api<InstantDbBackupPolicy>,
+    policy: &InstantDbBackupPolicy,
+    new: &InstantDbBackupPolicyStatus,
+    ctx: &Context,
+) -> Result<bool> {
+    if policy.status.as_ref() == Some(new) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": "instantdb.io/v1alpha1",
+        "kind": "InstantDbBackupPolicy",
+        "status": new,
+    });
+    api.patch_status(
+        &policy.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&[CONTROLLER, "InstantDbBackupPolicy", "status"])
+        .inc();
+    Ok(true)
+}
+
+async fn event(
+    ctx: &Context,
+    policy: &InstantDbBackupPolicy,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    ctx.event(&policy.object_ref(&()), type_, reason, "Schedule", note)
+        .await;
+}
+
+/// Runs the InstantDbBackupPolicy controller until `stop` turns true. `namespaces` empty means
+/// all.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let owned = watcher::Config::default().labels(plan::POLICY_LABEL);
+    let mut tasks = tokio::task::JoinSet::new();
+    for scope in scopes {
+        let (policies, backups): (Api<InstantDbBackupPolicy>, Api<InstantDbBackup>) = match &scope {
+            Some(ns) => (
+                Api::namespaced(ctx.client.clone(), ns),
+                Api::namespaced(ctx.client.clone(), ns),
+            ),
+            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+        };
+        let stream = Controller::new(policies, watcher::Config::default().any_semantic())
+            .owns(backups, owned.clone())
+            .graceful_shutdown_on({
+                let mut stop = stop.clone();
+                async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                }
+            })
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                match res {
+                    Ok((obj, _)) => tracing::debug!(object = %obj, "backup policy reconciled"),
+                    Err(e) => tracing::debug!(error = %e, "backup policy controller event"),
+                }
+            });
+        tasks.spawn(stream);
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "backup policy controller task failed");
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! The pure part of the backup-policy controller: when the schedule is due, which
+//! InstantDbBackup objects to create, which to delete under the retention, and the status.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use instant_db_crds::InstantDb;
+use instant_db_crds::backup::{
+    InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus, InstantDbBackupSpec,
+    OperationPhase,
+};
+use instant_db_crds::conditions::{NewCondition, Status, set_condition};
+use instant_db_crds::schedule::next_run_after;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use crate::builders::parse_duration_secs;
+
+/// Label on every backup a policy created: the policy's name.
+pub const POLICY_LABEL: &str = "instantdb.io/policy";
+/// Label on every backup a policy created: the instance it backs up.
+pub const INSTANCE_LABEL: &str = "instantdb.io/instance";
+/// Completed backups kept per instance when `retention.keepLast` is not set.
+pub const DEFAULT_KEEP_LAST: usize = 7;
+/// Condition type that says whether the schedule runs.
+pub const SCHEDULED: &str = "Scheduled";
+/// Longest wait before a policy is looked at again (a yearly schedule still gets its status
+/// refreshed and a clock jump noticed).
+pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+/// Runs looked at when catching up after downtime; older missed runs are skipped, only the
+/// latest one is taken.
+const MAX_MISSED_RUNS: usize = 10_000;
+
+/// What one reconcile of a policy should do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyPlan {
+    /// Backups to create (one per covered instance when a run is due).
+    pub create: Vec<InstantDbBackup>,
+    /// Names of backups the retention removes.
+    pub delete: Vec<String>,
+    /// The status to write.
+    pub status: InstantDbBackupPolicyStatus,
+    /// When to look again.
+    pub requeue_after: Duration,
+}
+
+/// The latest run of `schedule` in `(after, now]`, if any.
+fn latest_due(
+    schedule: &str,
+    after: Timestamp,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, String> {
+    let mut due = None;
+    let mut t = after;
+    for _ in 0..MAX_MISSED_RUNS {
+        let next = next_run_after(schedule, t).map_err(|e| e.to_string())?;
+        if next > now {
+            return Ok(due);
+        }
+        due = Some(next);
+        t = next;
+    }
+    Ok(due)
+}
+
+/// Name of the backup a run at `at` makes of `instance`: `<policy>-<instance>-<YYYYMMDDHHMM>`,
+/// cut to fit the 253 characters of an object name.
+pub fn backup_name(policy: &str, instance: &str, at: Timestamp) -> String {
+    let stamp = at.strftime("%Y%m%d%H%M").to_string();
+    let head: String = format!("{policy}-{instance}")
+        .chars()
+        .take(253 - 13)
+        .collect();
+    format!("{}-{stamp}", head.trim_end_matches(['-', '.']))
+}
+
+fn owner_reference(policy: &InstantDbBackupPolicy) -> Option<OwnerReference> {
+    policy.controller_owner_ref(&())
+}
+
+fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> InstantDbBackup {
+    let labels = BTreeMap::from([
+        (POLICY_LABEL.to_string(), policy.name_any()),
+        (INSTANCE_LABEL.to_string(), instance.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "instant-db-operator".to_string(),
+        ),
+    ]);
+    InstantDbBackup {
+        metadata: ObjectMeta {
+            name: Some(backup_name(&policy.name_any(), instance, at)),
+            namespace: policy.namespace(),
+            labels: Some(labels),
+            owner_references: owner_reference(policy).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: InstantDbBackupSpec {
+            instance: instance.to_string(),
+            destination: None,
+            policy: Some(policy.name_any()),
+        },
+        status: None,
+    }
+}
+
+fn phase(b: &InstantDbBackup) -> Option<OperationPhase> {
+    b.status.as_ref().and_then(|s| s.phase)
+}
+
+fn finished_at(b: &InstantDbBackup) -> Option<Timestamp> {
+    b.status
+        .as_ref()
+        .and_then(|s| s.completed_at.as_ref())
+        .map(|t| t.0)
+        .or_else(|| b.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// Backups of one instance the retention removes: completed ones beyond `keep_last` or older
+/// than `max_age` (the newest completed one always stays, whatever its age), and failed ones
+/// beyond `keep_last`. Pending and running backups are never removed.
+pub fn expired(
+    backups: &[&InstantDbBackup],
+    keep_last: usize,
+    max_age: Option<Duration>,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut out = vec![];
+    for wanted in [OperationPhase::Completed, OperationPhase::Failed] {
+        let mut of_phase: Vec<&&InstantDbBackup> = backups
+            .iter()
+            .filter(|b| phase(b) == Some(wanted))
+            .collect();
+        // newest first
+        of_phase.sort_by_key(|b| std::cmp::Reverse(finished_at(b)));
+        for (i, b) in of_phase.iter().enumerate() {
+            let too_many = i >= keep_last.max(1);
+            let too_old = wanted == OperationPhase::Completed
+                && i > 0
+                && max_age.is_some_and(|age| {
+                    finished_at(b).is_some_and(|t| {
+                        now.duration_since(t).as_secs()
+                            > i64::try_from(age.as_secs()).unwrap_or(i64::MAX)
+                    })
+                });
+            if too_many || too_old {
+                out.push(b.name_any());
+            }
+        }
+    }
+    out
+}
+
+/// Plans one reconcile of `policy` at `now`, given the instances it covers and the backups it
+/// made before (those labelled with its name). Errors are spec problems for the user.
+pub fn plan(
+    policy: &InstantDbBackupPolicy,
+    instances: &[InstantDb],
+    backups: &[InstantDbBackup],
+    now: Timestamp,
+) -> Result<PolicyPlan, String> {
+    let spec = &policy.spec;
+    let current = policy.status.clone().unwrap_or_default();
+    let generation = policy.metadata.generation;
+    let retention = spec.retention.clone().unwrap_or_default();
+    let keep_last = retention
+        .keep_last
+        .and_then(|k| usize::try_from(k).ok())
+        .unwrap_or(DEFAULT_KEEP_LAST);
+    let max_age = match retention.max_age.as_deref() {
+        None => None,
+        Some(a) => Some(Duration::from_secs(parse_duration_secs(a).ok_or_else(
+            || format!("retention.maxAge {a:?} is not a duration such as 720h or 30m"),
+        )?)),
+    };
+    let since = current
+        .last_schedule_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| policy.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    let suspended = spec.suspend.unwrap_or(false);
+    let due = latest_due(&spec.schedule, since, now)?;
+    let active: Vec<&InstantDb> = instances
+        .iter()
+        .filter(|db| !db.spec.suspend.unwrap_or(false))
+        .collect();
+    let existing: Vec<String> = backups.iter().map(ResourceExt::name_any).collect();
+    let mut create = vec![];
+    let mut status = current.clone();
+    status.observed_generation = generation;
+    if let (Some(at), false) = (due, suspended) {
+        for db in &active {
+            let b = new_backup(policy, &db.name_any(), at);
+            if !existing.contains(&b.name_any()) {
+                create.push(b);
+            }
+        }
+        status.last_schedule_time = Some(Time(at));
+    } else if due.is_some() {
+        // Suspended: the missed run is skipped, not taken on resume.
+        status.last_schedule_time = due.map(Time);
+    }
+    let next = next_run_after(&spec.schedule, now).map_err(|e| e.to_string())?;
+    status.next_schedule_time = (!suspended).then_some(Time(next));
+
+    let mut delete = vec![];
+    let mut by_instance: BTreeMap<String, Vec<&InstantDbBackup>> = BTreeMap::new();
+    for b in backups {
+        by_instance
+            .entry(b.spec.instance.clone())
+            .or_default()
+            .push(b);
+    }
+    for list in by_instance.values() {
+        delete.extend(expired(list, keep_last, max_age, now));
+    }
+    status.last_successful_backup = backups
+        .iter()
+        .filter(|b| phase(b) == Some(OperationPhase::Completed) && !delete.contains(&b.name_any()))
+        .max_by_key(|b| finished_at(b))
+        .map(ResourceExt::name_any)
+        .or(current.last_successful_backup);
+
+    let (cond_status, reason, message) = if suspended {
+        (
+            Status::False,
+            "Suspended",
+            "spec.suspend is true; no backups are taken".to_string(),
+        )
+    } else if instances.is_empty() {
+        (
+            Status::False,
+            "NoInstances",
+            match &spec.instance {
+                Some(name) => format!("InstantDb {name} not found"),
+                None => "no InstantDb matches spec.selector".to_string(),
+            },
+        )
+    } else {
+        (
+            Status::True,
+            "Scheduled",
+            format!(
+                "{} instance(s) ({} suspended), next run {next}",
+                instances.len(),
+                instances.len() - active.len()
+            ),
+        )
+    };
+    set_condition(
+        &mut status.conditions,
+        NewCondition {
+            type_: SCHEDULED,
+            status: cond_status,
+            reason,
+            message,
+            observed_generation: generation,
+        },
+        now,
+    );
+    let wait = u64::try_from(next.duration_since(now).as_secs()).unwrap_or(0);
+    let requeue_after = Duration::from_secs(wait.max(1)).min(MAX_REQUEUE);
+    Ok(PolicyPlan {
+        create,
+        delete,
+        status,
+        requeue_after,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use instant_db_crds::backup::{
+        BackupDestination, InstantDbBackupPolicySpec, InstantDbBackupStatus, Retention,
+    };
+    use instant_db_crds::conditions::find_condition;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn policy(schedule: &str, created: &str) -> InstantDbBackupPolicy {
+        let mut p = InstantDbBackupPolicy::new(
+            "daily",
+            InstantDbBackupPolicySpec {
+                instance: Some("docs".into()),
+                selector: None,
+                schedule: schedule.into(),
+                retention: None,
+                destination: BackupDestination::default(),
+                suspend: None,
+            },
+        );
+        p.metadata.namespace = Some("search".into());
+        p.metadata.uid = Some("uid-policy".into());
+        p.metadata.generation = Some(1);
+        p.metadata.creation_timestamp = Some(Time(ts(created)));
+        p
+    }
+
+    fn instance(name: &str, suspended: bool) -> InstantDb {
+        let mut db: InstantDb = serde_json::from_value(serde_json::json!({
+            "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+            "metadata": {"name": name, "namespace": "search"},
+            "spec": {"storage": {"size": "1Gi"}}
+        }))
+        .unwrap();
+        db.spec.suspend = Some(suspended);
+        db
+    }
+
+    fn backup(name: &str, phase: OperationPhase, completed: &str) -> InstantDbBackup {
+        let mut b = InstantDbBackup::new(
+            name,
+            InstantDbBackupSpec {
+                instance: "docs".into(),
+                destination: None,
+                policy: Some("daily".into()),
+            },
+        );
+        b.status = Some(InstantDbBackupStatus {
+            phase: Some(phase),
+            completed_at: Some(Time(ts(completed))),
+            ..Default::default()
+        });
+        b
+    }
+
+    #[test]
+    fn a_due_run_creates_one_owned_labelled_backup_per_running_instance() {
+        let p = policy("0 3 * * *", "2026-12-01T00:00:00Z");
+        let now = ts("2026-12-01T03:00:30Z");
+        let dbs = [instance("docs", false), instance("paused", true)];
+        let plan = plan(&p, &dbs, &[], now).unwrap();
+        assert_eq!(plan.create.len(), 1, "the suspended instance is skipped");
+        let b = &plan.create[0];
+        assert_eq!(b.name_any(), "daily-docs-202612010300");
+        assert_eq!(b.spec.instance, "docs");
+        assert_eq!(b.spec.policy.as_deref(), Some("daily"));
+        assert_eq!(b.labels()[POLICY_LABEL], "daily");
+        assert_eq!(b.labels()[INSTANCE_LABEL], "docs");
+        let owner = &b.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("InstantDbBackupPolicy", Some(true))
+        );
+        assert_eq!(
+            plan.status.last_schedule_time,
+            Some(Time(ts("2026-12-01T03:00:00Z")))
+        );
+        assert_eq!(
+            plan.status.next_schedule_time,
+            Some(Time(ts("2026-12-02T03:00:00Z")))
+        );
+        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "Scheduled")
+        );
+        assert!(c.message.contains("1 suspended"), "{}", c.message);
+        // the run is recorded: the next reconcile before 03:00 tomorrow creates nothing
+        let mut p2 = p.clone();
+        p2.status = Some(plan.status.clone());
+        let again = super::plan(&p2, &dbs, &plan.create, ts("2026-12-01T12:00:00Z")).unwrap();
+        assert!(again.create.is_empty());
+        assert_eq!(again.requeue_after, MAX_REQUEUE);
+    }
+
+    #[test]
+    fn before_the_first_run_nothing_is_created_and_the_wait_is_until_it() {
+        let p = policy("@hourly", "2026-12-01T00:10:00Z");
+        let plan = plan(
+            &p,
+            &[instance("docs", false)],
+            &[],
+            ts("2026-12-01T00:40:00Z"),
+        )
+        .unwrap();
+        assert!(plan.create.is_empty());
+        assert_eq!(plan.status.last_schedule_time, None);
+        assert_eq!(plan.requeue_after, Duration::from_secs(20 * 60));
+    }
+
+    #[test]
+    fn after_downtime_only_the_latest_missed_run_is_taken() {
+        let p = policy("@hourly", "2026-12-01T00:00:00Z");
+        let plan = plan(
+            &p,
+            &[instance("docs", false)],
+            &[],
+            ts("2026-12-01T05:30:00Z"),
+        )
+        .unwrap();
+        assert_eq!(plan.create.len(), 1);
+        assert_eq!(plan.create[0].name_any(), "daily-docs-202612010500");
+    }
+
+    #[test]
+    fn a_suspended_policy_skips_its_runs_and_says_so() {
+        let mut p = policy("@hourly", "2026-12-01T00:00:00Z");
+        p.spec.suspend = Some(true);
+        let plan = plan(
+            &p,
+            &[instance("docs", false)],
+            &[],
+            ts("2026-12-01T05:30:00Z"),
+        )
+        .unwrap();
+        assert!(plan.create.is_empty());
+        assert_eq!(
+            plan.status.last_schedule_time,
+            Some(Time(ts("2026-12-01T05:00:00Z")))
+        );
+        assert_eq!(plan.status.next_schedule_time, None);
+        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "Suspended")
+        );
+    }
+
+    #[test]
+    fn a_missing_instance_is_reported_in_the_condition() {
+        let p = policy("@hourly", "2026-12-01T00:00:00Z");
+        let plan = plan(&p, &[], &[], ts("2026-12-01T01:00:00Z")).unwrap();
+        assert!(plan.create.is_empty());
+        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        assert_eq!(c.reason, "NoInstances");
+        assert_eq!(c.message, "InstantDb docs not found");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_completed_and_never_touches_unfinished_backups() {
+        let mut p = policy("@daily", "2026-11-01T00:00:00Z");
+        p.spec.retention = Some(Retention {
+            keep_last: Some(2),
+            max_age: Some("72h".into()),
+        });
+        let backups = [
+            backup("d1", OperationPhase::Completed, "2026-11-20T00:00:00Z"),
+            backup("d2", OperationPhase::Completed, "2026-11-28T00:00:00Z"),
+            backup("d3", OperationPhase::Completed, "2026-11-30T00:00:00Z"),
+            backup("d4", OperationPhase::Completed, "2026-11-25T00:00:00Z"),
+            backup("f1", OperationPhase::Failed, "2026-11-29T00:00:00Z"),
+            backup("f2", OperationPhase::Failed, "2026-11-30T00:00:00Z"),
+            backup("f3", OperationPhase::Failed, "2026-11-10T00:00:00Z"),
+            backup("r1", OperationPhase::Running, "2026-10-01T00:00:00Z"),
+        ];
+        let now = ts("2026-12-01T12:00:00Z");
+        let plan = plan(&p, &[instance("docs", false)], &backups, now).unwrap();
+        let mut deleted = plan.delete.clone();
+        deleted.sort();
+        // d3 newest; d2 second but older than 72h; d4, d1 beyond keepLast; f3 beyond keepLast
+        assert_eq!(deleted, ["d1", "d2", "d4", "f3"]);
+        assert_eq!(plan.status.last_successful_backup.as_deref(), Some("d3"));
+        // with no age limit the newest two completed stay
+        p.spec.retention = Some(Retention {
+            keep_last: Some(2),
+            max_age: None,
+        });
+        let plan = super::plan(&p, &[instance("docs", false)], &backups, now).unwrap();
+        let mut deleted = plan.delete.clone();
+        deleted.sort();
+        assert_eq!(deleted, ["d1", "d4", "f3"]);
+        // the newest completed backup stays even when it is older than maxAge
+        p.spec.retention = Some(Retention {
+            keep_last: None,
+            max_age: Some("1h".into()),
+        });
+        let plan = super::plan(&p, &[instance("docs", false)], &backups, now).unwrap();
+        assert!(!plan.delete.contains(&"d3".to_string()));
+        assert!(plan.delete.contains(&"d2".to_string()));
+    }
+
+    #[test]
+    fn backup_names_fit_and_are_fixed_per_run() {
+        let at = ts("2026-12-01T03:00:00Z");
+        assert_eq!(backup_name("p", "db", at), "p-db-202612010300");
+        let long = backup_name(&"p".repeat(200), &"i".repeat(200), at);
+        assert!(long.len() <= 253, "{}", long.len());
+        assert!(long.ends_with("-202612010300"));
+    }
+
+    #[test]
+    fn a_bad_max_age_is_an_error_naming_the_field() {
+        let mut p = policy("@daily", "2026-11-01T00:00:00Z");
+        p.spec.retention = Some(Retention {
+            keep_last: None,
+            max_age: Some("a week".into()),
+        });
+        let e = plan(&p, &[], &[], ts("2026-12-01T00:00:00Z")).unwrap_err();
+        assert!(e.contains("retention.maxAge"), "{e}");
+    }
+}
