@@ -193,7 +193,8 @@ fn denied(grants: &[Grant], needed: &BTreeSet<Permission>) -> Vec<String> {
 
 /// Runs what the operator does in a cluster against the fake and returns every permission its
 /// requests needed: the controller's lists and watches (all namespaces when `watched` is empty)
-/// and first reconcile, with a ServiceMonitor, and the backup controller's; then readiness, a
+/// and first reconcile, with a ServiceMonitor, and those of the backup and policy controllers
+/// (a due run and a pruned backup); then readiness, a
 /// backup started and failed, one waiting for its policy, an image update, a volume expansion, a
 /// recreated admin Secret, suspend and deletion; then leader election in the release namespace.
 async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permission> {
@@ -220,6 +221,35 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
                "metadata": {"name": "s3-creds", "namespace": "search"},
                "data": {"AWS_ACCESS_KEY_ID": "QUtJRA==", "AWS_SECRET_ACCESS_KEY": "czNjcjN0"}}),
     );
+    // A policy over the instances labelled tier=gold, already due, with one backup to prune.
+    fake.put(
+        "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackuppolicies/daily",
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+               "metadata": {"name": "daily", "namespace": "search",
+                            "creationTimestamp": "2026-01-01T00:00:00Z"},
+               "spec": {"selector": {"matchLabels": {"tier": "gold"}}, "schedule": "@daily",
+                        "retention": {"keepLast": 1},
+                        "destination": {"s3": {"bucket": "backups", "credentialsSecret": "s3-creds"}}}}),
+    );
+    fake.merge(DB, &json!({"metadata": {"labels": {"tier": "gold"}}}));
+    for (name, completed) in [
+        ("old", "2026-01-02T00:00:00Z"),
+        ("new", "2026-01-03T00:00:00Z"),
+    ] {
+        fake.put(
+            &format!("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/{name}"),
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                   "metadata": {"name": name, "namespace": "search",
+                                "labels": {"instantdb.io/policy": "daily"}},
+                   "spec": {"instance": "docs", "policy": "daily"},
+                   "status": {"phase": "Completed", "completedAt": completed}}),
+        );
+    }
+    let policies = tokio::spawn(instant_db_operator::controller::policy::run(
+        ctx.clone(),
+        watched.clone(),
+        stop_rx.clone(),
+    ));
     let controller = tokio::spawn(instant_db_operator::controller::instantdb::run(
         ctx.clone(),
         watched.clone(),
@@ -232,19 +262,33 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
         stop_rx,
     ));
     // Each watcher lists, then watches; the fake answers no watch, so watchers retry it, and
-    // the run goes on until every listed collection was also watched at least once.
+    // the run goes on until every watched resource was watched at least once. (Reconciles also
+    // make plain lists, which no watch follows.)
+    let watched_resources = [
+        "instantdbs",
+        "statefulsets",
+        "services",
+        "configmaps",
+        "secrets",
+        "poddisruptionbudgets",
+        "instantdbbackups",
+        "instantdbbackuppolicies",
+    ];
     let lists_all_watched = || {
         let seen = needed(&fake);
-        seen.iter().filter(|p| p.verb == "list").all(|l| {
-            seen.iter().any(|w| {
-                w.verb == "watch" && w.resource == l.resource && w.namespace == l.namespace
-            })
-        })
+        watched_resources
+            .iter()
+            .all(|r| seen.iter().any(|p| p.verb == "watch" && p.resource == *r))
     };
     for _ in 0..600 {
         if health.synced()
             && fake.get(DB).unwrap().get("status").is_some()
             && fake.get(BACKUP).unwrap().get("status").is_some()
+            && fake
+                .get("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackuppolicies/daily")
+                .unwrap()
+                .get("status")
+                .is_some()
             && lists_all_watched()
         {
             break;
@@ -256,6 +300,7 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
     stop_tx.send(true).unwrap();
     controller.await.unwrap();
     backups.await.unwrap();
+    policies.await.unwrap();
 
     mark_ready(&fake);
     reconcile_once(&fake, &ctx).await.unwrap();
@@ -348,6 +393,10 @@ async fn the_default_cluster_role_grants_every_request_the_operator_makes() {
         ("watch", "instantdbbackups"),
         ("patch", "instantdbbackups/status"),
         ("get", "instantdbbackuppolicies"),
+        ("watch", "instantdbbackuppolicies"),
+        ("patch", "instantdbbackuppolicies/status"),
+        ("create", "instantdbbackups"),
+        ("delete", "instantdbbackups"),
     ] {
         assert!(
             needed
