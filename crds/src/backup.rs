@@ -302,7 +302,13 @@ pub struct InstantDbRestoreStatus {
     /// Name of the InstantDbBackup that was restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_backup: Option<String>,
+    /// Documents in the instance after the restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_count: Option<i64>,
     /// Error message when the phase is Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the restore waits for while the phase is Pending, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -188,6 +188,19 @@ pub struct BackupJob {
     pub error: Option<String>,
 }
 
+/// What the engine reports after a restore (its `RestoreReport`, the fields the operator reads).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize)]
+pub struct RestoreReport {
+    /// Id of the restored backup.
+    pub backup_id: String,
+    /// Documents in the restored database.
+    pub documents: i64,
+}
+
+/// How long a restore may take: it downloads, verifies and swaps the whole database before the
+/// engine answers.
+pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// What the controllers need from an engine. A trait so tests can use a fake engine.
 pub trait EngineApi: Send + Sync {
     /// `GET http://<pod_ip>:<port>/health/detailed` with the admin token.
@@ -212,6 +225,17 @@ pub trait EngineApi: Send + Sync {
                 "this engine client cannot run backups".into(),
             ))
         })
+    }
+
+    /// `POST /admin/restore` with `{source}` (an archive URL): answers when the restored data
+    /// passed its checks, or with the reason nothing was changed.
+    fn restore<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        _source: &'a str,
+    ) -> BoxFuture<'a, Result<RestoreReport>> {
+        Box::pin(async { Err(Error::Engine("this engine client cannot restore".into())) })
     }
 
     /// `GET /admin/backups/{id}`; None when the engine does not know the id (it restarted since).
@@ -324,6 +348,38 @@ impl EngineApi for HttpEngineClient {
                 .await
                 .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
             backup_answer(&what, resp).await
+        })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        pod_ip: &'a str,
+        token: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<RestoreReport>> {
+        Box::pin(async move {
+            let url = self.url(pod_ip, "/admin/restore");
+            let what = format!("POST {url}");
+            let resp = self
+                .http
+                .post(&url)
+                .bearer_auth(token)
+                .timeout(RESTORE_TIMEOUT)
+                .json(&serde_json::json!({"source": source}))
+                .send()
+                .await
+                .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
+            let code = resp.status();
+            let body: Value = resp.json().await.map_err(|e| {
+                Error::Engine(format!("{what}: HTTP {code}, body is not JSON: {e}"))
+            })?;
+            if !code.is_success() {
+                let message = body["message"].as_str().unwrap_or("no message");
+                return Err(Error::RestoreRefused(format!("HTTP {code}: {message}")));
+            }
+            RestoreReport::deserialize(&body).map_err(|e| {
+                Error::Engine(format!("{what}: the body is not a restore report: {e}"))
+            })
         })
     }
 

@@ -39,6 +39,10 @@ pub enum Error {
     /// A request to an engine failed.
     #[error("engine request failed: {0}")]
     Engine(String),
+    /// The engine answered a restore with an error: the archive failed verification or the
+    /// restored data failed its integrity check, and nothing was changed.
+    #[error("the engine refused the restore: {0}")]
+    RestoreRefused(String),
     /// The engine already has a backup with this id (a start that was sent before).
     #[error("the engine already has this backup: {0}")]
     BackupIdInUse(String),
@@ -71,6 +75,7 @@ impl Error {
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Engine(_) => "engine",
             Error::BackupIdInUse(_) => "backup_id_in_use",
+            Error::RestoreRefused(_) => "restore_refused",
             Error::Json(_) => "json",
             Error::Yaml(_) => "yaml",
             Error::LeaderElection(_) => "leader_election",

@@ -216,6 +216,11 @@ async fn run(args: Args) -> Result<(), Error> {
                 namespaces.clone(),
                 stop_rx.clone(),
             )),
+            Box::pin(controller::restore::run(
+                ctx.clone(),
+                namespaces.clone(),
+                stop_rx.clone(),
+            )),
         ];
         // Any one ending is the end; on a shutdown request the others finish their
         // reconciles too.

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod instantdb;
 pub mod policy;
+pub mod restore;
 pub mod status;
 
 use std::collections::HashMap;

@@ -9,7 +9,7 @@ use instant_db_crds::InstantDb;
 use instant_db_operator::controller::instantdb::reconcile;
 use instant_db_operator::controller::{Context, OperatorConfig};
 use instant_db_operator::engine_client::{
-    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, HealthStatus,
+    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, HealthStatus, RestoreReport,
 };
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
@@ -50,6 +50,10 @@ pub struct FakeEngine {
     pub start: Mutex<StartAnswer>,
     pub started: Mutex<Vec<StartedBackup>>,
     pub job: Mutex<Option<BackupJob>>,
+    /// Sources of the restores asked for.
+    pub restores: Mutex<Vec<String>>,
+    /// The answer to a restore: documents restored, or the engine's refusal.
+    pub restore_answer: Mutex<Result<i64, String>>,
 }
 
 impl FakeEngine {
@@ -59,6 +63,8 @@ impl FakeEngine {
             start: Mutex::new(StartAnswer::Accept),
             started: Mutex::new(vec![]),
             job: Mutex::new(None),
+            restores: Mutex::new(vec![]),
+            restore_answer: Mutex::new(Ok(12)),
         }
     }
 
@@ -102,6 +108,23 @@ impl EngineApi for FakeEngine {
             }),
             StartAnswer::IdInUse => Err(Error::BackupIdInUse(id.into())),
             StartAnswer::Fail(m) => Err(Error::Engine(m)),
+        };
+        Box::pin(async move { r })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<RestoreReport>> {
+        self.restores.lock().unwrap().push(source.into());
+        let r = match self.restore_answer.lock().unwrap().clone() {
+            Ok(documents) => Ok(RestoreReport {
+                backup_id: "restored".into(),
+                documents,
+            }),
+            Err(why) => Err(Error::RestoreRefused(why)),
         };
         Box::pin(async move { r })
     }

@@ -84,9 +84,11 @@ struct Ready {
     url: String,
 }
 
-/// Why a backup cannot start yet (Pending) or at all (Failed).
-enum NotReady {
+/// Why a backup (or a restore) cannot start yet (Pending) or at all (Failed).
+pub(crate) enum NotReady {
+    /// Waiting for something that may still come; the text says what.
     Pending(String),
+    /// Cannot work as specified; the text says why.
     Failed(String),
 }
 
@@ -256,7 +258,7 @@ async fn prepare(
 }
 
 /// `spec.destination`, else the destination of the policy named in `spec.policy`.
-async fn destination(
+pub(crate) async fn destination(
     backup: &InstantDbBackup,
     ctx: &Context,
     ns: &str,
@@ -279,7 +281,7 @@ async fn destination(
 }
 
 /// The engine pod's IP and the admin token, or why they are not there yet.
-async fn engine_access(
+pub(crate) async fn engine_access(
     ctx: &Context,
     ns: &str,
     instance: &str,
@@ -310,7 +312,7 @@ async fn engine_access(
 }
 
 /// The S3 credentials from `s3.credentialsSecret`.
-async fn s3_credentials(
+pub(crate) async fn s3_credentials(
     ctx: &Context,
     ns: &str,
     destination: &BackupDestination,

@@ -93,6 +93,15 @@ pub fn destination_url(
     Ok(url.to_string())
 }
 
+/// The URL of one archive, `<id>.tar.gz`, in the folder `destination_url` names (same query:
+/// endpoint, region, credentials).
+pub fn archive_url(folder_url: &str, backup_id: &str) -> Result<String, String> {
+    let mut url = Url::parse(folder_url).map_err(|e| format!("bad destination URL: {e}"))?;
+    let path = format!("{}/{backup_id}.tar.gz", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url.to_string())
+}
+
 /// The id the engine files the backup under: `<name>-<first 8 characters of the uid>`. Fixed
 /// for the object, so a start sent again (the operator restarted before it wrote the status)
 /// finds the same job instead of taking a second backup.
@@ -248,6 +257,23 @@ mod tests {
         .unwrap();
         assert!(url.starts_with("s3://backups/nightly?endpoint=https%3A%2F%2Fs3.example&region="));
         assert!(!url.contains("allow_http"));
+    }
+
+    #[test]
+    fn an_archive_url_is_the_folder_url_with_the_archive_name_in_the_path() {
+        let folder = destination_url(
+            &s3(Some("http://minio:9000"), None),
+            "search",
+            "docs",
+            &creds(),
+        )
+        .unwrap();
+        let url = archive_url(&folder, "nightly-0f3c2a9e").unwrap();
+        assert!(
+            url.starts_with("s3://backups/search/docs/nightly-0f3c2a9e.tar.gz?endpoint="),
+            "{url}"
+        );
+        assert!(url.ends_with("&secret_access_key=s3cr3t%2F%2B%3D"), "{url}");
     }
 
     #[test]

@@ -1,0 +1,356 @@
+//! The InstantDbRestore controller: restores an instance from a named InstantDbBackup, or from
+//! its latest completed one, through the engine (`POST /admin/restore`). The engine verifies
+//! every checksum before it touches anything, swaps the data atomically and keeps the previous
+//! data until the restored database passes its integrity check; it answers when all of that is
+//! done, so one reconcile carries the whole restore.
+//!
+//! A restore found Running (the operator stopped during the call) is sent again: the swap is
+//! atomic and restoring the same archive twice gives the same data.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use instant_db_crds::InstantDb;
+use instant_db_crds::backup::{
+    InstantDbBackup, InstantDbRestore, InstantDbRestoreStatus, OperationPhase,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Context;
+use super::backup::{NotReady, destination, engine_access, plan, s3_credentials};
+use crate::builders::FIELD_MANAGER;
+use crate::error::{Error, Result};
+
+const CONTROLLER: &str = "instantdbrestore";
+/// How often a pending restore looks again for what it waits for.
+pub const RETRY_PENDING: Duration = Duration::from_secs(30);
+
+fn object_key(r: &InstantDbRestore) -> String {
+    format!(
+        "restore:{}/{}",
+        r.namespace().unwrap_or_default(),
+        r.name_any()
+    )
+}
+
+/// Reconciles one InstantDbRestore.
+pub async fn reconcile(restore: Arc<InstantDbRestore>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let res = reconcile_inner(&restore, &ctx).await;
+    ctx.metrics
+        .duration
+        .with_label_values(&[CONTROLLER])
+        .observe(start.elapsed().as_secs_f64());
+    let result = if res.is_ok() { "success" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .with_label_values(&[CONTROLLER, result])
+        .inc();
+    match &res {
+        Ok(_) => ctx.reset_backoff(&object_key(&restore)),
+        Err(e) => ctx
+            .metrics
+            .errors
+            .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
+            .inc(),
+    }
+    res
+}
+
+/// Requeues a failed reconcile with the per-object backoff (5 s doubling to 5 min).
+pub fn error_policy(restore: Arc<InstantDbRestore>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&object_key(&restore));
+    tracing::warn!(restore = %object_key(&restore), error = %err, retry_in = ?delay, "restore reconcile failed");
+    Action::requeue(delay)
+}
+
+fn finished(r: &InstantDbRestore) -> bool {
+    matches!(
+        r.status.as_ref().and_then(|s| s.phase),
+        Some(OperationPhase::Completed | OperationPhase::Failed)
+    )
+}
+
+/// The backup to restore: the named one, else the latest completed backup of the instance.
+async fn chosen_backup(
+    restore: &InstantDbRestore,
+    ctx: &Context,
+    ns: &str,
+) -> Result<std::result::Result<InstantDbBackup, NotReady>> {
+    let api: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), ns);
+    let instance = &restore.spec.instance;
+    let Some(name) = &restore.spec.backup else {
+        let latest = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|b| {
+                b.spec.instance == *instance
+                    && b.status.as_ref().and_then(|s| s.phase) == Some(OperationPhase::Completed)
+            })
+            .max_by_key(|b| {
+                b.status
+                    .as_ref()
+                    .and_then(|s| s.completed_at.clone())
+                    .map(|t| t.0)
+            });
+        return Ok(latest.ok_or_else(|| {
+            NotReady::Failed(format!(
+                "{instance} has no completed InstantDbBackup to restore; name one in spec.backup"
+            ))
+        }));
+    };
+    let Some(backup) = api.get_opt(name).await? else {
+        return Ok(Err(NotReady::Pending(format!(
+            "InstantDbBackup {name} not found"
+        ))));
+    };
+    Ok(match backup.status.as_ref().and_then(|s| s.phase) {
+        Some(OperationPhase::Completed) => Ok(backup),
+        Some(OperationPhase::Failed) => Err(NotReady::Failed(format!(
+            "InstantDbBackup {name} failed; it cannot be restored"
+        ))),
+        _ => Err(NotReady::Pending(format!(
+            "InstantDbBackup {name} is not completed yet"
+        ))),
+    })
+}
+
+/// Everything the engine call needs, or why it cannot be made.
+async fn prepare(
+    restore: &InstantDbRestore,
+    ctx: &Context,
+    ns: &str,
+) -> Result<std::result::Result<(String, String, String, String), NotReady>> {
+    let instance = &restore.spec.instance;
+    let dbs: Api<InstantDb> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(db) = dbs.get_opt(instance).await? else {
+        return Ok(Err(NotReady::Pending(format!(
+            "InstantDb {instance} not found"
+        ))));
+    };
+    if db.spec.suspend.unwrap_or(false) {
+        return Ok(Err(NotReady::Pending(format!(
+            "InstantDb {instance} is suspended; the restore runs when spec.suspend is false"
+        ))));
+    }
+    let backup = match chosen_backup(restore, ctx, ns).await? {
+        Ok(b) => b,
+        Err(not_ready) => return Ok(Err(not_ready)),
+    };
+    let Some(backup_id) = backup.status.as_ref().and_then(|s| s.backup_id.clone()) else {
+        return Ok(Err(NotReady::Failed(format!(
+            "InstantDbBackup {} has no backupId",
+            backup.name_any()
+        ))));
+    };
+    let dest = match destination(&backup, ctx, ns).await? {
+        Ok(d) => d,
+        Err(not_ready) => return Ok(Err(not_ready)),
+    };
+    let credentials = match s3_credentials(ctx, ns, &dest).await? {
+        Ok(c) => c,
+        Err(not_ready) => return Ok(Err(not_ready)),
+    };
+    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+        Ok(access) => access,
+        Err(reason) => return Ok(Err(NotReady::Pending(reason))),
+    };
+    // The archive lives under the prefix of the instance that was backed up.
+    let source = plan::destination_url(&dest, ns, &backup.spec.instance, &credentials)
+        .and_then(|folder| plan::archive_url(&folder, &backup_id));
+    Ok(match source {
+        Ok(source) => Ok((pod_ip, token, source, backup.name_any())),
+        Err(e) => Err(NotReady::Failed(e)),
+    })
+}
+
+async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Action> {
+    if finished(restore) {
+        return Ok(Action::await_change());
+    }
+    let ns = restore
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), &ns);
+    let current = restore.status.clone().unwrap_or_default();
+    let generation = restore.metadata.generation;
+    let (pod_ip, token, source, backup_name) = match prepare(restore, ctx, &ns).await? {
+        Ok(ready) => ready,
+        Err(NotReady::Pending(message)) => {
+            let status = InstantDbRestoreStatus {
+                observed_generation: generation,
+                phase: Some(OperationPhase::Pending),
+                message: Some(message.clone()),
+                ..current
+            };
+            if write_status(&api, restore, &status, ctx).await? {
+                event(ctx, restore, EventType::Normal, "Waiting", message).await;
+            }
+            return Ok(Action::requeue(RETRY_PENDING));
+        }
+        Err(NotReady::Failed(error)) => {
+            return fail(restore, ctx, &api, current, error).await;
+        }
+    };
+    let running = InstantDbRestoreStatus {
+        observed_generation: generation,
+        phase: Some(OperationPhase::Running),
+        started_at: Some(Time(Timestamp::now())),
+        restored_backup: Some(backup_name.clone()),
+        message: None,
+        ..current
+    };
+    write_status(&api, restore, &running, ctx).await?;
+    let instance = &restore.spec.instance;
+    event(
+        ctx,
+        restore,
+        EventType::Normal,
+        "RestoreStarted",
+        format!("restoring {instance} from InstantDbBackup {backup_name}"),
+    )
+    .await;
+    let fresh = InstantDbRestore {
+        status: Some(running.clone()),
+        ..restore.clone()
+    };
+    match ctx.engine.restore(&pod_ip, &token, &source).await {
+        Ok(report) => {
+            let done = InstantDbRestoreStatus {
+                phase: Some(OperationPhase::Completed),
+                completed_at: Some(Time(Timestamp::now())),
+                document_count: Some(report.documents),
+                error: None,
+                ..running
+            };
+            write_status(&api, &fresh, &done, ctx).await?;
+            event(
+                ctx,
+                restore,
+                EventType::Normal,
+                "RestoreCompleted",
+                format!(
+                    "{instance} restored from InstantDbBackup {backup_name}: {} documents",
+                    report.documents
+                ),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        // The engine checked the archive or the restored data and kept what it had.
+        Err(Error::RestoreRefused(why)) => {
+            let error = format!("{why}; the instance keeps its previous data");
+            fail(&fresh, ctx, &api, running, error).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn fail(
+    restore: &InstantDbRestore,
+    ctx: &Context,
+    api: &Api<InstantDbRestore>,
+    current: InstantDbRestoreStatus,
+    error: String,
+) -> Result<Action> {
+    let status = InstantDbRestoreStatus {
+        observed_generation: restore.metadata.generation,
+        phase: Some(OperationPhase::Failed),
+        completed_at: Some(Time(Timestamp::now())),
+        error: Some(error.clone()),
+        message: None,
+        ..current
+    };
+    write_status(api, restore, &status, ctx).await?;
+    event(ctx, restore, EventType::Warning, "RestoreFailed", error).await;
+    Ok(Action::await_change())
+}
+
+/// Writes the status (server-side apply on the status subresource) when it changed.
+async fn write_status(
+    api: &Api<InstantDbRestore>,
+    restore: &InstantDbRestore,
+    new: &InstantDbRestoreStatus,
+    ctx: &Context,
+) -> Result<bool> {
+    if restore.status.as_ref() == Some(new) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": "instantdb.io/v1alpha1",
+        "kind": "InstantDbRestore",
+        "status": new,
+    });
+    api.patch_status(
+        &restore.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&[CONTROLLER, "InstantDbRestore", "status"])
+        .inc();
+    Ok(true)
+}
+
+async fn event(
+    ctx: &Context,
+    restore: &InstantDbRestore,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    ctx.event(&restore.object_ref(&()), type_, reason, "Restore", note)
+        .await;
+}
+
+/// Runs the InstantDbRestore controller until `stop` turns true. `namespaces` empty means all.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for scope in scopes {
+        let api: Api<InstantDbRestore> = match &scope {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let stream = Controller::new(api, watcher::Config::default().any_semantic())
+            .graceful_shutdown_on({
+                let mut stop = stop.clone();
+                async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                }
+            })
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                match res {
+                    Ok((obj, _)) => tracing::debug!(object = %obj, "restore reconciled"),
+                    Err(e) => tracing::debug!(error = %e, "restore controller event"),
+                }
+            });
+        tasks.spawn(stream);
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "restore controller task failed");
+        }
+    }
+}
