@@ -220,9 +220,10 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
 }
 
 /// The destination URL the backup controller builds is one the engine accepts, the job calls
-/// read what the engine answers, and the backup really lands in a real S3-compatible store.
+/// read what the engine answers, the backup really lands in a real S3-compatible store, and the
+/// archive URL the restore controller builds restores it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_the_operator_starts_lands_in_s3_and_its_job_reads_back() {
+async fn a_backup_the_operator_starts_lands_in_s3_reads_back_and_restores() {
     let moto = moto::start_moto().await;
     let endpoint = format!("http://127.0.0.1:{}", moto.port);
     let r = reqwest::Client::new()
@@ -313,5 +314,39 @@ async fn a_backup_the_operator_starts_lands_in_s3_and_its_job_reads_back() {
             .unwrap(),
         None
     );
+
+    // A document added after the backup is gone once the restore controller's archive URL is
+    // restored; a missing archive is refused and changes nothing.
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/documents", engine.port))
+        .json(&json!({"text": "written after the backup", "name": "later.txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "add document: {}", r.status());
+    // /api/stats counts now; /health/detailed reports the count of its last background check.
+    let documents = || async {
+        let stats: serde_json::Value =
+            reqwest::get(format!("http://127.0.0.1:{}/api/stats", engine.port))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        stats["documents"].as_i64()
+    };
+    assert_eq!(documents().await, Some(2));
+    let missing = plan::archive_url(&url, "no-such-backup").unwrap();
+    let refused = client.restore("127.0.0.1", TOKEN, &missing).await;
+    assert!(
+        matches!(refused, Err(instant_db_operator::Error::RestoreRefused(_))),
+        "{refused:?}"
+    );
+    assert_eq!(documents().await, Some(2));
+    let source = plan::archive_url(&url, id).unwrap();
+    let report = client.restore("127.0.0.1", TOKEN, &source).await.unwrap();
+    assert_eq!(report.backup_id, id);
+    assert_eq!(report.documents, 1);
+    assert_eq!(documents().await, Some(1));
     engine.shut_down().await;
 }
