@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{DB, SECRET, STS, mark_ready, reconcile_once, setup};
-use instant_db_crds::backup::InstantDbBackup;
-use instant_db_operator::controller::backup;
+use instant_db_crds::backup::{InstantDbBackup, InstantDbRestore};
+use instant_db_operator::controller::{backup, restore};
 use instant_db_operator::fake_api::{FakeApiServer, Permission};
 use instant_db_operator::leader::{LeaderElector, LeaseConfig};
 use instant_db_operator::metrics::Metrics;
@@ -194,7 +194,7 @@ fn denied(grants: &[Grant], needed: &BTreeSet<Permission>) -> Vec<String> {
 /// Runs what the operator does in a cluster against the fake and returns every permission its
 /// requests needed: the controller's lists and watches (all namespaces when `watched` is empty)
 /// and first reconcile, with a ServiceMonitor, and those of the backup and policy controllers
-/// (a due run and a pruned backup); then readiness, a
+/// (a due run and a pruned backup) and the restore controller's; then readiness, a restore,
 /// backup started and failed, one waiting for its policy, an image update, a volume expansion, a
 /// recreated admin Secret, suspend and deletion; then leader election in the release namespace.
 async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permission> {
@@ -242,9 +242,15 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
                    "metadata": {"name": name, "namespace": "search",
                                 "labels": {"instantdb.io/policy": "daily"}},
                    "spec": {"instance": "docs", "policy": "daily"},
-                   "status": {"phase": "Completed", "completedAt": completed}}),
+                   "status": {"phase": "Completed", "completedAt": completed,
+                              "backupId": format!("{name}-1")}}),
         );
     }
+    let restores = tokio::spawn(instant_db_operator::controller::restore::run(
+        ctx.clone(),
+        watched.clone(),
+        stop_rx.clone(),
+    ));
     let policies = tokio::spawn(instant_db_operator::controller::policy::run(
         ctx.clone(),
         watched.clone(),
@@ -273,6 +279,7 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
         "poddisruptionbudgets",
         "instantdbbackups",
         "instantdbbackuppolicies",
+        "instantdbrestores",
     ];
     let lists_all_watched = || {
         let seen = needed(&fake);
@@ -301,6 +308,7 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
     controller.await.unwrap();
     backups.await.unwrap();
     policies.await.unwrap();
+    restores.await.unwrap();
 
     mark_ready(&fake);
     reconcile_once(&fake, &ctx).await.unwrap();
@@ -312,6 +320,24 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
             .unwrap();
     }
     assert_eq!(fake.get(BACKUP).unwrap()["status"]["phase"], "Failed");
+    // a restore of the latest completed backup (the policy's), through its policy's destination
+    fake.put(
+        "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo",
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbRestore",
+               "metadata": {"name": "undo", "namespace": "search"},
+               "spec": {"instance": "docs"}}),
+    );
+    let r: InstantDbRestore = serde_json::from_value(
+        fake.get("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo")
+            .unwrap(),
+    )
+    .unwrap();
+    restore::reconcile(Arc::new(r), ctx.clone()).await.unwrap();
+    assert_eq!(
+        fake.get("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo")
+            .unwrap()["status"]["phase"],
+        "Completed"
+    );
     // a backup that takes its destination from a policy
     fake.put(
         BACKUP,
@@ -397,6 +423,9 @@ async fn the_default_cluster_role_grants_every_request_the_operator_makes() {
         ("patch", "instantdbbackuppolicies/status"),
         ("create", "instantdbbackups"),
         ("delete", "instantdbbackups"),
+        ("watch", "instantdbrestores"),
+        ("patch", "instantdbrestores/status"),
+        ("list", "instantdbbackups"),
     ] {
         assert!(
             needed
