@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{DB, SECRET, STS, mark_ready, reconcile_once, setup};
+use common::{DB, SECRET, STS, mark_ready, reconcile_once, setup_with_engine};
 use instant_db_crds::backup::{InstantDbBackup, InstantDbRestore};
 use instant_db_operator::controller::{backup, restore};
 use instant_db_operator::fake_api::{FakeApiServer, Permission};
@@ -194,11 +194,12 @@ fn denied(grants: &[Grant], needed: &BTreeSet<Permission>) -> Vec<String> {
 /// Runs what the operator does in a cluster against the fake and returns every permission its
 /// requests needed: the controller's lists and watches (all namespaces when `watched` is empty)
 /// and first reconcile, with a ServiceMonitor, and those of the backup and policy controllers
-/// (a due run and a pruned backup) and the restore controller's; then readiness, a restore,
+/// (a due run and a pruned backup) and the restore controller's; then readiness, an automatic
+/// restore after a failed integrity check, a restore,
 /// backup started and failed, one waiting for its policy, an image update, a volume expansion, a
 /// recreated admin Secret, suspend and deletion; then leader election in the release namespace.
 async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permission> {
-    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    let (fake, ctx, engine) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
     // Prometheus Operator installed: the operator reads its CRD and applies a ServiceMonitor.
     fake.put(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com",
@@ -312,6 +313,21 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
 
     mark_ready(&fake);
     reconcile_once(&fake, &ctx).await.unwrap();
+    // a failed integrity check with autoRestore: the InstantDb controller creates a restore
+    fake.merge(DB, &json!({"spec": {"recovery": {"autoRestore": true}}}));
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(instant_db_operator::engine_client::IntegrityCheck {
+        at: Some("2026-12-01T10:00:00Z".parse().unwrap()),
+        ok: Some(false),
+        message: Some("page 7 corrupt".into()),
+    });
+    reconcile_once(&fake, &ctx).await.unwrap();
+    fake.merge(DB, &json!({"spec": {"recovery": null}}));
     // the backup starts on the engine, then fails (the fake engine knows no job)
     for _ in 0..2 {
         let backup: InstantDbBackup = serde_json::from_value(fake.get(BACKUP).unwrap()).unwrap();
@@ -426,6 +442,7 @@ async fn the_default_cluster_role_grants_every_request_the_operator_makes() {
         ("watch", "instantdbrestores"),
         ("patch", "instantdbrestores/status"),
         ("list", "instantdbbackups"),
+        ("create", "instantdbrestores"),
     ] {
         assert!(
             needed

@@ -9,6 +9,7 @@ use common::{DB, FakeEngine, mark_ready, reconcile_once, setup_with_engine};
 use instant_db_crds::backup::InstantDbRestore;
 use instant_db_operator::controller::Context;
 use instant_db_operator::controller::restore::{RETRY_PENDING, reconcile};
+use instant_db_operator::engine_client::IntegrityCheck;
 use instant_db_operator::fake_api::FakeApiServer;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
@@ -169,4 +170,95 @@ async fn a_restore_waits_for_a_missing_or_suspended_instance_and_fails_without_a
         status(&fake)
     );
     assert!(engine.restores.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_integrity_check_with_auto_restore_restores_the_latest_backup_once() {
+    let (fake, ctx, engine) = instance_with_backups().await;
+    fake.merge(DB, &json!({"spec": {"recovery": {"autoRestore": true}}}));
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(IntegrityCheck {
+        at: Some("2026-12-01T10:00:00Z".parse().unwrap()),
+        ok: Some(false),
+        message: Some("page 7 corrupt".into()),
+    });
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let auto =
+        "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/docs-auto-20261201100000";
+    let restore = fake.get(auto).expect("an automatic InstantDbRestore");
+    assert_eq!(restore["spec"], json!({"instance": "docs"}));
+    assert_eq!(
+        restore["metadata"]["ownerReferences"][0]["kind"],
+        "InstantDb"
+    );
+    let recovering = condition(&fake, "Recovering");
+    assert_eq!(recovering, ("True".into(), "AutoRestoreRunning".into()));
+    let reasons: Vec<String> = fake
+        .objects_under("/apis/events.k8s.io/v1/namespaces/search/events")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        reasons.contains(&"AutoRestoreStarted".to_string()),
+        "{reasons:?}"
+    );
+
+    // the restore controller restores the latest completed backup
+    let r: InstantDbRestore = serde_json::from_value(restore).unwrap();
+    reconcile(Arc::new(r), ctx.clone()).await.unwrap();
+    assert!(engine.restores.lock().unwrap()[0].contains("/newer-id.tar.gz?"));
+    assert_eq!(fake.get(auto).unwrap()["status"]["phase"], "Completed");
+
+    // the same failed check does not start a second restore; the status records the recovery
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let made =
+        fake.objects_under("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores");
+    assert_eq!(made.len(), 1);
+    assert_eq!(
+        condition(&fake, "Recovering"),
+        ("False".into(), "AutoRestoreCompleted".into())
+    );
+    assert!(fake.get(DB).unwrap()["status"]["lastRecovery"].is_string());
+}
+
+#[tokio::test]
+async fn without_auto_restore_a_failed_check_only_reports() {
+    let (fake, ctx, engine) = instance_with_backups().await;
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(IntegrityCheck {
+        at: Some("2026-12-01T10:00:00Z".parse().unwrap()),
+        ok: Some(false),
+        message: Some("page 7 corrupt".into()),
+    });
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert!(
+        fake.objects_under("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores")
+            .is_empty()
+    );
+    assert_eq!(condition(&fake, "IntegrityOk").0, "False");
+}
+
+fn condition(fake: &FakeApiServer, type_: &str) -> (String, String) {
+    let db = fake.get(DB).unwrap();
+    let c = db["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {}", db["status"]))
+        .clone();
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
 }

@@ -19,7 +19,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["get", "patch", "update"]
 - apiGroups: ["instantdb.io"]
   resources: ["instantdbbackups"]
+  # create: scheduled runs; delete: retention.
   verbs: ["create", "delete"]
+- apiGroups: ["instantdb.io"]
+  resources: ["instantdbrestores"]
+  # create: automatic restores (spec.recovery.autoRestore).
+  verbs: ["create"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "update"]

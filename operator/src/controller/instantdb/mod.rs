@@ -4,13 +4,14 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use instant_db_crds::backup::InstantDbRestore;
 use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -25,6 +26,7 @@ use crate::builders::{
 };
 use crate::error::{Error, Result};
 
+mod recovery;
 mod run;
 mod volume;
 
@@ -296,7 +298,21 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         health,
         endpoint: Some(builders::endpoint(&name, &ns)),
     };
-    let new = status::compute(db.status.as_ref(), &observed, now);
+    let mut new = status::compute(db.status.as_ref(), &observed, now);
+    let auto_restore = db
+        .spec
+        .recovery
+        .as_ref()
+        .and_then(|r| r.auto_restore)
+        .unwrap_or(false);
+    if auto_restore {
+        let integrity = observed
+            .health
+            .as_ref()
+            .and_then(|h| h.as_ref().ok())
+            .and_then(|h| h.last_integrity_check.as_ref());
+        recover(db, ctx, &ns, integrity, &mut new, now).await?;
+    }
     let was_ready = db
         .status
         .as_ref()
@@ -334,6 +350,59 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     } else {
         Action::requeue(ctx.config.resync_progressing)
     })
+}
+
+/// Starts an automatic restore when the integrity check failed (see `recovery`) and sets
+/// `Recovering` / `lastRecovery` in `status`.
+async fn recover(
+    db: &InstantDb,
+    ctx: &Context,
+    ns: &str,
+    integrity: Option<&crate::engine_client::IntegrityCheck>,
+    status: &mut InstantDbStatus,
+    now: Timestamp,
+) -> Result<()> {
+    let restores: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), ns);
+    let mine = ListParams::default().labels(&format!(
+        "{}=true,{}={}",
+        recovery::AUTO_RESTORE_LABEL,
+        recovery::INSTANCE_LABEL,
+        db.name_any()
+    ));
+    let existing = restores.list(&mine).await?.items;
+    let created = recovery::restore_to_create(db, integrity, &existing);
+    if let Some(restore) = &created {
+        match restores.create(&PostParams::default(), restore).await {
+            Ok(_) => {
+                ctx.metrics
+                    .writes
+                    .with_label_values(&[CONTROLLER, "InstantDbRestore", "create"])
+                    .inc();
+                ctx.event(
+                    &db.object_ref(&()),
+                    EventType::Warning,
+                    "AutoRestoreStarted",
+                    "Recover",
+                    format!(
+                        "the integrity check failed ({}); restoring the latest completed backup with InstantDbRestore {}",
+                        integrity.and_then(|i| i.message.clone()).unwrap_or_default(),
+                        restore.name_any()
+                    ),
+                )
+                .await;
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    recovery::apply_to_status(
+        status,
+        &existing,
+        created.as_ref(),
+        db.metadata.generation,
+        now,
+    );
+    Ok(())
 }
 
 /// What the reconcile read, for [`apply_all`].

@@ -1,0 +1,282 @@
+//! Automatic recovery (`spec.recovery.autoRestore`): when the engine reports a failed integrity
+//! check, the InstantDb controller creates an `InstantDbRestore` of the instance's latest
+//! completed backup, which the restore controller carries out; the `Recovering` condition and
+//! `lastRecovery` follow that restore.
+//!
+//! One restore per failed check: the restore carries the check's time in an annotation, so a
+//! check that keeps failing after a restore that did not help does not start a loop; the next
+//! failed check (the engine checks again at its interval) may try again.
+
+use std::collections::BTreeMap;
+
+use instant_db_crds::InstantDb;
+use instant_db_crds::InstantDbStatus;
+use instant_db_crds::backup::{InstantDbRestore, InstantDbRestoreSpec, OperationPhase};
+use instant_db_crds::conditions::{self as conds, NewCondition, Status, set_condition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use crate::engine_client::IntegrityCheck;
+
+/// Label on the restores this controller creates.
+pub const AUTO_RESTORE_LABEL: &str = "instantdb.io/auto-restore";
+/// Label naming the instance a restore is for.
+pub const INSTANCE_LABEL: &str = "instantdb.io/instance";
+/// Annotation with the time of the failed integrity check a restore answers.
+pub const CHECK_ANNOTATION: &str = "instantdb.io/integrity-check-at";
+
+fn phase(r: &InstantDbRestore) -> Option<OperationPhase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+fn finished(r: &InstantDbRestore) -> bool {
+    matches!(
+        phase(r),
+        Some(OperationPhase::Completed | OperationPhase::Failed)
+    )
+}
+
+/// The restore to create for a failed integrity check, if one is due: autoRestore on, the last
+/// check failed, no automatic restore running, and none made for this check yet.
+pub fn restore_to_create(
+    db: &InstantDb,
+    integrity: Option<&IntegrityCheck>,
+    existing: &[InstantDbRestore],
+) -> Option<InstantDbRestore> {
+    let auto = db
+        .spec
+        .recovery
+        .as_ref()
+        .and_then(|r| r.auto_restore)
+        .unwrap_or(false);
+    let failed_at = integrity
+        .filter(|i| i.ok == Some(false))
+        .and_then(|i| i.at)?;
+    if !auto || existing.iter().any(|r| !finished(r)) {
+        return None;
+    }
+    let stamp = failed_at.to_string();
+    if existing
+        .iter()
+        .any(|r| r.annotations().get(CHECK_ANNOTATION) == Some(&stamp))
+    {
+        return None;
+    }
+    let name = format!(
+        "{}-auto-{}",
+        db.name_any().chars().take(230).collect::<String>(),
+        failed_at.strftime("%Y%m%d%H%M%S")
+    );
+    Some(InstantDbRestore {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: db.namespace(),
+            labels: Some(BTreeMap::from([
+                (AUTO_RESTORE_LABEL.to_string(), "true".to_string()),
+                (INSTANCE_LABEL.to_string(), db.name_any()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "instant-db-operator".to_string(),
+                ),
+            ])),
+            annotations: Some(BTreeMap::from([(CHECK_ANNOTATION.to_string(), stamp)])),
+            owner_references: db.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: InstantDbRestoreSpec {
+            instance: db.name_any(),
+            backup: None,
+        },
+        status: None,
+    })
+}
+
+/// Sets `Recovering` and `lastRecovery` from the automatic restores of the instance (`created`:
+/// one this reconcile has just made).
+pub fn apply_to_status(
+    status: &mut InstantDbStatus,
+    existing: &[InstantDbRestore],
+    created: Option<&InstantDbRestore>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let running = created
+        .or_else(|| existing.iter().find(|r| !finished(r)))
+        .map(ResourceExt::name_any);
+    let latest = existing.iter().filter(|r| finished(r)).max_by_key(|r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.completed_at.clone())
+            .map(|t| t.0)
+    });
+    if let Some(at) = existing
+        .iter()
+        .filter(|r| phase(r) == Some(OperationPhase::Completed))
+        .filter_map(|r| r.status.as_ref().and_then(|s| s.completed_at.clone()))
+        .max_by_key(|t| t.0)
+    {
+        status.last_recovery = Some(Time(at.0));
+    }
+    let (state, reason, message) = match (&running, latest) {
+        (Some(name), _) => (
+            Status::True,
+            "AutoRestoreRunning",
+            format!(
+                "the integrity check failed; restoring the latest completed backup (InstantDbRestore {name})"
+            ),
+        ),
+        (None, Some(r)) if phase(r) == Some(OperationPhase::Failed) => (
+            Status::False,
+            "AutoRestoreFailed",
+            format!(
+                "InstantDbRestore {} failed: {}; restore another backup by hand",
+                r.name_any(),
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.error.clone())
+                    .unwrap_or_default()
+            ),
+        ),
+        (None, Some(r)) => (
+            Status::False,
+            "AutoRestoreCompleted",
+            format!("restored by InstantDbRestore {}", r.name_any()),
+        ),
+        (None, None) => (
+            Status::False,
+            "NotRecovering",
+            "no automatic restore has been needed".to_string(),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        NewCondition {
+            type_: conds::RECOVERING,
+            status: state,
+            reason,
+            message,
+            observed_generation: generation,
+        },
+        now,
+    );
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use instant_db_crds::backup::InstantDbRestoreStatus;
+    use instant_db_crds::conditions::find_condition;
+
+    fn db(auto: bool) -> InstantDb {
+        let mut db: InstantDb = serde_json::from_value(serde_json::json!({
+            "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+            "metadata": {"name": "docs", "namespace": "search", "uid": "uid-docs"},
+            "spec": {"storage": {"size": "1Gi"}, "recovery": {"autoRestore": auto}}
+        }))
+        .unwrap();
+        db.metadata.generation = Some(3);
+        db
+    }
+
+    fn failed_check(at: &str) -> IntegrityCheck {
+        IntegrityCheck {
+            at: Some(at.parse().unwrap()),
+            ok: Some(false),
+            message: Some("page 7 corrupt".into()),
+        }
+    }
+
+    fn with_phase(
+        mut r: InstantDbRestore,
+        phase: OperationPhase,
+        completed: &str,
+    ) -> InstantDbRestore {
+        r.status = Some(InstantDbRestoreStatus {
+            phase: Some(phase),
+            completed_at: Some(Time(completed.parse().unwrap())),
+            error: (phase == OperationPhase::Failed).then(|| "checksum mismatch".into()),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_failed_check_with_auto_restore_creates_one_owned_restore_of_the_latest_backup() {
+        let check = failed_check("2026-12-01T10:00:00Z");
+        let r = restore_to_create(&db(true), Some(&check), &[]).unwrap();
+        assert_eq!(r.name_any(), "docs-auto-20261201100000");
+        assert_eq!(r.spec.instance, "docs");
+        assert_eq!(r.spec.backup, None, "the latest completed backup");
+        assert_eq!(r.labels()[AUTO_RESTORE_LABEL], "true");
+        assert_eq!(r.annotations()[CHECK_ANNOTATION], "2026-12-01T10:00:00Z");
+        let owner = &r.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("InstantDb", Some(true))
+        );
+    }
+
+    #[test]
+    fn no_restore_without_auto_restore_a_failed_check_or_while_one_runs_or_twice_per_check() {
+        let check = failed_check("2026-12-01T10:00:00Z");
+        assert!(restore_to_create(&db(false), Some(&check), &[]).is_none());
+        let passed = IntegrityCheck {
+            ok: Some(true),
+            ..check.clone()
+        };
+        assert!(restore_to_create(&db(true), Some(&passed), &[]).is_none());
+        assert!(restore_to_create(&db(true), None, &[]).is_none());
+        let first = restore_to_create(&db(true), Some(&check), &[]).unwrap();
+        // running: no second one
+        assert!(restore_to_create(&db(true), Some(&check), std::slice::from_ref(&first)).is_none());
+        // finished but for this same check: no second one
+        let done = with_phase(first, OperationPhase::Failed, "2026-12-01T10:05:00Z");
+        assert!(restore_to_create(&db(true), Some(&check), std::slice::from_ref(&done)).is_none());
+        // a later failed check may try again
+        let later = failed_check("2026-12-01T16:00:00Z");
+        assert!(restore_to_create(&db(true), Some(&later), &[done]).is_some());
+    }
+
+    #[test]
+    fn recovering_follows_the_automatic_restores() {
+        let now: Timestamp = "2026-12-01T10:06:00Z".parse().unwrap();
+        let mut s = InstantDbStatus::default();
+        apply_to_status(&mut s, &[], None, Some(3), now);
+        let c = find_condition(&s.conditions, conds::RECOVERING).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotRecovering")
+        );
+
+        let check = failed_check("2026-12-01T10:00:00Z");
+        let r = restore_to_create(&db(true), Some(&check), &[]).unwrap();
+        apply_to_status(&mut s, &[], Some(&r), Some(3), now);
+        let c = find_condition(&s.conditions, conds::RECOVERING).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "AutoRestoreRunning")
+        );
+
+        let done = with_phase(r.clone(), OperationPhase::Completed, "2026-12-01T10:05:00Z");
+        apply_to_status(&mut s, &[done], None, Some(3), now);
+        let c = find_condition(&s.conditions, conds::RECOVERING).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "AutoRestoreCompleted")
+        );
+        assert_eq!(
+            s.last_recovery,
+            Some(Time("2026-12-01T10:05:00Z".parse().unwrap()))
+        );
+
+        let failed = with_phase(r, OperationPhase::Failed, "2026-12-01T11:00:00Z");
+        let mut s = InstantDbStatus::default();
+        apply_to_status(&mut s, &[failed], None, Some(3), now);
+        let c = find_condition(&s.conditions, conds::RECOVERING).unwrap();
+        assert_eq!(c.reason, "AutoRestoreFailed");
+        assert!(c.message.contains("checksum mismatch"), "{}", c.message);
+        assert_eq!(s.last_recovery, None);
+    }
+}
