@@ -10,10 +10,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, Client};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
 
 use crate::builders::SERVICE_MONITOR_CRD;
 use crate::engine_client::EngineApi;
@@ -115,6 +119,34 @@ impl Context {
         exists
     }
 
+    /// Records one reconcile of `key` by `controller` in the metrics (duration, result, error
+    /// kind and reason) and, when it succeeded, forgets the object's failures.
+    pub fn record_reconcile<T>(
+        &self,
+        controller: &str,
+        key: &str,
+        started: Instant,
+        res: &crate::Result<T>,
+    ) {
+        self.metrics
+            .duration
+            .with_label_values(&[controller])
+            .observe(started.elapsed().as_secs_f64());
+        let result = if res.is_ok() { "success" } else { "error" };
+        self.metrics
+            .reconciles
+            .with_label_values(&[controller, result])
+            .inc();
+        match res {
+            Ok(_) => self.reset_backoff(key),
+            Err(e) => self
+                .metrics
+                .errors
+                .with_label_values(&[controller, e.kind(), &e.reason()])
+                .inc(),
+        }
+    }
+
     /// Records a failure of `key` and returns how long to wait before retrying (5 s doubling
     /// to 5 min).
     pub fn next_backoff(&self, key: &str) -> Duration {
@@ -170,6 +202,114 @@ impl Context {
             tracing::warn!(error = %e, reason, "cannot publish event");
         }
     }
+}
+
+/// `Api` of `K` in one namespace, or in all (`None`).
+pub(crate) fn scoped_api<K>(client: &Client, scope: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs one Controller of `K` per watched scope (each namespace of `namespaces`, or all
+/// namespaces when it is empty) until `stop` turns true; running reconciles finish first.
+/// `build` makes the Controller of a scope (its watches); `what` names it in the logs.
+pub(crate) async fn run_scoped<K, B, R, F>(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    what: &'static str,
+    build: B,
+    reconcile: R,
+    error_policy: fn(Arc<K>, &crate::Error, Arc<Context>) -> Action,
+) where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin,
+    B: Fn(&Client, Option<&str>) -> Controller<K>,
+    R: FnMut(Arc<K>, Arc<Context>) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = crate::Result<Action>> + Send + 'static,
+{
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    // A JoinSet aborts its tasks when dropped (loss of leadership).
+    let mut tasks = tokio::task::JoinSet::new();
+    for scope in scopes {
+        let stream = build(&ctx.client, scope.as_deref())
+            .graceful_shutdown_on({
+                let mut stop = stop.clone();
+                async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                }
+            })
+            .run(reconcile.clone(), error_policy, ctx.clone())
+            .for_each(move |res| async move {
+                match res {
+                    Ok((obj, _)) => tracing::debug!(object = %obj, controller = what, "reconciled"),
+                    Err(e) => tracing::debug!(error = %e, controller = what, "controller event"),
+                }
+            });
+        tasks.spawn(stream);
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, controller = what, "controller task failed");
+        }
+    }
+}
+
+/// Writes `new` as the status of `obj` (server-side apply on the status subresource, the
+/// operator's field manager) when it differs from the current one; counts the write for
+/// `controller`. Returns whether a write happened.
+pub(crate) async fn write_status<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    new: &S,
+    ctx: &Context,
+    controller: &str,
+) -> crate::Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if current == Some(new) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": new,
+    });
+    api.patch_status(
+        &kube::ResourceExt::name_any(obj),
+        &kube::api::PatchParams::apply(crate::builders::FIELD_MANAGER).force(),
+        &kube::api::Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&[controller, &K::kind(&()), "status"])
+        .inc();
+    Ok(true)
+}
+
+/// The watch of the kind a controller reconciles.
+pub(crate) fn primary_watch() -> watcher::Config {
+    watcher::Config::default().any_semantic()
 }
 
 #[cfg(test)]

@@ -12,22 +12,18 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{
     BackupDestination, InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupStatus,
 };
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::Context;
-use crate::builders::{ADMIN_TOKEN_KEY, FIELD_MANAGER, names};
+use crate::builders::{ADMIN_TOKEN_KEY, names};
 use crate::engine_client::BackupJobStatus;
 use crate::error::{Error, Result};
 use plan::S3Credentials;
@@ -50,23 +46,7 @@ fn object_key(b: &InstantDbBackup) -> String {
 pub async fn reconcile(backup: Arc<InstantDbBackup>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let res = reconcile_inner(&backup, &ctx).await;
-    ctx.metrics
-        .duration
-        .with_label_values(&[CONTROLLER])
-        .observe(start.elapsed().as_secs_f64());
-    let result = if res.is_ok() { "success" } else { "error" };
-    ctx.metrics
-        .reconciles
-        .with_label_values(&[CONTROLLER, result])
-        .inc();
-    match &res {
-        Ok(_) => ctx.reset_backoff(&object_key(&backup)),
-        Err(e) => ctx
-            .metrics
-            .errors
-            .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
-            .inc(),
-    }
+    ctx.record_reconcile(CONTROLLER, &object_key(&backup), start, &res);
     res
 }
 
@@ -360,32 +340,14 @@ pub(crate) async fn s3_credentials(
     )
 }
 
-/// Writes the status (server-side apply on the status subresource) when it changed.
+/// Writes the status when it changed (see `controller::write_status`).
 async fn write_status(
     api: &Api<InstantDbBackup>,
     backup: &InstantDbBackup,
     new: &InstantDbBackupStatus,
     ctx: &Context,
 ) -> Result<bool> {
-    if backup.status.as_ref() == Some(new) {
-        return Ok(false);
-    }
-    let patch = json!({
-        "apiVersion": "instantdb.io/v1alpha1",
-        "kind": "InstantDbBackup",
-        "status": new,
-    });
-    api.patch_status(
-        &backup.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics
-        .writes
-        .with_label_values(&[CONTROLLER, "InstantDbBackup", "status"])
-        .inc();
-    Ok(true)
+    super::write_status(api, backup, backup.status.as_ref(), new, ctx, CONTROLLER).await
 }
 
 async fn event(
@@ -405,36 +367,19 @@ pub async fn run(
     namespaces: Vec<String>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
-    let mut tasks = tokio::task::JoinSet::new();
-    for scope in scopes {
-        let api: Api<InstantDbBackup> = match &scope {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
-        let stream = Controller::new(api, watcher::Config::default().any_semantic())
-            .graceful_shutdown_on({
-                let mut stop = stop.clone();
-                async move {
-                    let _ = stop.wait_for(|v| *v).await;
-                }
-            })
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|res| async move {
-                match res {
-                    Ok((obj, _)) => tracing::debug!(object = %obj, "backup reconciled"),
-                    Err(e) => tracing::debug!(error = %e, "backup controller event"),
-                }
-            });
-        tasks.spawn(stream);
-    }
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            tracing::error!(error = %e, "backup controller task failed");
-        }
-    }
+    super::run_scoped(
+        ctx,
+        namespaces,
+        stop,
+        CONTROLLER,
+        |client, scope| {
+            Controller::new(
+                super::scoped_api::<InstantDbBackup>(client, scope),
+                super::primary_watch(),
+            )
+        },
+        reconcile,
+        error_policy,
+    )
+    .await;
 }

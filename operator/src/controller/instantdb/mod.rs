@@ -17,7 +17,6 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::Context;
 use super::status::{self, Observed};
@@ -42,30 +41,7 @@ pub const BLOCKED_RESYNC: Duration = Duration::from_secs(300);
 pub async fn reconcile(db: Arc<InstantDb>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let res = reconcile_inner(&db, &ctx).await;
-    ctx.metrics
-        .duration
-        .with_label_values(&[CONTROLLER])
-        .observe(start.elapsed().as_secs_f64());
-    let key = object_key(&db);
-    match &res {
-        Ok(_) => {
-            ctx.metrics
-                .reconciles
-                .with_label_values(&[CONTROLLER, "success"])
-                .inc();
-            ctx.reset_backoff(&key);
-        }
-        Err(e) => {
-            ctx.metrics
-                .reconciles
-                .with_label_values(&[CONTROLLER, "error"])
-                .inc();
-            ctx.metrics
-                .errors
-                .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
-                .inc();
-        }
-    }
+    ctx.record_reconcile(CONTROLLER, &object_key(&db), start, &res);
     res
 }
 
@@ -539,31 +515,12 @@ async fn engine_health(
         .map_err(|e| e.to_string())
 }
 
-/// Writes the status (server-side apply on the status subresource) when it differs from the
-/// current one. Returns whether a write happened.
+/// Writes the status when it changed (see `controller::write_status`).
 async fn write_status(
     api: &Api<InstantDb>,
     db: &InstantDb,
     new: &InstantDbStatus,
     ctx: &Context,
 ) -> Result<bool> {
-    if db.status.as_ref() == Some(new) {
-        return Ok(false);
-    }
-    let patch = json!({
-        "apiVersion": "instantdb.io/v1alpha1",
-        "kind": "InstantDb",
-        "status": new,
-    });
-    api.patch_status(
-        &db.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics
-        .writes
-        .with_label_values(&[CONTROLLER, "InstantDb", "status"])
-        .inc();
-    Ok(true)
+    super::write_status(api, db, db.status.as_ref(), new, ctx, CONTROLLER).await
 }

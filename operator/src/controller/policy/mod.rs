@@ -11,23 +11,20 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{
     InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus,
 };
 use instant_db_crds::conditions::{NewCondition, Status, set_condition};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::core::Selector;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::Context;
-use crate::builders::FIELD_MANAGER;
 use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "instantdbbackuppolicy";
@@ -44,23 +41,7 @@ fn object_key(p: &InstantDbBackupPolicy) -> String {
 pub async fn reconcile(policy: Arc<InstantDbBackupPolicy>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let res = reconcile_inner(&policy, &ctx).await;
-    ctx.metrics
-        .duration
-        .with_label_values(&[CONTROLLER])
-        .observe(start.elapsed().as_secs_f64());
-    let result = if res.is_ok() { "success" } else { "error" };
-    ctx.metrics
-        .reconciles
-        .with_label_values(&[CONTROLLER, result])
-        .inc();
-    match &res {
-        Ok(_) => ctx.reset_backoff(&object_key(&policy)),
-        Err(e) => ctx
-            .metrics
-            .errors
-            .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
-            .inc(),
-    }
+    ctx.record_reconcile(CONTROLLER, &object_key(&policy), start, &res);
     res
 }
 
@@ -197,32 +178,14 @@ fn count_write(ctx: &Context, verb: &str) {
         .inc();
 }
 
-/// Writes the status (server-side apply on the status subresource) when it changed.
+/// Writes the status when it changed (see `controller::write_status`).
 async fn write_status(
     api: &Api<InstantDbBackupPolicy>,
     policy: &InstantDbBackupPolicy,
     new: &InstantDbBackupPolicyStatus,
     ctx: &Context,
 ) -> Result<bool> {
-    if policy.status.as_ref() == Some(new) {
-        return Ok(false);
-    }
-    let patch = json!({
-        "apiVersion": "instantdb.io/v1alpha1",
-        "kind": "InstantDbBackupPolicy",
-        "status": new,
-    });
-    api.patch_status(
-        &policy.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics
-        .writes
-        .with_label_values(&[CONTROLLER, "InstantDbBackupPolicy", "status"])
-        .inc();
-    Ok(true)
+    super::write_status(api, policy, policy.status.as_ref(), new, ctx, CONTROLLER).await
 }
 
 async fn event(
@@ -237,47 +200,29 @@ async fn event(
 }
 
 /// Runs the InstantDbBackupPolicy controller until `stop` turns true. `namespaces` empty means
-/// all.
+/// all. The backups a policy made (labelled with its name) are watched too.
 pub async fn run(
     ctx: Arc<Context>,
     namespaces: Vec<String>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
-    let owned = watcher::Config::default().labels(plan::POLICY_LABEL);
-    let mut tasks = tokio::task::JoinSet::new();
-    for scope in scopes {
-        let (policies, backups): (Api<InstantDbBackupPolicy>, Api<InstantDbBackup>) = match &scope {
-            Some(ns) => (
-                Api::namespaced(ctx.client.clone(), ns),
-                Api::namespaced(ctx.client.clone(), ns),
-            ),
-            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-        };
-        let stream = Controller::new(policies, watcher::Config::default().any_semantic())
-            .owns(backups, owned.clone())
-            .graceful_shutdown_on({
-                let mut stop = stop.clone();
-                async move {
-                    let _ = stop.wait_for(|v| *v).await;
-                }
-            })
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|res| async move {
-                match res {
-                    Ok((obj, _)) => tracing::debug!(object = %obj, "backup policy reconciled"),
-                    Err(e) => tracing::debug!(error = %e, "backup policy controller event"),
-                }
-            });
-        tasks.spawn(stream);
-    }
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            tracing::error!(error = %e, "backup policy controller task failed");
-        }
-    }
+    super::run_scoped(
+        ctx,
+        namespaces,
+        stop,
+        CONTROLLER,
+        |client, scope| {
+            Controller::new(
+                super::scoped_api::<InstantDbBackupPolicy>(client, scope),
+                super::primary_watch(),
+            )
+            .owns(
+                super::scoped_api::<InstantDbBackup>(client, scope),
+                watcher::Config::default().labels(plan::POLICY_LABEL),
+            )
+        },
+        reconcile,
+        error_policy,
+    )
+    .await;
 }

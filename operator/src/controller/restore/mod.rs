@@ -10,23 +10,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{
     InstantDbBackup, InstantDbRestore, InstantDbRestoreStatus, OperationPhase,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::Context;
 use super::backup::{NotReady, destination, engine_access, plan, s3_credentials};
-use crate::builders::FIELD_MANAGER;
 use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "instantdbrestore";
@@ -45,23 +41,7 @@ fn object_key(r: &InstantDbRestore) -> String {
 pub async fn reconcile(restore: Arc<InstantDbRestore>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let res = reconcile_inner(&restore, &ctx).await;
-    ctx.metrics
-        .duration
-        .with_label_values(&[CONTROLLER])
-        .observe(start.elapsed().as_secs_f64());
-    let result = if res.is_ok() { "success" } else { "error" };
-    ctx.metrics
-        .reconciles
-        .with_label_values(&[CONTROLLER, result])
-        .inc();
-    match &res {
-        Ok(_) => ctx.reset_backoff(&object_key(&restore)),
-        Err(e) => ctx
-            .metrics
-            .errors
-            .with_label_values(&[CONTROLLER, e.kind(), &e.reason()])
-            .inc(),
-    }
+    ctx.record_reconcile(CONTROLLER, &object_key(&restore), start, &res);
     res
 }
 
@@ -276,32 +256,14 @@ async fn fail(
     Ok(Action::await_change())
 }
 
-/// Writes the status (server-side apply on the status subresource) when it changed.
+/// Writes the status when it changed (see `controller::write_status`).
 async fn write_status(
     api: &Api<InstantDbRestore>,
     restore: &InstantDbRestore,
     new: &InstantDbRestoreStatus,
     ctx: &Context,
 ) -> Result<bool> {
-    if restore.status.as_ref() == Some(new) {
-        return Ok(false);
-    }
-    let patch = json!({
-        "apiVersion": "instantdb.io/v1alpha1",
-        "kind": "InstantDbRestore",
-        "status": new,
-    });
-    api.patch_status(
-        &restore.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics
-        .writes
-        .with_label_values(&[CONTROLLER, "InstantDbRestore", "status"])
-        .inc();
-    Ok(true)
+    super::write_status(api, restore, restore.status.as_ref(), new, ctx, CONTROLLER).await
 }
 
 async fn event(
@@ -321,36 +283,19 @@ pub async fn run(
     namespaces: Vec<String>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
-    let mut tasks = tokio::task::JoinSet::new();
-    for scope in scopes {
-        let api: Api<InstantDbRestore> = match &scope {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
-        let stream = Controller::new(api, watcher::Config::default().any_semantic())
-            .graceful_shutdown_on({
-                let mut stop = stop.clone();
-                async move {
-                    let _ = stop.wait_for(|v| *v).await;
-                }
-            })
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|res| async move {
-                match res {
-                    Ok((obj, _)) => tracing::debug!(object = %obj, "restore reconciled"),
-                    Err(e) => tracing::debug!(error = %e, "restore controller event"),
-                }
-            });
-        tasks.spawn(stream);
-    }
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            tracing::error!(error = %e, "restore controller task failed");
-        }
-    }
+    super::run_scoped(
+        ctx,
+        namespaces,
+        stop,
+        CONTROLLER,
+        |client, scope| {
+            Controller::new(
+                super::scoped_api::<InstantDbRestore>(client, scope),
+                super::primary_watch(),
+            )
+        },
+        reconcile,
+        error_policy,
+    )
+    .await;
 }
