@@ -142,6 +142,20 @@ async fn a_backup_starts_on_the_engine_then_completes_with_what_the_engine_repor
     assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
     assert_eq!(fake.log().len(), 0);
     assert_eq!(engine.started.lock().unwrap().len(), 1);
+
+    // the instance's own status shows it: the Last Backup column and BackupHealthy
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let db = fake.get(common::DB).unwrap();
+    assert_eq!(db["status"]["lastBackup"], s["completedAt"]);
+    let healthy = db["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "BackupHealthy")
+        .unwrap()
+        .clone();
+    assert_eq!(healthy["status"], "True");
+    assert_eq!(healthy["reason"], "LastBackupCompleted");
 }
 
 #[tokio::test]

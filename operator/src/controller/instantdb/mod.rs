@@ -4,7 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use instant_db_crds::backup::InstantDbRestore;
+use instant_db_crds::backup::{InstantDbBackup, InstantDbRestore};
 use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -25,6 +25,7 @@ use crate::builders::{
 };
 use crate::error::{Error, Result};
 
+mod backups;
 mod recovery;
 mod run;
 mod volume;
@@ -289,6 +290,15 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
             .and_then(|h| h.last_integrity_check.as_ref());
         recover(db, ctx, &ns, integrity, &mut new, now).await?;
     }
+    let backups_api: Api<InstantDbBackup> = Api::namespaced(client.clone(), &ns);
+    let of_instance: Vec<InstantDbBackup> = backups_api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|b| b.spec.instance == name)
+        .collect();
+    backups::apply_to_status(&mut new, &of_instance, db.metadata.generation, now);
     let was_ready = db
         .status
         .as_ref()
