@@ -238,6 +238,22 @@ pub trait EngineApi: Send + Sync {
         Box::pin(async { Err(Error::Engine("this engine client cannot restore".into())) })
     }
 
+    /// `DELETE /admin/backups/{id}?destination=…`: removes a stored archive. `Ok(false)` when
+    /// there was none.
+    fn delete_backup<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        _destination: &'a str,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async {
+            Err(Error::Engine(
+                "this engine client cannot delete backups".into(),
+            ))
+        })
+    }
+
     /// `GET /admin/backups/{id}`; None when the engine does not know the id (it restarted since).
     fn backup_job<'a>(
         &'a self,
@@ -348,6 +364,37 @@ impl EngineApi for HttpEngineClient {
                 .await
                 .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
             backup_answer(&what, resp).await
+        })
+    }
+
+    fn delete_backup<'a>(
+        &'a self,
+        pod_ip: &'a str,
+        token: &'a str,
+        destination: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let url = self.url(pod_ip, &format!("/admin/backups/{id}"));
+            // The destination carries credentials: it goes in the query, never in messages.
+            let what = format!("DELETE {url}");
+            let resp = self
+                .http
+                .delete(&url)
+                .query(&[("destination", destination)])
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
+            match resp.status() {
+                reqwest::StatusCode::NO_CONTENT | reqwest::StatusCode::OK => Ok(true),
+                reqwest::StatusCode::NOT_FOUND => Ok(false),
+                code => {
+                    let body: Value = resp.json().await.unwrap_or_default();
+                    let message = body["message"].as_str().unwrap_or("no message");
+                    Err(Error::Engine(format!("{what}: HTTP {code}: {message}")))
+                }
+            }
         })
     }
 

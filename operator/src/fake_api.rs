@@ -2,7 +2,8 @@
 //!
 //! It keeps objects by URL path, answers GET (object or list), POST, PATCH (server-side apply
 //! replaces the object's spec-side fields, status patches replace `status`, merge patches are
-//! merged), PUT and DELETE, assigns uid / resourceVersion / generation, logs every request and
+//! merged), PUT and DELETE (an object with finalizers is only marked with a deletionTimestamp
+//! until a write removes the last one), assigns uid / resourceVersion / generation, logs every request and
 //! can be told to fail the next matching request. It does not implement watches.
 
 use std::collections::BTreeMap;
@@ -172,6 +173,12 @@ fn selected(query: &str, obj: &Value) -> bool {
             label(term.trim()).is_some()
         }
     })
+}
+
+fn has_finalizers(obj: &Value) -> bool {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
 }
 
 fn is_watch(query: Option<&str>) -> bool {
@@ -576,10 +583,26 @@ impl FakeApiServer {
                     o
                 };
                 let obj = Self::stamp(&mut st, old.as_ref(), new);
-                st.objects.insert(key, obj.clone());
+                // A deleted object waits for its finalizers; the last one removed lets it go.
+                let released =
+                    obj.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&obj);
+                if released {
+                    st.objects.remove(&key);
+                } else {
+                    st.objects.insert(key, obj.clone());
+                }
                 (StatusCode::OK, obj)
             }
             Method::DELETE => match st.objects.remove(&key) {
+                // As the API server does: an object with finalizers is only marked deleted.
+                Some(mut obj) if has_finalizers(&obj) => {
+                    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.entry("deletionTimestamp")
+                            .or_insert_with(|| json!("2026-01-01T00:00:00Z"));
+                    }
+                    st.objects.insert(key, obj.clone());
+                    (StatusCode::OK, obj)
+                }
                 Some(obj) => (StatusCode::OK, obj),
                 None => (
                     StatusCode::NOT_FOUND,

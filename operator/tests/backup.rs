@@ -447,3 +447,79 @@ async fn a_policy_with_an_unusable_retention_says_so_and_waits_for_a_fix() {
     );
     assert!(policy_backups(&fake).is_empty());
 }
+
+#[tokio::test]
+async fn retention_deletes_the_archive_through_the_engine_before_the_object_goes() {
+    let (fake, ctx, engine) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    reconcile_once(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    put_credentials(&fake, good_credentials());
+    put_policy(
+        &fake,
+        json!({"instance": "docs", "schedule": "0 0 1 1 *", "retention": {"keepLast": 1},
+               "destination": {"s3": {"bucket": "b", "credentialsSecret": "s3-creds"}}}),
+    );
+    let path = |name: &str| {
+        format!("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/{name}")
+    };
+    for (name, completed) in [
+        ("old", "2026-11-01T00:00:00Z"),
+        ("new", "2026-11-30T00:00:00Z"),
+    ] {
+        fake.put(
+            &path(name),
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                   "metadata": {"name": name, "namespace": "search",
+                                "finalizers": ["instantdb.io/delete-archive"],
+                                "labels": {"instantdb.io/policy": "daily"}},
+                   "spec": {"instance": "docs", "policy": "daily"},
+                   "status": {"phase": "Completed", "completedAt": completed,
+                              "backupId": format!("{name}-id")}}),
+        );
+    }
+    run_policy(&fake, &ctx).await;
+    // marked deleted, held by the finalizer until the archive is gone
+    let old = fake.get(&path("old")).expect("held by its finalizer");
+    assert!(old["metadata"]["deletionTimestamp"].is_string());
+    let b: InstantDbBackup = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        reconcile(Arc::new(b), ctx.clone()).await.unwrap(),
+        Action::await_change()
+    );
+    let deleted = engine.deleted.lock().unwrap().clone();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].1, "old-id");
+    assert!(
+        deleted[0]
+            .0
+            .starts_with("s3://b/search/docs?region=us-east-1&"),
+        "{}",
+        deleted[0].0
+    );
+    assert!(
+        fake.get(&path("old")).is_none(),
+        "released once the archive is deleted"
+    );
+    assert!(fake.get(&path("new")).is_some());
+    assert!(event_reasons(&fake).contains(&"ArchiveDeleted".to_string()));
+}
+
+#[tokio::test]
+async fn a_deleted_backup_whose_instance_is_gone_goes_and_says_its_archive_stays() {
+    let (fake, ctx, engine) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    put_credentials(&fake, good_credentials());
+    fake.remove(common::DB);
+    fake.put(
+        BACKUP,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "nightly", "namespace": "search",
+                            "finalizers": ["instantdb.io/delete-archive"],
+                            "deletionTimestamp": "2026-12-01T00:00:00Z"},
+               "spec": {"instance": "docs", "destination": s3_destination()},
+               "status": {"phase": "Completed", "backupId": "nightly-id"}}),
+    );
+    run_backup(&fake, &ctx).await;
+    assert!(fake.get(BACKUP).is_none());
+    assert!(engine.deleted.lock().unwrap().is_empty());
+    assert!(event_reasons(&fake).contains(&"ArchiveKept".to_string()));
+}

@@ -241,6 +241,7 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
             &format!("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/{name}"),
             json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
                    "metadata": {"name": name, "namespace": "search",
+                                "finalizers": ["instantdb.io/delete-archive"],
                                 "labels": {"instantdb.io/policy": "daily"}},
                    "spec": {"instance": "docs", "policy": "daily"},
                    "status": {"phase": "Completed", "completedAt": completed,
@@ -336,6 +337,11 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
             .unwrap();
     }
     assert_eq!(fake.get(BACKUP).unwrap()["status"]["phase"], "Failed");
+    // the pruned backup's archive is deleted through the engine, then its finalizer removed
+    let pruned = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/old";
+    let b: InstantDbBackup = serde_json::from_value(fake.get(pruned).unwrap()).unwrap();
+    backup::reconcile(Arc::new(b), ctx.clone()).await.unwrap();
+    assert!(fake.get(pruned).is_none());
     // a restore of the latest completed backup (the policy's), through its policy's destination
     fake.put(
         "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo",
@@ -443,6 +449,7 @@ async fn the_default_cluster_role_grants_every_request_the_operator_makes() {
         ("patch", "instantdbrestores/status"),
         ("list", "instantdbbackups"),
         ("create", "instantdbrestores"),
+        ("patch", "instantdbbackups"),
     ] {
         assert!(
             needed

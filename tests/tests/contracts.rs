@@ -221,9 +221,9 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
 
 /// The destination URL the backup controller builds is one the engine accepts, the job calls
 /// read what the engine answers, the backup really lands in a real S3-compatible store, and the
-/// archive URL the restore controller builds restores it.
+/// archive URL the restore controller builds restores it, and retention's delete removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_the_operator_starts_lands_in_s3_reads_back_and_restores() {
+async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_deleted() {
     let moto = moto::start_moto().await;
     let endpoint = format!("http://127.0.0.1:{}", moto.port);
     let r = reqwest::Client::new()
@@ -348,5 +348,30 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_and_restores() {
     assert_eq!(report.backup_id, id);
     assert_eq!(report.documents, 1);
     assert_eq!(documents().await, Some(1));
+
+    // retention: the archive is deleted from the bucket through the engine, once
+    assert!(
+        client
+            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .await
+            .unwrap()
+    );
+    let listing = reqwest::Client::new()
+        .get(format!(
+            "{endpoint}/idb-backups?list-type=2&prefix=search/docs/"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!listing.contains(&format!("{id}.tar.gz")), "{listing}");
+    assert!(
+        !client
+            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .await
+            .unwrap()
+    );
     engine.shut_down().await;
 }

@@ -50,6 +50,8 @@ pub struct FakeEngine {
     pub start: Mutex<StartAnswer>,
     pub started: Mutex<Vec<StartedBackup>>,
     pub job: Mutex<Option<BackupJob>>,
+    /// (destination, id) of every archive deletion asked for.
+    pub deleted: Mutex<Vec<(String, String)>>,
     /// Sources of the restores asked for.
     pub restores: Mutex<Vec<String>>,
     /// The answer to a restore: documents restored, or the engine's refusal.
@@ -63,6 +65,7 @@ impl FakeEngine {
             start: Mutex::new(StartAnswer::Accept),
             started: Mutex::new(vec![]),
             job: Mutex::new(None),
+            deleted: Mutex::new(vec![]),
             restores: Mutex::new(vec![]),
             restore_answer: Mutex::new(Ok(12)),
         }
@@ -110,6 +113,20 @@ impl EngineApi for FakeEngine {
             StartAnswer::Fail(m) => Err(Error::Engine(m)),
         };
         Box::pin(async move { r })
+    }
+
+    fn delete_backup<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        destination: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        self.deleted
+            .lock()
+            .unwrap()
+            .push((destination.into(), id.into()));
+        Box::pin(async { Ok(true) })
     }
 
     fn restore<'a>(

@@ -18,6 +18,7 @@ use instant_db_crds::backup::{
 };
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -29,6 +30,9 @@ use crate::error::{Error, Result};
 use plan::S3Credentials;
 
 const CONTROLLER: &str = "instantdbbackup";
+/// Finalizer of the backups a policy makes: deleting the object (retention) deletes its
+/// archive too.
+pub const ARCHIVE_FINALIZER: &str = "instantdb.io/delete-archive";
 /// How often a running backup is polled.
 pub const POLL_RUNNING: Duration = Duration::from_secs(5);
 /// How often a pending backup looks again for what it waits for.
@@ -73,6 +77,9 @@ pub(crate) enum NotReady {
 }
 
 async fn reconcile_inner(backup: &InstantDbBackup, ctx: &Context) -> Result<Action> {
+    if backup.metadata.deletion_timestamp.is_some() {
+        return delete_archive(backup, ctx).await;
+    }
     if plan::is_finished(backup.status.as_ref()) {
         return Ok(Action::await_change());
     }
@@ -177,6 +184,109 @@ async fn poll(
         }
         BackupJobStatus::Running | BackupJobStatus::Unknown => Ok(Action::requeue(POLL_RUNNING)),
     }
+}
+
+/// A deleted backup with [`ARCHIVE_FINALIZER`]: the engine deletes its archive, then the
+/// finalizer is removed. When the archive cannot be reached any more (the instance, its policy or
+/// the credentials are gone) the object is let go with a Warning that the archive stays; while
+/// the instance exists but its engine is not running, it waits.
+async fn delete_archive(backup: &InstantDbBackup, ctx: &Context) -> Result<Action> {
+    if !backup.finalizers().iter().any(|f| f == ARCHIVE_FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let ns = backup
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let instance = &backup.spec.instance;
+    let note = match backup.status.as_ref().and_then(|s| s.backup_id.clone()) {
+        None => None,
+        Some(id) => match archive_folder(backup, ctx, &ns).await? {
+            Err(why) => Some((
+                EventType::Warning,
+                "ArchiveKept",
+                format!("the archive of backup {id} stays in storage: {why}"),
+            )),
+            Ok(folder) => match engine_access(ctx, &ns, instance).await? {
+                Ok((ip, token)) => {
+                    let deleted = ctx.engine.delete_backup(&ip, &token, &folder, &id).await?;
+                    let what = if deleted {
+                        "deleted"
+                    } else {
+                        "was already gone"
+                    };
+                    Some((
+                        EventType::Normal,
+                        "ArchiveDeleted",
+                        format!("the archive of backup {id} {what}"),
+                    ))
+                }
+                Err(reason) => {
+                    let dbs: Api<InstantDb> = Api::namespaced(ctx.client.clone(), &ns);
+                    if dbs.get_opt(instance).await?.is_some() {
+                        event(
+                            ctx,
+                            backup,
+                            EventType::Normal,
+                            "Waiting",
+                            format!("the archive is deleted once the engine runs again: {reason}"),
+                        )
+                        .await;
+                        return Ok(Action::requeue(RETRY_PENDING));
+                    }
+                    Some((
+                        EventType::Warning,
+                        "ArchiveKept",
+                        format!(
+                            "the archive of backup {id} stays in storage: InstantDb {instance} is gone"
+                        ),
+                    ))
+                }
+            },
+        },
+    };
+    if let Some((type_, reason, message)) = note {
+        event(ctx, backup, type_, reason, message).await;
+    }
+    let remaining: Vec<String> = backup
+        .finalizers()
+        .iter()
+        .filter(|f| *f != ARCHIVE_FINALIZER)
+        .cloned()
+        .collect();
+    let api: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), &ns);
+    api.patch(
+        &backup.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": remaining}})),
+    )
+    .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&[CONTROLLER, "InstantDbBackup", "finalizer"])
+        .inc();
+    Ok(Action::await_change())
+}
+
+/// The engine's URL of the folder holding the backup's archive, or why it cannot be known.
+async fn archive_folder(
+    backup: &InstantDbBackup,
+    ctx: &Context,
+    ns: &str,
+) -> Result<std::result::Result<String, String>> {
+    let dest = match destination(backup, ctx, ns).await? {
+        Ok(d) => d,
+        Err(NotReady::Pending(why) | NotReady::Failed(why)) => return Ok(Err(why)),
+    };
+    let credentials = match s3_credentials(ctx, ns, &dest).await? {
+        Ok(c) => c,
+        Err(NotReady::Pending(why) | NotReady::Failed(why)) => return Ok(Err(why)),
+    };
+    Ok(plan::destination_url(
+        &dest,
+        ns,
+        &backup.spec.instance,
+        &credentials,
+    ))
 }
 
 async fn fail(

@@ -94,6 +94,10 @@ fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> 
             namespace: policy.namespace(),
             labels: Some(labels),
             owner_references: owner_reference(policy).map(|o| vec![o]),
+            // Retention deletes the archive with the object.
+            finalizers: Some(vec![
+                crate::controller::backup::ARCHIVE_FINALIZER.to_string(),
+            ]),
             ..Default::default()
         },
         spec: InstantDbBackupSpec {
