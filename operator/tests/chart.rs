@@ -289,7 +289,10 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
             .iter()
             .all(|r| seen.iter().any(|p| p.verb == "watch" && p.resource == *r))
     };
-    for _ in 0..600 {
+    // kube-runtime backs off all of a controller's watches together when any of them fails
+    // (`Controller::trigger_backoff`), and against the fake every watch fails: with seven
+    // watches the last one comes after minutes. The clock is paused, so waiting costs nothing.
+    for _ in 0..6000 {
         if health.synced()
             && fake.get(DB).unwrap().get("status").is_some()
             && fake.get(BACKUP).unwrap().get("status").is_some()

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use instant_db_crds::InstantDb;
+use instant_db_crds::backup::InstantDbRestore;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -75,7 +76,9 @@ pub async fn run(
         // The admin Secret is watched too, so a deleted Secret is recreated at once (with a
         // new token) rather than at the next resync.
         .owns(api::<Secret>(&client, &scope), owned.clone())
-        .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone());
+        .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone())
+        // Automatic restores, so `Recovering` follows them at once.
+        .owns(api::<InstantDbRestore>(&client, &scope), owned.clone());
         stores.push(controller.store());
         let ctx_for_results = ctx.clone();
         let stream = controller
