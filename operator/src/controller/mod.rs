@@ -17,7 +17,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::builders::SERVICE_MONITOR_CRD;
 use crate::engine_client::EngineApi;
@@ -216,9 +216,71 @@ where
     }
 }
 
+/// Key of an object in the per-object backoff: `<kind>:<namespace>/<name>`.
+pub(crate) fn backoff_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    object_ref_key::<K>(obj.namespace().as_deref(), &obj.name_any())
+}
+
+fn object_ref_key<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> String {
+    format!(
+        "{}:{}/{}",
+        K::kind(&()),
+        namespace.unwrap_or_default(),
+        name
+    )
+}
+
+/// The error policy of every controller: requeue after the object's next backoff (5 s doubling
+/// to 5 min), log why and publish a `ReconcileFailed` Warning event on the object.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &crate::Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = backoff_key(obj.as_ref());
+    let delay = ctx.next_backoff(&key);
+    tracing::warn!(object = %key, error = %err, retry_in = ?delay, "reconcile failed");
+    let reference = obj.object_ref(&());
+    let note = format!("{err}; retrying in {}s", delay.as_secs());
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            ctx.event(
+                &reference,
+                EventType::Warning,
+                "ReconcileFailed",
+                "Reconcile",
+                note,
+            )
+            .await;
+        });
+    }
+    Action::requeue(delay)
+}
+
+/// Waits until a controller's store has listed every object; false when the controller ended
+/// first. The wait is re-armed every half second because kube-runtime 5.0's readiness signal
+/// (a oneshot channel) keeps only the last waiter's waker, and the Controller itself also waits
+/// on it: a second waiter that is not polled again may never be woken.
+async fn store_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+            Ok(ready) => return ready.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Runs one Controller of `K` per watched scope (each namespace of `namespaces`, or all
 /// namespaces when it is empty) until `stop` turns true; running reconciles finish first.
-/// `build` makes the Controller of a scope (its watches); `what` names it in the logs.
+/// Dropping the future aborts the controllers at once (loss of leadership). `build` makes the
+/// Controller of a scope (its watches); `what` names it in the logs. With `synced`, that health
+/// is marked synced once the primary watch of every scope has listed its objects. A requeued
+/// object found deleted has its failures forgotten.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_scoped<K, B, R, F>(
     ctx: Arc<Context>,
     namespaces: Vec<String>,
@@ -227,15 +289,15 @@ pub(crate) async fn run_scoped<K, B, R, F>(
     build: B,
     reconcile: R,
     error_policy: fn(Arc<K>, &crate::Error, Arc<Context>) -> Action,
+    synced: Option<crate::server::Health>,
 ) where
-    K: Resource<Scope = NamespaceResourceScope>
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin,
     B: Fn(&Client, Option<&str>) -> Controller<K>,
     R: FnMut(Arc<K>, Arc<Context>) -> F + Clone + Send + 'static,
     F: std::future::Future<Output = crate::Result<Action>> + Send + 'static,
@@ -245,10 +307,17 @@ pub(crate) async fn run_scoped<K, B, R, F>(
     } else {
         namespaces.into_iter().map(Some).collect()
     };
+    if let Some(health) = &synced {
+        health.set_synced(false);
+    }
     // A JoinSet aborts its tasks when dropped (loss of leadership).
     let mut tasks = tokio::task::JoinSet::new();
+    let mut stores = Vec::new();
     for scope in scopes {
-        let stream = build(&ctx.client, scope.as_deref())
+        let controller = build(&ctx.client, scope.as_deref());
+        stores.push(controller.store());
+        let ctx_for_results = ctx.clone();
+        let stream = controller
             .graceful_shutdown_on({
                 let mut stop = stop.clone();
                 async move {
@@ -256,13 +325,39 @@ pub(crate) async fn run_scoped<K, B, R, F>(
                 }
             })
             .run(reconcile.clone(), error_policy, ctx.clone())
-            .for_each(move |res| async move {
-                match res {
-                    Ok((obj, _)) => tracing::debug!(object = %obj, controller = what, "reconciled"),
-                    Err(e) => tracing::debug!(error = %e, controller = what, "controller event"),
+            .for_each(move |res| {
+                let ctx = ctx_for_results.clone();
+                async move {
+                    match res {
+                        Ok((obj, _)) => {
+                            tracing::debug!(object = %obj, controller = what, "reconciled");
+                        }
+                        // A requeued object that has been deleted meanwhile: its failures (if
+                        // any) are no longer needed.
+                        Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                            ctx.reset_backoff(&object_ref_key::<K>(
+                                obj.namespace.as_deref(),
+                                &obj.name,
+                            ));
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, controller = what, "controller event")
+                        }
+                    }
                 }
             });
         tasks.spawn(stream);
+    }
+    if let Some(health) = synced {
+        tasks.spawn(async move {
+            for store in stores {
+                if !store_ready(&store).await {
+                    return;
+                }
+            }
+            tracing::info!(controller = what, "watches synced");
+            health.set_synced(true);
+        });
     }
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r {

@@ -38,27 +38,17 @@ pub const POLL_RUNNING: Duration = Duration::from_secs(5);
 /// How often a pending backup looks again for what it waits for.
 pub const RETRY_PENDING: Duration = Duration::from_secs(30);
 
-fn object_key(b: &InstantDbBackup) -> String {
-    format!(
-        "backup:{}/{}",
-        b.namespace().unwrap_or_default(),
-        b.name_any()
-    )
-}
-
 /// Reconciles one InstantDbBackup.
 pub async fn reconcile(backup: Arc<InstantDbBackup>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let res = reconcile_inner(&backup, &ctx).await;
-    ctx.record_reconcile(CONTROLLER, &object_key(&backup), start, &res);
+    ctx.record_reconcile(
+        CONTROLLER,
+        &super::backoff_key(backup.as_ref()),
+        start,
+        &res,
+    );
     res
-}
-
-/// Requeues a failed reconcile with the per-object backoff (5 s doubling to 5 min).
-pub fn error_policy(backup: Arc<InstantDbBackup>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&object_key(&backup));
-    tracing::warn!(backup = %object_key(&backup), error = %err, retry_in = ?delay, "backup reconcile failed");
-    Action::requeue(delay)
 }
 
 /// What the engine call needs, once everything the backup depends on is there.
@@ -489,7 +479,8 @@ pub async fn run(
             )
         },
         reconcile,
-        error_policy,
+        super::error_policy,
+        None,
     )
     .await;
 }

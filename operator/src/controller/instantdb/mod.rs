@@ -34,7 +34,7 @@ pub use run::run;
 use volume::expand_volume;
 pub use volume::{VolumeChange, volume_change};
 
-const CONTROLLER: &str = "instantdb";
+pub(super) const CONTROLLER: &str = "instantdb";
 /// Requeue delay of an object blocked by a conflict or a rejected apply.
 pub const BLOCKED_RESYNC: Duration = Duration::from_secs(300);
 
@@ -46,31 +46,8 @@ pub async fn reconcile(db: Arc<InstantDb>, ctx: Arc<Context>) -> Result<Action> 
     res
 }
 
-/// Requeues a failed reconcile with a per-object exponential backoff (5 s to 5 min) and
-/// publishes a Warning event.
-pub fn error_policy(db: Arc<InstantDb>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&object_key(&db));
-    tracing::warn!(instantdb = %object_key(&db), error = %err, retry_in = ?delay, "reconcile failed");
-    let reference = db.object_ref(&());
-    let note = format!("{err}; retrying in {}s", delay.as_secs());
-    let ctx2 = ctx.clone();
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(async move {
-            ctx2.event(
-                &reference,
-                EventType::Warning,
-                "ReconcileFailed",
-                "Reconcile",
-                note,
-            )
-            .await;
-        });
-    }
-    Action::requeue(delay)
-}
-
 fn object_key(db: &InstantDb) -> String {
-    format!("{}/{}", db.namespace().unwrap_or_default(), db.name_any())
+    super::backoff_key(db)
 }
 
 fn kind_of<K: Serialize>(obj: &K) -> String {

@@ -29,27 +29,17 @@ use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "instantdbbackuppolicy";
 
-fn object_key(p: &InstantDbBackupPolicy) -> String {
-    format!(
-        "policy:{}/{}",
-        p.namespace().unwrap_or_default(),
-        p.name_any()
-    )
-}
-
 /// Reconciles one InstantDbBackupPolicy.
 pub async fn reconcile(policy: Arc<InstantDbBackupPolicy>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let res = reconcile_inner(&policy, &ctx).await;
-    ctx.record_reconcile(CONTROLLER, &object_key(&policy), start, &res);
+    ctx.record_reconcile(
+        CONTROLLER,
+        &super::backoff_key(policy.as_ref()),
+        start,
+        &res,
+    );
     res
-}
-
-/// Requeues a failed reconcile with the per-object backoff (5 s doubling to 5 min).
-pub fn error_policy(policy: Arc<InstantDbBackupPolicy>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&object_key(&policy));
-    tracing::warn!(policy = %object_key(&policy), error = %err, retry_in = ?delay, "backup policy reconcile failed");
-    Action::requeue(delay)
 }
 
 async fn reconcile_inner(policy: &InstantDbBackupPolicy, ctx: &Context) -> Result<Action> {
@@ -222,7 +212,8 @@ pub async fn run(
             )
         },
         reconcile,
-        error_policy,
+        super::error_policy,
+        None,
     )
     .await;
 }

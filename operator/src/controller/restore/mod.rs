@@ -29,27 +29,17 @@ const CONTROLLER: &str = "instantdbrestore";
 /// How often a pending restore looks again for what it waits for.
 pub const RETRY_PENDING: Duration = Duration::from_secs(30);
 
-fn object_key(r: &InstantDbRestore) -> String {
-    format!(
-        "restore:{}/{}",
-        r.namespace().unwrap_or_default(),
-        r.name_any()
-    )
-}
-
 /// Reconciles one InstantDbRestore.
 pub async fn reconcile(restore: Arc<InstantDbRestore>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let res = reconcile_inner(&restore, &ctx).await;
-    ctx.record_reconcile(CONTROLLER, &object_key(&restore), start, &res);
+    ctx.record_reconcile(
+        CONTROLLER,
+        &super::backoff_key(restore.as_ref()),
+        start,
+        &res,
+    );
     res
-}
-
-/// Requeues a failed reconcile with the per-object backoff (5 s doubling to 5 min).
-pub fn error_policy(restore: Arc<InstantDbRestore>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&object_key(&restore));
-    tracing::warn!(restore = %object_key(&restore), error = %err, retry_in = ?delay, "restore reconcile failed");
-    Action::requeue(delay)
 }
 
 fn finished(r: &InstantDbRestore) -> bool {
@@ -295,7 +285,8 @@ pub async fn run(
             )
         },
         reconcile,
-        error_policy,
+        super::error_policy,
+        None,
     )
     .await;
 }
