@@ -285,9 +285,7 @@ impl HttpEngineClient {
             .map_err(|e| Error::Engine(format!("cannot build HTTP client: {e}")))?;
         Ok(Self { http, port })
     }
-}
 
-impl HttpEngineClient {
     fn url(&self, pod_ip: &str, path: &str) -> String {
         let host = if pod_ip.contains(':') {
             format!("[{pod_ip}]")
@@ -298,19 +296,39 @@ impl HttpEngineClient {
     }
 }
 
-/// Reads an `/admin/backups` answer: the job on success, the engine's `{code, message}` in
-/// the error otherwise.
-async fn backup_answer(what: &str, resp: reqwest::Response) -> Result<BackupJob> {
+/// Sends `req` with the admin token. `what` (method and URL, no credentials) names the request
+/// in the error; the URL reqwest would add is left out, as a query may carry credentials.
+async fn send(what: &str, req: reqwest::RequestBuilder, token: &str) -> Result<reqwest::Response> {
+    req.bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))
+}
+
+/// The status and JSON body of an engine answer.
+async fn json_answer(what: &str, resp: reqwest::Response) -> Result<(reqwest::StatusCode, Value)> {
     let code = resp.status();
-    let body: Value = resp
+    let body = resp
         .json()
         .await
         .map_err(|e| Error::Engine(format!("{what}: HTTP {code}, body is not JSON: {e}")))?;
+    Ok((code, body))
+}
+
+/// The `message` of the engine's JSON error (`{code, message}`).
+fn engine_message(body: &Value) -> &str {
+    body["message"].as_str().unwrap_or("no message")
+}
+
+/// Reads an `/admin/backups` answer: the job on success, the engine's `{code, message}` in
+/// the error otherwise.
+async fn backup_answer(what: &str, resp: reqwest::Response) -> Result<BackupJob> {
+    let (code, body) = json_answer(what, resp).await?;
     if code == reqwest::StatusCode::CONFLICT {
         return Err(Error::BackupIdInUse(what.to_string()));
     }
     if !code.is_success() {
-        let message = body["message"].as_str().unwrap_or("no message");
+        let message = engine_message(&body);
         return Err(Error::Engine(format!("{what}: HTTP {code}: {message}")));
     }
     BackupJob::deserialize(&body)
@@ -325,22 +343,14 @@ impl EngineApi for HttpEngineClient {
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
         Box::pin(async move {
             let url = self.url(pod_ip, "/health/detailed");
-            let resp = self
-                .http
-                .get(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| Error::Engine(format!("GET {url}: {e}")))?;
-            let code = resp.status();
+            let what = format!("GET {url}");
+            let resp = send(&what, self.http.get(&url), token).await?;
             // 503 still carries the JSON report of a degraded engine.
-            let body: Value = resp.json().await.map_err(|e| {
-                Error::Engine(format!("GET {url}: HTTP {code}, body is not JSON: {e}"))
-            })?;
+            let (code, body) = json_answer(&what, resp).await?;
             if code.is_client_error() {
-                return Err(Error::Engine(format!("GET {url}: HTTP {code}")));
+                return Err(Error::Engine(format!("{what}: HTTP {code}")));
             }
-            decode(&body).map_err(|e| Error::Engine(format!("GET {url}: HTTP {code}: {e}")))
+            decode(&body).map_err(|e| Error::Engine(format!("{what}: HTTP {code}: {e}")))
         })
     }
 
@@ -355,14 +365,8 @@ impl EngineApi for HttpEngineClient {
             let url = self.url(pod_ip, "/admin/backups");
             // The destination may carry credentials: only the id goes into messages.
             let what = format!("POST {url} (backup {id})");
-            let resp = self
-                .http
-                .post(&url)
-                .bearer_auth(token)
-                .json(&serde_json::json!({"destination": destination, "id": id}))
-                .send()
-                .await
-                .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
+            let body = serde_json::json!({"destination": destination, "id": id});
+            let resp = send(&what, self.http.post(&url).json(&body), token).await?;
             backup_answer(&what, resp).await
         })
     }
@@ -378,20 +382,17 @@ impl EngineApi for HttpEngineClient {
             let url = self.url(pod_ip, &format!("/admin/backups/{id}"));
             // The destination carries credentials: it goes in the query, never in messages.
             let what = format!("DELETE {url}");
-            let resp = self
+            let req = self
                 .http
                 .delete(&url)
-                .query(&[("destination", destination)])
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
+                .query(&[("destination", destination)]);
+            let resp = send(&what, req, token).await?;
             match resp.status() {
                 reqwest::StatusCode::NO_CONTENT | reqwest::StatusCode::OK => Ok(true),
                 reqwest::StatusCode::NOT_FOUND => Ok(false),
                 code => {
                     let body: Value = resp.json().await.unwrap_or_default();
-                    let message = body["message"].as_str().unwrap_or("no message");
+                    let message = engine_message(&body);
                     Err(Error::Engine(format!("{what}: HTTP {code}: {message}")))
                 }
             }
@@ -407,21 +408,14 @@ impl EngineApi for HttpEngineClient {
         Box::pin(async move {
             let url = self.url(pod_ip, "/admin/restore");
             let what = format!("POST {url}");
-            let resp = self
+            let req = self
                 .http
                 .post(&url)
-                .bearer_auth(token)
                 .timeout(RESTORE_TIMEOUT)
-                .json(&serde_json::json!({"source": source}))
-                .send()
-                .await
-                .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))?;
-            let code = resp.status();
-            let body: Value = resp.json().await.map_err(|e| {
-                Error::Engine(format!("{what}: HTTP {code}, body is not JSON: {e}"))
-            })?;
+                .json(&serde_json::json!({"source": source}));
+            let (code, body) = json_answer(&what, send(&what, req, token).await?).await?;
             if !code.is_success() {
-                let message = body["message"].as_str().unwrap_or("no message");
+                let message = engine_message(&body);
                 return Err(Error::RestoreRefused(format!("HTTP {code}: {message}")));
             }
             RestoreReport::deserialize(&body).map_err(|e| {
@@ -439,13 +433,7 @@ impl EngineApi for HttpEngineClient {
         Box::pin(async move {
             let url = self.url(pod_ip, &format!("/admin/backups/{id}"));
             let what = format!("GET {url}");
-            let resp = self
-                .http
-                .get(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| Error::Engine(format!("{what}: {e}")))?;
+            let resp = send(&what, self.http.get(&url), token).await?;
             if resp.status() == reqwest::StatusCode::NOT_FOUND {
                 return Ok(None);
             }
