@@ -86,6 +86,22 @@ pub fn next_run_after(
         .map_err(|e| err(format!("next run {next} is out of range: {e}")))
 }
 
+/// The latest run of `schedule` at or before `at`, at whole-second precision (None when it has
+/// not fired within the range croner searches).
+pub fn latest_run_at_or_before(
+    schedule: &str,
+    at: k8s_openapi::jiff::Timestamp,
+) -> Result<Option<k8s_openapi::jiff::Timestamp>, ScheduleError> {
+    let cron = parse_schedule(schedule)?;
+    let Some(at) = DateTime::<Utc>::from_timestamp(at.as_second(), 0) else {
+        return Ok(None);
+    };
+    Ok(cron
+        .find_previous_occurrence(&at, true)
+        .ok()
+        .and_then(|t| k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).ok()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -173,5 +189,25 @@ mod tests {
             "2026-03-10T04:00:00Z"
         );
         assert!(next_run_after("0 0 30 2 *", at).is_err());
+    }
+
+    #[test]
+    fn the_latest_run_is_found_backwards_including_the_given_time() {
+        let at: k8s_openapi::jiff::Timestamp = "2026-03-10T03:00:00Z".parse().unwrap();
+        let latest = |s: &str, t: k8s_openapi::jiff::Timestamp| {
+            latest_run_at_or_before(s, t)
+                .unwrap()
+                .map(|t| t.to_string())
+        };
+        assert_eq!(
+            latest("0 3 * * *", at).as_deref(),
+            Some("2026-03-10T03:00:00Z")
+        );
+        let later: k8s_openapi::jiff::Timestamp = "2026-03-10T02:59:59Z".parse().unwrap();
+        assert_eq!(
+            latest("0 3 * * *", later).as_deref(),
+            Some("2026-03-09T03:00:00Z")
+        );
+        assert!(latest_run_at_or_before("not a schedule", at).is_err());
     }
 }

@@ -10,7 +10,7 @@ use instant_db_crds::backup::{
     OperationPhase,
 };
 use instant_db_crds::conditions::{NewCondition, Status, set_condition};
-use instant_db_crds::schedule::next_run_after;
+use instant_db_crds::schedule::{latest_run_at_or_before, next_run_after};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
@@ -28,10 +28,6 @@ pub const SCHEDULED: &str = "Scheduled";
 /// Longest wait before a policy is looked at again (a yearly schedule still gets its status
 /// refreshed and a clock jump noticed).
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
-/// Runs looked at when catching up after downtime; older missed runs are skipped, only the
-/// latest one is taken.
-const MAX_MISSED_RUNS: usize = 10_000;
-
 /// What one reconcile of a policy should do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyPlan {
@@ -45,23 +41,15 @@ pub struct PolicyPlan {
     pub requeue_after: Duration,
 }
 
-/// The latest run of `schedule` in `(after, now]`, if any.
+/// The latest run of `schedule` in `(after, now]`, if any: after downtime only that one is
+/// taken, however many were missed.
 fn latest_due(
     schedule: &str,
     after: Timestamp,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, String> {
-    let mut due = None;
-    let mut t = after;
-    for _ in 0..MAX_MISSED_RUNS {
-        let next = next_run_after(schedule, t).map_err(|e| e.to_string())?;
-        if next > now {
-            return Ok(due);
-        }
-        due = Some(next);
-        t = next;
-    }
-    Ok(due)
+    let latest = latest_run_at_or_before(schedule, now).map_err(|e| e.to_string())?;
+    Ok(latest.filter(|t| *t > after))
 }
 
 /// Name of the backup a run at `at` makes of `instance`: `<policy>-<instance>-<YYYYMMDDHHMM>`,
@@ -401,6 +389,25 @@ mod tests {
         .unwrap();
         assert_eq!(plan.create.len(), 1);
         assert_eq!(plan.create[0].name_any(), "daily-docs-202612010500");
+    }
+
+    #[test]
+    fn after_a_long_downtime_the_run_taken_is_the_latest_not_an_old_one() {
+        // more than 10,000 minutely runs missed
+        let p = policy("* * * * *", "2025-12-01T00:00:00Z");
+        let plan = plan(
+            &p,
+            &[instance("docs", false)],
+            &[],
+            ts("2026-12-01T05:30:20Z"),
+        )
+        .unwrap();
+        assert_eq!(plan.create.len(), 1);
+        assert_eq!(plan.create[0].name_any(), "daily-docs-202612010530");
+        assert_eq!(
+            plan.status.last_schedule_time,
+            Some(Time(ts("2026-12-01T05:30:00Z")))
+        );
     }
 
     #[test]
