@@ -37,10 +37,14 @@ fn checked_in_yaml_matches_types() {
         .to_path_buf();
     for (file, crd) in all_crds() {
         let want = crd_yaml(&crd).unwrap();
-        for dir in ["crds", "charts/instant-db-operator/crds"] {
+        let chart = chart_crd_yaml(&crd).unwrap();
+        for (dir, want) in [
+            ("crds", &want),
+            ("charts/instant-db-operator/templates/crds", &chart),
+        ] {
             let got = std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
             assert!(
-                got == want,
+                &got == want,
                 "{dir}/{file} is stale: run `cargo run -p instant-db-crds --bin crdgen`"
             );
         }
@@ -49,6 +53,37 @@ fn checked_in_yaml_matches_types() {
             serde_norway::from_str(want.split_once("---\n").unwrap().1).unwrap();
         assert_eq!(back, crd);
     }
+}
+
+#[test]
+fn chart_crds_are_kept_on_uninstall_and_switchable() {
+    let crd = InstantDb::crd();
+    let chart = chart_crd_yaml(&crd).unwrap();
+    assert!(chart.contains("{{- if .Values.crds.install }}"), "{chart}");
+    assert!(chart.trim_end().ends_with("{{- end }}"));
+    let body = chart
+        .split_once("---\n")
+        .unwrap()
+        .1
+        .rsplit_once("{{- end }}")
+        .unwrap()
+        .0;
+    let back: CustomResourceDefinition = serde_norway::from_str(body).unwrap();
+    assert_eq!(
+        back.metadata.annotations.unwrap()["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert_eq!(back.spec, crd.spec);
+}
+
+#[test]
+fn a_crd_with_template_syntax_is_refused_for_the_chart() {
+    let mut crd = InstantDb::crd();
+    crd.spec.names.plural = "{{ oops }}".into();
+    assert!(matches!(
+        chart_crd_yaml(&crd),
+        Err(Error::TemplateSyntax { .. })
+    ));
 }
 
 #[test]

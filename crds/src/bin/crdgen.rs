@@ -1,4 +1,5 @@
-//! Writes the CRD manifests into `crds/` and `charts/instant-db-operator/crds/`.
+//! Writes the CRD manifests into `crds/` (plain YAML) and `charts/instant-db-operator/templates/crds/`
+//! (Helm templates, see `instant_db_crds::chart_crd_yaml`).
 //!
 //! `crdgen` writes them; `crdgen --check` writes nothing and exits 1 when a checked-in file
 //! differs from what the types generate.
@@ -17,20 +18,26 @@ fn repo_root() -> PathBuf {
 fn main() -> ExitCode {
     let check = std::env::args().skip(1).any(|a| a == "--check");
     let root = repo_root();
-    let dirs = [
-        root.join("crds"),
-        root.join("charts/instant-db-operator/crds"),
+    type Render = fn(
+        &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ) -> Result<String, instant_db_crds::Error>;
+    let targets: [(PathBuf, Render); 2] = [
+        (root.join("crds"), instant_db_crds::crd_yaml),
+        (
+            root.join("charts/instant-db-operator/templates/crds"),
+            instant_db_crds::chart_crd_yaml,
+        ),
     ];
     let mut stale = Vec::new();
     for (file, crd) in instant_db_crds::all_crds() {
-        let yaml = match instant_db_crds::crd_yaml(&crd) {
-            Ok(y) => y,
-            Err(e) => {
-                eprintln!("crdgen: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        for dir in &dirs {
+        for (dir, render) in &targets {
+            let yaml = match render(&crd) {
+                Ok(y) => y,
+                Err(e) => {
+                    eprintln!("crdgen: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let path = dir.join(file);
             let current = std::fs::read_to_string(&path).ok();
             if current.as_deref() == Some(yaml.as_str()) {
