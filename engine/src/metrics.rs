@@ -93,6 +93,10 @@ pub struct MetricsInner {
     pub integrity_last_check: IntGauge,
     /// `instantdb_circuit_breaker_state{dependency}` — 0 closed, 1 half-open, 2 open.
     pub circuit_breaker_state: IntGaugeVec,
+    /// `instantdb_data_volume_used_bytes` / `instantdb_data_volume_capacity_bytes` — the file
+    /// system holding the data directory, from the health sampler (alerts divide the two).
+    pub data_volume_used: IntGauge,
+    pub data_volume_capacity: IntGauge,
 }
 
 /// Shared handle to the engine's metrics. Clone freely.
@@ -294,6 +298,20 @@ impl Metrics {
                     &["dependency"],
                 )?,
             )?,
+            data_volume_used: reg(
+                &r,
+                IntGauge::new(
+                    "instantdb_data_volume_used_bytes",
+                    "Bytes used on the file system of the data directory.",
+                )?,
+            )?,
+            data_volume_capacity: reg(
+                &r,
+                IntGauge::new(
+                    "instantdb_data_volume_capacity_bytes",
+                    "Size in bytes of the file system of the data directory.",
+                )?,
+            )?,
             registry: r,
         };
         #[cfg(target_os = "linux")]
@@ -368,6 +386,17 @@ impl Metrics {
 
     /// Record an integrity check: `Some(true)` passed, `Some(false)` found
     /// problems, `None` could not run.
+    /// Record the data volume's size and free space (one health sample).
+    pub fn observe_data_volume(&self, free_bytes: u64, total_bytes: u64) {
+        let used = total_bytes.saturating_sub(free_bytes);
+        self.0
+            .data_volume_used
+            .set(i64::try_from(used).unwrap_or(i64::MAX));
+        self.0
+            .data_volume_capacity
+            .set(i64::try_from(total_bytes).unwrap_or(i64::MAX));
+    }
+
     pub fn observe_integrity(&self, outcome: Option<bool>, seconds: f64) {
         let result = match outcome {
             Some(true) => "ok",
@@ -442,6 +471,7 @@ mod tests {
         m.observe_restore(false, 3.0);
         m.observe_integrity(Some(true), 0.2);
         m.observe_http("GET", "/health", 200, 0.001);
+        m.observe_data_volume(300, 1000);
         let b =
             CircuitBreaker::new("embedding", BreakerConfig::default()).with_hook(m.breaker_hook());
         for _ in 0..5 {
@@ -469,6 +499,8 @@ mod tests {
             "instantdb_integrity_ok 1",
             "instantdb_integrity_last_check_timestamp_seconds",
             "instantdb_circuit_breaker_state{dependency=\"embedding\"} 2",
+            "instantdb_data_volume_used_bytes 700",
+            "instantdb_data_volume_capacity_bytes 1000",
             "# HELP instantdb_http_requests_total HTTP requests handled",
             "# TYPE instantdb_http_request_duration_seconds histogram",
         ] {

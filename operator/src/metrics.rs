@@ -1,6 +1,15 @@
 //! Prometheus metrics of the operator.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Label values of one `instant_db_operator_instance_condition` series, after namespace and name.
+type ConditionSeries = [String; 3];
 
 /// The operator's metrics, registered in their own registry.
 #[derive(Clone, Debug)]
@@ -17,6 +26,17 @@ pub struct Metrics {
     pub writes: IntCounterVec,
     /// `instant_db_operator_leader`: 1 while this replica holds the Lease.
     pub leader: IntGauge,
+    /// `instant_db_operator_instance_condition{namespace,instantdb,type,status,reason}`: 1 for each
+    /// condition an InstantDb's status holds now (the kube-state-metrics shape, so alerts can
+    /// select `type="Ready",status="False"`). It is the operator that reports instance health,
+    /// because an engine that is not ready leaves its Service and is no longer scraped.
+    pub instance_condition: IntGaugeVec,
+    /// `instant_db_operator_instance_last_backup_timestamp_seconds{namespace,instantdb}`: Unix time
+    /// of the instance's newest completed backup (`status.lastBackup`).
+    pub instance_last_backup: IntGaugeVec,
+    /// The condition series currently set per (namespace, instance), to remove them when a
+    /// condition changes or the instance goes away.
+    instance_series: Arc<Mutex<BTreeMap<(String, String), Vec<ConditionSeries>>>>,
 }
 
 impl Metrics {
@@ -62,7 +82,23 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(writes.clone()))?;
+        let instance_condition = IntGaugeVec::new(
+            Opts::new(
+                "instant_db_operator_instance_condition",
+                "1 for each condition an InstantDb's status holds (type, status, reason)",
+            ),
+            &["namespace", "instantdb", "type", "status", "reason"],
+        )?;
+        let instance_last_backup = IntGaugeVec::new(
+            Opts::new(
+                "instant_db_operator_instance_last_backup_timestamp_seconds",
+                "Unix time of the newest completed backup of an InstantDb",
+            ),
+            &["namespace", "instantdb"],
+        )?;
         registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(instance_condition.clone()))?;
+        registry.register(Box::new(instance_last_backup.clone()))?;
         Ok(Self {
             registry,
             reconciles,
@@ -70,7 +106,64 @@ impl Metrics {
             errors,
             writes,
             leader,
+            instance_condition,
+            instance_last_backup,
+            instance_series: Arc::default(),
         })
+    }
+
+    /// Publishes an InstantDb's conditions and last backup time, replacing what was published
+    /// for it before.
+    pub fn observe_instance(
+        &self,
+        namespace: &str,
+        name: &str,
+        conditions: &[Condition],
+        last_backup: Option<&Time>,
+    ) {
+        let series: Vec<ConditionSeries> = conditions
+            .iter()
+            .map(|c| [c.type_.clone(), c.status.clone(), c.reason.clone()])
+            .collect();
+        let key = (namespace.to_string(), name.to_string());
+        let mut current = self
+            .instance_series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for old in current.get(&key).into_iter().flatten() {
+            if !series.contains(old) {
+                // Absent already is fine: nothing to remove.
+                let _ = self
+                    .instance_condition
+                    .remove_label_values(&[namespace, name, &old[0], &old[1], &old[2]]);
+            }
+        }
+        for s in &series {
+            self.instance_condition
+                .with_label_values(&[namespace, name, &s[0], &s[1], &s[2]])
+                .set(1);
+        }
+        current.insert(key, series);
+        match last_backup {
+            Some(t) => self
+                .instance_last_backup
+                .with_label_values(&[namespace, name])
+                .set(t.0.as_second()),
+            None => {
+                let _ = self
+                    .instance_last_backup
+                    .remove_label_values(&[namespace, name]);
+            }
+        }
+    }
+
+    /// Removes every series of a deleted InstantDb.
+    pub fn forget_instance(&self, namespace: &str, name: &str) {
+        self.observe_instance(namespace, name, &[], None);
+        self.instance_series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&(namespace.to_string(), name.to_string()));
     }
 
     /// Text exposition of every metric.
@@ -79,5 +172,54 @@ impl Metrics {
         encoder
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            observed_generation: Some(1),
+        }
+    }
+
+    #[test]
+    fn instance_series_follow_the_status_and_go_with_the_instance() {
+        let m = Metrics::new().unwrap();
+        m.observe_instance(
+            "ns",
+            "docs",
+            &[condition("Ready", "False", "CrashLoopBackOff")],
+            Some(&Time(Timestamp::from_second(1_700_000_000).unwrap())),
+        );
+        let text = m.render();
+        assert!(text.contains(r#"instant_db_operator_instance_condition{instantdb="docs",namespace="ns",reason="CrashLoopBackOff",status="False",type="Ready"} 1"#), "{text}");
+        assert!(text.contains(r#"instant_db_operator_instance_last_backup_timestamp_seconds{instantdb="docs",namespace="ns"} 1700000000"#), "{text}");
+
+        m.observe_instance(
+            "ns",
+            "docs",
+            &[condition("Ready", "True", "EngineReady")],
+            None,
+        );
+        let text = m.render();
+        assert!(
+            !text.contains("CrashLoopBackOff"),
+            "old series stays: {text}"
+        );
+        assert!(text.contains(r#"reason="EngineReady",status="True",type="Ready"} 1"#));
+        assert!(!text.contains("last_backup_timestamp_seconds{"), "{text}");
+
+        m.forget_instance("ns", "docs");
+        assert!(!m.render().contains("instantdb=\"docs\""));
     }
 }

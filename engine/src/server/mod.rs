@@ -45,9 +45,14 @@ impl AppState {
             cfg.thresholds,
             Duration::from_secs(cfg.check_interval_secs.max(1)),
         ) {
-            Ok(monitor) => health.add_source(Box::new(move || {
-                ("system".to_string(), system_component(&monitor))
-            })),
+            Ok(monitor) => {
+                let metrics = engine.metrics.clone();
+                health.add_source(Box::new(move || {
+                    let snap = monitor.snapshot();
+                    metrics.observe_data_volume(snap.disk.free_bytes, snap.disk.total_bytes);
+                    ("system".to_string(), system_component(&snap))
+                }))
+            }
             Err(e) => tracing::warn!(error = %e, "system resource monitoring unavailable"),
         }
         let breakers = engine.breakers.clone();
@@ -113,12 +118,11 @@ fn system_status(snap: &crate::sysres::ResourceSnapshot) -> crate::health::Statu
     }
 }
 
-fn system_component(monitor: &crate::sysres::ResourceMonitor) -> crate::health::ComponentHealth {
-    let snap = monitor.snapshot();
+fn system_component(snap: &crate::sysres::ResourceSnapshot) -> crate::health::ComponentHealth {
     crate::health::ComponentHealth {
-        status: system_status(&snap),
+        status: system_status(snap),
         response_time_ms: snap.sample_ms,
-        details: serde_json::to_value(&snap).unwrap_or_default(),
+        details: serde_json::to_value(snap).unwrap_or_default(),
     }
 }
 
