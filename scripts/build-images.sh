@@ -208,8 +208,9 @@ build_image() {
 }
 
 # export_archive REF FILE: an OCI archive whose index names the image twice, as
-# org.opencontainers.image.ref.name (podman, docker) and io.containerd.image.name (ctr import and
-# so kind load image-archive, which otherwise import a full reference without a name).
+# org.opencontainers.image.ref.name (the OCI name, read by podman, docker and containerd) and as
+# io.containerd.image.name (containerd's own, which `ctr import` and so `kind load image-archive`
+# read first; containerd releases differ in how they take a full reference in the OCI name).
 export_archive() {
   local ref=$1 file=$2 layout=$work/layout-$RANDOM
   rm -rf "$layout" "$file"

@@ -15,6 +15,7 @@
 # paraphrase that shares no word with either finds the right one; the process runs as uid/gid
 # 65532, cannot write its root filesystem, sees only loopback, and exits 0 on SIGTERM.
 # Operator: `--help` and `--version` answer from the same kind of sandbox.
+# Both archives: `ctr images import` (what `kind load image-archive` runs) names them right.
 # Any failure prints what failed, what to do, and the engine's log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,12 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/instant-db-smoke.XXXXXX")
 sandbox_pid=
 engine_log=$work/engine.log
+containerd_pid=
 cleanup() {
+  if [ -n "$containerd_pid" ]; then
+    kill -TERM "$containerd_pid" 2>/dev/null || true
+    wait "$containerd_pid" 2>/dev/null || true
+  fi
   if [ -n "$sandbox_pid" ] && kill -0 "$sandbox_pid" 2>/dev/null; then
     kill -KILL "$sandbox_pid" 2>/dev/null || true
     wait "$sandbox_pid" 2>/dev/null || true
@@ -290,5 +296,41 @@ ver=$(sandbox "$operator_root" "$work/operator-data" "${proc_args[@]}" --version
   fail "instant-db-operator --version failed: $ver" "run target/release/instant-db-operator --version to see why"
 [ "$ver" = "instant-db-operator ${operator_ref##*:}" ] || fail "instant-db-operator --version says '$ver', want 'instant-db-operator ${operator_ref##*:}'" "the image tag must be the workspace version"
 info "--help lists $(grep -c -- '^ *--' <<<"$help") options; --version: $ver"
+
+# --- the archives load where kind loads them --------------------------------------------------
+# `kind load image-archive` runs `ctr images import --all-platforms --digests` in the node; do
+# the same against a private containerd (own root, state and socket; no CRI plugin) and check
+# the images arrive under their names.
+step "archives: ctr images import (what kind load image-archive runs), private containerd"
+if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
+  info "containerd missing; installing it with apt-get (apt-get install -y containerd)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q containerd >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q containerd >/dev/null; } ||
+    die "apt-get install containerd failed" "install containerd by hand (it provides ctr) and run again"
+fi
+cdir=$work/containerd
+mkdir -p "$cdir"
+printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$cdir/config.toml"
+containerd --config "$cdir/config.toml" --root "$cdir/root" --state "$cdir/state" \
+  --address "$cdir/sock" >"$cdir/log" 2>&1 &
+containerd_pid=$!
+ctr_() { ctr --address "$cdir/sock" --namespace smoke "$@"; }
+deadline=$((SECONDS + 30))
+until ctr_ version >/dev/null 2>&1; do
+  kill -0 "$containerd_pid" 2>/dev/null || die "containerd did not start: $(tail -n 5 "$cdir/log")" "see $cdir/log"
+  [ $SECONDS -lt $deadline ] || die "containerd did not answer within 30 s" "see $cdir/log"
+  sleep 0.5
+done
+for pair in "$engine_tar|$engine_ref" "$operator_tar|$operator_ref"; do
+  IFS='|' read -r tarball ref <<<"$pair"
+  out=$(ctr_ images import --all-platforms --digests "$tarball" 2>&1) ||
+    die "ctr images import $tarball failed: $out" "rebuild it with scripts/build-images.sh"
+  ctr_ images ls -q | grep -qxF "$ref" ||
+    die "ctr images import $tarball did not create $ref (images: $(ctr_ images ls -q | tr '\n' ' '))" \
+      "the archive's index.json must name the image; rebuild it with scripts/build-images.sh"
+  info "ctr import $tarball → $ref"
+done
+kill -TERM "$containerd_pid" && wait "$containerd_pid" 2>/dev/null || true
+containerd_pid=
 
 step "smoke test passed in $((SECONDS - started))s"
