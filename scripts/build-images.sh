@@ -66,6 +66,38 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 info "version $version, revision $revision"
 info "images: $engine_ref, $operator_ref"
 
+# What the images set; the Containerfiles must say the same.
+engine_env=(
+  "INSTANT_DB_HOME=$IMAGE_ASSET_HOME"
+  "INSTANT_DB_ONNXRUNTIME=$IMAGE_ORT_LIB"
+  "INSTANT_DB_MODEL_DIR=$IMAGE_MODEL_DIR"
+  "INSTANT_DB_DATA_DIR=/data"
+  "INSTANT_DB_LISTEN=0.0.0.0:8080"
+  "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+  # ONNX Runtime writes $HOME/.cache/Microsoft/DeveloperTools/deviceid; /tmp keeps that out of
+  # /data and off the read-only root.
+  "HOME=/tmp"
+)
+operator_env=(
+  "INSTANT_DB_ENGINE_IMAGE=$engine_ref"
+  "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+)
+
+# The Containerfiles cannot be built here; this keeps them from drifting from what is built:
+# each environment entry, the entrypoint and the user must appear in them as set above.
+check_containerfile() {
+  local file=$1 entrypoint=$2 e want
+  shift 2
+  for e in "$@" "USER $IMAGE_UID:$IMAGE_UID" "ENTRYPOINT [\"$entrypoint\"]"; do
+    want=${e//$version/\$\{VERSION\}}
+    grep -qF -- "$want" "$file" || die "$file lacks '$want'" \
+      "keep the Containerfile in step with scripts/build-images.sh (paths, environment, user, entrypoint)"
+  done
+  info "$file matches (environment, user, entrypoint)"
+}
+check_containerfile images/engine.Containerfile /usr/local/bin/instant-db "${engine_env[@]}"
+check_containerfile images/operator.Containerfile /usr/local/bin/instant-db-operator "${operator_env[@]}"
+
 # --- binaries -------------------------------------------------------------------------------
 stage "binaries: cargo build --release (stripped, profile.release)"
 info "cargo build --release --locked -p instant-db -p instant-db-operator"
@@ -229,22 +261,6 @@ EOF
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$layout" -cf "$file" oci-layout index.json blobs
   rm -rf "$layout"
 }
-
-engine_env=(
-  "INSTANT_DB_HOME=$IMAGE_ASSET_HOME"
-  "INSTANT_DB_ONNXRUNTIME=$IMAGE_ORT_LIB"
-  "INSTANT_DB_MODEL_DIR=$IMAGE_MODEL_DIR"
-  "INSTANT_DB_DATA_DIR=/data"
-  "INSTANT_DB_LISTEN=0.0.0.0:8080"
-  "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
-  # ONNX Runtime writes $HOME/.cache/Microsoft/DeveloperTools/deviceid; /tmp keeps that out of
-  # /data and off the read-only root.
-  "HOME=/tmp"
-)
-operator_env=(
-  "INSTANT_DB_ENGINE_IMAGE=$engine_ref"
-  "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
-)
 
 stage "engine image: buildah from scratch → $engine_ref"
 build_image "$engine_ref" "$engine_root" instant-db \
