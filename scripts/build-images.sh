@@ -21,6 +21,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/images-common.sh
 . scripts/images-common.sh
 
+# A command that fails without its own message still says where and what to do.
+set -E
+trap 'die "stage \"${stage_name:-setup}\" failed at line $LINENO: $BASH_COMMAND" "read the messages above, fix the cause and run scripts/build-images.sh again"' ERR
+
 started=$SECONDS
 declare -a timings=()
 stage_start=$SECONDS
@@ -107,7 +111,7 @@ engine_bin=target/release/instant-db
 operator_bin=target/release/instant-db-operator
 for bin in "$engine_bin" "$operator_bin"; do
   [ -x "$bin" ] || die "$bin was not built" "run the cargo command above by hand to see why"
-  if command -v readelf >/dev/null && readelf -S "$bin" | grep -q '\.symtab'; then
+  if command -v readelf >/dev/null && grep -q '\.symtab' <<<"$(readelf -S "$bin")"; then
     die "$bin still has a symbol table" "keep 'strip = true' in [profile.release] of Cargo.toml"
   fi
   info "$bin: $(mb "$(stat -c %s "$bin")")"

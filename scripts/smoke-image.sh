@@ -55,6 +55,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A command that fails without its own message still says where, with the engine's log.
+set -E
+trap 'fail "line $LINENO failed: $BASH_COMMAND" "read the messages above"' ERR
 fail() {
   local what=$1
   shift
@@ -171,7 +174,7 @@ for f in bin/sh usr/bin/sh bin/bash usr/bin/apt-get usr/bin/dpkg; do
 done
 for want in "INSTANT_DB_DATA_DIR=/data" "INSTANT_DB_LISTEN=0.0.0.0:8080" \
   "INSTANT_DB_ONNXRUNTIME=$IMAGE_ORT_LIB" "INSTANT_DB_MODEL_DIR=$IMAGE_MODEL_DIR"; do
-  printf '%s\n' "${proc_env[@]}" | grep -qxF "$want" || fail "the engine image's environment lacks $want" "set it in scripts/build-images.sh (engine_env)"
+  grep -qxF "$want" <<<"$(printf '%s\n' "${proc_env[@]}")" || fail "the engine image's environment lacks $want" "set it in scripts/build-images.sh (engine_env)"
 done
 info "$engine_ref unpacked in $((SECONDS - t))s; $(printf '%s ' "${proc_env[@]}")"
 
@@ -265,7 +268,8 @@ info "root filesystem read-only (a write as root inside the sandbox: Read-only f
 links=$(nsenter --target "$pid" --net ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
 [ "$links" = "lo " ] || fail "the sandbox has network interfaces besides lo: $links" "run it with unshare --net"
 info "network interfaces in the sandbox: $links"
-written=$(cd "$data" && find . -mindepth 1 -maxdepth 3 -printf "%P " | head -c 400)
+written=$(cd "$data" && find . -mindepth 1 -maxdepth 3 -printf "%P ")
+written=${written:0:400}
 info "/data holds: $written"
 
 step "engine: SIGTERM, clean exit"
@@ -325,8 +329,10 @@ for pair in "$engine_tar|$engine_ref" "$operator_tar|$operator_ref"; do
   IFS='|' read -r tarball ref <<<"$pair"
   out=$(ctr_ images import --all-platforms --digests "$tarball" 2>&1) ||
     die "ctr images import $tarball failed: $out" "rebuild it with scripts/build-images.sh"
-  ctr_ images ls -q | grep -qxF "$ref" ||
-    die "ctr images import $tarball did not create $ref (images: $(ctr_ images ls -q | tr '\n' ' '))" \
+  # The list is read whole first: `grep -q` closing the pipe early would fail it under pipefail.
+  names=$(ctr_ images ls -q)
+  grep -qxF "$ref" <<<"$names" ||
+    die "ctr images import $tarball did not create $ref (images: $(tr '\n' ' ' <<<"$names"))" \
       "the archive's index.json must name the image; rebuild it with scripts/build-images.sh"
   info "ctr import $tarball → $ref"
 done
