@@ -61,9 +61,10 @@ info "$(buildah --version); $(skopeo --version); $(umoci --version)"
 # --- version --------------------------------------------------------------------------------
 stage "version: cargo metadata"
 IFS='|' read -r version source_url license < <(workspace_metadata)
-[ -n "$version" ] && [ -n "$source_url" ] && [ -n "$license" ] ||
+if [ -z "$version" ] || [ -z "$source_url" ] || [ -z "$license" ]; then
   die "workspace version, repository or license missing (got '$version', '$source_url', '$license')" \
     "set them in [workspace.package] of Cargo.toml; the image labels are made from them"
+fi
 engine_ref=$IMAGE_REPO_PREFIX/instant-db:$version
 operator_ref=$IMAGE_REPO_PREFIX/instant-db-operator:$version
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -162,16 +163,16 @@ done
 mkdir -p "$base/etc/ssl/certs"
 cat "$base"/usr/share/ca-certificates/mozilla/*.crt >"$base/etc/ssl/certs/ca-certificates.crt"
 info "CA bundle: $(grep -c 'BEGIN CERTIFICATE' "$base/etc/ssl/certs/ca-certificates.crt") certificates"
-# Trim: documentation, manuals, package scripts, iconv modules (neither binary uses iconv), the
+# Trim: documentation, manuals, iconv modules (neither binary uses iconv), the
 # zoneinfo duplicates (right/ and posix/ repeat the main tree), the CA sources (bundled above),
 # glibc's debugging preloads, and every executable the packages ship (no shell, no tools).
-rm -rf "$base"/usr/share/{doc,man,info,lintian,locale,bug} \
-  "$base"/usr/lib/x86_64-linux-gnu/gconv \
-  "$base"/usr/share/zoneinfo/{right,posix} \
-  "$base"/usr/share/ca-certificates "$base"/etc/ca-certificates "$base"/etc/ca-certificates.conf \
-  "$base"/usr/sbin "$base"/sbin "$base"/usr/bin "$base"/bin \
-  "$base"/lib/x86_64-linux-gnu/{libmemusage.so,libpcprofile.so,libc_malloc_debug.so.0} \
-  "$base"/usr/share/gcc "$base"/usr/share/gdb
+rm -rf "${base:?}"/usr/share/{doc,man,info,lintian,locale,bug} \
+  "${base:?}"/usr/lib/x86_64-linux-gnu/gconv \
+  "${base:?}"/usr/share/zoneinfo/{right,posix} \
+  "${base:?}"/usr/share/ca-certificates "${base:?}"/etc/ca-certificates "${base:?}"/etc/ca-certificates.conf \
+  "${base:?}"/usr/sbin "${base:?}"/sbin "${base:?}"/usr/bin "${base:?}"/bin \
+  "${base:?}"/lib/x86_64-linux-gnu/{libmemusage.so,libpcprofile.so,libc_malloc_debug.so.0} \
+  "${base:?}"/usr/share/gcc "${base:?}"/usr/share/gdb
 # Users (65532 as in distroless "nonroot"), name service config, and the mount points a runtime
 # or the smoke test mounts over: /tmp (tmpfs), /data (the volume), /proc, /dev, /sys.
 cat >"$base/etc/passwd" <<EOF

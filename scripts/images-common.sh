@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # sourced; the variables are used by the scripts
 # Shared by scripts/build-images.sh and scripts/smoke-image.sh (sourced, not run).
 # Image names, the fixed paths inside the images, and the workspace version, in one place so the
 # build, the smoke test and the Containerfiles (images/*.Containerfile) cannot drift apart.

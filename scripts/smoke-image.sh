@@ -140,6 +140,7 @@ read_process() {
 sandbox() {
   local rootfs=$1 data=$2
   shift 2
+  # shellcheck disable=SC2016 # the inner script expands its own positional parameters
   exec unshare --mount --pid --fork --net --propagation private bash -euc '
     rootfs=$1 data=$2 uid=$3 gid=$4
     shift 4
@@ -200,7 +201,7 @@ sandbox_pid=$!
 # The unshare process itself is in the new network namespace (only the PID namespace applies
 # to children alone), so nsenter --net into it reaches the engine's loopback.
 api() { nsenter --target "$sandbox_pid" --net curl -sS --max-time 60 "$@"; }
-engine_pid() { cat "/proc/$sandbox_pid/task/$sandbox_pid/children" 2>/dev/null | awk '{print $1}'; }
+engine_pid() { awk '{print $1}' "/proc/$sandbox_pid/task/$sandbox_pid/children" 2>/dev/null; }
 
 deadline=$((SECONDS + 120))
 code=
@@ -336,7 +337,8 @@ for pair in "$engine_tar|$engine_ref" "$operator_tar|$operator_ref"; do
       "the archive's index.json must name the image; rebuild it with scripts/build-images.sh"
   info "ctr import $tarball → $ref"
 done
-kill -TERM "$containerd_pid" && wait "$containerd_pid" 2>/dev/null || true
+kill -TERM "$containerd_pid" 2>/dev/null || true
+wait "$containerd_pid" 2>/dev/null || true
 containerd_pid=
 
 step "smoke test passed in $((SECONDS - started))s"
