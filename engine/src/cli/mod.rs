@@ -131,9 +131,15 @@ pub struct ServeArgs {
     /// Listen address.
     #[arg(long, env = "INSTANT_DB_LISTEN")]
     pub listen: Option<String>,
-    /// File with the bearer token for /admin/*.
+    /// File with the bearer token for /admin/* (the `admin` role).
     #[arg(long, env = "INSTANT_DB_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Directory with the API key files `read` and/or `write` (one key per line).
+    #[arg(long, env = "INSTANT_DB_API_KEYS_DIR")]
+    pub api_keys_dir: Option<PathBuf>,
+    /// Serve /api/* without keys on a non-loopback address (refused otherwise).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +147,18 @@ pub struct RemoteArgs {
     /// Talk to a running server instead of opening the data directory.
     #[arg(long, env = "INSTANT_DB_SERVER")]
     pub server: Option<String>,
+    /// File with the API key sent to the server (else the INSTANT_DB_API_KEY variable).
+    #[arg(long, env = "INSTANT_DB_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl RemoteArgs {
+    fn server(&self) -> Result<Option<remote::Api<'_>>> {
+        self.server
+            .as_deref()
+            .map(|base| remote::Api::new(base, self.api_key_file.as_deref()))
+            .transpose()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +233,12 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
         if let Some(t) = &s.admin_token_file {
             flags.insert("admin_token_file".into(), t.display().to_string());
         }
+        if let Some(d) = &s.api_keys_dir {
+            flags.insert("auth.keys_dir".into(), d.display().to_string());
+        }
+        if s.insecure_no_auth {
+            flags.insert("auth.insecure_no_auth".into(), "true".into());
+        }
     }
     Config::load(cli.global.config.as_deref(), &flags)
 }
@@ -247,8 +271,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
                 exclude: args.exclude,
                 metadata,
             };
-            let report = match &args.remote.server {
-                Some(url) => remote::ingest(url, &args.paths, &opts)?,
+            let report = match args.remote.server()? {
+                Some(api) => api.ingest(&args.paths, &opts)?,
                 None => {
                     let engine = Engine::open(config, ModelLoading::BestEffort)?;
                     let bar = progress::Bar::new("ingest");
@@ -260,8 +284,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         }
         Command::Search(args) => {
             let req = search_request(&args)?;
-            let resp = match &args.remote.server {
-                Some(url) => remote::search(url, &req)?,
+            let resp = match args.remote.server()? {
+                Some(api) => api.search(&req)?,
                 None => {
                     let loading = if req.mode == Mode::Keyword {
                         ModelLoading::Skip
@@ -275,8 +299,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Stats(r) => {
-            let stats = match &r.server {
-                Some(url) => remote::get_json(url, "/api/stats")?,
+            let stats = match r.server()? {
+                Some(api) => api.get_json("/api/stats")?,
                 None => serde_json::to_value(Engine::open(config, ModelLoading::Skip)?.stats()?)
                     .map_err(|e| Error::Internal(e.to_string()))?,
             };
