@@ -27,6 +27,7 @@ pub struct Config {
     #[schema(value_type = Option<String>)]
     pub admin_token_file: Option<PathBuf>,
     pub auth: AuthConfig,
+    pub backup: BackupConfig,
     pub embedding: EmbeddingConfig,
     pub chunking: ChunkingConfig,
     pub ingest: IngestConfig,
@@ -51,6 +52,24 @@ pub struct AuthConfig {
     pub metrics_requires_key: bool,
     /// Serve without any key on a non-loopback address (anyone who can reach it can write).
     pub insecure_no_auth: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Directory of named object-store credentials: a location URL with `credentials=NAME`
+    /// uses the files `NAME.AWS_ACCESS_KEY_ID`, `NAME.AWS_SECRET_ACCESS_KEY` and optionally
+    /// `NAME.AWS_SESSION_TOKEN` here.
+    #[schema(value_type = String)]
+    pub credentials_dir: PathBuf,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            credentials_dir: PathBuf::from(crate::backup::DEFAULT_CREDENTIALS_DIR),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -191,6 +210,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             admin_token_file: None,
             auth: AuthConfig::default(),
+            backup: BackupConfig::default(),
             embedding: EmbeddingConfig::default(),
             chunking: ChunkingConfig::default(),
             ingest: IngestConfig::default(),
@@ -300,6 +320,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_LISTEN", "listen"),
     ("INSTANT_DB_ADMIN_TOKEN_FILE", "admin_token_file"),
     ("INSTANT_DB_API_KEYS_DIR", "auth.keys_dir"),
+    ("INSTANT_DB_CREDENTIALS_DIR", "backup.credentials_dir"),
     ("INSTANT_DB_INSECURE_NO_AUTH", "auth.insecure_no_auth"),
     (
         "INSTANT_DB_METRICS_REQUIRES_KEY",

@@ -49,6 +49,10 @@ pub struct GlobalArgs {
     /// Log level or tracing filter (e.g. `info`, `instant_db=debug`).
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+    /// Directory of named S3 credentials (`credentials=NAME` in a backup URL reads
+    /// `NAME.AWS_ACCESS_KEY_ID` and `NAME.AWS_SECRET_ACCESS_KEY` there).
+    #[arg(long, global = true, env = "INSTANT_DB_CREDENTIALS_DIR")]
+    pub credentials_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,7 +91,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// `/dir`, `file:///dir` or `s3://bucket/prefix?endpoint=URL&region=R` (credentials from AWS_* variables).
+    /// `/dir`, `file:///dir` or `s3://bucket/prefix?endpoint=URL&region=R[&credentials=NAME]`
+    /// (credentials from the files NAME.AWS_* of --credentials-dir, else from AWS_* variables).
     #[arg(long)]
     pub to: String,
     /// Backup id; default: a timestamped id.
@@ -219,6 +224,9 @@ impl GlobalArgs {
         }
         if let Some(l) = &self.log_level {
             m.insert("logging.level".into(), l.clone());
+        }
+        if let Some(d) = &self.credentials_dir {
+            m.insert("backup.credentials_dir".into(), d.display().to_string());
         }
         m
     }

@@ -165,9 +165,14 @@ impl Auth {
             ));
         };
         match self.role_of(given) {
-            None => Err(Denied::Unauthorized(
-                "the API key is not valid: check the key file or INSTANT_DB_API_KEY the client uses".into(),
+            // Says which setting of the client to check; never echoes the key.
+            None if needed == Role::Admin => Err(Denied::Unauthorized(
+                "the admin token is not valid: check the client's --admin-token-file, INSTANT_DB_ADMIN_TOKEN_FILE or INSTANT_DB_ADMIN_TOKEN".into(),
             )),
+            None => Err(Denied::Unauthorized(format!(
+                "the API key is not valid: send a `{}` key (the client's --api-key-file, INSTANT_DB_API_KEY_FILE or INSTANT_DB_API_KEY)",
+                needed.as_str()
+            ))),
             Some(role) if role < needed => Err(Denied::Forbidden(format!(
                 "this endpoint needs the `{}` role; the key given has the `{}` role: use a `{}` key",
                 needed.as_str(),
