@@ -26,6 +26,8 @@ pub struct Config {
     /// File holding the bearer token that guards `/admin/*`.
     #[schema(value_type = Option<String>)]
     pub admin_token_file: Option<PathBuf>,
+    pub auth: AuthConfig,
+    pub backup: BackupConfig,
     pub embedding: EmbeddingConfig,
     pub chunking: ChunkingConfig,
     pub ingest: IngestConfig,
@@ -36,6 +38,38 @@ pub struct Config {
     pub otel: OtelConfig,
     pub health: HealthConfig,
     pub shutdown: ShutdownConfig,
+}
+
+/// API keys (see `server::auth`). The admin token (`admin_token_file`) is the `admin` role.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Directory with the files `read` and/or `write`, each holding that role's keys (one per
+    /// line, at least 16 characters). Read at start.
+    #[schema(value_type = Option<String>)]
+    pub keys_dir: Option<PathBuf>,
+    /// `/metrics` needs a key (any role) too; by default it is open like the probes.
+    pub metrics_requires_key: bool,
+    /// Serve without any key on a non-loopback address (anyone who can reach it can write).
+    pub insecure_no_auth: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Directory of named object-store credentials: a location URL with `credentials=NAME`
+    /// uses the files `NAME.AWS_ACCESS_KEY_ID`, `NAME.AWS_SECRET_ACCESS_KEY` and optionally
+    /// `NAME.AWS_SESSION_TOKEN` here.
+    #[schema(value_type = String)]
+    pub credentials_dir: PathBuf,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            credentials_dir: PathBuf::from(crate::backup::DEFAULT_CREDENTIALS_DIR),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -175,6 +209,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./instant-db-data"),
             listen: "127.0.0.1:8080".into(),
             admin_token_file: None,
+            auth: AuthConfig::default(),
+            backup: BackupConfig::default(),
             embedding: EmbeddingConfig::default(),
             chunking: ChunkingConfig::default(),
             ingest: IngestConfig::default(),
@@ -283,6 +319,13 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_DATA_DIR", "data_dir"),
     ("INSTANT_DB_LISTEN", "listen"),
     ("INSTANT_DB_ADMIN_TOKEN_FILE", "admin_token_file"),
+    ("INSTANT_DB_API_KEYS_DIR", "auth.keys_dir"),
+    ("INSTANT_DB_CREDENTIALS_DIR", "backup.credentials_dir"),
+    ("INSTANT_DB_INSECURE_NO_AUTH", "auth.insecure_no_auth"),
+    (
+        "INSTANT_DB_METRICS_REQUIRES_KEY",
+        "auth.metrics_requires_key",
+    ),
     ("INSTANT_DB_MODEL", "embedding.model"),
     ("INSTANT_DB_MODEL_DIR", "embedding.model_dir"),
     ("INSTANT_DB_ONNXRUNTIME", "embedding.onnxruntime"),

@@ -21,8 +21,9 @@ pub enum Error {
     TooLarge(String),
     #[error("too many requests: {0}")]
     TooManyRequests(String),
-    #[error("missing or invalid admin token")]
-    Unauthorized,
+    /// No key or a wrong key; the message says which key the request needs.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("conflict: {0}")]
@@ -74,7 +75,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::TooLarge(_) => "payload_too_large",
             Error::TooManyRequests(_) => "too_many_requests",
-            Error::Unauthorized => "unauthorized",
+            Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
             Error::ModelUnavailable(_) => "model_unavailable",
@@ -97,7 +98,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::ModelUnavailable(_)

@@ -114,9 +114,11 @@ pub const OBJECT_STORAGE: &str = "object_storage";
 /// A backup folder URL parsed for this engine: S3 operations go through its `object_storage`
 /// circuit breaker.
 pub fn location(engine: &Engine, url: &str) -> Result<crate::backup::Location> {
-    Ok(crate::backup::Location::parse(url)
-        .map_err(backup_err)?
-        .with_breaker(engine.breakers.get(OBJECT_STORAGE)))
+    Ok(
+        crate::backup::Location::parse_with(url, &engine.config.backup.credentials_dir)
+            .map_err(backup_err)?
+            .with_breaker(engine.breakers.get(OBJECT_STORAGE)),
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -152,7 +154,9 @@ pub async fn restore(
         crate::backup::STAGING_PREFIX,
         uuid::Uuid::new_v4().simple()
     ));
-    let (folder, name) = crate::backup::Location::parse_object(source).map_err(backup_err)?;
+    let (folder, name) =
+        crate::backup::Location::parse_object_with(source, &engine.config.backup.credentials_dir)
+            .map_err(backup_err)?;
     let folder = folder.with_breaker(engine.breakers.get(OBJECT_STORAGE));
     let verified = crate::backup::fetch_and_verify_from(folder, name, &staging, progress)
         .await

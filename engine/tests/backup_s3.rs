@@ -9,7 +9,7 @@ mod common;
 
 use common::moto::{free_port, start_moto};
 use instant_db::backup::{
-    self, BackupError, BackupRequest, Counts, Location, fetch_and_verify, list_backups, swap_in,
+    self, BackupError, BackupRequest, Counts, Location, VerifiedBackup, list_backups, swap_in,
 };
 use instant_db::resilience::{BreakerConfig, BreakerState, CircuitBreaker};
 use object_store::ObjectStoreExt;
@@ -19,7 +19,31 @@ use serde_json::Value;
 
 const DB: &str = "instant-db.sqlite";
 const INDEX: &str = "index/vectors.bin";
-const CREDS: &str = "access_key_id=testing&secret_access_key=testing";
+/// Credentials by reference: the files `moto.AWS_*` of [`creds_dir`] (moto takes any key).
+const CREDS: &str = "credentials=moto";
+
+/// The credentials directory of this test process, written once.
+fn creds_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            std::fs::write(dir.path().join(format!("moto.{key}")), "testing\n").unwrap();
+        }
+        dir
+    })
+    .path()
+}
+
+/// `fetch_and_verify` with the credentials of [`creds_dir`].
+async fn fetch(
+    source: &str,
+    staging: &Path,
+    progress: backup::ProgressSink,
+) -> Result<VerifiedBackup, BackupError> {
+    let (folder, name) = Location::parse_object_with(source, creds_dir())?;
+    backup::fetch_and_verify_from(folder, name, staging, progress).await
+}
 
 fn make_db(dir: &Path, docs: usize) -> PathBuf {
     std::fs::create_dir_all(dir.join("index")).unwrap();
@@ -104,7 +128,7 @@ async fn backup_to_s3_list_restore_delete() {
     let folder = format!(
         "s3://idb-backups/prod/node-1?endpoint={endpoint}&region=us-east-1&allow_http=true&{CREDS}"
     );
-    let dest = Location::parse(&folder).unwrap();
+    let dest = Location::parse_with(&folder, creds_dir()).unwrap();
 
     let mut req = BackupRequest::new(&db, dest.clone());
     req.extra_files = vec![(INDEX.to_string(), data.join(INDEX))];
@@ -119,7 +143,7 @@ async fn backup_to_s3_list_restore_delete() {
     assert_eq!(
         report.location,
         format!(
-            "s3://idb-backups/prod/node-1/s3-one.tar.gz?endpoint={endpoint}&region=us-east-1&allow_http=true"
+            "s3://idb-backups/prod/node-1/s3-one.tar.gz?endpoint={endpoint}&region=us-east-1&allow_http=true&{CREDS}"
         )
     );
     assert!(
@@ -154,9 +178,10 @@ async fn backup_to_s3_list_restore_delete() {
     );
 
     // restore into a fresh data directory
-    let source = format!("{}&{CREDS}", report.location);
+    // the location names its credentials, so it is the restore source as it is
+    let source = report.location.clone();
     let restored = tmp.path().join("restored");
-    let verified = fetch_and_verify(&source, &tmp.path().join("staging"), backup::no_progress())
+    let verified = fetch(&source, &tmp.path().join("staging"), backup::no_progress())
         .await
         .unwrap();
     assert_eq!(verified.archive_sha256, report.sha256);
@@ -188,7 +213,7 @@ async fn backup_to_s3_list_restore_delete() {
     bytes[mid] ^= 0x80;
     store.put(&key, bytes.into()).await.unwrap();
     let staging2 = tmp.path().join("staging2");
-    let err = fetch_and_verify(&source, &staging2, backup::no_progress())
+    let err = fetch(&source, &staging2, backup::no_progress())
         .await
         .unwrap_err();
     assert!(
@@ -204,7 +229,7 @@ async fn backup_to_s3_list_restore_delete() {
         backup::delete_backup(&dest, "s3-one").await,
         Err(BackupError::NotFound(_))
     ));
-    let err = fetch_and_verify(&source, &tmp.path().join("staging3"), backup::no_progress())
+    let err = fetch(&source, &tmp.path().join("staging3"), backup::no_progress())
         .await
         .unwrap_err();
     assert!(matches!(err, BackupError::NotFound(_)), "{err}");
@@ -223,9 +248,10 @@ async fn unreachable_s3_endpoint_fails_after_bounded_retries() {
         .unwrap();
     // a port nothing listens on
     let port = free_port();
-    let dest = Location::parse(&format!(
-        "s3://bkt/p?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"
-    ))
+    let dest = Location::parse_with(
+        &format!("s3://bkt/p?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"),
+        creds_dir(),
+    )
     .unwrap();
     let started = Instant::now();
     let err = backup::create_backup(BackupRequest::new(&db, dest), backup::no_progress())
@@ -253,7 +279,7 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
             cool_down: Duration::from_secs(3600),
         },
     );
-    let loc = Location::parse(&unreachable_s3(port))
+    let loc = Location::parse_with(&unreachable_s3(port), creds_dir())
         .unwrap()
         .with_breaker(breaker.clone());
     for failures in 1..=2 {
@@ -267,8 +293,14 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
     let err = list_backups(&loc).await.unwrap_err();
     assert!(matches!(err, BackupError::CircuitOpen { .. }), "{err}");
     assert!(err.to_string().contains("circuit breaker"), "{err}");
-    let err = fetch_and_verify(
+    let (folder, name) = Location::parse_object_with(
         &format!("s3://bkt/p/x.tar.gz?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"),
+        creds_dir(),
+    )
+    .unwrap();
+    let err = backup::fetch_and_verify_from(
+        folder,
+        name,
         &tempfile::tempdir().unwrap().path().join("st"),
         backup::no_progress(),
     )
@@ -276,9 +308,10 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
     .unwrap_err();
     // a location parsed without the breaker does not share its state
     assert!(matches!(err, BackupError::ObjectStore(_)), "{err}");
-    let (folder, name) = Location::parse_object(&format!(
-        "s3://bkt/p/x.tar.gz?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"
-    ))
+    let (folder, name) = Location::parse_object_with(
+        &format!("s3://bkt/p/x.tar.gz?endpoint=http://127.0.0.1:{port}&allow_http=true&{CREDS}"),
+        creds_dir(),
+    )
     .unwrap();
     let err = backup::fetch_and_verify_from(
         folder.with_breaker(breaker.clone()),
@@ -301,6 +334,7 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
     std::fs::write(&token_file, TOKEN).unwrap();
     let mut cfg = common::config(&dir.path().join("data"));
     cfg.admin_token_file = Some(token_file);
+    cfg.backup.credentials_dir = creds_dir().to_path_buf();
     let engine = tokio::task::spawn_blocking(move || {
         instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
     })

@@ -17,6 +17,26 @@ use serde_json::{Value, json};
 use common::{ADMIN_TOKEN as TOKEN, admin, admin_get_json, wait_backup};
 const KEY_ID: &str = "AKIDE2EKEYID0001";
 const SECRET: &str = "e2eSecretValueNeverShown42";
+/// The credentials name the URLs carry (a Secret's name in Kubernetes).
+const CREDS: &str = "e2e-store";
+
+/// The credentials directory as the operator mounts it: `<name>.AWS_ACCESS_KEY_ID` and
+/// `<name>.AWS_SECRET_ACCESS_KEY`.
+fn credentials_dir(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("credentials");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{CREDS}.AWS_ACCESS_KEY_ID")),
+        format!("{KEY_ID}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{CREDS}.AWS_SECRET_ACCESS_KEY")),
+        format!("{SECRET}\n"),
+    )
+    .unwrap();
+    dir
+}
 
 /// Runs the binary with JSON output and info logs (so the logs are checked for secrets too).
 fn run(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -78,12 +98,13 @@ fn embeddings(db: &Path) -> i64 {
         .unwrap()
 }
 
-async fn start_server(data: &Path) -> TestServer {
+async fn start_server(data: &Path, credentials: &Path) -> TestServer {
     let token = data.join("admin-token");
     std::fs::create_dir_all(data).unwrap();
     std::fs::write(&token, TOKEN).unwrap();
     let mut cfg = common::config(data);
     cfg.admin_token_file = Some(token);
+    cfg.backup.credentials_dir = credentials.to_path_buf();
     let engine = tokio::task::spawn_blocking(move || Engine::open(cfg, ModelLoading::Required))
         .await
         .unwrap()
@@ -106,20 +127,24 @@ fn assert_no_restore_leftovers(data: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_admin_api() {
+    // The servers below (in this process) must find their credentials in the files only.
+    assert!(
+        std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+            && std::env::var_os("AWS_SECRET_ACCESS_KEY").is_none(),
+        "unset AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY to run this test: it proves the server needs no credentials in its environment"
+    );
     let moto = start_moto().await;
     let endpoint = format!("http://127.0.0.1:{}", moto.port);
-    let c = reqwest::Client::new();
+    // the admin token also opens /api/*
+    let c = common::admin_client();
     let r = c.put(format!("{endpoint}/e2e")).send().await.unwrap();
     assert!(r.status().is_success(), "create bucket: {}", r.status());
+    // Credentials by reference: the URL names them, the server reads its credentials files.
     let folder = |prefix: &str| {
-        format!(
-            "s3://e2e/{prefix}?endpoint={endpoint}&allow_http=true&access_key_id={KEY_ID}&secret_access_key={SECRET}"
-        )
+        format!("s3://e2e/{prefix}?endpoint={endpoint}&allow_http=true&credentials={CREDS}")
     };
-    let with_creds =
-        |location: &str| format!("{location}&access_key_id={KEY_ID}&secret_access_key={SECRET}");
-
     let tmp = tempfile::tempdir().unwrap();
+    let creds = credentials_dir(tmp.path());
     let a = tmp.path().join("a");
     let ad = a.clone();
     tokio::task::spawn_blocking(move || drop(common::engine_with_demo(&ad)))
@@ -129,10 +154,17 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     assert_eq!(original.len(), 13);
     assert!(original.iter().all(|d| d.1 > 0 && !d.3.is_empty()));
 
-    // 1. CLI, no server: backup with the credentials in the URL, restore with them in AWS_*.
-    let (a2, dest) = (a.clone(), folder("cli"));
+    // 1. CLI, no server: backup and restore with the credentials in AWS_*.
+    let aws_env = [
+        ("AWS_ACCESS_KEY_ID", KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let (a2, dest) = (
+        a.clone(),
+        format!("s3://e2e/cli?endpoint={endpoint}&allow_http=true"),
+    );
     let out = tokio::task::spawn_blocking(move || {
-        run(&a2, &["backup", "--to", &dest, "--id", "cli-1"], &[])
+        run(&a2, &["backup", "--to", &dest, "--id", "cli-1"], &aws_env)
     })
     .await
     .unwrap();
@@ -145,18 +177,10 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     );
     let b = tmp.path().join("b");
     let (b2, from) = (b.clone(), location.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        run(
-            &b2,
-            &["restore", "--from", &from],
-            &[
-                ("AWS_ACCESS_KEY_ID", KEY_ID),
-                ("AWS_SECRET_ACCESS_KEY", SECRET),
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || run(&b2, &["restore", "--from", &from], &aws_env))
+            .await
+            .unwrap();
     let restored = ok_json(&out);
     assert_eq!(restored["documents"], 13, "{restored}");
     assert_eq!(documents(&b.join("instant-db.sqlite")), original);
@@ -167,7 +191,40 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     assert_no_restore_leftovers(&b);
 
     // 2. Admin API: a server on the original data backs up; a fresh server restores.
-    let sa = start_server(&a).await;
+    let sa = start_server(&a, &creds).await;
+    // credentials in the URL are refused, and not echoed
+    let (status, refused) = admin(
+        &c,
+        &sa,
+        "/admin/backups",
+        json!({"destination": format!("s3://e2e/api?endpoint={endpoint}&allow_http=true&access_key_id={KEY_ID}&secret_access_key={SECRET}")}),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("credentials=NAME") && message.contains("AWS_ACCESS_KEY_ID"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(SECRET) && !message.contains(KEY_ID),
+        "{message}"
+    );
+    // named credentials without files: a clear (retryable) error naming the files
+    let (status, missing) = admin(
+        &c,
+        &sa,
+        "/admin/backups",
+        json!({"destination": format!("s3://e2e/api?endpoint={endpoint}&allow_http=true&credentials=not-mounted")}),
+    )
+    .await;
+    assert_eq!(status, 503, "{missing}");
+    let message = missing["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("credentials not-mounted not found")
+            && message.contains("not-mounted.AWS_SECRET_ACCESS_KEY"),
+        "{message}"
+    );
     let (status, job) = admin(
         &c,
         &sa,
@@ -176,16 +233,24 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     )
     .await;
     assert_eq!(status, 202, "{job}");
-    assert!(!job.to_string().contains(SECRET), "{job}");
     assert!(
-        job["destination"]
-            .as_str()
-            .unwrap()
-            .contains("secret_access_key=REDACTED"),
+        !job.to_string().contains(SECRET) && !job.to_string().contains(KEY_ID),
         "{job}"
     );
     let job = wait_backup(&c, &sa, "api-1").await;
     assert_eq!(job["status"], "completed", "{job}");
+    assert!(
+        !job.to_string().contains(SECRET) && !job.to_string().contains(KEY_ID),
+        "{job}"
+    );
+    // the archive's location still names its credentials, so it restores as it is
+    assert!(
+        job["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("&credentials={CREDS}")),
+        "{job}"
+    );
     assert_eq!(job["document_count"], 13);
     let listing = admin_get_json(&c, &sa, "/admin/backups").await;
     assert!(!listing.to_string().contains(SECRET), "{listing}");
@@ -231,12 +296,12 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
 
     // ... and a fresh server restores one backup over the API, the other with the CLI.
     let cdir = tmp.path().join("c");
-    let sc = start_server(&cdir).await;
+    let sc = start_server(&cdir, &creds).await;
     let (status, report) = admin(
         &c,
         &sc,
         "/admin/restore",
-        json!({"source": with_creds(job["location"].as_str().unwrap())}),
+        json!({"source": job["location"]}),
     )
     .await;
     assert_eq!(status, 200, "{report}");
@@ -249,7 +314,7 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
 
     let (base, from) = (
         sc.base.clone(),
-        with_creds(remote_backup["location"].as_str().unwrap()),
+        remote_backup["location"].as_str().unwrap().to_string(),
     );
     let s2 = scratch.clone();
     let out = tokio::task::spawn_blocking(move || {

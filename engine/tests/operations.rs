@@ -74,7 +74,7 @@ async fn start(data: &Path, with_demo: bool) -> TestServer {
 async fn health_endpoints_and_metrics_report_the_engine_state() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path(), true).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     for path in ["/health", "/health/live", "/health/ready"] {
         let r = c.get(s.url(path)).send().await.unwrap();
         let status = r.status();
@@ -156,7 +156,7 @@ async fn a_backup_taken_during_writes_restores_to_a_consistent_state() {
     let dir = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let s = start(&dir.path().join("a"), true).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     // One writer adds notes one after the other until told to stop; `written` counts the
     // acknowledged ones. The backup starts once some are in and the writer stops only after
     // more were acknowledged after the backup completed, so the snapshot is taken while
@@ -291,7 +291,7 @@ async fn flipped_bytes_fail_integrity_and_readiness_until_a_restore_brings_every
     let backups = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let s = start(&data, true).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let (_, job) = admin(
         &c,
         &s,
@@ -346,7 +346,7 @@ async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let s = start(&dir.path().join("data"), true).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let (_, job) = admin(
         &c,
         &s,

@@ -161,7 +161,8 @@ async fn admin_repair_and_cli_repair_with_server_rebuild_a_running_engine() {
     .unwrap();
     let chunks = engine.stats().unwrap().store.chunks;
     let s = TestServer::start(engine).await;
-    let c = reqwest::Client::new();
+    // the admin token also opens /api/search
+    let c = common::admin_client();
     let db = data.join("instant-db.sqlite");
 
     for round in ["api", "cli"] {

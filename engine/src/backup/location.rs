@@ -3,12 +3,16 @@
 //! Accepted forms (see [`ACCEPTED_FORMS`]):
 //! - a plain path (`/backups`, `./backups`) or `file:///absolute/dir` → a directory;
 //! - `s3://bucket/optional/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&allow_http=true`
-//!   → an S3-compatible store (path-style requests). Credentials come from the
-//!   environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional
-//!   `AWS_SESSION_TOKEN`, and `AWS_REGION` / `AWS_ENDPOINT_URL` as fallbacks); the query
-//!   parameters `access_key_id` / `secret_access_key` / `session_token` are accepted too (the
-//!   operator passes an InstantDbBackup's Secret this way, tests use them) but never echoed
-//!   back in URLs or logs.
+//!   → an S3-compatible store (path-style requests).
+//!
+//! S3 credentials never travel in the URL. Either the URL names them, `credentials=NAME` (a
+//! Kubernetes Secret name, not a secret), and they are read from the files
+//! `<credentials dir>/NAME.AWS_ACCESS_KEY_ID`, `NAME.AWS_SECRET_ACCESS_KEY` and optionally
+//! `NAME.AWS_SESSION_TOKEN` (the operator mounts them there); or they come from the environment
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`; the CLI's way).
+//! `AWS_REGION` / `AWS_ENDPOINT_URL` are fallbacks for the region and endpoint. The old query
+//! parameters `access_key_id` / `secret_access_key` / `session_token` are refused: a URL is
+//! logged, stored in job records and sent in request bodies.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -24,7 +28,16 @@ use crate::resilience::CircuitBreaker;
 /// Human description of the accepted location forms (used in error messages).
 pub const ACCEPTED_FORMS: &str = "accepted forms: a directory path (e.g. /backups), file:///absolute/dir, \
 or s3://bucket/prefix?endpoint=http://host:9000&region=us-east-1&allow_http=true \
-(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
+(add credentials=NAME to use the credentials files NAME.AWS_ACCESS_KEY_ID and \
+NAME.AWS_SECRET_ACCESS_KEY of the credentials directory; without it, from AWS_ACCESS_KEY_ID / \
+AWS_SECRET_ACCESS_KEY)";
+
+/// Where named credentials are read when the configuration does not say
+/// (`backup.credentials_dir`); the operator mounts them there.
+pub const DEFAULT_CREDENTIALS_DIR: &str = "/etc/instant-db-credentials";
+
+/// Query parameters that once carried credentials in the URL; refused now.
+const CREDENTIAL_PARAMS: &[&str] = &["access_key_id", "secret_access_key", "session_token"];
 
 /// Retries done inside the S3 client for one request.
 pub const S3_CLIENT_MAX_RETRIES: usize = 2;
@@ -57,6 +70,9 @@ pub struct S3Location {
     pub region: String,
     /// Whether plain HTTP is allowed.
     pub allow_http: bool,
+    /// Name of the credentials (`credentials=NAME`), kept in the URLs of this location so an
+    /// archive's location still says which credentials read it back.
+    pub credentials: Option<String>,
     pub(crate) store: Arc<AmazonS3>,
     /// Guards every operation on the store (see [`Location::with_breaker`]).
     pub(crate) breaker: Option<CircuitBreaker>,
@@ -93,9 +109,65 @@ fn parse_bool(url: &str, key: &str, v: &str) -> Result<bool, BackupError> {
     }
 }
 
+/// The keys of one S3 credentials set.
+struct S3Credentials {
+    key_id: String,
+    secret: String,
+    token: Option<String>,
+}
+
+/// `[a-z0-9]([-a-z0-9.]*[a-z0-9])?`, at most 253 characters: a Kubernetes Secret name, which
+/// also keeps the name from leaving the credentials directory (no `/`, no `..` at the ends).
+fn valid_credentials_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+        && b.iter().all(|c| edge(c) || *c == b'-' || *c == b'.')
+}
+
+/// Reads the credentials named `name` from `dir`. Missing files are [`BackupError::CredentialsNotFound`]
+/// (in Kubernetes: the kubelet has not synced a new Secret into the pod yet, so worth a retry).
+fn read_credentials(dir: &Path, name: &str) -> Result<S3Credentials, BackupError> {
+    let file = |key: &str| dir.join(format!("{name}.{key}"));
+    let read = |key: &str| -> Result<Option<String>, BackupError> {
+        let path = file(key);
+        match std::fs::read_to_string(&path) {
+            Ok(v) => Ok(Some(v.trim().to_string()).filter(|v| !v.is_empty())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(super::io_err(&path, e)),
+        }
+    };
+    let key_id = read("AWS_ACCESS_KEY_ID")?;
+    let secret = read("AWS_SECRET_ACCESS_KEY")?;
+    match (key_id, secret) {
+        (Some(key_id), Some(secret)) => Ok(S3Credentials {
+            key_id,
+            secret,
+            token: read("AWS_SESSION_TOKEN")?,
+        }),
+        _ => Err(BackupError::CredentialsNotFound {
+            name: name.to_string(),
+            files: format!(
+                "{} and {}",
+                file("AWS_ACCESS_KEY_ID").display(),
+                file("AWS_SECRET_ACCESS_KEY").display()
+            ),
+        }),
+    }
+}
+
 impl Location {
-    /// Parse a destination URL (a folder of backups). See the module docs.
+    /// Parse a destination URL (a folder of backups), named credentials from
+    /// [`DEFAULT_CREDENTIALS_DIR`]. See the module docs.
     pub fn parse(url: &str) -> Result<Self, BackupError> {
+        Self::parse_with(url, Path::new(DEFAULT_CREDENTIALS_DIR))
+    }
+
+    /// [`Location::parse`] with named credentials (`credentials=NAME`) read from `credentials_dir`.
+    pub fn parse_with(url: &str, credentials_dir: &Path) -> Result<Self, BackupError> {
         let url = url.trim();
         if url.is_empty() {
             return Err(invalid(url, "empty location"));
@@ -114,7 +186,7 @@ impl Location {
             return Ok(Location::Dir(p));
         }
         if url.starts_with("s3://") {
-            return Self::parse_s3(url);
+            return Self::parse_s3(url, credentials_dir);
         }
         if url.contains("://") {
             return Err(invalid(url, "unsupported scheme"));
@@ -122,7 +194,7 @@ impl Location {
         Ok(Location::Dir(PathBuf::from(url)))
     }
 
-    fn parse_s3(url: &str) -> Result<Self, BackupError> {
+    fn parse_s3(url: &str, credentials_dir: &Path) -> Result<Self, BackupError> {
         let u = Url::parse(url).map_err(|e| invalid(url, e.to_string()))?;
         let bucket = u.host_str().unwrap_or_default().to_string();
         if bucket.is_empty() {
@@ -141,27 +213,58 @@ impl Location {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "us-east-1".to_string());
         let mut allow_http = false;
-        let mut key_id = std::env::var("AWS_ACCESS_KEY_ID").ok();
-        let mut secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
-        let mut token = std::env::var("AWS_SESSION_TOKEN").ok();
+        let mut credentials = None;
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
                 "endpoint" => endpoint = Some(v.into_owned()),
                 "region" => region = v.into_owned(),
                 "allow_http" => allow_http = parse_bool(url, "allow_http", &v)?,
-                "access_key_id" => key_id = Some(v.into_owned()),
-                "secret_access_key" => secret = Some(v.into_owned()),
-                "session_token" => token = Some(v.into_owned()),
+                "credentials" => {
+                    if !valid_credentials_name(&v) {
+                        return Err(invalid(
+                            url,
+                            format!(
+                                "credentials={v:?} is not a credentials name: use the name of the Secret holding them (lower-case letters, digits, '-' and '.')"
+                            ),
+                        ));
+                    }
+                    credentials = Some(v.into_owned());
+                }
+                k if CREDENTIAL_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(k)) => {
+                    return Err(invalid(
+                        url,
+                        format!(
+                            "the query parameter {k} is refused: credentials never go in a URL (URLs are logged and stored); \
+                             name them with credentials=NAME (files NAME.AWS_ACCESS_KEY_ID and NAME.AWS_SECRET_ACCESS_KEY in the \
+                             credentials directory) or set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment"
+                        ),
+                    ));
+                }
                 other => {
                     return Err(invalid(
                         url,
                         format!(
-                            "unknown query parameter {other:?} (known: endpoint, region, allow_http)"
+                            "unknown query parameter {other:?} (known: endpoint, region, allow_http, credentials)"
                         ),
                     ));
                 }
             }
         }
+        // Named credentials win over the environment: the URL said which ones to use.
+        let creds = match &credentials {
+            Some(name) => Some(read_credentials(credentials_dir, name)?),
+            None => match (
+                std::env::var("AWS_ACCESS_KEY_ID").ok(),
+                std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
+            ) {
+                (Some(key_id), Some(secret)) => Some(S3Credentials {
+                    key_id,
+                    secret,
+                    token: std::env::var("AWS_SESSION_TOKEN").ok(),
+                }),
+                _ => None,
+            },
+        };
         if let Some(ep) = &endpoint {
             let e =
                 Url::parse(ep).map_err(|e| invalid(url, format!("bad endpoint {ep:?}: {e}")))?;
@@ -194,14 +297,13 @@ impl Location {
         if let Some(ep) = &endpoint {
             b = b.with_endpoint(ep);
         }
-        if let Some(k) = key_id {
-            b = b.with_access_key_id(k);
-        }
-        if let Some(s) = secret {
-            b = b.with_secret_access_key(s);
-        }
-        if let Some(t) = token {
-            b = b.with_token(t);
+        if let Some(c) = creds {
+            b = b
+                .with_access_key_id(c.key_id)
+                .with_secret_access_key(c.secret);
+            if let Some(t) = c.token {
+                b = b.with_token(t);
+            }
         }
         let store = b.build().map_err(|e| invalid(url, e.to_string()))?;
         Ok(Location::S3(S3Location {
@@ -210,13 +312,23 @@ impl Location {
             endpoint,
             region,
             allow_http,
+            credentials,
             store: Arc::new(store),
             breaker: None,
         }))
     }
 
-    /// Parse the URL of one archive (`.../<id>.tar.gz`) into its folder and file name.
+    /// Parse the URL of one archive (`.../<id>.tar.gz`) into its folder and file name, named
+    /// credentials from [`DEFAULT_CREDENTIALS_DIR`].
     pub fn parse_object(url: &str) -> Result<(Self, String), BackupError> {
+        Self::parse_object_with(url, Path::new(DEFAULT_CREDENTIALS_DIR))
+    }
+
+    /// [`Location::parse_object`] with named credentials read from `credentials_dir`.
+    pub fn parse_object_with(
+        url: &str,
+        credentials_dir: &Path,
+    ) -> Result<(Self, String), BackupError> {
         let trimmed = url.trim();
         let (base, query) = match trimmed.split_once('?') {
             Some((b, q)) => (b, Some(q)),
@@ -250,7 +362,7 @@ impl Location {
             Some(q) => format!("{parent}?{q}"),
             None => parent,
         };
-        Ok((Self::parse(&folder)?, name))
+        Ok((Self::parse_with(&folder, credentials_dir)?, name))
     }
 
     /// Run every operation on an S3 store through `breaker` (typically the engine's
@@ -298,6 +410,9 @@ impl Location {
                 q.push(format!("region={}", s.region));
                 if s.allow_http {
                     q.push("allow_http=true".to_string());
+                }
+                if let Some(name) = &s.credentials {
+                    q.push(format!("credentials={name}"));
                 }
                 out.push('?');
                 out.push_str(&q.join("&"));
@@ -347,10 +462,31 @@ mod tests {
         );
     }
 
+    /// A credentials directory holding `name`'s keys, as the operator mounts it.
+    fn creds(name: &str, token: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(format!("{name}.AWS_ACCESS_KEY_ID")),
+            "AKID\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("{name}.AWS_SECRET_ACCESS_KEY")),
+            "SECRET\n",
+        )
+        .unwrap();
+        if token {
+            std::fs::write(dir.path().join(format!("{name}.AWS_SESSION_TOKEN")), "TOK").unwrap();
+        }
+        dir
+    }
+
     #[test]
-    fn parses_s3_and_never_echoes_secrets() {
-        let l = Location::parse(
-            "s3://bkt/a/b/?endpoint=http://127.0.0.1:9000&region=eu-west-1&allow_http=true&access_key_id=AK&secret_access_key=SECRET",
+    fn parses_s3_with_named_credentials_and_keeps_the_name_in_its_urls() {
+        let dir = creds("store-creds", true);
+        let l = Location::parse_with(
+            "s3://bkt/a/b/?endpoint=http://127.0.0.1:9000&region=eu-west-1&allow_http=true&credentials=store-creds",
+            dir.path(),
         )
         .unwrap();
         let Location::S3(s) = &l else {
@@ -359,12 +495,77 @@ mod tests {
         assert_eq!(s.bucket, "bkt");
         assert_eq!(s.prefix, "a/b");
         assert_eq!(s.region, "eu-west-1");
+        assert_eq!(s.credentials.as_deref(), Some("store-creds"));
         let url = l.url_for("id.tar.gz");
         assert_eq!(
             url,
-            "s3://bkt/a/b/id.tar.gz?endpoint=http://127.0.0.1:9000&region=eu-west-1&allow_http=true"
+            "s3://bkt/a/b/id.tar.gz?endpoint=http://127.0.0.1:9000&region=eu-west-1&allow_http=true&credentials=store-creds"
         );
-        assert!(!format!("{l:?}").contains("=SECRET"));
+        assert!(!format!("{l:?}").contains("SECRET"));
+        // the object URL parses back to the same credentials
+        let (back, name) = Location::parse_object_with(&url, dir.path()).unwrap();
+        assert_eq!(name, "id.tar.gz");
+        assert_eq!(back.url_for(&name), url);
+    }
+
+    #[test]
+    fn missing_credentials_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // only one of the two files: still missing
+        std::fs::write(dir.path().join("half.AWS_ACCESS_KEY_ID"), "AKID").unwrap();
+        for name in ["absent", "half"] {
+            let e = Location::parse_with(
+                &format!("s3://b/p?endpoint=http://h:1&allow_http=true&credentials={name}"),
+                dir.path(),
+            )
+            .unwrap_err();
+            assert!(matches!(e, BackupError::CredentialsNotFound { .. }), "{e}");
+            let e = e.to_string();
+            assert!(e.contains(&format!("credentials {name} not found")), "{e}");
+            assert!(
+                e.contains(&format!("{name}.AWS_ACCESS_KEY_ID"))
+                    && e.contains(&format!("{name}.AWS_SECRET_ACCESS_KEY")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_credentials_name_must_be_a_secret_name() {
+        let dir = creds("ok", false);
+        for bad in ["../ok", "Ok", "-ok", "ok-", "a/b", ""] {
+            let e = Location::parse_with(
+                &format!("s3://b/p?endpoint=http://h:1&allow_http=true&credentials={bad}"),
+                dir.path(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("not a credentials name"), "{bad}: {e}");
+        }
+        for good in ["ok", "a.b-c", "x1"] {
+            assert!(valid_credentials_name(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_refused_without_echoing_them() {
+        for param in [
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
+            "Secret_Access_Key",
+        ] {
+            let e = Location::parse(&format!(
+                "s3://b/p?endpoint=http://h:1&allow_http=true&{param}=SECRETVALUE"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("credentials=NAME") && e.contains("AWS_ACCESS_KEY_ID"),
+                "{param}: {e}"
+            );
+            assert!(!e.contains("SECRETVALUE"), "{e}");
+        }
     }
 
     #[test]
@@ -379,10 +580,6 @@ mod tests {
             let e = Location::parse(bad).unwrap_err().to_string();
             assert!(e.contains("accepted forms"), "{bad}: {e}");
         }
-        let e = Location::parse("s3://b/p?endpoint=http://h:1&secret_access_key=SECRET&x=1")
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("=SECRET"), "{e}");
         let e = Location::parse("s3://b/p?endpoint=http://h:1")
             .unwrap_err()
             .to_string();

@@ -41,7 +41,7 @@ use chrono::Utc;
 pub use archive::{FORMAT_VERSION, FileEntry, MANIFEST_NAME, Manifest};
 pub use catalog::{BackupEntry, delete_backup, list_backups, read_manifest};
 pub use create::{BackupReport, BackupRequest, Counts, create_backup};
-pub use location::{ACCEPTED_FORMS, Location, S3Location};
+pub use location::{ACCEPTED_FORMS, DEFAULT_CREDENTIALS_DIR, Location, S3Location};
 pub use progress::{BackupProgress, Phase, ProgressSink, no_progress};
 pub use redact::redact_url;
 pub use restore::{VerifiedBackup, fetch_and_verify, fetch_and_verify_from};
@@ -74,6 +74,16 @@ pub enum BackupError {
         url: String,
         /// What is wrong.
         reason: String,
+    },
+    /// The credentials a location names (`credentials=NAME`) have no files (yet).
+    #[error(
+        "credentials {name} not found: {files} must exist (in Kubernetes the operator mounts them from the Secret {name}; a new Secret reaches the pod within about a minute, so retry); or drop credentials= to use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+    )]
+    CredentialsNotFound {
+        /// The credentials name.
+        name: String,
+        /// The files looked for.
+        files: String,
     },
     /// A backup id is not a safe file name.
     #[error(

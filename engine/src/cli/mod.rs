@@ -49,6 +49,10 @@ pub struct GlobalArgs {
     /// Log level or tracing filter (e.g. `info`, `instant_db=debug`).
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+    /// Directory of named S3 credentials (`credentials=NAME` in a backup URL reads
+    /// `NAME.AWS_ACCESS_KEY_ID` and `NAME.AWS_SECRET_ACCESS_KEY` there).
+    #[arg(long, global = true, env = "INSTANT_DB_CREDENTIALS_DIR")]
+    pub credentials_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,7 +91,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// `/dir`, `file:///dir` or `s3://bucket/prefix?endpoint=URL&region=R` (credentials from AWS_* variables).
+    /// `/dir`, `file:///dir` or `s3://bucket/prefix?endpoint=URL&region=R[&credentials=NAME]`
+    /// (credentials from the files NAME.AWS_* of --credentials-dir, else from AWS_* variables).
     #[arg(long)]
     pub to: String,
     /// Backup id; default: a timestamped id.
@@ -131,9 +136,15 @@ pub struct ServeArgs {
     /// Listen address.
     #[arg(long, env = "INSTANT_DB_LISTEN")]
     pub listen: Option<String>,
-    /// File with the bearer token for /admin/*.
+    /// File with the bearer token for /admin/* (the `admin` role).
     #[arg(long, env = "INSTANT_DB_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Directory with the API key files `read` and/or `write` (one key per line).
+    #[arg(long, env = "INSTANT_DB_API_KEYS_DIR")]
+    pub api_keys_dir: Option<PathBuf>,
+    /// Serve /api/* without keys on a non-loopback address (refused otherwise).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +152,18 @@ pub struct RemoteArgs {
     /// Talk to a running server instead of opening the data directory.
     #[arg(long, env = "INSTANT_DB_SERVER")]
     pub server: Option<String>,
+    /// File with the API key sent to the server (else the INSTANT_DB_API_KEY variable).
+    #[arg(long, env = "INSTANT_DB_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl RemoteArgs {
+    fn server(&self) -> Result<Option<remote::Api<'_>>> {
+        self.server
+            .as_deref()
+            .map(|base| remote::Api::new(base, self.api_key_file.as_deref()))
+            .transpose()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +225,9 @@ impl GlobalArgs {
         if let Some(l) = &self.log_level {
             m.insert("logging.level".into(), l.clone());
         }
+        if let Some(d) = &self.credentials_dir {
+            m.insert("backup.credentials_dir".into(), d.display().to_string());
+        }
         m
     }
 }
@@ -214,6 +240,12 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
         }
         if let Some(t) = &s.admin_token_file {
             flags.insert("admin_token_file".into(), t.display().to_string());
+        }
+        if let Some(d) = &s.api_keys_dir {
+            flags.insert("auth.keys_dir".into(), d.display().to_string());
+        }
+        if s.insecure_no_auth {
+            flags.insert("auth.insecure_no_auth".into(), "true".into());
         }
     }
     Config::load(cli.global.config.as_deref(), &flags)
@@ -247,8 +279,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
                 exclude: args.exclude,
                 metadata,
             };
-            let report = match &args.remote.server {
-                Some(url) => remote::ingest(url, &args.paths, &opts)?,
+            let report = match args.remote.server()? {
+                Some(api) => api.ingest(&args.paths, &opts)?,
                 None => {
                     let engine = Engine::open(config, ModelLoading::BestEffort)?;
                     let bar = progress::Bar::new("ingest");
@@ -260,8 +292,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         }
         Command::Search(args) => {
             let req = search_request(&args)?;
-            let resp = match &args.remote.server {
-                Some(url) => remote::search(url, &req)?,
+            let resp = match args.remote.server()? {
+                Some(api) => api.search(&req)?,
                 None => {
                     let loading = if req.mode == Mode::Keyword {
                         ModelLoading::Skip
@@ -275,8 +307,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Stats(r) => {
-            let stats = match &r.server {
-                Some(url) => remote::get_json(url, "/api/stats")?,
+            let stats = match r.server()? {
+                Some(api) => api.get_json("/api/stats")?,
                 None => serde_json::to_value(Engine::open(config, ModelLoading::Skip)?.stats()?)
                     .map_err(|e| Error::Internal(e.to_string()))?,
             };

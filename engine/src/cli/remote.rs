@@ -28,7 +28,7 @@ async fn decode<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Resu
             .unwrap_or(body);
         return Err(match status.as_u16() {
             400 | 404 | 413 => Error::InvalidInput(format!("server said {status}: {msg}")),
-            401 => Error::Unauthorized,
+            401 => Error::Unauthorized(format!("server said {status}: {msg}")),
             403 => Error::Forbidden(format!("server said {status}: {msg}")),
             _ => Error::Unavailable(format!("server said {status}: {msg}")),
         });
@@ -43,27 +43,72 @@ fn unreachable(base: &str, e: reqwest::Error) -> Error {
     ))
 }
 
-pub fn search(base: &str, req: &SearchRequest) -> Result<SearchResponse> {
-    block_on(async {
-        let resp = reqwest::Client::new()
-            .post(url(base, "/api/search"))
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| unreachable(base, e))?;
-        decode(resp).await
-    })
+/// Environment variable that may hold the API key itself (a key file wins over it).
+pub const API_KEY_ENV: &str = "INSTANT_DB_API_KEY";
+
+/// The data endpoints of a server (`/api/*`), with the API key that opens them, if any.
+pub struct Api<'a> {
+    pub base: &'a str,
+    pub key: Option<String>,
 }
 
-pub fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
-    block_on(async {
-        let resp = reqwest::Client::new()
-            .get(url(base, path))
-            .send()
-            .await
-            .map_err(|e| unreachable(base, e))?;
-        decode(resp).await
-    })
+impl<'a> Api<'a> {
+    /// The key from `--api-key-file` / `INSTANT_DB_API_KEY_FILE`, else `INSTANT_DB_API_KEY`;
+    /// none is fine for a server that runs open on loopback.
+    pub fn new(base: &'a str, key_file: Option<&Path>) -> Result<Api<'a>> {
+        let key = match key_file {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| {
+                        Error::io(format!("cannot read API key file {}", file.display()), e)
+                    })?
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!("API key file {} is empty", file.display()))
+                    })?,
+            ),
+            None => std::env::var(API_KEY_ENV)
+                .ok()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
+        };
+        Ok(Api { base, key })
+    }
+
+    fn request(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
+        let base = self.base;
+        block_on(async {
+            let resp = self
+                .request(reqwest::Client::new().post(url(base, "/api/search")))
+                .json(req)
+                .send()
+                .await
+                .map_err(|e| unreachable(base, e))?;
+            decode(resp).await
+        })
+    }
+
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let base = self.base;
+        block_on(async {
+            let resp = self
+                .request(reqwest::Client::new().get(url(base, path)))
+                .send()
+                .await
+                .map_err(|e| unreachable(base, e))?;
+            decode(resp).await
+        })
+    }
 }
 
 /// The admin endpoints of a server, with the token that opens them.
@@ -170,59 +215,62 @@ impl Admin<'_> {
     }
 }
 
-/// Server-side ingest of paths the server can read (its `ingest.allowed_roots`).
-pub fn ingest(base: &str, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
-    block_on(async {
-        let client = reqwest::Client::new();
-        let mut total = IngestReport::default();
-        let mut refused = vec![];
-        for p in paths {
-            let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-            let body = serde_json::json!({ "path": abs, "options": opts });
-            let resp = client
-                .post(url(base, "/api/process/directory"))
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| unreachable(base, e))?;
-            let r: IngestReport = match decode(resp).await {
-                Ok(r) => r,
-                // One path the server cannot take (missing, outside its roots) is reported like
-                // a local ingest reports it, and the other paths still go.
-                Err(e @ (Error::InvalidInput(_) | Error::Forbidden(_))) => {
-                    total.files_seen += 1;
-                    total.failed += 1;
-                    total.problems.push(crate::ingest::FileReport {
-                        source: p.display().to_string(),
-                        outcome: crate::ingest::FileOutcome::Failed,
-                        document_id: None,
-                        chunks: 0,
-                        reason: Some(e.to_string()),
-                    });
-                    refused.push(e);
-                    continue;
+impl Api<'_> {
+    /// Server-side ingest of paths the server can read (its `ingest.allowed_roots`).
+    pub fn ingest(&self, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
+        let base = self.base;
+        block_on(async {
+            let client = reqwest::Client::new();
+            let mut total = IngestReport::default();
+            let mut refused = vec![];
+            for p in paths {
+                let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                let body = serde_json::json!({ "path": abs, "options": opts });
+                let resp = self
+                    .request(client.post(url(base, "/api/process/directory")))
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| unreachable(base, e))?;
+                let r: IngestReport = match decode(resp).await {
+                    Ok(r) => r,
+                    // One path the server cannot take (missing, outside its roots) is reported like
+                    // a local ingest reports it, and the other paths still go.
+                    Err(e @ (Error::InvalidInput(_) | Error::Forbidden(_))) => {
+                        total.files_seen += 1;
+                        total.failed += 1;
+                        total.problems.push(crate::ingest::FileReport {
+                            source: p.display().to_string(),
+                            outcome: crate::ingest::FileOutcome::Failed,
+                            document_id: None,
+                            chunks: 0,
+                            reason: Some(e.to_string()),
+                        });
+                        refused.push(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                total.files_seen += r.files_seen;
+                total.added += r.added;
+                total.updated += r.updated;
+                total.unchanged += r.unchanged;
+                total.skipped += r.skipped;
+                total.failed += r.failed;
+                total.chunks += r.chunks;
+                total.embedded_chunks += r.embedded_chunks;
+                total.seconds += r.seconds;
+                total.problems.extend(r.problems);
+                total.degraded = total.degraded.or(r.degraded);
+                if r.stopped.is_some() {
+                    total.stopped = r.stopped;
+                    break;
                 }
-                Err(e) => return Err(e),
-            };
-            total.files_seen += r.files_seen;
-            total.added += r.added;
-            total.updated += r.updated;
-            total.unchanged += r.unchanged;
-            total.skipped += r.skipped;
-            total.failed += r.failed;
-            total.chunks += r.chunks;
-            total.embedded_chunks += r.embedded_chunks;
-            total.seconds += r.seconds;
-            total.problems.extend(r.problems);
-            total.degraded = total.degraded.or(r.degraded);
-            if r.stopped.is_some() {
-                total.stopped = r.stopped;
-                break;
             }
-        }
-        if !paths.is_empty() && refused.len() == paths.len() {
-            return Err(refused.remove(0));
-        }
-        Ok(total)
-    })
+            if !paths.is_empty() && refused.len() == paths.len() {
+                return Err(refused.remove(0));
+            }
+            Ok(total)
+        })
+    }
 }

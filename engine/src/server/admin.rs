@@ -1,23 +1,21 @@
-//! `/admin/*`: integrity, repair, backups and restore, behind a bearer token.
+//! `/admin/*`: integrity, repair, backups and restore; the `admin` role (the admin token) is
+//! checked for every `/admin/` path by `auth::require_role`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::extract::{ApiError, ApiResult, Json, blocking};
 use crate::backup::{BackupProgress, ProgressSink};
 use crate::error::Error;
 
-pub fn routes(state: AppState) -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/integrity", post(integrity))
         .route("/admin/repair", post(repair))
@@ -27,28 +25,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(backup_status).delete(delete_backup),
         )
         .route("/admin/restore", post(restore))
-        .layer(middleware::from_fn_with_state(state, require_token))
-}
-
-/// Compares digests so the comparison takes the same time wherever the tokens differ.
-fn token_matches(expected: &str, given: &str) -> bool {
-    Sha256::digest(expected.as_bytes()) == Sha256::digest(given.as_bytes())
-}
-
-async fn require_token(
-    State(s): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&s.admin_token, given) {
-        (Some(expected), Some(given)) if token_matches(expected, given) => Ok(next.run(req).await),
-        _ => Err(ApiError(Error::Unauthorized)),
-    }
 }
 
 /// Runs the integrity check now; the result also feeds health and readiness.

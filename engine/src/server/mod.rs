@@ -1,8 +1,9 @@
 //! The HTTP server: API under `/api`, health under `/health`, metrics at `/metrics`, admin under
-//! `/admin` (bearer token). One port for all of them.
+//! `/admin`. One port for all of them; API keys and roles in [`auth`].
 
 mod admin;
 mod api;
+pub mod auth;
 mod extract;
 mod health;
 mod openapi;
@@ -27,17 +28,19 @@ pub use extract::ApiError;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub ingest_permits: Arc<Semaphore>,
-    pub admin_token: Option<Arc<str>>,
+    pub auth: Arc<auth::Auth>,
     pub health: Arc<crate::health::HealthMonitor>,
     pub backups: Arc<admin::BackupJobs>,
 }
 
 impl AppState {
+    /// The state with the keys of the engine's configuration.
     pub fn new(engine: Engine) -> Result<AppState> {
-        let admin_token = admin_token(
-            engine.config.admin_token_file.as_deref(),
-            std::env::var(ADMIN_TOKEN_ENV).ok(),
-        )?;
+        let auth = load_auth(&engine.config)?;
+        Self::with_auth(engine, auth)
+    }
+
+    pub fn with_auth(engine: Engine, auth: auth::Auth) -> Result<AppState> {
         let health = Arc::new(crate::health::HealthMonitor::new());
         let cfg = &engine.config.health;
         match crate::sysres::ResourceMonitor::start(
@@ -62,44 +65,22 @@ impl AppState {
         Ok(AppState {
             ingest_permits: Arc::new(Semaphore::new(engine.config.ingest.max_concurrent)),
             engine: Arc::new(engine),
-            admin_token,
+            auth: Arc::new(auth),
             health,
             backups: Arc::new(admin::BackupJobs::default()),
         })
     }
 }
 
-/// Environment variable that may hold the admin token itself (a token file wins over it).
-pub const ADMIN_TOKEN_ENV: &str = "INSTANT_DB_ADMIN_TOKEN";
+pub use auth::{ADMIN_TOKEN_ENV, admin_token};
 
-/// The admin bearer token: from `admin_token_file` when configured, else from
-/// `INSTANT_DB_ADMIN_TOKEN`; `None` when neither is set. The file wins so that a mounted secret
-/// is not silently replaced by a stray variable. The token itself is never logged.
-pub fn admin_token(
-    file: Option<&std::path::Path>,
-    env: Option<String>,
-) -> Result<Option<Arc<str>>> {
-    let (token, origin) = match (file, env.filter(|t| !t.trim().is_empty())) {
-        (Some(path), _) => {
-            let token = std::fs::read_to_string(path).map_err(|e| {
-                Error::Config(format!(
-                    "cannot read admin token file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            (token, format!("file {}", path.display()))
-        }
-        (None, Some(token)) => (token, ADMIN_TOKEN_ENV.to_string()),
-        (None, None) => return Ok(None),
-    };
-    let token = token.trim();
-    if token.len() < 16 {
-        return Err(Error::Config(format!(
-            "the admin token from {origin} is shorter than 16 characters"
-        )));
-    }
-    tracing::info!(token_from = %origin, "admin API enabled");
-    Ok(Some(Arc::from(token)))
+/// The API keys and the admin token of a configuration.
+pub fn load_auth(config: &Config) -> Result<auth::Auth> {
+    let token = admin_token(
+        config.admin_token_file.as_deref(),
+        std::env::var(ADMIN_TOKEN_ENV).ok(),
+    )?;
+    auth::Auth::load(config, token)
 }
 
 /// How the host's resources bear on serving. Only a critically full disk makes the engine
@@ -158,13 +139,19 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes(cfg.max_upload_bytes))
         .merge(health::routes())
         .merge(openapi::routes())
-        .merge(admin::routes(state.clone()))
+        .merge(admin::routes())
         .route("/metrics", axum::routing::get(render_metrics))
         .fallback(|| async {
             ApiError(Error::NotFound(
                 "no such endpoint; see /api/openapi.json".into(),
             ))
         })
+        // On the whole router (fallback included), inside the JSON and metrics layers so that
+        // refusals are counted and logged like any answer.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_role,
+        ))
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             let message = format!("{method} is not allowed on this endpoint; see /api/openapi.json");
             (
@@ -451,14 +438,20 @@ fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 pub async fn serve(config: Config) -> Result<()> {
     let shutdown = shutdown_signal();
     let listen = config.listen.clone();
+    // Before the engine opens: a refusal should not wait for the model to load.
+    let auth = load_auth(&config)?;
+    auth::check_exposure(&listen, auth.is_open(), config.auth.insecure_no_auth)?;
+    if !auth.has_role(auth::Role::Admin) {
+        tracing::warn!("no admin token configured: /admin/* answers 401 to everyone");
+    }
+    if auth.is_open() {
+        tracing::warn!(address = %listen, "no API keys configured: /api/* is open to anyone who can reach this address");
+    }
     let engine =
         tokio::task::spawn_blocking(move || Engine::open(config, ModelLoading::BestEffort))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
-    let state = AppState::new(engine)?;
-    if state.admin_token.is_none() {
-        tracing::warn!("no admin token configured: /admin/* answers 401 to everyone");
-    }
+    let state = AppState::with_auth(engine, auth)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
@@ -487,42 +480,6 @@ fn update_gauges(s: &AppState) {
     m.documents.set(r.document_count);
     m.chunks.set(r.chunk_count);
     m.index_vectors.set(s.engine.index().len() as i64);
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::admin_token;
-
-    #[test]
-    fn the_admin_token_file_wins_over_the_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("token");
-        std::fs::write(&file, "file-token-0123456789\n").unwrap();
-        let env = Some("env-token-0123456789".to_string());
-        assert_eq!(
-            admin_token(Some(&file), env.clone()).unwrap().as_deref(),
-            Some("file-token-0123456789")
-        );
-        assert_eq!(
-            admin_token(None, env).unwrap().as_deref(),
-            Some("env-token-0123456789")
-        );
-        assert!(admin_token(None, Some("  ".into())).unwrap().is_none());
-        assert!(admin_token(None, None).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_short_admin_token_is_refused_without_echoing_it() {
-        let e = admin_token(None, Some("short-secret".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("INSTANT_DB_ADMIN_TOKEN") && e.contains("16"),
-            "{e}"
-        );
-        assert!(!e.contains("short-secret"), "{e}");
-    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,21 @@ pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String
 /// The admin token the tests configure their servers with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// A client that sends the test admin token with every request: a server with an admin token
+/// has keys, so its `/api/*` needs one too (the admin token opens every role). A request that
+/// sets its own `Authorization` header overrides it.
+pub fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_TOKEN}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// POST a JSON body to an admin endpoint with the test token: (status, JSON body or null).
 pub async fn admin(
     c: &reqwest::Client,
