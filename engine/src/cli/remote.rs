@@ -170,6 +170,76 @@ impl Admin<'_> {
     }
 }
 
+impl Admin<'_> {
+    /// Starts a restore job on the server (`POST /admin/restores`) and follows it to its end,
+    /// passing download and verification progress to `progress` and each phase to the log.
+    /// A job that ends `failed` or `rolled_back` is an error (exit 1) saying which.
+    pub fn restore(
+        &self,
+        source: &str,
+        progress: &crate::backup::ProgressSink,
+    ) -> Result<serde_json::Value> {
+        let token = self.token()?;
+        block_on(async {
+            let client = reqwest::Client::new();
+            let resp = client
+                .post(url(self.base, "/admin/restores"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"source": source}))
+                .send()
+                .await
+                .map_err(|e| unreachable(self.base, e))?;
+            let job: serde_json::Value = decode(resp).await?;
+            let id = job["id"]
+                .as_str()
+                .ok_or_else(|| Error::Internal(format!("the server's reply has no job id: {job}")))?
+                .to_string();
+            tracing::info!(id = %id, "restore started on the server");
+            let mut last_phase = String::new();
+            loop {
+                let resp = client
+                    .get(url(self.base, &format!("/admin/restores/{id}")))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map_err(|e| unreachable(self.base, e))?;
+                let job: serde_json::Value = decode(resp).await?;
+                if let Ok(p) =
+                    serde_json::from_value::<crate::backup::BackupProgress>(job["progress"].clone())
+                {
+                    progress(p);
+                }
+                let phase = job["phase"].as_str().unwrap_or_default().to_string();
+                if phase != last_phase {
+                    tracing::info!(id = %id, phase = %phase, "restore phase");
+                    last_phase = phase.clone();
+                }
+                match phase.as_str() {
+                    "completed" => {
+                        return Ok(serde_json::json!({
+                            "id": id, "backup_id": job["backup_id"], "source": job["source"],
+                            "documents": job["document_count"], "chunks": job["chunk_count"],
+                            "started_at": job["started_at"], "finished_at": job["finished_at"],
+                        }));
+                    }
+                    "failed" | "rolled_back" => {
+                        let what = if phase == "failed" {
+                            "was refused; nothing was changed"
+                        } else {
+                            "was rolled back; the previous data is back"
+                        };
+                        return Err(Error::Unavailable(format!(
+                            "restore {id} {what}: {}",
+                            job["error"].as_str().unwrap_or("no error given")
+                        )));
+                    }
+                    _ => tokio::time::sleep(POLL_INTERVAL).await,
+                }
+            }
+        })
+    }
+}
+
 /// Server-side ingest of paths the server can read (its `ingest.allowed_roots`).
 pub fn ingest(base: &str, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
     block_on(async {
