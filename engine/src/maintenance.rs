@@ -150,7 +150,12 @@ fn upload_files(root: &std::path::Path) -> Result<Vec<(String, std::path::PathBu
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(crate::error::Error::io(format!("read {}", dir.display()), e)),
+            Err(e) => {
+                return Err(crate::error::Error::io(
+                    format!("read {}", dir.display()),
+                    e,
+                ));
+            }
         };
         for ent in entries {
             let ent =

@@ -369,7 +369,11 @@ mod tests {
                 &Recovery::Clean,
                 RestorePhase::Failed,
             ),
-            (RestorePhase::Pending, &Recovery::Clean, RestorePhase::Failed),
+            (
+                RestorePhase::Pending,
+                &Recovery::Clean,
+                RestorePhase::Failed,
+            ),
         ] {
             let mut job = RestoreJob::new("j".into(), "/b/x.tar.gz");
             job.enter(phase);

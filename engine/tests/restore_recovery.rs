@@ -40,8 +40,7 @@ fn all_output(out: &Output) -> String {
 }
 
 fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", all_output(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", all_output(out)))
 }
 
 fn test_config(data: &Path) -> instant_db::config::Config {
@@ -272,10 +271,7 @@ async fn serve_on_a_corrupted_data_dir_stays_up_unready_and_an_http_restore_brin
     let ready = c.get(s.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
-    assert!(
-        body["reasons"].to_string().contains("integrity"),
-        "{body}"
-    );
+    assert!(body["reasons"].to_string().contains("integrity"), "{body}");
     let detailed: Value = common::get_json(&c, s.url("/health/detailed")).await;
     assert_eq!(detailed["last_integrity_check"]["ok"], false, "{detailed}");
     let metrics = common::get_text(&c, s.url("/metrics")).await;
@@ -396,9 +392,10 @@ async fn serve_with_deleted_full_text_rows_is_unready_from_the_first_sample() {
 
 async fn start(data: &Path) -> TestServer {
     let cfg = test_config(data);
-    let engine = tokio::task::spawn_blocking(move || Engine::open(cfg, ModelLoading::Skip).unwrap())
-        .await
-        .unwrap();
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::open(cfg, ModelLoading::Skip).unwrap())
+            .await
+            .unwrap();
     TestServer::start(engine).await
 }
 
@@ -426,9 +423,21 @@ async fn a_restore_job_id_is_idempotent_reports_its_phases_and_answers_after_a_r
     let backup = backup_to_dir(&c, &s, &dir.path().join("backups")).await;
     let source = backup["location"].as_str().unwrap();
 
-    let (status, first) = admin(&c, &s, "/admin/restores", json!({"id": "r-1", "source": source})).await;
+    let (status, first) = admin(
+        &c,
+        &s,
+        "/admin/restores",
+        json!({"id": "r-1", "source": source}),
+    )
+    .await;
     assert_eq!(status, 202, "{first}");
-    let (status, again) = admin(&c, &s, "/admin/restores", json!({"id": "r-1", "source": source})).await;
+    let (status, again) = admin(
+        &c,
+        &s,
+        "/admin/restores",
+        json!({"id": "r-1", "source": source}),
+    )
+    .await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["id"], "r-1");
     assert_eq!(again["started_at"], first["started_at"]);
@@ -444,14 +453,33 @@ async fn a_restore_job_id_is_idempotent_reports_its_phases_and_answers_after_a_r
         .collect();
     assert_eq!(
         phases,
-        ["pending", "fetching", "verifying", "swapping", "checking", "completed"],
+        [
+            "pending",
+            "fetching",
+            "verifying",
+            "swapping",
+            "checking",
+            "completed"
+        ],
         "{job}"
     );
     // Still one restore: the repeated id did not start a second one.
-    let (status, third) = admin(&c, &s, "/admin/restores", json!({"id": "r-1", "source": source})).await;
+    let (status, third) = admin(
+        &c,
+        &s,
+        "/admin/restores",
+        json!({"id": "r-1", "source": source}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(third["finished_at"], job["finished_at"]);
-    let (status, bad) = admin(&c, &s, "/admin/restores", json!({"id": "Bad_Id", "source": source})).await;
+    let (status, bad) = admin(
+        &c,
+        &s,
+        "/admin/restores",
+        json!({"id": "Bad_Id", "source": source}),
+    )
+    .await;
     assert_eq!(status, 400, "{bad}");
     s.stop().await;
 
@@ -471,7 +499,10 @@ async fn a_restore_job_id_is_idempotent_reports_its_phases_and_answers_after_a_r
     assert_eq!(job["phase"], "completed", "{job}");
     let cut = admin_get_json(&c, &s, "/admin/restores/cut").await;
     assert_eq!(cut["phase"], "failed", "{cut}");
-    assert!(cut["error"].as_str().unwrap().contains("interrupted"), "{cut}");
+    assert!(
+        cut["error"].as_str().unwrap().contains("interrupted"),
+        "{cut}"
+    );
     let r = c
         .get(s.url("/admin/restores/nope"))
         .bearer_auth(TOKEN)
@@ -488,7 +519,9 @@ fn silent_s3() -> (std::net::TcpListener, String) {
     let port = l.local_addr().unwrap().port();
     (
         l,
-        format!("s3://bucket/stuck?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1"),
+        format!(
+            "s3://bucket/stuck?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1"
+        ),
     )
 }
 
@@ -514,16 +547,34 @@ async fn a_restore_or_second_backup_while_a_backup_runs_is_refused_with_409_nami
     // credentials only for signing the requests nobody answers
     let s = Served::start_with(
         &data,
-        &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")],
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
     );
     let c = reqwest::Client::new();
-    let (status, running) = post_admin(&c, &s, "/admin/backups", json!({"destination": stuck, "id": "slow-1"})).await;
+    let (status, running) = post_admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": stuck, "id": "slow-1"}),
+    )
+    .await;
     assert_eq!(status, 202, "{running}");
 
     let (status, refused) = post_admin(&c, &s, "/admin/restores", json!({"source": good})).await;
     assert_eq!(status, 409, "{refused}");
-    assert_eq!(refused["error"]["code"], "operation_in_progress", "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("slow-1"), "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "operation_in_progress",
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("slow-1"),
+        "{refused}"
+    );
     let (status, refused) = post_admin(
         &c,
         &s,
@@ -532,7 +583,10 @@ async fn a_restore_or_second_backup_while_a_backup_runs_is_refused_with_409_nami
     )
     .await;
     assert_eq!(status, 409, "{refused}");
-    assert_eq!(refused["error"]["code"], "operation_in_progress", "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "operation_in_progress",
+        "{refused}"
+    );
 }
 
 /// A backup folder whose archive is a FIFO: a restore from it waits in `fetching` until the
@@ -558,7 +612,13 @@ async fn writes_during_a_running_restore_get_503_restore_in_progress_and_reads_c
     let s = start(&data).await;
     let c = reqwest::Client::new();
     let (fifo, source) = stalled_source(&dir.path().join("stalled"));
-    let (status, job) = admin(&c, &s, "/admin/restores", json!({"id": "slow", "source": source})).await;
+    let (status, job) = admin(
+        &c,
+        &s,
+        "/admin/restores",
+        json!({"id": "slow", "source": source}),
+    )
+    .await;
     assert_eq!(status, 202, "{job}");
 
     let w = c
@@ -603,7 +663,12 @@ async fn writes_during_a_running_restore_get_503_restore_in_progress_and_reads_c
     )
     .await;
     assert_eq!(status, 409, "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("slow"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("slow")
+    );
 
     // Let the download finish: garbage, so the restore fails before anything changed.
     std::thread::spawn(move || {
@@ -665,7 +730,13 @@ async fn uploads_are_in_the_backup_and_come_back_on_a_fresh_data_dir() {
 
     let fresh = dir.path().join("fresh");
     let s = start(&fresh).await;
-    let (status, job) = admin(&c, &s, "/admin/restores", json!({"source": backup["location"]})).await;
+    let (status, job) = admin(
+        &c,
+        &s,
+        "/admin/restores",
+        json!({"source": backup["location"]}),
+    )
+    .await;
     assert_eq!(status, 202, "{job}");
     let job = wait_restore(&c, &s.base, job["id"].as_str().unwrap()).await;
     assert_eq!(job["phase"], "completed", "{job}");
@@ -690,8 +761,16 @@ async fn a_backup_of_another_model_or_a_newer_schema_is_refused_before_the_swap(
     let model = instant_db::config::Config::default().embedding.model;
     let latest = instant_db::store::schema::latest_version();
     for (id, extra, expect) in [
-        ("other-model", json!({"model": "someone/other-model", "schema_version": latest}), "someone/other-model"),
-        ("newer-schema", json!({"model": model, "schema_version": latest + 1}), "schema"),
+        (
+            "other-model",
+            json!({"model": "someone/other-model", "schema_version": latest}),
+            "someone/other-model",
+        ),
+        (
+            "newer-schema",
+            json!({"model": model, "schema_version": latest + 1}),
+            "schema",
+        ),
     ] {
         let mut req = instant_db::backup::BackupRequest::new(
             data.join(DB),
@@ -702,7 +781,13 @@ async fn a_backup_of_another_model_or_a_newer_schema_is_refused_before_the_swap(
         let report = instant_db::backup::create_backup(req, instant_db::backup::no_progress())
             .await
             .unwrap();
-        let (status, job) = admin(&c, &s, "/admin/restores", json!({"source": report.location})).await;
+        let (status, job) = admin(
+            &c,
+            &s,
+            "/admin/restores",
+            json!({"source": report.location}),
+        )
+        .await;
         assert_eq!(status, 202, "{job}");
         let job = wait_restore(&c, &s.base, job["id"].as_str().unwrap()).await;
         assert_eq!(job["phase"], "failed", "{job}");

@@ -28,10 +28,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/restore", post(super::restores::restore_and_wait))
         .route("/admin/restores", post(super::restores::start_restore))
-        .route(
-            "/admin/restores/{id}",
-            get(super::restores::restore_status),
-        )
+        .route("/admin/restores/{id}", get(super::restores::restore_status))
         .layer(middleware::from_fn_with_state(state, require_token))
 }
 

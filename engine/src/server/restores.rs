@@ -191,9 +191,7 @@ fn refresh_health(s: &AppState) {
 }
 
 /// The `restore` component of `/health/detailed`: which restore runs and where it is.
-pub fn restore_component(
-    jobs: &crate::restore_job::RestoreJobs,
-) -> crate::health::ComponentHealth {
+pub fn restore_component(jobs: &crate::restore_job::RestoreJobs) -> crate::health::ComponentHealth {
     let t = std::time::Instant::now();
     let (status, details) = match jobs.running() {
         Some(j) => (
