@@ -423,7 +423,14 @@ pub fn run_integrity_check_at(
 ) -> Result<crate::store::IntegrityReport> {
     let started = std::time::Instant::now();
     let report = crate::maintenance::check_at(&s.engine, level);
+    // During a restore the file may be the one being swapped in: the restore's own check
+    // decides about it, and closing the store under it would roll a good restore back.
+    let restoring = s
+        .operations
+        .current()
+        .is_some_and(|r| r.kind == crate::restore_job::OperationKind::Restore);
     if let Ok(r) = &report
+        && !restoring
         && s.engine.store.damaged().is_none()
         && let Some(first) = r.problems.iter().find(|p| p.starts_with("sqlite:"))
         && let Err(e) = s.engine.store.mark_damaged(first)
