@@ -49,21 +49,8 @@ fn test_config(data: &Path) -> instant_db::config::Config {
     std::fs::write(&token_file, TOKEN).unwrap();
     let mut cfg = common::config(data);
     cfg.admin_token_file = Some(token_file);
-    cfg.health.thresholds = host_independent_thresholds();
+    cfg.health.thresholds = common::host_independent_thresholds();
     cfg
-}
-
-fn host_independent_thresholds() -> instant_db::sysres::Thresholds {
-    instant_db::sysres::Thresholds {
-        cpu_percent_warn: 101.0,
-        cpu_percent_critical: 101.0,
-        memory_percent_warn: 101.0,
-        memory_percent_critical: 101.0,
-        disk_free_percent_min: 0.0,
-        disk_free_percent_critical: 0.0,
-        disk_free_bytes_min: 0,
-        disk_free_bytes_critical: 0,
-    }
 }
 
 /// A data directory holding the demo corpus (keyword-only), closed again. Returns its
@@ -104,15 +91,7 @@ fn corrupt(data: &Path) {
         .unwrap();
     let db = data.join(DB);
     let len = std::fs::metadata(&db).unwrap().len();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let noise: Vec<u8> = (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let noise = common::noise(4096);
     let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
     f.seek(SeekFrom::Start(len / 2)).unwrap();
     f.write_all(&noise).unwrap();
@@ -177,7 +156,10 @@ impl Served {
         let config = data.join("test-config.yaml");
         std::fs::write(
             &config,
-            "health:\n  thresholds:\n    cpu_percent_warn: 101\n    cpu_percent_critical: 101\n    memory_percent_warn: 101\n    memory_percent_critical: 101\n    disk_free_percent_min: 0\n    disk_free_percent_critical: 0\n    disk_free_bytes_min: 0\n    disk_free_bytes_critical: 0\n  check_interval_secs: 1\n",
+            format!(
+                "{}  check_interval_secs: 1\n",
+                common::HOST_INDEPENDENT_CONFIG
+            ),
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_instant-db"))

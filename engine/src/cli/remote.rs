@@ -111,6 +111,53 @@ impl Admin<'_> {
         })
     }
 
+    /// Starts a job with `POST start` and polls `GET <follow>/<id>` every [`POLL_INTERVAL`],
+    /// passing its `progress` to `progress`, until `outcome` says it has ended.
+    fn follow_job(
+        &self,
+        start: &str,
+        body: &serde_json::Value,
+        follow: &str,
+        progress: &crate::backup::ProgressSink,
+        mut outcome: impl FnMut(&str, &serde_json::Value) -> Option<Result<serde_json::Value>>,
+    ) -> Result<serde_json::Value> {
+        let token = self.token()?;
+        block_on(async {
+            let client = reqwest::Client::new();
+            let resp = client
+                .post(url(self.base, start))
+                .bearer_auth(&token)
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| unreachable(self.base, e))?;
+            let job: serde_json::Value = decode(resp).await?;
+            let id = job["id"]
+                .as_str()
+                .ok_or_else(|| Error::Internal(format!("the server's reply has no job id: {job}")))?
+                .to_string();
+            tracing::info!(id = %id, "job started on the server: {start}");
+            loop {
+                let resp = client
+                    .get(url(self.base, &format!("{follow}/{id}")))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map_err(|e| unreachable(self.base, e))?;
+                let job: serde_json::Value = decode(resp).await?;
+                if let Ok(p) =
+                    serde_json::from_value::<crate::backup::BackupProgress>(job["progress"].clone())
+                {
+                    progress(p);
+                }
+                match outcome(&id, &job) {
+                    Some(done) => return done,
+                    None => tokio::time::sleep(POLL_INTERVAL).await,
+                }
+            }
+        })
+    }
+
     /// Starts a backup on the server and follows it to the end, passing its progress to
     /// `progress`. A failed backup is an error (exit 1).
     pub fn backup(
@@ -119,58 +166,27 @@ impl Admin<'_> {
         id: Option<&str>,
         progress: &crate::backup::ProgressSink,
     ) -> Result<serde_json::Value> {
-        let token = self.token()?;
-        block_on(async {
-            let client = reqwest::Client::new();
-            let resp = client
-                .post(url(self.base, "/admin/backups"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({"destination": destination, "id": id}))
-                .send()
-                .await
-                .map_err(|e| unreachable(self.base, e))?;
-            let job: serde_json::Value = decode(resp).await?;
-            let id = job["id"]
-                .as_str()
-                .ok_or_else(|| Error::Internal(format!("the server's reply has no job id: {job}")))?
-                .to_string();
-            tracing::info!(id = %id, "backup started on the server");
-            let started = std::time::Instant::now();
-            loop {
-                let resp = client
-                    .get(url(self.base, &format!("/admin/backups/{id}")))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .map_err(|e| unreachable(self.base, e))?;
-                let job: serde_json::Value = decode(resp).await?;
-                if let Ok(p) =
-                    serde_json::from_value::<crate::backup::BackupProgress>(job["progress"].clone())
-                {
-                    progress(p);
-                }
-                match job["status"].as_str() {
-                    Some("running") => tokio::time::sleep(POLL_INTERVAL).await,
-                    Some("completed") => {
-                        return Ok(serde_json::json!({
-                            "id": id, "location": job["location"], "size_bytes": job["size_bytes"],
-                            "sha256": job["sha256"], "documents": job["document_count"],
-                            "chunks": job["chunk_count"], "seconds": started.elapsed().as_secs_f64(),
-                        }));
-                    }
-                    _ => {
-                        return Err(Error::Unavailable(format!(
-                            "backup {id} failed on the server: {}",
-                            job["error"].as_str().unwrap_or("no error given")
-                        )));
-                    }
-                }
-            }
-        })
+        let started = std::time::Instant::now();
+        self.follow_job(
+            "/admin/backups",
+            &serde_json::json!({"destination": destination, "id": id}),
+            "/admin/backups",
+            progress,
+            |id, job| match job["status"].as_str() {
+                Some("running") => None,
+                Some("completed") => Some(Ok(serde_json::json!({
+                    "id": id, "location": job["location"], "size_bytes": job["size_bytes"],
+                    "sha256": job["sha256"], "documents": job["document_count"],
+                    "chunks": job["chunk_count"], "seconds": started.elapsed().as_secs_f64(),
+                }))),
+                _ => Some(Err(Error::Unavailable(format!(
+                    "backup {id} failed on the server: {}",
+                    job["error"].as_str().unwrap_or("no error given")
+                )))),
+            },
+        )
     }
-}
 
-impl Admin<'_> {
     /// Starts a restore job on the server (`POST /admin/restores`) and follows it to its end,
     /// passing download and verification progress to `progress` and each phase to the log.
     /// A job that ends `failed` or `rolled_back` is an error (exit 1) saying which.
@@ -179,64 +195,39 @@ impl Admin<'_> {
         source: &str,
         progress: &crate::backup::ProgressSink,
     ) -> Result<serde_json::Value> {
-        let token = self.token()?;
-        block_on(async {
-            let client = reqwest::Client::new();
-            let resp = client
-                .post(url(self.base, "/admin/restores"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({"source": source}))
-                .send()
-                .await
-                .map_err(|e| unreachable(self.base, e))?;
-            let job: serde_json::Value = decode(resp).await?;
-            let id = job["id"]
-                .as_str()
-                .ok_or_else(|| Error::Internal(format!("the server's reply has no job id: {job}")))?
-                .to_string();
-            tracing::info!(id = %id, "restore started on the server");
-            let mut last_phase = String::new();
-            loop {
-                let resp = client
-                    .get(url(self.base, &format!("/admin/restores/{id}")))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .map_err(|e| unreachable(self.base, e))?;
-                let job: serde_json::Value = decode(resp).await?;
-                if let Ok(p) =
-                    serde_json::from_value::<crate::backup::BackupProgress>(job["progress"].clone())
-                {
-                    progress(p);
-                }
-                let phase = job["phase"].as_str().unwrap_or_default().to_string();
+        let mut last_phase = String::new();
+        self.follow_job(
+            "/admin/restores",
+            &serde_json::json!({"source": source}),
+            "/admin/restores",
+            progress,
+            |id, job| {
+                let phase = job["phase"].as_str().unwrap_or_default();
                 if phase != last_phase {
                     tracing::info!(id = %id, phase = %phase, "restore phase");
-                    last_phase = phase.clone();
+                    last_phase = phase.to_string();
                 }
-                match phase.as_str() {
-                    "completed" => {
-                        return Ok(serde_json::json!({
-                            "id": id, "backup_id": job["backup_id"], "source": job["source"],
-                            "documents": job["document_count"], "chunks": job["chunk_count"],
-                            "started_at": job["started_at"], "finished_at": job["finished_at"],
-                        }));
-                    }
+                match phase {
+                    "completed" => Some(Ok(serde_json::json!({
+                        "id": id, "backup_id": job["backup_id"], "source": job["source"],
+                        "documents": job["document_count"], "chunks": job["chunk_count"],
+                        "started_at": job["started_at"], "finished_at": job["finished_at"],
+                    }))),
                     "failed" | "rolled_back" => {
                         let what = if phase == "failed" {
                             "was refused; nothing was changed"
                         } else {
                             "was rolled back; the previous data is back"
                         };
-                        return Err(Error::Unavailable(format!(
+                        Some(Err(Error::Unavailable(format!(
                             "restore {id} {what}: {}",
                             job["error"].as_str().unwrap_or("no error given")
-                        )));
+                        ))))
                     }
-                    _ => tokio::time::sleep(POLL_INTERVAL).await,
+                    _ => None,
                 }
-            }
-        })
+            },
+        )
     }
 }
 

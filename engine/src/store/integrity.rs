@@ -124,35 +124,29 @@ impl Store {
                      the chunk table holds (their content is lost)"
                 ));
             }
-            let extra = count(
-                "SELECT count(*) FROM documents d WHERE d.chunk_count <
-                   (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)",
-            )?;
-            if extra > 0 {
-                source_damaged = true;
-                problems.push(format!(
-                    "{extra} documents hold more chunks than they record"
-                ));
-            }
-            let orphan_chunks = count(
-                "SELECT count(*) FROM chunks c LEFT JOIN documents d ON d.id = c.document_id
-                  WHERE d.id IS NULL",
-            )?;
-            if orphan_chunks > 0 {
-                source_damaged = true;
-                problems.push(format!(
-                    "{orphan_chunks} chunks belong to no document (their document rows are missing)"
-                ));
-            }
-            let orphan_embeddings = count(
-                "SELECT count(*) FROM embeddings e LEFT JOIN chunks c ON c.id = e.chunk_id
-                  WHERE c.id IS NULL",
-            )?;
-            if orphan_embeddings > 0 {
-                source_damaged = true;
-                problems.push(format!(
-                    "{orphan_embeddings} embeddings belong to no chunk (their chunks are missing)"
-                ));
+            // Rows whose owner is gone, or owners that hold more than they record.
+            for (sql, what) in [
+                (
+                    "SELECT count(*) FROM documents d WHERE d.chunk_count <
+                       (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)",
+                    "documents hold more chunks than they record",
+                ),
+                (
+                    "SELECT count(*) FROM chunks c LEFT JOIN documents d ON d.id = c.document_id
+                      WHERE d.id IS NULL",
+                    "chunks belong to no document (their document rows are missing)",
+                ),
+                (
+                    "SELECT count(*) FROM embeddings e LEFT JOIN chunks c ON c.id = e.chunk_id
+                      WHERE c.id IS NULL",
+                    "embeddings belong to no chunk (their chunks are missing)",
+                ),
+            ] {
+                let n = count(sql)?;
+                if n > 0 {
+                    source_damaged = true;
+                    problems.push(format!("{n} {what}"));
+                }
             }
 
             // Derived data.

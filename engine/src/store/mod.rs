@@ -216,15 +216,7 @@ impl Store {
     pub fn mark_damaged(&self, detail: &str) -> Result<()> {
         let why = damaged_message(&self.path, detail);
         let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-        drop(std::mem::replace(
-            &mut *writer,
-            Connection::open_in_memory()?,
-        ));
-        {
-            let mut pool = self.readers.lock().map_err(|_| poisoned())?;
-            pool.epoch += 1;
-            pool.idle.clear();
-        }
+        self.close_file(&mut writer)?;
         tracing::error!(error = %why, "database damaged: closed until a restore");
         *self.damaged.lock().map_err(|_| poisoned())? = Some(why);
         Ok(())
@@ -255,15 +247,7 @@ impl Store {
         {
             tracing::warn!(error = %e, "checkpoint before replacing the database failed");
         }
-        drop(std::mem::replace(
-            &mut *writer,
-            Connection::open_in_memory()?,
-        ));
-        {
-            let mut pool = self.readers.lock().map_err(|_| poisoned())?;
-            pool.epoch += 1;
-            pool.idle.clear();
-        }
+        self.close_file(&mut writer)?;
         let out = f();
         // Whatever is on disk now decides: a good file clears the damage, a damaged one (a
         // rolled-back restore of a damaged database) keeps the store closed.
@@ -280,6 +264,13 @@ impl Store {
             Err(e) => return Err(e),
         }
         out
+    }
+
+    /// Closes every connection to the file: the writer (an in-memory stand-in takes its place)
+    /// and the pooled readers (those in flight are discarded when they come back).
+    fn close_file(&self, writer: &mut Connection) -> Result<()> {
+        drop(std::mem::replace(writer, Connection::open_in_memory()?));
+        self.reset_readers()
     }
 
     pub fn path(&self) -> &Path {
