@@ -37,6 +37,9 @@ pub struct Engine {
     pub embed_breaker: crate::resilience::CircuitBreaker,
     /// Every circuit breaker (the embedding one and `object_storage`), for health and metrics.
     pub breakers: crate::resilience::Breakers,
+    /// What the startup recovery of an interrupted restore did (restore jobs cut by a restart
+    /// take their outcome from it).
+    pub recovery: crate::backup::Recovery,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +70,11 @@ impl Engine {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        crate::backup::recover_interrupted_restore(&config.data_dir, &db_name)
+        let recovery = crate::backup::recover_interrupted_restore(&config.data_dir, &db_name)
             .map_err(crate::maintenance::backup_err)?;
-        let store = Store::open(&config.db_path())?;
+        // A damaged file does not stop the engine: it comes up with the store closed, every
+        // data request answering what to do, so that a restore can replace the file.
+        let store = Store::open_tolerant(&config.db_path())?;
         let (embedder, model_error) = match model {
             ModelLoading::Skip => (None, Some("model not loaded for this command".to_string())),
             _ => {
@@ -88,7 +93,17 @@ impl Engine {
             Some(t) => Box::new(HfTokenCounter::new(&t)),
             None => Box::new(WhitespaceTokenCounter),
         };
-        let index = Self::load_index(&config, &store, embedder.as_deref())?;
+        let index = match store.damaged() {
+            Some(_) => Self::empty_index(&config, embedder.as_deref())?,
+            None => match Self::load_index(&config, &store, embedder.as_deref()) {
+                Ok(i) => i,
+                Err(Error::DatabaseDamaged(why)) => {
+                    store.mark_damaged(&why)?;
+                    Self::empty_index(&config, embedder.as_deref())?
+                }
+                Err(e) => return Err(e),
+            },
+        };
         let metrics = crate::metrics::Metrics::new().map_err(|e| Error::Internal(e.to_string()))?;
         let embed_breaker = crate::resilience::CircuitBreaker::new("embedding", Default::default())
             .with_hook(metrics.breaker_hook());
@@ -110,7 +125,18 @@ impl Engine {
             model_error,
             parsers: ParserRegistry::default(),
             counter,
+            recovery,
         })
+    }
+
+    /// The index of an engine whose database is damaged: empty until a restore reloads it.
+    fn empty_index(config: &Config, embedder: Option<&Embedder>) -> Result<VectorIndex> {
+        VectorIndex::new(
+            embedder.map_or(DEFAULT_DIMENSIONS, Embedder::dimensions),
+            &config.embedding.model,
+            &config.index,
+            config.search.exact_search_below,
+        )
     }
 
     /// The tokenizer alone (no ONNX Runtime) so chunk sizes are model tokens even when the model
@@ -163,7 +189,10 @@ impl Engine {
     /// Reloads the vector index from the database (after a restore or a repair).
     pub fn reload_index(&self) -> Result<()> {
         self.store.reset_readers()?;
-        let fresh = Self::load_index(&self.config, &self.store, self.embedder.as_deref())?;
+        let fresh = match self.store.damaged() {
+            Some(_) => Self::empty_index(&self.config, self.embedder.as_deref())?,
+            None => Self::load_index(&self.config, &self.store, self.embedder.as_deref())?,
+        };
         let mut guard = self
             .index
             .write()
@@ -190,6 +219,10 @@ impl Engine {
 
     /// Persists the vector index so the next start skips the rebuild.
     pub fn persist_index(&self) -> Result<()> {
+        if self.store.damaged().is_some() {
+            // nothing to persist: the index is empty until a restore
+            return Ok(());
+        }
         let generation = self.store.generation()?;
         self.index().persist(&self.config.index_dir(), generation)
     }

@@ -38,7 +38,17 @@ pub enum Error {
     #[error("{0}")]
     AssetsMissing(String),
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
+    /// The database file is damaged (SQLite reports it corrupt or not a database). The message
+    /// says how to restore it; repair cannot, since the damage is in the source data.
+    #[error("{0}")]
+    DatabaseDamaged(String),
+    /// A restore is running: writes are refused until it ends (HTTP: 503 with `Retry-After`).
+    #[error("{0}")]
+    RestoreInProgress(String),
+    /// Another backup or restore of this engine is running (one at a time).
+    #[error("{0}")]
+    OperationInProgress(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -57,6 +67,40 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What to do about a damaged database, with the command. `data_dir` is named when known.
+pub fn restore_advice(data_dir: Option<&std::path::Path>) -> String {
+    let dir = data_dir.map_or_else(|| "<data dir>".to_string(), |d| d.display().to_string());
+    format!(
+        "restore it from a backup: `instant-db restore --data-dir {dir} --from <archive URL>` \
+         (a running server: `instant-db restore --server <URL> --from <archive URL>` or \
+         POST /admin/restores); `instant-db repair` rebuilds derived data only and cannot bring \
+         lost rows back"
+    )
+}
+
+/// Whether SQLite says the file itself is damaged (as opposed to busy, full, locked...).
+pub fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Corruption is reported with what to do about it wherever it surfaces (a search, an
+    /// ingest, the startup check), not as a bare "database disk image is malformed".
+    fn from(e: rusqlite::Error) -> Self {
+        if is_corruption(&e) {
+            Error::DatabaseDamaged(format!(
+                "the database is damaged ({e}); {}",
+                restore_advice(None)
+            ))
+        } else {
+            Error::Database(e)
+        }
+    }
 }
 
 impl Error {
@@ -82,6 +126,9 @@ impl Error {
             Error::Inference(_) => "inference_failed",
             Error::AssetsMissing(_) => "assets_missing",
             Error::Database(_) => "database_error",
+            Error::DatabaseDamaged(_) => "database_damaged",
+            Error::RestoreInProgress(_) => "restore_in_progress",
+            Error::OperationInProgress(_) => "operation_in_progress",
             Error::Io { .. } => "io_error",
             Error::Parse { .. } => "parse_error",
             Error::Integrity(_) => "integrity_failed",
@@ -100,11 +147,13 @@ impl Error {
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::OperationInProgress(_) => StatusCode::CONFLICT,
             Error::ModelUnavailable(_)
             | Error::Inference(_)
             | Error::AssetsMissing(_)
             | Error::Unavailable(_)
+            | Error::DatabaseDamaged(_)
+            | Error::RestoreInProgress(_)
             | Error::Integrity(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Io { .. } | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

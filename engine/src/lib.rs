@@ -21,6 +21,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod parse;
 pub mod resilience;
+pub mod restore_job;
 pub mod search;
 pub mod server;
 pub mod store;

@@ -4,28 +4,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::store::IntegrityReport;
+use crate::store::{CheckLevel, IntegrityReport};
 
 /// The database's own check plus the vector index's agreement with the embeddings table.
 #[tracing::instrument(name = "integrity_check", skip_all)]
 pub fn check(engine: &Engine) -> Result<IntegrityReport> {
-    let mut report = engine.store.integrity_check()?;
-    if report.ok || !report.problems.iter().any(|p| p.starts_with("sqlite:")) {
-        let vectors = engine.index().len() as i64;
-        let dims = engine.index().dimensions();
-        let mut expected = 0i64;
-        engine
+    check_at(engine, CheckLevel::Full)
+}
+
+/// [`check`] at a level: [`CheckLevel::Quick`] runs at every start, before the engine is ready.
+pub fn check_at(engine: &Engine, level: CheckLevel) -> Result<IntegrityReport> {
+    let mut report = engine.store.integrity_check_at(level)?;
+    if !report.problems.iter().any(|p| p.starts_with("sqlite:")) {
+        let index = engine.index();
+        let vectors = index.len() as i64;
+        let expected = engine
             .store
-            .for_each_embedding(engine.model_name(), |_, v| {
-                if v.len() == dims {
-                    expected += 1;
-                }
-            })?;
+            .embedding_count(engine.model_name(), index.dimensions())?;
         if vectors != expected {
-            report.ok = false;
-            report.problems.push(format!(
-                "vector index holds {vectors} vectors for {expected} stored embeddings"
-            ));
+            report.add_derived_problem(
+                format!("vector index holds {vectors} vectors for {expected} stored embeddings"),
+                Some(&engine.config.data_dir),
+            );
         }
     }
     Ok(report)
@@ -38,12 +38,37 @@ pub struct RepairReport {
     pub vectors: usize,
     pub integrity_ok: bool,
     pub problems: Vec<String>,
+    /// Source data is damaged: repair could not fix it; restore from a backup.
+    #[serde(default)]
+    pub source_damaged: bool,
 }
 
-/// Rebuilds the full-text index, embeds chunks stored without vectors (when the model is
-/// available) and rebuilds the vector index from SQLite.
+/// Rebuilds derived data only: the full-text index, embeddings of chunks stored without vectors
+/// (when the model is available) and the vector index, from the source tables. Damage to the
+/// source tables (lost chunks, orphan embeddings or chunks) is left as it is and reported, with a
+/// restore recommended: rewriting the records to agree would hide lost content. A file SQLite
+/// reports damaged is not written to at all.
 #[tracing::instrument(name = "repair", skip_all)]
 pub fn repair(engine: &Engine) -> Result<RepairReport> {
+    if let Some(why) = engine.store.damaged() {
+        return Err(crate::error::Error::DatabaseDamaged(why));
+    }
+    let before = check_at(engine, CheckLevel::Quick)?;
+    if before.problems.iter().any(|p| p.starts_with("sqlite:")) {
+        return Err(crate::error::Error::DatabaseDamaged(format!(
+            "the database {} is damaged ({}); {}",
+            engine.store.path().display(),
+            before
+                .problems
+                .iter()
+                .filter(|p| p.starts_with("sqlite:"))
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            crate::error::restore_advice(Some(&engine.config.data_dir))
+        )));
+    }
     let fts_rows = engine.store.rebuild_fts()?;
     let embeddings_added = if engine.embedder().is_some() {
         engine.backfill_embeddings()?
@@ -60,6 +85,7 @@ pub fn repair(engine: &Engine) -> Result<RepairReport> {
         vectors: engine.index().len(),
         integrity_ok: after.ok,
         problems: after.problems,
+        source_damaged: after.source_damaged,
     })
 }
 
@@ -71,6 +97,11 @@ pub async fn backup(
     backup_id: Option<String>,
     progress: crate::backup::ProgressSink,
 ) -> Result<crate::backup::BackupReport> {
+    if let Some(why) = engine.store.damaged() {
+        return Err(crate::error::Error::DatabaseDamaged(format!(
+            "no backup taken: a backup of a damaged database would hold the damage; {why}"
+        )));
+    }
     let location = location(&engine, destination)?;
     if let Some(id) = &backup_id {
         crate::backup::validate_id(id).map_err(backup_err)?;
@@ -87,6 +118,7 @@ pub async fn backup(
                     p.file_name()
                         .map(|n| (format!("index/{}", n.to_string_lossy()), p.clone()))
                 })
+                .chain(upload_files(&e.config.uploads_dir())?)
                 .collect())
         })
         .await
@@ -106,6 +138,47 @@ pub async fn backup(
     crate::backup::create_backup(req, progress)
         .await
         .map_err(backup_err)
+}
+
+/// Every regular file under `<data>/uploads` (the originals of uploaded documents), named
+/// `uploads/<path>` as in the data directory, so that a restore onto a fresh volume brings them
+/// back. Links and special files are left out (an archive holds regular files only).
+fn upload_files(root: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut out = vec![];
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(crate::error::Error::io(
+                    format!("read {}", dir.display()),
+                    e,
+                ));
+            }
+        };
+        for ent in entries {
+            let ent =
+                ent.map_err(|e| crate::error::Error::io(format!("read {}", dir.display()), e))?;
+            let path = ent.path();
+            let kind = ent
+                .file_type()
+                .map_err(|e| crate::error::Error::io(format!("stat {}", path.display()), e))?;
+            if kind.is_dir() {
+                dirs.push(path);
+            } else if kind.is_file()
+                && let Ok(rel) = path.strip_prefix(root)
+            {
+                let rel: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push((format!("{UPLOADS_DIR}/{}", rel.join("/")), path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Name of the object-storage circuit breaker (`dependency` label of the breaker gauge).
@@ -135,16 +208,35 @@ pub struct RestoreReport {
 const DB_FILE: &str = "instant-db.sqlite";
 /// The vector index directory, relative to the data directory (as in the archive).
 const INDEX_DIR: &str = "index";
+/// The uploaded originals, relative to the data directory (as in the archive).
+const UPLOADS_DIR: &str = "uploads";
+
+/// Receives the phase a restore enters (for restore jobs).
+pub type PhaseSink = std::sync::Arc<dyn Fn(crate::restore_job::RestorePhase) + Send + Sync>;
 
 /// Restores from a backup archive URL: download, verify every checksum before touching
 /// anything, swap the database in, and keep the previous data until the restored database
 /// passes the integrity check (otherwise it is put back).
-#[tracing::instrument(name = "restore", skip_all)]
 pub async fn restore(
     engine: std::sync::Arc<Engine>,
     source: &str,
     progress: crate::backup::ProgressSink,
 ) -> Result<RestoreReport> {
+    restore_observed(engine, source, progress, std::sync::Arc::new(|_| {})).await
+}
+
+/// [`restore`], reporting each phase it enters to `phase`: fetching, verifying (checksums,
+/// then the manifest's model and schema version), swapping, checking. An error before
+/// swapping changed nothing; an error from swapping on has put the previous data back.
+/// A live database that is damaged is never opened: it is set aside in `previous-*` as files.
+#[tracing::instrument(name = "restore", skip_all)]
+pub async fn restore_observed(
+    engine: std::sync::Arc<Engine>,
+    source: &str,
+    progress: crate::backup::ProgressSink,
+    phase: PhaseSink,
+) -> Result<RestoreReport> {
+    use crate::restore_job::RestorePhase;
     let started = std::time::Instant::now();
     // held until the swap is committed or rolled back, so no other process takes this restore
     // for an interrupted one, and two restores never interleave
@@ -158,13 +250,42 @@ pub async fn restore(
         crate::backup::Location::parse_object_with(source, &engine.config.backup.credentials_dir)
             .map_err(backup_err)?;
     let folder = folder.with_breaker(engine.breakers.get(OBJECT_STORAGE));
-    let verified = crate::backup::fetch_and_verify_from(folder, name, &staging, progress)
+    phase(RestorePhase::Fetching);
+    let verifying = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let observed: crate::backup::ProgressSink = {
+        let (phase, verifying) = (phase.clone(), verifying.clone());
+        std::sync::Arc::new(move |p: crate::backup::BackupProgress| {
+            if p.phase == crate::backup::Phase::Verify
+                && !verifying.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                phase(RestorePhase::Verifying);
+            }
+            progress(p);
+        })
+    };
+    let verified = crate::backup::fetch_and_verify_from(folder, name, &staging, observed)
         .await
         .map_err(backup_err)?;
+    if !verifying.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        phase(RestorePhase::Verifying);
+    }
     let source = crate::backup::redact_url(source);
     let e = engine.clone();
     let report = tokio::task::spawn_blocking(move || -> Result<RestoreReport> {
-        let out = swap_and_verify(&e, &verified, &source, started);
+        let staged_schema = rusqlite::Connection::open_with_flags(
+            verified.dir.join(DB_FILE),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
+        .ok();
+        let out = compatible(
+            &verified.manifest,
+            staged_schema,
+            e.model_name(),
+            crate::store::schema::latest_version(),
+        )
+        .map_err(crate::error::Error::InvalidInput)
+        .and_then(|()| swap_and_verify(&e, &verified, &source, started, &*phase));
         let _ = std::fs::remove_dir_all(&verified.dir);
         drop(lock);
         out
@@ -174,21 +295,61 @@ pub async fn restore(
     Ok(report)
 }
 
+/// Whether a verified backup fits this engine: made with the same embedding model (its vectors
+/// mean nothing to another) and a schema this engine knows (newer ones are refused, older ones
+/// are migrated when opened). Backups that do not record them pass on what they hold.
+pub fn compatible(
+    manifest: &crate::backup::Manifest,
+    staged_schema: Option<i64>,
+    model: &str,
+    latest_schema: i64,
+) -> std::result::Result<(), String> {
+    let id = &manifest.backup_id;
+    if let Some(theirs) = manifest.extra.get("model").and_then(|m| m.as_str())
+        && theirs != model
+    {
+        return Err(format!(
+            "backup {id} was made with the embedding model {theirs}, this engine uses {model}: \
+             its vectors would not match the queries. Nothing was changed. Restore it on an \
+             engine configured with embedding.model: {theirs}, or choose a backup made with {model}"
+        ));
+    }
+    let recorded = manifest
+        .extra
+        .get("schema_version")
+        .and_then(serde_json::Value::as_i64);
+    if let Some(v) = recorded.into_iter().chain(staged_schema).max()
+        && v > latest_schema
+    {
+        return Err(format!(
+            "backup {id} has database schema version {v}, newer than this engine's \
+             {latest_schema}. Nothing was changed. Upgrade instant-db to restore it"
+        ));
+    }
+    Ok(())
+}
+
 fn swap_and_verify(
     engine: &Engine,
     verified: &crate::backup::VerifiedBackup,
     source: &str,
     started: std::time::Instant,
+    phase: &(dyn Fn(crate::restore_job::RestorePhase) + Send + Sync),
 ) -> Result<RestoreReport> {
+    use crate::restore_job::RestorePhase;
     let data_dir = engine.config.data_dir.clone();
     // The index swaps with the database, so a crash never pairs one with the other's index.
     let mut names = vec![DB_FILE];
-    if verified.dir.join(INDEX_DIR).is_dir() {
-        names.push(INDEX_DIR);
+    for dir in [INDEX_DIR, UPLOADS_DIR] {
+        if verified.dir.join(dir).is_dir() {
+            names.push(dir);
+        }
     }
+    phase(RestorePhase::Swapping);
     let guard = engine.store.with_file_replaced(|| {
         crate::backup::swap_in(&data_dir, verified, &names).map_err(backup_err)
     })?;
+    phase(RestorePhase::Checking);
     let check = engine.store.integrity_check()?;
     if !check.ok {
         tracing::error!(problems = ?check.problems, "restored database failed its integrity check; putting the previous data back");
@@ -197,7 +358,7 @@ fn swap_and_verify(
             .with_file_replaced(|| guard.rollback().map_err(backup_err))?;
         engine.reload_index()?;
         return Err(crate::error::Error::Integrity(format!(
-            "the restored database failed its integrity check ({}); the previous data was kept",
+            "the restored database failed its integrity check ({}); the previous data was put back",
             check.problems.join("; ")
         )));
     }
@@ -223,7 +384,7 @@ pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
             crate::error::Error::InvalidInput(e.to_string())
         }
         B::NotFound(_) => crate::error::Error::NotFound(e.to_string()),
-        B::RestoreInProgress => crate::error::Error::Conflict(e.to_string()),
+        B::RestoreInProgress => crate::error::Error::OperationInProgress(e.to_string()),
         B::Checksum { .. }
         | B::UnsafeEntry { .. }
         | B::InvalidArchive(_)

@@ -71,16 +71,7 @@ fn make_db(dir: &Path, docs: usize) -> PathBuf {
     }
     tx.commit().unwrap();
     // ~12 MB of incompressible bytes so the upload takes several multipart parts
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let noise: Vec<u8> = (0..12 * 1024 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    std::fs::write(dir.join(INDEX), noise).unwrap();
+    std::fs::write(dir.join(INDEX), common::noise(12 * 1024 * 1024)).unwrap();
     path
 }
 

@@ -343,7 +343,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
                 }
             };
             output::json_or_text(fmt, &report);
-            Ok(0)
+            // Derived data rebuilt but source damage left (and reported): not a success.
+            Ok(if report["integrity_ok"] == true { 0 } else { 1 })
         }
         Command::Backup(args) => {
             let bar = progress::ByteBar::new("backup");
@@ -371,9 +372,14 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         Command::Restore(args) => {
             let report = match args.remote.server() {
                 Some(admin) => {
-                    admin.post("/admin/restore", &serde_json::json!({"source": args.from}))?
+                    let bar = progress::ByteBar::new("restore");
+                    let job = admin.restore(&args.from, &bar.sink());
+                    bar.finish();
+                    job?
                 }
                 None => {
+                    // Opens even a damaged database (closed, never read): the restore sets its
+                    // files aside in previous-* and swaps the backup in.
                     let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
                     let bar = progress::ByteBar::new("restore");
                     let report = runtime()?.block_on(crate::maintenance::restore(

@@ -126,8 +126,13 @@ pub fn integrity(fmt: Format, r: &IntegrityReport) {
         for p in &r.problems {
             println!("  - {p}");
         }
-        println!(
-            "run `instant-db repair` to rebuild derived data, or restore from a backup if the database itself is damaged"
-        );
+        match &r.advice {
+            // the advice is also the last problem when the source data is damaged
+            Some(a) if !r.problems.contains(a) => println!("{a}"),
+            Some(_) => {}
+            None => println!(
+                "run `instant-db repair` to rebuild derived data, or restore from a backup if the database itself is damaged"
+            ),
+        }
     }
 }

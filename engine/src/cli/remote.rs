@@ -156,21 +156,23 @@ impl Admin<'_> {
         })
     }
 
-    /// Starts a backup on the server and follows it to the end, passing its progress to
-    /// `progress`. A failed backup is an error (exit 1).
-    pub fn backup(
+    /// Starts a job with `POST start` and polls `GET <follow>/<id>` every [`POLL_INTERVAL`],
+    /// passing its `progress` to `progress`, until `outcome` says it has ended.
+    fn follow_job(
         &self,
-        destination: &str,
-        id: Option<&str>,
+        start: &str,
+        body: &serde_json::Value,
+        follow: &str,
         progress: &crate::backup::ProgressSink,
+        mut outcome: impl FnMut(&str, &serde_json::Value) -> Option<Result<serde_json::Value>>,
     ) -> Result<serde_json::Value> {
         let token = self.token()?;
         block_on(async {
             let client = reqwest::Client::new();
             let resp = client
-                .post(url(self.base, "/admin/backups"))
+                .post(url(self.base, start))
                 .bearer_auth(&token)
-                .json(&serde_json::json!({"destination": destination, "id": id}))
+                .json(body)
                 .send()
                 .await
                 .map_err(|e| unreachable(self.base, e))?;
@@ -179,11 +181,10 @@ impl Admin<'_> {
                 .as_str()
                 .ok_or_else(|| Error::Internal(format!("the server's reply has no job id: {job}")))?
                 .to_string();
-            tracing::info!(id = %id, "backup started on the server");
-            let started = std::time::Instant::now();
+            tracing::info!(id = %id, "job started on the server: {start}");
             loop {
                 let resp = client
-                    .get(url(self.base, &format!("/admin/backups/{id}")))
+                    .get(url(self.base, &format!("{follow}/{id}")))
                     .bearer_auth(&token)
                     .send()
                     .await
@@ -194,24 +195,84 @@ impl Admin<'_> {
                 {
                     progress(p);
                 }
-                match job["status"].as_str() {
-                    Some("running") => tokio::time::sleep(POLL_INTERVAL).await,
-                    Some("completed") => {
-                        return Ok(serde_json::json!({
-                            "id": id, "location": job["location"], "size_bytes": job["size_bytes"],
-                            "sha256": job["sha256"], "documents": job["document_count"],
-                            "chunks": job["chunk_count"], "seconds": started.elapsed().as_secs_f64(),
-                        }));
-                    }
-                    _ => {
-                        return Err(Error::Unavailable(format!(
-                            "backup {id} failed on the server: {}",
-                            job["error"].as_str().unwrap_or("no error given")
-                        )));
-                    }
+                match outcome(&id, &job) {
+                    Some(done) => return done,
+                    None => tokio::time::sleep(POLL_INTERVAL).await,
                 }
             }
         })
+    }
+
+    /// Starts a backup on the server and follows it to the end, passing its progress to
+    /// `progress`. A failed backup is an error (exit 1).
+    pub fn backup(
+        &self,
+        destination: &str,
+        id: Option<&str>,
+        progress: &crate::backup::ProgressSink,
+    ) -> Result<serde_json::Value> {
+        let started = std::time::Instant::now();
+        self.follow_job(
+            "/admin/backups",
+            &serde_json::json!({"destination": destination, "id": id}),
+            "/admin/backups",
+            progress,
+            |id, job| match job["status"].as_str() {
+                Some("running") => None,
+                Some("completed") => Some(Ok(serde_json::json!({
+                    "id": id, "location": job["location"], "size_bytes": job["size_bytes"],
+                    "sha256": job["sha256"], "documents": job["document_count"],
+                    "chunks": job["chunk_count"], "seconds": started.elapsed().as_secs_f64(),
+                }))),
+                _ => Some(Err(Error::Unavailable(format!(
+                    "backup {id} failed on the server: {}",
+                    job["error"].as_str().unwrap_or("no error given")
+                )))),
+            },
+        )
+    }
+
+    /// Starts a restore job on the server (`POST /admin/restores`) and follows it to its end,
+    /// passing download and verification progress to `progress` and each phase to the log.
+    /// A job that ends `failed` or `rolled_back` is an error (exit 1) saying which.
+    pub fn restore(
+        &self,
+        source: &str,
+        progress: &crate::backup::ProgressSink,
+    ) -> Result<serde_json::Value> {
+        let mut last_phase = String::new();
+        self.follow_job(
+            "/admin/restores",
+            &serde_json::json!({"source": source}),
+            "/admin/restores",
+            progress,
+            |id, job| {
+                let phase = job["phase"].as_str().unwrap_or_default();
+                if phase != last_phase {
+                    tracing::info!(id = %id, phase = %phase, "restore phase");
+                    last_phase = phase.to_string();
+                }
+                match phase {
+                    "completed" => Some(Ok(serde_json::json!({
+                        "id": id, "backup_id": job["backup_id"], "source": job["source"],
+                        "documents": job["document_count"], "chunks": job["chunk_count"],
+                        "started_at": job["started_at"], "finished_at": job["finished_at"],
+                    }))),
+                    "failed" | "rolled_back" => {
+                        let what = if phase == "failed" {
+                            "was refused; nothing was changed"
+                        } else {
+                            "was rolled back; the previous data is back"
+                        };
+                        Some(Err(Error::Unavailable(format!(
+                            "restore {id} {what}: {}",
+                            job["error"].as_str().unwrap_or("no error given")
+                        ))))
+                    }
+                    _ => None,
+                }
+            },
+        )
     }
 }
 

@@ -1,5 +1,5 @@
-//! `/admin/*`: integrity, repair, backups and restore; the `admin` role (the admin token) is
-//! checked for every `/admin/` path by `auth::require_role`.
+//! `/admin/*`: integrity, repair, backups and restores (`restores`); the `admin` role (the admin
+//! token) is checked for every `/admin/` path by `auth::require_role`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,9 @@ pub fn routes() -> Router<AppState> {
             "/admin/backups/{id}",
             get(backup_status).delete(delete_backup),
         )
-        .route("/admin/restore", post(restore))
+        .route("/admin/restore", post(super::restores::restore_and_wait))
+        .route("/admin/restores", post(super::restores::start_restore))
+        .route("/admin/restores/{id}", get(super::restores::restore_status))
 }
 
 /// Runs the integrity check now; the result also feeds health and readiness.
@@ -142,7 +144,7 @@ pub async fn start_backup(
         engine_version: None,
         error: None,
     };
-    {
+    let guard = {
         let mut jobs = s
             .backups
             .0
@@ -156,8 +158,14 @@ pub async fn start_backup(
                 "backup {id} already exists"
             ))));
         }
+        // one backup or restore at a time: a backup during a restore would hold half of either
+        let guard = s
+            .operations
+            .begin(crate::restore_job::OperationKind::Backup, &id)
+            .map_err(ApiError)?;
         jobs.insert(id.clone(), job.clone());
-    }
+        guard
+    };
     let jobs = s.backups.clone();
     let progress: ProgressSink = {
         let jobs = jobs.clone();
@@ -196,6 +204,7 @@ pub async fn start_backup(
                 }
             }
         });
+        drop(guard);
     });
     Ok((StatusCode::ACCEPTED, axum::Json(job)))
 }
@@ -270,33 +279,4 @@ pub async fn delete_backup(
             other => ApiError(Error::Unavailable(other.to_string())),
         })?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreRequestBody {
-    /// URL of a backup archive (as `location` of a completed backup).
-    pub source: String,
-}
-
-/// Restores from a backup: verifies every checksum first, swaps atomically, keeps the previous
-/// data until the restored database passes the integrity check.
-#[utoipa::path(post, path = "/admin/restore", request_body = RestoreRequestBody, security(("bearer" = [])),
-    responses((status = 200, body = crate::maintenance::RestoreReport), (status = 400), (status = 503, description = "verification or integrity failed; nothing changed")))]
-pub async fn restore(
-    State(s): State<AppState>,
-    Json(body): Json<RestoreRequestBody>,
-) -> ApiResult<axum::Json<crate::maintenance::RestoreReport>> {
-    let started = std::time::Instant::now();
-    let result =
-        crate::maintenance::restore(s.engine.clone(), &body.source, crate::backup::no_progress())
-            .await;
-    s.engine
-        .metrics
-        .observe_restore(result.is_ok(), started.elapsed().as_secs_f64());
-    let report = result.map_err(ApiError)?;
-    tracing::info!(source = %report.source, documents = report.documents, "restore completed");
-    let st = s.clone();
-    let _ = blocking(move || super::run_integrity_check(&st)).await;
-    Ok(axum::Json(report))
 }

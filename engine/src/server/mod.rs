@@ -7,6 +7,7 @@ pub mod auth;
 mod extract;
 mod health;
 mod openapi;
+mod restores;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -31,6 +32,10 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     pub health: Arc<crate::health::HealthMonitor>,
     pub backups: Arc<admin::BackupJobs>,
+    /// One backup or restore at a time.
+    pub operations: Arc<crate::restore_job::Operations>,
+    /// Restore jobs, each recorded in `<data>/jobs`.
+    pub restores: Arc<crate::restore_job::RestoreJobs>,
 }
 
 impl AppState {
@@ -62,12 +67,22 @@ impl AppState {
         health.add_source(Box::new(move || {
             ("circuit_breakers".to_string(), breaker_component(&breakers))
         }));
+        let restore_jobs = Arc::new(crate::restore_job::RestoreJobs::open(
+            &engine.config.data_dir,
+            &engine.recovery,
+        )?);
+        let jobs = restore_jobs.clone();
+        health.add_source(Box::new(move || {
+            ("restore".to_string(), restores::restore_component(&jobs))
+        }));
         Ok(AppState {
             ingest_permits: Arc::new(Semaphore::new(engine.config.ingest.max_concurrent)),
             engine: Arc::new(engine),
             auth: Arc::new(auth),
             health,
             backups: Arc::new(admin::BackupJobs::default()),
+            operations: Arc::new(crate::restore_job::Operations::default()),
+            restores: restore_jobs,
         })
     }
 }
@@ -141,6 +156,10 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(admin::routes())
         .route("/metrics", axum::routing::get(render_metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            restores::refuse_writes_during_restore,
+        ))
         .fallback(|| async {
             ApiError(Error::NotFound(
                 "no such endpoint; see /api/openapi.json".into(),
@@ -269,7 +288,9 @@ impl IntoResponse for ApiError {
         }
         let body =
             serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
-        (status, axum::Json(body)).into_response()
+        let mut resp = (status, axum::Json(body)).into_response();
+        restores::retry_after(&mut resp, self.0.code());
+        resp
     }
 }
 
@@ -283,10 +304,15 @@ pub async fn run_on(
 ) -> Result<()> {
     let engine = state.engine.clone();
     {
-        let (health, engine) = (state.health.clone(), engine.clone());
-        tokio::task::spawn_blocking(move || health.refresh(&engine))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        // The quick check runs before the first health sample, so damage found at start makes
+        // the engine unready from its first answer rather than an integrity interval later.
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = run_integrity_check_at(&st, crate::store::CheckLevel::Quick);
+            st.health.refresh(&st.engine);
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
     }
     let refresher = tokio::spawn(health_refresh(state.clone()));
     let integrity = tokio::spawn(periodic_integrity(state.clone()));
@@ -373,11 +399,35 @@ async fn periodic_integrity(state: AppState) {
     }
 }
 
-/// Runs the integrity check and records it in health (blocking).
-#[tracing::instrument(skip_all, fields(ok = tracing::field::Empty))]
+/// Runs the full integrity check and records it in health (blocking).
 pub fn run_integrity_check(s: &AppState) -> Result<crate::store::IntegrityReport> {
+    run_integrity_check_at(s, crate::store::CheckLevel::Full)
+}
+
+/// Runs the integrity check at `level` and records it in health and metrics (blocking). A file
+/// SQLite reports damaged is closed: data requests then answer 503 with what to do until a
+/// restore, instead of failing one by one wherever they touch a bad page.
+#[tracing::instrument(skip_all, fields(ok = tracing::field::Empty, level = ?level))]
+pub fn run_integrity_check_at(
+    s: &AppState,
+    level: crate::store::CheckLevel,
+) -> Result<crate::store::IntegrityReport> {
     let started = std::time::Instant::now();
-    let report = crate::maintenance::check(&s.engine);
+    let report = crate::maintenance::check_at(&s.engine, level);
+    // During a restore the file may be the one being swapped in: the restore's own check
+    // decides about it, and closing the store under it would roll a good restore back.
+    let restoring = s
+        .operations
+        .current()
+        .is_some_and(|r| r.kind == crate::restore_job::OperationKind::Restore);
+    if let Ok(r) = &report
+        && !restoring
+        && s.engine.store.damaged().is_none()
+        && let Some(first) = r.problems.iter().find(|p| p.starts_with("sqlite:"))
+        && let Err(e) = s.engine.store.mark_damaged(first)
+    {
+        tracing::error!(error = %e, "could not close the damaged database");
+    }
     let status = match &report {
         Ok(r) => crate::health::IntegrityStatus {
             ok: r.ok,

@@ -10,7 +10,7 @@
 mod integrity;
 pub mod schema;
 
-pub use integrity::IntegrityReport;
+pub use integrity::{CheckLevel, IntegrityReport};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,6 +33,12 @@ pub struct Store {
     /// file swap the epoch, so while both are unchanged the counts are exact without the full
     /// scans that `count(*)` costs. Health asks for them every few seconds.
     counts: Mutex<Option<CachedCounts>>,
+    /// Set when the file is known to be damaged: the writer is then closed (an in-memory
+    /// stand-in) and every read and write answers [`Error::DatabaseDamaged`] with what to do,
+    /// until a restore puts a good file in place ([`Store::with_file_replaced`]).
+    damaged: Mutex<Option<String>>,
+    /// Set while a restore runs: writes would be lost by its swap, so they are refused.
+    writes_fenced: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -158,21 +164,75 @@ fn register_functions(conn: &Connection) -> Result<()> {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
+        let store = Self::open_tolerant(path)?;
+        match store.damaged() {
+            Some(why) => Err(Error::DatabaseDamaged(why)),
+            None => Ok(store),
+        }
+    }
+
+    /// Like [`open`](Self::open), but a damaged file is not an error: the store comes up
+    /// [damaged](Self::damaged), without the file open, so that a server can still answer
+    /// health and admin requests and a restore can replace the file.
+    pub fn open_tolerant(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 Error::io(format!("cannot create data directory {}", dir.display()), e)
             })?;
         }
+        let (writer, damaged) = match open_writer(path) {
+            Ok(w) => (w, None),
+            Err(Error::DatabaseDamaged(_)) => {
+                let why = damaged_message(path, "SQLite cannot open it");
+                tracing::error!(error = %why, "database damaged");
+                (Connection::open_in_memory()?, Some(why))
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Store {
             path: path.to_path_buf(),
-            writer: Mutex::new(open_writer(path)?),
+            writer: Mutex::new(writer),
             readers: Mutex::new(ReaderPool {
                 epoch: 0,
                 idle: Vec::new(),
             }),
             writes_closed: std::sync::atomic::AtomicBool::new(false),
             counts: Mutex::new(None),
+            damaged: Mutex::new(damaged),
+            writes_fenced: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Why the database is unusable, when it is known to be damaged.
+    pub fn damaged(&self) -> Option<String> {
+        match self.damaged.lock() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Closes the damaged file: from now on reads and writes answer
+    /// [`Error::DatabaseDamaged`] with `detail` and what to do, until a restore.
+    pub fn mark_damaged(&self, detail: &str) -> Result<()> {
+        let why = damaged_message(&self.path, detail);
+        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
+        self.close_file(&mut writer)?;
+        tracing::error!(error = %why, "database damaged: closed until a restore");
+        *self.damaged.lock().map_err(|_| poisoned())? = Some(why);
+        Ok(())
+    }
+
+    fn usable(&self) -> Result<()> {
+        match self.damaged() {
+            Some(why) => Err(Error::DatabaseDamaged(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses (or again allows) every write transaction; set while a restore runs.
+    pub fn fence_writes(&self, fenced: bool) {
+        self.writes_fenced
+            .store(fenced, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Closes the database file, runs `f` (which may replace the file on disk), then opens the
@@ -180,22 +240,37 @@ impl Store {
     /// the old file and their connections are discarded.
     pub fn with_file_replaced<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-        // A damaged file may refuse the checkpoint; the swap goes ahead regardless.
-        if let Err(e) = writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        // A file known to be damaged is not touched (its writer is closed already); another
+        // may refuse the checkpoint, and the swap goes ahead regardless.
+        if self.damaged().is_none()
+            && let Err(e) = writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        {
             tracing::warn!(error = %e, "checkpoint before replacing the database failed");
         }
-        drop(std::mem::replace(
-            &mut *writer,
-            Connection::open_in_memory()?,
-        ));
-        {
-            let mut pool = self.readers.lock().map_err(|_| poisoned())?;
-            pool.epoch += 1;
-            pool.idle.clear();
-        }
+        self.close_file(&mut writer)?;
         let out = f();
-        *writer = open_writer(&self.path)?;
+        // Whatever is on disk now decides: a good file clears the damage, a damaged one (a
+        // rolled-back restore of a damaged database) keeps the store closed.
+        let reopened = open_writer(&self.path);
+        let mut damaged = self.damaged.lock().map_err(|_| poisoned())?;
+        match reopened {
+            Ok(w) => {
+                *writer = w;
+                *damaged = None;
+            }
+            Err(Error::DatabaseDamaged(_)) => {
+                *damaged = Some(damaged_message(&self.path, "SQLite cannot open it"));
+            }
+            Err(e) => return Err(e),
+        }
         out
+    }
+
+    /// Closes every connection to the file: the writer (an in-memory stand-in takes its place)
+    /// and the pooled readers (those in flight are discarded when they come back).
+    fn close_file(&self, writer: &mut Connection) -> Result<()> {
+        drop(std::mem::replace(writer, Connection::open_in_memory()?));
+        self.reset_readers()
     }
 
     pub fn path(&self) -> &Path {
@@ -203,6 +278,7 @@ impl Store {
     }
 
     fn open_reader(&self) -> Result<Connection> {
+        self.usable()?;
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -216,6 +292,7 @@ impl Store {
 
     /// Runs `f` on a pooled read-only connection.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.usable()?;
         let (epoch, pooled) = {
             let mut pool = self.readers.lock().map_err(|_| poisoned())?;
             (pool.epoch, pool.idle.pop())
@@ -242,6 +319,14 @@ impl Store {
                 "the server is shutting down; nothing was written".into(),
             ));
         }
+        self.usable()?;
+        if self.writes_fenced.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::RestoreInProgress(
+                "a restore is running: writes are refused until it ends (nothing was written); \
+                 retry after it finishes (GET /admin/restores/{id} follows it)"
+                    .into(),
+            ));
+        }
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.execute(
@@ -263,6 +348,7 @@ impl Store {
 
     /// Runs `f` on the writer connection outside a transaction (backup, checkpoint, pragmas).
     pub fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.usable()?;
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
         f(&mut conn)
     }
@@ -534,10 +620,8 @@ impl Store {
                  FROM chunks c JOIN documents d ON d.id = c.document_id",
                 [],
             )?;
-            tx.execute(
-                "UPDATE documents SET chunk_count = (SELECT count(*) FROM chunks c WHERE c.document_id = documents.id)",
-                [],
-            )?;
+            // Documents' recorded chunk counts are source data: where they disagree with the
+            // chunk table, chunks were lost, and rewriting the counts would hide that.
             Ok(n)
         })
     }
@@ -546,6 +630,10 @@ impl Store {
     /// closed first; a reader still busy makes SQLite report the checkpoint incomplete, so it
     /// is retried briefly.
     pub fn checkpoint(&self) -> Result<()> {
+        if self.damaged().is_some() {
+            // closed already; a damaged file is left as it is for the restore to set aside
+            return Ok(());
+        }
         self.reset_readers()?;
         // `optimize` may write statistics, so it runs before the checkpoint, not after.
         self.with_writer(|c| Ok(c.execute_batch("PRAGMA optimize")?))?;
@@ -569,6 +657,15 @@ impl Store {
         pool.idle.clear();
         Ok(())
     }
+}
+
+/// The message of a damaged database: where, what SQLite said, what to do.
+fn damaged_message(path: &Path, detail: &str) -> String {
+    format!(
+        "the database {} is damaged ({detail}); {}",
+        path.display(),
+        crate::error::restore_advice(path.parent())
+    )
 }
 
 fn open_writer(path: &Path) -> Result<Connection> {

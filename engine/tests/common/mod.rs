@@ -120,6 +120,47 @@ pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String
     c.get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// Resource thresholds no test machine crosses: a full shared disk or a busy CPU would make
+/// the engine report itself unready, which these tests do not exercise (sysres has its own).
+pub fn host_independent_thresholds() -> instant_db::sysres::Thresholds {
+    instant_db::sysres::Thresholds {
+        cpu_percent_warn: 101.0,
+        cpu_percent_critical: 101.0,
+        memory_percent_warn: 101.0,
+        memory_percent_critical: 101.0,
+        disk_free_percent_min: 0.0,
+        disk_free_percent_critical: 0.0,
+        disk_free_bytes_min: 0,
+        disk_free_bytes_critical: 0,
+    }
+}
+
+/// The same thresholds as a configuration file for the real binary.
+pub const HOST_INDEPENDENT_CONFIG: &str = "health:
+  thresholds:
+    cpu_percent_warn: 101
+    cpu_percent_critical: 101
+    memory_percent_warn: 101
+    memory_percent_critical: 101
+    disk_free_percent_min: 0
+    disk_free_percent_critical: 0
+    disk_free_bytes_min: 0
+    disk_free_bytes_critical: 0
+";
+
+/// `len` incompressible pseudo-random bytes, the same every run.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// The admin token the tests configure their servers with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
