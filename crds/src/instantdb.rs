@@ -43,11 +43,18 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InstantDbSpec {
-    /// Engine container image. Default: the image the operator was started with
-    /// (`--engine-image` / `INSTANT_DB_ENGINE_IMAGE`).
+    /// Engine container image. Default: the operator's engine image
+    /// (`ghcr.io/instant-db/instant-db:<operator version>`, or `--engine-image`), pinned in
+    /// `status.image` when first used (see `imageUpdatePolicy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub image: Option<String>,
+
+    /// Without `spec.image`: `Pinned` keeps the engine image recorded in `status.image` across
+    /// operator upgrades (no restart of a running engine), `FollowOperator` moves the engine to
+    /// the new operator's image (one restart per upgrade). Default: `Pinned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_update_policy: Option<ImageUpdatePolicy>,
 
     /// Number of engine pods. Must be 1: the engine keeps its data in SQLite, which has a single
     /// writer. Default: 1.
@@ -87,10 +94,37 @@ pub struct InstantDbSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplateOverrides>,
 
+    /// Voluntary disruptions (node drains). Default: no PodDisruptionBudget, so a drain evicts
+    /// the single engine pod (the instance is unavailable until it runs again elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionSpec>,
+
     /// When true the StatefulSet is scaled to zero (the volume is kept) and scheduled backups of
     /// this instance are paused. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+}
+
+/// Which engine image an instance without `spec.image` runs after an operator upgrade.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImageUpdatePolicy {
+    /// Keep the image recorded in `status.image` (default): an operator upgrade does not
+    /// restart running engines.
+    #[default]
+    Pinned,
+    /// Run the operator's engine image; an operator upgrade restarts the engine onto it.
+    FollowOperator,
+}
+
+/// Voluntary disruption settings.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionSpec {
+    /// When true a PodDisruptionBudget with `minAvailable: 1` protects the only engine pod:
+    /// node drains (cluster upgrades, autoscaler scale-down) wait until the instance is
+    /// suspended or the flag removed. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<bool>,
 }
 
 /// Persistent volume settings.
@@ -314,7 +348,8 @@ pub struct InstantDbStatus {
     /// should read the conditions instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// Conditions: Ready, Progressing, Degraded, IntegrityOk, BackupHealthy, Recovering.
+    /// Conditions: Ready, Progressing, Degraded, Reconciling, Stalled, IntegrityOk,
+    /// BackupHealthy, Recovering.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -327,15 +362,20 @@ pub struct InstantDbStatus {
     /// Completion time of the latest completed backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<Time>,
-    /// Time of the engine's latest integrity check.
+    /// Time of the engine's integrity check that established the current result of
+    /// `IntegrityOk` (later checks with the same result are not written, so a steady instance
+    /// makes no status writes; the engine's `/health/detailed` has the latest time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_integrity_check: Option<Time>,
     /// Time of the latest automatic recovery (restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<Time>,
-    /// Number of documents reported by the engine.
+    /// Number of documents reported by the engine, refreshed at most every 5 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document_count: Option<i64>,
+    /// Engine image the instance runs (`spec.image`, or the operator's image pinned here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Summary for humans (Provisioning, Running, Degraded, Suspended, Failed). Tools

@@ -50,7 +50,6 @@ async fn create_then_ready_then_no_op() {
         "services/docs-headless",
         "services/docs",
         "statefulsets/docs",
-        "poddisruptionbudgets/docs",
         "instantdbs/docs/status",
     ] {
         assert!(
@@ -133,7 +132,7 @@ async fn update_applies_only_what_changed() {
 
 #[tokio::test]
 async fn suspend_scales_to_zero_and_removes_pdb() {
-    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}}));
     run(&fake, &ctx).await.unwrap();
     assert!(fake.get(PDB).is_some());
     let mut db = fake.get(DB).unwrap();

@@ -1,13 +1,27 @@
 //! Pure computation of `InstantDbStatus` from what the controller observed.
+//!
+//! Conditions and what kstatus (Flux, kpt, cli-utils) computes from them:
+//! - `Stalled=True` (kstatus `Failed`): nothing happens until the user changes something —
+//!   invalid spec, refused apply, name conflict, missing Secret, failed integrity check without
+//!   automatic restore.
+//! - `Reconciling=True` (kstatus `InProgress`): the operator or the kubelet is still working —
+//!   objects rolling out, the engine starting, or an engine problem that can pass without a
+//!   spec change (crash loop, image pull, scheduling, volume, probe): Flux's health-check
+//!   timeout turns a lasting one into a failure, with the message of `Ready`.
+//! - Neither (kstatus `Current`): ready, suspended, or serving with a degradation.
+//!
+//! Every condition carries the generation of the status write (see `finish`).
 
 use instant_db_crds::conditions::{self, NewCondition, Status, set_condition};
 use instant_db_crds::{InstantDbStatus, Phase};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::engine_client::{DetailedHealth, HealthStatus};
+use super::diagnose::{EngineView, Problem, causes};
+use crate::engine_client::DetailedHealth;
 
-/// Reasons written into conditions (CamelCase, stable: documented in docs/operator.md).
+/// Reasons written into conditions (CamelCase, stable: documented in docs/operator.md). The
+/// engine causes (`CrashLoopBackOff`...) are in [`causes`].
 pub mod reasons {
     /// The spec cannot be turned into resources.
     pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -27,12 +41,10 @@ pub mod reasons {
     pub const RECONCILED: &str = "Reconciled";
     /// No problem.
     pub const HEALTHY: &str = "Healthy";
-    /// The engine reports a degraded component.
-    pub const ENGINE_DEGRADED: &str = "EngineDegraded";
-    /// The engine reports itself unhealthy.
-    pub const ENGINE_UNHEALTHY: &str = "EngineUnhealthy";
+    /// `Stalled=False`: progress is possible without the user.
+    pub const NOT_STALLED: &str = "NotStalled";
     /// The health endpoint could not be read.
-    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
+    pub const HEALTH_CHECK_FAILED: &str = super::causes::HEALTH_CHECK_FAILED;
     /// The last integrity check passed.
     pub const INTEGRITY_PASSED: &str = "IntegrityCheckPassed";
     /// The last integrity check failed.
@@ -51,34 +63,115 @@ pub struct Observed {
     pub blocked: Option<(String, String)>,
     /// `spec.suspend`.
     pub suspended: bool,
+    /// `spec.recovery.autoRestore`: a failed integrity check is acted on, not stalled.
+    pub auto_restore: bool,
     /// Ready replicas of the StatefulSet.
     pub ready_replicas: i32,
     /// Whether the StatefulSet has rolled out its latest revision.
     pub rolled_out: bool,
-    /// Engine health (None when not asked: pod not ready).
+    /// Readiness and the first problem, from pod, PVC and engine health.
+    pub engine: EngineView,
+    /// Engine health (None when not asked: no running pod).
     pub health: Option<Result<DetailedHealth, String>>,
+    /// Take the engine's numbers (document count) into status: false between refreshes, so
+    /// ingest does not rewrite status on every event.
+    pub refresh_numbers: bool,
     /// In-cluster endpoint.
     pub endpoint: Option<String>,
+    /// Effective engine image.
+    pub image: Option<String>,
 }
 
-fn cond<'a>(
-    type_: &'a str,
+fn set(
+    c: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    type_: &str,
     status: Status,
-    reason: &'a str,
-    message: String,
-    generation: Option<i64>,
-) -> NewCondition<'a> {
-    NewCondition {
-        type_,
-        status,
+    reason: &str,
+    message: impl Into<String>,
+    now: Timestamp,
+) {
+    set_condition(
+        c,
+        NewCondition {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+            // Written for every condition by `finish`.
+            observed_generation: None,
+        },
+        now,
+    );
+}
+
+/// Ends a status computation: every condition gets the generation of this write.
+pub fn finish(s: &mut InstantDbStatus, generation: Option<i64>) {
+    s.observed_generation = generation;
+    conditions::refresh_observed_generation(&mut s.conditions, generation);
+}
+
+/// Sets Ready, Progressing, Degraded, Reconciling, Stalled and the phase for an instance that
+/// cannot be built or applied (`reason`: InvalidSpec, NameConflict, ApplyRejected...).
+fn stalled(s: &mut InstantDbStatus, reason: &str, msg: &str, now: Timestamp) {
+    let c = &mut s.conditions;
+    set(c, conditions::READY, Status::False, reason, msg, now);
+    let waiting = if reason == reasons::INVALID_SPEC {
+        "waiting for a valid spec"
+    } else {
+        "blocked until the problem is fixed; retried every 5 minutes"
+    };
+    set(c, conditions::PROGRESSING, Status::False, reason, waiting, now);
+    set(c, conditions::RECONCILING, Status::False, reason, waiting, now);
+    set(c, conditions::STALLED, Status::True, reason, msg, now);
+    set(c, conditions::DEGRADED, Status::True, reason, msg, now);
+    s.phase = Some(Phase::Failed);
+}
+
+/// `IntegrityOk` and `lastIntegrityCheck` from the engine's latest check. The check time is
+/// written only when the result changes (or none is recorded yet): a passing check every few
+/// minutes must not rewrite status.
+fn integrity(s: &mut InstantDbStatus, health: Option<&DetailedHealth>, now: Timestamp) {
+    let Some(ic) = health.and_then(|h| h.last_integrity_check.as_ref()) else {
+        return;
+    };
+    let Some(ok) = ic.ok else { return };
+    let (reason, msg) = if ok {
+        (
+            reasons::INTEGRITY_PASSED,
+            "the last integrity check passed".to_string(),
+        )
+    } else {
+        (
+            reasons::INTEGRITY_FAILED,
+            format!(
+                "the last integrity check failed{}",
+                ic.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+        )
+    };
+    let before = conditions::find_condition(&s.conditions, conditions::INTEGRITY_OK)
+        .map(|c| c.status.clone());
+    set(
+        &mut s.conditions,
+        conditions::INTEGRITY_OK,
+        Status::from_bool(ok),
         reason,
-        message,
-        observed_generation: generation,
+        msg,
+        now,
+    );
+    let result_changed = before.as_deref() != Some(Status::from_bool(ok).as_str());
+    if let Some(at) = ic.at
+        && (result_changed || s.last_integrity_check.is_none())
+    {
+        s.last_integrity_check = Some(Time(at));
     }
 }
 
 /// Computes the new status from the previous one and the observations. Fields owned by other
-/// controllers (lastBackup, lastRecovery, BackupHealthy, Recovering) are kept.
+/// parts of the controller (lastBackup, lastRecovery, BackupHealthy, Recovering) are kept.
 pub fn compute(
     previous: Option<&InstantDbStatus>,
     o: &Observed,
@@ -86,258 +179,200 @@ pub fn compute(
 ) -> InstantDbStatus {
     let mut s = previous.cloned().unwrap_or_default();
     let g = o.generation;
-    s.observed_generation = g;
-    let c = &mut s.conditions;
-    use reasons::*;
     if !o.invalid.is_empty() {
         let msg = format!("fix the spec: {}", o.invalid.join("; "));
-        set_condition(
-            c,
-            cond(
-                conditions::READY,
-                Status::False,
-                INVALID_SPEC,
-                msg.clone(),
-                g,
-            ),
-            now,
-        );
-        set_condition(
-            c,
-            cond(
-                conditions::PROGRESSING,
-                Status::False,
-                INVALID_SPEC,
-                "waiting for a valid spec".into(),
-                g,
-            ),
-            now,
-        );
-        set_condition(
-            c,
-            cond(conditions::DEGRADED, Status::True, INVALID_SPEC, msg, g),
-            now,
-        );
-        s.phase = Some(Phase::Failed);
+        stalled(&mut s, reasons::INVALID_SPEC, &msg, now);
+        finish(&mut s, g);
         return s;
     }
     if let Some((reason, msg)) = &o.blocked {
-        let reason = reason.as_str();
-        set_condition(
-            c,
-            cond(conditions::READY, Status::False, reason, msg.clone(), g),
-            now,
-        );
-        set_condition(
-            c,
-            cond(
-                conditions::PROGRESSING,
-                Status::False,
-                reason,
-                "blocked until the problem is fixed; retried every 5 minutes".into(),
-                g,
-            ),
-            now,
-        );
-        set_condition(
-            c,
-            cond(conditions::DEGRADED, Status::True, reason, msg.clone(), g),
-            now,
-        );
-        s.phase = Some(Phase::Failed);
+        stalled(&mut s, reason, msg, now);
+        finish(&mut s, g);
         return s;
     }
     s.endpoint = o.endpoint.clone();
     s.ready_replicas = Some(o.ready_replicas);
+    if o.image.is_some() {
+        s.image = o.image.clone();
+    }
     if o.suspended {
-        let msg = "spec.suspend is true: the engine is scaled to zero and backups are paused; the volume is kept".to_string();
-        set_condition(
-            c,
-            cond(conditions::READY, Status::False, SUSPENDED, msg.clone(), g),
-            now,
-        );
-        set_condition(
-            c,
-            cond(conditions::PROGRESSING, Status::False, SUSPENDED, msg, g),
-            now,
-        );
-        set_condition(
-            c,
-            cond(
-                conditions::DEGRADED,
-                Status::False,
-                SUSPENDED,
-                "suspended".into(),
-                g,
-            ),
-            now,
-        );
+        let msg = "spec.suspend is true: the engine is scaled to zero and backups are paused; the volume is kept";
+        let c = &mut s.conditions;
+        use reasons::SUSPENDED;
+        set(c, conditions::READY, Status::False, SUSPENDED, msg, now);
+        set(c, conditions::PROGRESSING, Status::False, SUSPENDED, msg, now);
+        set(c, conditions::RECONCILING, Status::False, SUSPENDED, msg, now);
+        set(c, conditions::STALLED, Status::False, SUSPENDED, "suspended by the user", now);
+        set(c, conditions::DEGRADED, Status::False, SUSPENDED, "suspended", now);
         s.phase = Some(Phase::Suspended);
+        finish(&mut s, g);
         return s;
     }
-    if o.ready_replicas < 1 {
-        set_condition(
-            c,
-            cond(
-                conditions::READY,
-                Status::False,
-                ENGINE_STARTING,
-                "the engine pod is not ready yet (see kubectl describe pod)".into(),
-                g,
-            ),
-            now,
-        );
-        set_condition(
-            c,
-            cond(
-                conditions::PROGRESSING,
-                Status::True,
-                ENGINE_STARTING,
-                "waiting for the engine pod to pass its readiness probe".into(),
-                g,
-            ),
-            now,
-        );
-        set_condition(
-            c,
-            cond(
-                conditions::DEGRADED,
-                Status::False,
-                HEALTHY,
-                "no problem detected".into(),
-                g,
-            ),
-            now,
-        );
-        s.phase = Some(Phase::Provisioning);
-        return s;
+    let health = match &o.health {
+        Some(Ok(h)) => Some(h),
+        _ => None,
+    };
+    integrity(&mut s, health, now);
+    if let Some(n) = health.and_then(|h| h.document_count)
+        && (o.refresh_numbers || s.document_count.is_none())
+    {
+        s.document_count = Some(n);
     }
-    set_condition(
-        c,
-        cond(
+    engine_conditions(&mut s, o, now);
+    finish(&mut s, g);
+    s
+}
+
+/// Ready, Degraded, Progressing, Reconciling, Stalled and the phase of a built instance.
+fn engine_conditions(s: &mut InstantDbStatus, o: &Observed, now: Timestamp) {
+    let e = &o.engine;
+    let c = &mut s.conditions;
+    let problem = e.problem.as_ref();
+    match (e.ready, problem) {
+        (true, _) => set(
+            c,
             conditions::READY,
             Status::True,
-            ENGINE_READY,
-            "the engine serves requests".into(),
-            g,
+            reasons::ENGINE_READY,
+            "the engine serves requests",
+            now,
         ),
-        now,
-    );
-    if o.rolled_out {
-        set_condition(
+        (false, Some(p)) => set(c, conditions::READY, Status::False, p.reason, &p.message, now),
+        (false, None) => set(
             c,
-            cond(
-                conditions::PROGRESSING,
-                Status::False,
-                RECONCILED,
-                "all resources match the spec".into(),
-                g,
-            ),
+            conditions::READY,
+            Status::False,
+            reasons::ENGINE_STARTING,
+            "the engine pod is not ready yet (see kubectl describe pod)",
             now,
-        );
-    } else {
-        set_condition(
-            c,
-            cond(
-                conditions::PROGRESSING,
-                Status::True,
-                ROLLING_OUT,
-                "the StatefulSet is rolling out a new revision".into(),
-                g,
-            ),
-            now,
-        );
+        ),
     }
-    let (degraded, reason, msg): (bool, &'static str, String) = match &o.health {
-        None => (false, HEALTHY, "no problem detected".into()),
-        Some(Err(e)) => (
-            true,
-            HEALTH_CHECK_FAILED,
-            format!("cannot read the engine's /health/detailed: {e}"),
-        ),
-        Some(Ok(h)) => {
-            if let Some(n) = h.document_count {
-                s.document_count = Some(n);
-            }
-            if let Some(ic) = &h.last_integrity_check {
-                if let Some(at) = ic.at {
-                    s.last_integrity_check = Some(Time(at));
-                }
-                if let Some(ok) = ic.ok {
-                    let (r, m) = if ok {
-                        (
-                            INTEGRITY_PASSED,
-                            "the last integrity check passed".to_string(),
-                        )
-                    } else {
-                        (
-                            INTEGRITY_FAILED,
-                            format!(
-                                "the last integrity check failed{}",
-                                ic.message
-                                    .as_deref()
-                                    .map(|m| format!(": {m}"))
-                                    .unwrap_or_default()
-                            ),
-                        )
-                    };
-                    set_condition(
-                        &mut s.conditions,
-                        cond(conditions::INTEGRITY_OK, Status::from_bool(ok), r, m, g),
-                        now,
-                    );
-                }
-            }
-            let bad = h.unhealthy_components();
-            match h.status {
-                HealthStatus::Healthy | HealthStatus::Unknown if bad.is_empty() => {
-                    (false, HEALTHY, "no problem detected".into())
-                }
-                HealthStatus::Unhealthy => (
-                    true,
-                    ENGINE_UNHEALTHY,
-                    format!("the engine reports itself unhealthy: {}", bad.join(", ")),
-                ),
-                _ => (
-                    true,
-                    ENGINE_DEGRADED,
-                    format!("the engine reports degraded components: {}", bad.join(", ")),
-                ),
-            }
-        }
-    };
-    set_condition(
-        &mut s.conditions,
-        cond(
+    match problem {
+        Some(p) => set(c, conditions::DEGRADED, Status::True, p.reason, &p.message, now),
+        None => set(
+            c,
             conditions::DEGRADED,
-            Status::from_bool(degraded),
-            reason,
-            msg,
-            g,
+            Status::False,
+            reasons::HEALTHY,
+            "no problem detected",
+            now,
         ),
-        now,
-    );
-    s.phase = Some(if degraded {
+    }
+    // A failed integrity check with autoRestore is acted on by the operator (Recovering).
+    let needs_user = |p: &Problem| {
+        p.needs_user && !(p.reason == causes::INTEGRITY_FAILED && o.auto_restore)
+    };
+    let (reconciling, stalled): (Option<(&str, String)>, Option<(&str, String)>) =
+        match problem {
+            Some(p) if needs_user(p) => (None, Some((p.reason, p.message.clone()))),
+            Some(p) if !e.ready => (Some((p.reason, p.message.clone())), None),
+            None if !e.ready => (
+                Some((
+                    reasons::ENGINE_STARTING,
+                    "waiting for the engine pod to pass its readiness probe".into(),
+                )),
+                None,
+            ),
+            _ if !o.rolled_out => (
+                Some((
+                    reasons::ROLLING_OUT,
+                    "the StatefulSet is rolling out a new revision".into(),
+                )),
+                None,
+            ),
+            _ => (None, None),
+        };
+    for type_ in [conditions::RECONCILING, conditions::PROGRESSING] {
+        match &reconciling {
+            Some((reason, msg)) => set(c, type_, Status::True, reason, msg.clone(), now),
+            None => set(
+                c,
+                type_,
+                Status::False,
+                stalled.as_ref().map_or(reasons::RECONCILED, |(r, _)| r),
+                "all resources match the spec",
+                now,
+            ),
+        }
+    }
+    match &stalled {
+        Some((reason, msg)) => set(c, conditions::STALLED, Status::True, reason, msg.clone(), now),
+        None => set(
+            c,
+            conditions::STALLED,
+            Status::False,
+            reasons::NOT_STALLED,
+            "progress needs no change by the user",
+            now,
+        ),
+    }
+    s.phase = Some(if problem.is_some() {
         Phase::Degraded
-    } else {
+    } else if e.ready {
         Phase::Running
+    } else {
+        Phase::Provisioning
     });
-    s
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::engine_client::IntegrityCheck;
+    use crate::engine_client::{HealthStatus, IntegrityCheck};
     use instant_db_crds::conditions::{find_condition, is_true};
 
     fn now() -> Timestamp {
         Timestamp::from_second(1_800_000_000).unwrap()
     }
 
+    fn state(s: &InstantDbStatus, type_: &str) -> (String, String) {
+        let c = find_condition(&s.conditions, type_).unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    /// What kstatus computes for a custom resource (cli-utils `checkGenericProperties`):
+    /// observedGeneration behind → InProgress; Reconciling=True → InProgress; Stalled=True →
+    /// Failed; otherwise Current. Ready is not read by kstatus.
+    fn kstatus(s: &InstantDbStatus, generation: Option<i64>) -> &'static str {
+        if s.observed_generation != generation {
+            return "InProgress";
+        }
+        if is_true(&s.conditions, conditions::RECONCILING) {
+            return "InProgress";
+        }
+        if is_true(&s.conditions, conditions::STALLED) {
+            return "Failed";
+        }
+        "Current"
+    }
+
+    fn problem(reason: &'static str, needs_user: bool) -> EngineView {
+        EngineView {
+            ready: false,
+            problem: Some(Problem {
+                reason,
+                message: format!("{reason} happened"),
+                needs_user,
+            }),
+        }
+    }
+
+    fn ready() -> Observed {
+        Observed {
+            generation: Some(2),
+            ready_replicas: 1,
+            rolled_out: true,
+            engine: EngineView {
+                ready: true,
+                problem: None,
+            },
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn invalid_spec_is_failed_and_degraded() {
+    fn invalid_spec_is_failed_degraded_and_stalled() {
         let s = compute(
             None,
             &Observed {
@@ -353,10 +388,12 @@ mod tests {
         assert_eq!(r.reason, reasons::INVALID_SPEC);
         assert!(r.message.contains("bad size"));
         assert_eq!(r.observed_generation, Some(2));
+        assert_eq!(state(&s, conditions::STALLED), ("True".into(), "InvalidSpec".into()));
+        assert_eq!(kstatus(&s, Some(2)), "Failed");
     }
 
     #[test]
-    fn blocked_apply_is_failed_with_the_reason_and_message() {
+    fn blocked_apply_is_failed_and_stalled_with_the_reason_and_message() {
         let o = Observed {
             blocked: Some((
                 reasons::APPLY_REJECTED.into(),
@@ -367,39 +404,116 @@ mod tests {
         };
         let s = compute(None, &o, now());
         assert_eq!(s.phase, Some(Phase::Failed));
-        let r = find_condition(&s.conditions, conditions::READY).unwrap();
-        assert_eq!(
-            (r.status.as_str(), r.reason.as_str()),
-            ("False", "ApplyRejected")
+        assert_eq!(state(&s, conditions::READY), ("False".into(), "ApplyRejected".into()));
+        assert_eq!(state(&s, conditions::DEGRADED), ("True".into(), "ApplyRejected".into()));
+        assert_eq!(state(&s, conditions::STALLED), ("True".into(), "ApplyRejected".into()));
+        assert!(
+            find_condition(&s.conditions, conditions::STALLED)
+                .unwrap()
+                .message
+                .contains("requests must be <= limits")
         );
-        assert!(r.message.contains("requests must be <= limits"));
-        let d = find_condition(&s.conditions, conditions::DEGRADED).unwrap();
-        assert_eq!(
-            (d.status.as_str(), d.reason.as_str()),
-            ("True", "ApplyRejected")
-        );
+        assert_eq!(kstatus(&s, Some(3)), "Failed");
         // the same observation later gives the same status: no write, no hot loop
         let later = Timestamp::from_second(1_800_000_300).unwrap();
         assert_eq!(compute(Some(&s), &o, later), s);
     }
 
     #[test]
-    fn suspended_starting_running_degraded() {
+    fn kstatus_per_state() {
+        // starting
+        let starting = Observed {
+            generation: Some(2),
+            ..Default::default()
+        };
+        let s = compute(None, &starting, now());
+        assert_eq!(s.phase, Some(Phase::Provisioning));
+        assert_eq!(state(&s, conditions::RECONCILING), ("True".into(), "EngineStarting".into()));
+        assert_eq!(kstatus(&s, Some(2)), "InProgress");
+        // a spec change not yet seen by the operator
+        assert_eq!(kstatus(&s, Some(3)), "InProgress");
+        // ready and rolled out
+        let s = compute(Some(&s), &ready(), now());
+        assert_eq!(state(&s, conditions::RECONCILING), ("False".into(), "Reconciled".into()));
+        assert_eq!(state(&s, conditions::STALLED), ("False".into(), "NotStalled".into()));
+        assert_eq!(kstatus(&s, Some(2)), "Current");
+        // ready, rolling out a new revision
+        let rolling = Observed {
+            rolled_out: false,
+            ..ready()
+        };
+        let s = compute(Some(&s), &rolling, now());
+        assert_eq!(state(&s, conditions::RECONCILING), ("True".into(), "RollingOut".into()));
+        assert_eq!(kstatus(&s, Some(2)), "InProgress");
+        // suspended
         let s = compute(
-            None,
+            Some(&s),
             &Observed {
                 suspended: true,
+                generation: Some(2),
                 ..Default::default()
             },
             now(),
         );
         assert_eq!(s.phase, Some(Phase::Suspended));
-        let s = compute(None, &Observed::default(), now());
-        assert_eq!(s.phase, Some(Phase::Provisioning));
-        assert!(is_true(&s.conditions, conditions::PROGRESSING));
+        assert_eq!(kstatus(&s, Some(2)), "Current");
+        // an engine problem that may pass by itself: in progress, degraded
+        for reason in [
+            causes::CRASH_LOOP,
+            causes::IMAGE_PULL,
+            causes::UNSCHEDULABLE,
+            causes::VOLUME_PENDING,
+            causes::PROBE_FAILING,
+            causes::HEALTH_CHECK_FAILED,
+        ] {
+            let o = Observed {
+                engine: problem(reason, false),
+                ..ready()
+            };
+            let s = compute(None, &o, now());
+            assert_eq!(state(&s, conditions::READY), ("False".into(), reason.into()));
+            assert_eq!(state(&s, conditions::DEGRADED), ("True".into(), reason.into()));
+            assert_eq!(state(&s, conditions::RECONCILING), ("True".into(), reason.into()));
+            assert_eq!(s.phase, Some(Phase::Degraded));
+            assert_eq!(kstatus(&s, Some(2)), "InProgress", "{reason}");
+        }
+        // a missing Secret: stalled
+        let o = Observed {
+            engine: problem(causes::SECRET_MISSING, true),
+            ..ready()
+        };
+        let s = compute(None, &o, now());
+        assert_eq!(state(&s, conditions::STALLED), ("True".into(), "SecretMissing".into()));
+        assert_eq!(kstatus(&s, Some(2)), "Failed");
+        // failed integrity: stalled without autoRestore, in progress with it
+        let o = Observed {
+            engine: problem(causes::INTEGRITY_FAILED, true),
+            ..ready()
+        };
+        assert_eq!(kstatus(&compute(None, &o, now()), Some(2)), "Failed");
+        let o = Observed {
+            auto_restore: true,
+            ..o
+        };
+        assert_eq!(kstatus(&compute(None, &o, now()), Some(2)), "InProgress");
+        // serving with a missing model: current, ready, degraded
+        let o = Observed {
+            engine: EngineView {
+                ready: true,
+                ..problem(causes::MODEL_NOT_LOADED, false)
+            },
+            ..ready()
+        };
+        let s = compute(None, &o, now());
+        assert!(is_true(&s.conditions, conditions::READY));
+        assert_eq!(state(&s, conditions::DEGRADED), ("True".into(), "ModelNotLoaded".into()));
+        assert_eq!(kstatus(&s, Some(2)), "Current");
+    }
+
+    #[test]
+    fn every_condition_carries_the_generation_of_the_write() {
         let healthy = DetailedHealth {
             status: HealthStatus::Healthy,
-            document_count: Some(5),
             last_integrity_check: Some(IntegrityCheck {
                 at: Some(now()),
                 ok: Some(true),
@@ -408,41 +522,89 @@ mod tests {
             ..Default::default()
         };
         let o = Observed {
-            ready_replicas: 1,
-            rolled_out: true,
             health: Some(Ok(healthy)),
-            ..Default::default()
+            ..ready()
         };
-        let s1 = compute(Some(&s), &o, now());
-        assert_eq!(s1.phase, Some(Phase::Running));
-        assert!(is_true(&s1.conditions, conditions::READY));
-        assert!(is_true(&s1.conditions, conditions::INTEGRITY_OK));
-        assert_eq!(s1.document_count, Some(5));
-        // stable: same observations later give an identical status (no write)
-        let later = Timestamp::from_second(1_800_000_100).unwrap();
-        assert_eq!(compute(Some(&s1), &o, later), s1);
+        let s = compute(None, &o, now());
+        // the engine no longer reports integrity, the spec moved on
         let o2 = Observed {
-            ready_replicas: 1,
-            rolled_out: true,
-            health: Some(Err("timeout".into())),
+            generation: Some(5),
+            health: None,
+            ..ready()
+        };
+        let s = compute(Some(&s), &o2, now());
+        assert!(find_condition(&s.conditions, conditions::INTEGRITY_OK).is_some());
+        assert!(
+            s.conditions.iter().all(|c| c.observed_generation == Some(5)),
+            "{:?}",
+            s.conditions
+        );
+    }
+
+    #[test]
+    fn a_moving_check_time_and_document_count_change_nothing_between_refreshes() {
+        let health = |minute: i64, docs: i64, ok: bool| DetailedHealth {
+            status: HealthStatus::Healthy,
+            document_count: Some(docs),
+            last_integrity_check: Some(IntegrityCheck {
+                at: Some(Timestamp::from_second(1_800_000_000 + minute * 60).unwrap()),
+                ok: Some(ok),
+                message: (!ok).then(|| "page 3".into()),
+            }),
             ..Default::default()
         };
-        let s2 = compute(Some(&s1), &o2, later);
-        assert_eq!(s2.phase, Some(Phase::Degraded));
+        let first = Observed {
+            health: Some(Ok(health(0, 5, true))),
+            refresh_numbers: true,
+            ..ready()
+        };
+        let s1 = compute(None, &first, now());
+        assert_eq!(s1.document_count, Some(5));
+        assert_eq!(s1.last_integrity_check, Some(Time(Timestamp::from_second(1_800_000_000).unwrap())));
+        let later = Observed {
+            health: Some(Ok(health(7, 9, true))),
+            refresh_numbers: false,
+            ..ready()
+        };
+        assert_eq!(compute(Some(&s1), &later, now()), s1, "no change: no write");
+        // at the refresh the count is taken
+        let refresh = Observed {
+            refresh_numbers: true,
+            ..later.clone()
+        };
+        assert_eq!(compute(Some(&s1), &refresh, now()).document_count, Some(9));
+        // a new result is written with its time
+        let failed = Observed {
+            health: Some(Ok(health(8, 9, false))),
+            ..later
+        };
+        let s2 = compute(Some(&s1), &failed, now());
+        assert_eq!(state(&s2, conditions::INTEGRITY_OK).0, "False");
         assert_eq!(
-            find_condition(&s2.conditions, conditions::DEGRADED)
-                .unwrap()
-                .reason,
-            reasons::HEALTH_CHECK_FAILED
+            s2.last_integrity_check,
+            Some(Time(Timestamp::from_second(1_800_000_480).unwrap()))
         );
-        // Ready stayed True: its transition time did not move
-        assert_eq!(
-            find_condition(&s2.conditions, conditions::READY)
-                .unwrap()
-                .last_transition_time,
-            find_condition(&s1.conditions, conditions::READY)
+    }
+
+    #[test]
+    fn ready_stays_true_across_a_degradation_without_moving_its_transition_time() {
+        let s1 = compute(None, &ready(), now());
+        let later = Timestamp::from_second(1_800_000_100).unwrap();
+        let degraded = Observed {
+            engine: EngineView {
+                ready: true,
+                ..problem(causes::ENGINE_DEGRADED, false)
+            },
+            ..ready()
+        };
+        let s2 = compute(Some(&s1), &degraded, later);
+        assert_eq!(s2.phase, Some(Phase::Degraded));
+        let t = |s: &InstantDbStatus| {
+            find_condition(&s.conditions, conditions::READY)
                 .unwrap()
                 .last_transition_time
-        );
+                .clone()
+        };
+        assert_eq!(t(&s2), t(&s1));
     }
 }

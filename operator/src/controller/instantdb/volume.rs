@@ -43,15 +43,12 @@ pub(super) async fn expand_volume(
     ctx: &Context,
     ns: &str,
     name: &str,
-    sts_exists: bool,
+    pvc: Option<&PersistentVolumeClaim>,
 ) -> Result<Option<String>> {
-    if !sts_exists {
-        return Ok(None);
-    }
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(pvc) = pvcs.get_opt(&names::data_pvc(name)).await? else {
+    let Some(pvc) = pvc else {
         return Ok(None);
     };
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
     let Some(current) = pvc
         .spec
         .as_ref()
