@@ -105,7 +105,10 @@ pub fn set_condition(
 /// `kubectl wait` compare it with `metadata.generation`). Returns true when anything changed.
 pub fn refresh_observed_generation(conditions: &mut [Condition], generation: Option<i64>) -> bool {
     let mut changed = false;
-    for c in conditions.iter_mut().filter(|c| c.observed_generation != generation) {
+    for c in conditions
+        .iter_mut()
+        .filter(|c| c.observed_generation != generation)
+    {
         c.observed_generation = generation;
         changed = true;
     }

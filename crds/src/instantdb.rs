@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
     status = "InstantDbStatus",
     derive = "PartialEq",
     doc = "An instant-db document search engine instance (one StatefulSet pod with its volume).",
+    // Refused at admission instead of failing later: the name becomes a Service name (a
+    // DNS-1035 label) and the StatefulSet's, whose pods carry `<name>-<revision hash>` in a
+    // 63-character label, so at most 52 characters.
+    validation = kube::core::Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) of at most 52 characters: it names the engine's Service and StatefulSet"),
     printcolumn(
         name = "Ready",
         type_ = "string",

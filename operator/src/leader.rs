@@ -350,10 +350,7 @@ mod tests {
             holder_identity: None,
             ..held_by("", 999)
         };
-        assert_eq!(
-            decide(Some(&released), "a", secs(0), d),
-            Decision::TakeOver
-        );
+        assert_eq!(decide(Some(&released), "a", secs(0), d), Decision::TakeOver);
     }
 
     #[test]

@@ -288,7 +288,10 @@ mod tests {
         let args = Args::try_parse_from(["instant-db-operator"]).unwrap();
         assert_eq!(
             args.engine_image,
-            format!("ghcr.io/instant-db/instant-db:{}", env!("CARGO_PKG_VERSION"))
+            format!(
+                "ghcr.io/instant-db/instant-db:{}",
+                env!("CARGO_PKG_VERSION")
+            )
         );
     }
 }

@@ -505,10 +505,10 @@ fn failed_integrity_health() -> instant_db_operator::engine_client::DetailedHeal
 // StatefulSet has 0 ready replicas when the operator first sees the failure. The health
 // endpoints still answer by pod IP; the operator must read them and recover.
 #[tokio::test]
-async fn an_unready_engine_with_a_failed_integrity_check_is_reported_and_restored_automatically()
-{
-    let (fake, ctx, engine) =
-        common::setup_with_engine(json!({"storage": {"size": "1Gi"}, "recovery": {"autoRestore": true}}));
+async fn an_unready_engine_with_a_failed_integrity_check_is_reported_and_restored_automatically() {
+    let (fake, ctx, engine) = common::setup_with_engine(
+        json!({"storage": {"size": "1Gi"}, "recovery": {"autoRestore": true}}),
+    );
     run(&fake, &ctx).await.unwrap();
     put_pod(&fake, unready_running_pod());
     *engine.health.lock().unwrap() = Ok(failed_integrity_health());
@@ -634,13 +634,17 @@ async fn resyncs_of_a_healthy_instance_with_a_moving_engine_check_time_make_no_w
     use instant_db_operator::engine_client::IntegrityCheck;
     let (fake, ctx, engine) = common::setup_with_engine(json!({"storage": {"size": "1Gi"}}));
     let check_at = |minute: i64| IntegrityCheck {
-        at: Some(
-            k8s_openapi::jiff::Timestamp::from_second(1_796_000_000 + minute * 60).unwrap(),
-        ),
+        at: Some(k8s_openapi::jiff::Timestamp::from_second(1_796_000_000 + minute * 60).unwrap()),
         ok: Some(true),
         message: None,
     };
-    engine.health.lock().unwrap().as_mut().unwrap().last_integrity_check = Some(check_at(0));
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(check_at(0));
     run(&fake, &ctx).await.unwrap();
     mark_ready(&fake);
     run(&fake, &ctx).await.unwrap();
@@ -657,7 +661,13 @@ async fn resyncs_of_a_healthy_instance_with_a_moving_engine_check_time_make_no_w
         assert_eq!(writes(&fake), Vec::<String>::new(), "resync {n} wrote");
     }
     // a change of result is written at once
-    engine.health.lock().unwrap().as_mut().unwrap().last_integrity_check = Some(IntegrityCheck {
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(IntegrityCheck {
         ok: Some(false),
         message: Some("page 3 corrupt".into()),
         ..check_at(6)
@@ -709,7 +719,10 @@ async fn three_messages_of_one_reason_are_three_events_and_a_repeat_is_counted()
 async fn a_single_replica_instance_has_no_pdb_unless_disruption_protect_is_set() {
     let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
     run(&fake, &ctx).await.unwrap();
-    assert!(fake.get(PDB).is_none(), "a PDB would block every node drain");
+    assert!(
+        fake.get(PDB).is_none(),
+        "a PDB would block every node drain"
+    );
     let mut db = fake.get(DB).unwrap();
     db["spec"]["disruption"] = json!({"protect": true});
     fake.put(DB, db);

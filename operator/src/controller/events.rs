@@ -30,7 +30,12 @@ pub(crate) struct Event<'a> {
 /// What makes two Events the same (then the second is counted in the first's series).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    regarding: (Option<String>, Option<String>, Option<String>, Option<String>),
+    regarding: (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
     related: Option<(Option<String>, Option<String>, Option<String>)>,
     warning: bool,
     reason: String,
@@ -40,7 +45,12 @@ struct Key {
 
 fn object_key(
     r: &ObjectReference,
-) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
+) -> (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+) {
     (
         r.kind.clone(),
         r.namespace.clone(),

@@ -68,7 +68,9 @@ fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
 
 fn engine_container(pod: &Pod) -> Option<&ContainerStatus> {
     let all = pod.status.as_ref()?.container_statuses.as_ref()?;
-    all.iter().find(|c| c.name == "engine").or_else(|| all.first())
+    all.iter()
+        .find(|c| c.name == "engine")
+        .or_else(|| all.first())
 }
 
 /// Whether the pod runs and has an IP: then its health endpoints can be asked, ready or not.
@@ -159,7 +161,9 @@ fn find_problem(
     let waiting = container
         .and_then(|c| c.state.as_ref())
         .and_then(|s| s.waiting.as_ref());
-    let waiting_reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or_default();
+    let waiting_reason = waiting
+        .and_then(|w| w.reason.as_deref())
+        .unwrap_or_default();
     let waiting_message = waiting.and_then(|w| w.message.as_deref());
     match waiting_reason {
         "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" | "ErrImageNeverPull" => {
@@ -363,7 +367,13 @@ mod tests {
     fn ready_only_when_the_pod_is_ready_and_the_engine_health_is_read_and_ready() {
         let ok = Ok(healthy());
         let v = diagnose("docs-0", Some(&running(true, true)), None, Some(&ok));
-        assert_eq!(v, EngineView { ready: true, problem: None });
+        assert_eq!(
+            v,
+            EngineView {
+                ready: true,
+                problem: None
+            }
+        );
         let v = diagnose("docs-0", Some(&running(true, true)), None, None);
         assert!(!v.ready, "health not read");
         let err = Err("connection refused".to_string());
@@ -383,11 +393,17 @@ mod tests {
 
     #[test]
     fn crash_loop_names_the_restarts_and_the_last_exit() {
-        let p = waiting("CrashLoopBackOff", "back-off 40s restarting failed container");
+        let p = waiting(
+            "CrashLoopBackOff",
+            "back-off 40s restarting failed container",
+        );
         let v = diagnose("docs-0", Some(&p), None, None);
         let (reason, m) = cause(&v);
         assert_eq!(reason, causes::CRASH_LOOP);
-        assert!(m.contains("4 restarts, last exit code 137 (OOMKilled)"), "{m}");
+        assert!(
+            m.contains("4 restarts, last exit code 137 (OOMKilled)"),
+            "{m}"
+        );
         assert!(m.contains("back-off 40s"), "{m}");
         assert!(m.contains("kubectl logs docs-0 --previous"), "{m}");
     }
@@ -404,9 +420,11 @@ mod tests {
 
     #[test]
     fn an_unscheduled_pod_is_unschedulable_with_the_scheduler_message() {
-        let p = pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+        let p = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
             "status": "False", "reason": "Unschedulable",
-            "message": "0/3 nodes are available: 3 Insufficient memory."}]}));
+            "message": "0/3 nodes are available: 3 Insufficient memory."}]}),
+        );
         let (reason, m) = cause(&diagnose("docs-0", Some(&p), None, None));
         assert_eq!(reason, causes::UNSCHEDULABLE);
         assert!(m.contains("3 Insufficient memory"), "{m}");
@@ -415,9 +433,12 @@ mod tests {
     #[test]
     fn a_pending_claim_is_volume_pending_before_anything_else() {
         let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-            "metadata": {"name": "data-docs-0"}, "status": {"phase": "Pending"}})).unwrap();
-        let p = pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
-            "status": "False", "message": "pod has unbound immediate PersistentVolumeClaims"}]}));
+            "metadata": {"name": "data-docs-0"}, "status": {"phase": "Pending"}}))
+        .unwrap();
+        let p = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+            "status": "False", "message": "pod has unbound immediate PersistentVolumeClaims"}]}),
+        );
         let (reason, m) = cause(&diagnose("docs-0", Some(&p), Some(&pvc), None));
         assert_eq!(reason, causes::VOLUME_PENDING);
         assert!(m.contains("data-docs-0 is Pending: pod has unbound"), "{m}");
@@ -427,7 +448,10 @@ mod tests {
 
     #[test]
     fn a_missing_secret_needs_the_user() {
-        let p = waiting("CreateContainerConfigError", "secret \"qdrant-key\" not found");
+        let p = waiting(
+            "CreateContainerConfigError",
+            "secret \"qdrant-key\" not found",
+        );
         let v = diagnose("docs-0", Some(&p), None, None);
         let pr = v.problem.unwrap();
         assert_eq!(pr.reason, causes::SECRET_MISSING);
@@ -462,14 +486,27 @@ mod tests {
             reasons: vec!["database: disk I/O error".into()],
             ..Default::default()
         });
-        let (reason, m) = cause(&diagnose("docs-0", Some(&running(false, true)), None, Some(&h)));
+        let (reason, m) = cause(&diagnose(
+            "docs-0",
+            Some(&running(false, true)),
+            None,
+            Some(&h),
+        ));
         assert_eq!(reason, causes::PROBE_FAILING);
         assert!(m.contains("disk I/O error"), "{m}");
         // health unreadable: the pod's own message
         let e = Err("timeout".to_string());
-        let (reason, m) = cause(&diagnose("docs-0", Some(&running(false, true)), None, Some(&e)));
+        let (reason, m) = cause(&diagnose(
+            "docs-0",
+            Some(&running(false, true)),
+            None,
+            Some(&e),
+        ));
         assert_eq!(reason, causes::PROBE_FAILING);
-        assert!(m.contains("unready status: [engine]") && m.contains("timeout"), "{m}");
+        assert!(
+            m.contains("unready status: [engine]") && m.contains("timeout"),
+            "{m}"
+        );
     }
 
     #[test]

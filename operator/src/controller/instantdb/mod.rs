@@ -19,11 +19,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Context;
-use status::Observed;
 use crate::builders::{
     self, ADMIN_TOKEN_KEY, BuildInput, FIELD_MANAGER, applied_hash, hash_object, names, set_hash,
 };
 use crate::error::{Error, Result};
+use status::Observed;
 
 mod backups;
 pub mod diagnose;
@@ -219,8 +219,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         pdb,
         sm: sm.as_ref(),
     };
-    let changed = match apply_all(db, ctx, &ns, &uid, desired, observed_objects, pvc.as_ref())
-        .await
+    let changed = match apply_all(db, ctx, &ns, &uid, desired, observed_objects, pvc.as_ref()).await
     {
         Ok(c) => c,
         Err(e) => match e.status_reason() {
@@ -266,7 +265,12 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         ),
         _ => None,
     };
-    let engine = diagnose::diagnose(&names::pod(&name), pod.as_ref(), pvc.as_ref(), health.as_ref());
+    let engine = diagnose::diagnose(
+        &names::pod(&name),
+        pod.as_ref(),
+        pvc.as_ref(),
+        health.as_ref(),
+    );
     let auto_restore = db
         .spec
         .recovery
@@ -315,10 +319,21 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         .status
         .as_ref()
         .is_some_and(|s| is_true(&s.conditions, conds::DEGRADED));
-    let numbers_moved =
-        db.status.as_ref().and_then(|s| s.document_count) != new.document_count;
+    status::finish(&mut new, db.metadata.generation);
+    if !refresh_numbers
+        && db.status.as_ref() != Some(&new)
+        && let Some(n) = observed
+            .health
+            .as_ref()
+            .and_then(|h| h.as_ref().ok())
+            .and_then(|h| h.document_count)
+    {
+        // Status is written anyway: the write may as well carry the current numbers.
+        new.document_count = Some(n);
+    }
+    let numbers_moved = db.status.as_ref().and_then(|s| s.document_count) != new.document_count;
     if write_status(&dbs, db, &mut new, ctx).await? {
-        if refresh_numbers && numbers_moved {
+        if numbers_moved {
             ctx.engine_numbers_taken(&key);
         }
         let reference = db.object_ref(&());

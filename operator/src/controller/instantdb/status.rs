@@ -120,8 +120,22 @@ fn stalled(s: &mut InstantDbStatus, reason: &str, msg: &str, now: Timestamp) {
     } else {
         "blocked until the problem is fixed; retried every 5 minutes"
     };
-    set(c, conditions::PROGRESSING, Status::False, reason, waiting, now);
-    set(c, conditions::RECONCILING, Status::False, reason, waiting, now);
+    set(
+        c,
+        conditions::PROGRESSING,
+        Status::False,
+        reason,
+        waiting,
+        now,
+    );
+    set(
+        c,
+        conditions::RECONCILING,
+        Status::False,
+        reason,
+        waiting,
+        now,
+    );
     set(c, conditions::STALLED, Status::True, reason, msg, now);
     set(c, conditions::DEGRADED, Status::True, reason, msg, now);
     s.phase = Some(Phase::Failed);
@@ -200,10 +214,38 @@ pub fn compute(
         let c = &mut s.conditions;
         use reasons::SUSPENDED;
         set(c, conditions::READY, Status::False, SUSPENDED, msg, now);
-        set(c, conditions::PROGRESSING, Status::False, SUSPENDED, msg, now);
-        set(c, conditions::RECONCILING, Status::False, SUSPENDED, msg, now);
-        set(c, conditions::STALLED, Status::False, SUSPENDED, "suspended by the user", now);
-        set(c, conditions::DEGRADED, Status::False, SUSPENDED, "suspended", now);
+        set(
+            c,
+            conditions::PROGRESSING,
+            Status::False,
+            SUSPENDED,
+            msg,
+            now,
+        );
+        set(
+            c,
+            conditions::RECONCILING,
+            Status::False,
+            SUSPENDED,
+            msg,
+            now,
+        );
+        set(
+            c,
+            conditions::STALLED,
+            Status::False,
+            SUSPENDED,
+            "suspended by the user",
+            now,
+        );
+        set(
+            c,
+            conditions::DEGRADED,
+            Status::False,
+            SUSPENDED,
+            "suspended",
+            now,
+        );
         s.phase = Some(Phase::Suspended);
         finish(&mut s, g);
         return s;
@@ -223,6 +265,9 @@ pub fn compute(
     s
 }
 
+/// Reason and message of a condition.
+type Why<'a> = (&'a str, String);
+
 /// Ready, Degraded, Progressing, Reconciling, Stalled and the phase of a built instance.
 fn engine_conditions(s: &mut InstantDbStatus, o: &Observed, now: Timestamp) {
     let e = &o.engine;
@@ -237,7 +282,14 @@ fn engine_conditions(s: &mut InstantDbStatus, o: &Observed, now: Timestamp) {
             "the engine serves requests",
             now,
         ),
-        (false, Some(p)) => set(c, conditions::READY, Status::False, p.reason, &p.message, now),
+        (false, Some(p)) => set(
+            c,
+            conditions::READY,
+            Status::False,
+            p.reason,
+            &p.message,
+            now,
+        ),
         (false, None) => set(
             c,
             conditions::READY,
@@ -248,7 +300,14 @@ fn engine_conditions(s: &mut InstantDbStatus, o: &Observed, now: Timestamp) {
         ),
     }
     match problem {
-        Some(p) => set(c, conditions::DEGRADED, Status::True, p.reason, &p.message, now),
+        Some(p) => set(
+            c,
+            conditions::DEGRADED,
+            Status::True,
+            p.reason,
+            &p.message,
+            now,
+        ),
         None => set(
             c,
             conditions::DEGRADED,
@@ -259,29 +318,27 @@ fn engine_conditions(s: &mut InstantDbStatus, o: &Observed, now: Timestamp) {
         ),
     }
     // A failed integrity check with autoRestore is acted on by the operator (Recovering).
-    let needs_user = |p: &Problem| {
-        p.needs_user && !(p.reason == causes::INTEGRITY_FAILED && o.auto_restore)
+    let needs_user =
+        |p: &Problem| p.needs_user && !(p.reason == causes::INTEGRITY_FAILED && o.auto_restore);
+    let (reconciling, stalled): (Option<Why<'_>>, Option<Why<'_>>) = match problem {
+        Some(p) if needs_user(p) => (None, Some((p.reason, p.message.clone()))),
+        Some(p) if !e.ready => (Some((p.reason, p.message.clone())), None),
+        None if !e.ready => (
+            Some((
+                reasons::ENGINE_STARTING,
+                "waiting for the engine pod to pass its readiness probe".into(),
+            )),
+            None,
+        ),
+        _ if !o.rolled_out => (
+            Some((
+                reasons::ROLLING_OUT,
+                "the StatefulSet is rolling out a new revision".into(),
+            )),
+            None,
+        ),
+        _ => (None, None),
     };
-    let (reconciling, stalled): (Option<(&str, String)>, Option<(&str, String)>) =
-        match problem {
-            Some(p) if needs_user(p) => (None, Some((p.reason, p.message.clone()))),
-            Some(p) if !e.ready => (Some((p.reason, p.message.clone())), None),
-            None if !e.ready => (
-                Some((
-                    reasons::ENGINE_STARTING,
-                    "waiting for the engine pod to pass its readiness probe".into(),
-                )),
-                None,
-            ),
-            _ if !o.rolled_out => (
-                Some((
-                    reasons::ROLLING_OUT,
-                    "the StatefulSet is rolling out a new revision".into(),
-                )),
-                None,
-            ),
-            _ => (None, None),
-        };
     for type_ in [conditions::RECONCILING, conditions::PROGRESSING] {
         match &reconciling {
             Some((reason, msg)) => set(c, type_, Status::True, reason, msg.clone(), now),
@@ -296,7 +353,14 @@ fn engine_conditions(s: &mut InstantDbStatus, o: &Observed, now: Timestamp) {
         }
     }
     match &stalled {
-        Some((reason, msg)) => set(c, conditions::STALLED, Status::True, reason, msg.clone(), now),
+        Some((reason, msg)) => set(
+            c,
+            conditions::STALLED,
+            Status::True,
+            reason,
+            msg.clone(),
+            now,
+        ),
         None => set(
             c,
             conditions::STALLED,
@@ -388,7 +452,10 @@ mod tests {
         assert_eq!(r.reason, reasons::INVALID_SPEC);
         assert!(r.message.contains("bad size"));
         assert_eq!(r.observed_generation, Some(2));
-        assert_eq!(state(&s, conditions::STALLED), ("True".into(), "InvalidSpec".into()));
+        assert_eq!(
+            state(&s, conditions::STALLED),
+            ("True".into(), "InvalidSpec".into())
+        );
         assert_eq!(kstatus(&s, Some(2)), "Failed");
     }
 
@@ -404,9 +471,18 @@ mod tests {
         };
         let s = compute(None, &o, now());
         assert_eq!(s.phase, Some(Phase::Failed));
-        assert_eq!(state(&s, conditions::READY), ("False".into(), "ApplyRejected".into()));
-        assert_eq!(state(&s, conditions::DEGRADED), ("True".into(), "ApplyRejected".into()));
-        assert_eq!(state(&s, conditions::STALLED), ("True".into(), "ApplyRejected".into()));
+        assert_eq!(
+            state(&s, conditions::READY),
+            ("False".into(), "ApplyRejected".into())
+        );
+        assert_eq!(
+            state(&s, conditions::DEGRADED),
+            ("True".into(), "ApplyRejected".into())
+        );
+        assert_eq!(
+            state(&s, conditions::STALLED),
+            ("True".into(), "ApplyRejected".into())
+        );
         assert!(
             find_condition(&s.conditions, conditions::STALLED)
                 .unwrap()
@@ -428,14 +504,23 @@ mod tests {
         };
         let s = compute(None, &starting, now());
         assert_eq!(s.phase, Some(Phase::Provisioning));
-        assert_eq!(state(&s, conditions::RECONCILING), ("True".into(), "EngineStarting".into()));
+        assert_eq!(
+            state(&s, conditions::RECONCILING),
+            ("True".into(), "EngineStarting".into())
+        );
         assert_eq!(kstatus(&s, Some(2)), "InProgress");
         // a spec change not yet seen by the operator
         assert_eq!(kstatus(&s, Some(3)), "InProgress");
         // ready and rolled out
         let s = compute(Some(&s), &ready(), now());
-        assert_eq!(state(&s, conditions::RECONCILING), ("False".into(), "Reconciled".into()));
-        assert_eq!(state(&s, conditions::STALLED), ("False".into(), "NotStalled".into()));
+        assert_eq!(
+            state(&s, conditions::RECONCILING),
+            ("False".into(), "Reconciled".into())
+        );
+        assert_eq!(
+            state(&s, conditions::STALLED),
+            ("False".into(), "NotStalled".into())
+        );
         assert_eq!(kstatus(&s, Some(2)), "Current");
         // ready, rolling out a new revision
         let rolling = Observed {
@@ -443,7 +528,10 @@ mod tests {
             ..ready()
         };
         let s = compute(Some(&s), &rolling, now());
-        assert_eq!(state(&s, conditions::RECONCILING), ("True".into(), "RollingOut".into()));
+        assert_eq!(
+            state(&s, conditions::RECONCILING),
+            ("True".into(), "RollingOut".into())
+        );
         assert_eq!(kstatus(&s, Some(2)), "InProgress");
         // suspended
         let s = compute(
@@ -471,9 +559,18 @@ mod tests {
                 ..ready()
             };
             let s = compute(None, &o, now());
-            assert_eq!(state(&s, conditions::READY), ("False".into(), reason.into()));
-            assert_eq!(state(&s, conditions::DEGRADED), ("True".into(), reason.into()));
-            assert_eq!(state(&s, conditions::RECONCILING), ("True".into(), reason.into()));
+            assert_eq!(
+                state(&s, conditions::READY),
+                ("False".into(), reason.into())
+            );
+            assert_eq!(
+                state(&s, conditions::DEGRADED),
+                ("True".into(), reason.into())
+            );
+            assert_eq!(
+                state(&s, conditions::RECONCILING),
+                ("True".into(), reason.into())
+            );
             assert_eq!(s.phase, Some(Phase::Degraded));
             assert_eq!(kstatus(&s, Some(2)), "InProgress", "{reason}");
         }
@@ -483,7 +580,10 @@ mod tests {
             ..ready()
         };
         let s = compute(None, &o, now());
-        assert_eq!(state(&s, conditions::STALLED), ("True".into(), "SecretMissing".into()));
+        assert_eq!(
+            state(&s, conditions::STALLED),
+            ("True".into(), "SecretMissing".into())
+        );
         assert_eq!(kstatus(&s, Some(2)), "Failed");
         // failed integrity: stalled without autoRestore, in progress with it
         let o = Observed {
@@ -506,7 +606,10 @@ mod tests {
         };
         let s = compute(None, &o, now());
         assert!(is_true(&s.conditions, conditions::READY));
-        assert_eq!(state(&s, conditions::DEGRADED), ("True".into(), "ModelNotLoaded".into()));
+        assert_eq!(
+            state(&s, conditions::DEGRADED),
+            ("True".into(), "ModelNotLoaded".into())
+        );
         assert_eq!(kstatus(&s, Some(2)), "Current");
     }
 
@@ -535,7 +638,9 @@ mod tests {
         let s = compute(Some(&s), &o2, now());
         assert!(find_condition(&s.conditions, conditions::INTEGRITY_OK).is_some());
         assert!(
-            s.conditions.iter().all(|c| c.observed_generation == Some(5)),
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(5)),
             "{:?}",
             s.conditions
         );
@@ -560,7 +665,10 @@ mod tests {
         };
         let s1 = compute(None, &first, now());
         assert_eq!(s1.document_count, Some(5));
-        assert_eq!(s1.last_integrity_check, Some(Time(Timestamp::from_second(1_800_000_000).unwrap())));
+        assert_eq!(
+            s1.last_integrity_check,
+            Some(Time(Timestamp::from_second(1_800_000_000).unwrap()))
+        );
         let later = Observed {
             health: Some(Ok(health(7, 9, true))),
             refresh_numbers: false,
