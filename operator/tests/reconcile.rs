@@ -220,21 +220,19 @@ async fn invalid_spec_goes_to_status_without_hot_loop() {
 }
 
 #[tokio::test]
-async fn engine_health_failure_marks_degraded() {
-    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+async fn a_ready_pod_whose_engine_health_cannot_be_read_is_not_ready_and_degraded() {
+    let (fake, ctx, engine) = common::setup_with_engine(json!({"storage": {"size": "1Gi"}}));
     run(&fake, &ctx).await.unwrap();
     mark_ready(&fake);
-    let engine = Arc::new(FakeEngine::new(Err("connection refused".into())));
-    let ctx2 = Arc::new(Context::new(
-        fake.client(),
-        ctx.config.clone(),
-        engine,
-        Metrics::new().unwrap(),
-    ));
-    run(&fake, &ctx2).await.unwrap();
+    *engine.health.lock().unwrap() = Err("connection refused".into());
+    run(&fake, &ctx).await.unwrap();
     assert_eq!(
         condition(&fake, "Degraded"),
         ("True".into(), "HealthCheckFailed".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        ("False".into(), "HealthCheckFailed".into())
     );
     assert_eq!(fake.get(DB).unwrap()["status"]["phase"], "Degraded");
 }
@@ -539,7 +537,7 @@ async fn an_unready_engine_with_a_failed_integrity_check_is_reported_and_restore
 
 #[tokio::test]
 async fn a_crash_looping_engine_is_not_ready_and_degraded_with_the_kubelet_message() {
-    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    let (fake, ctx, engine) = common::setup_with_engine(json!({"storage": {"size": "1Gi"}}));
     run(&fake, &ctx).await.unwrap();
     put_pod(
         &fake,
@@ -553,14 +551,8 @@ async fn a_crash_looping_engine_is_not_ready_and_degraded_with_the_kubelet_messa
                    "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}]}),
     );
     // the engine does not answer while its process is down
-    let engine = Arc::new(FakeEngine::new(Err("connection refused".into())));
-    let ctx2 = Arc::new(Context::new(
-        fake.client(),
-        ctx.config.clone(),
-        engine,
-        Metrics::new().unwrap(),
-    ));
-    run(&fake, &ctx2).await.unwrap();
+    *engine.health.lock().unwrap() = Err("connection refused".into());
+    run(&fake, &ctx).await.unwrap();
     assert_eq!(
         condition(&fake, "Ready"),
         ("False".into(), "CrashLoopBackOff".into())
@@ -573,25 +565,6 @@ async fn a_crash_looping_engine_is_not_ready_and_degraded_with_the_kubelet_messa
     assert!(m.contains("back-off 2m40s"), "{m}");
     assert!(m.contains("exit code 2"), "{m}");
     assert_eq!(fake.get(DB).unwrap()["status"]["phase"], "Degraded");
-}
-
-#[tokio::test]
-async fn a_ready_pod_whose_engine_health_cannot_be_read_is_not_ready() {
-    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
-    run(&fake, &ctx).await.unwrap();
-    mark_ready(&fake);
-    let engine = Arc::new(FakeEngine::new(Err("connection refused".into())));
-    let ctx2 = Arc::new(Context::new(
-        fake.client(),
-        ctx.config.clone(),
-        engine,
-        Metrics::new().unwrap(),
-    ));
-    run(&fake, &ctx2).await.unwrap();
-    assert_eq!(
-        condition(&fake, "Ready"),
-        ("False".into(), "HealthCheckFailed".into())
-    );
 }
 
 // kstatus (Flux, kpt, cli-utils) reads observedGeneration, Reconciling and Stalled.
