@@ -739,6 +739,13 @@ async fn an_operator_upgrade_keeps_the_recorded_engine_image_unless_following_th
     run(&fake, &upgraded).await.unwrap();
     assert_eq!(engine_image(&fake), old);
     assert_eq!(fake.get(DB).unwrap()["status"]["image"], old);
+    // an instance made before images were recorded keeps the image its StatefulSet runs
+    let mut db = fake.get(DB).unwrap();
+    db["status"].as_object_mut().unwrap().remove("image");
+    fake.put(DB, db);
+    run(&fake, &upgraded).await.unwrap();
+    assert_eq!(engine_image(&fake), old);
+    assert_eq!(fake.get(DB).unwrap()["status"]["image"], old);
     // the user opts in to follow the operator
     let mut db = fake.get(DB).unwrap();
     db["spec"]["imageUpdatePolicy"] = json!("FollowOperator");

@@ -133,8 +133,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let dbs: Api<InstantDb> = Api::namespaced(client.clone(), &ns);
     let now = Timestamp::now();
 
-    let default_image = image::default_image_for(db, &ctx.config.default_image);
-    let resolved = match builders::resolve(db, &default_image) {
+    let resolved = match builders::resolve(db, &ctx.config.default_image) {
         Ok(r) => r,
         Err(problems) => {
             let observed = Observed {
@@ -198,6 +197,11 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(builders::generate_token);
+    let default_image = image::default_image_for(
+        db,
+        &ctx.config.default_image,
+        sts.as_ref().and_then(image::running),
+    );
     let desired = builders::desired(&BuildInput {
         db,
         default_image: &default_image,
@@ -291,7 +295,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         health,
         refresh_numbers,
         endpoint: Some(builders::endpoint(&name, &ns)),
-        image: Some(resolved.image.clone()),
+        image: Some(db.spec.image.clone().unwrap_or(default_image)),
     };
     let mut new = status::compute(db.status.as_ref(), &observed, now);
     if auto_restore {
