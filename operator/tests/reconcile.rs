@@ -183,7 +183,10 @@ async fn api_error_is_typed_and_backs_off() {
     fake.fail_next("PATCH", "statefulsets", 500);
     let db = current(&fake);
     let err = reconcile(db.clone(), ctx.clone()).await.unwrap_err();
-    assert!(matches!(err, Error::Kube(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::ApplyFailed { kind, .. } if kind == "StatefulSet"),
+        "{err:?}"
+    );
     assert_eq!(
         error_policy(db.clone(), &err, ctx.clone()),
         Action::requeue(std::time::Duration::from_secs(5))
@@ -762,4 +765,52 @@ async fn an_operator_upgrade_keeps_the_recorded_engine_image_unless_following_th
     fake.put(DB, db);
     run(&fake, &upgraded).await.unwrap();
     assert_eq!(engine_image(&fake), "registry.local/instant-db:custom");
+}
+
+// A failure the user need not act on (here the API server answers 500 to the PDB delete) is
+// retried with backoff, but status still describes this generation and names the object.
+#[tokio::test]
+async fn a_failed_child_apply_still_writes_status_naming_the_object_and_the_api_message() {
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}}));
+    run(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    run(&fake, &ctx).await.unwrap();
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["disruption"]["protect"] = json!(false);
+    fake.put(DB, db);
+    fake.fail_next_with(
+        "DELETE",
+        "poddisruptionbudgets/docs",
+        500,
+        "InternalError",
+        "etcdserver: request timed out",
+    );
+    let err = run(&fake, &ctx).await.unwrap_err();
+    assert!(
+        err.to_string().contains("PodDisruptionBudget docs"),
+        "{err}"
+    );
+    let db = fake.get(DB).unwrap();
+    assert_eq!(
+        db["status"]["observedGeneration"],
+        db["metadata"]["generation"]
+    );
+    assert_eq!(
+        condition(&fake, "Reconciling"),
+        ("True".into(), "ApplyFailed".into())
+    );
+    let m = message(&fake, "Reconciling");
+    assert!(
+        m.contains("PodDisruptionBudget docs") && m.contains("etcdserver: request timed out"),
+        "{m}"
+    );
+    // the engine's own state is still reported
+    assert_eq!(condition(&fake, "Ready").0, "True");
+    // the retry succeeds and clears it
+    run(&fake, &ctx).await.unwrap();
+    assert!(fake.get(PDB).is_none());
+    assert_eq!(
+        condition(&fake, "Reconciling"),
+        ("False".into(), "Reconciled".into())
+    );
 }

@@ -107,7 +107,7 @@ where
                 message: s.message,
             });
         }
-        Err(e) => return Err(e.into()),
+        Err(source) => return Err(Error::ApplyFailed { kind, name, source }),
     }
     ctx.metrics
         .writes
@@ -223,14 +223,17 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         pdb,
         sm: sm.as_ref(),
     };
-    let changed = match apply_all(db, ctx, &ns, &uid, desired, observed_objects, pvc.as_ref()).await
-    {
-        Ok(c) => c,
-        Err(e) => match e.status_reason() {
-            Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
-            None => return Err(e),
-        },
-    };
+    // A failure that may pass still leads to a status of what happened (naming the object);
+    // the error is returned afterwards for the backoff.
+    let (changed, apply_failure) =
+        match apply_all(db, ctx, &ns, &uid, desired, observed_objects, pvc.as_ref()).await {
+            Ok(c) => (c, None),
+            Err(e) => match e.status_reason() {
+                Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
+                None if matches!(e, Error::ApplyFailed { .. }) => (vec![], Some(e)),
+                None => return Err(e),
+            },
+        };
     if !changed.is_empty() {
         tracing::info!(instantdb = %object_key(db), applied = ?changed, "applied");
         ctx.event(
@@ -296,6 +299,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         refresh_numbers,
         endpoint: Some(builders::endpoint(&name, &ns)),
         image: Some(db.spec.image.clone().unwrap_or(default_image)),
+        apply_failed: apply_failure.as_ref().map(ToString::to_string),
     };
     let mut new = status::compute(db.status.as_ref(), &observed, now);
     if auto_restore {
@@ -360,6 +364,9 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
             ctx.event(&reference, EventType::Warning, "Degraded", "Observe", msg)
                 .await;
         }
+    }
+    if let Some(e) = apply_failure {
+        return Err(e);
     }
     Ok(if resolved.suspend {
         Action::requeue(Duration::from_secs(300))
@@ -477,7 +484,12 @@ async fn apply_all(
         }
         (None, Some(observed)) if owned_by(&observed, uid) => {
             pdbs.delete(&names::primary(&name), &DeleteParams::default())
-                .await?;
+                .await
+                .map_err(|source| Error::ApplyFailed {
+                    kind: "PodDisruptionBudget".into(),
+                    name: names::primary(&name),
+                    source,
+                })?;
             ctx.metrics
                 .writes
                 .with_label_values(&[CONTROLLER, "PodDisruptionBudget", "delete"])

@@ -41,6 +41,8 @@ pub mod reasons {
     pub const RECONCILED: &str = "Reconciled";
     /// No problem.
     pub const HEALTHY: &str = "Healthy";
+    /// A child object could not be applied (API error, timeout); retried with backoff.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
     /// `Stalled=False`: progress is possible without the user.
     pub const NOT_STALLED: &str = "NotStalled";
     /// The health endpoint could not be read.
@@ -80,6 +82,9 @@ pub struct Observed {
     pub endpoint: Option<String>,
     /// Effective engine image.
     pub image: Option<String>,
+    /// A child object could not be applied for a reason that may pass (the error names the
+    /// object and carries the API's message); retried with backoff.
+    pub apply_failed: Option<String>,
 }
 
 fn set(
@@ -322,6 +327,16 @@ fn engine_conditions(s: &mut InstantDbStatus, o: &Observed, now: Timestamp) {
         |p: &Problem| p.needs_user && !(p.reason == causes::INTEGRITY_FAILED && o.auto_restore);
     let (reconciling, stalled): (Option<Why<'_>>, Option<Why<'_>>) = match problem {
         Some(p) if needs_user(p) => (None, Some((p.reason, p.message.clone()))),
+        _ if o.apply_failed.is_some() => (
+            Some((
+                reasons::APPLY_FAILED,
+                format!(
+                    "{}; retried with backoff",
+                    o.apply_failed.as_deref().unwrap_or_default()
+                ),
+            )),
+            None,
+        ),
         Some(p) if !e.ready => (Some((p.reason, p.message.clone())), None),
         None if !e.ready => (
             Some((
