@@ -307,12 +307,14 @@ fn find_problem(
             format!("the engine reports itself unhealthy: {}", bad.join(", ")),
             false,
         ),
+        // Component names only: the engine's reasons carry counts that move with ingest, and a
+        // serving instance must not rewrite status on every resync (they are in
+        // /health/detailed).
         _ => problem(
             causes::ENGINE_DEGRADED,
             format!(
-                "the engine reports degraded components: {}{}",
-                bad.join(", "),
-                suffix(Some(&engine_reasons))
+                "the engine reports degraded components: {}; see /health/detailed",
+                bad.join(", ")
             ),
             false,
         ),
@@ -521,6 +523,33 @@ mod tests {
         let (reason, m) = cause(&v);
         assert_eq!(reason, causes::MODEL_NOT_LOADED);
         assert!(m.contains("no model.onnx"), "{m}");
+    }
+
+    #[test]
+    fn a_degraded_engine_message_does_not_move_with_its_counts() {
+        let degraded = |n: usize| {
+            let mut h = healthy();
+            h.status = HealthStatus::Degraded;
+            h.components
+                .insert("vector_index".into(), HealthStatus::Degraded);
+            h.reasons = vec![format!("vector index: the index holds {n} vectors")];
+            Ok(h)
+        };
+        let a = diagnose(
+            "docs-0",
+            Some(&running(true, true)),
+            None,
+            Some(&degraded(5)),
+        );
+        let b = diagnose(
+            "docs-0",
+            Some(&running(true, true)),
+            None,
+            Some(&degraded(9)),
+        );
+        assert_eq!(cause(&a).0, causes::ENGINE_DEGRADED);
+        assert!(cause(&a).1.contains("vector_index=degraded"));
+        assert_eq!(a, b, "no status write while ingest moves the counts");
     }
 
     #[test]
