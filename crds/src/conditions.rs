@@ -15,6 +15,10 @@ pub const INTEGRITY_OK: &str = "IntegrityOk";
 pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 /// Condition type: a restore is in progress to recover the instance.
 pub const RECOVERING: &str = "Recovering";
+/// Condition type (kstatus): True while the operator is still working towards the spec.
+pub const RECONCILING: &str = "Reconciling";
+/// Condition type (kstatus): True when no progress is possible without a change by the user.
+pub const STALLED: &str = "Stalled";
 
 /// Status value of a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +100,21 @@ pub fn set_condition(
     }
 }
 
+/// Sets `observedGeneration` of every condition to `generation`: a status written for a
+/// generation describes all of it, so no condition keeps an older one (kstatus and
+/// `kubectl wait` compare it with `metadata.generation`). Returns true when anything changed.
+pub fn refresh_observed_generation(conditions: &mut [Condition], generation: Option<i64>) -> bool {
+    let mut changed = false;
+    for c in conditions
+        .iter_mut()
+        .filter(|c| c.observed_generation != generation)
+    {
+        c.observed_generation = generation;
+        changed = true;
+    }
+    changed
+}
+
 /// Finds a condition by type.
 pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -136,5 +155,24 @@ mod tests {
         assert_eq!(v[0].last_transition_time, Time(ts(40)));
         assert!(is_true(&v, READY));
         assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn every_condition_gets_the_generation_of_the_write() {
+        let mut v = vec![];
+        set_condition(&mut v, c(Status::True, "A"), ts(10));
+        set_condition(
+            &mut v,
+            NewCondition {
+                type_: DEGRADED,
+                observed_generation: None,
+                ..c(Status::False, "B")
+            },
+            ts(10),
+        );
+        assert!(refresh_observed_generation(&mut v, Some(4)));
+        assert!(v.iter().all(|c| c.observed_generation == Some(4)));
+        assert!(!refresh_observed_generation(&mut v, Some(4)));
+        assert_eq!(v[0].last_transition_time, Time(ts(10)), "not a transition");
     }
 }

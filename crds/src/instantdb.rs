@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
     status = "InstantDbStatus",
     derive = "PartialEq",
     doc = "An instant-db document search engine instance (one StatefulSet pod with its volume).",
+    // Refused at admission instead of failing later: the name becomes a Service name (a
+    // DNS-1035 label) and the StatefulSet's, whose pods carry `<name>-<revision hash>` in a
+    // 63-character label, so at most 52 characters.
+    validation = kube::core::Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) of at most 52 characters: it names the engine's Service and StatefulSet"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -43,11 +47,18 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InstantDbSpec {
-    /// Engine container image. Default: the image the operator was started with
-    /// (`--engine-image` / `INSTANT_DB_ENGINE_IMAGE`).
+    /// Engine container image. Default: the operator's engine image
+    /// (`ghcr.io/instant-db/instant-db:<operator version>`, or `--engine-image`), pinned in
+    /// `status.image` when first used (see `imageUpdatePolicy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub image: Option<String>,
+
+    /// Without `spec.image`: `Pinned` keeps the engine image recorded in `status.image` across
+    /// operator upgrades (no restart of a running engine), `FollowOperator` moves the engine to
+    /// the new operator's image (one restart per upgrade). Default: `Pinned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_update_policy: Option<ImageUpdatePolicy>,
 
     /// Number of engine pods. Must be 1: the engine keeps its data in SQLite, which has a single
     /// writer. Default: 1.
@@ -87,10 +98,37 @@ pub struct InstantDbSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplateOverrides>,
 
+    /// Voluntary disruptions (node drains). Default: no PodDisruptionBudget, so a drain evicts
+    /// the single engine pod (the instance is unavailable until it runs again elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionSpec>,
+
     /// When true the StatefulSet is scaled to zero (the volume is kept) and scheduled backups of
     /// this instance are paused. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+}
+
+/// Which engine image an instance without `spec.image` runs after an operator upgrade.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImageUpdatePolicy {
+    /// Keep the image recorded in `status.image` (default): an operator upgrade does not
+    /// restart running engines.
+    #[default]
+    Pinned,
+    /// Run the operator's engine image; an operator upgrade restarts the engine onto it.
+    FollowOperator,
+}
+
+/// Voluntary disruption settings.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionSpec {
+    /// When true a PodDisruptionBudget with `minAvailable: 1` protects the only engine pod:
+    /// node drains (cluster upgrades, autoscaler scale-down) wait until the instance is
+    /// suspended or the flag removed. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<bool>,
 }
 
 /// Persistent volume settings.
@@ -314,7 +352,8 @@ pub struct InstantDbStatus {
     /// should read the conditions instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// Conditions: Ready, Progressing, Degraded, IntegrityOk, BackupHealthy, Recovering.
+    /// Conditions: Ready, Progressing, Degraded, Reconciling, Stalled, IntegrityOk,
+    /// BackupHealthy, Recovering.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -327,15 +366,20 @@ pub struct InstantDbStatus {
     /// Completion time of the latest completed backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<Time>,
-    /// Time of the engine's latest integrity check.
+    /// Time of the engine's integrity check that established the current result of
+    /// `IntegrityOk` (later checks with the same result are not written, so a steady instance
+    /// makes no status writes; the engine's `/health/detailed` has the latest time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_integrity_check: Option<Time>,
     /// Time of the latest automatic recovery (restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<Time>,
-    /// Number of documents reported by the engine.
+    /// Number of documents reported by the engine, refreshed at most every 5 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document_count: Option<i64>,
+    /// Engine image the instance runs (`spec.image`, or the operator's image pinned here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Summary for humans (Provisioning, Running, Degraded, Suspended, Failed). Tools

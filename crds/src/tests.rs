@@ -209,6 +209,32 @@ fn instantdb_cel_rules_reject_bad_objects() {
     }
 }
 
+// The rule runs at the root (`self.metadata.name`), as a real API server evaluates it.
+#[test]
+fn instantdb_names_must_be_dns_1035_labels_short_enough_for_every_child() {
+    let crd = InstantDb::crd();
+    let named = |name: &str| {
+        let mut obj = idb(json!({"storage": {"size": "1Gi"}}));
+        obj["metadata"]["name"] = json!(name);
+        validate(&crd, &obj, None)
+    };
+    assert_eq!(named("docs"), Vec::<String>::new());
+    assert_eq!(named("search-2"), Vec::<String>::new());
+    assert_eq!(named(&"a".repeat(52)), Vec::<String>::new());
+    for bad in ["Docs", "1docs", "docs-", "my.docs", "my_docs"] {
+        assert!(
+            named(bad).iter().any(|e| e.contains("DNS-1035 label")),
+            "{bad}: {:?}",
+            named(bad)
+        );
+    }
+    assert!(
+        named(&"a".repeat(53))
+            .iter()
+            .any(|e| e.contains("at most 52 characters"))
+    );
+}
+
 #[test]
 fn storage_class_is_immutable() {
     let crd = InstantDb::crd();

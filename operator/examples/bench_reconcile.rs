@@ -111,7 +111,8 @@ async fn serve_fake(n: usize) {
                             "observedGeneration": g, "currentRevision": "r", "updateRevision": "r"}}));
                         f.put(&format!("/api/v1/namespaces/{NS}/pods/db-{i}-0"), json!({"apiVersion": "v1",
                             "kind": "Pod", "metadata": {"name": format!("db-{i}-0"), "namespace": NS},
-                            "status": {"podIP": "10.0.0.1"}}));
+                            "status": {"phase": "Running", "podIP": "10.0.0.1",
+                                "conditions": [{"type": "Ready", "status": "True"}]}}));
                     }
                 }
             }),

@@ -48,6 +48,11 @@ pub struct IntegrityCheck {
 pub struct DetailedHealth {
     /// Overall status.
     pub status: HealthStatus,
+    /// Whether the engine says it can serve (its `/health/ready`); None from an engine that
+    /// does not report it.
+    pub ready: Option<bool>,
+    /// Why the engine is not healthy or not ready (empty when it is both).
+    pub reasons: Vec<String>,
     /// Status of each component (database, vector_index, embedding_model, disk...).
     pub components: BTreeMap<String, HealthStatus>,
     /// Number of documents.
@@ -83,6 +88,10 @@ impl DetailedHealth {
 struct HealthReport {
     #[serde(default)]
     status: Option<HealthStatus>,
+    #[serde(default)]
+    ready: Option<bool>,
+    #[serde(default)]
+    reasons: Vec<String>,
     #[serde(default)]
     version: Option<String>,
     document_count: i64,
@@ -129,6 +138,8 @@ fn decode(body: &Value) -> std::result::Result<DetailedHealth, String> {
         .transpose()?;
     Ok(DetailedHealth {
         status: report.status.unwrap_or_default(),
+        ready: report.ready,
+        reasons: report.reasons,
         components: report
             .components
             .into_iter()

@@ -21,6 +21,18 @@ pub enum Error {
     },
     /// The API server refused an applied object as invalid (HTTP 422), e.g. resource requests
     /// above their limits, which the CRD schema cannot check.
+    /// Applying or deleting a child object failed in a way that may pass (API error, timeout):
+    /// retried with backoff; status names the object meanwhile.
+    #[error("cannot apply {kind} {name}: {source}")]
+    ApplyFailed {
+        /// Kind of the object.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The API's error.
+        #[source]
+        source: kube::Error,
+    },
     #[error("the API server rejected {kind} {name}: {message}")]
     ApplyRejected {
         /// Kind of the rejected object.
@@ -67,7 +79,7 @@ impl Error {
     /// Short, stable label of the error kind (used in metrics).
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::Kube(_) => "kube",
+            Error::Kube(_) | Error::ApplyFailed { .. } => "kube",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::NameConflict { .. } => "name_conflict",
             Error::ApplyRejected { .. } => "apply_rejected",
@@ -99,14 +111,18 @@ impl Error {
     /// the kind.
     pub fn reason(&self) -> String {
         match self {
-            Error::Kube(kube::Error::Api(status)) => {
+            Error::Kube(kube::Error::Api(status))
+            | Error::ApplyFailed {
+                source: kube::Error::Api(status),
+                ..
+            } => {
                 if status.reason.is_empty() {
                     format!("Http{}", status.code)
                 } else {
                     status.reason.clone()
                 }
             }
-            Error::Kube(_) => "Transport".to_string(),
+            Error::Kube(_) | Error::ApplyFailed { .. } => "Transport".to_string(),
             other => other.kind().to_string(),
         }
     }

@@ -1,8 +1,11 @@
 //! Leader election with a `coordination.k8s.io/v1` Lease, with client-go's timing.
 //!
-//! A candidate takes the Lease when it is absent, released or expired (`renewTime +
-//! leaseDurationSeconds` in the past); writes carry the Lease's resourceVersion, so two
-//! candidates racing for it cannot both win. The leader renews every `retry_period` and steps
+//! A candidate takes the Lease when it is absent, released or expired; writes carry the
+//! Lease's resourceVersion, so two candidates racing for it cannot both win. Expired means, as
+//! in client-go, that the lease record has not changed for `leaseDurationSeconds` **as
+//! observed on this candidate's own monotonic clock**: the holder's `renewTime` is never
+//! compared with the local clock, so a holder whose clock runs behind (or ahead) keeps its
+//! lease while it renews, and no clock skew between nodes can make two leaders. The leader renews every `retry_period` and steps
 //! down when no renewal has succeeded for `renew_deadline`, which is shorter than the lease
 //! duration: the old leader has stopped before a standby may take the expired lease. With the
 //! defaults (15 s / 10 s / 2 s, as client-go) that leaves 5 s for stopping and clock skew.
@@ -10,11 +13,12 @@
 //! kube-lease-manager 0.13 (kube 5) was considered: it keeps reporting leadership while
 //! renewals fail with API errors (no renew deadline), which is the overlap this module avoids.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use tokio::time::Instant;
@@ -72,6 +76,8 @@ impl LeaseConfig {
 pub struct LeaderElector {
     api: Api<Lease>,
     config: LeaseConfig,
+    /// The last lease record read and when (local monotonic clock) it was first seen.
+    observed: Mutex<Option<(LeaseSpec, Instant)>>,
 }
 
 /// Outcome of one attempt.
@@ -96,12 +102,14 @@ pub enum Decision {
     Wait,
 }
 
-/// Decides from the Lease's spec (None: no Lease) whether `identity` may hold it at `now`.
-/// `default_duration` is used when the Lease does not say how long it lasts.
+/// Decides from the Lease's spec (None: no Lease) whether `identity` may hold it.
+/// `unchanged_for` is how long this candidate has seen the same record, on its own clock;
+/// the lease has expired when that exceeds its duration (`default_duration` when the Lease
+/// does not say). The holder's timestamps are not compared with the local clock.
 pub fn decide(
     lease: Option<&LeaseSpec>,
     identity: &str,
-    now: Timestamp,
+    unchanged_for: Duration,
     default_duration: Duration,
 ) -> Decision {
     let Some(spec) = lease else {
@@ -111,15 +119,11 @@ pub fn decide(
     if holder == identity {
         return Decision::Renew;
     }
-    let duration = SignedDuration::from_secs(spec.lease_duration_seconds.map_or(
-        i64::try_from(default_duration.as_secs()).unwrap_or(i64::MAX),
-        i64::from,
-    ));
-    let expired = spec
-        .renew_time
-        .as_ref()
-        .is_none_or(|t| t.0.saturating_add(duration).is_ok_and(|end| end < now));
-    if holder.is_empty() || expired {
+    let duration = spec
+        .lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(default_duration, Duration::from_secs);
+    if holder.is_empty() || unchanged_for > duration {
         Decision::TakeOver
     } else {
         Decision::Wait
@@ -132,6 +136,7 @@ impl LeaderElector {
         Self {
             api: Api::namespaced(client, &config.namespace),
             config,
+            observed: Mutex::new(None),
         }
     }
 
@@ -139,17 +144,32 @@ impl LeaderElector {
         i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
     }
 
+    /// How long the record `spec` has been seen unchanged by this candidate; a different
+    /// record restarts the count (as client-go's `observedTime`).
+    fn unchanged_for(&self, spec: Option<&LeaseSpec>) -> Duration {
+        let mut observed = self.observed.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(spec) = spec else {
+            *observed = None;
+            return Duration::ZERO;
+        };
+        match observed.as_ref() {
+            Some((seen, at)) if seen == spec => at.elapsed(),
+            _ => {
+                *observed = Some((spec.clone(), Instant::now()));
+                Duration::ZERO
+            }
+        }
+    }
+
     /// Tries once to acquire or renew the lease.
     pub async fn try_acquire_or_renew(&self) -> Result<Attempt> {
+        // Written into the Lease for humans and other tools; never used to judge expiry.
         let now = Timestamp::now();
         let id = &self.config.identity;
         let existing = self.api.get_opt(&self.config.name).await?;
-        let decision = decide(
-            existing.as_ref().and_then(|l| l.spec.as_ref()),
-            id,
-            now,
-            self.config.lease_duration,
-        );
+        let spec = existing.as_ref().and_then(|l| l.spec.as_ref());
+        let unchanged_for = self.unchanged_for(spec);
+        let decision = decide(spec, id, unchanged_for, self.config.lease_duration);
         let result = match (decision, existing) {
             (Decision::Wait, _) => return Ok(Attempt::Follower),
             (Decision::Create, _) | (_, None) => {
@@ -301,41 +321,36 @@ mod tests {
     #[test]
     fn decide_creates_renews_waits_and_takes_over() {
         let d = Duration::from_secs(15);
-        assert_eq!(decide(None, "a", ts(1000), d), Decision::Create);
+        let secs = Duration::from_secs;
+        assert_eq!(decide(None, "a", secs(0), d), Decision::Create);
         assert_eq!(
-            decide(Some(&held_by("a", 900)), "a", ts(1000), d),
+            decide(Some(&held_by("a", 900)), "a", secs(100), d),
             Decision::Renew,
             "our own lease is renewed even when expired"
         );
         assert_eq!(
-            decide(Some(&held_by("b", 990)), "a", ts(1000), d),
+            decide(Some(&held_by("b", 990)), "a", secs(10), d),
             Decision::Wait
         );
         assert_eq!(
-            decide(Some(&held_by("b", 985)), "a", ts(1000), d),
+            decide(Some(&held_by("b", 985)), "a", secs(15), d),
             Decision::Wait,
             "exactly at expiry it is still held"
         );
         assert_eq!(
-            decide(Some(&held_by("b", 984)), "a", ts(1000), d),
+            decide(Some(&held_by("b", 984)), "a", secs(16), d),
             Decision::TakeOver
+        );
+        // the holder's renewTime does not matter: one long past, seen changing just now
+        assert_eq!(
+            decide(Some(&held_by("b", 0)), "a", secs(0), d),
+            Decision::Wait
         );
         let released = LeaseSpec {
             holder_identity: None,
             ..held_by("", 999)
         };
-        assert_eq!(
-            decide(Some(&released), "a", ts(1000), d),
-            Decision::TakeOver
-        );
-        let no_renew_time = LeaseSpec {
-            renew_time: None,
-            ..held_by("b", 0)
-        };
-        assert_eq!(
-            decide(Some(&no_renew_time), "a", ts(1000), d),
-            Decision::TakeOver
-        );
+        assert_eq!(decide(Some(&released), "a", secs(0), d), Decision::TakeOver);
     }
 
     #[test]
@@ -378,7 +393,8 @@ mod tests {
         assert_eq!(lease["spec"]["leaseTransitions"], 1);
     }
 
-    #[tokio::test]
+    // A stale lease is taken only after it has been seen unchanged for its duration.
+    #[tokio::test(start_paused = true)]
     async fn expired_lease_is_taken_over() {
         let fake = FakeApiServer::new();
         fake.put(
@@ -389,6 +405,8 @@ mod tests {
                          "renewTime": "2020-01-01T00:00:00.000000Z"}}),
         );
         let b = LeaderElector::new(fake.client(), cfg("b"));
+        assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Follower);
+        tokio::time::advance(Duration::from_secs(16)).await;
         assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
         let lease = fake.get(LEASE).unwrap();
         assert_eq!(lease["spec"]["holderIdentity"], "b");
@@ -452,6 +470,47 @@ mod tests {
         let err = a.keep_renewing(acquired).await.unwrap_err();
         assert!(err.to_string().contains("another replica"), "{err}");
         assert_eq!(acquired.elapsed(), Duration::from_secs(2));
+    }
+
+    // The holder's clock is 60 s behind ours: its renewTime looks expired to us although it
+    // renews every 2 s. Like client-go, a standby judges expiry by when it saw the record
+    // change on its own clock, never by the holder's timestamps.
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_with_a_skewed_clock_keeps_the_lease_while_it_renews() {
+        let fake = FakeApiServer::new();
+        use k8s_openapi::jiff::SignedDuration;
+        let base = Timestamp::now() - SignedDuration::from_secs(60);
+        let skewed = |fake: &FakeApiServer, renewal: i64| {
+            let behind = base + SignedDuration::from_secs(2 * renewal);
+            fake.put(
+                LEASE,
+                json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": "instant-db-operator", "namespace": "ops"},
+                    "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15,
+                             "leaseTransitions": 0,
+                             "renewTime": MicroTime(behind)}}),
+            );
+        };
+        skewed(&fake, 0);
+        let b = LeaderElector::new(fake.client(), cfg("b"));
+        assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Follower);
+        // the holder keeps renewing (a new record every 2 s, still 60 s behind)
+        for renewal in 1..=20 {
+            tokio::time::advance(Duration::from_secs(2)).await;
+            skewed(&fake, renewal);
+            assert_eq!(
+                b.try_acquire_or_renew().await.unwrap(),
+                Attempt::Follower,
+                "took a lease that is being renewed"
+            );
+        }
+        // the holder died: once the record has not changed for the lease duration, as seen
+        // on our clock, the standby takes over
+        tokio::time::advance(Duration::from_secs(14)).await;
+        assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Follower);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leader);
+        assert_eq!(fake.get(LEASE).unwrap()["spec"]["holderIdentity"], "b");
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,11 +17,13 @@ use tokio::sync::watch;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Engine image for InstantDb objects without spec.image.
+    /// Engine image for InstantDb objects without spec.image (pinned per instance in
+    /// status.image; see spec.imageUpdatePolicy). Default: the engine image of this
+    /// operator's version.
     #[arg(
         long,
         env = "INSTANT_DB_ENGINE_IMAGE",
-        default_value = "ghcr.io/instant-db/instant-db:0.1.0"
+        default_value = controller::DEFAULT_ENGINE_IMAGE
     )]
     engine_image: String,
     /// Namespaces to watch, comma-separated; empty means all namespaces.
@@ -271,4 +273,25 @@ async fn run(args: Args) -> Result<(), Error> {
         Err(e) => Err(Error::Io(std::io::Error::other(e))),
     };
     result.and(served)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_default_engine_image_is_the_one_of_the_operator_version() {
+        if std::env::var_os("INSTANT_DB_ENGINE_IMAGE").is_some() {
+            return; // the environment overrides the default; nothing to check here
+        }
+        let args = Args::try_parse_from(["instant-db-operator"]).unwrap();
+        assert_eq!(
+            args.engine_image,
+            format!(
+                "ghcr.io/instant-db/instant-db:{}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
 }

@@ -199,7 +199,8 @@ fn denied(grants: &[Grant], needed: &BTreeSet<Permission>) -> Vec<String> {
 /// backup started and failed, one waiting for its policy, an image update, a volume expansion, a
 /// recreated admin Secret, suspend and deletion; then leader election in the release namespace.
 async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permission> {
-    let (fake, ctx, engine) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    let (fake, ctx, engine) =
+        setup_with_engine(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}}));
     // Prometheus Operator installed: the operator reads its CRD and applies a ServiceMonitor.
     fake.put(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com",

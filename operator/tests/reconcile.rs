@@ -50,7 +50,6 @@ async fn create_then_ready_then_no_op() {
         "services/docs-headless",
         "services/docs",
         "statefulsets/docs",
-        "poddisruptionbudgets/docs",
         "instantdbs/docs/status",
     ] {
         assert!(
@@ -133,7 +132,7 @@ async fn update_applies_only_what_changed() {
 
 #[tokio::test]
 async fn suspend_scales_to_zero_and_removes_pdb() {
-    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}}));
     run(&fake, &ctx).await.unwrap();
     assert!(fake.get(PDB).is_some());
     let mut db = fake.get(DB).unwrap();
@@ -184,7 +183,10 @@ async fn api_error_is_typed_and_backs_off() {
     fake.fail_next("PATCH", "statefulsets", 500);
     let db = current(&fake);
     let err = reconcile(db.clone(), ctx.clone()).await.unwrap_err();
-    assert!(matches!(err, Error::Kube(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::ApplyFailed { kind, .. } if kind == "StatefulSet"),
+        "{err:?}"
+    );
     assert_eq!(
         error_policy(db.clone(), &err, ctx.clone()),
         Action::requeue(std::time::Duration::from_secs(5))
@@ -221,21 +223,19 @@ async fn invalid_spec_goes_to_status_without_hot_loop() {
 }
 
 #[tokio::test]
-async fn engine_health_failure_marks_degraded() {
-    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+async fn a_ready_pod_whose_engine_health_cannot_be_read_is_not_ready_and_degraded() {
+    let (fake, ctx, engine) = common::setup_with_engine(json!({"storage": {"size": "1Gi"}}));
     run(&fake, &ctx).await.unwrap();
     mark_ready(&fake);
-    let engine = Arc::new(FakeEngine::new(Err("connection refused".into())));
-    let ctx2 = Arc::new(Context::new(
-        fake.client(),
-        ctx.config.clone(),
-        engine,
-        Metrics::new().unwrap(),
-    ));
-    run(&fake, &ctx2).await.unwrap();
+    *engine.health.lock().unwrap() = Err("connection refused".into());
+    run(&fake, &ctx).await.unwrap();
     assert_eq!(
         condition(&fake, "Degraded"),
         ("True".into(), "HealthCheckFailed".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        ("False".into(), "HealthCheckFailed".into())
     );
     assert_eq!(fake.get(DB).unwrap()["status"]["phase"], "Degraded");
 }
@@ -465,4 +465,352 @@ async fn controller_reports_synced_watches_and_reconciles_what_it_listed() {
     assert!(fake.get(STS).is_some());
     stop_tx.send(true).unwrap();
     controller.await.unwrap();
+}
+
+/// The engine pod as the kubelet reports it: `status` is the pod's whole status.
+fn put_pod(fake: &FakeApiServer, status: serde_json::Value) {
+    fake.put(
+        common::POD,
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "docs-0", "namespace": "search"}, "status": status}),
+    );
+}
+
+/// A running pod whose readiness probe fails (the engine turned itself unready).
+fn unready_running_pod() -> serde_json::Value {
+    json!({"phase": "Running", "podIP": "10.0.0.7",
+           "conditions": [{"type": "PodScheduled", "status": "True"},
+                          {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                           "message": "containers with unready status: [engine]"}],
+           "containerStatuses": [{"name": "engine", "ready": false, "started": true,
+                                  "restartCount": 0, "image": "i", "imageID": "",
+                                  "state": {"running": {"startedAt": "2026-12-01T09:00:00Z"}}}]})
+}
+
+fn failed_integrity_health() -> instant_db_operator::engine_client::DetailedHealth {
+    use instant_db_operator::engine_client::{DetailedHealth, HealthStatus, IntegrityCheck};
+    DetailedHealth {
+        status: HealthStatus::Unhealthy,
+        ready: Some(false),
+        document_count: Some(12),
+        last_integrity_check: Some(IntegrityCheck {
+            at: Some("2026-12-01T10:00:00Z".parse().unwrap()),
+            ok: Some(false),
+            message: Some("fts: 20 rows missing".into()),
+        }),
+        ..Default::default()
+    }
+}
+
+// On a real cluster the engine marks itself unready when its integrity check fails, so the
+// StatefulSet has 0 ready replicas when the operator first sees the failure. The health
+// endpoints still answer by pod IP; the operator must read them and recover.
+#[tokio::test]
+async fn an_unready_engine_with_a_failed_integrity_check_is_reported_and_restored_automatically() {
+    let (fake, ctx, engine) = common::setup_with_engine(
+        json!({"storage": {"size": "1Gi"}, "recovery": {"autoRestore": true}}),
+    );
+    run(&fake, &ctx).await.unwrap();
+    put_pod(&fake, unready_running_pod());
+    *engine.health.lock().unwrap() = Ok(failed_integrity_health());
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "IntegrityOk"),
+        ("False".into(), "IntegrityCheckFailed".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        ("False".into(), "IntegrityFailed".into())
+    );
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        ("True".into(), "IntegrityFailed".into())
+    );
+    assert!(message(&fake, "Degraded").contains("fts: 20 rows missing"));
+    assert!(
+        fake.get("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/docs-auto-20261201100000")
+            .is_some(),
+        "no automatic restore was created"
+    );
+    assert_eq!(
+        condition(&fake, "Recovering"),
+        ("True".into(), "AutoRestoreRunning".into())
+    );
+}
+
+#[tokio::test]
+async fn a_crash_looping_engine_is_not_ready_and_degraded_with_the_kubelet_message() {
+    let (fake, ctx, engine) = common::setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    run(&fake, &ctx).await.unwrap();
+    put_pod(
+        &fake,
+        json!({"phase": "Running", "podIP": "10.0.0.7",
+               "conditions": [{"type": "PodScheduled", "status": "True"},
+                              {"type": "Ready", "status": "False"}],
+               "containerStatuses": [{"name": "engine", "ready": false, "started": false,
+                   "restartCount": 5, "image": "i", "imageID": "",
+                   "state": {"waiting": {"reason": "CrashLoopBackOff",
+                       "message": "back-off 2m40s restarting failed container=engine"}},
+                   "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}]}),
+    );
+    // the engine does not answer while its process is down
+    *engine.health.lock().unwrap() = Err("connection refused".into());
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "Ready"),
+        ("False".into(), "CrashLoopBackOff".into())
+    );
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        ("True".into(), "CrashLoopBackOff".into())
+    );
+    let m = message(&fake, "Degraded");
+    assert!(m.contains("back-off 2m40s"), "{m}");
+    assert!(m.contains("exit code 2"), "{m}");
+    assert_eq!(fake.get(DB).unwrap()["status"]["phase"], "Degraded");
+}
+
+// kstatus (Flux, kpt, cli-utils) reads observedGeneration, Reconciling and Stalled.
+#[tokio::test]
+async fn reconciling_and_stalled_follow_kstatus_and_every_condition_has_the_current_generation() {
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "Reconciling"),
+        ("True".into(), "EngineStarting".into())
+    );
+    assert_eq!(condition(&fake, "Stalled").0, "False");
+    mark_ready(&fake);
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "Reconciling"),
+        ("False".into(), "Reconciled".into())
+    );
+    assert_eq!(condition(&fake, "Stalled").0, "False");
+    // a spec change that cannot be built: stalled until the user fixes it
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["replicas"] = json!(3);
+    fake.put(DB, db);
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "Stalled"),
+        ("True".into(), "InvalidSpec".into())
+    );
+    assert_eq!(condition(&fake, "Reconciling").0, "False");
+    let db = fake.get(DB).unwrap();
+    let generation = db["metadata"]["generation"].clone();
+    assert_eq!(db["status"]["observedGeneration"], generation);
+    for c in db["status"]["conditions"].as_array().unwrap() {
+        assert_eq!(c["observedGeneration"], generation, "stale condition {c}");
+    }
+}
+
+#[tokio::test]
+async fn resyncs_of_a_healthy_instance_with_a_moving_engine_check_time_make_no_writes() {
+    use instant_db_operator::engine_client::IntegrityCheck;
+    let (fake, ctx, engine) = common::setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    let check_at = |minute: i64| IntegrityCheck {
+        at: Some(k8s_openapi::jiff::Timestamp::from_second(1_796_000_000 + minute * 60).unwrap()),
+        ok: Some(true),
+        message: None,
+    };
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(check_at(0));
+    run(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "IntegrityOk").0, "True");
+    for n in 1..=5 {
+        {
+            let mut h = engine.health.lock().unwrap();
+            let h = h.as_mut().unwrap();
+            // the engine checked again and ingest goes on
+            h.last_integrity_check = Some(check_at(n));
+            h.document_count = Some(12 + n);
+        }
+        run(&fake, &ctx).await.unwrap();
+        assert_eq!(writes(&fake), Vec::<String>::new(), "resync {n} wrote");
+    }
+    // a change of result is written at once
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(IntegrityCheck {
+        ok: Some(false),
+        message: Some("page 3 corrupt".into()),
+        ..check_at(6)
+    });
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "IntegrityOk").0, "False");
+}
+
+// kube-runtime's Recorder keys its series by reason (not message): a second message of one
+// reason would only bump the first event's count. `kubectl describe` must show all three.
+#[tokio::test]
+async fn three_messages_of_one_reason_are_three_events_and_a_repeat_is_counted() {
+    use kube::Resource;
+    use kube::runtime::events::EventType;
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    let reference = current(&fake).object_ref(&());
+    for backup in ["daily-1", "daily-2", "daily-3", "daily-3"] {
+        ctx.event(
+            &reference,
+            EventType::Normal,
+            "BackupPruned",
+            "Prune",
+            format!("pruned InstantDbBackup {backup}"),
+        )
+        .await;
+    }
+    let events = fake.objects_under("/apis/events.k8s.io/v1/namespaces/search/events");
+    let mut notes: Vec<(String, i64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["note"].as_str().unwrap().to_string(),
+                e["series"]["count"].as_i64().unwrap_or(1),
+            )
+        })
+        .collect();
+    notes.sort();
+    assert_eq!(
+        notes,
+        vec![
+            ("pruned InstantDbBackup daily-1".to_string(), 1),
+            ("pruned InstantDbBackup daily-2".to_string(), 1),
+            ("pruned InstantDbBackup daily-3".to_string(), 2),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_single_replica_instance_has_no_pdb_unless_disruption_protect_is_set() {
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    run(&fake, &ctx).await.unwrap();
+    assert!(
+        fake.get(PDB).is_none(),
+        "a PDB would block every node drain"
+    );
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["disruption"] = json!({"protect": true});
+    fake.put(DB, db);
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.get(PDB).unwrap()["spec"]["minAvailable"], 1);
+    // switched off again: the PDB goes
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["disruption"] = json!({"protect": false});
+    fake.put(DB, db);
+    run(&fake, &ctx).await.unwrap();
+    assert!(fake.get(PDB).is_none());
+}
+
+fn engine_image(fake: &FakeApiServer) -> String {
+    fake.get(STS).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn with_default_image(fake: &FakeApiServer, ctx: &Arc<Context>, image: &str) -> Arc<Context> {
+    let mut config = ctx.config.clone();
+    config.default_image = image.into();
+    Arc::new(Context::new(
+        fake.client(),
+        config,
+        Arc::new(FakeEngine::healthy()),
+        Metrics::new().unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn an_operator_upgrade_keeps_the_recorded_engine_image_unless_following_the_operator() {
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}}));
+    run(&fake, &ctx).await.unwrap();
+    let old = "ghcr.io/instant-db/instant-db:0.1.0";
+    assert_eq!(fake.get(DB).unwrap()["status"]["image"], old);
+    assert_eq!(engine_image(&fake), old);
+    // the operator was upgraded: running engines keep their image
+    let upgraded = with_default_image(&fake, &ctx, "ghcr.io/instant-db/instant-db:0.2.0");
+    run(&fake, &upgraded).await.unwrap();
+    assert_eq!(engine_image(&fake), old);
+    assert_eq!(fake.get(DB).unwrap()["status"]["image"], old);
+    // an instance made before images were recorded keeps the image its StatefulSet runs
+    let mut db = fake.get(DB).unwrap();
+    db["status"].as_object_mut().unwrap().remove("image");
+    fake.put(DB, db);
+    run(&fake, &upgraded).await.unwrap();
+    assert_eq!(engine_image(&fake), old);
+    assert_eq!(fake.get(DB).unwrap()["status"]["image"], old);
+    // the user opts in to follow the operator
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["imageUpdatePolicy"] = json!("FollowOperator");
+    fake.put(DB, db);
+    run(&fake, &upgraded).await.unwrap();
+    assert_eq!(engine_image(&fake), "ghcr.io/instant-db/instant-db:0.2.0");
+    assert_eq!(
+        fake.get(DB).unwrap()["status"]["image"],
+        "ghcr.io/instant-db/instant-db:0.2.0"
+    );
+    // an explicit spec.image always wins
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["image"] = json!("registry.local/instant-db:custom");
+    fake.put(DB, db);
+    run(&fake, &upgraded).await.unwrap();
+    assert_eq!(engine_image(&fake), "registry.local/instant-db:custom");
+}
+
+// A failure the user need not act on (here the API server answers 500 to the PDB delete) is
+// retried with backoff, but status still describes this generation and names the object.
+#[tokio::test]
+async fn a_failed_child_apply_still_writes_status_naming_the_object_and_the_api_message() {
+    let (fake, ctx) = setup(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}}));
+    run(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    run(&fake, &ctx).await.unwrap();
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["disruption"]["protect"] = json!(false);
+    fake.put(DB, db);
+    fake.fail_next_with(
+        "DELETE",
+        "poddisruptionbudgets/docs",
+        500,
+        "InternalError",
+        "etcdserver: request timed out",
+    );
+    let err = run(&fake, &ctx).await.unwrap_err();
+    assert!(
+        err.to_string().contains("PodDisruptionBudget docs"),
+        "{err}"
+    );
+    let db = fake.get(DB).unwrap();
+    assert_eq!(
+        db["status"]["observedGeneration"],
+        db["metadata"]["generation"]
+    );
+    assert_eq!(
+        condition(&fake, "Reconciling"),
+        ("True".into(), "ApplyFailed".into())
+    );
+    let m = message(&fake, "Reconciling");
+    assert!(
+        m.contains("PodDisruptionBudget docs") && m.contains("etcdserver: request timed out"),
+        "{m}"
+    );
+    // the engine's own state is still reported
+    assert_eq!(condition(&fake, "Ready").0, "True");
+    // the retry succeeds and clears it
+    run(&fake, &ctx).await.unwrap();
+    assert!(fake.get(PDB).is_none());
+    assert_eq!(
+        condition(&fake, "Reconciling"),
+        ("False".into(), "Reconciled".into())
+    );
 }

@@ -254,7 +254,7 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     let headless_service = network::headless_service(&r, &owner);
     let service = network::client_service(&r, &owner);
     let statefulset = statefulset::statefulset(input, &r, &owner, &config_hash);
-    let pdb = (!r.suspend).then(|| pdb::pdb(&r, &owner));
+    let pdb = pdb::pdb(input.db, &r, &owner);
     let service_monitor = input
         .service_monitor_crd
         .then(|| monitoring::service_monitor(&r, &owner));

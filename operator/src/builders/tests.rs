@@ -75,9 +75,28 @@ fn full_snapshot() {
         "recovery": {"autoRestore": true, "integrityCheckInterval": "1h30m"},
         "logging": {"level": "debug", "format": "text"},
         "otel": {"endpoint": "http://otel:4318", "samplingRatio": 0.25},
-        "podTemplate": {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "search", "effect": "NoSchedule"}]}
+        "podTemplate": {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "search", "effect": "NoSchedule"}]},
+        "disruption": {"protect": true}
     }));
     snapshot("full", &render(&desired(&input(&db)).unwrap()));
+}
+
+#[test]
+fn a_pdb_only_when_disruption_protect_is_set_and_not_suspended() {
+    let d = desired(&input(&db(json!({"storage": {"size": "1Gi"}})))).unwrap();
+    assert!(
+        d.pdb.is_none(),
+        "one pod under minAvailable: 1 blocks every drain"
+    );
+    let protected = db(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}}));
+    let pdb = desired(&input(&protected)).unwrap().pdb.unwrap();
+    assert_eq!(
+        pdb.spec.unwrap().min_available,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    let suspended =
+        db(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}, "suspend": true}));
+    assert!(desired(&input(&suspended)).unwrap().pdb.is_none());
 }
 
 #[test]

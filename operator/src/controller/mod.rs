@@ -1,10 +1,10 @@
 //! Controllers and the context they share.
 
 pub mod backup;
+mod events;
 pub mod instantdb;
 pub mod policy;
 pub mod restore;
-pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,13 +15,18 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::builders::SERVICE_MONITOR_CRD;
 use crate::engine_client::EngineApi;
 use crate::metrics::Metrics;
+
+/// Engine image of this operator's version (the tag is the workspace version, as the chart's
+/// `appVersion`): what `--engine-image` defaults to.
+pub const DEFAULT_ENGINE_IMAGE: &str =
+    concat!("ghcr.io/instant-db/instant-db:", env!("CARGO_PKG_VERSION"));
 
 /// Settings of the operator that reconciles use.
 #[derive(Clone, Debug)]
@@ -32,6 +37,10 @@ pub struct OperatorConfig {
     pub resync_ready: Duration,
     /// How long a starting instance waits before it is looked at again.
     pub resync_progressing: Duration,
+    /// How often engine-derived numbers (`status.documentCount`) are taken into status: they
+    /// move with every ingest, and writing them on every reconcile would make status writes
+    /// (and the watch events they cause) follow the ingest rate.
+    pub engine_numbers_refresh: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -40,6 +49,7 @@ impl Default for OperatorConfig {
             default_image: String::new(),
             resync_ready: Duration::from_secs(60),
             resync_progressing: Duration::from_secs(10),
+            engine_numbers_refresh: Duration::from_secs(300),
         }
     }
 }
@@ -66,8 +76,10 @@ pub struct Context {
     /// Metrics.
     pub metrics: Metrics,
     /// Event recorder.
-    pub recorder: Recorder,
+    recorder: events::Recorder,
     failures: Mutex<HashMap<String, Failures>>,
+    /// When engine-derived numbers were last taken into each object's status.
+    numbers_taken: Mutex<HashMap<String, Instant>>,
     service_monitor_crd: Mutex<Option<(Instant, bool)>>,
 }
 
@@ -84,12 +96,13 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: events::Recorder::new(client.clone(), reporter),
             client,
             config,
             engine,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            numbers_taken: Mutex::new(HashMap::new()),
             service_monitor_crd: Mutex::new(None),
         }
     }
@@ -174,6 +187,28 @@ impl Context {
             .remove(key);
     }
 
+    /// Whether `key`'s engine-derived numbers may be refreshed in its status now: never taken
+    /// by this process, or taken at least `engine_numbers_refresh` ago.
+    pub fn engine_numbers_due(&self, key: &str) -> bool {
+        let mut taken = self
+            .numbers_taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let every = self.config.engine_numbers_refresh;
+        // Entries of deleted objects go once they are stale; the map stays one entry per
+        // live instance.
+        taken.retain(|_, at| at.elapsed() < every.max(FORGET_FAILURES_AFTER));
+        taken.get(key).is_none_or(|at| at.elapsed() >= every)
+    }
+
+    /// Records that `key`'s status now holds fresh engine numbers.
+    pub fn engine_numbers_taken(&self, key: &str) {
+        self.numbers_taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_string(), Instant::now());
+    }
+
     /// Number of objects with recorded failures.
     pub fn backoff_entries(&self) -> usize {
         self.failures
@@ -182,7 +217,8 @@ impl Context {
             .len()
     }
 
-    /// Publishes an Event; failures are logged, never fatal.
+    /// Publishes an Event; failures are logged, never fatal. Each distinct message is its own
+    /// Event; the same message again within an hour is counted in that Event's series.
     pub async fn event(
         &self,
         reference: &ObjectReference,
@@ -191,12 +227,27 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        let ev = Event {
+        self.event_related(reference, None, type_, reason, action, note)
+            .await;
+    }
+
+    /// [`Self::event`] with a second object it concerns (the Event's `related`, for example the
+    /// pruned backup of a policy's `BackupPruned`).
+    pub async fn event_related(
+        &self,
+        reference: &ObjectReference,
+        related: Option<&ObjectReference>,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = events::Event {
             type_,
-            reason: reason.into(),
-            note: Some(note.chars().take(1000).collect()),
-            action: action.into(),
-            secondary: None,
+            reason,
+            action,
+            note: note.chars().take(1000).collect(),
+            related,
         };
         if let Err(e) = self.recorder.publish(&ev, reference).await {
             tracing::warn!(error = %e, reason, "cannot publish event");

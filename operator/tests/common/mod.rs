@@ -74,6 +74,7 @@ impl FakeEngine {
     pub fn healthy() -> Self {
         Self::new(Ok(DetailedHealth {
             status: HealthStatus::Healthy,
+            ready: Some(true),
             document_count: Some(12),
             ..Default::default()
         }))
@@ -208,5 +209,10 @@ pub fn mark_ready(fake: &FakeApiServer) {
                 "currentRevision": "r1", "updateRevision": "r1"}}),
     );
     fake.put(POD, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "docs-0", "namespace": "search"},
-                         "status": {"podIP": "10.0.0.7"}}));
+                         "status": {"phase": "Running", "podIP": "10.0.0.7",
+                                    "conditions": [{"type": "PodScheduled", "status": "True"},
+                                                   {"type": "Ready", "status": "True"}],
+                                    "containerStatuses": [{"name": "engine", "ready": true, "started": true,
+                                        "restartCount": 0, "image": "i", "imageID": "",
+                                        "state": {"running": {}}}]}}));
 }

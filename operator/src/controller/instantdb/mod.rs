@@ -8,7 +8,7 @@ use instant_db_crds::backup::{InstantDbBackup, InstantDbRestore};
 use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -19,15 +19,18 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Context;
-use super::status::{self, Observed};
 use crate::builders::{
     self, ADMIN_TOKEN_KEY, BuildInput, FIELD_MANAGER, applied_hash, hash_object, names, set_hash,
 };
 use crate::error::{Error, Result};
+use status::Observed;
 
 mod backups;
+pub mod diagnose;
+pub mod image;
 mod recovery;
 mod run;
+pub mod status;
 mod volume;
 
 pub use run::run;
@@ -104,7 +107,7 @@ where
                 message: s.message,
             });
         }
-        Err(e) => return Err(e.into()),
+        Err(source) => return Err(Error::ApplyFailed { kind, name, source }),
     }
     ctx.metrics
         .writes
@@ -138,8 +141,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
                 invalid: problems.clone(),
                 ..Default::default()
             };
-            let new = status::compute(db.status.as_ref(), &observed, now);
-            if write_status(&dbs, db, &new, ctx).await? {
+            let mut new = status::compute(db.status.as_ref(), &observed, now);
+            if write_status(&dbs, db, &mut new, ctx).await? {
                 ctx.event(
                     &db.object_ref(&()),
                     EventType::Warning,
@@ -166,6 +169,18 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let headless = svcs.get_opt(&names::headless_service(&name)).await?;
     let svc = svcs.get_opt(&names::primary(&name)).await?;
     let pdb = pdbs.get_opt(&names::primary(&name)).await?;
+    // The pod and its claim tell why an engine is not ready (crash loop, image pull,
+    // scheduling, volume); there are none before the StatefulSet.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let (pod, pvc) = if sts.is_some() {
+        (
+            pods.get_opt(&names::pod(&name)).await?,
+            pvcs.get_opt(&names::data_pvc(&name)).await?,
+        )
+    } else {
+        (None, None)
+    };
     let sm_crd = ctx.service_monitor_crd_exists().await;
     let sm_api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &builders::service_monitor_resource());
@@ -182,9 +197,14 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(builders::generate_token);
+    let default_image = image::default_image_for(
+        db,
+        &ctx.config.default_image,
+        sts.as_ref().and_then(image::running),
+    );
     let desired = builders::desired(&BuildInput {
         db,
-        default_image: &ctx.config.default_image,
+        default_image: &default_image,
         admin_token: &token,
         service_monitor_crd: sm_crd,
         existing_claim_templates: sts
@@ -203,13 +223,17 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         pdb,
         sm: sm.as_ref(),
     };
-    let changed = match apply_all(db, ctx, &ns, &uid, desired, observed_objects).await {
-        Ok(c) => c,
-        Err(e) => match e.status_reason() {
-            Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
-            None => return Err(e),
-        },
-    };
+    // A failure that may pass still leads to a status of what happened (naming the object);
+    // the error is returned afterwards for the backoff.
+    let (changed, apply_failure) =
+        match apply_all(db, ctx, &ns, &uid, desired, observed_objects, pvc.as_ref()).await {
+            Ok(c) => (c, None),
+            Err(e) => match e.status_reason() {
+                Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
+                None if matches!(e, Error::ApplyFailed { .. }) => (vec![], Some(e)),
+                None => return Err(e),
+            },
+        };
     if !changed.is_empty() {
         tracing::info!(instantdb = %object_key(db), applied = ?changed, "applied");
         ctx.event(
@@ -237,28 +261,47 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let rolled_out = sts_status.observed_generation == sts_generation
         && sts_status.current_revision.is_some()
         && sts_status.current_revision == sts_status.update_revision;
-    let health = if ready > 0 && !resolved.suspend {
-        Some(engine_health(ctx, &ns, &name, &token).await)
-    } else {
-        None
+    // Health is read from every running pod, ready or not: an engine whose integrity check
+    // failed turns itself unready, and that is when its report is needed.
+    let health = match diagnose::pod_ip(pod.as_ref()) {
+        Some(ip) if !resolved.suspend => Some(
+            ctx.engine
+                .detailed_health(&ip, &token)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        _ => None,
     };
-    let observed = Observed {
-        generation: db.metadata.generation,
-        invalid: vec![],
-        blocked: None,
-        suspended: resolved.suspend,
-        ready_replicas: ready,
-        rolled_out: rolled_out || sts_status.current_revision.is_none(),
-        health,
-        endpoint: Some(builders::endpoint(&name, &ns)),
-    };
-    let mut new = status::compute(db.status.as_ref(), &observed, now);
+    let engine = diagnose::diagnose(
+        &names::pod(&name),
+        pod.as_ref(),
+        pvc.as_ref(),
+        health.as_ref(),
+    );
     let auto_restore = db
         .spec
         .recovery
         .as_ref()
         .and_then(|r| r.auto_restore)
         .unwrap_or(false);
+    let key = object_key(db);
+    let refresh_numbers = ctx.engine_numbers_due(&key);
+    let observed = Observed {
+        generation: db.metadata.generation,
+        invalid: vec![],
+        blocked: None,
+        suspended: resolved.suspend,
+        auto_restore,
+        ready_replicas: ready,
+        rolled_out: rolled_out || sts_status.current_revision.is_none(),
+        engine,
+        health,
+        refresh_numbers,
+        endpoint: Some(builders::endpoint(&name, &ns)),
+        image: Some(db.spec.image.clone().unwrap_or(default_image)),
+        apply_failed: apply_failure.as_ref().map(ToString::to_string),
+    };
+    let mut new = status::compute(db.status.as_ref(), &observed, now);
     if auto_restore {
         let integrity = observed
             .health
@@ -284,7 +327,23 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         .status
         .as_ref()
         .is_some_and(|s| is_true(&s.conditions, conds::DEGRADED));
-    if write_status(&dbs, db, &new, ctx).await? {
+    status::finish(&mut new, db.metadata.generation);
+    if !refresh_numbers
+        && db.status.as_ref() != Some(&new)
+        && let Some(n) = observed
+            .health
+            .as_ref()
+            .and_then(|h| h.as_ref().ok())
+            .and_then(|h| h.document_count)
+    {
+        // Status is written anyway: the write may as well carry the current numbers.
+        new.document_count = Some(n);
+    }
+    let numbers_moved = db.status.as_ref().and_then(|s| s.document_count) != new.document_count;
+    if write_status(&dbs, db, &mut new, ctx).await? {
+        if numbers_moved {
+            ctx.engine_numbers_taken(&key);
+        }
         let reference = db.object_ref(&());
         let ready_now = is_true(&new.conditions, conds::READY);
         let degraded_now = is_true(&new.conditions, conds::DEGRADED);
@@ -306,9 +365,12 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
                 .await;
         }
     }
+    if let Some(e) = apply_failure {
+        return Err(e);
+    }
     Ok(if resolved.suspend {
         Action::requeue(Duration::from_secs(300))
-    } else if ready > 0 {
+    } else if is_true(&new.conditions, conds::READY) {
         Action::requeue(ctx.config.resync_ready)
     } else {
         Action::requeue(ctx.config.resync_progressing)
@@ -387,6 +449,7 @@ async fn apply_all(
     uid: &str,
     desired: builders::Desired,
     o: ObservedObjects<'_>,
+    pvc: Option<&PersistentVolumeClaim>,
 ) -> Result<Vec<String>> {
     let name = db.name_any();
     let client = ctx.client.clone();
@@ -421,7 +484,12 @@ async fn apply_all(
         }
         (None, Some(observed)) if owned_by(&observed, uid) => {
             pdbs.delete(&names::primary(&name), &DeleteParams::default())
-                .await?;
+                .await
+                .map_err(|source| Error::ApplyFailed {
+                    kind: "PodDisruptionBudget".into(),
+                    name: names::primary(&name),
+                    source,
+                })?;
             ctx.metrics
                 .writes
                 .with_label_values(&[CONTROLLER, "PodDisruptionBudget", "delete"])
@@ -438,7 +506,7 @@ async fn apply_all(
     {
         changed.push(format!("ServiceMonitor {}", names::primary(&name)));
     }
-    if let Some(note) = expand_volume(db, ctx, ns, &name, o.sts.is_some()).await? {
+    if let Some(note) = expand_volume(db, ctx, ns, &name, pvc).await? {
         changed.push(note);
     }
     Ok(changed)
@@ -465,9 +533,9 @@ async fn blocked(
         blocked: Some((reason.to_string(), err.to_string())),
         ..Default::default()
     };
-    let new = status::compute(db.status.as_ref(), &observed, now);
+    let mut new = status::compute(db.status.as_ref(), &observed, now);
     // The event goes out when the status changes, so a blocked object does not repeat it.
-    if write_status(dbs, db, &new, ctx).await? {
+    if write_status(dbs, db, &mut new, ctx).await? {
         ctx.event(
             &db.object_ref(&()),
             EventType::Warning,
@@ -480,34 +548,14 @@ async fn blocked(
     Ok(Action::requeue(BLOCKED_RESYNC))
 }
 
-async fn engine_health(
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-    token: &str,
-) -> Result<crate::engine_client::DetailedHealth, String> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let pod = pods
-        .get_opt(&names::pod(name))
-        .await
-        .map_err(|e| format!("cannot read pod {}: {e}", names::pod(name)))?
-        .ok_or_else(|| format!("pod {} not found", names::pod(name)))?;
-    let ip = pod
-        .status
-        .and_then(|s| s.pod_ip)
-        .ok_or_else(|| format!("pod {} has no IP yet", names::pod(name)))?;
-    ctx.engine
-        .detailed_health(&ip, token)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Writes the status when it changed (see `controller::write_status`).
+/// Writes the status when it changed (see `controller::write_status`), every condition with
+/// the generation of this write (also those set after `status::compute`).
 async fn write_status(
     api: &Api<InstantDb>,
     db: &InstantDb,
-    new: &InstantDbStatus,
+    new: &mut InstantDbStatus,
     ctx: &Context,
 ) -> Result<bool> {
+    status::finish(new, db.metadata.generation);
     super::write_status(api, db, db.status.as_ref(), new, ctx, CONTROLLER).await
 }

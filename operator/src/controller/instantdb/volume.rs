@@ -12,7 +12,7 @@ use serde_json::json;
 use super::CONTROLLER;
 use crate::builders::{FIELD_MANAGER, names};
 use crate::controller::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a change of `spec.storage.size` means for the PVC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,15 +43,12 @@ pub(super) async fn expand_volume(
     ctx: &Context,
     ns: &str,
     name: &str,
-    sts_exists: bool,
+    pvc: Option<&PersistentVolumeClaim>,
 ) -> Result<Option<String>> {
-    if !sts_exists {
-        return Ok(None);
-    }
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(pvc) = pvcs.get_opt(&names::data_pvc(name)).await? else {
+    let Some(pvc) = pvc else {
         return Ok(None);
     };
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
     let Some(current) = pvc
         .spec
         .as_ref()
@@ -75,7 +72,12 @@ pub(super) async fn expand_volume(
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
-            .await?;
+            .await
+            .map_err(|source| Error::ApplyFailed {
+                kind: "PersistentVolumeClaim".into(),
+                name: names::data_pvc(name),
+                source,
+            })?;
             ctx.metrics
                 .writes
                 .with_label_values(&[CONTROLLER, "PersistentVolumeClaim", "apply"])
