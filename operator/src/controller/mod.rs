@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use instant_db_crds::InstantDb;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -390,6 +391,12 @@ pub(crate) async fn run_scoped<K, B, R, F>(
                                 obj.namespace.as_deref(),
                                 &obj.name,
                             ));
+                            if K::kind(&()) == InstantDb::kind(&()) {
+                                ctx.metrics.forget_instance(
+                                    obj.namespace.as_deref().unwrap_or_default(),
+                                    &obj.name,
+                                );
+                            }
                         }
                         Err(e) => {
                             tracing::debug!(error = %e, controller = what, "controller event")

@@ -126,6 +126,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         // persistentVolumeClaimRetentionPolicy (storage.deletionPolicy). Nothing to do but
         // forget the object's failures.
         ctx.reset_backoff(&object_key(db));
+        ctx.metrics.forget_instance(&ns, &name);
         return Ok(Action::await_change());
     }
     let uid = db.uid().ok_or(Error::MissingObjectKey("metadata.uid"))?;
@@ -557,5 +558,12 @@ async fn write_status(
     ctx: &Context,
 ) -> Result<bool> {
     status::finish(new, db.metadata.generation);
+    // The alerts read instance health from these gauges (an unready engine is not scraped).
+    ctx.metrics.observe_instance(
+        &db.namespace().unwrap_or_default(),
+        &db.name_any(),
+        &new.conditions,
+        new.last_backup.as_ref(),
+    );
     super::write_status(api, db, db.status.as_ref(), new, ctx, CONTROLLER).await
 }
