@@ -184,7 +184,30 @@ pub struct InstantDbBackupSpec {
     /// Policy that created this backup (set by the operator for scheduled backups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// What deleting this object does to the stored archive: `Retain` keeps it (default),
+    /// `Delete` has the engine delete it first. Whatever this says, a policy's retention
+    /// deletes the archives of the backups it prunes; nothing else (`kubectl delete`, a
+    /// namespace teardown, a GitOps prune, the policy's deletion) ever does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<BackupDeletionPolicy>,
 }
+
+/// What deleting an InstantDbBackup does to its stored archive. Default: `Retain`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackupDeletionPolicy {
+    /// Keep the archive in storage when the object is deleted (default).
+    #[default]
+    Retain,
+    /// Delete the archive from storage before the object goes.
+    Delete,
+}
+
+/// Condition type of InstantDbBackup and InstantDbRestore: True once the operation finished
+/// successfully (`kubectl wait --for=condition=Complete`).
+pub const COMPLETE: &str = "Complete";
+/// Condition type of InstantDbBackup and InstantDbRestore: True once the operation finished
+/// with an error (`status.error` says which).
+pub const FAILED: &str = "Failed";
 
 /// Progress of the operation: Pending, Running, Completed or Failed.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +263,19 @@ pub struct InstantDbBackupStatus {
     /// Secret), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Where the backup was written, recorded when it started with every default filled in
+    /// (bucket, prefix, endpoint, region, credentials Secret). Restores and the archive's
+    /// deletion use only this, so a later edit of the policy changes nothing for this backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<BackupDestination>,
+    /// URL of the archive as the engine reads it (`s3://bucket/prefix/<id>.tar.gz?…`); it names
+    /// the credentials Secret (`credentials=NAME`) and never carries a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_url: Option<String>,
+    /// Conditions: `Complete` and `Failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
 }
 
 /// Restore an instance from a named backup or from its latest completed backup. The spec is
@@ -308,7 +344,18 @@ pub struct InstantDbRestoreStatus {
     /// Error message when the phase is Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// What the restore waits for while the phase is Pending, in words.
+    /// What the restore waits for while the phase is Pending, or what it is doing while
+    /// Running, in words; for an automatic restore, which backup was chosen and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Id of the restore job on the engine (fixed per object, derived from its uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_id: Option<String>,
+    /// Archive URL restored from (the backup's recorded `archiveUrl`; no credential in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Conditions: `Complete` and `Failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
 }

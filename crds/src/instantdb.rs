@@ -330,6 +330,10 @@ pub struct InstantDbStatus {
     /// Time of the engine's latest integrity check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_integrity_check: Option<Time>,
+    /// Time of the engine's latest integrity check that passed. Automatic recovery restores
+    /// only a backup that finished before it (a newer one may hold the damage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_integrity_pass: Option<Time>,
     /// Time of the latest automatic recovery (restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<Time>,

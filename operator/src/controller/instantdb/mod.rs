@@ -26,7 +26,7 @@ use crate::builders::{
 use crate::error::{Error, Result};
 
 mod backups;
-mod recovery;
+pub(crate) mod recovery;
 mod run;
 mod volume;
 
@@ -253,6 +253,14 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         endpoint: Some(builders::endpoint(&name, &ns)),
     };
     let mut new = status::compute(db.status.as_ref(), &observed, now);
+    recovery::record_integrity_pass(
+        &mut new,
+        observed
+            .health
+            .as_ref()
+            .and_then(|h| h.as_ref().ok())
+            .and_then(|h| h.last_integrity_check.as_ref()),
+    );
     let auto_restore = db
         .spec
         .recovery

@@ -9,7 +9,7 @@ use instant_db_crds::backup::{
     InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus, InstantDbBackupSpec,
     OperationPhase,
 };
-use instant_db_crds::conditions::{NewCondition, Status, set_condition};
+use instant_db_crds::conditions::{self, NewCondition, Status, find_condition, set_condition};
 use instant_db_crds::schedule::{latest_run_at_or_before, next_run_after};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -23,8 +23,12 @@ pub const POLICY_LABEL: &str = "instantdb.io/policy";
 pub const INSTANCE_LABEL: &str = "instantdb.io/instance";
 /// Completed backups kept per instance when `retention.keepLast` is not set.
 pub const DEFAULT_KEEP_LAST: usize = 7;
-/// Condition type that says whether the schedule runs.
-pub const SCHEDULED: &str = "Scheduled";
+/// Condition type that says whether the schedule runs (`Ready`).
+pub const READY: &str = conditions::READY;
+/// Condition type that says whether the policy's newest finished backup completed.
+pub const BACKUP_HEALTHY: &str = conditions::BACKUP_HEALTHY;
+/// The condition `Ready` replaced (removed from the status when found).
+const LEGACY_SCHEDULED: &str = "Scheduled";
 /// Longest wait before a policy is looked at again (a yearly schedule still gets its status
 /// refreshed and a clock jump noticed).
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
@@ -92,6 +96,8 @@ fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> 
             instance: instance.to_string(),
             destination: None,
             policy: Some(policy.name_any()),
+            // Retain: only retention (which marks the backup first) deletes the archive.
+            deletion_policy: None,
         },
         status: None,
     }
@@ -182,17 +188,26 @@ pub fn plan(
     let mut create = vec![];
     let mut status = current.clone();
     status.observed_generation = generation;
-    if let (Some(at), false) = (due, suspended) {
-        for db in &active {
-            let b = new_backup(policy, &db.name_any(), at);
-            if !existing.contains(&b.name_any()) {
-                create.push(b);
+    // Conditions before this operator version: `Scheduled` held what `Ready` holds now.
+    let was_suspended = [READY, LEGACY_SCHEDULED]
+        .iter()
+        .any(|t| find_condition(&current.conditions, t).is_some_and(|c| c.reason == "Suspended"));
+    status.conditions.retain(|c| c.type_ != LEGACY_SCHEDULED);
+    match due {
+        // Suspended: nothing moves, so a suspended policy makes no status write per tick.
+        _ if suspended => {}
+        // Just resumed: the runs missed while suspended are skipped, not taken now.
+        Some(at) if was_suspended => status.last_schedule_time = Some(Time(at)),
+        Some(at) => {
+            for db in &active {
+                let b = new_backup(policy, &db.name_any(), at);
+                if !existing.contains(&b.name_any()) {
+                    create.push(b);
+                }
             }
+            status.last_schedule_time = Some(Time(at));
         }
-        status.last_schedule_time = Some(Time(at));
-    } else if due.is_some() {
-        // Suspended: the missed run is skipped, not taken on resume.
-        status.last_schedule_time = due.map(Time);
+        None => {}
     }
     let next = next_run_after(&spec.schedule, now).map_err(|e| e.to_string())?;
     status.next_schedule_time = (!suspended).then_some(Time(next));
@@ -244,8 +259,20 @@ pub fn plan(
     set_condition(
         &mut status.conditions,
         NewCondition {
-            type_: SCHEDULED,
+            type_: READY,
             status: cond_status,
+            reason,
+            message,
+            observed_generation: generation,
+        },
+        now,
+    );
+    let (health, reason, message) = crate::controller::backup::plan::backup_health(backups);
+    set_condition(
+        &mut status.conditions,
+        NewCondition {
+            type_: BACKUP_HEALTHY,
+            status: health,
             reason,
             message,
             observed_generation: generation,
@@ -312,6 +339,7 @@ mod tests {
                 instance: "docs".into(),
                 destination: None,
                 policy: Some("daily".into()),
+                deletion_policy: None,
             },
         );
         b.status = Some(InstantDbBackupStatus {
@@ -348,7 +376,7 @@ mod tests {
             plan.status.next_schedule_time,
             Some(Time(ts("2026-12-02T03:00:00Z")))
         );
-        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        let c = find_condition(&plan.status.conditions, READY).unwrap();
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("True", "Scheduled")
@@ -422,15 +450,67 @@ mod tests {
         )
         .unwrap();
         assert!(plan.create.is_empty());
-        assert_eq!(
-            plan.status.last_schedule_time,
-            Some(Time(ts("2026-12-01T05:00:00Z")))
-        );
+        // nothing moves while suspended (no status write per tick)
+        assert_eq!(plan.status.last_schedule_time, None);
         assert_eq!(plan.status.next_schedule_time, None);
-        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        let c = find_condition(&plan.status.conditions, READY).unwrap();
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("False", "Suspended")
+        );
+    }
+
+    #[test]
+    fn a_suspended_policy_keeps_its_status_over_its_ticks_and_skips_them_on_resume() {
+        let mut p = policy("* * * * *", "2026-12-01T00:00:00Z");
+        p.spec.suspend = Some(true);
+        let dbs = [instance("docs", false)];
+        let first = plan(&p, &dbs, &[], ts("2026-12-01T05:30:10Z")).unwrap();
+        p.status = Some(first.status.clone());
+        for now in [
+            "2026-12-01T05:31:10Z",
+            "2026-12-01T05:45:00Z",
+            "2026-12-02T00:00:00Z",
+        ] {
+            let again = plan(&p, &dbs, &[], ts(now)).unwrap();
+            assert_eq!(again.status, first.status, "no status change at {now}");
+            assert!(again.create.is_empty());
+        }
+        // resumed: the runs missed while suspended are not taken, the next one is
+        p.spec.suspend = None;
+        let resumed = plan(&p, &dbs, &[], ts("2026-12-02T00:00:30Z")).unwrap();
+        assert!(resumed.create.is_empty(), "{:?}", resumed.create);
+        assert_eq!(
+            resumed.status.last_schedule_time,
+            Some(Time(ts("2026-12-02T00:00:00Z")))
+        );
+        p.status = Some(resumed.status);
+        let next = plan(&p, &dbs, &[], ts("2026-12-02T00:01:05Z")).unwrap();
+        assert_eq!(next.create.len(), 1);
+    }
+
+    #[test]
+    fn backup_healthy_follows_the_policys_newest_finished_backup() {
+        let p = policy("@daily", "2026-11-01T00:00:00Z");
+        let now = ts("2026-12-01T12:00:00Z");
+        let dbs = [instance("docs", false)];
+        let health = |backups: &[InstantDbBackup]| {
+            let plan = plan(&p, &dbs, backups, now).unwrap();
+            let c = find_condition(&plan.status.conditions, BACKUP_HEALTHY)
+                .unwrap()
+                .clone();
+            (c.status, c.reason)
+        };
+        assert_eq!(health(&[]), ("Unknown".into(), "NoBackups".into()));
+        let ok = backup("d1", OperationPhase::Completed, "2026-11-30T00:00:00Z");
+        let bad = backup("d2", OperationPhase::Failed, "2026-12-01T00:00:00Z");
+        assert_eq!(
+            health(&[ok.clone()]),
+            ("True".into(), "LastBackupCompleted".into())
+        );
+        assert_eq!(
+            health(&[ok, bad]),
+            ("False".into(), "LastBackupFailed".into())
         );
     }
 
@@ -439,7 +519,7 @@ mod tests {
         let p = policy("@hourly", "2026-12-01T00:00:00Z");
         let plan = plan(&p, &[], &[], ts("2026-12-01T01:00:00Z")).unwrap();
         assert!(plan.create.is_empty());
-        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        let c = find_condition(&plan.status.conditions, READY).unwrap();
         assert_eq!(c.reason, "NoInstances");
         assert_eq!(c.message, "InstantDb docs not found");
     }
