@@ -294,10 +294,10 @@ async fn prepare(
     if let Some(why) = fence::blocker(instance, ("InstantDbBackup", &me), &backups, &restores) {
         return Ok(Err(NotReady::Pending(why)));
     }
-    if let Some(secret) = plan::credentials_secret(&destination) {
-        if let Err(not_ready) = credentials::ensure(ctx, ns, &db, secret, &backups).await? {
-            return Ok(Err(not_ready));
-        }
+    if let Some(secret) = plan::credentials_secret(&destination)
+        && let Err(not_ready) = credentials::ensure(ctx, ns, &db, secret, &backups).await?
+    {
+        return Ok(Err(not_ready));
     }
     Ok(Ok(Ready {
         pod_ip,

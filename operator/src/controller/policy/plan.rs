@@ -505,7 +505,7 @@ mod tests {
         let ok = backup("d1", OperationPhase::Completed, "2026-11-30T00:00:00Z");
         let bad = backup("d2", OperationPhase::Failed, "2026-12-01T00:00:00Z");
         assert_eq!(
-            health(&[ok.clone()]),
+            health(std::slice::from_ref(&ok)),
             ("True".into(), "LastBackupCompleted".into())
         );
         assert_eq!(
