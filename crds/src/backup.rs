@@ -123,6 +123,29 @@ pub struct InstantDbBackupPolicySpec {
     /// Pause the schedule. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+    /// Take the first backup as soon as the policy exists, instead of waiting for the first
+    /// scheduled run. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immediate: Option<bool>,
+    /// Owner of the backups this policy makes: `policy` (deleting the policy deletes the
+    /// backup objects), `instance` (they go with the InstantDb), or `none` (they stay until
+    /// retention or a user deletes them). Archives are kept in every case (see
+    /// `InstantDbBackup.spec.deletionPolicy`). Default: `policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_owner_reference: Option<BackupOwnerReference>,
+}
+
+/// Owner of the backups a policy makes. Default: `policy`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupOwnerReference {
+    /// No owner: the backup objects outlive the policy and the instance.
+    None,
+    /// The policy (default): deleting it deletes the backup objects.
+    #[default]
+    Policy,
+    /// The InstantDb backed up: deleting it deletes the backup objects.
+    Instance,
 }
 
 /// Observed state of a backup policy.

@@ -3,8 +3,8 @@
 //! the retention.
 //!
 //! observe (the policy, its instances, its backups) → `plan` (pure) → create / delete →
-//! status. The backups carry the policy as controlling owner, so each change of one of them
-//! (a backup completing) brings the policy back for retention and `lastSuccessfulBackup`.
+//! status. The backups carry the policy's name in a label, so each change of one of them (a
+//! backup completing) brings the policy back for retention and `lastSuccessfulBackup`.
 
 pub mod plan;
 
@@ -21,6 +21,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Selector;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
@@ -219,9 +220,21 @@ pub async fn run(
                 super::scoped_api::<InstantDbBackupPolicy>(client, scope),
                 super::primary_watch(),
             )
-            .owns(
+            // By label, not owner reference: the backups may be owned by the instance or by
+            // nothing (spec.backupOwnerReference).
+            .watches(
                 super::scoped_api::<InstantDbBackup>(client, scope),
                 watcher::Config::default().labels(plan::POLICY_LABEL),
+                |b: InstantDbBackup| {
+                    let ns = b.namespace();
+                    b.labels().get(plan::POLICY_LABEL).map(|p| {
+                        let r = ObjectRef::<InstantDbBackupPolicy>::new(p);
+                        match ns {
+                            Some(ns) => r.within(&ns),
+                            None => r,
+                        }
+                    })
+                },
             )
         },
         reconcile,

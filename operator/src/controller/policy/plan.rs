@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{
-    InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus, InstantDbBackupSpec,
-    OperationPhase,
+    BackupOwnerReference, InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus,
+    InstantDbBackupSpec, OperationPhase,
 };
 use instant_db_crds::conditions::{self, NewCondition, Status, find_condition, set_condition};
 use instant_db_crds::schedule::{latest_run_at_or_before, next_run_after};
@@ -67,11 +67,19 @@ pub fn backup_name(policy: &str, instance: &str, at: Timestamp) -> String {
     format!("{}-{stamp}", head.trim_end_matches(['-', '.']))
 }
 
-fn owner_reference(policy: &InstantDbBackupPolicy) -> Option<OwnerReference> {
-    policy.controller_owner_ref(&())
+/// The owner reference of a backup the policy makes of `db` (`spec.backupOwnerReference`).
+fn owner_reference(policy: &InstantDbBackupPolicy, db: &InstantDb) -> Option<OwnerReference> {
+    match policy.spec.backup_owner_reference.unwrap_or_default() {
+        BackupOwnerReference::Policy => policy.controller_owner_ref(&()),
+        // Not the controller: the backup controller, not the InstantDb's, acts on it.
+        BackupOwnerReference::Instance => db.owner_ref(&()),
+        BackupOwnerReference::None => None,
+    }
 }
 
-fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> InstantDbBackup {
+fn new_backup(policy: &InstantDbBackupPolicy, db: &InstantDb, at: Timestamp) -> InstantDbBackup {
+    let instance = db.name_any();
+    let instance = instance.as_str();
     let labels = BTreeMap::from([
         (POLICY_LABEL.to_string(), policy.name_any()),
         (INSTANCE_LABEL.to_string(), instance.to_string()),
@@ -85,7 +93,7 @@ fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> 
             name: Some(backup_name(&policy.name_any(), instance, at)),
             namespace: policy.namespace(),
             labels: Some(labels),
-            owner_references: owner_reference(policy).map(|o| vec![o]),
+            owner_references: owner_reference(policy, db).map(|o| vec![o]),
             // Retention deletes the archive with the object.
             finalizers: Some(vec![
                 crate::controller::backup::ARCHIVE_FINALIZER.to_string(),
@@ -179,7 +187,13 @@ pub fn plan(
         .or_else(|| policy.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .unwrap_or(now);
     let suspended = spec.suspend.unwrap_or(false);
-    let due = latest_due(&spec.schedule, since, now)?;
+    // `immediate`: a policy that never ran takes its first backup now.
+    let first_now = spec.immediate.unwrap_or(false) && current.last_schedule_time.is_none();
+    let due = if first_now {
+        Some(now)
+    } else {
+        latest_due(&spec.schedule, since, now)?
+    };
     let active: Vec<&InstantDb> = instances
         .iter()
         .filter(|db| !db.spec.suspend.unwrap_or(false))
@@ -200,7 +214,7 @@ pub fn plan(
         Some(at) if was_suspended => status.last_schedule_time = Some(Time(at)),
         Some(at) => {
             for db in &active {
-                let b = new_backup(policy, &db.name_any(), at);
+                let b = new_backup(policy, db, at);
                 if !existing.contains(&b.name_any()) {
                     create.push(b);
                 }
@@ -312,6 +326,8 @@ mod tests {
                 retention: None,
                 destination: BackupDestination::default(),
                 suspend: None,
+                immediate: None,
+                backup_owner_reference: None,
             },
         );
         p.metadata.namespace = Some("search".into());
@@ -512,6 +528,60 @@ mod tests {
             health(&[ok, bad]),
             ("False".into(), "LastBackupFailed".into())
         );
+    }
+
+    #[test]
+    fn an_immediate_policy_takes_its_first_backup_at_once_and_then_follows_the_schedule() {
+        let mut p = policy("0 3 * * *", "2026-12-01T10:00:00Z");
+        p.spec.immediate = Some(true);
+        let dbs = [instance("docs", false)];
+        let first = plan(&p, &dbs, &[], ts("2026-12-01T10:00:05Z")).unwrap();
+        assert_eq!(first.create.len(), 1);
+        assert_eq!(first.create[0].name_any(), "daily-docs-202612011000");
+        p.status = Some(first.status);
+        let later = plan(&p, &dbs, &first.create, ts("2026-12-01T12:00:00Z")).unwrap();
+        assert!(later.create.is_empty(), "next run is tomorrow at 03:00");
+        // without immediate, nothing before the first run
+        p.spec.immediate = None;
+        p.status = None;
+        assert!(
+            plan(&p, &dbs, &[], ts("2026-12-01T10:00:05Z"))
+                .unwrap()
+                .create
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_owner_of_policy_made_backups_is_chosen_by_backup_owner_reference() {
+        let mut p = policy("@hourly", "2026-12-01T00:00:00Z");
+        let mut db = instance("docs", false);
+        db.metadata.uid = Some("uid-docs".into());
+        let owner = |p: &InstantDbBackupPolicy| {
+            let plan = plan(
+                p,
+                std::slice::from_ref(&db),
+                &[],
+                ts("2026-12-01T01:00:10Z"),
+            )
+            .unwrap();
+            plan.create[0]
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| (o.kind, o.controller))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            owner(&p),
+            [("InstantDbBackupPolicy".to_string(), Some(true))]
+        );
+        p.spec.backup_owner_reference = Some(BackupOwnerReference::Instance);
+        assert_eq!(owner(&p), [("InstantDb".to_string(), None)]);
+        p.spec.backup_owner_reference = Some(BackupOwnerReference::None);
+        assert!(owner(&p).is_empty());
     }
 
     #[test]
