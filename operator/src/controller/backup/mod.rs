@@ -115,25 +115,10 @@ async fn reconcile_inner(backup: &InstantDbBackup, ctx: &Context) -> Result<Acti
     {
         // Already known: a start sent before the operator could record it.
         Ok(_) | Err(Error::BackupIdInUse(_)) => {}
-        Err(Error::OperationInProgress(m)) => {
-            let message = format!(
-                "queued: the engine of {} runs another backup or restore ({m}); retried every {} s",
-                backup.spec.instance,
-                RETRY_QUEUED.as_secs()
-            );
-            return wait(&seen, ctx, &api, message, RETRY_QUEUED).await;
-        }
-        Err(Error::CredentialsNotReady(m)) => {
-            return wait(
-                &seen,
-                ctx,
-                &api,
-                credentials_wait(&backup.spec.instance, &m),
-                RETRY_QUEUED,
-            )
-            .await;
-        }
-        Err(e) => return Err(e),
+        Err(e) => match engine_wait(&backup.spec.instance, &e) {
+            Some(message) => return wait(&seen, ctx, &api, message, RETRY_QUEUED).await,
+            None => return Err(e),
+        },
     }
     let status = plan::started(seen.status.as_ref(), generation, id.clone(), now);
     write_status(&api, &seen, &status, ctx).await?;
@@ -148,12 +133,20 @@ async fn reconcile_inner(backup: &InstantDbBackup, ctx: &Context) -> Result<Acti
     Ok(Action::requeue(POLL_RUNNING))
 }
 
-/// The Pending message while the engine does not find the storage credentials yet.
-pub(crate) fn credentials_wait(instance: &str, engine_message: &str) -> String {
-    format!(
-        "waiting for the kubelet to update Secret {} in the engine pod (up to about a minute): {engine_message}",
-        crate::builders::names::storage_credentials_secret(instance)
-    )
+/// The Pending message for an engine answer that means "not now" (another backup or restore
+/// runs; the storage credentials are not in the pod yet), None for any other error.
+pub(crate) fn engine_wait(instance: &str, err: &Error) -> Option<String> {
+    match err {
+        Error::OperationInProgress(m) => Some(format!(
+            "queued: the engine of {instance} runs another backup or restore ({m}); retried every {} s",
+            RETRY_QUEUED.as_secs()
+        )),
+        Error::CredentialsNotReady(m) => Some(format!(
+            "waiting for the kubelet to update Secret {} in the engine pod (up to about a minute): {m}",
+            crate::builders::names::storage_credentials_secret(instance)
+        )),
+        _ => None,
+    }
 }
 
 /// Keeps the backup Pending with `message` (an Event when the message is new).

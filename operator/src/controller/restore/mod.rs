@@ -25,9 +25,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
 use super::Context;
-use super::backup::{
-    NotReady, credentials, credentials_wait, engine_access, fence, operation, plan,
-};
+use super::backup::{NotReady, credentials, engine_access, engine_wait, fence, operation, plan};
 use super::instantdb::recovery;
 use crate::engine_client::{RestoreJob, RestorePhase};
 use crate::error::{Error, Result};
@@ -36,7 +34,7 @@ const CONTROLLER: &str = "instantdbrestore";
 /// How often a pending restore looks again for what it waits for.
 pub const RETRY_PENDING: Duration = Duration::from_secs(30);
 /// How soon a restore queued behind another operation of the instance tries again.
-pub const RETRY_QUEUED: Duration = Duration::from_secs(15);
+pub use super::backup::RETRY_QUEUED;
 /// How often a running restore job is polled.
 pub const POLL_RUNNING: Duration = Duration::from_secs(5);
 
@@ -285,24 +283,10 @@ async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Ac
         .await
     {
         Ok(job) => job,
-        Err(Error::OperationInProgress(m)) => {
-            let message = format!(
-                "queued: the engine of {instance} runs another backup or restore ({m}); retried every {} s",
-                RETRY_QUEUED.as_secs()
-            );
-            return wait(&seen, ctx, &api, message, RETRY_QUEUED).await;
-        }
-        Err(Error::CredentialsNotReady(m)) => {
-            return wait(
-                &seen,
-                ctx,
-                &api,
-                credentials_wait(instance, &m),
-                RETRY_QUEUED,
-            )
-            .await;
-        }
-        Err(e) => return Err(e),
+        Err(e) => match engine_wait(instance, &e) {
+            Some(message) => return wait(&seen, ctx, &api, message, RETRY_QUEUED).await,
+            None => return Err(e),
+        },
     };
     let running = InstantDbRestoreStatus {
         observed_generation: generation,
