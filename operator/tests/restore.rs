@@ -469,3 +469,50 @@ fn condition(fake: &FakeApiServer, type_: &str) -> (String, String) {
         c["reason"].as_str().unwrap().into(),
     )
 }
+
+#[tokio::test]
+async fn a_running_restore_whose_pod_is_away_waits_for_it_instead_of_failing() {
+    let (fake, ctx, engine) = instance_with_backups().await;
+    put_restore(&fake, json!({"instance": "docs"}));
+    run_restore(&fake, &ctx).await;
+    // the engine pod restarts during the swap: its job record is on the data volume
+    fake.remove(common::POD);
+    assert_eq!(
+        run_restore(&fake, &ctx).await,
+        Action::requeue(RETRY_PENDING)
+    );
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Running");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for the engine to report"),
+        "{s}"
+    );
+    // back, and the engine's startup recovery finished the job
+    mark_ready(&fake);
+    engine.set_restore_phase(RestorePhase::Completed, None, 12);
+    run_restore(&fake, &ctx).await;
+    assert_eq!(status(&fake)["phase"], "Completed");
+    assert_eq!(
+        engine.restores.lock().unwrap().len(),
+        1,
+        "never a second start"
+    );
+    // an engine with no record of the job: Failed, saying what to check
+    let (fake, ctx, engine) = instance_with_backups().await;
+    put_restore(&fake, json!({"instance": "docs"}));
+    run_restore(&fake, &ctx).await;
+    engine.restore_jobs.lock().unwrap().clear();
+    run_restore(&fake, &ctx).await;
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Failed");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("no record of restore job"),
+        "{s}"
+    );
+}
