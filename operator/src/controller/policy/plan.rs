@@ -158,6 +158,42 @@ pub fn expired(
     out
 }
 
+/// A covered, running instance without a backup completed since the schedule's run before
+/// the latest one (by now that run's backup should have finished), in words: the schedule runs
+/// but its backups stopped completing. None for a policy younger than that run.
+fn stalled(
+    policy: &InstantDbBackupPolicy,
+    active: &[&InstantDb],
+    backups: &[InstantDbBackup],
+    now: Timestamp,
+) -> Option<String> {
+    let schedule = &policy.spec.schedule;
+    let latest = latest_run_at_or_before(schedule, now).ok()??;
+    let before = latest
+        .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(1))
+        .ok()?;
+    let prev = latest_run_at_or_before(schedule, before).ok()??;
+    let created = policy.metadata.creation_timestamp.as_ref()?.0;
+    if created > prev {
+        return None;
+    }
+    active.iter().find_map(|db| {
+        let name = db.name_any();
+        let newest = backups
+            .iter()
+            .filter(|b| b.spec.instance == name && phase(b) == Some(OperationPhase::Completed))
+            .filter_map(|b| b.status.as_ref()?.completed_at.as_ref().map(|t| t.0))
+            .max();
+        (newest.is_none_or(|t| t < prev)).then(|| {
+            format!(
+                "no backup of {name} completed since the scheduled run at {prev}{}; see `kubectl get idbb -l instantdb.io/policy={}`",
+                newest.map(|t| format!(" (the last one finished at {t})")).unwrap_or_default(),
+                policy.name_any()
+            )
+        })
+    })
+}
+
 /// Plans one reconcile of `policy` at `now`, given the instances it covers and the backups it
 /// made before (those labelled with its name). Errors are spec problems for the user.
 pub fn plan(
@@ -281,7 +317,14 @@ pub fn plan(
         },
         now,
     );
-    let (health, reason, message) = crate::controller::backup::plan::backup_health(backups);
+    let (mut health, mut reason, mut message) =
+        crate::controller::backup::plan::backup_health(backups);
+    if health == Status::True
+        && !suspended
+        && let Some(gap) = stalled(policy, &active, backups, now)
+    {
+        (health, reason, message) = (Status::False, "NoRecentBackup", gap);
+    }
     set_condition(
         &mut status.conditions,
         NewCondition {
@@ -582,6 +625,44 @@ mod tests {
         assert_eq!(owner(&p), [("InstantDb".to_string(), None)]);
         p.spec.backup_owner_reference = Some(BackupOwnerReference::None);
         assert!(owner(&p).is_empty());
+    }
+
+    #[test]
+    fn backup_healthy_turns_false_when_the_schedule_stopped_producing_backups() {
+        let p = policy("@hourly", "2026-11-01T00:00:00Z");
+        let dbs = [instance("docs", false)];
+        let health = |backups: &[InstantDbBackup], now: &str| {
+            let plan = plan(&p, &dbs, backups, ts(now)).unwrap();
+            let c = find_condition(&plan.status.conditions, BACKUP_HEALTHY)
+                .unwrap()
+                .clone();
+            (c.status, c.reason, c.message)
+        };
+        let at_three = [backup(
+            "d3",
+            OperationPhase::Completed,
+            "2026-12-01T03:05:00Z",
+        )];
+        // at 04:30 the 03:00 run's backup is the one expected: healthy
+        assert_eq!(
+            health(&at_three, "2026-12-01T04:30:00Z").1,
+            "LastBackupCompleted"
+        );
+        // at 05:30 the 04:00 run's backup should have completed: none did
+        let (status, reason, message) = health(&at_three, "2026-12-01T05:30:00Z");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "NoRecentBackup")
+        );
+        assert!(
+            message.contains("since the scheduled run at 2026-12-01T04:00:00Z"),
+            "{message}"
+        );
+        // a policy younger than its previous run is not judged yet
+        let young = policy("@hourly", "2026-12-01T04:50:00Z");
+        let plan = plan(&young, &dbs, &[], ts("2026-12-01T05:30:00Z")).unwrap();
+        let c = find_condition(&plan.status.conditions, BACKUP_HEALTHY).unwrap();
+        assert_eq!(c.reason, "NoBackups");
     }
 
     #[test]
