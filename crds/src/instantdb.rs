@@ -218,7 +218,8 @@ pub struct QdrantSpec {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoverySpec {
-    /// Restore the latest completed backup automatically when the integrity check fails.
+    /// Restore automatically when the integrity check fails, from the newest completed backup
+    /// that finished before the last passing check (`status.lastIntegrityPass`).
     /// Default: false (the failure is reported in the `IntegrityOk` condition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_restore: Option<bool>,

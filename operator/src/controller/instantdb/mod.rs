@@ -355,7 +355,7 @@ async fn recover(
                     "AutoRestoreStarted",
                     "Recover",
                     format!(
-                        "the integrity check failed ({}); restoring the latest completed backup with InstantDbRestore {}",
+                        "the integrity check failed ({}); restoring the newest backup from before the last passing check with InstantDbRestore {}",
                         integrity.and_then(|i| i.message.clone()).unwrap_or_default(),
                         restore.name_any()
                     ),

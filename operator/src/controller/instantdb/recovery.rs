@@ -294,7 +294,7 @@ mod tests {
         let r = restore_to_create(&db(true), Some(&check), &[]).unwrap();
         assert_eq!(r.name_any(), "docs-auto-20261201100000");
         assert_eq!(r.spec.instance, "docs");
-        assert_eq!(r.spec.backup, None, "the latest completed backup");
+        assert_eq!(r.spec.backup, None, "chosen by the restore controller");
         assert_eq!(r.labels()[AUTO_RESTORE_LABEL], "true");
         assert_eq!(r.annotations()[CHECK_ANNOTATION], "2026-12-01T10:00:00Z");
         let owner = &r.metadata.owner_references.as_ref().unwrap()[0];
