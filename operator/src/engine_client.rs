@@ -424,7 +424,15 @@ async fn backup_answer(what: &str, resp: reqwest::Response) -> Result<BackupJob>
 async fn restore_answer(what: &str, resp: reqwest::Response) -> Result<RestoreJob> {
     let (code, body) = json_answer(what, resp).await?;
     if !code.is_success() {
-        return Err(engine_error(what, code, &body));
+        return Err(match engine_error(what, code, &body) {
+            // A request the engine will never take (bad URL, unknown archive): not retried.
+            Error::Engine(_)
+                if code.is_client_error() && code != reqwest::StatusCode::NOT_FOUND =>
+            {
+                Error::RestoreRefused(format!("HTTP {code}: {}", engine_message(&body)))
+            }
+            e => e,
+        });
     }
     RestoreJob::deserialize(&body)
         .map_err(|e| Error::Engine(format!("{what}: the body is not a restore job: {e}")))
@@ -611,6 +619,7 @@ mod tests {
             Error::CredentialsNotReady(_)
         ));
         let other = json!({"error": {"code": "invalid_input", "message": "bucket missing"}});
+        // (restore answers turn such a 4xx into RestoreRefused: see restore_answer)
         let e = engine_error(what, reqwest::StatusCode::BAD_REQUEST, &other).to_string();
         assert!(e.contains("HTTP 400 Bad Request: bucket missing"), "{e}");
     }

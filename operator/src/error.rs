@@ -46,6 +46,10 @@ pub enum Error {
     /// synced the `<instance>-storage-credentials` Secret into the pod (up to about a minute).
     #[error("the engine does not have the storage credentials yet: {0}")]
     CredentialsNotReady(String),
+    /// The engine refused a restore request as invalid (HTTP 4xx other than the above: the
+    /// archive URL is malformed or names nothing); retrying the same request cannot help.
+    #[error("the engine refused the restore: {0}")]
+    RestoreRefused(String),
     /// The engine already has a backup with this id (a start that was sent before).
     #[error("the engine already has this backup: {0}")]
     BackupIdInUse(String),
@@ -80,6 +84,7 @@ impl Error {
             Error::BackupIdInUse(_) => "backup_id_in_use",
             Error::OperationInProgress(_) => "operation_in_progress",
             Error::CredentialsNotReady(_) => "credentials_not_ready",
+            Error::RestoreRefused(_) => "restore_refused",
             Error::Json(_) => "json",
             Error::Yaml(_) => "yaml",
             Error::LeaderElection(_) => "leader_election",

@@ -516,3 +516,22 @@ async fn a_running_restore_whose_pod_is_away_waits_for_it_instead_of_failing() {
         "{s}"
     );
 }
+
+#[tokio::test]
+async fn a_restore_request_the_engine_refuses_fails_at_once_instead_of_retrying() {
+    let (fake, ctx, engine) = instance_with_backups().await;
+    *engine.restore_start.lock().unwrap() =
+        RestoreStartAnswer::Refused("HTTP 400 Bad Request: invalid archive URL".into());
+    put_restore(&fake, json!({"instance": "docs"}));
+    assert_eq!(run_restore(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Failed");
+    assert!(
+        s["error"].as_str().unwrap().contains("invalid archive URL"),
+        "{s}"
+    );
+    assert_eq!(
+        condition_of(&s, "Failed"),
+        ("True".into(), "EngineRefused".into())
+    );
+}

@@ -47,6 +47,8 @@ pub enum RestoreStartAnswer {
     Busy(String),
     /// 400: the credentials files are not in the pod yet.
     CredentialsNotReady(String),
+    /// 400: a request the engine will never take (bad archive URL).
+    Refused(String),
 }
 
 /// One `POST /admin/backups` the fake engine received.
@@ -183,6 +185,7 @@ impl EngineApi for FakeEngine {
                 .clone()),
             RestoreStartAnswer::Busy(m) => Err(Error::OperationInProgress(m)),
             RestoreStartAnswer::CredentialsNotReady(m) => Err(Error::CredentialsNotReady(m)),
+            RestoreStartAnswer::Refused(m) => Err(Error::RestoreRefused(m)),
         };
         Box::pin(async move { r })
     }

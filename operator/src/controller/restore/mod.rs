@@ -283,6 +283,11 @@ async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Ac
         .await
     {
         Ok(job) => job,
+        Err(Error::RestoreRefused(why)) => {
+            let error = format!("{why}; nothing was changed, the instance keeps its data");
+            let current = seen.status.clone().unwrap_or_default();
+            return fail(&seen, ctx, &api, current, error, Some("EngineRefused")).await;
+        }
         Err(e) => match engine_wait(instance, &e) {
             Some(message) => return wait(&seen, ctx, &api, message, RETRY_QUEUED).await,
             None => return Err(e),
