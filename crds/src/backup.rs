@@ -123,6 +123,29 @@ pub struct InstantDbBackupPolicySpec {
     /// Pause the schedule. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+    /// Take the first backup as soon as the policy exists, instead of waiting for the first
+    /// scheduled run. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immediate: Option<bool>,
+    /// Owner of the backups this policy makes: `policy` (deleting the policy deletes the
+    /// backup objects), `instance` (they go with the InstantDb), or `none` (they stay until
+    /// retention or a user deletes them). Archives are kept in every case (see
+    /// `InstantDbBackup.spec.deletionPolicy`). Default: `policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_owner_reference: Option<BackupOwnerReference>,
+}
+
+/// Owner of the backups a policy makes. Default: `policy`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupOwnerReference {
+    /// No owner: the backup objects outlive the policy and the instance.
+    None,
+    /// The policy (default): deleting it deletes the backup objects.
+    #[default]
+    Policy,
+    /// The InstantDb backed up: deleting it deletes the backup objects.
+    Instance,
 }
 
 /// Observed state of a backup policy.
@@ -184,7 +207,30 @@ pub struct InstantDbBackupSpec {
     /// Policy that created this backup (set by the operator for scheduled backups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// What deleting this object does to the stored archive: `Retain` keeps it (default),
+    /// `Delete` has the engine delete it first. Whatever this says, a policy's retention
+    /// deletes the archives of the backups it prunes; nothing else (`kubectl delete`, a
+    /// namespace teardown, a GitOps prune, the policy's deletion) ever does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<BackupDeletionPolicy>,
 }
+
+/// What deleting an InstantDbBackup does to its stored archive. Default: `Retain`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackupDeletionPolicy {
+    /// Keep the archive in storage when the object is deleted (default).
+    #[default]
+    Retain,
+    /// Delete the archive from storage before the object goes.
+    Delete,
+}
+
+/// Condition type of InstantDbBackup and InstantDbRestore: True once the operation finished
+/// successfully (`kubectl wait --for=condition=Complete`).
+pub const COMPLETE: &str = "Complete";
+/// Condition type of InstantDbBackup and InstantDbRestore: True once the operation finished
+/// with an error (`status.error` says which).
+pub const FAILED: &str = "Failed";
 
 /// Progress of the operation: Pending, Running, Completed or Failed.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +286,19 @@ pub struct InstantDbBackupStatus {
     /// Secret), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Where the backup was written, recorded when it started with every default filled in
+    /// (bucket, prefix, endpoint, region, credentials Secret). Restores and the archive's
+    /// deletion use only this, so a later edit of the policy changes nothing for this backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<BackupDestination>,
+    /// URL of the archive as the engine reads it (`s3://bucket/prefix/<id>.tar.gz?…`); it names
+    /// the credentials Secret (`credentials=NAME`) and never carries a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_url: Option<String>,
+    /// Conditions: `Complete` and `Failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
 }
 
 /// Restore an instance from a named backup or from its latest completed backup. The spec is
@@ -308,7 +367,18 @@ pub struct InstantDbRestoreStatus {
     /// Error message when the phase is Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// What the restore waits for while the phase is Pending, in words.
+    /// What the restore waits for while the phase is Pending, or what it is doing while
+    /// Running, in words; for an automatic restore, which backup was chosen and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Id of the restore job on the engine (fixed per object, derived from its uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_id: Option<String>,
+    /// Archive URL restored from (the backup's recorded `archiveUrl`; no credential in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Conditions: `Complete` and `Failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
 }

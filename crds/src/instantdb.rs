@@ -256,7 +256,8 @@ pub struct QdrantSpec {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoverySpec {
-    /// Restore the latest completed backup automatically when the integrity check fails.
+    /// Restore automatically when the integrity check fails, from the newest completed backup
+    /// that finished before the last passing check (`status.lastIntegrityPass`).
     /// Default: false (the failure is reported in the `IntegrityOk` condition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_restore: Option<bool>,
@@ -371,6 +372,11 @@ pub struct InstantDbStatus {
     /// makes no status writes; the engine's `/health/detailed` has the latest time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_integrity_check: Option<Time>,
+    /// Time of a recent passing integrity check of the engine (moved forward at most every 6
+    /// hours, so hourly checks make no status writes). Automatic recovery restores only a backup
+    /// that finished before it (a newer one may hold the damage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_integrity_pass: Option<Time>,
     /// Time of the latest automatic recovery (restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<Time>,

@@ -1,5 +1,6 @@
-//! Client of the engine's health endpoint (`GET /health/detailed`) and backup jobs
-//! (`POST /admin/backups`, `GET /admin/backups/{id}`), with the bearer admin token.
+//! Client of the engine's health endpoint (`GET /health/detailed`), backup jobs
+//! (`POST /admin/backups`, `GET /admin/backups/{id}`) and restore jobs (`POST /admin/restores`,
+//! `GET /admin/restores/{id}`), with the bearer admin token.
 //!
 //! The body is decoded into typed structs that mirror the engine's `HealthReport`
 //! (`engine/src/health.rs`), keeping only the fields the operator reads. Unknown fields are
@@ -199,18 +200,59 @@ pub struct BackupJob {
     pub error: Option<String>,
 }
 
-/// What the engine reports after a restore (its `RestoreReport`, the fields the operator reads).
-#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize)]
-pub struct RestoreReport {
-    /// Id of the restored backup.
-    pub backup_id: String,
-    /// Documents in the restored database.
-    pub documents: i64,
+/// Phase of a restore job on the engine (`GET /admin/restores/{id}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestorePhase {
+    /// Accepted, not started.
+    Pending,
+    /// Downloading the archive.
+    Fetching,
+    /// Checking every checksum.
+    Verifying,
+    /// Putting the restored data in place.
+    Swapping,
+    /// Checking the integrity of the restored data.
+    Checking,
+    /// The restored data is live and passed its check.
+    Completed,
+    /// The restored data failed its check; the previous data was put back.
+    RolledBack,
+    /// Refused before anything changed (`error` says why).
+    Failed,
+    /// A phase added by a newer engine.
+    #[default]
+    #[serde(other)]
+    Unknown,
 }
 
-/// How long a restore may take: it downloads, verifies and swaps the whole database before the
-/// engine answers.
-pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+impl RestorePhase {
+    /// Whether the job is over (completed, rolled back or failed).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RestorePhase::Completed | RestorePhase::RolledBack | RestorePhase::Failed
+        )
+    }
+}
+
+/// A restore job as the engine reports it (the fields the operator reads).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize)]
+pub struct RestoreJob {
+    /// Job id.
+    pub id: String,
+    /// Where it is.
+    pub phase: RestorePhase,
+    /// Why it failed or rolled back (or that it was interrupted).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Documents in the restored database.
+    #[serde(default)]
+    pub document_count: Option<u64>,
+    /// Id of the restored backup.
+    #[serde(default)]
+    pub backup_id: Option<String>,
+}
 
 /// What the controllers need from an engine. A trait so tests can use a fake engine.
 pub trait EngineApi: Send + Sync {
@@ -238,14 +280,25 @@ pub trait EngineApi: Send + Sync {
         })
     }
 
-    /// `POST /admin/restore` with `{source}` (an archive URL): answers when the restored data
-    /// passed its checks, or with the reason nothing was changed.
-    fn restore<'a>(
+    /// `POST /admin/restores` with `{id, source}`: starts (or, for a known id, finds) the
+    /// restore job. Another backup or restore running is [`Error::OperationInProgress`].
+    fn start_restore<'a>(
         &'a self,
         _pod_ip: &'a str,
         _token: &'a str,
         _source: &'a str,
-    ) -> BoxFuture<'a, Result<RestoreReport>> {
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<RestoreJob>> {
+        Box::pin(async { Err(Error::Engine("this engine client cannot restore".into())) })
+    }
+
+    /// `GET /admin/restores/{id}`; None when the engine has no record of the id.
+    fn restore_job<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RestoreJob>>> {
         Box::pin(async { Err(Error::Engine("this engine client cannot restore".into())) })
     }
 
@@ -326,24 +379,74 @@ async fn json_answer(what: &str, resp: reqwest::Response) -> Result<(reqwest::St
     Ok((code, body))
 }
 
-/// The `message` of the engine's JSON error (`{code, message}`).
+/// The `message` of the engine's JSON error (`{"error": {code, message}}`).
 fn engine_message(body: &Value) -> &str {
-    body["message"].as_str().unwrap_or("no message")
+    body["error"]["message"]
+        .as_str()
+        .or(body["message"].as_str())
+        .unwrap_or("no message")
+}
+
+/// The `code` of the engine's JSON error.
+fn engine_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .or(body["code"].as_str())
+        .unwrap_or_default()
+}
+
+/// The error for a non-2xx engine answer: another operation running (409
+/// `operation_in_progress`), credentials files not (yet) in the pod, or the engine's message.
+fn engine_error(what: &str, code: reqwest::StatusCode, body: &Value) -> Error {
+    let message = engine_message(body);
+    if code == reqwest::StatusCode::CONFLICT && engine_code(body) == "operation_in_progress" {
+        return Error::OperationInProgress(message.to_string());
+    }
+    if code.is_client_error() && credentials_missing(message) {
+        return Error::CredentialsNotReady(message.to_string());
+    }
+    Error::Engine(format!("{what}: HTTP {code}: {message}"))
+}
+
+/// Whether an engine message says the files of a `credentials=NAME` are not in its
+/// credentials directory (INTERFACES B: "credentials S not found", naming the files).
+fn credentials_missing(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("credentials") && (m.contains("not found") || m.contains("missing"))
 }
 
 /// Reads an `/admin/backups` answer: the job on success, the engine's `{code, message}` in
 /// the error otherwise.
 async fn backup_answer(what: &str, resp: reqwest::Response) -> Result<BackupJob> {
     let (code, body) = json_answer(what, resp).await?;
-    if code == reqwest::StatusCode::CONFLICT {
-        return Err(Error::BackupIdInUse(what.to_string()));
-    }
     if !code.is_success() {
-        let message = engine_message(&body);
-        return Err(Error::Engine(format!("{what}: HTTP {code}: {message}")));
+        return Err(match engine_error(what, code, &body) {
+            Error::Engine(_) if code == reqwest::StatusCode::CONFLICT => {
+                Error::BackupIdInUse(what.to_string())
+            }
+            e => e,
+        });
     }
     BackupJob::deserialize(&body)
         .map_err(|e| Error::Engine(format!("{what}: the body is not a backup job: {e}")))
+}
+
+/// Reads an `/admin/restores` answer: the job on success, else the engine's error.
+async fn restore_answer(what: &str, resp: reqwest::Response) -> Result<RestoreJob> {
+    let (code, body) = json_answer(what, resp).await?;
+    if !code.is_success() {
+        return Err(match engine_error(what, code, &body) {
+            // A request the engine will never take (bad URL, unknown archive): not retried.
+            Error::Engine(_)
+                if code.is_client_error() && code != reqwest::StatusCode::NOT_FOUND =>
+            {
+                Error::RestoreRefused(format!("HTTP {code}: {}", engine_message(&body)))
+            }
+            e => e,
+        });
+    }
+    RestoreJob::deserialize(&body)
+        .map_err(|e| Error::Engine(format!("{what}: the body is not a restore job: {e}")))
 }
 
 impl EngineApi for HttpEngineClient {
@@ -403,35 +506,42 @@ impl EngineApi for HttpEngineClient {
                 reqwest::StatusCode::NOT_FOUND => Ok(false),
                 code => {
                     let body: Value = resp.json().await.unwrap_or_default();
-                    let message = engine_message(&body);
-                    Err(Error::Engine(format!("{what}: HTTP {code}: {message}")))
+                    Err(engine_error(&what, code, &body))
                 }
             }
         })
     }
 
-    fn restore<'a>(
+    fn start_restore<'a>(
         &'a self,
         pod_ip: &'a str,
         token: &'a str,
         source: &'a str,
-    ) -> BoxFuture<'a, Result<RestoreReport>> {
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<RestoreJob>> {
         Box::pin(async move {
-            let url = self.url(pod_ip, "/admin/restore");
-            let what = format!("POST {url}");
-            let req = self
-                .http
-                .post(&url)
-                .timeout(RESTORE_TIMEOUT)
-                .json(&serde_json::json!({"source": source}));
-            let (code, body) = json_answer(&what, send(&what, req, token).await?).await?;
-            if !code.is_success() {
-                let message = engine_message(&body);
-                return Err(Error::RestoreRefused(format!("HTTP {code}: {message}")));
+            let url = self.url(pod_ip, "/admin/restores");
+            let what = format!("POST {url} (restore {id})");
+            let body = serde_json::json!({"id": id, "source": source});
+            let resp = send(&what, self.http.post(&url).json(&body), token).await?;
+            restore_answer(&what, resp).await
+        })
+    }
+
+    fn restore_job<'a>(
+        &'a self,
+        pod_ip: &'a str,
+        token: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RestoreJob>>> {
+        Box::pin(async move {
+            let url = self.url(pod_ip, &format!("/admin/restores/{id}"));
+            let what = format!("GET {url}");
+            let resp = send(&what, self.http.get(&url), token).await?;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
             }
-            RestoreReport::deserialize(&body).map_err(|e| {
-                Error::Engine(format!("{what}: the body is not a restore report: {e}"))
-            })
+            restore_answer(&what, resp).await.map(Some)
         })
     }
 
@@ -503,6 +613,51 @@ mod tests {
                 }
             }
         })
+    }
+
+    #[test]
+    fn engine_errors_are_read_from_the_engines_error_body() {
+        let what = "POST /admin/restores";
+        let busy = json!({"error": {"code": "operation_in_progress", "message": "backup b1 runs"}});
+        assert!(matches!(
+            engine_error(what, reqwest::StatusCode::CONFLICT, &busy),
+            Error::OperationInProgress(m) if m == "backup b1 runs"
+        ));
+        let creds = json!({"error": {"code": "invalid_input",
+            "message": "credentials s3-creds not found: /etc/instant-db-credentials/s3-creds.AWS_ACCESS_KEY_ID"}});
+        assert!(matches!(
+            engine_error(what, reqwest::StatusCode::BAD_REQUEST, &creds),
+            Error::CredentialsNotReady(_)
+        ));
+        let other = json!({"error": {"code": "invalid_input", "message": "bucket missing"}});
+        // (restore answers turn such a 4xx into RestoreRefused: see restore_answer)
+        let e = engine_error(what, reqwest::StatusCode::BAD_REQUEST, &other).to_string();
+        assert!(e.contains("HTTP 400 Bad Request: bucket missing"), "{e}");
+    }
+
+    #[test]
+    fn a_restore_job_decodes_every_phase_and_tolerates_new_ones() {
+        for (text, phase) in [
+            ("pending", RestorePhase::Pending),
+            ("fetching", RestorePhase::Fetching),
+            ("verifying", RestorePhase::Verifying),
+            ("swapping", RestorePhase::Swapping),
+            ("checking", RestorePhase::Checking),
+            ("completed", RestorePhase::Completed),
+            ("rolled_back", RestorePhase::RolledBack),
+            ("failed", RestorePhase::Failed),
+            ("warming_up", RestorePhase::Unknown),
+        ] {
+            let job = RestoreJob::deserialize(&json!({
+                "id": "r1", "source": "s3://b/p/x.tar.gz?credentials=c", "phase": text,
+                "started_at": "2026-12-01T10:00:00Z", "finished_at": null, "error": null,
+                "document_count": 3, "chunk_count": 9, "backup_id": "x"
+            }))
+            .unwrap();
+            assert_eq!(job.phase, phase, "{text}");
+            assert_eq!(job.document_count, Some(3));
+        }
+        assert!(RestorePhase::RolledBack.is_finished() && !RestorePhase::Checking.is_finished());
     }
 
     #[test]

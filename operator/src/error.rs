@@ -51,8 +51,15 @@ pub enum Error {
     /// A request to an engine failed.
     #[error("engine request failed: {0}")]
     Engine(String),
-    /// The engine answered a restore with an error: the archive failed verification or the
-    /// restored data failed its integrity check, and nothing was changed.
+    /// The engine runs another backup or restore (409 `operation_in_progress`): try later.
+    #[error("the engine is busy with another backup or restore: {0}")]
+    OperationInProgress(String),
+    /// The engine does not find the files of a `credentials=NAME` yet: the kubelet has not
+    /// synced the `<instance>-storage-credentials` Secret into the pod (up to about a minute).
+    #[error("the engine does not have the storage credentials yet: {0}")]
+    CredentialsNotReady(String),
+    /// The engine refused a restore request as invalid (HTTP 4xx other than the above: the
+    /// archive URL is malformed or names nothing); retrying the same request cannot help.
     #[error("the engine refused the restore: {0}")]
     RestoreRefused(String),
     /// The engine already has a backup with this id (a start that was sent before).
@@ -87,6 +94,8 @@ impl Error {
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Engine(_) => "engine",
             Error::BackupIdInUse(_) => "backup_id_in_use",
+            Error::OperationInProgress(_) => "operation_in_progress",
+            Error::CredentialsNotReady(_) => "credentials_not_ready",
             Error::RestoreRefused(_) => "restore_refused",
             Error::Json(_) => "json",
             Error::Yaml(_) => "yaml",

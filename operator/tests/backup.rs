@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use common::{FakeEngine, StartAnswer, mark_ready, reconcile_once, setup_with_engine};
 use instant_db_crds::backup::{InstantDbBackup, InstantDbBackupPolicy};
-use instant_db_operator::controller::backup::{POLL_RUNNING, RETRY_PENDING, reconcile};
+use instant_db_operator::controller::backup::{
+    POLL_RUNNING, RETRY_PENDING, RETRY_QUEUED, reconcile,
+};
 use instant_db_operator::controller::{Context, policy};
 use instant_db_operator::engine_client::{BackupJob, BackupJobStatus};
 use instant_db_operator::fake_api::FakeApiServer;
@@ -17,6 +19,20 @@ use serde_json::{Value, json};
 const BACKUP: &str = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/nightly";
 const CREDS: &str = "/api/v1/namespaces/search/secrets/s3-creds";
 const POLICY: &str = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackuppolicies/daily";
+const STORAGE_CREDS: &str = "/api/v1/namespaces/search/secrets/docs-storage-credentials";
+const BACKUPS: &str = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups";
+
+/// (status, reason) of the condition `type_` in a status.
+fn condition(status: &Value, type_: &str) -> (String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"));
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
+}
 
 fn s3_destination() -> Value {
     json!({"s3": {"endpoint": "http://minio.storage:9000", "bucket": "backups",
@@ -95,13 +111,44 @@ async fn a_backup_starts_on_the_engine_then_completes_with_what_the_engine_repor
         .to_string();
     assert_eq!(started[0].id, format!("nightly-{}", &uid[..8]));
     assert_eq!(started[0].pod_ip, "10.0.0.7");
+    // the credentials travel by reference: the Secret's name, never its keys
     assert_eq!(
         started[0].destination,
         "s3://backups/search/docs?endpoint=http%3A%2F%2Fminio.storage%3A9000&allow_http=true\
-         &region=us-east-1&access_key_id=AKID&secret_access_key=s3cr3t"
+         &region=us-east-1&credentials=s3-creds"
     );
     let s = status(&fake);
     assert_eq!(s["phase"], "Running");
+    assert_eq!(
+        s["archiveUrl"],
+        json!(format!(
+            "s3://backups/search/docs/{}.tar.gz?endpoint=http%3A%2F%2Fminio.storage%3A9000\
+             &allow_http=true&region=us-east-1&credentials=s3-creds",
+            started[0].id
+        ))
+    );
+    assert_eq!(
+        s["destination"],
+        json!({"s3": {"endpoint": "http://minio.storage:9000", "bucket": "backups",
+                      "prefix": "search/docs", "region": "us-east-1",
+                      "credentialsSecret": "s3-creds"}})
+    );
+    // the engine reads the keys from the storage-credentials Secret mounted in its pod
+    let stored = fake
+        .get(STORAGE_CREDS)
+        .expect("the storage-credentials Secret");
+    assert_eq!(
+        stored["data"],
+        json!({"s3-creds.AWS_ACCESS_KEY_ID": "QUtJRA==", "s3-creds.AWS_SECRET_ACCESS_KEY": "czNjcjN0"})
+    );
+    assert_eq!(
+        stored["metadata"]["ownerReferences"][0]["kind"],
+        "InstantDb"
+    );
+    assert_eq!(
+        condition(&s, "Complete"),
+        ("False".into(), "Running".into())
+    );
     assert_eq!(s["backupId"], json!(started[0].id));
     assert!(s["startedAt"].is_string());
     assert!(event_reasons(&fake).contains(&"BackupStarted".to_string()));
@@ -137,6 +184,11 @@ async fn a_backup_starts_on_the_engine_then_completes_with_what_the_engine_repor
         "no credential in status: {s}"
     );
     assert!(event_reasons(&fake).contains(&"BackupCompleted".to_string()));
+    assert_eq!(
+        condition(&s, "Complete"),
+        ("True".into(), "Completed".into())
+    );
+    assert_eq!(condition(&s, "Failed").0, "False");
 
     // finished: not a single request, and no second start
     assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
@@ -254,6 +306,11 @@ async fn destinations_that_cannot_work_fail_at_once_with_the_reason() {
         "{}",
         status(&fake)
     );
+    assert_eq!(
+        condition(&status(&fake), "Failed"),
+        ("True".into(), "Failed".into())
+    );
+    assert_eq!(condition(&status(&fake), "Complete").0, "False");
     assert!(event_reasons(&fake).contains(&"BackupFailed".to_string()));
 
     put_backup(
@@ -317,7 +374,7 @@ async fn a_backup_without_destination_takes_its_policys() {
     assert!(
         started[0]
             .destination
-            .starts_with("s3://nightly/idb?region=us-east-1&"),
+            .starts_with("s3://nightly/idb?region=us-east-1&credentials=s3-creds"),
         "{}",
         started[0].destination
     );
@@ -367,7 +424,14 @@ async fn a_due_policy_creates_a_backup_that_the_backup_controller_takes_to_its_d
     let p = fake.get(POLICY).unwrap();
     assert!(p["status"]["lastScheduleTime"].is_string(), "{p}");
     assert!(p["status"]["nextScheduleTime"].is_string(), "{p}");
-    assert_eq!(p["status"]["conditions"][0]["reason"], "Scheduled");
+    assert_eq!(
+        condition(&p["status"], "Ready"),
+        ("True".into(), "Scheduled".into())
+    );
+    assert_eq!(
+        condition(&p["status"], "BackupHealthy"),
+        ("Unknown".into(), "NoBackups".into())
+    );
     assert!(event_reasons(&fake).contains(&"BackupScheduled".to_string()));
 
     // the backup controller takes it, with the policy's destination
@@ -440,7 +504,10 @@ async fn a_policy_with_an_unusable_retention_says_so_and_waits_for_a_fix() {
     );
     assert_eq!(run_policy(&fake, &ctx).await, Action::await_change());
     let c = &fake.get(POLICY).unwrap()["status"]["conditions"][0];
-    assert_eq!(c["reason"], "InvalidSpec");
+    assert_eq!(
+        (c["type"].as_str(), c["reason"].as_str()),
+        (Some("Ready"), Some("InvalidSpec"))
+    );
     assert!(
         c["message"].as_str().unwrap().contains("retention.maxAge"),
         "{c}"
@@ -474,13 +541,20 @@ async fn retention_deletes_the_archive_through_the_engine_before_the_object_goes
                                 "labels": {"instantdb.io/policy": "daily"}},
                    "spec": {"instance": "docs", "policy": "daily"},
                    "status": {"phase": "Completed", "completedAt": completed,
-                              "backupId": format!("{name}-id")}}),
+                              "backupId": format!("{name}-id"),
+                              "destination": {"s3": {"bucket": "b", "prefix": "search/docs",
+                                  "region": "us-east-1", "credentialsSecret": "s3-creds"}},
+                              "archiveUrl": format!("s3://b/search/docs/{name}-id.tar.gz?region=us-east-1&credentials=s3-creds")}}),
         );
     }
     run_policy(&fake, &ctx).await;
-    // marked deleted, held by the finalizer until the archive is gone
+    // marked deleted, held by the finalizer until the archive is gone, with retention's mark
     let old = fake.get(&path("old")).expect("held by its finalizer");
     assert!(old["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(
+        old["metadata"]["annotations"]["instantdb.io/pruned-by"],
+        "InstantDbBackupPolicy daily"
+    );
     let b: InstantDbBackup = serde_json::from_value(old).unwrap();
     assert_eq!(
         reconcile(Arc::new(b), ctx.clone()).await.unwrap(),
@@ -492,7 +566,7 @@ async fn retention_deletes_the_archive_through_the_engine_before_the_object_goes
     assert!(
         deleted[0]
             .0
-            .starts_with("s3://b/search/docs?region=us-east-1&"),
+            .starts_with("s3://b/search/docs?region=us-east-1&credentials=s3-creds"),
         "{}",
         deleted[0].0
     );
@@ -515,11 +589,271 @@ async fn a_deleted_backup_whose_instance_is_gone_goes_and_says_its_archive_stays
                "metadata": {"name": "nightly", "namespace": "search",
                             "finalizers": ["instantdb.io/delete-archive"],
                             "deletionTimestamp": "2026-12-01T00:00:00Z"},
-               "spec": {"instance": "docs", "destination": s3_destination()},
+               "spec": {"instance": "docs", "destination": s3_destination(),
+                        "deletionPolicy": "Delete"},
                "status": {"phase": "Completed", "backupId": "nightly-id"}}),
     );
     run_backup(&fake, &ctx).await;
     assert!(fake.get(BACKUP).is_none());
     assert!(engine.deleted.lock().unwrap().is_empty());
     assert!(event_reasons(&fake).contains(&"ArchiveKept".to_string()));
+}
+
+/// Deletes a backup as `kubectl delete`, a namespace teardown, an Argo CD prune or the garbage
+/// collector after its policy's deletion would: a plain DELETE (a real API server's namespace
+/// controller and garbage collector send exactly this; the fake has neither, so the test sends
+/// it itself).
+async fn delete_backup_object(ctx: &Arc<Context>, name: &str) {
+    let api: kube::Api<InstantDbBackup> = kube::Api::namespaced(ctx.client.clone(), "search");
+    api.delete(name, &Default::default()).await.unwrap();
+}
+
+fn backup_at(fake: &FakeApiServer, name: &str) -> Option<InstantDbBackup> {
+    fake.get(&format!("{BACKUPS}/{name}"))
+        .map(|v| serde_json::from_value(v).unwrap())
+}
+
+async fn reconcile_backup(fake: &FakeApiServer, ctx: &Arc<Context>, name: &str) -> Action {
+    reconcile(Arc::new(backup_at(fake, name).unwrap()), ctx.clone())
+        .await
+        .unwrap()
+}
+
+/// A running instance with credentials `s3-creds`, the policy `daily` (bucket `nightly`), and
+/// one backup it made, started by the backup controller and completed by the engine.
+async fn a_completed_policy_backup() -> (FakeApiServer, Arc<Context>, Arc<FakeEngine>, String) {
+    let (fake, ctx, engine) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    reconcile_once(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    put_credentials(&fake, good_credentials());
+    put_policy(
+        &fake,
+        json!({"instance": "docs", "schedule": "@hourly",
+               "destination": {"s3": {"bucket": "nightly", "credentialsSecret": "s3-creds"}}}),
+    );
+    run_policy(&fake, &ctx).await;
+    let name = policy_backups(&fake)[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    reconcile_backup(&fake, &ctx, &name).await;
+    let id = engine.started.lock().unwrap()[0].id.clone();
+    *engine.job.lock().unwrap() = Some(BackupJob {
+        id: id.clone(),
+        status: BackupJobStatus::Completed,
+        location: Some(format!("s3://nightly/search/docs/{id}.tar.gz")),
+        ..Default::default()
+    });
+    reconcile_backup(&fake, &ctx, &name).await;
+    assert_eq!(
+        backup_at(&fake, &name).unwrap().status.unwrap().phase,
+        Some(instant_db_crds::backup::OperationPhase::Completed)
+    );
+    (fake, ctx, engine, name)
+}
+
+#[tokio::test]
+async fn a_policy_edited_after_a_backup_changes_neither_where_it_is_restored_from_nor_deleted() {
+    let (fake, ctx, engine, name) = a_completed_policy_backup().await;
+    let id = engine.started.lock().unwrap()[0].id.clone();
+    // the policy moves to another bucket, prefix and credentials
+    fake.put(
+        "/api/v1/namespaces/search/secrets/new-creds",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "new-creds", "namespace": "search"},
+               "data": {"AWS_ACCESS_KEY_ID": "TkVX", "AWS_SECRET_ACCESS_KEY": "bmV3"}}),
+    );
+    fake.merge(
+        POLICY,
+        &json!({"spec": {"destination": {"s3": {"bucket": "moved", "prefix": "elsewhere",
+                                                "credentialsSecret": "new-creds"}}}}),
+    );
+
+    // a restore of the backup reads it where it was written, with the credentials it was
+    // written with
+    fake.put(
+        "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo",
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbRestore",
+               "metadata": {"name": "undo", "namespace": "search"},
+               "spec": {"instance": "docs", "backup": name}}),
+    );
+    let r: instant_db_crds::backup::InstantDbRestore = serde_json::from_value(
+        fake.get("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo")
+            .unwrap(),
+    )
+    .unwrap();
+    instant_db_operator::controller::restore::reconcile(Arc::new(r), ctx.clone())
+        .await
+        .unwrap();
+    let restores = engine.restores.lock().unwrap().clone();
+    assert_eq!(
+        restores[0].0,
+        format!("s3://nightly/search/docs/{id}.tar.gz?region=us-east-1&credentials=s3-creds")
+    );
+    let stored = fake.get(STORAGE_CREDS).unwrap();
+    assert!(
+        stored["data"]["s3-creds.AWS_SECRET_ACCESS_KEY"].is_string(),
+        "{stored}"
+    );
+
+    // retention's deletion removes the archive where it is, not under the policy's new place
+    fake.merge(
+        &format!("{BACKUPS}/{name}"),
+        &json!({"metadata": {"annotations": {"instantdb.io/pruned-by": "InstantDbBackupPolicy daily"}}}),
+    );
+    delete_backup_object(&ctx, &name).await;
+    reconcile_backup(&fake, &ctx, &name).await;
+    let deleted = engine.deleted.lock().unwrap().clone();
+    assert_eq!(
+        deleted,
+        [(
+            "s3://nightly/search/docs?region=us-east-1&credentials=s3-creds".to_string(),
+            id
+        )]
+    );
+    assert!(backup_at(&fake, &name).is_none());
+}
+
+#[tokio::test]
+async fn deleting_a_backup_object_or_its_policy_keeps_the_archive() {
+    let (fake, ctx, engine, name) = a_completed_policy_backup().await;
+    // kubectl delete (and a namespace teardown or an Argo CD prune: the same DELETE)
+    delete_backup_object(&ctx, &name).await;
+    assert!(backup_at(&fake, &name).is_some(), "held by its finalizer");
+    reconcile_backup(&fake, &ctx, &name).await;
+    assert!(backup_at(&fake, &name).is_none(), "the object goes");
+    assert!(
+        engine.deleted.lock().unwrap().is_empty(),
+        "the archive stays"
+    );
+    assert!(event_reasons(&fake).contains(&"ArchiveKept".to_string()));
+
+    // the policy's deletion: the garbage collector deletes the backups it owns
+    let (fake, ctx, engine, name) = a_completed_policy_backup().await;
+    let owner = &fake.get(&format!("{BACKUPS}/{name}")).unwrap()["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "InstantDbBackupPolicy");
+    fake.remove(POLICY);
+    delete_backup_object(&ctx, &name).await;
+    reconcile_backup(&fake, &ctx, &name).await;
+    assert!(backup_at(&fake, &name).is_none());
+    assert!(
+        engine.deleted.lock().unwrap().is_empty(),
+        "the archive stays"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_with_deletion_policy_delete_takes_its_archive_with_it() {
+    let (fake, ctx, engine) = running_instance_with_backup(
+        json!({"instance": "docs", "destination": s3_destination(), "deletionPolicy": "Delete"}),
+    )
+    .await;
+    run_backup(&fake, &ctx).await;
+    let b = fake.get(BACKUP).unwrap();
+    assert_eq!(
+        b["metadata"]["finalizers"],
+        json!(["instantdb.io/delete-archive"]),
+        "added before anything is stored"
+    );
+    let id = engine.started.lock().unwrap()[0].id.clone();
+    *engine.job.lock().unwrap() = Some(BackupJob {
+        id: id.clone(),
+        status: BackupJobStatus::Completed,
+        ..Default::default()
+    });
+    run_backup(&fake, &ctx).await;
+    delete_backup_object(&ctx, "nightly").await;
+    run_backup(&fake, &ctx).await;
+    let deleted = engine.deleted.lock().unwrap().clone();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].1, id);
+    assert!(fake.get(BACKUP).is_none());
+    assert!(event_reasons(&fake).contains(&"ArchiveDeleted".to_string()));
+}
+
+#[tokio::test]
+async fn a_backup_waits_while_a_restore_of_its_instance_runs_and_says_for_what() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    let restore = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo";
+    fake.put(
+        restore,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbRestore",
+               "metadata": {"name": "undo", "namespace": "search"},
+               "spec": {"instance": "docs"},
+               "status": {"phase": "Running", "restoreId": "undo-1"}}),
+    );
+    assert_eq!(
+        run_backup(&fake, &ctx).await,
+        Action::requeue(RETRY_PENDING)
+    );
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Pending");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("InstantDbRestore undo of docs is running"),
+        "{s}"
+    );
+    assert!(engine.started.lock().unwrap().is_empty());
+    // the restore finished: the backup starts
+    fake.merge(restore, &json!({"status": {"phase": "Completed"}}));
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    assert_eq!(engine.started.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_engine_busy_or_without_the_credentials_yet_keeps_the_backup_pending() {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    *engine.start.lock().unwrap() = StartAnswer::Busy("restore r1 runs".into());
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(RETRY_QUEUED));
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Pending");
+    assert!(s["message"].as_str().unwrap().starts_with("queued:"), "{s}");
+    assert!(s.get("backupId").is_none(), "{s}");
+    *engine.start.lock().unwrap() =
+        StartAnswer::CredentialsNotReady("credentials s3-creds not found".into());
+    run_backup(&fake, &ctx).await;
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Pending");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret docs-storage-credentials"),
+        "{s}"
+    );
+    *engine.start.lock().unwrap() = StartAnswer::Accept;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    assert_eq!(status(&fake)["phase"], "Running");
+}
+
+#[tokio::test]
+async fn a_suspended_policy_makes_no_status_write_on_its_ticks() {
+    let (fake, ctx, _) = setup_with_engine(json!({"storage": {"size": "1Gi"}}));
+    put_policy(
+        &fake,
+        json!({"instance": "docs", "schedule": "* * * * *", "suspend": true,
+               "destination": {"s3": {"bucket": "b", "credentialsSecret": "s3-creds"}}}),
+    );
+    run_policy(&fake, &ctx).await;
+    // a tick long past: the status says so, and that is all it needs to say
+    fake.merge(
+        POLICY,
+        &json!({"status": {"lastScheduleTime": "2026-01-01T00:00:00Z"}}),
+    );
+    for _ in 0..5 {
+        run_policy(&fake, &ctx).await;
+        assert_eq!(writes(&fake), 0, "{:?}", fake.log());
+    }
+    let p = fake.get(POLICY).unwrap();
+    assert_eq!(p["status"]["lastScheduleTime"], "2026-01-01T00:00:00Z");
+    assert_eq!(
+        condition(&p["status"], "Ready"),
+        ("False".into(), "Suspended".into())
+    );
 }

@@ -246,7 +246,10 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
                                 "labels": {"instantdb.io/policy": "daily"}},
                    "spec": {"instance": "docs", "policy": "daily"},
                    "status": {"phase": "Completed", "completedAt": completed,
-                              "backupId": format!("{name}-1")}}),
+                              "backupId": format!("{name}-1"),
+                              "destination": {"s3": {"bucket": "backups", "prefix": "search/docs",
+                                  "region": "us-east-1", "credentialsSecret": "s3-creds"}},
+                              "archiveUrl": format!("s3://backups/search/docs/{name}-1.tar.gz?region=us-east-1&credentials=s3-creds")}}),
         );
     }
     let restores = tokio::spawn(instant_db_operator::controller::restore::run(
@@ -352,6 +355,18 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
         json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbRestore",
                "metadata": {"name": "undo", "namespace": "search"},
                "spec": {"instance": "docs"}}),
+    );
+    let r: InstantDbRestore = serde_json::from_value(
+        fake.get("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo")
+            .unwrap(),
+    )
+    .unwrap();
+    restore::reconcile(Arc::new(r), ctx.clone()).await.unwrap();
+    // a job on the engine, followed until the engine reports it completed
+    engine.set_restore_phase(
+        instant_db_operator::engine_client::RestorePhase::Completed,
+        None,
+        1,
     );
     let r: InstantDbRestore = serde_json::from_value(
         fake.get("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/undo")

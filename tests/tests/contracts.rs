@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 use clap::Parser;
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{BackupDestination, S3Destination};
+use instant_db_operator::builders::storage_credentials::{
+    credential_entries, storage_credentials_secret,
+};
 use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY};
-use instant_db_operator::controller::backup::plan::{self, S3Credentials};
+use instant_db_operator::controller::backup::plan;
 use instant_db_operator::engine_client::{
-    BackupJobStatus, EngineApi, HealthStatus, HttpEngineClient,
+    BackupJobStatus, EngineApi, HealthStatus, HttpEngineClient, RestorePhase,
 };
 use serde_json::json;
 
@@ -130,13 +133,16 @@ struct RunningEngine {
 const TOKEN: &str = "contract-test-token-0123456789";
 
 async fn start_engine() -> RunningEngine {
+    start_engine_with(BTreeMap::new()).await
+}
+
+/// [`start_engine`] with engine settings from `env` (`INSTANT_DB_*` variables, as the pod's).
+async fn start_engine_with(env: BTreeMap<String, String>) -> RunningEngine {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("token"), TOKEN).unwrap();
-    let mut cfg = instant_db::config::Config {
-        data_dir: data.path().to_path_buf(),
-        admin_token_file: Some(data.path().join("token")),
-        ..Default::default()
-    };
+    let mut cfg = instant_db::config::Config::load_from(None, &env, &BTreeMap::new()).unwrap();
+    cfg.data_dir = data.path().to_path_buf();
+    cfg.admin_token_file = Some(data.path().join("token"));
     // The host's disk is not what these contracts are about: a full shared disk on the test
     // machine would make the engine unhealthy for reasons of its own. CPU and memory keep their
     // defaults: a busy machine may only degrade the engine, which the health test expects anyway.
@@ -219,11 +225,38 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
     engine.shut_down().await;
 }
 
-/// The destination URL the backup controller builds is one the engine accepts, the job calls
-/// read what the engine answers, the backup really lands in a real S3-compatible store, and the
-/// archive URL the restore controller builds restores it, and retention's delete removes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_deleted() {
+/// What the kubelet does with the `<name>-storage-credentials` Secret the operator builds:
+/// one file per key in the mounted directory. Returns the directory.
+fn mount_storage_credentials(access_key_id: &str, secret_access_key: &str) -> tempfile::TempDir {
+    let db = instant_db(json!({"storage": {"size": "1Gi"}}));
+    let source = BTreeMap::from([
+        (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            k8s_openapi::ByteString(access_key_id.as_bytes().to_vec()),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            k8s_openapi::ByteString(secret_access_key.as_bytes().to_vec()),
+        ),
+    ]);
+    let secret =
+        storage_credentials_secret(&db, credential_entries("s3-creds", &source).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in secret.data.unwrap() {
+        std::fs::write(dir.path().join(key), value.0).unwrap();
+    }
+    dir
+}
+
+/// A moto bucket `idb-backups`, an engine that reads the operator's storage-credentials Secret
+/// from its credentials directory, and the folder URL the backup controller builds for it.
+async fn engine_with_s3() -> (
+    moto::MotoServer,
+    RunningEngine,
+    tempfile::TempDir,
+    String,
+    String,
+) {
     let moto = moto::start_moto().await;
     let endpoint = format!("http://127.0.0.1:{}", moto.port);
     let r = reqwest::Client::new()
@@ -232,7 +265,12 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_del
         .await
         .unwrap();
     assert!(r.status().is_success(), "create bucket: {}", r.status());
-    let engine = start_engine().await;
+    let creds = mount_storage_credentials("testing", "testing-secret");
+    let engine = start_engine_with(BTreeMap::from([(
+        "INSTANT_DB_CREDENTIALS_DIR".to_string(),
+        creds.path().display().to_string(),
+    )]))
+    .await;
     let destination = BackupDestination {
         volume: None,
         s3: Some(S3Destination {
@@ -243,24 +281,19 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_del
             credentials_secret: Some("s3-creds".into()),
         }),
     };
-    let credentials = S3Credentials {
-        access_key_id: "testing".into(),
-        secret_access_key: "testing-secret".into(),
-        session_token: None,
-    };
-    let url = plan::destination_url(&destination, "search", "docs", &credentials).unwrap();
-    let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
-    let id = "nightly-0f3c2a9e";
+    let resolved = plan::resolve_destination(&destination, "search", "docs").unwrap();
+    let url = plan::destination_url(&resolved).unwrap();
+    assert!(url.ends_with("&credentials=s3-creds"), "{url}");
+    (moto, engine, creds, endpoint, url)
+}
+
+/// Takes a backup `id` through the engine and waits for it to finish.
+async fn backup_through(client: &HttpEngineClient, url: &str, id: &str) {
     let job = client
-        .start_backup("127.0.0.1", TOKEN, &url, id)
+        .start_backup("127.0.0.1", TOKEN, url, id)
         .await
         .unwrap();
     assert_eq!(job.id, id);
-    let again = client.start_backup("127.0.0.1", TOKEN, &url, id).await;
-    assert!(
-        matches!(again, Err(instant_db_operator::Error::BackupIdInUse(_))),
-        "{again:?}"
-    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let job = client
@@ -278,10 +311,34 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_del
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(job.status, BackupJobStatus::Completed, "{job:?}");
+}
+
+/// The destination URL the backup controller builds (credentials by reference) is one the
+/// engine accepts, reading the keys from the files of the storage-credentials Secret the
+/// operator builds; the job calls read what the engine answers; the backup lands in a real
+/// S3-compatible store; retention's delete removes it.
+///
+/// Needs the engine side of INTERFACES B (`credentials=NAME`, `INSTANT_DB_CREDENTIALS_DIR`),
+/// built on the `auth` branch: enable it (remove `#[ignore]`) once both are merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine side of INTERFACES B (credentials=NAME) from the auth branch"]
+async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_and_is_deleted() {
+    let (_moto, engine, _creds, endpoint, url) = engine_with_s3().await;
+    let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
+    let id = "nightly-0f3c2a9e";
+    backup_through(&client, &url, id).await;
+    let again = client.start_backup("127.0.0.1", TOKEN, &url, id).await;
+    assert!(
+        matches!(again, Err(instant_db_operator::Error::BackupIdInUse(_))),
+        "{again:?}"
+    );
+    let job = client
+        .backup_job("127.0.0.1", TOKEN, id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.document_count, Some(1));
     assert_eq!(job.sha256.as_ref().map(String::len), Some(64));
-    assert!(job.size_bytes.unwrap_or(0) > 0);
-    // one version for the whole workspace
     assert_eq!(
         job.engine_version.as_deref(),
         Some(env!("CARGO_PKG_VERSION"))
@@ -292,21 +349,19 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_del
         "{location}"
     );
     assert!(!location.contains("testing-secret"), "{location}");
-    // the archive is in the bucket, under the default prefix <namespace>/<instance>
-    let listing = reqwest::Client::new()
-        .get(format!(
-            "{endpoint}/idb-backups?list-type=2&prefix=search/docs/"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        listing.contains(&format!("search/docs/{id}.tar.gz")),
-        "{listing}"
-    );
+    let list = || async {
+        reqwest::Client::new()
+            .get(format!(
+                "{endpoint}/idb-backups?list-type=2&prefix=search/docs/"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(list().await.contains(&format!("search/docs/{id}.tar.gz")));
     assert_eq!(
         client
             .backup_job("127.0.0.1", TOKEN, "never-started")
@@ -314,9 +369,48 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_del
             .unwrap(),
         None
     );
+    // a Secret the kubelet has not synced yet: the engine's error is the one the backup
+    // controller keeps Pending on
+    let unsynced = url.replace("credentials=s3-creds", "credentials=not-yet-synced");
+    let e = client
+        .start_backup("127.0.0.1", TOKEN, &unsynced, "early")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, instant_db_operator::Error::CredentialsNotReady(_)),
+        "{e:?}"
+    );
+    // retention: the archive is deleted from the bucket through the engine, once
+    assert!(
+        client
+            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .await
+            .unwrap()
+    );
+    assert!(!list().await.contains(&format!("{id}.tar.gz")));
+    assert!(
+        !client
+            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .await
+            .unwrap()
+    );
+    engine.shut_down().await;
+}
 
-    // A document added after the backup is gone once the restore controller's archive URL is
-    // restored; a missing archive is refused and changes nothing.
+/// The restore controller's job calls against a real engine: `POST /admin/restores` with the
+/// archive URL it records for a backup starts a job, the same id again is the same job, the job
+/// is followed to `completed` and the documents are those of the backup; a missing archive
+/// ends `failed` and changes nothing.
+///
+/// Needs INTERFACES B (auth branch) and C (engine-restore branch): enable it (remove
+/// `#[ignore]`) once both are merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs INTERFACES B (auth branch) and C, restore jobs (engine-restore branch)"]
+async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcome() {
+    let (_moto, engine, _creds, _endpoint, url) = engine_with_s3().await;
+    let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
+    let id = "nightly-0f3c2a9e";
+    backup_through(&client, &url, id).await;
     let r = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/api/documents", engine.port))
         .json(&json!({"text": "written after the backup", "name": "later.txt"}))
@@ -324,7 +418,6 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_del
         .await
         .unwrap();
     assert!(r.status().is_success(), "add document: {}", r.status());
-    // /api/stats counts now; /health/detailed reports the count of its last background check.
     let documents = || async {
         let stats: serde_json::Value =
             reqwest::get(format!("http://127.0.0.1:{}/api/stats", engine.port))
@@ -336,42 +429,62 @@ async fn a_backup_the_operator_starts_lands_in_s3_reads_back_restores_and_is_del
         stats["documents"].as_i64()
     };
     assert_eq!(documents().await, Some(2));
+    let follow = |restore_id: &'static str| {
+        let client = client.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                let job = client
+                    .restore_job("127.0.0.1", TOKEN, restore_id)
+                    .await
+                    .unwrap()
+                    .expect("the engine knows the job");
+                if job.phase.is_finished() {
+                    return job;
+                }
+                assert!(std::time::Instant::now() < deadline, "{job:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // a missing archive: refused before anything changed
+    // (refused at once, or accepted and ended `failed`: both end the InstantDbRestore Failed)
     let missing = plan::archive_url(&url, "no-such-backup").unwrap();
-    let refused = client.restore("127.0.0.1", TOKEN, &missing).await;
-    assert!(
-        matches!(refused, Err(instant_db_operator::Error::RestoreRefused(_))),
-        "{refused:?}"
-    );
-    assert_eq!(documents().await, Some(2));
-    let source = plan::archive_url(&url, id).unwrap();
-    let report = client.restore("127.0.0.1", TOKEN, &source).await.unwrap();
-    assert_eq!(report.backup_id, id);
-    assert_eq!(report.documents, 1);
-    assert_eq!(documents().await, Some(1));
-
-    // retention: the archive is deleted from the bucket through the engine, once
-    assert!(
-        client
-            .delete_backup("127.0.0.1", TOKEN, &url, id)
-            .await
-            .unwrap()
-    );
-    let listing = reqwest::Client::new()
-        .get(format!(
-            "{endpoint}/idb-backups?list-type=2&prefix=search/docs/"
-        ))
-        .send()
+    match client
+        .start_restore("127.0.0.1", TOKEN, &missing, "undo-missing")
         .await
-        .unwrap()
-        .text()
+    {
+        Err(instant_db_operator::Error::RestoreRefused(_)) => {}
+        Ok(_) => {
+            let job = follow("undo-missing").await;
+            assert_eq!(job.phase, RestorePhase::Failed, "{job:?}");
+            assert!(job.error.is_some());
+        }
+        Err(e) => panic!("{e:?}"),
+    }
+    assert_eq!(documents().await, Some(2));
+    // the backup's archive: restored, the same id again is the same job
+    let source = plan::archive_url(&url, id).unwrap();
+    let first = client
+        .start_restore("127.0.0.1", TOKEN, &source, "undo-0f3c2a9e")
         .await
         .unwrap();
-    assert!(!listing.contains(&format!("{id}.tar.gz")), "{listing}");
-    assert!(
-        !client
-            .delete_backup("127.0.0.1", TOKEN, &url, id)
+    let again = client
+        .start_restore("127.0.0.1", TOKEN, &source, "undo-0f3c2a9e")
+        .await
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    let job = follow("undo-0f3c2a9e").await;
+    assert_eq!(job.phase, RestorePhase::Completed, "{job:?}");
+    assert_eq!(job.document_count, Some(1));
+    assert_eq!(job.backup_id.as_deref(), Some(id));
+    assert_eq!(documents().await, Some(1));
+    assert_eq!(
+        client
+            .restore_job("127.0.0.1", TOKEN, "never-started")
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     engine.shut_down().await;
 }

@@ -9,6 +9,7 @@ mod monitoring;
 mod network;
 mod pdb;
 mod statefulset;
+pub mod storage_credentials;
 
 use std::collections::BTreeMap;
 
@@ -324,6 +325,10 @@ pub mod names {
     /// Secret with the admin token.
     pub fn admin_secret(name: &str) -> String {
         format!("{name}-admin")
+    }
+    /// Secret with the object-store credentials the engine reads by reference.
+    pub fn storage_credentials_secret(name: &str) -> String {
+        format!("{name}-storage-credentials")
     }
     /// Headless Service.
     pub fn headless_service(name: &str) -> String {

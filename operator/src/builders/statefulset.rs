@@ -10,8 +10,9 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, SecurityContext,
-    Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeProjection,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -232,6 +233,24 @@ pub fn statefulset(
             ..Default::default()
         },
     ];
+    // Whole Secret, no `items`: the kubelet updates it in the running pod, so a new backup
+    // destination never restarts the engine. Optional: it exists once a backup needs it.
+    volumes.push(Volume {
+        name: super::storage_credentials::CREDENTIALS_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(names::storage_credentials_secret(&r.name)),
+            optional: Some(true),
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    mounts.push(VolumeMount {
+        name: super::storage_credentials::CREDENTIALS_VOLUME.into(),
+        mount_path: super::storage_credentials::CREDENTIALS_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    });
     if let Some(src) = spec
         .embedding
         .as_ref()

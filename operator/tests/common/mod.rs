@@ -9,7 +9,7 @@ use instant_db_crds::InstantDb;
 use instant_db_operator::controller::instantdb::reconcile;
 use instant_db_operator::controller::{Context, OperatorConfig};
 use instant_db_operator::engine_client::{
-    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, HealthStatus, RestoreReport,
+    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, HealthStatus, RestoreJob, RestorePhase,
 };
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
@@ -32,6 +32,23 @@ pub enum StartAnswer {
     IdInUse,
     /// The request fails (engine unreachable...).
     Fail(String),
+    /// 409 `operation_in_progress`: a restore runs.
+    Busy(String),
+    /// 400: the credentials files are not in the pod yet.
+    CredentialsNotReady(String),
+}
+
+/// How the fake engine answers `POST /admin/restores`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RestoreStartAnswer {
+    /// 202 with the job (the same job again for a known id).
+    Accept,
+    /// 409 `operation_in_progress`.
+    Busy(String),
+    /// 400: the credentials files are not in the pod yet.
+    CredentialsNotReady(String),
+    /// 400: a request the engine will never take (bad archive URL).
+    Refused(String),
 }
 
 /// One `POST /admin/backups` the fake engine received.
@@ -52,10 +69,12 @@ pub struct FakeEngine {
     pub job: Mutex<Option<BackupJob>>,
     /// (destination, id) of every archive deletion asked for.
     pub deleted: Mutex<Vec<(String, String)>>,
-    /// Sources of the restores asked for.
-    pub restores: Mutex<Vec<String>>,
-    /// The answer to a restore: documents restored, or the engine's refusal.
-    pub restore_answer: Mutex<Result<i64, String>>,
+    /// (source, id) of every `POST /admin/restores` received.
+    pub restores: Mutex<Vec<(String, String)>>,
+    /// The answer to `POST /admin/restores`.
+    pub restore_start: Mutex<RestoreStartAnswer>,
+    /// The restore jobs the engine knows, by id (the test script moves their phases).
+    pub restore_jobs: Mutex<std::collections::BTreeMap<String, RestoreJob>>,
 }
 
 impl FakeEngine {
@@ -67,7 +86,17 @@ impl FakeEngine {
             job: Mutex::new(None),
             deleted: Mutex::new(vec![]),
             restores: Mutex::new(vec![]),
-            restore_answer: Mutex::new(Ok(12)),
+            restore_start: Mutex::new(RestoreStartAnswer::Accept),
+            restore_jobs: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Moves every known restore job to `phase`, as the engine would.
+    pub fn set_restore_phase(&self, phase: RestorePhase, error: Option<&str>, documents: u64) {
+        for job in self.restore_jobs.lock().unwrap().values_mut() {
+            job.phase = phase;
+            job.error = error.map(Into::into);
+            job.document_count = Some(documents);
         }
     }
 
@@ -112,6 +141,8 @@ impl EngineApi for FakeEngine {
             }),
             StartAnswer::IdInUse => Err(Error::BackupIdInUse(id.into())),
             StartAnswer::Fail(m) => Err(Error::Engine(m)),
+            StartAnswer::Busy(m) => Err(Error::OperationInProgress(m)),
+            StartAnswer::CredentialsNotReady(m) => Err(Error::CredentialsNotReady(m)),
         };
         Box::pin(async move { r })
     }
@@ -130,21 +161,44 @@ impl EngineApi for FakeEngine {
         Box::pin(async { Ok(true) })
     }
 
-    fn restore<'a>(
+    fn start_restore<'a>(
         &'a self,
         _pod_ip: &'a str,
         _token: &'a str,
         source: &'a str,
-    ) -> BoxFuture<'a, Result<RestoreReport>> {
-        self.restores.lock().unwrap().push(source.into());
-        let r = match self.restore_answer.lock().unwrap().clone() {
-            Ok(documents) => Ok(RestoreReport {
-                backup_id: "restored".into(),
-                documents,
-            }),
-            Err(why) => Err(Error::RestoreRefused(why)),
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<RestoreJob>> {
+        self.restores
+            .lock()
+            .unwrap()
+            .push((source.into(), id.into()));
+        let r = match self.restore_start.lock().unwrap().clone() {
+            RestoreStartAnswer::Accept => Ok(self
+                .restore_jobs
+                .lock()
+                .unwrap()
+                .entry(id.to_string())
+                .or_insert_with(|| RestoreJob {
+                    id: id.into(),
+                    phase: RestorePhase::Pending,
+                    ..Default::default()
+                })
+                .clone()),
+            RestoreStartAnswer::Busy(m) => Err(Error::OperationInProgress(m)),
+            RestoreStartAnswer::CredentialsNotReady(m) => Err(Error::CredentialsNotReady(m)),
+            RestoreStartAnswer::Refused(m) => Err(Error::RestoreRefused(m)),
         };
         Box::pin(async move { r })
+    }
+
+    fn restore_job<'a>(
+        &'a self,
+        _pod_ip: &'a str,
+        _token: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RestoreJob>>> {
+        let r = self.restore_jobs.lock().unwrap().get(id).cloned();
+        Box::pin(async move { Ok(r) })
     }
 
     fn backup_job<'a>(

@@ -2,8 +2,9 @@
 //! engine files it under, and the status that follows from what the engine reports.
 
 use instant_db_crds::backup::{
-    BackupDestination, InstantDbBackup, InstantDbBackupStatus, OperationPhase,
+    BackupDestination, InstantDbBackup, InstantDbBackupStatus, OperationPhase, S3Destination,
 };
+use instant_db_crds::conditions::Status;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -11,42 +12,26 @@ use reqwest::Url;
 
 use crate::engine_client::{BackupJob, BackupJobStatus};
 
-/// Keys of the S3 credentials Secret (`spec.destination.s3.credentialsSecret`).
-pub const ACCESS_KEY_ID_KEY: &str = "AWS_ACCESS_KEY_ID";
-/// Secret key of the S3 credentials.
-pub const SECRET_ACCESS_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
-/// Optional session token key.
-pub const SESSION_TOKEN_KEY: &str = "AWS_SESSION_TOKEN";
-
-/// S3 credentials read from the destination's Secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct S3Credentials {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Session token, for temporary credentials.
-    pub session_token: Option<String>,
+/// Whether `name` is a name the engine takes in `credentials=NAME` (a Kubernetes Secret name:
+/// `[a-z0-9]([-a-z0-9.]*[a-z0-9])?`, at most 253 characters).
+pub fn is_credentials_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+        && b.iter().all(|c| edge(c) || *c == b'-' || *c == b'.')
 }
 
-impl std::fmt::Debug for S3Credentials {
-    // Never print the secret.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The engine's location URL for an S3 destination: `s3://bucket/prefix?endpoint=…&region=…`
-/// with the credentials as query parameters (the engine removes them from everything it logs,
-/// stores or returns). The prefix defaults to `<namespace>/<instance>`. Errors are for the user.
-pub fn destination_url(
+/// The destination with every default filled in, as recorded in `status.destination` when the
+/// backup starts: prefix `<namespace>/<instance>` (slashes trimmed), region `us-east-1`. Errors
+/// are for the user (what to change).
+pub fn resolve_destination(
     destination: &BackupDestination,
     namespace: &str,
     instance: &str,
-    credentials: &S3Credentials,
-) -> Result<String, String> {
+) -> Result<BackupDestination, String> {
     let s3 = match (&destination.s3, &destination.volume) {
         (Some(s3), _) => s3,
         (None, Some(_)) => {
@@ -62,19 +47,60 @@ pub fn destination_url(
         .as_deref()
         .filter(|b| !b.is_empty())
         .ok_or("the s3 destination has no bucket")?;
-    let mut url = Url::parse(&format!("s3://{bucket}"))
-        .map_err(|e| format!("bucket {bucket:?} is not a valid bucket name: {e}"))?;
     let prefix = s3
         .prefix
         .clone()
         .unwrap_or_else(|| format!("{namespace}/{instance}"));
-    let prefix = prefix.trim_matches('/');
+    let prefix = prefix.trim_matches('/').to_string();
     if prefix.split('/').any(|s| s == "." || s == "..") {
         return Err(format!(
             "prefix {prefix:?} must not contain . or .. segments"
         ));
     }
-    url.set_path(prefix);
+    let credentials = s3
+        .credentials_secret
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or("the s3 destination has no credentialsSecret")?;
+    if !is_credentials_name(credentials) {
+        return Err(format!(
+            "credentialsSecret {credentials:?} is not a Secret name (lower-case letters, digits, - and .)"
+        ));
+    }
+    Ok(BackupDestination {
+        volume: None,
+        s3: Some(S3Destination {
+            endpoint: s3.endpoint.clone().filter(|e| !e.is_empty()),
+            bucket: Some(bucket.to_string()),
+            prefix: Some(prefix),
+            region: Some(s3.region.clone().unwrap_or_else(|| "us-east-1".into())),
+            credentials_secret: Some(credentials.to_string()),
+        }),
+    })
+}
+
+/// The name of the credentials Secret a destination uses, if any.
+pub fn credentials_secret(destination: &BackupDestination) -> Option<&str> {
+    destination
+        .s3
+        .as_ref()
+        .and_then(|s| s.credentials_secret.as_deref())
+        .filter(|c| !c.is_empty())
+}
+
+/// The engine's URL of the folder of a resolved destination (see [`resolve_destination`]):
+/// `s3://bucket/prefix?endpoint=…&region=…&credentials=<Secret name>`. The credentials travel
+/// by reference: the engine reads them from the files of the `<instance>-storage-credentials`
+/// Secret mounted in its pod, so no credential is in any URL, request body or log.
+pub fn destination_url(resolved: &BackupDestination) -> Result<String, String> {
+    let s3 = resolved
+        .s3
+        .as_ref()
+        .ok_or("only s3 destinations are supported by this operator yet")?;
+    let bucket = s3.bucket.as_deref().unwrap_or_default();
+    let mut url = Url::parse(&format!("s3://{bucket}"))
+        .map_err(|e| format!("bucket {bucket:?} is not a valid bucket name: {e}"))?;
+    url.set_path(s3.prefix.as_deref().unwrap_or_default());
     {
         let mut q = url.query_pairs_mut();
         if let Some(endpoint) = s3.endpoint.as_deref().filter(|e| !e.is_empty()) {
@@ -84,21 +110,27 @@ pub fn destination_url(
             }
         }
         q.append_pair("region", s3.region.as_deref().unwrap_or("us-east-1"));
-        q.append_pair("access_key_id", &credentials.access_key_id);
-        q.append_pair("secret_access_key", &credentials.secret_access_key);
-        if let Some(token) = &credentials.session_token {
-            q.append_pair("session_token", token);
+        if let Some(name) = s3.credentials_secret.as_deref() {
+            q.append_pair("credentials", name);
         }
     }
     Ok(url.to_string())
 }
 
-/// The URL of one archive, `<id>.tar.gz`, in the folder `destination_url` names (same query:
-/// endpoint, region, credentials).
+/// The URL of one archive, `<id>.tar.gz`, in the folder `destination_url` names (same query).
 pub fn archive_url(folder_url: &str, backup_id: &str) -> Result<String, String> {
     let mut url = Url::parse(folder_url).map_err(|e| format!("bad destination URL: {e}"))?;
     let path = format!("{}/{backup_id}.tar.gz", url.path().trim_end_matches('/'));
     url.set_path(&path);
+    Ok(url.to_string())
+}
+
+/// The folder URL of an archive URL (the archive's name taken off the path), for deletions.
+pub fn folder_of(archive_url: &str) -> Result<String, String> {
+    let mut url = Url::parse(archive_url).map_err(|e| format!("bad archive URL: {e}"))?;
+    let path = url.path().to_string();
+    let folder = path.rsplit_once('/').map_or("", |(f, _)| f).to_string();
+    url.set_path(&folder);
     Ok(url.to_string())
 }
 
@@ -115,6 +147,46 @@ pub fn backup_id(backup: &InstantDbBackup) -> String {
         .take(8)
         .collect();
     format!("{name}-{uid}")
+}
+
+/// `BackupHealthy` from a set of backups (an instance's, or a policy's): True when the newest
+/// finished one completed, False (with its error) when it failed, Unknown when none finished.
+pub fn backup_health(backups: &[InstantDbBackup]) -> (Status, &'static str, String) {
+    let finished_at = |b: &InstantDbBackup| {
+        b.status
+            .as_ref()
+            .and_then(|s| s.completed_at.as_ref())
+            .map(|t| t.0)
+    };
+    let newest = backups
+        .iter()
+        .filter(|b| is_finished(b.status.as_ref()))
+        .max_by_key(|b| finished_at(b));
+    match newest {
+        None => (
+            Status::Unknown,
+            "NoBackups",
+            "no backup has finished yet; create an InstantDbBackup or an InstantDbBackupPolicy"
+                .to_string(),
+        ),
+        Some(b) if b.status.as_ref().and_then(|s| s.phase) == Some(OperationPhase::Completed) => (
+            Status::True,
+            "LastBackupCompleted",
+            format!("InstantDbBackup {} completed", b.name_any()),
+        ),
+        Some(b) => (
+            Status::False,
+            "LastBackupFailed",
+            format!(
+                "InstantDbBackup {} failed: {}",
+                b.name_any(),
+                b.status
+                    .as_ref()
+                    .and_then(|s| s.error.clone())
+                    .unwrap_or_default()
+            ),
+        ),
+    }
 }
 
 /// Whether the backup is done for good (Completed or Failed): nothing more to do.
@@ -152,6 +224,24 @@ pub fn failed(
         completed_at: Some(Time(now)),
         error: Some(error),
         message: None,
+        ..current.cloned().unwrap_or_default()
+    }
+}
+
+/// Status that records where the backup goes before the engine is asked to write it: a
+/// restarted operator (or a later policy edit) then never sends it somewhere else.
+pub fn pinned(
+    current: Option<&InstantDbBackupStatus>,
+    generation: Option<i64>,
+    destination: BackupDestination,
+    archive_url: String,
+) -> InstantDbBackupStatus {
+    InstantDbBackupStatus {
+        observed_generation: generation,
+        phase: Some(OperationPhase::Pending),
+        destination: Some(destination),
+        archive_url: Some(archive_url),
+        message: Some("starting the backup on the engine".into()),
         ..current.cloned().unwrap_or_default()
     }
 }
@@ -213,14 +303,6 @@ mod tests {
     use super::*;
     use instant_db_crds::backup::{InstantDbBackupSpec, S3Destination, VolumeDestination};
 
-    fn creds() -> S3Credentials {
-        S3Credentials {
-            access_key_id: "AKID".into(),
-            secret_access_key: "s3cr3t/+=".into(),
-            session_token: None,
-        }
-    }
-
     fn s3(endpoint: Option<&str>, prefix: Option<&str>) -> BackupDestination {
         BackupDestination {
             volume: None,
@@ -234,46 +316,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_s3_destination_becomes_the_engines_url_with_credentials_encoded() {
-        let url = destination_url(
-            &s3(Some("http://minio:9000"), None),
-            "search",
-            "docs",
-            &creds(),
-        )
-        .unwrap();
-        assert_eq!(
-            url,
-            "s3://backups/search/docs?endpoint=http%3A%2F%2Fminio%3A9000&allow_http=true\
-             &region=us-east-1&access_key_id=AKID&secret_access_key=s3cr3t%2F%2B%3D"
-        );
-        let url = destination_url(
-            &s3(Some("https://s3.example"), Some("/nightly/")),
-            "ns",
-            "db",
-            &creds(),
-        )
-        .unwrap();
-        assert!(url.starts_with("s3://backups/nightly?endpoint=https%3A%2F%2Fs3.example&region="));
-        assert!(!url.contains("allow_http"));
+    fn url_of(d: &BackupDestination, ns: &str, db: &str) -> String {
+        destination_url(&resolve_destination(d, ns, db).unwrap()).unwrap()
     }
 
     #[test]
-    fn an_archive_url_is_the_folder_url_with_the_archive_name_in_the_path() {
-        let folder = destination_url(
-            &s3(Some("http://minio:9000"), None),
-            "search",
-            "docs",
-            &creds(),
+    fn an_s3_destination_becomes_the_engines_url_naming_the_credentials_secret() {
+        let url = url_of(&s3(Some("http://minio:9000"), None), "search", "docs");
+        assert_eq!(
+            url,
+            "s3://backups/search/docs?endpoint=http%3A%2F%2Fminio%3A9000&allow_http=true\
+             &region=us-east-1&credentials=s3-creds"
+        );
+        let url = url_of(
+            &s3(Some("https://s3.example"), Some("/nightly/")),
+            "ns",
+            "db",
+        );
+        assert!(url.starts_with("s3://backups/nightly?endpoint=https%3A%2F%2Fs3.example&region="));
+        assert!(!url.contains("allow_http"));
+        for secret in ["access_key_id", "secret_access_key", "session_token"] {
+            assert!(!url.contains(secret), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_resolved_destination_has_every_default_filled_in() {
+        let r = resolve_destination(&s3(None, None), "search", "docs").unwrap();
+        let s = r.s3.unwrap();
+        assert_eq!(s.prefix.as_deref(), Some("search/docs"));
+        assert_eq!(s.region.as_deref(), Some("us-east-1"));
+        assert_eq!(s.bucket.as_deref(), Some("backups"));
+        assert_eq!(s.credentials_secret.as_deref(), Some("s3-creds"));
+        // resolving a resolved destination changes nothing (another instance, same place)
+        let again = resolve_destination(
+            &resolve_destination(&s3(None, None), "search", "docs").unwrap(),
+            "x",
+            "y",
         )
         .unwrap();
+        assert_eq!(
+            again,
+            resolve_destination(&s3(None, None), "search", "docs").unwrap()
+        );
+    }
+
+    #[test]
+    fn an_archive_url_is_the_folder_url_with_the_archive_name_in_the_path_and_back() {
+        let folder = url_of(&s3(Some("http://minio:9000"), None), "search", "docs");
         let url = archive_url(&folder, "nightly-0f3c2a9e").unwrap();
         assert!(
             url.starts_with("s3://backups/search/docs/nightly-0f3c2a9e.tar.gz?endpoint="),
             "{url}"
         );
-        assert!(url.ends_with("&secret_access_key=s3cr3t%2F%2B%3D"), "{url}");
+        assert!(url.ends_with("&credentials=s3-creds"), "{url}");
+        assert_eq!(folder_of(&url).unwrap(), folder);
     }
 
     #[test]
@@ -285,17 +382,25 @@ mod tests {
             }),
             s3: None,
         };
-        let e = destination_url(&volume, "ns", "db", &creds()).unwrap_err();
+        let e = resolve_destination(&volume, "ns", "db").unwrap_err();
         assert!(e.contains("use an s3 destination"), "{e}");
         let mut no_bucket = s3(None, None);
         no_bucket.s3.as_mut().unwrap().bucket = None;
         assert!(
-            destination_url(&no_bucket, "ns", "db", &creds())
+            resolve_destination(&no_bucket, "ns", "db")
                 .unwrap_err()
                 .contains("bucket")
         );
-        let e = destination_url(&s3(None, Some("a/../b")), "ns", "db", &creds()).unwrap_err();
+        let e = resolve_destination(&s3(None, Some("a/../b")), "ns", "db").unwrap_err();
         assert!(e.contains(".."), "{e}");
+        let mut bad_name = s3(None, None);
+        bad_name.s3.as_mut().unwrap().credentials_secret = Some("S3_Creds".into());
+        let e = resolve_destination(&bad_name, "ns", "db").unwrap_err();
+        assert!(e.contains("not a Secret name"), "{e}");
+        assert!(is_credentials_name("s3-creds.v2"));
+        assert!(
+            !is_credentials_name("-x") && !is_credentials_name("x-") && !is_credentials_name("")
+        );
     }
 
     #[test]

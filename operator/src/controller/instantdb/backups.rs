@@ -3,10 +3,9 @@
 
 use instant_db_crds::InstantDbStatus;
 use instant_db_crds::backup::{InstantDbBackup, OperationPhase};
-use instant_db_crds::conditions::{self as conds, NewCondition, Status, set_condition};
+use instant_db_crds::conditions::{self as conds, NewCondition, set_condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 
 fn finished_at(b: &InstantDbBackup) -> Option<Timestamp> {
     b.status
@@ -30,40 +29,7 @@ pub fn apply_to_status(
         .filter_map(finished_at)
         .max()
         .map(Time);
-    let newest = backups
-        .iter()
-        .filter(|b| {
-            matches!(
-                phase(b),
-                Some(OperationPhase::Completed | OperationPhase::Failed)
-            )
-        })
-        .max_by_key(|b| finished_at(b));
-    let (state, reason, message) = match newest {
-        None => (
-            Status::Unknown,
-            "NoBackups",
-            "no backup has finished yet; create an InstantDbBackup or an InstantDbBackupPolicy"
-                .to_string(),
-        ),
-        Some(b) if phase(b) == Some(OperationPhase::Completed) => (
-            Status::True,
-            "LastBackupCompleted",
-            format!("InstantDbBackup {} completed", b.name_any()),
-        ),
-        Some(b) => (
-            Status::False,
-            "LastBackupFailed",
-            format!(
-                "InstantDbBackup {} failed: {}",
-                b.name_any(),
-                b.status
-                    .as_ref()
-                    .and_then(|s| s.error.clone())
-                    .unwrap_or_default()
-            ),
-        ),
-    };
+    let (state, reason, message) = crate::controller::backup::plan::backup_health(backups);
     set_condition(
         &mut status.conditions,
         NewCondition {

@@ -28,7 +28,7 @@ use status::Observed;
 mod backups;
 pub mod diagnose;
 pub mod image;
-mod recovery;
+pub(crate) mod recovery;
 mod run;
 pub mod status;
 mod volume;
@@ -303,12 +303,15 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         apply_failed: apply_failure.as_ref().map(ToString::to_string),
     };
     let mut new = status::compute(db.status.as_ref(), &observed, now);
+    let integrity = observed
+        .health
+        .as_ref()
+        .and_then(|h| h.as_ref().ok())
+        .and_then(|h| h.last_integrity_check.as_ref());
+    // Recorded with or without autoRestore: a restore made later by hand or after enabling it
+    // needs to know when the data was last known good.
+    recovery::record_integrity_pass(&mut new, integrity);
     if auto_restore {
-        let integrity = observed
-            .health
-            .as_ref()
-            .and_then(|h| h.as_ref().ok())
-            .and_then(|h| h.last_integrity_check.as_ref());
         recover(db, ctx, &ns, integrity, &mut new, now).await?;
     }
     let backups_api: Api<InstantDbBackup> = Api::namespaced(client.clone(), &ns);
@@ -410,7 +413,7 @@ async fn recover(
                     "AutoRestoreStarted",
                     "Recover",
                     format!(
-                        "the integrity check failed ({}); restoring the latest completed backup with InstantDbRestore {}",
+                        "the integrity check failed ({}); restoring the newest backup from before the last passing check with InstantDbRestore {}",
                         integrity.and_then(|i| i.message.clone()).unwrap_or_default(),
                         restore.name_any()
                     ),

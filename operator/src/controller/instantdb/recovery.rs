@@ -1,7 +1,13 @@
 //! Automatic recovery (`spec.recovery.autoRestore`): when the engine reports a failed integrity
-//! check, the InstantDb controller creates an `InstantDbRestore` of the instance's latest
-//! completed backup, which the restore controller carries out; the `Recovering` condition and
-//! `lastRecovery` follow that restore.
+//! check, the InstantDb controller creates an `InstantDbRestore` of the instance, which the
+//! restore controller carries out; the `Recovering` condition and `lastRecovery` follow that
+//! restore.
+//!
+//! The backup it restores is not simply the latest: a backup taken between the damage and its
+//! detection holds the damage. The restore carries the time of the instance's last *passing*
+//! integrity check (`status.lastIntegrityPass`, in an annotation), and the restore controller
+//! takes the newest completed backup that finished before it ([`choose_backup`]), saying
+//! which one and why.
 //!
 //! One restore per failed check: the restore carries the check's time in an annotation, so a
 //! check that keeps failing after a restore that did not help does not start a loop; the next
@@ -11,10 +17,12 @@ use std::collections::BTreeMap;
 
 use instant_db_crds::InstantDb;
 use instant_db_crds::InstantDbStatus;
-use instant_db_crds::backup::{InstantDbRestore, InstantDbRestoreSpec, OperationPhase};
+use instant_db_crds::backup::{
+    InstantDbBackup, InstantDbRestore, InstantDbRestoreSpec, OperationPhase,
+};
 use instant_db_crds::conditions::{self as conds, NewCondition, Status, set_condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::{Resource, ResourceExt};
 
 use crate::engine_client::IntegrityCheck;
@@ -25,6 +33,86 @@ pub const AUTO_RESTORE_LABEL: &str = "instantdb.io/auto-restore";
 pub const INSTANCE_LABEL: &str = "instantdb.io/instance";
 /// Annotation with the time of the failed integrity check a restore answers.
 pub const CHECK_ANNOTATION: &str = "instantdb.io/integrity-check-at";
+/// Annotation with the time of the instance's last passing integrity check when the automatic
+/// restore was made: only a backup that finished before it is restored.
+pub const PASS_ANNOTATION: &str = "instantdb.io/last-integrity-pass";
+
+/// How far a newer passing check must be ahead of the recorded one before the record moves. The
+/// engine checks every hour (and at start), so recording every pass would write each instance's
+/// status once per check in an otherwise steady state. A record up to this much older than the
+/// real last pass only makes recovery choose an older backup: the safe direction.
+pub const PASS_RECORD_GRAIN: SignedDuration = SignedDuration::from_hours(6);
+
+/// Records the time of a passing integrity check in `status.lastIntegrityPass`, at the grain of
+/// [`PASS_RECORD_GRAIN`].
+pub fn record_integrity_pass(status: &mut InstantDbStatus, integrity: Option<&IntegrityCheck>) {
+    if let Some(at) = integrity.filter(|i| i.ok == Some(true)).and_then(|i| i.at)
+        && status
+            .last_integrity_pass
+            .as_ref()
+            .is_none_or(|t| at.duration_since(t.0) >= PASS_RECORD_GRAIN)
+    {
+        status.last_integrity_pass = Some(Time(at));
+    }
+}
+
+/// The backup an automatic restore of `instance` restores: the newest completed one that
+/// finished before the last passing integrity check `last_pass`, with the reason in words (for
+/// the restore's message and an Event). An error (for the user) when none qualifies.
+pub fn choose_backup<'a>(
+    backups: &'a [InstantDbBackup],
+    instance: &str,
+    last_pass: Option<Timestamp>,
+) -> Result<(&'a InstantDbBackup, String), String> {
+    let completed_at = |b: &InstantDbBackup| {
+        b.status
+            .as_ref()
+            .filter(|s| s.phase == Some(OperationPhase::Completed))
+            .and_then(|s| s.completed_at.as_ref())
+            .map(|t| t.0)
+    };
+    let Some(pass) = last_pass else {
+        return Err(format!(
+            "no passing integrity check of {instance} is on record, so no backup is known to be              free of the damage; restore one by hand with an InstantDbRestore naming it in spec.backup"
+        ));
+    };
+    let mut completed: Vec<(&InstantDbBackup, Timestamp)> = backups
+        .iter()
+        .filter(|b| b.spec.instance == instance)
+        .filter_map(|b| completed_at(b).map(|t| (b, t)))
+        .collect();
+    completed.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+    let newer: Vec<String> = completed
+        .iter()
+        .filter(|(_, t)| *t > pass)
+        .map(|(b, _)| b.name_any())
+        .collect();
+    let Some((chosen, at)) = completed.iter().find(|(_, t)| *t <= pass) else {
+        return Err(format!(
+            "no completed backup of {instance} finished before its last passing integrity check              at {pass}{}; restore one by hand with an InstantDbRestore naming it in spec.backup",
+            if newer.is_empty() {
+                String::new()
+            } else {
+                format!(" (newer ones may hold the damage: {})", newer.join(", "))
+            }
+        ));
+    };
+    let skipped = if newer.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; skipped {} (finished after that check, may hold the damage)",
+            newer.join(", ")
+        )
+    };
+    Ok((
+        chosen,
+        format!(
+            "InstantDbBackup {} (completed {at}) is the newest completed backup that finished              before the last passing integrity check at {pass}{skipped}",
+            chosen.name_any()
+        ),
+    ))
+}
 
 fn phase(r: &InstantDbRestore) -> Option<OperationPhase> {
     r.status.as_ref().and_then(|s| s.phase)
@@ -68,6 +156,14 @@ pub fn restore_to_create(
         db.name_any().chars().take(230).collect::<String>(),
         failed_at.strftime("%Y%m%d%H%M%S")
     );
+    let mut annotations = BTreeMap::from([(CHECK_ANNOTATION.to_string(), stamp)]);
+    if let Some(pass) = db
+        .status
+        .as_ref()
+        .and_then(|s| s.last_integrity_pass.as_ref())
+    {
+        annotations.insert(PASS_ANNOTATION.to_string(), pass.0.to_string());
+    }
     Some(InstantDbRestore {
         metadata: ObjectMeta {
             name: Some(name),
@@ -80,7 +176,7 @@ pub fn restore_to_create(
                     "instant-db-operator".to_string(),
                 ),
             ])),
-            annotations: Some(BTreeMap::from([(CHECK_ANNOTATION.to_string(), stamp)])),
+            annotations: Some(annotations),
             owner_references: db.controller_owner_ref(&()).map(|o| vec![o]),
             ..Default::default()
         },
@@ -123,7 +219,7 @@ pub fn apply_to_status(
             Status::True,
             "AutoRestoreRunning",
             format!(
-                "the integrity check failed; restoring the latest completed backup (InstantDbRestore {name})"
+                "the integrity check failed; restoring the newest backup from before the last passing check (InstantDbRestore {name})"
             ),
         ),
         (None, Some(r)) if phase(r) == Some(OperationPhase::Failed) => (
@@ -208,7 +304,7 @@ mod tests {
         let r = restore_to_create(&db(true), Some(&check), &[]).unwrap();
         assert_eq!(r.name_any(), "docs-auto-20261201100000");
         assert_eq!(r.spec.instance, "docs");
-        assert_eq!(r.spec.backup, None, "the latest completed backup");
+        assert_eq!(r.spec.backup, None, "chosen by the restore controller");
         assert_eq!(r.labels()[AUTO_RESTORE_LABEL], "true");
         assert_eq!(r.annotations()[CHECK_ANNOTATION], "2026-12-01T10:00:00Z");
         let owner = &r.metadata.owner_references.as_ref().unwrap()[0];
@@ -237,6 +333,94 @@ mod tests {
         // a later failed check may try again
         let later = failed_check("2026-12-01T16:00:00Z");
         assert!(restore_to_create(&db(true), Some(&later), &[done]).is_some());
+    }
+
+    fn completed(name: &str, at: &str) -> InstantDbBackup {
+        let mut b = InstantDbBackup::new(
+            name,
+            instant_db_crds::backup::InstantDbBackupSpec {
+                instance: "docs".into(),
+                ..Default::default()
+            },
+        );
+        b.status = Some(instant_db_crds::backup::InstantDbBackupStatus {
+            phase: Some(OperationPhase::Completed),
+            completed_at: Some(Time(at.parse().unwrap())),
+            ..Default::default()
+        });
+        b
+    }
+
+    #[test]
+    fn recovery_restores_the_newest_backup_from_before_the_last_passing_check() {
+        let mut failed = completed("failed-late", "2026-12-01T09:00:00Z");
+        failed.status.as_mut().unwrap().phase = Some(OperationPhase::Failed);
+        let mut other = completed("other-instance", "2026-12-01T07:00:00Z");
+        other.spec.instance = "other".into();
+        let backups = [
+            completed("b-0300", "2026-12-01T03:00:00Z"),
+            completed("b-0600", "2026-12-01T06:00:00Z"),
+            // taken after the last passing check, before detection: may hold the damage
+            completed("b-0800", "2026-12-01T08:00:00Z"),
+            failed,
+            other,
+        ];
+        let pass = Some("2026-12-01T07:30:00Z".parse().unwrap());
+        let (chosen, why) = choose_backup(&backups, "docs", pass).unwrap();
+        assert_eq!(chosen.name_any(), "b-0600");
+        assert!(
+            why.contains("before the last passing integrity check at 2026-12-01T07:30:00Z"),
+            "{why}"
+        );
+        assert!(why.contains("skipped b-0800"), "{why}");
+        // the latest completed backup would have been b-0800
+        let e = choose_backup(
+            &backups,
+            "docs",
+            Some("2026-12-01T02:00:00Z".parse().unwrap()),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("no completed backup of docs finished before"),
+            "{e}"
+        );
+        assert!(e.contains("spec.backup"), "{e}");
+        let e = choose_backup(&backups, "docs", None).unwrap_err();
+        assert!(e.contains("no passing integrity check"), "{e}");
+    }
+
+    #[test]
+    fn a_passing_check_is_recorded_and_a_failing_one_is_not() {
+        let mut s = InstantDbStatus::default();
+        let pass = IntegrityCheck {
+            at: Some("2026-12-01T07:30:00Z".parse().unwrap()),
+            ok: Some(true),
+            message: None,
+        };
+        record_integrity_pass(&mut s, Some(&pass));
+        assert_eq!(s.last_integrity_pass, Some(Time(pass.at.unwrap())));
+        record_integrity_pass(&mut s, Some(&failed_check("2026-12-01T10:00:00Z")));
+        assert_eq!(s.last_integrity_pass, Some(Time(pass.at.unwrap())));
+        // the hourly pass of a steady instance does not move it (no status write per check)...
+        let hourly = IntegrityCheck {
+            at: Some("2026-12-01T08:30:00Z".parse().unwrap()),
+            ..pass.clone()
+        };
+        record_integrity_pass(&mut s, Some(&hourly));
+        assert_eq!(s.last_integrity_pass, Some(Time(pass.at.unwrap())));
+        // ...one a grain later does
+        let later = IntegrityCheck {
+            at: Some("2026-12-01T13:30:00Z".parse().unwrap()),
+            ..pass.clone()
+        };
+        record_integrity_pass(&mut s, Some(&later));
+        assert_eq!(s.last_integrity_pass, Some(Time(later.at.unwrap())));
+        s.last_integrity_pass = Some(Time(pass.at.unwrap()));
+        // the automatic restore carries it
+        let mut d = db(true);
+        d.status = Some(s);
+        let r = restore_to_create(&d, Some(&failed_check("2026-12-01T10:00:00Z")), &[]).unwrap();
+        assert_eq!(r.annotations()[PASS_ANNOTATION], "2026-12-01T07:30:00Z");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! the retention.
 //!
 //! observe (the policy, its instances, its backups) → `plan` (pure) → create / delete →
-//! status. The backups carry the policy as controlling owner, so each change of one of them
-//! (a backup completing) brings the policy back for retention and `lastSuccessfulBackup`.
+//! status. The backups carry the policy's name in a label, so each change of one of them (a
+//! backup completing) brings the policy back for retention and `lastSuccessfulBackup`.
 
 pub mod plan;
 
@@ -15,12 +15,13 @@ use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{
     InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus,
 };
-use instant_db_crds::conditions::{NewCondition, Status, set_condition};
+use instant_db_crds::conditions::{self, NewCondition, Status, set_condition};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Selector;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
@@ -84,6 +85,19 @@ async fn reconcile_inner(policy: &InstantDbBackupPolicy, ctx: &Context) -> Resul
         }
     }
     for backup_name in &plan.delete {
+        // The mark the backup's finalizer reads: retention, and only retention (or the
+        // backup's own deletionPolicy), deletes the archive with the object.
+        let mark = serde_json::json!({"metadata": {"annotations": {
+            crate::controller::backup::PRUNE_ANNOTATION: format!("InstantDbBackupPolicy {name}")
+        }}});
+        match backups_api
+            .patch(backup_name, &PatchParams::default(), &Patch::Merge(&mark))
+            .await
+        {
+            Ok(_) => count_write(ctx, "annotate"),
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        }
         match backups_api
             .delete(backup_name, &DeleteParams::default())
             .await
@@ -133,7 +147,7 @@ async fn covered_instances(
     Ok(Ok(list.items))
 }
 
-/// Reports a spec problem in the `Scheduled` condition and waits for a spec change.
+/// Reports a spec problem in the `Ready` condition and waits for a spec change.
 async fn invalid(
     policy: &InstantDbBackupPolicy,
     ctx: &Context,
@@ -147,7 +161,7 @@ async fn invalid(
     set_condition(
         &mut status.conditions,
         NewCondition {
-            type_: plan::SCHEDULED,
+            type_: conditions::READY,
             status: Status::False,
             reason: "InvalidSpec",
             message: problem.clone(),
@@ -206,9 +220,21 @@ pub async fn run(
                 super::scoped_api::<InstantDbBackupPolicy>(client, scope),
                 super::primary_watch(),
             )
-            .owns(
+            // By label, not owner reference: the backups may be owned by the instance or by
+            // nothing (spec.backupOwnerReference).
+            .watches(
                 super::scoped_api::<InstantDbBackup>(client, scope),
                 watcher::Config::default().labels(plan::POLICY_LABEL),
+                |b: InstantDbBackup| {
+                    let ns = b.namespace();
+                    b.labels().get(plan::POLICY_LABEL).map(|p| {
+                        let r = ObjectRef::<InstantDbBackupPolicy>::new(p);
+                        match ns {
+                            Some(ns) => r.within(&ns),
+                            None => r,
+                        }
+                    })
+                },
             )
         },
         reconcile,

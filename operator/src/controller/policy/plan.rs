@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{
-    InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus, InstantDbBackupSpec,
-    OperationPhase,
+    BackupOwnerReference, InstantDbBackup, InstantDbBackupPolicy, InstantDbBackupPolicyStatus,
+    InstantDbBackupSpec, OperationPhase,
 };
-use instant_db_crds::conditions::{NewCondition, Status, set_condition};
+use instant_db_crds::conditions::{self, NewCondition, Status, find_condition, set_condition};
 use instant_db_crds::schedule::{latest_run_at_or_before, next_run_after};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -23,8 +23,12 @@ pub const POLICY_LABEL: &str = "instantdb.io/policy";
 pub const INSTANCE_LABEL: &str = "instantdb.io/instance";
 /// Completed backups kept per instance when `retention.keepLast` is not set.
 pub const DEFAULT_KEEP_LAST: usize = 7;
-/// Condition type that says whether the schedule runs.
-pub const SCHEDULED: &str = "Scheduled";
+/// Condition type that says whether the schedule runs (`Ready`).
+pub const READY: &str = conditions::READY;
+/// Condition type that says whether the policy's newest finished backup completed.
+pub const BACKUP_HEALTHY: &str = conditions::BACKUP_HEALTHY;
+/// The condition `Ready` replaced (removed from the status when found).
+const LEGACY_SCHEDULED: &str = "Scheduled";
 /// Longest wait before a policy is looked at again (a yearly schedule still gets its status
 /// refreshed and a clock jump noticed).
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
@@ -63,11 +67,19 @@ pub fn backup_name(policy: &str, instance: &str, at: Timestamp) -> String {
     format!("{}-{stamp}", head.trim_end_matches(['-', '.']))
 }
 
-fn owner_reference(policy: &InstantDbBackupPolicy) -> Option<OwnerReference> {
-    policy.controller_owner_ref(&())
+/// The owner reference of a backup the policy makes of `db` (`spec.backupOwnerReference`).
+fn owner_reference(policy: &InstantDbBackupPolicy, db: &InstantDb) -> Option<OwnerReference> {
+    match policy.spec.backup_owner_reference.unwrap_or_default() {
+        BackupOwnerReference::Policy => policy.controller_owner_ref(&()),
+        // Not the controller: the backup controller, not the InstantDb's, acts on it.
+        BackupOwnerReference::Instance => db.owner_ref(&()),
+        BackupOwnerReference::None => None,
+    }
 }
 
-fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> InstantDbBackup {
+fn new_backup(policy: &InstantDbBackupPolicy, db: &InstantDb, at: Timestamp) -> InstantDbBackup {
+    let instance = db.name_any();
+    let instance = instance.as_str();
     let labels = BTreeMap::from([
         (POLICY_LABEL.to_string(), policy.name_any()),
         (INSTANCE_LABEL.to_string(), instance.to_string()),
@@ -81,7 +93,7 @@ fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> 
             name: Some(backup_name(&policy.name_any(), instance, at)),
             namespace: policy.namespace(),
             labels: Some(labels),
-            owner_references: owner_reference(policy).map(|o| vec![o]),
+            owner_references: owner_reference(policy, db).map(|o| vec![o]),
             // Retention deletes the archive with the object.
             finalizers: Some(vec![
                 crate::controller::backup::ARCHIVE_FINALIZER.to_string(),
@@ -92,6 +104,8 @@ fn new_backup(policy: &InstantDbBackupPolicy, instance: &str, at: Timestamp) -> 
             instance: instance.to_string(),
             destination: None,
             policy: Some(policy.name_any()),
+            // Retain: only retention (which marks the backup first) deletes the archive.
+            deletion_policy: None,
         },
         status: None,
     }
@@ -144,6 +158,42 @@ pub fn expired(
     out
 }
 
+/// A covered, running instance without a backup completed since the schedule's run before
+/// the latest one (by now that run's backup should have finished), in words: the schedule runs
+/// but its backups stopped completing. None for a policy younger than that run.
+fn stalled(
+    policy: &InstantDbBackupPolicy,
+    active: &[&InstantDb],
+    backups: &[InstantDbBackup],
+    now: Timestamp,
+) -> Option<String> {
+    let schedule = &policy.spec.schedule;
+    let latest = latest_run_at_or_before(schedule, now).ok()??;
+    let before = latest
+        .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(1))
+        .ok()?;
+    let prev = latest_run_at_or_before(schedule, before).ok()??;
+    let created = policy.metadata.creation_timestamp.as_ref()?.0;
+    if created > prev {
+        return None;
+    }
+    active.iter().find_map(|db| {
+        let name = db.name_any();
+        let newest = backups
+            .iter()
+            .filter(|b| b.spec.instance == name && phase(b) == Some(OperationPhase::Completed))
+            .filter_map(|b| b.status.as_ref()?.completed_at.as_ref().map(|t| t.0))
+            .max();
+        (newest.is_none_or(|t| t < prev)).then(|| {
+            format!(
+                "no backup of {name} completed since the scheduled run at {prev}{}; see `kubectl get idbb -l instantdb.io/policy={}`",
+                newest.map(|t| format!(" (the last one finished at {t})")).unwrap_or_default(),
+                policy.name_any()
+            )
+        })
+    })
+}
+
 /// Plans one reconcile of `policy` at `now`, given the instances it covers and the backups it
 /// made before (those labelled with its name). Errors are spec problems for the user.
 pub fn plan(
@@ -173,7 +223,13 @@ pub fn plan(
         .or_else(|| policy.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .unwrap_or(now);
     let suspended = spec.suspend.unwrap_or(false);
-    let due = latest_due(&spec.schedule, since, now)?;
+    // `immediate`: a policy that never ran takes its first backup now.
+    let first_now = spec.immediate.unwrap_or(false) && current.last_schedule_time.is_none();
+    let due = if first_now {
+        Some(now)
+    } else {
+        latest_due(&spec.schedule, since, now)?
+    };
     let active: Vec<&InstantDb> = instances
         .iter()
         .filter(|db| !db.spec.suspend.unwrap_or(false))
@@ -182,17 +238,26 @@ pub fn plan(
     let mut create = vec![];
     let mut status = current.clone();
     status.observed_generation = generation;
-    if let (Some(at), false) = (due, suspended) {
-        for db in &active {
-            let b = new_backup(policy, &db.name_any(), at);
-            if !existing.contains(&b.name_any()) {
-                create.push(b);
+    // Conditions before this operator version: `Scheduled` held what `Ready` holds now.
+    let was_suspended = [READY, LEGACY_SCHEDULED]
+        .iter()
+        .any(|t| find_condition(&current.conditions, t).is_some_and(|c| c.reason == "Suspended"));
+    status.conditions.retain(|c| c.type_ != LEGACY_SCHEDULED);
+    match due {
+        // Suspended: nothing moves, so a suspended policy makes no status write per tick.
+        _ if suspended => {}
+        // Just resumed: the runs missed while suspended are skipped, not taken now.
+        Some(at) if was_suspended => status.last_schedule_time = Some(Time(at)),
+        Some(at) => {
+            for db in &active {
+                let b = new_backup(policy, db, at);
+                if !existing.contains(&b.name_any()) {
+                    create.push(b);
+                }
             }
+            status.last_schedule_time = Some(Time(at));
         }
-        status.last_schedule_time = Some(Time(at));
-    } else if due.is_some() {
-        // Suspended: the missed run is skipped, not taken on resume.
-        status.last_schedule_time = due.map(Time);
+        None => {}
     }
     let next = next_run_after(&spec.schedule, now).map_err(|e| e.to_string())?;
     status.next_schedule_time = (!suspended).then_some(Time(next));
@@ -244,8 +309,27 @@ pub fn plan(
     set_condition(
         &mut status.conditions,
         NewCondition {
-            type_: SCHEDULED,
+            type_: READY,
             status: cond_status,
+            reason,
+            message,
+            observed_generation: generation,
+        },
+        now,
+    );
+    let (mut health, mut reason, mut message) =
+        crate::controller::backup::plan::backup_health(backups);
+    if health == Status::True
+        && !suspended
+        && let Some(gap) = stalled(policy, &active, backups, now)
+    {
+        (health, reason, message) = (Status::False, "NoRecentBackup", gap);
+    }
+    set_condition(
+        &mut status.conditions,
+        NewCondition {
+            type_: BACKUP_HEALTHY,
+            status: health,
             reason,
             message,
             observed_generation: generation,
@@ -285,6 +369,8 @@ mod tests {
                 retention: None,
                 destination: BackupDestination::default(),
                 suspend: None,
+                immediate: None,
+                backup_owner_reference: None,
             },
         );
         p.metadata.namespace = Some("search".into());
@@ -312,6 +398,7 @@ mod tests {
                 instance: "docs".into(),
                 destination: None,
                 policy: Some("daily".into()),
+                deletion_policy: None,
             },
         );
         b.status = Some(InstantDbBackupStatus {
@@ -348,7 +435,7 @@ mod tests {
             plan.status.next_schedule_time,
             Some(Time(ts("2026-12-02T03:00:00Z")))
         );
-        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        let c = find_condition(&plan.status.conditions, READY).unwrap();
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("True", "Scheduled")
@@ -422,12 +509,10 @@ mod tests {
         )
         .unwrap();
         assert!(plan.create.is_empty());
-        assert_eq!(
-            plan.status.last_schedule_time,
-            Some(Time(ts("2026-12-01T05:00:00Z")))
-        );
+        // nothing moves while suspended (no status write per tick)
+        assert_eq!(plan.status.last_schedule_time, None);
         assert_eq!(plan.status.next_schedule_time, None);
-        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        let c = find_condition(&plan.status.conditions, READY).unwrap();
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("False", "Suspended")
@@ -435,11 +520,157 @@ mod tests {
     }
 
     #[test]
+    fn a_suspended_policy_keeps_its_status_over_its_ticks_and_skips_them_on_resume() {
+        let mut p = policy("* * * * *", "2026-12-01T00:00:00Z");
+        p.spec.suspend = Some(true);
+        let dbs = [instance("docs", false)];
+        let first = plan(&p, &dbs, &[], ts("2026-12-01T05:30:10Z")).unwrap();
+        p.status = Some(first.status.clone());
+        for now in [
+            "2026-12-01T05:31:10Z",
+            "2026-12-01T05:45:00Z",
+            "2026-12-02T00:00:00Z",
+        ] {
+            let again = plan(&p, &dbs, &[], ts(now)).unwrap();
+            assert_eq!(again.status, first.status, "no status change at {now}");
+            assert!(again.create.is_empty());
+        }
+        // resumed: the runs missed while suspended are not taken, the next one is
+        p.spec.suspend = None;
+        let resumed = plan(&p, &dbs, &[], ts("2026-12-02T00:00:30Z")).unwrap();
+        assert!(resumed.create.is_empty(), "{:?}", resumed.create);
+        assert_eq!(
+            resumed.status.last_schedule_time,
+            Some(Time(ts("2026-12-02T00:00:00Z")))
+        );
+        p.status = Some(resumed.status);
+        let next = plan(&p, &dbs, &[], ts("2026-12-02T00:01:05Z")).unwrap();
+        assert_eq!(next.create.len(), 1);
+    }
+
+    #[test]
+    fn backup_healthy_follows_the_policys_newest_finished_backup() {
+        let p = policy("@daily", "2026-11-01T00:00:00Z");
+        let now = ts("2026-12-01T12:00:00Z");
+        let dbs = [instance("docs", false)];
+        let health = |backups: &[InstantDbBackup]| {
+            let plan = plan(&p, &dbs, backups, now).unwrap();
+            let c = find_condition(&plan.status.conditions, BACKUP_HEALTHY)
+                .unwrap()
+                .clone();
+            (c.status, c.reason)
+        };
+        assert_eq!(health(&[]), ("Unknown".into(), "NoBackups".into()));
+        let ok = backup("d1", OperationPhase::Completed, "2026-11-30T00:00:00Z");
+        let bad = backup("d2", OperationPhase::Failed, "2026-12-01T00:00:00Z");
+        assert_eq!(
+            health(std::slice::from_ref(&ok)),
+            ("True".into(), "LastBackupCompleted".into())
+        );
+        assert_eq!(
+            health(&[ok, bad]),
+            ("False".into(), "LastBackupFailed".into())
+        );
+    }
+
+    #[test]
+    fn an_immediate_policy_takes_its_first_backup_at_once_and_then_follows_the_schedule() {
+        let mut p = policy("0 3 * * *", "2026-12-01T10:00:00Z");
+        p.spec.immediate = Some(true);
+        let dbs = [instance("docs", false)];
+        let first = plan(&p, &dbs, &[], ts("2026-12-01T10:00:05Z")).unwrap();
+        assert_eq!(first.create.len(), 1);
+        assert_eq!(first.create[0].name_any(), "daily-docs-202612011000");
+        p.status = Some(first.status);
+        let later = plan(&p, &dbs, &first.create, ts("2026-12-01T12:00:00Z")).unwrap();
+        assert!(later.create.is_empty(), "next run is tomorrow at 03:00");
+        // without immediate, nothing before the first run
+        p.spec.immediate = None;
+        p.status = None;
+        assert!(
+            plan(&p, &dbs, &[], ts("2026-12-01T10:00:05Z"))
+                .unwrap()
+                .create
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_owner_of_policy_made_backups_is_chosen_by_backup_owner_reference() {
+        let mut p = policy("@hourly", "2026-12-01T00:00:00Z");
+        let mut db = instance("docs", false);
+        db.metadata.uid = Some("uid-docs".into());
+        let owner = |p: &InstantDbBackupPolicy| {
+            let plan = plan(
+                p,
+                std::slice::from_ref(&db),
+                &[],
+                ts("2026-12-01T01:00:10Z"),
+            )
+            .unwrap();
+            plan.create[0]
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| (o.kind, o.controller))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            owner(&p),
+            [("InstantDbBackupPolicy".to_string(), Some(true))]
+        );
+        p.spec.backup_owner_reference = Some(BackupOwnerReference::Instance);
+        assert_eq!(owner(&p), [("InstantDb".to_string(), None)]);
+        p.spec.backup_owner_reference = Some(BackupOwnerReference::None);
+        assert!(owner(&p).is_empty());
+    }
+
+    #[test]
+    fn backup_healthy_turns_false_when_the_schedule_stopped_producing_backups() {
+        let p = policy("@hourly", "2026-11-01T00:00:00Z");
+        let dbs = [instance("docs", false)];
+        let health = |backups: &[InstantDbBackup], now: &str| {
+            let plan = plan(&p, &dbs, backups, ts(now)).unwrap();
+            let c = find_condition(&plan.status.conditions, BACKUP_HEALTHY)
+                .unwrap()
+                .clone();
+            (c.status, c.reason, c.message)
+        };
+        let at_three = [backup(
+            "d3",
+            OperationPhase::Completed,
+            "2026-12-01T03:05:00Z",
+        )];
+        // at 04:30 the 03:00 run's backup is the one expected: healthy
+        assert_eq!(
+            health(&at_three, "2026-12-01T04:30:00Z").1,
+            "LastBackupCompleted"
+        );
+        // at 05:30 the 04:00 run's backup should have completed: none did
+        let (status, reason, message) = health(&at_three, "2026-12-01T05:30:00Z");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "NoRecentBackup")
+        );
+        assert!(
+            message.contains("since the scheduled run at 2026-12-01T04:00:00Z"),
+            "{message}"
+        );
+        // a policy younger than its previous run is not judged yet
+        let young = policy("@hourly", "2026-12-01T04:50:00Z");
+        let plan = plan(&young, &dbs, &[], ts("2026-12-01T05:30:00Z")).unwrap();
+        let c = find_condition(&plan.status.conditions, BACKUP_HEALTHY).unwrap();
+        assert_eq!(c.reason, "NoBackups");
+    }
+
+    #[test]
     fn a_missing_instance_is_reported_in_the_condition() {
         let p = policy("@hourly", "2026-12-01T00:00:00Z");
         let plan = plan(&p, &[], &[], ts("2026-12-01T01:00:00Z")).unwrap();
         assert!(plan.create.is_empty());
-        let c = find_condition(&plan.status.conditions, SCHEDULED).unwrap();
+        let c = find_condition(&plan.status.conditions, READY).unwrap();
         assert_eq!(c.reason, "NoInstances");
         assert_eq!(c.message, "InstantDb docs not found");
     }

@@ -1,11 +1,14 @@
 //! The InstantDbRestore controller: restores an instance from a named InstantDbBackup, or from
-//! its latest completed one, through the engine (`POST /admin/restore`). The engine verifies
-//! every checksum before it touches anything, swaps the data atomically and keeps the previous
-//! data until the restored database passes its integrity check; it answers when all of that is
-//! done, so one reconcile carries the whole restore.
+//! its latest completed one (an automatic restore: the newest one from before the last passing
+//! integrity check), as a job on the engine: `POST /admin/restores` with an id fixed for the
+//! object, then `GET /admin/restores/{id}` until the engine reports it `completed`,
+//! `rolled_back` or `failed`. The status says only what the engine reported.
 //!
-//! A restore found Running (the operator stopped during the call) is sent again: the swap is
-//! atomic and restoring the same archive twice gives the same data.
+//! Surviving restarts: the job id is derived from the object's uid and recorded in
+//! `status.restoreId` once the engine accepted it; a restarted operator polls that job, and a
+//! start repeated before the id was recorded finds the same job (the engine answers the same id
+//! with the same job, never a second restore). The engine keeps the job's record on the data
+//! volume, so an engine restart does not lose it either.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,12 +25,18 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
 use super::Context;
-use super::backup::{NotReady, destination, engine_access, plan, s3_credentials};
+use super::backup::{NotReady, credentials, engine_access, engine_wait, fence, operation, plan};
+use super::instantdb::recovery;
+use crate::engine_client::{RestoreJob, RestorePhase};
 use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "instantdbrestore";
 /// How often a pending restore looks again for what it waits for.
 pub const RETRY_PENDING: Duration = Duration::from_secs(30);
+/// How soon a restore queued behind another operation of the instance tries again.
+pub use super::backup::RETRY_QUEUED;
+/// How often a running restore job is polled.
+pub const POLL_RUNNING: Duration = Duration::from_secs(5);
 
 /// Reconciles one InstantDbRestore.
 pub async fn reconcile(restore: Arc<InstantDbRestore>, ctx: Arc<Context>) -> Result<Action> {
@@ -49,50 +58,126 @@ fn finished(r: &InstantDbRestore) -> bool {
     )
 }
 
-/// The backup to restore: the named one, else the latest completed backup of the instance.
-async fn chosen_backup(
-    restore: &InstantDbRestore,
-    ctx: &Context,
-    ns: &str,
-) -> Result<std::result::Result<InstantDbBackup, NotReady>> {
-    let api: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), ns);
-    let instance = &restore.spec.instance;
-    let Some(name) = &restore.spec.backup else {
-        let latest = api
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|b| {
-                b.spec.instance == *instance
-                    && b.status.as_ref().and_then(|s| s.phase) == Some(OperationPhase::Completed)
+/// The engine's id of the restore job: `<name>-<first 8 characters of the uid>`, cut and
+/// cleaned to the engine's `[a-z0-9-]{1,63}`. Fixed per object.
+pub fn restore_id(restore: &InstantDbRestore) -> String {
+    let clean = |s: String| -> String {
+        s.chars()
+            .map(|c| {
+                let c = c.to_ascii_lowercase();
+                if c.is_ascii_alphanumeric() { c } else { '-' }
             })
-            .max_by_key(|b| {
-                b.status
-                    .as_ref()
-                    .and_then(|s| s.completed_at.clone())
-                    .map(|t| t.0)
-            });
-        return Ok(latest.ok_or_else(|| {
+            .collect()
+    };
+    let uid: String = clean(restore.uid().unwrap_or_default())
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let name: String = clean(restore.name_any()).chars().take(54).collect();
+    format!("{}-{uid}", name.trim_matches('-'))
+}
+
+/// The backup to restore and why it was chosen: the one recorded when the restore started,
+/// else the named one, else (automatic restore) the newest from before the last passing
+/// integrity check, else the latest completed backup of the instance.
+fn chosen_backup(
+    restore: &InstantDbRestore,
+    backups: &[InstantDbBackup],
+) -> std::result::Result<(InstantDbBackup, Option<String>), NotReady> {
+    let instance = &restore.spec.instance;
+    let recorded = restore
+        .status
+        .as_ref()
+        .and_then(|s| s.restored_backup.clone());
+    let named = recorded.or(restore.spec.backup.clone());
+    if let Some(name) = named {
+        let Some(backup) = backups.iter().find(|b| b.name_any() == name) else {
+            return Err(NotReady::Pending(format!(
+                "InstantDbBackup {name} not found"
+            )));
+        };
+        return match backup.status.as_ref().and_then(|s| s.phase) {
+            Some(OperationPhase::Completed) => Ok((backup.clone(), None)),
+            Some(OperationPhase::Failed) => Err(NotReady::Failed(format!(
+                "InstantDbBackup {name} failed; it cannot be restored"
+            ))),
+            _ => Err(NotReady::Pending(format!(
+                "InstantDbBackup {name} is not completed yet"
+            ))),
+        };
+    }
+    if restore
+        .labels()
+        .get(recovery::AUTO_RESTORE_LABEL)
+        .map(String::as_str)
+        == Some("true")
+    {
+        let last_pass = restore
+            .annotations()
+            .get(recovery::PASS_ANNOTATION)
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        return recovery::choose_backup(backups, instance, last_pass)
+            .map(|(b, why)| (b.clone(), Some(why)))
+            .map_err(NotReady::Failed);
+    }
+    backups
+        .iter()
+        .filter(|b| {
+            b.spec.instance == *instance
+                && b.status.as_ref().and_then(|s| s.phase) == Some(OperationPhase::Completed)
+        })
+        .max_by_key(|b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.completed_at.clone())
+                .map(|t| t.0)
+        })
+        .map(|b| (b.clone(), None))
+        .ok_or_else(|| {
             NotReady::Failed(format!(
                 "{instance} has no completed InstantDbBackup to restore; name one in spec.backup"
             ))
-        }));
+        })
+}
+
+/// The archive URL of a completed backup: the one recorded when it started; for a backup made
+/// before locations were recorded, built from its own (immutable) destination. Never from a
+/// policy as it is now.
+fn source_of(
+    backup: &InstantDbBackup,
+    ns: &str,
+) -> std::result::Result<(String, Option<String>), String> {
+    let status = backup.status.clone().unwrap_or_default();
+    if let Some(url) = status.archive_url {
+        let secret = status
+            .destination
+            .as_ref()
+            .and_then(plan::credentials_secret)
+            .map(str::to_string);
+        return Ok((url, secret));
+    }
+    let name = backup.name_any();
+    let (Some(dest), Some(id)) = (&backup.spec.destination, &status.backup_id) else {
+        return Err(format!(
+            "InstantDbBackup {name} has no recorded location (it was made by an older operator \
+             from its policy's destination); restore it by hand: instant-db restore --from <its \
+             archive URL>, location {}",
+            status.location.as_deref().unwrap_or("unknown")
+        ));
     };
-    let Some(backup) = api.get_opt(name).await? else {
-        return Ok(Err(NotReady::Pending(format!(
-            "InstantDbBackup {name} not found"
-        ))));
-    };
-    Ok(match backup.status.as_ref().and_then(|s| s.phase) {
-        Some(OperationPhase::Completed) => Ok(backup),
-        Some(OperationPhase::Failed) => Err(NotReady::Failed(format!(
-            "InstantDbBackup {name} failed; it cannot be restored"
-        ))),
-        _ => Err(NotReady::Pending(format!(
-            "InstantDbBackup {name} is not completed yet"
-        ))),
-    })
+    let dest = plan::resolve_destination(dest, ns, &backup.spec.instance)?;
+    let url = plan::archive_url(&plan::destination_url(&dest)?, id)?;
+    Ok((url, plan::credentials_secret(&dest).map(str::to_string)))
+}
+
+/// What the start needs.
+struct Ready {
+    pod_ip: String,
+    token: String,
+    source: String,
+    backup_name: String,
+    why: Option<String>,
 }
 
 /// Everything the engine call needs, or why it cannot be made.
@@ -100,7 +185,7 @@ async fn prepare(
     restore: &InstantDbRestore,
     ctx: &Context,
     ns: &str,
-) -> Result<std::result::Result<(String, String, String, String), NotReady>> {
+) -> Result<std::result::Result<Ready, NotReady>> {
     let instance = &restore.spec.instance;
     let dbs: Api<InstantDb> = Api::namespaced(ctx.client.clone(), ns);
     let Some(db) = dbs.get_opt(instance).await? else {
@@ -113,35 +198,38 @@ async fn prepare(
             "InstantDb {instance} is suspended; the restore runs when spec.suspend is false"
         ))));
     }
-    let backup = match chosen_backup(restore, ctx, ns).await? {
+    let backups: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), ns);
+    let backups = backups.list(&ListParams::default()).await?.items;
+    let (backup, why) = match chosen_backup(restore, &backups) {
         Ok(b) => b,
         Err(not_ready) => return Ok(Err(not_ready)),
     };
-    let Some(backup_id) = backup.status.as_ref().and_then(|s| s.backup_id.clone()) else {
-        return Ok(Err(NotReady::Failed(format!(
-            "InstantDbBackup {} has no backupId",
-            backup.name_any()
-        ))));
-    };
-    let dest = match destination(&backup, ctx, ns).await? {
-        Ok(d) => d,
-        Err(not_ready) => return Ok(Err(not_ready)),
-    };
-    let credentials = match s3_credentials(ctx, ns, &dest).await? {
-        Ok(c) => c,
-        Err(not_ready) => return Ok(Err(not_ready)),
+    let (source, secret) = match source_of(&backup, ns) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(NotReady::Failed(e))),
     };
     let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
         Err(reason) => return Ok(Err(NotReady::Pending(reason))),
     };
-    // The archive lives under the prefix of the instance that was backed up.
-    let source = plan::destination_url(&dest, ns, &backup.spec.instance, &credentials)
-        .and_then(|folder| plan::archive_url(&folder, &backup_id));
-    Ok(match source {
-        Ok(source) => Ok((pod_ip, token, source, backup.name_any())),
-        Err(e) => Err(NotReady::Failed(e)),
-    })
+    let restores: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), ns);
+    let restores = restores.list(&ListParams::default()).await?.items;
+    let me = restore.name_any();
+    if let Some(wait) = fence::blocker(instance, ("InstantDbRestore", &me), &backups, &restores) {
+        return Ok(Err(NotReady::Pending(wait)));
+    }
+    if let Some(secret) = secret
+        && let Err(not_ready) = credentials::ensure(ctx, ns, &db, &secret, &backups).await?
+    {
+        return Ok(Err(not_ready));
+    }
+    Ok(Ok(Ready {
+        pod_ip,
+        token,
+        source,
+        backup_name: backup.name_any(),
+        why,
+    }))
 }
 
 async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Action> {
@@ -154,76 +242,197 @@ async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Ac
     let api: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), &ns);
     let current = restore.status.clone().unwrap_or_default();
     let generation = restore.metadata.generation;
-    let (pod_ip, token, source, backup_name) = match prepare(restore, ctx, &ns).await? {
+    if let Some(id) = current.restore_id.clone() {
+        return poll(restore, ctx, &api, &ns, &id).await;
+    }
+    let ready = match prepare(restore, ctx, &ns).await? {
         Ok(ready) => ready,
         Err(NotReady::Pending(message)) => {
-            let status = InstantDbRestoreStatus {
-                observed_generation: generation,
-                phase: Some(OperationPhase::Pending),
-                message: Some(message.clone()),
-                ..current
-            };
-            if write_status(&api, restore, &status, ctx).await? {
-                event(ctx, restore, EventType::Normal, "Waiting", message).await;
-            }
-            return Ok(Action::requeue(RETRY_PENDING));
+            return wait(restore, ctx, &api, message, RETRY_PENDING).await;
         }
         Err(NotReady::Failed(error)) => {
-            return fail(restore, ctx, &api, current, error).await;
+            return fail(restore, ctx, &api, current, error, None).await;
         }
+    };
+    let instance = &restore.spec.instance;
+    // Record the choice before the engine is asked: a restarted operator restores the same.
+    let mut seen = restore.clone();
+    if current.restored_backup.as_deref() != Some(&ready.backup_name) {
+        let message = ready
+            .why
+            .clone()
+            .unwrap_or_else(|| format!("restoring InstantDbBackup {}", ready.backup_name));
+        let pinned = InstantDbRestoreStatus {
+            observed_generation: generation,
+            phase: Some(OperationPhase::Pending),
+            restored_backup: Some(ready.backup_name.clone()),
+            source: Some(ready.source.clone()),
+            message: Some(message.clone()),
+            ..current.clone()
+        };
+        write_status(&api, restore, &pinned, ctx, None).await?;
+        seen.status = Some(pinned);
+        if ready.why.is_some() {
+            event(ctx, restore, EventType::Normal, "BackupChosen", message).await;
+        }
+    }
+    let id = restore_id(restore);
+    let job = match ctx
+        .engine
+        .start_restore(&ready.pod_ip, &ready.token, &ready.source, &id)
+        .await
+    {
+        Ok(job) => job,
+        Err(Error::RestoreRefused(why)) => {
+            let error = format!("{why}; nothing was changed, the instance keeps its data");
+            let current = seen.status.clone().unwrap_or_default();
+            return fail(&seen, ctx, &api, current, error, Some("EngineRefused")).await;
+        }
+        Err(e) => match engine_wait(instance, &e) {
+            Some(message) => return wait(&seen, ctx, &api, message, RETRY_QUEUED).await,
+            None => return Err(e),
+        },
     };
     let running = InstantDbRestoreStatus {
         observed_generation: generation,
         phase: Some(OperationPhase::Running),
         started_at: Some(Time(Timestamp::now())),
-        restored_backup: Some(backup_name.clone()),
-        message: None,
-        ..current
+        restore_id: Some(id.clone()),
+        message: Some(phase_message(&job)),
+        ..seen.status.clone().unwrap_or_default()
     };
-    write_status(&api, restore, &running, ctx).await?;
-    let instance = &restore.spec.instance;
+    write_status(&api, &seen, &running, ctx, None).await?;
     event(
         ctx,
         restore,
         EventType::Normal,
         "RestoreStarted",
-        format!("restoring {instance} from InstantDbBackup {backup_name}"),
+        format!(
+            "restoring {instance} from InstantDbBackup {} (engine job {id})",
+            ready.backup_name
+        ),
     )
     .await;
-    let fresh = InstantDbRestore {
-        status: Some(running.clone()),
-        ..restore.clone()
+    Ok(Action::requeue(POLL_RUNNING))
+}
+
+fn phase_message(job: &RestoreJob) -> String {
+    let doing = match job.phase {
+        RestorePhase::Pending => "waiting to start",
+        RestorePhase::Fetching => "downloading the archive",
+        RestorePhase::Verifying => "verifying every checksum",
+        RestorePhase::Swapping => "putting the restored data in place",
+        RestorePhase::Checking => "checking the restored data's integrity",
+        RestorePhase::Completed => "done",
+        RestorePhase::RolledBack => "rolled back",
+        RestorePhase::Failed => "failed",
+        RestorePhase::Unknown => "in a phase this operator does not know",
     };
-    match ctx.engine.restore(&pod_ip, &token, &source).await {
-        Ok(report) => {
+    format!("the engine is {doing} (restore job {})", job.id)
+}
+
+/// Follows the engine's job and reports what it says, nothing else.
+async fn poll(
+    restore: &InstantDbRestore,
+    ctx: &Context,
+    api: &Api<InstantDbRestore>,
+    ns: &str,
+    id: &str,
+) -> Result<Action> {
+    let current = restore.status.clone().unwrap_or_default();
+    let instance = &restore.spec.instance;
+    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+        Ok(access) => access,
+        // The job's record is on the data volume: it is read once the pod is back.
+        Err(reason) => {
+            let status = InstantDbRestoreStatus {
+                message: Some(format!(
+                    "waiting for the engine to report restore job {id}: {reason}"
+                )),
+                ..current
+            };
+            write_status(api, restore, &status, ctx, None).await?;
+            return Ok(Action::requeue(RETRY_PENDING));
+        }
+    };
+    let Some(job) = ctx.engine.restore_job(&pod_ip, &token, id).await? else {
+        let error = format!(
+            "the engine of {instance} has no record of restore job {id} (was its data volume \
+             replaced?); check the instance's documents and create a new InstantDbRestore if needed"
+        );
+        return fail(restore, ctx, api, current, error, None).await;
+    };
+    let backup = current.restored_backup.clone().unwrap_or_default();
+    let engine_error = job
+        .error
+        .clone()
+        .unwrap_or_else(|| "no reason given".into());
+    match job.phase {
+        RestorePhase::Completed => {
             let done = InstantDbRestoreStatus {
                 phase: Some(OperationPhase::Completed),
                 completed_at: Some(Time(Timestamp::now())),
-                document_count: Some(report.documents),
+                document_count: job.document_count.and_then(|d| i64::try_from(d).ok()),
                 error: None,
-                ..running
+                message: Some(format!("{instance} restored from InstantDbBackup {backup}")),
+                ..current
             };
-            write_status(&api, &fresh, &done, ctx).await?;
+            write_status(api, restore, &done, ctx, None).await?;
             event(
                 ctx,
                 restore,
                 EventType::Normal,
                 "RestoreCompleted",
                 format!(
-                    "{instance} restored from InstantDbBackup {backup_name}: {} documents",
-                    report.documents
+                    "{instance} restored from InstantDbBackup {backup}: {} documents",
+                    job.document_count.unwrap_or_default()
                 ),
             )
             .await;
             Ok(Action::await_change())
         }
-        // The engine checked the archive or the restored data and kept what it had.
-        Err(Error::RestoreRefused(why)) => {
-            let error = format!("{why}; the instance keeps its previous data");
-            fail(&fresh, ctx, &api, running, error).await
+        RestorePhase::RolledBack => {
+            let error = format!(
+                "the restored data failed its integrity check and the instance kept its previous \
+                 data ({engine_error}); restore another backup"
+            );
+            fail(restore, ctx, api, current, error, Some("RolledBack")).await
         }
-        Err(e) => Err(e),
+        RestorePhase::Failed => {
+            let error =
+                format!("the engine refused the restore before changing anything: {engine_error}");
+            fail(restore, ctx, api, current, error, Some("EngineFailed")).await
+        }
+        _ => {
+            let status = InstantDbRestoreStatus {
+                phase: Some(OperationPhase::Running),
+                message: Some(phase_message(&job)),
+                ..current
+            };
+            write_status(api, restore, &status, ctx, None).await?;
+            Ok(Action::requeue(POLL_RUNNING))
+        }
     }
+}
+
+/// Keeps the restore Pending with `message` (an Event when the message is new).
+async fn wait(
+    restore: &InstantDbRestore,
+    ctx: &Context,
+    api: &Api<InstantDbRestore>,
+    message: String,
+    again: Duration,
+) -> Result<Action> {
+    let status = InstantDbRestoreStatus {
+        observed_generation: restore.metadata.generation,
+        phase: Some(OperationPhase::Pending),
+        message: Some(message.clone()),
+        ..restore.status.clone().unwrap_or_default()
+    };
+    if write_status(api, restore, &status, ctx, None).await? {
+        event(ctx, restore, EventType::Normal, "Waiting", message).await;
+    }
+    Ok(Action::requeue(again))
 }
 
 async fn fail(
@@ -232,6 +441,7 @@ async fn fail(
     api: &Api<InstantDbRestore>,
     current: InstantDbRestoreStatus,
     error: String,
+    reason: Option<&str>,
 ) -> Result<Action> {
     let status = InstantDbRestoreStatus {
         observed_generation: restore.metadata.generation,
@@ -241,19 +451,35 @@ async fn fail(
         message: None,
         ..current
     };
-    write_status(api, restore, &status, ctx).await?;
+    write_status(api, restore, &status, ctx, reason).await?;
     event(ctx, restore, EventType::Warning, "RestoreFailed", error).await;
     Ok(Action::await_change())
 }
 
-/// Writes the status when it changed (see `controller::write_status`).
+/// Writes the status, with its `Complete`/`Failed` conditions (`reason` overrides the phase's
+/// name), when it changed (see `controller::write_status`).
 async fn write_status(
     api: &Api<InstantDbRestore>,
     restore: &InstantDbRestore,
     new: &InstantDbRestoreStatus,
     ctx: &Context,
+    reason: Option<&str>,
 ) -> Result<bool> {
-    super::write_status(api, restore, restore.status.as_ref(), new, ctx, CONTROLLER).await
+    let mut new = new.clone();
+    let message = new
+        .error
+        .clone()
+        .or(new.message.clone())
+        .unwrap_or_default();
+    operation::set_conditions(
+        &mut new.conditions,
+        new.phase,
+        reason,
+        &message,
+        restore.metadata.generation,
+        Timestamp::now(),
+    );
+    super::write_status(api, restore, restore.status.as_ref(), &new, ctx, CONTROLLER).await
 }
 
 async fn event(
@@ -289,4 +515,33 @@ pub async fn run(
         None,
     )
     .await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use instant_db_crds::backup::InstantDbRestoreSpec;
+
+    #[test]
+    fn the_restore_id_is_fixed_per_object_and_valid_for_the_engine() {
+        let mut r = InstantDbRestore::new(
+            "Docs.Undo_1",
+            InstantDbRestoreSpec {
+                instance: "docs".into(),
+                backup: None,
+            },
+        );
+        r.metadata.uid = Some("0F3C2A9E-1111-2222-3333-444455556666".into());
+        let id = restore_id(&r);
+        assert_eq!(id, "docs-undo-1-0f3c2a9e");
+        assert_eq!(id, restore_id(&r.clone()));
+        r.metadata.name = Some("x".repeat(253));
+        let id = restore_id(&r);
+        assert!(id.len() <= 63, "{}", id.len());
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
 }

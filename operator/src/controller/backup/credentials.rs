@@ -1,0 +1,171 @@
+//! Keeps `<instance>-storage-credentials` holding the credentials of every credentials Secret
+//! the instance's backups and policies name (restores use their backup's), right before the
+//! engine is asked to reach a store. Nothing is written when nothing changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use instant_db_crds::InstantDb;
+use instant_db_crds::backup::{InstantDbBackup, InstantDbBackupPolicy};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::{Selector, SelectorExt};
+use kube::{Api, ResourceExt};
+
+use super::access::NotReady;
+use super::plan;
+use crate::builders::storage_credentials::{credential_entries, storage_credentials_secret};
+use crate::builders::{FIELD_MANAGER, names};
+use crate::controller::Context;
+use crate::error::Result;
+
+/// The credentials Secrets that `db`'s backups (their recorded or own destination) and the
+/// policies covering it name.
+pub fn referenced(
+    db: &InstantDb,
+    backups: &[InstantDbBackup],
+    policies: &[InstantDbBackupPolicy],
+) -> BTreeSet<String> {
+    let name = db.name_any();
+    let mut out = BTreeSet::new();
+    for b in backups.iter().filter(|b| b.spec.instance == name) {
+        let dest = b
+            .status
+            .as_ref()
+            .and_then(|s| s.destination.as_ref())
+            .or(b.spec.destination.as_ref());
+        if let Some(s) = dest.and_then(plan::credentials_secret) {
+            out.insert(s.to_string());
+        }
+    }
+    for p in policies.iter().filter(|p| covers(p, db)) {
+        if let Some(s) = plan::credentials_secret(&p.spec.destination) {
+            out.insert(s.to_string());
+        }
+    }
+    out
+}
+
+fn covers(policy: &InstantDbBackupPolicy, db: &InstantDb) -> bool {
+    if let Some(instance) = &policy.spec.instance {
+        return *instance == db.name_any();
+    }
+    policy
+        .spec
+        .selector
+        .clone()
+        .and_then(|s| Selector::try_from(s).ok())
+        .is_some_and(|s| s.matches(db.labels()))
+}
+
+/// Makes sure the storage-credentials Secret of `db` holds `needed` (and every other
+/// referenced Secret that exists and is complete). `needed` missing is Pending; `needed`
+/// without both keys is Failed. Returns whether the Secret was written: a new entry reaches
+/// the pod only once the kubelet syncs it (up to about a minute).
+pub(crate) async fn ensure(
+    ctx: &Context,
+    ns: &str,
+    db: &InstantDb,
+    needed: &str,
+    backups: &[InstantDbBackup],
+) -> Result<std::result::Result<bool, NotReady>> {
+    let policies: Api<InstantDbBackupPolicy> = Api::namespaced(ctx.client.clone(), ns);
+    let policies = policies.list(&ListParams::default()).await?.items;
+    let mut wanted = referenced(db, backups, &policies);
+    wanted.insert(needed.to_string());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut entries = BTreeMap::new();
+    for name in &wanted {
+        let source = secrets.get_opt(name).await?;
+        let data = match source {
+            Some(s) => s.data.unwrap_or_default(),
+            None if name == needed => {
+                return Ok(Err(NotReady::Pending(format!(
+                    "credentials Secret {name} not found"
+                ))));
+            }
+            // Another destination's Secret is gone: its backups wait on their own.
+            None => continue,
+        };
+        match credential_entries(name, &data) {
+            Ok(e) => entries.extend(e),
+            Err(why) if name == needed => return Ok(Err(NotReady::Failed(why))),
+            Err(_) => continue,
+        }
+    }
+    let desired = storage_credentials_secret(db, entries)?;
+    let target = names::storage_credentials_secret(&db.name_any());
+    let current = secrets.get_opt(&target).await?;
+    let same = current.as_ref().is_some_and(|c| {
+        c.data == desired.data && c.owner_references() == desired.owner_references()
+    });
+    if same {
+        return Ok(Ok(false));
+    }
+    secrets
+        .patch(
+            &target,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await?;
+    ctx.metrics
+        .writes
+        .with_label_values(&["instantdbbackup", "Secret", "apply"])
+        .inc();
+    Ok(Ok(true))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_referenced_secrets_are_those_of_the_instances_backups_and_covering_policies() {
+        let db: InstantDb = obj(
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+            "metadata": {"name": "docs", "namespace": "search", "labels": {"tier": "gold"}},
+            "spec": {"storage": {"size": "1Gi"}}}),
+        );
+        let s3 = |c: &str| json!({"s3": {"bucket": "b", "credentialsSecret": c}});
+        let backups: Vec<InstantDbBackup> = vec![
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "own"}, "spec": {"instance": "docs", "destination": s3("own-creds")}}),
+            ),
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "pinned"}, "spec": {"instance": "docs", "policy": "p"},
+                "status": {"destination": s3("pinned-creds")}}),
+            ),
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "else"}, "spec": {"instance": "other", "destination": s3("other-creds")}}),
+            ),
+        ];
+        let policies: Vec<InstantDbBackupPolicy> = vec![
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+                "metadata": {"name": "named"}, "spec": {"instance": "docs", "schedule": "@daily", "destination": s3("named-creds")}}),
+            ),
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+                "metadata": {"name": "gold"}, "spec": {"selector": {"matchLabels": {"tier": "gold"}}, "schedule": "@daily", "destination": s3("gold-creds")}}),
+            ),
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+                "metadata": {"name": "silver"}, "spec": {"selector": {"matchLabels": {"tier": "silver"}}, "schedule": "@daily", "destination": s3("silver-creds")}}),
+            ),
+        ];
+        let got: Vec<String> = referenced(&db, &backups, &policies).into_iter().collect();
+        assert_eq!(
+            got,
+            ["gold-creds", "named-creds", "own-creds", "pinned-creds"]
+        );
+    }
+}
