@@ -25,7 +25,6 @@ use kube::runtime::wait::{await_condition, conditions};
 use serde_json::{Value, json};
 
 const NAME: &str = "e2e-ready";
-const DEFAULT_IMAGE: &str = "ghcr.io/instant-db/instant-db:0.1.0";
 
 /// Printed straight to stderr: the test harness captures `println!`, and a skip must be seen.
 fn say(msg: &str) {
@@ -78,7 +77,7 @@ async fn operator_in_process_makes_an_instantdb_ready() {
         .unwrap();
 
     // the operator, in-process
-    let image = std::env::var("E2E_ENGINE_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.into());
+    let image = std::env::var("E2E_ENGINE_IMAGE").unwrap_or_else(|_| instant_db_operator::controller::DEFAULT_ENGINE_IMAGE.into());
     let ctx = Arc::new(Context::new(
         client.clone(),
         OperatorConfig {
