@@ -55,19 +55,16 @@ pub fn repair(engine: &Engine) -> Result<RepairReport> {
     }
     let before = check_at(engine, CheckLevel::Quick)?;
     if before.problems.iter().any(|p| p.starts_with("sqlite:")) {
-        return Err(crate::error::Error::DatabaseDamaged(format!(
-            "the database {} is damaged ({}); {}",
-            engine.store.path().display(),
-            before
+        return Err(crate::error::Error::DatabaseDamaged(crate::error::Damage {
+            detail: before
                 .problems
                 .iter()
-                .filter(|p| p.starts_with("sqlite:"))
+                .filter_map(|p| p.strip_prefix("sqlite: "))
                 .take(3)
-                .cloned()
                 .collect::<Vec<_>>()
                 .join("; "),
-            crate::error::restore_advice(Some(&engine.config.data_dir))
-        )));
+            data_dir: Some(engine.config.data_dir.clone()),
+        }));
     }
     let fts_rows = engine.store.rebuild_fts()?;
     let embeddings_added = if engine.embedder().is_some() {
@@ -98,9 +95,8 @@ pub async fn backup(
     progress: crate::backup::ProgressSink,
 ) -> Result<crate::backup::BackupReport> {
     if let Some(why) = engine.store.damaged() {
-        return Err(crate::error::Error::DatabaseDamaged(format!(
-            "no backup taken: a backup of a damaged database would hold the damage; {why}"
-        )));
+        // a backup of a damaged database would hold the damage
+        return Err(crate::error::Error::DatabaseDamaged(why));
     }
     let location = location(&engine, destination)?;
     if let Some(id) = &backup_id {

@@ -36,7 +36,7 @@ pub struct Store {
     /// Set when the file is known to be damaged: the writer is then closed (an in-memory
     /// stand-in) and every read and write answers [`Error::DatabaseDamaged`] with what to do,
     /// until a restore puts a good file in place ([`Store::with_file_replaced`]).
-    damaged: Mutex<Option<String>>,
+    damaged: Mutex<Option<crate::error::Damage>>,
     /// Set while a restore runs: writes would be lost by its swap, so they are refused.
     writes_fenced: std::sync::atomic::AtomicBool,
 }
@@ -182,8 +182,8 @@ impl Store {
         }
         let (writer, damaged) = match open_writer(path) {
             Ok(w) => (w, None),
-            Err(Error::DatabaseDamaged(_)) => {
-                let why = damaged_message(path, "SQLite cannot open it");
+            Err(Error::DatabaseDamaged(d)) => {
+                let why = damage_at(path, &d.detail);
                 tracing::error!(error = %why, "database damaged");
                 (Connection::open_in_memory()?, Some(why))
             }
@@ -204,7 +204,7 @@ impl Store {
     }
 
     /// Why the database is unusable, when it is known to be damaged.
-    pub fn damaged(&self) -> Option<String> {
+    pub fn damaged(&self) -> Option<crate::error::Damage> {
         match self.damaged.lock() {
             Ok(d) => d.clone(),
             Err(p) => p.into_inner().clone(),
@@ -214,7 +214,7 @@ impl Store {
     /// Closes the damaged file: from now on reads and writes answer
     /// [`Error::DatabaseDamaged`] with `detail` and what to do, until a restore.
     pub fn mark_damaged(&self, detail: &str) -> Result<()> {
-        let why = damaged_message(&self.path, detail);
+        let why = damage_at(&self.path, detail);
         let mut writer = self.writer.lock().map_err(|_| poisoned())?;
         self.close_file(&mut writer)?;
         tracing::error!(error = %why, "database damaged: closed until a restore");
@@ -258,8 +258,8 @@ impl Store {
                 *writer = w;
                 *damaged = None;
             }
-            Err(Error::DatabaseDamaged(_)) => {
-                *damaged = Some(damaged_message(&self.path, "SQLite cannot open it"));
+            Err(Error::DatabaseDamaged(d)) => {
+                *damaged = Some(damage_at(&self.path, &d.detail));
             }
             Err(e) => return Err(e),
         }
@@ -659,13 +659,12 @@ impl Store {
     }
 }
 
-/// The message of a damaged database: where, what SQLite said, what to do.
-fn damaged_message(path: &Path, detail: &str) -> String {
-    format!(
-        "the database {} is damaged ({detail}); {}",
-        path.display(),
-        crate::error::restore_advice(path.parent())
-    )
+/// The damage of the database at `path`, in SQLite's words.
+fn damage_at(path: &Path, detail: &str) -> crate::error::Damage {
+    crate::error::Damage {
+        detail: detail.to_string(),
+        data_dir: path.parent().map(Path::to_path_buf),
+    }
 }
 
 fn open_writer(path: &Path) -> Result<Connection> {
