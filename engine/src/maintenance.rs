@@ -384,3 +384,50 @@ pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
         other => crate::error::Error::Unavailable(other.to_string()),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod compatible_tests {
+    use super::compatible;
+
+    fn manifest(extra: serde_json::Value) -> crate::backup::Manifest {
+        crate::backup::Manifest {
+            format_version: crate::backup::FORMAT_VERSION,
+            backup_id: "b-1".into(),
+            created_at: chrono::Utc::now(),
+            engine_version: "0".into(),
+            document_count: 0,
+            chunk_count: 0,
+            database: "instant-db.sqlite".into(),
+            files: vec![],
+            extra,
+        }
+    }
+
+    #[test]
+    fn a_backup_of_another_model_or_a_newer_schema_does_not_fit_and_the_error_says_what_to_do() {
+        let m = manifest(serde_json::json!({"model": "other/model", "schema_version": 1}));
+        let e = compatible(&m, Some(1), "mine", 1).unwrap_err();
+        assert!(
+            e.contains("other/model") && e.contains("embedding.model"),
+            "{e}"
+        );
+        let m = manifest(serde_json::json!({"model": "mine", "schema_version": 2}));
+        let e = compatible(&m, Some(1), "mine", 1).unwrap_err();
+        assert!(
+            e.contains("schema version 2") && e.contains("Upgrade"),
+            "{e}"
+        );
+        // the database's own version counts even when the manifest does not say
+        let e = compatible(&manifest(serde_json::Value::Null), Some(3), "mine", 1).unwrap_err();
+        assert!(e.contains("schema version 3"), "{e}");
+    }
+
+    #[test]
+    fn a_backup_of_the_same_model_and_an_older_or_equal_schema_fits() {
+        let m = manifest(serde_json::json!({"model": "mine", "schema_version": 1}));
+        assert!(compatible(&m, Some(1), "mine", 2).is_ok());
+        // backups that record neither pass on what they hold
+        assert!(compatible(&manifest(serde_json::Value::Null), None, "mine", 1).is_ok());
+    }
+}
