@@ -7,6 +7,7 @@
 //! One writer connection behind a mutex (SQLite has one writer anyway) and a small pool of
 //! read-only connections for concurrent searches.
 
+mod damage;
 mod integrity;
 pub mod schema;
 
@@ -183,7 +184,7 @@ impl Store {
         let (writer, damaged) = match open_writer(path) {
             Ok(w) => (w, None),
             Err(Error::DatabaseDamaged(d)) => {
-                let why = damage_at(path, &d.detail);
+                let why = damage::damage_at(path, &d.detail);
                 tracing::error!(error = %why, "database damaged");
                 (Connection::open_in_memory()?, Some(why))
             }
@@ -201,38 +202,6 @@ impl Store {
             damaged: Mutex::new(damaged),
             writes_fenced: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    /// Why the database is unusable, when it is known to be damaged.
-    pub fn damaged(&self) -> Option<crate::error::Damage> {
-        match self.damaged.lock() {
-            Ok(d) => d.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    /// Closes the damaged file: from now on reads and writes answer
-    /// [`Error::DatabaseDamaged`] with `detail` and what to do, until a restore.
-    pub fn mark_damaged(&self, detail: &str) -> Result<()> {
-        let why = damage_at(&self.path, detail);
-        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-        self.close_file(&mut writer)?;
-        tracing::error!(error = %why, "database damaged: closed until a restore");
-        *self.damaged.lock().map_err(|_| poisoned())? = Some(why);
-        Ok(())
-    }
-
-    fn usable(&self) -> Result<()> {
-        match self.damaged() {
-            Some(why) => Err(Error::DatabaseDamaged(why)),
-            None => Ok(()),
-        }
-    }
-
-    /// Refuses (or again allows) every write transaction; set while a restore runs.
-    pub fn fence_writes(&self, fenced: bool) {
-        self.writes_fenced
-            .store(fenced, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Closes the database file, runs `f` (which may replace the file on disk), then opens the
@@ -259,7 +228,7 @@ impl Store {
                 *damaged = None;
             }
             Err(Error::DatabaseDamaged(d)) => {
-                *damaged = Some(damage_at(&self.path, &d.detail));
+                *damaged = Some(damage::damage_at(&self.path, &d.detail));
             }
             Err(e) => return Err(e),
         }
@@ -656,14 +625,6 @@ impl Store {
         pool.epoch += 1;
         pool.idle.clear();
         Ok(())
-    }
-}
-
-/// The damage of the database at `path`, in SQLite's words.
-fn damage_at(path: &Path, detail: &str) -> crate::error::Damage {
-    crate::error::Damage {
-        detail: detail.to_string(),
-        data_dir: path.parent().map(Path::to_path_buf),
     }
 }
 
