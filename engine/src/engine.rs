@@ -97,8 +97,8 @@ impl Engine {
             Some(_) => Self::empty_index(&config, embedder.as_deref())?,
             None => match Self::load_index(&config, &store, embedder.as_deref()) {
                 Ok(i) => i,
-                Err(Error::DatabaseDamaged(why)) => {
-                    store.mark_damaged(&why)?;
+                Err(Error::DatabaseDamaged(d)) => {
+                    store.mark_damaged(&d.detail)?;
                     Self::empty_index(&config, embedder.as_deref())?
                 }
                 Err(e) => return Err(e),

@@ -42,7 +42,7 @@ pub enum Error {
     /// The database file is damaged (SQLite reports it corrupt or not a database). The message
     /// says how to restore it; repair cannot, since the damage is in the source data.
     #[error("{0}")]
-    DatabaseDamaged(String),
+    DatabaseDamaged(Damage),
     /// A restore is running: writes are refused until it ends (HTTP: 503 with `Retry-After`).
     #[error("{0}")]
     RestoreInProgress(String),
@@ -69,6 +69,31 @@ pub enum Error {
     Internal(String),
 }
 
+/// A damaged database: what SQLite said and where, shown with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// SQLite's own words (e.g. "database disk image is malformed").
+    pub detail: String,
+    /// The data directory, when known.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self
+            .data_dir
+            .as_ref()
+            .map(|d| format!(" in {}", d.display()))
+            .unwrap_or_default();
+        write!(
+            f,
+            "the database{at} is damaged ({}); {}",
+            self.detail,
+            restore_advice(self.data_dir.as_deref())
+        )
+    }
+}
+
 /// What to do about a damaged database, with the command. `data_dir` is named when known.
 pub fn restore_advice(data_dir: Option<&std::path::Path>) -> String {
     let dir = data_dir.map_or_else(|| "<data dir>".to_string(), |d| d.display().to_string());
@@ -93,10 +118,10 @@ impl From<rusqlite::Error> for Error {
     /// ingest, the startup check), not as a bare "database disk image is malformed".
     fn from(e: rusqlite::Error) -> Self {
         if is_corruption(&e) {
-            Error::DatabaseDamaged(format!(
-                "the database is damaged ({e}); {}",
-                restore_advice(None)
-            ))
+            Error::DatabaseDamaged(Damage {
+                detail: e.to_string(),
+                data_dir: None,
+            })
         } else {
             Error::Database(e)
         }

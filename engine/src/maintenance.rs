@@ -55,19 +55,16 @@ pub fn repair(engine: &Engine) -> Result<RepairReport> {
     }
     let before = check_at(engine, CheckLevel::Quick)?;
     if before.problems.iter().any(|p| p.starts_with("sqlite:")) {
-        return Err(crate::error::Error::DatabaseDamaged(format!(
-            "the database {} is damaged ({}); {}",
-            engine.store.path().display(),
-            before
+        return Err(crate::error::Error::DatabaseDamaged(crate::error::Damage {
+            detail: before
                 .problems
                 .iter()
-                .filter(|p| p.starts_with("sqlite:"))
+                .filter_map(|p| p.strip_prefix("sqlite: "))
                 .take(3)
-                .cloned()
                 .collect::<Vec<_>>()
                 .join("; "),
-            crate::error::restore_advice(Some(&engine.config.data_dir))
-        )));
+            data_dir: Some(engine.config.data_dir.clone()),
+        }));
     }
     let fts_rows = engine.store.rebuild_fts()?;
     let embeddings_added = if engine.embedder().is_some() {
@@ -98,9 +95,8 @@ pub async fn backup(
     progress: crate::backup::ProgressSink,
 ) -> Result<crate::backup::BackupReport> {
     if let Some(why) = engine.store.damaged() {
-        return Err(crate::error::Error::DatabaseDamaged(format!(
-            "no backup taken: a backup of a damaged database would hold the damage; {why}"
-        )));
+        // a backup of a damaged database would hold the damage
+        return Err(crate::error::Error::DatabaseDamaged(why));
     }
     let location = location(&engine, destination)?;
     if let Some(id) = &backup_id {
@@ -390,5 +386,52 @@ pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
         | B::InvalidArchive(_)
         | B::InterruptedRestore(_) => crate::error::Error::Integrity(e.to_string()),
         other => crate::error::Error::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod compatible_tests {
+    use super::compatible;
+
+    fn manifest(extra: serde_json::Value) -> crate::backup::Manifest {
+        crate::backup::Manifest {
+            format_version: crate::backup::FORMAT_VERSION,
+            backup_id: "b-1".into(),
+            created_at: chrono::Utc::now(),
+            engine_version: "0".into(),
+            document_count: 0,
+            chunk_count: 0,
+            database: "instant-db.sqlite".into(),
+            files: vec![],
+            extra,
+        }
+    }
+
+    #[test]
+    fn a_backup_of_another_model_or_a_newer_schema_does_not_fit_and_the_error_says_what_to_do() {
+        let m = manifest(serde_json::json!({"model": "other/model", "schema_version": 1}));
+        let e = compatible(&m, Some(1), "mine", 1).unwrap_err();
+        assert!(
+            e.contains("other/model") && e.contains("embedding.model"),
+            "{e}"
+        );
+        let m = manifest(serde_json::json!({"model": "mine", "schema_version": 2}));
+        let e = compatible(&m, Some(1), "mine", 1).unwrap_err();
+        assert!(
+            e.contains("schema version 2") && e.contains("Upgrade"),
+            "{e}"
+        );
+        // the database's own version counts even when the manifest does not say
+        let e = compatible(&manifest(serde_json::Value::Null), Some(3), "mine", 1).unwrap_err();
+        assert!(e.contains("schema version 3"), "{e}");
+    }
+
+    #[test]
+    fn a_backup_of_the_same_model_and_an_older_or_equal_schema_fits() {
+        let m = manifest(serde_json::json!({"model": "mine", "schema_version": 1}));
+        assert!(compatible(&m, Some(1), "mine", 2).is_ok());
+        // backups that record neither pass on what they hold
+        assert!(compatible(&manifest(serde_json::Value::Null), None, "mine", 1).is_ok());
     }
 }

@@ -782,3 +782,58 @@ async fn a_backup_of_another_model_or_a_newer_schema_is_refused_before_the_swap(
     assert_eq!(stats["documents"], documents);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_job_cut_mid_swap_by_a_restart_ends_rolled_back_with_the_previous_data_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let documents = seed_demo(&data);
+    let location = cli_backup(&data, &dir.path().join("backups"));
+    {
+        // the live data moves on after the backup: one document fewer
+        let engine = Engine::open(test_config(&data), ModelLoading::Skip).unwrap();
+        let id = engine.store.list_documents(0, 1).unwrap()[0].id.clone();
+        engine.delete_document(&id).unwrap();
+        engine.store.checkpoint().unwrap();
+    }
+    // A job swapping the backup in when the process died: files swapped, journal left.
+    let verified = instant_db::backup::fetch_and_verify(
+        &location,
+        &data.join(".restore-staging-cut"),
+        instant_db::backup::no_progress(),
+    )
+    .await
+    .unwrap();
+    let mut plan = instant_db::backup::SwapPlan::new(&data, &verified, &[DB]).unwrap();
+    plan.save_previous().unwrap();
+    plan.write_journal().unwrap();
+    while plan.replace_next().unwrap() {}
+    drop(plan);
+    std::fs::create_dir_all(data.join("jobs")).unwrap();
+    std::fs::write(
+        data.join("jobs/restore-mid-swap.json"),
+        serde_json::to_vec(&json!({
+            "id": "mid-swap", "source": location, "phase": "swapping",
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": null, "error": null,
+            "document_count": null, "chunk_count": null, "backup_id": null, "phases": []
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+
+    let s = start(&data).await;
+    let c = reqwest::Client::new();
+    let job = admin_get_json(&c, &s, "/admin/restores/mid-swap").await;
+    assert_eq!(job["phase"], "rolled_back", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("interrupted"),
+        "{job}"
+    );
+    let stats: Value = common::get_json(&c, s.url("/api/stats")).await;
+    assert_eq!(
+        stats["documents"],
+        documents - 1,
+        "the previous data is live"
+    );
+    s.stop().await;
+}

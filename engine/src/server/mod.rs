@@ -424,7 +424,10 @@ pub fn run_integrity_check_at(
         && !restoring
         && s.engine.store.damaged().is_none()
         && let Some(first) = r.problems.iter().find(|p| p.starts_with("sqlite:"))
-        && let Err(e) = s.engine.store.mark_damaged(first)
+        && let Err(e) = s
+            .engine
+            .store
+            .mark_damaged(first.trim_start_matches("sqlite: "))
     {
         tracing::error!(error = %e, "could not close the damaged database");
     }

@@ -189,7 +189,13 @@ impl Store {
             // not an error of the checker.
             Error::Database(_) | Error::DatabaseDamaged(_) => Ok(IntegrityReport {
                 ok: false,
-                problems: vec![format!("sqlite: {e}")],
+                problems: vec![format!(
+                    "sqlite: {}",
+                    match &e {
+                        Error::DatabaseDamaged(d) => d.detail.clone(),
+                        other => other.to_string(),
+                    }
+                )],
                 documents: 0,
                 chunks: 0,
                 fts_rows: 0,

@@ -7,6 +7,7 @@
 //! One writer connection behind a mutex (SQLite has one writer anyway) and a small pool of
 //! read-only connections for concurrent searches.
 
+mod damage;
 mod integrity;
 pub mod schema;
 
@@ -36,7 +37,7 @@ pub struct Store {
     /// Set when the file is known to be damaged: the writer is then closed (an in-memory
     /// stand-in) and every read and write answers [`Error::DatabaseDamaged`] with what to do,
     /// until a restore puts a good file in place ([`Store::with_file_replaced`]).
-    damaged: Mutex<Option<String>>,
+    damaged: Mutex<Option<crate::error::Damage>>,
     /// Set while a restore runs: writes would be lost by its swap, so they are refused.
     writes_fenced: std::sync::atomic::AtomicBool,
 }
@@ -182,8 +183,8 @@ impl Store {
         }
         let (writer, damaged) = match open_writer(path) {
             Ok(w) => (w, None),
-            Err(Error::DatabaseDamaged(_)) => {
-                let why = damaged_message(path, "SQLite cannot open it");
+            Err(Error::DatabaseDamaged(d)) => {
+                let why = damage::damage_at(path, &d.detail);
                 tracing::error!(error = %why, "database damaged");
                 (Connection::open_in_memory()?, Some(why))
             }
@@ -201,38 +202,6 @@ impl Store {
             damaged: Mutex::new(damaged),
             writes_fenced: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    /// Why the database is unusable, when it is known to be damaged.
-    pub fn damaged(&self) -> Option<String> {
-        match self.damaged.lock() {
-            Ok(d) => d.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    /// Closes the damaged file: from now on reads and writes answer
-    /// [`Error::DatabaseDamaged`] with `detail` and what to do, until a restore.
-    pub fn mark_damaged(&self, detail: &str) -> Result<()> {
-        let why = damaged_message(&self.path, detail);
-        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-        self.close_file(&mut writer)?;
-        tracing::error!(error = %why, "database damaged: closed until a restore");
-        *self.damaged.lock().map_err(|_| poisoned())? = Some(why);
-        Ok(())
-    }
-
-    fn usable(&self) -> Result<()> {
-        match self.damaged() {
-            Some(why) => Err(Error::DatabaseDamaged(why)),
-            None => Ok(()),
-        }
-    }
-
-    /// Refuses (or again allows) every write transaction; set while a restore runs.
-    pub fn fence_writes(&self, fenced: bool) {
-        self.writes_fenced
-            .store(fenced, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Closes the database file, runs `f` (which may replace the file on disk), then opens the
@@ -258,8 +227,8 @@ impl Store {
                 *writer = w;
                 *damaged = None;
             }
-            Err(Error::DatabaseDamaged(_)) => {
-                *damaged = Some(damaged_message(&self.path, "SQLite cannot open it"));
+            Err(Error::DatabaseDamaged(d)) => {
+                *damaged = Some(damage::damage_at(&self.path, &d.detail));
             }
             Err(e) => return Err(e),
         }
@@ -657,15 +626,6 @@ impl Store {
         pool.idle.clear();
         Ok(())
     }
-}
-
-/// The message of a damaged database: where, what SQLite said, what to do.
-fn damaged_message(path: &Path, detail: &str) -> String {
-    format!(
-        "the database {} is damaged ({detail}); {}",
-        path.display(),
-        crate::error::restore_advice(path.parent())
-    )
 }
 
 fn open_writer(path: &Path) -> Result<Connection> {
