@@ -77,7 +77,8 @@ async fn operator_in_process_makes_an_instantdb_ready() {
         .unwrap();
 
     // the operator, in-process
-    let image = std::env::var("E2E_ENGINE_IMAGE").unwrap_or_else(|_| instant_db_operator::controller::DEFAULT_ENGINE_IMAGE.into());
+    let image = std::env::var("E2E_ENGINE_IMAGE")
+        .unwrap_or_else(|_| instant_db_operator::controller::DEFAULT_ENGINE_IMAGE.into());
     let ctx = Arc::new(Context::new(
         client.clone(),
         OperatorConfig {

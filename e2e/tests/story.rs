@@ -108,7 +108,13 @@ where
 /// `kubectl port-forward` to the instance's Service; the local URL and the child to kill.
 fn port_forward(ns: &str) -> (String, Child) {
     let mut child = Command::new(tool("KUBECTL", "kubectl"))
-        .args(["port-forward", "-n", ns, &format!("svc/{INSTANCE}"), ":8080"])
+        .args([
+            "port-forward",
+            "-n",
+            ns,
+            &format!("svc/{INSTANCE}"),
+            ":8080",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -162,10 +168,16 @@ async fn dry_run_examples(client: &kube::Client, ns: &str) {
                 .unwrap_or(("", &tm.api_version));
             let (ar, _) = discovery
                 .resolve_gvk(&kube::api::GroupVersionKind::gvk(group, version, &tm.kind))
-                .unwrap_or_else(|| panic!("{}: kind {} unknown to the server", file.display(), tm.kind));
+                .unwrap_or_else(|| {
+                    panic!("{}: kind {} unknown to the server", file.display(), tm.kind)
+                });
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
             api.create(&pp, &obj).await.unwrap_or_else(|e| {
-                panic!("{}: the API server refused {}: {e}", file.display(), tm.kind)
+                panic!(
+                    "{}: the API server refused {}: {e}",
+                    file.display(),
+                    tm.kind
+                )
             });
         }
     }
@@ -174,7 +186,9 @@ async fn dry_run_examples(client: &kube::Client, ns: &str) {
 #[tokio::test]
 async fn the_readme_kubernetes_path_works_end_to_end() {
     if std::env::var_os("KUBECONFIG").is_none() {
-        say("SKIPPED the_readme_kubernetes_path_works_end_to_end: KUBECONFIG is not set (no cluster to test against)");
+        say(
+            "SKIPPED the_readme_kubernetes_path_works_end_to_end: KUBECONFIG is not set (no cluster to test against)",
+        );
         return;
     }
     let mut steps = Steps::new();
@@ -186,7 +200,14 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
     run(Command::new(tool("HELM", "helm"))
         .args(["upgrade", "--install", RELEASE])
         .arg(repo().join("charts/instant-db-operator"))
-        .args(["-n", &system_ns, "--create-namespace", "--wait", "--timeout", "5m"])
+        .args([
+            "-n",
+            &system_ns,
+            "--create-namespace",
+            "--wait",
+            "--timeout",
+            "5m",
+        ])
         .args(["--set", "replicaCount=1"]));
     steps.done("helm install");
 
@@ -196,7 +217,9 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
         .patch(
             &ns,
             &pp,
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            ),
         )
         .await
         .unwrap();
@@ -225,7 +248,10 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
     })
     .await;
     steps.done("InstantDb Ready");
-    say(&format!("e2e story: status {}", serde_json::to_string(&db.status).unwrap()));
+    say(&format!(
+        "e2e story: status {}",
+        serde_json::to_string(&db.status).unwrap()
+    ));
 
     // 4. the API with the generated keys
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -243,7 +269,11 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
         req.send()
     };
     let anonymous = search(None, "vpn").await.unwrap();
-    assert_eq!(anonymous.status(), 401, "unauthenticated search must be refused");
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "unauthenticated search must be refused"
+    );
     let ingest = |text: &str, name: &str| {
         http.post(format!("{base}/api/documents"))
             .bearer_auth(&write)
@@ -256,7 +286,11 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
     )
     .await
     .unwrap();
-    assert!(r.status().is_success(), "ingest: {}", r.text().await.unwrap());
+    assert!(
+        r.status().is_success(),
+        "ingest: {}",
+        r.text().await.unwrap()
+    );
     let hits: Value = search(Some(&read), "how do I reach the wiki from home?")
         .await
         .unwrap()
@@ -275,8 +309,13 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
     steps.done("ingest and search with the generated keys (401 without, 403 read-only write)");
 
     // 5. backup and restore, when an S3-compatible store is given
-    let s3 = ["E2E_S3_ENDPOINT", "E2E_S3_BUCKET", "E2E_S3_ACCESS_KEY_ID", "E2E_S3_SECRET_ACCESS_KEY"]
-        .map(|v| std::env::var(v).ok());
+    let s3 = [
+        "E2E_S3_ENDPOINT",
+        "E2E_S3_BUCKET",
+        "E2E_S3_ACCESS_KEY_ID",
+        "E2E_S3_SECRET_ACCESS_KEY",
+    ]
+    .map(|v| std::env::var(v).ok());
     if let [Some(endpoint), Some(bucket), Some(key_id), Some(secret)] = s3 {
         secrets
             .patch(
@@ -312,9 +351,12 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
         .await;
         steps.done("backup Complete");
 
-        let r = ingest("# Later\nThis page was written after the backup.", "later.md")
-            .await
-            .unwrap();
+        let r = ingest(
+            "# Later\nThis page was written after the backup.",
+            "later.md",
+        )
+        .await
+        .unwrap();
         assert!(r.status().is_success());
         let restores: Api<InstantDbRestore> = Api::namespaced(client.clone(), &ns);
         restores
@@ -345,17 +387,33 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
             .await
             .unwrap();
         let text = docs.to_string();
-        assert!(text.contains("vpn.md") && !text.contains("later.md"), "{text}");
+        assert!(
+            text.contains("vpn.md") && !text.contains("later.md"),
+            "{text}"
+        );
         steps.done("restore Complete: the document written after the backup is gone");
     } else {
-        say("e2e story: SKIPPED backup and restore: set E2E_S3_ENDPOINT, E2E_S3_BUCKET, E2E_S3_ACCESS_KEY_ID, E2E_S3_SECRET_ACCESS_KEY");
+        say(
+            "e2e story: SKIPPED backup and restore: set E2E_S3_ENDPOINT, E2E_S3_BUCKET, E2E_S3_ACCESS_KEY_ID, E2E_S3_SECRET_ACCESS_KEY",
+        );
     }
     let _ = forward.kill();
 
     // 6. deletion and uninstall: the CRDs stay
-    dbs.delete(INSTANCE, &DeleteParams::default()).await.unwrap();
-    namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();
-    run(Command::new(tool("HELM", "helm")).args(["uninstall", RELEASE, "-n", &system_ns, "--wait"]));
+    dbs.delete(INSTANCE, &DeleteParams::default())
+        .await
+        .unwrap();
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    run(Command::new(tool("HELM", "helm")).args([
+        "uninstall",
+        RELEASE,
+        "-n",
+        &system_ns,
+        "--wait",
+    ]));
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (_, crd) in instant_db_crds::all_crds() {
         let name = crd.metadata.name.unwrap();
@@ -364,6 +422,8 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
             "helm uninstall deleted CRD {name} (helm.sh/resource-policy: keep is missing)"
         );
     }
-    let _ = namespaces.delete(&system_ns, &DeleteParams::default()).await;
+    let _ = namespaces
+        .delete(&system_ns, &DeleteParams::default())
+        .await;
     steps.done("instance deleted, chart uninstalled, CRDs kept");
 }

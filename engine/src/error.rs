@@ -65,6 +65,10 @@ pub enum Error {
     Integrity(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The credentials a backup location names (`credentials=NAME`) are not (yet) in the
+    /// credentials directory: in Kubernetes, a new Secret the kubelet has not synced yet.
+    #[error("{0}")]
+    CredentialsNotFound(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -158,6 +162,7 @@ impl Error {
             Error::Parse { .. } => "parse_error",
             Error::Integrity(_) => "integrity_failed",
             Error::Unavailable(_) => "unavailable",
+            Error::CredentialsNotFound(_) => "credentials_not_found",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -177,6 +182,7 @@ impl Error {
             | Error::Inference(_)
             | Error::AssetsMissing(_)
             | Error::Unavailable(_)
+            | Error::CredentialsNotFound(_)
             | Error::DatabaseDamaged(_)
             | Error::RestoreInProgress(_)
             | Error::Integrity(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -380,6 +380,7 @@ pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
             crate::error::Error::InvalidInput(e.to_string())
         }
         B::NotFound(_) => crate::error::Error::NotFound(e.to_string()),
+        B::CredentialsNotFound { .. } => crate::error::Error::CredentialsNotFound(e.to_string()),
         B::RestoreInProgress => crate::error::Error::OperationInProgress(e.to_string()),
         B::Checksum { .. }
         | B::UnsafeEntry { .. }

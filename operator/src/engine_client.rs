@@ -402,17 +402,12 @@ fn engine_error(what: &str, code: reqwest::StatusCode, body: &Value) -> Error {
     if code == reqwest::StatusCode::CONFLICT && engine_code(body) == "operation_in_progress" {
         return Error::OperationInProgress(message.to_string());
     }
-    if code.is_client_error() && credentials_missing(message) {
+    // The engine's 503 `credentials_not_found`: the files of a `credentials=NAME` are not in
+    // its credentials directory yet (the kubelet syncs a changed Secret within about a minute).
+    if engine_code(body) == "credentials_not_found" {
         return Error::CredentialsNotReady(message.to_string());
     }
     Error::Engine(format!("{what}: HTTP {code}: {message}"))
-}
-
-/// Whether an engine message says the files of a `credentials=NAME` are not in its
-/// credentials directory (INTERFACES B: "credentials S not found", naming the files).
-fn credentials_missing(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("credentials") && (m.contains("not found") || m.contains("missing"))
 }
 
 /// Reads an `/admin/backups` answer: the job on success, the engine's `{code, message}` in
@@ -623,10 +618,10 @@ mod tests {
             engine_error(what, reqwest::StatusCode::CONFLICT, &busy),
             Error::OperationInProgress(m) if m == "backup b1 runs"
         ));
-        let creds = json!({"error": {"code": "invalid_input",
+        let creds = json!({"error": {"code": "credentials_not_found",
             "message": "credentials s3-creds not found: /etc/instant-db-credentials/s3-creds.AWS_ACCESS_KEY_ID"}});
         assert!(matches!(
-            engine_error(what, reqwest::StatusCode::BAD_REQUEST, &creds),
+            engine_error(what, reqwest::StatusCode::SERVICE_UNAVAILABLE, &creds),
             Error::CredentialsNotReady(_)
         ));
         let other = json!({"error": {"code": "invalid_input", "message": "bucket missing"}});

@@ -317,11 +317,7 @@ async fn backup_through(client: &HttpEngineClient, url: &str, id: &str) {
 /// engine accepts, reading the keys from the files of the storage-credentials Secret the
 /// operator builds; the job calls read what the engine answers; the backup lands in a real
 /// S3-compatible store; retention's delete removes it.
-///
-/// Needs the engine side of INTERFACES B (`credentials=NAME`, `INSTANT_DB_CREDENTIALS_DIR`),
-/// built on the `auth` branch: enable it (remove `#[ignore]`) once both are merged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the engine side of INTERFACES B (credentials=NAME) from the auth branch"]
 async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_and_is_deleted() {
     let (_moto, engine, _creds, endpoint, url) = engine_with_s3().await;
     let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
@@ -401,11 +397,7 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
 /// archive URL it records for a backup starts a job, the same id again is the same job, the job
 /// is followed to `completed` and the documents are those of the backup; a missing archive
 /// ends `failed` and changes nothing.
-///
-/// Needs INTERFACES B (auth branch) and C (engine-restore branch): enable it (remove
-/// `#[ignore]`) once both are merged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs INTERFACES B (auth branch) and C, restore jobs (engine-restore branch)"]
 async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcome() {
     let (_moto, engine, _creds, _endpoint, url) = engine_with_s3().await;
     let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
@@ -413,19 +405,23 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
     backup_through(&client, &url, id).await;
     let r = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/api/documents", engine.port))
+        // the admin token holds every role (the engine has keys configured, so /api needs one)
+        .bearer_auth(TOKEN)
         .json(&json!({"text": "written after the backup", "name": "later.txt"}))
         .send()
         .await
         .unwrap();
     assert!(r.status().is_success(), "add document: {}", r.status());
     let documents = || async {
-        let stats: serde_json::Value =
-            reqwest::get(format!("http://127.0.0.1:{}/api/stats", engine.port))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        let stats: serde_json::Value = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/api/stats", engine.port))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         stats["documents"].as_i64()
     };
     assert_eq!(documents().await, Some(2));

@@ -107,7 +107,9 @@ fn start(
     if let Some(existing) = s.restores.get(&id) {
         return same(existing);
     }
-    crate::backup::Location::parse_object(&source)
+    // The same parse the restore itself makes (credentials from the configured directory), so
+    // a source that cannot work is refused here, before the fence is taken.
+    crate::backup::Location::parse_object_with(&source, &s.engine.config.backup.credentials_dir)
         .map_err(|e| ApiError(crate::maintenance::backup_err(e)))?;
     let guard = match s.operations.begin(OperationKind::Restore, &id) {
         Ok(g) => g,
