@@ -4,6 +4,7 @@
 //! admin token, whether the ServiceMonitor CRD exists...) into [`BuildInput`] and applies
 //! whatever [`desired`] returns.
 
+mod api_keys;
 mod config;
 mod monitoring;
 mod network;
@@ -21,6 +22,7 @@ use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
+pub use api_keys::{API_KEYS_DIR, ApiKeys, READ_KEY, WRITE_KEY, api_keys};
 pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, engine_config, generate_token};
 pub use instant_db_crds::quantity::is_positive_quantity;
 pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
@@ -32,8 +34,8 @@ use crate::error::{Error, Result};
 pub const FIELD_MANAGER: &str = "instant-db-operator";
 /// Annotation holding the hash of what the operator applied (used to skip unchanged objects).
 pub const HASH_ANNOTATION: &str = "instantdb.io/applied-hash";
-/// Pod template annotation: hash of the engine config and admin token, so a change of either
-/// restarts the pod.
+/// Pod template annotation: hash of the engine config, the admin token and the API keys, so a
+/// change of any restarts the pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "instantdb.io/config-hash";
 /// Port of the engine (API, health and metrics).
 pub const ENGINE_PORT: i32 = 8080;
@@ -85,6 +87,8 @@ pub struct BuildInput<'a> {
     pub default_image: &'a str,
     /// Admin token: the one already stored in the Secret, or a newly generated one.
     pub admin_token: &'a str,
+    /// API keys: those already stored in the `<name>-api` Secret, or newly generated ones.
+    pub api_keys: &'a ApiKeys,
     /// Whether the `servicemonitors.monitoring.coreos.com` CRD exists.
     pub service_monitor_crd: bool,
     /// Claim templates of the existing StatefulSet (immutable in Kubernetes, so they are kept).
@@ -123,6 +127,8 @@ pub struct Desired {
     pub config_map: ConfigMap,
     /// Admin token.
     pub secret: Secret,
+    /// API keys (`read`, `write`).
+    pub api_secret: Secret,
     /// Headless Service (stable pod DNS).
     pub headless_service: Service,
     /// Client Service.
@@ -238,19 +244,24 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     let r = resolve(input.db, input.default_image).map_err(|p| Error::InvalidSpec(p.join("; ")))?;
     let owner = owner_reference(input.db)?;
     let config_map = config::config_map(input.db, &r, &owner)?;
-    // The engine reads its config and its admin token once at startup, so both go into the
-    // pod template's hash: a new token (the Secret was deleted and recreated) restarts the pod
-    // instead of leaving the engine on the old one. Only a hash of the token is written.
+    // The engine reads its config, its admin token and its API keys once at startup, so all go
+    // into the pod template's hash: a new token or key (a Secret was deleted and recreated)
+    // restarts the pod instead of leaving the engine on the old one. Only hashes are written.
     let config_hash = hash_str(&format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         config_map
             .data
             .as_ref()
             .and_then(|d| d.get(CONFIG_KEY))
             .map_or("", |s| s),
-        hash_str(input.admin_token)
+        hash_str(input.admin_token),
+        hash_str(&format!(
+            "{}\n{}",
+            input.api_keys.read, input.api_keys.write
+        ))
     ));
     let secret = config::admin_secret(&r, &owner, input.admin_token);
+    let api_secret = api_keys::api_secret(&r, &owner, input.api_keys);
     let headless_service = network::headless_service(&r, &owner);
     let service = network::client_service(&r, &owner);
     let statefulset = statefulset::statefulset(input, &r, &owner, &config_hash);
@@ -261,6 +272,7 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     Ok(Desired {
         config_map,
         secret,
+        api_secret,
         headless_service,
         service,
         statefulset,
@@ -324,6 +336,10 @@ pub mod names {
     /// Secret with the admin token.
     pub fn admin_secret(name: &str) -> String {
         format!("{name}-admin")
+    }
+    /// Secret with the API keys (`read`, `write`).
+    pub fn api_secret(name: &str) -> String {
+        format!("{name}-api")
     }
     /// Headless Service.
     pub fn headless_service(name: &str) -> String {

@@ -161,6 +161,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     let secret = secrets.get_opt(&names::admin_secret(&name)).await?;
+    let api_secret = secrets.get_opt(&names::api_secret(&name)).await?;
     let sts = sts_api.get_opt(&names::primary(&name)).await?;
     let cm = cms.get_opt(&names::config_map(&name)).await?;
     let headless = svcs.get_opt(&names::headless_service(&name)).await?;
@@ -182,10 +183,13 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(builders::generate_token);
+    // Kept from the Secret once generated: a reconcile never rotates the keys clients hold.
+    let api_keys = builders::api_keys(api_secret.as_ref(), builders::generate_token);
     let desired = builders::desired(&BuildInput {
         db,
         default_image: &ctx.config.default_image,
         admin_token: &token,
+        api_keys: &api_keys,
         service_monitor_crd: sm_crd,
         existing_claim_templates: sts
             .as_ref()
@@ -196,6 +200,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     // Apply.
     let observed_objects = ObservedObjects {
         secret: secret.as_ref(),
+        api_secret: api_secret.as_ref(),
         sts: sts.as_ref(),
         cm: cm.as_ref(),
         headless: headless.as_ref(),
@@ -253,6 +258,10 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         endpoint: Some(builders::endpoint(&name, &ns)),
     };
     let mut new = status::compute(db.status.as_ref(), &observed, now);
+    new.secrets = Some(instant_db_crds::InstanceSecrets {
+        admin: Some(names::admin_secret(&name)),
+        api: Some(names::api_secret(&name)),
+    });
     let auto_restore = db
         .spec
         .recovery
@@ -371,6 +380,7 @@ async fn recover(
 /// What the reconcile read, for [`apply_all`].
 struct ObservedObjects<'a> {
     secret: Option<&'a Secret>,
+    api_secret: Option<&'a Secret>,
     sts: Option<&'a StatefulSet>,
     cm: Option<&'a ConfigMap>,
     headless: Option<&'a Service>,
@@ -403,6 +413,9 @@ async fn apply_all(
     }
     if apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx).await? {
         changed.push(format!("Secret {}", names::admin_secret(&name)));
+    }
+    if apply_if_changed(&secrets, desired.api_secret, o.api_secret, uid, ctx).await? {
+        changed.push(format!("Secret {}", names::api_secret(&name)));
     }
     if apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx).await? {
         changed.push(format!("Service {}", names::headless_service(&name)));
