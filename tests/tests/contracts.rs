@@ -41,6 +41,7 @@ fn desired(db: &InstantDb) -> builders::Desired {
         default_image: "registry.example/instant-db:0.1.0",
         admin_token: "contract-test-token-0123456789",
         api_keys: &API_KEYS,
+        operator_namespace: "idb-system",
         service_monitor_crd: false,
         existing_claim_templates: None,
     })

@@ -8,6 +8,7 @@ mod api_keys;
 mod config;
 mod monitoring;
 mod network;
+mod network_policy;
 mod pdb;
 mod statefulset;
 
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use instant_db_crds::{DeletionPolicy, InstantDb, LogFormat, LogLevel};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::DynamicObject;
@@ -89,6 +91,8 @@ pub struct BuildInput<'a> {
     pub admin_token: &'a str,
     /// API keys: those already stored in the `<name>-api` Secret, or newly generated ones.
     pub api_keys: &'a ApiKeys,
+    /// Namespace the operator runs in (`POD_NAMESPACE`): the NetworkPolicy lets it in.
+    pub operator_namespace: &'a str,
     /// Whether the `servicemonitors.monitoring.coreos.com` CRD exists.
     pub service_monitor_crd: bool,
     /// Claim templates of the existing StatefulSet (immutable in Kubernetes, so they are kept).
@@ -137,6 +141,8 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     /// Disruption budget (absent while suspended).
     pub pdb: Option<PodDisruptionBudget>,
+    /// Who may reach the engine (absent with `spec.networkPolicy.enabled: false`).
+    pub network_policy: Option<NetworkPolicy>,
     /// Prometheus Operator ServiceMonitor (only when its CRD exists).
     pub service_monitor: Option<DynamicObject>,
 }
@@ -266,6 +272,8 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     let service = network::client_service(&r, &owner);
     let statefulset = statefulset::statefulset(input, &r, &owner, &config_hash);
     let pdb = (!r.suspend).then(|| pdb::pdb(&r, &owner));
+    let network_policy =
+        network_policy::network_policy(input.db, &r, &owner, input.operator_namespace);
     let service_monitor = input
         .service_monitor_crd
         .then(|| monitoring::service_monitor(&r, &owner));
@@ -277,6 +285,7 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
         service,
         statefulset,
         pdb,
+        network_policy,
         service_monitor,
     })
 }

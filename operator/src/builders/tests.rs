@@ -25,6 +25,7 @@ fn input(db: &InstantDb) -> BuildInput<'_> {
         default_image: "ghcr.io/instant-db/instant-db:0.1.0",
         admin_token: "test-token",
         api_keys: &API_KEYS,
+        operator_namespace: "idb-system",
         service_monitor_crd: true,
         existing_claim_templates: None,
     }
@@ -41,6 +42,9 @@ fn render(d: &Desired) -> String {
     ];
     if let Some(p) = &d.pdb {
         docs.push(serde_norway::to_string(p).unwrap());
+    }
+    if let Some(np) = &d.network_policy {
+        docs.push(serde_norway::to_string(np).unwrap());
     }
     if let Some(sm) = &d.service_monitor {
         docs.push(serde_norway::to_string(sm).unwrap());

@@ -32,6 +32,8 @@ pub struct OperatorConfig {
     pub resync_ready: Duration,
     /// How long a starting instance waits before it is looked at again.
     pub resync_progressing: Duration,
+    /// Namespace the operator runs in (`POD_NAMESPACE`); instances' NetworkPolicies admit it.
+    pub operator_namespace: String,
 }
 
 impl Default for OperatorConfig {
@@ -40,6 +42,7 @@ impl Default for OperatorConfig {
             default_image: String::new(),
             resync_ready: Duration::from_secs(60),
             resync_progressing: Duration::from_secs(10),
+            operator_namespace: "default".into(),
         }
     }
 }

@@ -9,6 +9,7 @@ use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -167,6 +168,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let headless = svcs.get_opt(&names::headless_service(&name)).await?;
     let svc = svcs.get_opt(&names::primary(&name)).await?;
     let pdb = pdbs.get_opt(&names::primary(&name)).await?;
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let network_policy = nps.get_opt(&names::primary(&name)).await?;
     let sm_crd = ctx.service_monitor_crd_exists().await;
     let sm_api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &builders::service_monitor_resource());
@@ -190,6 +193,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         default_image: &ctx.config.default_image,
         admin_token: &token,
         api_keys: &api_keys,
+        operator_namespace: &ctx.config.operator_namespace,
         service_monitor_crd: sm_crd,
         existing_claim_templates: sts
             .as_ref()
@@ -206,6 +210,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         headless: headless.as_ref(),
         svc: svc.as_ref(),
         pdb,
+        network_policy,
         sm: sm.as_ref(),
     };
     let changed = match apply_all(db, ctx, &ns, &uid, desired, observed_objects).await {
@@ -386,6 +391,7 @@ struct ObservedObjects<'a> {
     headless: Option<&'a Service>,
     svc: Option<&'a Service>,
     pdb: Option<PodDisruptionBudget>,
+    network_policy: Option<NetworkPolicy>,
     sm: Option<&'a DynamicObject>,
 }
 
@@ -446,6 +452,16 @@ async fn apply_all(
         }
         (None, _) => {}
     }
+    apply_or_delete_network_policy(
+        ctx,
+        ns,
+        uid,
+        &name,
+        desired.network_policy,
+        o.network_policy,
+        &mut changed,
+    )
+    .await?;
     if let Some(want) = desired.service_monitor
         && apply_if_changed(&sm_api, want, o.sm, uid, ctx).await?
     {
@@ -455,6 +471,37 @@ async fn apply_all(
         changed.push(note);
     }
     Ok(changed)
+}
+
+/// Like the PDB: applied when wanted, deleted when switched off (only if it is ours).
+async fn apply_or_delete_network_policy(
+    ctx: &Context,
+    ns: &str,
+    uid: &str,
+    name: &str,
+    want: Option<NetworkPolicy>,
+    observed: Option<NetworkPolicy>,
+    changed: &mut Vec<String>,
+) -> Result<()> {
+    let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
+    match (want, observed) {
+        (Some(want), observed) => {
+            if apply_if_changed(&api, want, observed.as_ref(), uid, ctx).await? {
+                changed.push(format!("NetworkPolicy {}", names::primary(name)));
+            }
+        }
+        (None, Some(observed)) if owned_by(&observed, uid) => {
+            api.delete(&names::primary(name), &DeleteParams::default())
+                .await?;
+            ctx.metrics
+                .writes
+                .with_label_values(&[CONTROLLER, "NetworkPolicy", "delete"])
+                .inc();
+            changed.push(format!("deleted NetworkPolicy {}", names::primary(name)));
+        }
+        (None, _) => {}
+    }
+    Ok(())
 }
 
 /// Puts an error only the user can fix (foreign object in the way, object rejected by the API
