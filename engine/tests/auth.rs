@@ -431,3 +431,22 @@ async fn cli_commands_against_a_server_send_the_api_key() {
     );
     s.stop().await;
 }
+
+#[test]
+fn the_demo_works_when_keys_are_configured_for_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_files(dir.path());
+    let out = binary()
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--format", "json", "demo", "--corpus"])
+        .arg(common::demo_corpus())
+        .env("INSTANT_DB_API_KEYS_DIR", &keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
