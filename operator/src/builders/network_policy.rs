@@ -104,17 +104,9 @@ pub fn network_policy(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::tests::db;
     use super::*;
     use serde_json::json;
-
-    fn db(spec: serde_json::Value) -> InstantDb {
-        serde_json::from_value(json!({
-            "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
-            "metadata": {"name": "docs", "namespace": "search", "uid": "u-1", "generation": 1},
-            "spec": spec
-        }))
-        .unwrap()
-    }
 
     fn build(spec: serde_json::Value) -> Option<serde_json::Value> {
         let db = db(spec);
@@ -127,7 +119,10 @@ mod tests {
     fn by_default_only_the_operator_namespace_reaches_the_engine_port() {
         let p = build(json!({"storage": {"size": "1Gi"}})).expect("on by default");
         assert_eq!(p["metadata"]["name"], "docs");
-        assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(
+            p["metadata"]["ownerReferences"][0]["uid"],
+            "11111111-2222-3333-4444-555555555555"
+        );
         assert_eq!(
             p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"],
             "docs"

@@ -4,7 +4,8 @@ use super::*;
 use instant_db_crds::InstantDb;
 use serde_json::json;
 
-fn db(spec: serde_json::Value) -> InstantDb {
+/// An InstantDb `search/docs` with this spec (also used by the builders' own test modules).
+pub(super) fn db(spec: serde_json::Value) -> InstantDb {
     serde_json::from_value(json!({
         "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
         "metadata": {"name": "docs", "namespace": "search", "uid": "11111111-2222-3333-4444-555555555555", "generation": 1},
