@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, SecretKeySelector, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,44 @@ pub struct InstantDbSpec {
     /// this instance are paused. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+
+    /// The NetworkPolicy that limits who reaches the engine pods. Default: enabled, allowing the
+    /// operator's namespace only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+/// Who may connect to the engine's port (API, health and metrics share it).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy `<name>` for this instance. Default: true. With false any pod
+    /// that can route to the engine reaches it (API keys still apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Pods allowed to reach the engine API besides the operator's namespace, like a
+    /// NetworkPolicy `from` entry: a namespace selector, a pod selector (in this namespace), or
+    /// both (those pods in those namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_from: Option<Vec<NetworkPolicyPeerSpec>>,
+    /// Namespaces whose pods may scrape `/metrics` (e.g. the one Prometheus runs in). The port
+    /// is the API's too, so those pods can also reach the API (which still needs a key).
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_namespace_selector: Option<LabelSelector>,
+}
+
+/// One allowed source of traffic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.namespaceSelector) || has(self.podSelector)").message("each networkPolicy.allowFrom entry needs namespaceSelector, podSelector or both"))]
+pub struct NetworkPolicyPeerSpec {
+    /// Namespaces (by label); `{}` means every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Pods (by label), in the instance's namespace unless `namespaceSelector` is set too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
 }
 
 /// Which engine image an instance without `spec.image` runs after an operator upgrade.
@@ -386,6 +424,22 @@ pub struct InstantDbStatus {
     /// Engine image the instance runs (`spec.image`, or the operator's image pinned here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Names (never values) of the Secrets holding this instance's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<InstanceSecrets>,
+}
+
+/// Names of the Secrets of an instance: read a key with
+/// `kubectl get secret <name> -o jsonpath='{.data.read}' | base64 -d`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSecrets {
+    /// Secret with the admin token (key `token`, the engine's `admin` role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
+    /// Secret with the API keys (keys `read` and `write`, the engine's roles of those names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// Summary for humans (Provisioning, Running, Degraded, Suspended, Failed). Tools

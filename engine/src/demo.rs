@@ -69,7 +69,19 @@ pub fn run(
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("local address", e))?;
-        let state = crate::server::AppState::new(engine)?;
+        // The demo's own throwaway server takes one random read key, which its client sends:
+        // keys configured for `serve` (INSTANT_DB_API_KEYS_DIR...) neither block nor open it.
+        let key = {
+            use rand::RngCore;
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        };
+        let auth = crate::server::auth::Auth::from_keys(
+            &[(crate::server::auth::Role::Read, key.as_str())],
+            false,
+        );
+        let state = crate::server::AppState::with_auth(engine, auth)?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::server::run_on(listener, state, async move {
             let _ = stop_rx.await;
@@ -85,6 +97,7 @@ pub fn run(
             };
             let resp = client
                 .post(format!("http://{addr}/api/search"))
+                .bearer_auth(&key)
                 .json(&req)
                 .send()
                 .await

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::moto::free_port;
 use common::{ADMIN_TOKEN, TestServer};
 use serde_json::{Value, json};
 
@@ -307,14 +308,6 @@ fn serve_on_a_network_address_without_keys_exits_2_and_says_what_to_do() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `serve` on `listen`, waits for it on 127.0.0.1:`port`.
 fn spawn_serve(data: &Path, listen: &str, port: u16, extra: &[&str]) -> std::process::Child {
     let mut child = binary()
@@ -326,17 +319,8 @@ fn spawn_serve(data: &Path, listen: &str, port: u16, extra: &[&str]) -> std::pro
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..600 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("server exited before listening: {status:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    panic!("server did not start on port {port}");
+    common::wait_listening(&mut child, port);
+    child
 }
 
 fn stop(mut child: std::process::Child) {
@@ -430,4 +414,23 @@ async fn cli_commands_against_a_server_send_the_api_key() {
         String::from_utf8_lossy(&stats.stderr)
     );
     s.stop().await;
+}
+
+#[test]
+fn the_demo_works_when_keys_are_configured_for_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_files(dir.path());
+    let out = binary()
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--format", "json", "demo", "--corpus"])
+        .arg(common::demo_corpus())
+        .env("INSTANT_DB_API_KEYS_DIR", &keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

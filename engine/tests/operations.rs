@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::TestServer;
 use serde_json::{Value, json};
 
+use common::moto::free_port;
 use common::{ADMIN_TOKEN as TOKEN, admin, wait_backup};
 
 use common::{HOST_INDEPENDENT_CONFIG, host_independent_thresholds};
@@ -475,15 +476,6 @@ fn kill_9_during_ingest_loses_no_acknowledged_document_and_leaves_none_torn() {
     );
 }
 
-/// A free port on the loopback interface.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the real binary's `serve` on a free port and waits until it accepts connections.
 fn spawn_server(
     data: &Path,
@@ -505,17 +497,8 @@ fn spawn_server(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    for _ in 0..600 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (child, port);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("server exited before listening: {status:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    panic!("server did not start on port {port}");
+    common::wait_listening(&mut child, port);
+    (child, port)
 }
 
 fn sigterm(child: &std::process::Child) {

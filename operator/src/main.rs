@@ -194,6 +194,7 @@ async fn run(args: Args) -> Result<(), Error> {
         client.clone(),
         OperatorConfig {
             default_image: args.engine_image.clone(),
+            operator_namespace: args.lease_namespace.clone(),
             ..Default::default()
         },
         engine,

@@ -31,11 +31,20 @@ fn instant_db(spec: serde_json::Value) -> InstantDb {
     .unwrap()
 }
 
+/// The keys the controller would have generated into `<name>-api`.
+static API_KEYS: std::sync::LazyLock<builders::ApiKeys> =
+    std::sync::LazyLock::new(|| builders::ApiKeys {
+        read: builders::generate_token(),
+        write: builders::generate_token(),
+    });
+
 fn desired(db: &InstantDb) -> builders::Desired {
     builders::desired(&BuildInput {
         db,
         default_image: "registry.example/instant-db:0.1.0",
         admin_token: "contract-test-token-0123456789",
+        api_keys: &API_KEYS,
+        operator_namespace: "idb-system",
         service_monitor_crd: false,
         existing_claim_templates: None,
     })
@@ -120,6 +129,132 @@ fn the_engine_parses_the_command_line_the_operator_gives_its_container() {
         paths,
         vec!["/health/live".to_string(), "/health/ready".to_string()]
     );
+}
+
+/// `path` of the pod moved under `root` (the test's stand-in for the container's file system).
+fn in_root(root: &std::path::Path, path: &str) -> String {
+    for prefix in ["/etc/instant-db", "/data", "/tmp"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return format!("{}{prefix}{rest}", root.display());
+        }
+    }
+    path.to_string()
+}
+
+/// The real binary started as the operator's pod starts it: its command line and environment,
+/// the projected config volume (config.yaml, admin/token, api/read, api/write) written from the
+/// desired ConfigMap and Secrets, paths moved under a temporary root and the port made free.
+/// Unauthenticated searches are refused; the generated read key searches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_and_takes_the_read_key()
+ {
+    let db = instant_db(json!({"storage": {"size": "1Gi"}}));
+    let d = desired(&db);
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc/instant-db");
+    std::fs::create_dir_all(etc.join("admin")).unwrap();
+    std::fs::create_dir_all(etc.join("api")).unwrap();
+    std::fs::create_dir_all(root.path().join("data")).unwrap();
+    std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::fs::write(
+        etc.join(CONFIG_KEY),
+        &d.config_map.data.as_ref().unwrap()[CONFIG_KEY],
+    )
+    .unwrap();
+    let secret_value =
+        |s: &k8s_openapi::api::core::v1::Secret, key: &str| s.data.as_ref().unwrap()[key].0.clone();
+    std::fs::write(etc.join("admin/token"), secret_value(&d.secret, "token")).unwrap();
+    for role in [builders::READ_KEY, builders::WRITE_KEY] {
+        std::fs::write(
+            etc.join("api").join(role),
+            secret_value(&d.api_secret, role),
+        )
+        .unwrap();
+    }
+
+    let pod = d.statefulset.spec.unwrap().template.spec.unwrap();
+    let engine = &pod.containers[0];
+    let port = moto::free_port();
+    let args: Vec<String> = engine
+        .args
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            if a == "0.0.0.0:8080" {
+                format!("0.0.0.0:{port}")
+            } else {
+                in_root(root.path(), &a)
+            }
+        })
+        .collect();
+    let mut argv = vec!["instant-db".to_string()];
+    argv.extend(args);
+    let env: BTreeMap<String, String> = engine
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, in_root(root.path(), &e.value.unwrap_or_default())))
+        .collect();
+    let cli = instant_db::cli::Cli::try_parse_from(&argv).unwrap();
+    let config = instant_db::cli::load_config_with_env(&cli, &env)
+        .unwrap_or_else(|e| panic!("the engine refused the pod's configuration: {e}"));
+    assert_eq!(
+        config.listen,
+        format!("0.0.0.0:{port}"),
+        "a network address, as in the pod"
+    );
+    // `serve` itself: it refuses an open API on 0.0.0.0, so this also proves the keys count
+    let server = tokio::spawn(instant_db::server::serve(config));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..600 {
+        if http.get(format!("{base}/health/live")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        if server.is_finished() {
+            panic!("the engine stopped: {:?}", server.await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the engine did not answer on {base}");
+    let search = json!({"query": "contract", "mode": "keyword"});
+    let none = http
+        .post(format!("{base}/api/search"))
+        .json(&search)
+        .send()
+        .await
+        .unwrap();
+    let read = http
+        .post(format!("{base}/api/search"))
+        .bearer_auth(&API_KEYS.read)
+        .json(&search)
+        .send()
+        .await
+        .unwrap();
+    let ingest_with_read = http
+        .post(format!("{base}/api/documents"))
+        .bearer_auth(&API_KEYS.read)
+        .json(&json!({"text": "not allowed", "name": "x.txt"}))
+        .send()
+        .await
+        .unwrap();
+    let ingest_with_write = http
+        .post(format!("{base}/api/documents"))
+        .bearer_auth(&API_KEYS.write)
+        .json(&json!({"text": "allowed", "name": "y.txt"}))
+        .send()
+        .await
+        .unwrap();
+    // no graceful stop from here (serve waits for SIGTERM); the test process ends with it
+    server.abort();
+    assert_eq!(none.status(), 401);
+    assert_eq!(read.status(), 200);
+    assert_eq!(ingest_with_read.status(), 403);
+    assert_eq!(ingest_with_write.status(), 200);
 }
 
 /// A real engine with one document, serving HTTP on a local port, until `stop` is sent.

@@ -233,6 +233,13 @@ impl GlobalArgs {
 }
 
 pub fn load_config(cli: &Cli) -> Result<Config> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    load_config_with_env(cli, &env)
+}
+
+/// [`load_config`] with `env` standing for the process environment, so a test can start the
+/// engine exactly as a container's command line and environment would, in its own process.
+pub fn load_config_with_env(cli: &Cli, env: &BTreeMap<String, String>) -> Result<Config> {
     let mut flags = cli.global.overrides();
     if let Command::Serve(s) = &cli.command {
         if let Some(l) = &s.listen {
@@ -248,7 +255,13 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
             flags.insert("auth.insecure_no_auth".into(), "true".into());
         }
     }
-    Config::load(cli.global.config.as_deref(), &flags)
+    // clap reads INSTANT_DB_CONFIG from the real environment; `env` may hold it instead
+    let file = cli
+        .global
+        .config
+        .clone()
+        .or_else(|| env.get("INSTANT_DB_CONFIG").map(PathBuf::from));
+    Config::load_from(file.as_deref(), env, &flags)
 }
 
 /// Runs a parsed command line; returns the process exit code.

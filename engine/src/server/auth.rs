@@ -49,14 +49,15 @@ impl Role {
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Probes, the OpenAPI description, unknown paths (they answer 404 anyway).
+    /// Probes, `/api/health`, the OpenAPI description and (by default) `/metrics`.
     Open,
     Needs(Role),
 }
 
 /// The role a request needs, from its method and path alone, so that a route added later is
-/// covered without being listed here: `/admin/*` is admin; under `/api/` reads (GET, HEAD and
-/// the search POST) are `read` and every other method is `write`.
+/// covered without being listed here: `/admin/*` is admin; elsewhere reads (GET, HEAD and the
+/// search POST) are `read` and every other method is `write`. Only the probes, `/api/health`,
+/// the OpenAPI description and `/metrics` (unless configured otherwise) are open.
 pub fn required_role(method: &Method, path: &str, metrics_requires_key: bool) -> Access {
     if path == "/health" || path.starts_with("/health/") {
         return Access::Open;
@@ -83,7 +84,12 @@ pub fn required_role(method: &Method, path: &str, metrics_requires_key: bool) ->
             || (method == Method::POST && path == "/api/search");
         return Access::Needs(if reads { Role::Read } else { Role::Write });
     }
-    Access::Open
+    // Anything else answers 404 today; should a route appear there it is not open by accident.
+    Access::Needs(if method == Method::GET || method == Method::HEAD {
+        Role::Read
+    } else {
+        Role::Write
+    })
 }
 
 /// The keys of this process, kept as SHA-256 digests: comparing fixed-size digests in constant
@@ -365,8 +371,9 @@ mod tests {
         assert_eq!(r(&del, "/api/documents/x"), Access::Needs(Role::Write));
         assert_eq!(r(&get, "/admin/backups"), Access::Needs(Role::Admin));
         assert_eq!(r(&post, "/admin/restores"), Access::Needs(Role::Admin));
-        // a look-alike prefix is not the admin API
-        assert_eq!(r(&get, "/administrator"), Access::Open);
+        // a look-alike prefix is not the admin API, and not open either
+        assert_eq!(r(&get, "/administrator"), Access::Needs(Role::Read));
+        assert_eq!(r(&post, "/%61dmin/integrity"), Access::Needs(Role::Write));
     }
 
     #[test]

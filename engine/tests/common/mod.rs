@@ -161,6 +161,22 @@ pub fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Waits until `child` (a `serve`) accepts connections on 127.0.0.1:`port`; panics when it
+/// exits first or takes a minute.
+pub fn wait_listening(child: &mut std::process::Child, port: u16) {
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited before listening: {status:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("server did not start on port {port}");
+}
+
 /// The admin token the tests configure their servers with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

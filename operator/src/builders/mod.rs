@@ -4,9 +4,11 @@
 //! admin token, whether the ServiceMonitor CRD exists...) into [`BuildInput`] and applies
 //! whatever [`desired`] returns.
 
+mod api_keys;
 mod config;
 mod monitoring;
 mod network;
+mod network_policy;
 mod pdb;
 mod statefulset;
 pub mod storage_credentials;
@@ -16,12 +18,14 @@ use std::collections::BTreeMap;
 use instant_db_crds::{DeletionPolicy, InstantDb, LogFormat, LogLevel};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
+pub use api_keys::{API_KEYS_DIR, ApiKeys, READ_KEY, WRITE_KEY, api_keys};
 pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, engine_config, generate_token};
 pub use instant_db_crds::quantity::is_positive_quantity;
 pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
@@ -33,8 +37,8 @@ use crate::error::{Error, Result};
 pub const FIELD_MANAGER: &str = "instant-db-operator";
 /// Annotation holding the hash of what the operator applied (used to skip unchanged objects).
 pub const HASH_ANNOTATION: &str = "instantdb.io/applied-hash";
-/// Pod template annotation: hash of the engine config and admin token, so a change of either
-/// restarts the pod.
+/// Pod template annotation: hash of the engine config, the admin token and the API keys, so a
+/// change of any restarts the pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "instantdb.io/config-hash";
 /// Port of the engine (API, health and metrics).
 pub const ENGINE_PORT: i32 = 8080;
@@ -86,6 +90,10 @@ pub struct BuildInput<'a> {
     pub default_image: &'a str,
     /// Admin token: the one already stored in the Secret, or a newly generated one.
     pub admin_token: &'a str,
+    /// API keys: those already stored in the `<name>-api` Secret, or newly generated ones.
+    pub api_keys: &'a ApiKeys,
+    /// Namespace the operator runs in (`POD_NAMESPACE`): the NetworkPolicy lets it in.
+    pub operator_namespace: &'a str,
     /// Whether the `servicemonitors.monitoring.coreos.com` CRD exists.
     pub service_monitor_crd: bool,
     /// Claim templates of the existing StatefulSet (immutable in Kubernetes, so they are kept).
@@ -124,6 +132,8 @@ pub struct Desired {
     pub config_map: ConfigMap,
     /// Admin token.
     pub secret: Secret,
+    /// API keys (`read`, `write`).
+    pub api_secret: Secret,
     /// Headless Service (stable pod DNS).
     pub headless_service: Service,
     /// Client Service.
@@ -132,6 +142,8 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     /// Disruption budget (absent while suspended).
     pub pdb: Option<PodDisruptionBudget>,
+    /// Who may reach the engine (absent with `spec.networkPolicy.enabled: false`).
+    pub network_policy: Option<NetworkPolicy>,
     /// Prometheus Operator ServiceMonitor (only when its CRD exists).
     pub service_monitor: Option<DynamicObject>,
 }
@@ -239,33 +251,42 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     let r = resolve(input.db, input.default_image).map_err(|p| Error::InvalidSpec(p.join("; ")))?;
     let owner = owner_reference(input.db)?;
     let config_map = config::config_map(input.db, &r, &owner)?;
-    // The engine reads its config and its admin token once at startup, so both go into the
-    // pod template's hash: a new token (the Secret was deleted and recreated) restarts the pod
-    // instead of leaving the engine on the old one. Only a hash of the token is written.
+    // The engine reads its config, its admin token and its API keys once at startup, so all go
+    // into the pod template's hash: a new token or key (a Secret was deleted and recreated)
+    // restarts the pod instead of leaving the engine on the old one. Only hashes are written.
     let config_hash = hash_str(&format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         config_map
             .data
             .as_ref()
             .and_then(|d| d.get(CONFIG_KEY))
             .map_or("", |s| s),
-        hash_str(input.admin_token)
+        hash_str(input.admin_token),
+        hash_str(&format!(
+            "{}\n{}",
+            input.api_keys.read, input.api_keys.write
+        ))
     ));
     let secret = config::admin_secret(&r, &owner, input.admin_token);
+    let api_secret = api_keys::api_secret(&r, &owner, input.api_keys);
     let headless_service = network::headless_service(&r, &owner);
     let service = network::client_service(&r, &owner);
     let statefulset = statefulset::statefulset(input, &r, &owner, &config_hash);
     let pdb = pdb::pdb(input.db, &r, &owner);
+    let network_policy =
+        network_policy::network_policy(input.db, &r, &owner, input.operator_namespace);
     let service_monitor = input
         .service_monitor_crd
         .then(|| monitoring::service_monitor(&r, &owner));
     Ok(Desired {
         config_map,
         secret,
+        api_secret,
         headless_service,
         service,
         statefulset,
         pdb,
+        network_policy,
         service_monitor,
     })
 }
@@ -329,6 +350,10 @@ pub mod names {
     /// Secret with the object-store credentials the engine reads by reference.
     pub fn storage_credentials_secret(name: &str) -> String {
         format!("{name}-storage-credentials")
+    }
+    /// Secret with the API keys (`read`, `write`).
+    pub fn api_secret(name: &str) -> String {
+        format!("{name}-api")
     }
     /// Headless Service.
     pub fn headless_service(name: &str) -> String {

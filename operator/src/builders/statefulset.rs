@@ -19,9 +19,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    ADMIN_TOKEN_KEY, BuildInput, CONFIG_HASH_ANNOTATION, CONFIG_KEY, DATA_VOLUME,
-    DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, ENGINE_PORT, Resolved,
-    labels, meta, names, selector_labels,
+    ADMIN_TOKEN_KEY, API_KEYS_DIR, BuildInput, CONFIG_HASH_ANNOTATION, CONFIG_KEY, DATA_VOLUME,
+    DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, ENGINE_PORT, READ_KEY,
+    Resolved, WRITE_KEY, labels, meta, names, selector_labels,
 };
 
 /// UID and GID the engine runs as (non-root; the data volume is group-owned via fsGroup).
@@ -75,6 +75,7 @@ fn container_env(input: &BuildInput<'_>) -> Vec<EnvVar> {
             "INSTANT_DB_ADMIN_TOKEN_FILE",
             format!("/etc/instant-db/admin/{ADMIN_TOKEN_KEY}"),
         ),
+        env("INSTANT_DB_API_KEYS_DIR", API_KEYS_DIR),
         env("INSTANT_DB_DATA_DIR", "/data"),
         env("TMPDIR", "/tmp"),
     ];
@@ -176,8 +177,8 @@ pub fn statefulset(
             mount_path: "/data".into(),
             ..Default::default()
         },
-        // One projected volume: config.yaml and admin/token (nested mounts into a read-only
-        // configMap volume would fail).
+        // One projected volume: config.yaml, admin/token and api/{read,write} (nested mounts
+        // into a read-only configMap volume would fail).
         VolumeMount {
             name: "config".into(),
             mount_path: "/etc/instant-db".into(),
@@ -216,6 +217,23 @@ pub fn statefulset(
                                 path: format!("admin/{ADMIN_TOKEN_KEY}"),
                                 mode: None,
                             }]),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        secret: Some(SecretProjection {
+                            name: names::api_secret(&r.name),
+                            items: Some(
+                                [READ_KEY, WRITE_KEY]
+                                    .into_iter()
+                                    .map(|k| KeyToPath {
+                                        key: k.into(),
+                                        path: format!("api/{k}"),
+                                        mode: None,
+                                    })
+                                    .collect(),
+                            ),
                             optional: Some(false),
                         }),
                         ..Default::default()

@@ -4,7 +4,8 @@ use super::*;
 use instant_db_crds::InstantDb;
 use serde_json::json;
 
-fn db(spec: serde_json::Value) -> InstantDb {
+/// An InstantDb `search/docs` with this spec (also used by the builders' own test modules).
+pub(super) fn db(spec: serde_json::Value) -> InstantDb {
     serde_json::from_value(json!({
         "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
         "metadata": {"name": "docs", "namespace": "search", "uid": "11111111-2222-3333-4444-555555555555", "generation": 1},
@@ -13,11 +14,19 @@ fn db(spec: serde_json::Value) -> InstantDb {
     .unwrap()
 }
 
+/// API keys of the tests (what the controller would have read from `<name>-api`).
+static API_KEYS: std::sync::LazyLock<ApiKeys> = std::sync::LazyLock::new(|| ApiKeys {
+    read: "test-read-key-0123456789".into(),
+    write: "test-write-key-0123456789".into(),
+});
+
 fn input(db: &InstantDb) -> BuildInput<'_> {
     BuildInput {
         db,
         default_image: "ghcr.io/instant-db/instant-db:0.1.0",
         admin_token: "test-token",
+        api_keys: &API_KEYS,
+        operator_namespace: "idb-system",
         service_monitor_crd: true,
         existing_claim_templates: None,
     }
@@ -27,12 +36,16 @@ fn render(d: &Desired) -> String {
     let mut docs = vec![
         serde_norway::to_string(&d.config_map).unwrap(),
         serde_norway::to_string(&d.secret).unwrap(),
+        serde_norway::to_string(&d.api_secret).unwrap(),
         serde_norway::to_string(&d.headless_service).unwrap(),
         serde_norway::to_string(&d.service).unwrap(),
         serde_norway::to_string(&d.statefulset).unwrap(),
     ];
     if let Some(p) = &d.pdb {
         docs.push(serde_norway::to_string(p).unwrap());
+    }
+    if let Some(np) = &d.network_policy {
+        docs.push(serde_norway::to_string(np).unwrap());
     }
     if let Some(sm) = &d.service_monitor {
         docs.push(serde_norway::to_string(sm).unwrap());
@@ -332,4 +345,79 @@ fn a_cpu_limit_that_is_not_a_quantity_is_a_spec_problem() {
     let bad = db(json!({"storage": {"size": "1Gi"}, "resources": {"limits": {"cpu": "lots"}}}));
     let problems = resolve(&bad, "img").unwrap_err();
     assert!(problems[0].contains("limits.cpu"), "{problems:?}");
+}
+
+#[test]
+fn the_api_keys_are_mounted_for_the_engine_and_new_keys_restart_the_pod() {
+    let a = db(json!({"storage": {"size": "1Gi"}}));
+    let d = desired(&input(&a)).unwrap();
+    assert_eq!(d.api_secret.metadata.name.as_deref(), Some("docs-api"));
+    let pod = d.statefulset.spec.clone().unwrap().template;
+    let spec = pod.spec.unwrap();
+    let engine = &spec.containers[0];
+    let env: BTreeMap<_, _> = engine
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
+    assert_eq!(
+        env["INSTANT_DB_API_KEYS_DIR"].as_deref(),
+        Some("/etc/instant-db/api")
+    );
+    let config = spec
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "config")
+        .unwrap();
+    let api = config
+        .projected
+        .unwrap()
+        .sources
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| s.secret)
+        .find(|s| s.name == "docs-api")
+        .expect("the API keys are in the config volume");
+    let paths: Vec<_> = api
+        .items
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.key, i.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("read".to_string(), "api/read".to_string()),
+            ("write".to_string(), "api/write".to_string())
+        ]
+    );
+    let hash = |d: &Desired| {
+        d.statefulset
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()[CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    let other_keys = ApiKeys {
+        read: "another-read-key-0123456789".into(),
+        write: API_KEYS.write.clone(),
+    };
+    let d2 = desired(&BuildInput {
+        api_keys: &other_keys,
+        ..input(&a)
+    })
+    .unwrap();
+    assert_ne!(
+        hash(&d),
+        hash(&d2),
+        "a recreated api Secret restarts the pod"
+    );
 }

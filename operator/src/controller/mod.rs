@@ -42,6 +42,8 @@ pub struct OperatorConfig {
     /// move with every ingest, and writing them on every reconcile would make status writes
     /// (and the watch events they cause) follow the ingest rate.
     pub engine_numbers_refresh: Duration,
+    /// Namespace the operator runs in (`POD_NAMESPACE`); instances' NetworkPolicies admit it.
+    pub operator_namespace: String,
 }
 
 impl Default for OperatorConfig {
@@ -51,6 +53,7 @@ impl Default for OperatorConfig {
             resync_ready: Duration::from_secs(60),
             resync_progressing: Duration::from_secs(10),
             engine_numbers_refresh: Duration::from_secs(300),
+            operator_namespace: "default".into(),
         }
     }
 }

@@ -9,6 +9,7 @@ use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -165,6 +166,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     let secret = secrets.get_opt(&names::admin_secret(&name)).await?;
+    let api_secret = secrets.get_opt(&names::api_secret(&name)).await?;
     let sts = sts_api.get_opt(&names::primary(&name)).await?;
     let cm = cms.get_opt(&names::config_map(&name)).await?;
     let headless = svcs.get_opt(&names::headless_service(&name)).await?;
@@ -182,6 +184,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     } else {
         (None, None)
     };
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let network_policy = nps.get_opt(&names::primary(&name)).await?;
     let sm_crd = ctx.service_monitor_crd_exists().await;
     let sm_api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &builders::service_monitor_resource());
@@ -203,10 +207,14 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         &ctx.config.default_image,
         sts.as_ref().and_then(image::running),
     );
+    // Kept from the Secret once generated: a reconcile never rotates the keys clients hold.
+    let api_keys = builders::api_keys(api_secret.as_ref(), builders::generate_token);
     let desired = builders::desired(&BuildInput {
         db,
         default_image: &default_image,
         admin_token: &token,
+        api_keys: &api_keys,
+        operator_namespace: &ctx.config.operator_namespace,
         service_monitor_crd: sm_crd,
         existing_claim_templates: sts
             .as_ref()
@@ -217,11 +225,13 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     // Apply.
     let observed_objects = ObservedObjects {
         secret: secret.as_ref(),
+        api_secret: api_secret.as_ref(),
         sts: sts.as_ref(),
         cm: cm.as_ref(),
         headless: headless.as_ref(),
         svc: svc.as_ref(),
         pdb,
+        network_policy,
         sm: sm.as_ref(),
     };
     // A failure that may pass still leads to a status of what happened (naming the object);
@@ -303,6 +313,10 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         apply_failed: apply_failure.as_ref().map(ToString::to_string),
     };
     let mut new = status::compute(db.status.as_ref(), &observed, now);
+    new.secrets = Some(instant_db_crds::InstanceSecrets {
+        admin: Some(names::admin_secret(&name)),
+        api: Some(names::api_secret(&name)),
+    });
     let integrity = observed
         .health
         .as_ref()
@@ -437,11 +451,13 @@ async fn recover(
 /// What the reconcile read, for [`apply_all`].
 struct ObservedObjects<'a> {
     secret: Option<&'a Secret>,
+    api_secret: Option<&'a Secret>,
     sts: Option<&'a StatefulSet>,
     cm: Option<&'a ConfigMap>,
     headless: Option<&'a Service>,
     svc: Option<&'a Service>,
     pdb: Option<PodDisruptionBudget>,
+    network_policy: Option<NetworkPolicy>,
     sm: Option<&'a DynamicObject>,
 }
 
@@ -470,6 +486,9 @@ async fn apply_all(
     }
     if apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx).await? {
         changed.push(format!("Secret {}", names::admin_secret(&name)));
+    }
+    if apply_if_changed(&secrets, desired.api_secret, o.api_secret, uid, ctx).await? {
+        changed.push(format!("Secret {}", names::api_secret(&name)));
     }
     if apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx).await? {
         changed.push(format!("Service {}", names::headless_service(&name)));
@@ -505,6 +524,16 @@ async fn apply_all(
         }
         (None, _) => {}
     }
+    apply_or_delete_network_policy(
+        ctx,
+        ns,
+        uid,
+        &name,
+        desired.network_policy,
+        o.network_policy,
+        &mut changed,
+    )
+    .await?;
     if let Some(want) = desired.service_monitor
         && apply_if_changed(&sm_api, want, o.sm, uid, ctx).await?
     {
@@ -514,6 +543,37 @@ async fn apply_all(
         changed.push(note);
     }
     Ok(changed)
+}
+
+/// Like the PDB: applied when wanted, deleted when switched off (only if it is ours).
+async fn apply_or_delete_network_policy(
+    ctx: &Context,
+    ns: &str,
+    uid: &str,
+    name: &str,
+    want: Option<NetworkPolicy>,
+    observed: Option<NetworkPolicy>,
+    changed: &mut Vec<String>,
+) -> Result<()> {
+    let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
+    match (want, observed) {
+        (Some(want), observed) => {
+            if apply_if_changed(&api, want, observed.as_ref(), uid, ctx).await? {
+                changed.push(format!("NetworkPolicy {}", names::primary(name)));
+            }
+        }
+        (None, Some(observed)) if owned_by(&observed, uid) => {
+            api.delete(&names::primary(name), &DeleteParams::default())
+                .await?;
+            ctx.metrics
+                .writes
+                .with_label_values(&[CONTROLLER, "NetworkPolicy", "delete"])
+                .inc();
+            changed.push(format!("deleted NetworkPolicy {}", names::primary(name)));
+        }
+        (None, _) => {}
+    }
+    Ok(())
 }
 
 /// Puts an error only the user can fix (foreign object in the way, object rejected by the API
