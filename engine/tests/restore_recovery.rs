@@ -245,7 +245,7 @@ async fn serve_on_a_corrupted_data_dir_stays_up_unready_and_an_http_restore_brin
     corrupt(&data);
 
     let s = Served::start(&data);
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     assert_eq!(
         c.get(s.url("/health/live")).send().await.unwrap().status(),
         200
@@ -359,7 +359,7 @@ async fn serve_with_deleted_full_text_rows_is_unready_from_the_first_sample() {
     let n = sql(&data).execute("DELETE FROM chunks_fts", []).unwrap();
     assert!(n > 0);
     let s = Served::start(&data);
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let ready = c.get(s.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
@@ -401,7 +401,7 @@ async fn a_restore_job_id_is_idempotent_reports_its_phases_and_answers_after_a_r
     let data = dir.path().join("data");
     let documents = seed_demo(&data);
     let s = start(&data).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let backup = backup_to_dir(&c, &s, &dir.path().join("backups")).await;
     let source = backup["location"].as_str().unwrap();
 
@@ -534,7 +534,7 @@ async fn a_restore_or_second_backup_while_a_backup_runs_is_refused_with_409_nami
             ("AWS_SECRET_ACCESS_KEY", "testing"),
         ],
     );
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let (status, running) = post_admin(
         &c,
         &s,
@@ -592,7 +592,7 @@ async fn writes_during_a_running_restore_get_503_restore_in_progress_and_reads_c
     let data = dir.path().join("data");
     let documents = seed_demo(&data);
     let s = start(&data).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let (fifo, source) = stalled_source(&dir.path().join("stalled"));
     let (status, job) = admin(
         &c,
@@ -678,7 +678,7 @@ async fn uploads_are_in_the_backup_and_come_back_on_a_fresh_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let s = start(&data).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let bytes = b"# Wombats\n\nWombats dig the tunnels under the data centre.".to_vec();
     let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name("wombats.md");
     let r = c
@@ -738,7 +738,7 @@ async fn a_backup_of_another_model_or_a_newer_schema_is_refused_before_the_swap(
     let data = dir.path().join("data");
     let documents = seed_demo(&data);
     let s = start(&data).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let backups = dir.path().join("backups");
     let model = instant_db::config::Config::default().embedding.model;
     let latest = instant_db::store::schema::latest_version();
@@ -822,7 +822,7 @@ async fn a_restore_job_cut_mid_swap_by_a_restart_ends_rolled_back_with_the_previ
     .unwrap();
 
     let s = start(&data).await;
-    let c = reqwest::Client::new();
+    let c = common::admin_client();
     let job = admin_get_json(&c, &s, "/admin/restores/mid-swap").await;
     assert_eq!(job["phase"], "rolled_back", "{job}");
     assert!(

@@ -10,6 +10,8 @@ use prometheus::{
 
 /// Label values of one `instant_db_operator_instance_condition` series, after namespace and name.
 type ConditionSeries = [String; 3];
+/// The condition series set per (namespace, instance).
+type InstanceSeries = Arc<Mutex<BTreeMap<(String, String), Vec<ConditionSeries>>>>;
 
 /// The operator's metrics, registered in their own registry.
 #[derive(Clone, Debug)]
@@ -36,7 +38,7 @@ pub struct Metrics {
     pub instance_last_backup: IntGaugeVec,
     /// The condition series currently set per (namespace, instance), to remove them when a
     /// condition changes or the instance goes away.
-    instance_series: Arc<Mutex<BTreeMap<(String, String), Vec<ConditionSeries>>>>,
+    instance_series: InstanceSeries,
 }
 
 impl Metrics {
