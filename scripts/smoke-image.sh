@@ -220,7 +220,7 @@ r = json.loads(sys.argv[1])
 m = r["components"]["embedding_model"]
 if m["status"] != "healthy" or m["details"].get("dimensions") != 384:
     sys.exit(f"embedding_model component: {m}")
-print(f"    /health/detailed: status {r['status']}, ready {r['ready']}, embedding_model {m['status']} "
+print(f"    /health/detailed: status {r['status']} {r['reasons']}, ready {r['ready']}, embedding_model {m['status']} "
       f"({m['details'].get('model')}, {m['details'].get('dimensions')} dimensions), version {r['version']}")
 EOF
 
