@@ -248,22 +248,34 @@ build_image() {
 # org.opencontainers.image.ref.name (the OCI name, read by podman, docker and containerd) and as
 # io.containerd.image.name (containerd's own, which `ctr import` and so `kind load image-archive`
 # read first; containerd releases differ in how they take a full reference in the OCI name).
+# It also holds a Docker manifest.json naming the same blobs, as `docker save` of Docker 25+
+# writes: Docker before 25 loads only that format (it fails on an OCI-only archive, checked with
+# Debian's docker.io 20.10), later ones read either.
 export_archive() {
   local ref=$1 file=$2 layout=$work/layout-$RANDOM
   rm -rf "$layout" "$file"
   skopeo copy --quiet "containers-storage:$ref" "oci:$layout:$ref"
   python3 - "$layout/index.json" "$ref" <<'EOF'
-import json, sys
+import json, os, sys
 path, ref = sys.argv[1], sys.argv[2]
 with open(path) as f:
     index = json.load(f)
-for m in index["manifests"]:
-    m.setdefault("annotations", {})["io.containerd.image.name"] = ref
-    m["annotations"]["org.opencontainers.image.ref.name"] = ref
+(m,) = index["manifests"]
+m.setdefault("annotations", {})["io.containerd.image.name"] = ref
+m["annotations"]["org.opencontainers.image.ref.name"] = ref
 with open(path, "w") as f:
     json.dump(index, f, separators=(",", ":"))
+def blob_path(digest):
+    return "blobs/" + digest.replace(":", "/", 1)
+with open(os.path.join(os.path.dirname(path), blob_path(m["digest"]))) as f:
+    manifest = json.load(f)
+docker = [{"Config": blob_path(manifest["config"]["digest"]), "RepoTags": [ref],
+           "Layers": [blob_path(l["digest"]) for l in manifest["layers"]]}]
+with open(os.path.join(os.path.dirname(path), "manifest.json"), "w") as f:
+    json.dump(docker, f, separators=(",", ":"))
 EOF
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$layout" -cf "$file" oci-layout index.json blobs
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$layout" -cf "$file" \
+    oci-layout index.json manifest.json blobs
   rm -rf "$layout"
 }
 

@@ -82,9 +82,19 @@ a = m.get("annotations", {})
 ref, ctr = a.get("org.opencontainers.image.ref.name"), a.get("io.containerd.image.name")
 if not ref or ref != ctr:
     sys.exit(f"index.json must name the image in org.opencontainers.image.ref.name and io.containerd.image.name, got {a}")
+# Docker before 25 loads the archive through manifest.json: it must name the same image and blobs.
+import os
+layout = os.path.dirname(sys.argv[1])
+blob = lambda d: "blobs/" + d.replace(":", "/", 1)
+manifest = json.load(open(os.path.join(layout, blob(m["digest"]))))
+(docker,) = json.load(open(os.path.join(layout, "manifest.json")))
+want = {"Config": blob(manifest["config"]["digest"]), "RepoTags": [ref],
+        "Layers": [blob(l["digest"]) for l in manifest["layers"]]}
+if docker != want:
+    sys.exit(f"manifest.json is {docker}, want {want}")
 print(ref)
 EOF
-  ) || fail "$archive has no usable index.json" "rebuild it with scripts/build-images.sh"
+  ) || fail "$archive has no usable index.json or manifest.json" "rebuild it with scripts/build-images.sh"
   umoci unpack --image "$work/$name/layout:$ref" "$work/$name/bundle" >/dev/null ||
     fail "umoci could not unpack $archive" "rebuild it with scripts/build-images.sh"
   printf '%s\n' "$ref"
@@ -220,7 +230,7 @@ r = json.loads(sys.argv[1])
 m = r["components"]["embedding_model"]
 if m["status"] != "healthy" or m["details"].get("dimensions") != 384:
     sys.exit(f"embedding_model component: {m}")
-print(f"    /health/detailed: status {r['status']}, ready {r['ready']}, embedding_model {m['status']} "
+print(f"    /health/detailed: status {r['status']} {r['reasons']}, ready {r['ready']}, embedding_model {m['status']} "
       f"({m['details'].get('model')}, {m['details'].get('dimensions')} dimensions), version {r['version']}")
 EOF
 
