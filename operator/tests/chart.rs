@@ -197,7 +197,8 @@ fn denied(grants: &[Grant], needed: &BTreeSet<Permission>) -> Vec<String> {
 /// (a due run and a pruned backup) and the restore controller's; then readiness, an automatic
 /// restore after a failed integrity check, a restore,
 /// backup started and failed, one waiting for its policy, an image update, a volume expansion, a
-/// recreated admin Secret, suspend and deletion; then leader election in the release namespace.
+/// recreated admin Secret, the NetworkPolicy switched off, suspend and deletion; then leader
+/// election in the release namespace.
 async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permission> {
     let (fake, ctx, engine) =
         setup_with_engine(json!({"storage": {"size": "1Gi"}, "disruption": {"protect": true}}));
@@ -403,6 +404,9 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
     reconcile_once(&fake, &ctx).await.unwrap();
     fake.remove(SECRET);
     reconcile_once(&fake, &ctx).await.unwrap();
+    // the NetworkPolicy switched off: the operator deletes it
+    fake.merge(DB, &json!({"spec": {"networkPolicy": {"enabled": false}}}));
+    reconcile_once(&fake, &ctx).await.unwrap();
     fake.merge(DB, &json!({"spec": {"suspend": true}}));
     reconcile_once(&fake, &ctx).await.unwrap();
     fake.merge(
@@ -454,6 +458,7 @@ async fn the_default_cluster_role_grants_every_request_the_operator_makes() {
         ("patch", "statefulsets"),
         ("patch", "persistentvolumeclaims"),
         ("delete", "poddisruptionbudgets"),
+        ("delete", "networkpolicies"),
         ("patch", "servicemonitors"),
         ("create", "events"),
         ("update", "leases"),

@@ -11,23 +11,28 @@ app.kubernetes.io/name: instant-db-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- define "idbo.rules" -}}
+# Least privilege, checked both ways by operator/tests/chart.rs: every request the operator makes
+# is granted, and nothing is granted that it does not use. `create` on applied kinds: a real API
+# server authorizes a server-side apply that creates its object as `create` as well as `patch`.
 - apiGroups: ["instantdb.io"]
-  resources: ["instantdbs", "instantdbbackuppolicies", "instantdbbackups", "instantdbrestores"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-- apiGroups: ["instantdb.io"]
-  resources: ["instantdbs/status", "instantdbbackuppolicies/status", "instantdbbackups/status", "instantdbrestores/status"]
-  verbs: ["get", "patch", "update"]
+  resources: ["instantdbs", "instantdbbackuppolicies"]
+  # get: a backup's instance and policy, a policy's instance; list/watch: the controllers.
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["instantdb.io"]
   resources: ["instantdbbackups"]
-  # create: scheduled runs; delete: retention.
-  verbs: ["create", "delete"]
+  # patch: the archive finalizer and retention's mark; create: scheduled runs; delete: retention.
+  verbs: ["list", "watch", "patch", "create", "delete"]
+- apiGroups: ["instantdb.io"]
+  resources: ["instantdbs/status", "instantdbbackuppolicies/status", "instantdbbackups/status", "instantdbrestores/status"]
+  # status is written with server-side apply on the status subresource.
+  verbs: ["patch"]
 - apiGroups: ["instantdb.io"]
   resources: ["instantdbrestores"]
   # create: automatic restores (spec.recovery.autoRestore).
-  verbs: ["create"]
+  verbs: ["list", "watch", "create"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   # list/watch: the operator watches the admin Secrets it owns (label-selected) to recreate them.
@@ -40,10 +45,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["get"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  # delete: the PDB goes when spec.disruption.protect is removed or the instance is suspended.
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "create", "patch", "delete"]
