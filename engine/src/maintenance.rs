@@ -190,6 +190,18 @@ pub fn location(engine: &Engine, url: &str) -> Result<crate::backup::Location> {
     )
 }
 
+/// A backup archive URL (`.../<id>.tar.gz`) parsed for this engine, as [`location`] parses
+/// folders: its folder (with the breaker) and the archive's file name.
+pub fn archive_location(engine: &Engine, url: &str) -> Result<(crate::backup::Location, String)> {
+    let (folder, name) =
+        crate::backup::Location::parse_object_with(url, &engine.config.backup.credentials_dir)
+            .map_err(backup_err)?;
+    Ok((
+        folder.with_breaker(engine.breakers.get(OBJECT_STORAGE)),
+        name,
+    ))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RestoreReport {
     pub backup_id: String,
@@ -242,10 +254,7 @@ pub async fn restore_observed(
         crate::backup::STAGING_PREFIX,
         uuid::Uuid::new_v4().simple()
     ));
-    let (folder, name) =
-        crate::backup::Location::parse_object_with(source, &engine.config.backup.credentials_dir)
-            .map_err(backup_err)?;
-    let folder = folder.with_breaker(engine.breakers.get(OBJECT_STORAGE));
+    let (folder, name) = archive_location(&engine, source)?;
     phase(RestorePhase::Fetching);
     let verifying = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let observed: crate::backup::ProgressSink = {

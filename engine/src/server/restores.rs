@@ -109,8 +109,7 @@ fn start(
     }
     // The same parse the restore itself makes (credentials from the configured directory), so
     // a source that cannot work is refused here, before the fence is taken.
-    crate::backup::Location::parse_object_with(&source, &s.engine.config.backup.credentials_dir)
-        .map_err(|e| ApiError(crate::maintenance::backup_err(e)))?;
+    crate::maintenance::archive_location(&s.engine, &source).map_err(ApiError)?;
     let guard = match s.operations.begin(OperationKind::Restore, &id) {
         Ok(g) => g,
         // the same id posted twice at once: the first one holds the fence
