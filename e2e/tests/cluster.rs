@@ -8,12 +8,12 @@
 //! (default 300). No operator may be running in the cluster already: two would fight.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use instant_db_crds::InstantDb;
 use instant_db_crds::conditions::is_true;
+use instant_db_e2e::{apply_namespace, say, timeout};
 use instant_db_operator::controller::{Context, OperatorConfig};
 use instant_db_operator::engine_client::HttpEngineClient;
 use instant_db_operator::metrics::Metrics;
@@ -26,11 +26,6 @@ use serde_json::{Value, json};
 
 const NAME: &str = "e2e-ready";
 
-/// Printed straight to stderr: the test harness captures `println!`, and a skip must be seen.
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
 #[tokio::test]
 async fn operator_in_process_makes_an_instantdb_ready() {
     if std::env::var_os("KUBECONFIG").is_none() {
@@ -42,12 +37,7 @@ async fn operator_in_process_makes_an_instantdb_ready() {
     let client = kube::Client::try_default()
         .await
         .expect("cluster from KUBECONFIG");
-    let timeout = Duration::from_secs(
-        std::env::var("E2E_TIMEOUT_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(300),
-    );
+    let timeout = timeout();
     let pp = PatchParams::apply("instant-db-e2e").force();
 
     // CRDs
@@ -64,17 +54,8 @@ async fn operator_in_process_makes_an_instantdb_ready() {
 
     // a namespace of our own, so nothing else is touched
     let ns = format!("instant-db-e2e-{}", std::process::id());
+    apply_namespace(&client, &ns, &pp).await.unwrap();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            &ns,
-            &pp,
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-            ),
-        )
-        .await
-        .unwrap();
 
     // the operator, in-process
     let image = std::env::var("E2E_ENGINE_IMAGE")

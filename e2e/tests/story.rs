@@ -14,13 +14,14 @@
 //! No other instant-db operator may run in the cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use instant_db_crds::conditions::is_true;
 use instant_db_crds::{InstantDb, InstantDbBackup, InstantDbRestore};
+use instant_db_e2e::{apply_namespace, say, timeout};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -32,10 +33,6 @@ use serde_json::{Value, json};
 
 const RELEASE: &str = "instant-db-e2e";
 const INSTANCE: &str = "docs";
-
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
 
 /// Prints each step with the time it took and since the start.
 struct Steps {
@@ -80,15 +77,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn timeout() -> Duration {
-    Duration::from_secs(
-        std::env::var("E2E_TIMEOUT_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(300),
-    )
 }
 
 async fn wait_for<K, F>(api: &Api<K>, name: &str, what: &str, cond: F) -> K
@@ -212,17 +200,8 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
     steps.done("helm install");
 
     let pp = PatchParams::apply("instant-db-e2e").force();
+    apply_namespace(&client, &ns, &pp).await.unwrap();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            &ns,
-            &pp,
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-            ),
-        )
-        .await
-        .unwrap();
 
     // 2. every example passes the real admission
     dry_run_examples(&client, &ns).await;
