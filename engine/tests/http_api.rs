@@ -229,6 +229,35 @@ async fn uploads_are_size_limited_and_stay_inside_the_data_directory() {
     s.stop().await;
 }
 
+/// A client still sending an oversized upload reads the 413, not a connection reset: a server that
+/// answers and closes with request bytes unread makes the kernel reset the connection, and the
+/// reset throws the answer away (reqwest then reports "connection closed before message
+/// completed"). Twenty rounds, because the loss is a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_upload_still_being_sent_gets_its_413_every_time() {
+    let (_dir, s) = demo_server(None).await;
+    let c = reqwest::Client::new();
+    for round in 0..20 {
+        let part = reqwest::multipart::Part::bytes(vec![b'a'; 900 * 1024]).file_name("big.txt");
+        let r = c
+            .post(s.url("/api/process/file"))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no answer to an oversized upload: {e:?}"));
+        assert_eq!(r.status(), 413, "round {round}");
+        let reply: Value = r.json().await.unwrap();
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("limits.max_upload_bytes"),
+            "{reply}"
+        );
+    }
+    s.stop().await;
+}
+
 /// Files named `name` anywhere under `<data>/uploads/`.
 fn stored_uploads(data: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
     let mut out = vec![];

@@ -28,8 +28,7 @@ pub fn routes(max_upload: usize) -> Router<AppState> {
         )
         .route(
             "/api/process/file",
-            // Multipart framing adds a little; the file itself is checked against the limit.
-            post(process_file).layer(DefaultBodyLimit::max(max_upload + 64 * 1024)),
+            post(process_file).layer(DefaultBodyLimit::max(upload_body_cap(max_upload))),
         )
         .route("/api/process/directory", post(process_directory))
         .route("/api/config", get(config))
@@ -253,17 +252,70 @@ pub async fn process_file(
     State(s): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<axum::Json<IngestReport>> {
+    // Taken as a `Result` so a request that is not multipart gets the API's JSON error too.
+    let mut form = form.map_err(|e| {
+        ApiError(Error::InvalidInput(format!(
+            "expected a multipart/form-data body with a `file` field: {}",
+            e.body_text()
+        )))
+    })?;
+    let received = read_upload(&s, &mut form).await;
+    if received.is_err() {
+        drain_rejected_upload(&mut form).await;
+    }
+    let (name, bytes, metadata) = received?;
+    let uploads = s.engine.config.uploads_dir();
+    let report = ingest_guarded(&s, move |engine| {
+        let target = store_upload(&uploads, &name, &bytes)?;
+        let opts = IngestOptions {
+            metadata,
+            ..Default::default()
+        };
+        crate::ingest::ingest_paths(engine, &[target], &opts, &NoProgress)
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+/// Multipart framing and the metadata field add a little to the file.
+const UPLOAD_FRAMING_BYTES: usize = 64 * 1024;
+/// How long a rejected upload is read on before the answer goes out anyway.
+const DRAIN_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The request-body limit of the upload route: the largest accepted upload plus its framing, plus
+/// as much again (at least 1 MiB) that is read and thrown away when an upload is refused, so that
+/// the refusal reaches a client that is still sending (see [`drain_rejected_upload`]).
+fn upload_body_cap(max_upload: usize) -> usize {
+    max_upload
+        .saturating_add(UPLOAD_FRAMING_BYTES)
+        .saturating_add(max_upload.max(1024 * 1024))
+}
+
+/// Reads what is left of a refused upload and throws it away. A server that answers and closes
+/// while request bytes are still unread makes the kernel reset the connection, and the reset
+/// discards the answer on its way to the client (which then sees "connection closed before the
+/// message completed" instead of the 413 or 400): nginx reads on after an error for the same
+/// reason. Bounded by the route's body limit ([`upload_body_cap`]) and [`DRAIN_BUDGET`]; a
+/// client sending beyond those may still see the reset.
+async fn drain_rejected_upload(form: &mut Multipart) {
+    let drain = async {
+        while let Ok(Some(mut field)) = form.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_BUDGET, drain).await;
+}
+
+/// The upload's file name, bytes and metadata, read from the multipart body; stops at the first
+/// problem (the caller drains the rest).
+async fn read_upload(
+    s: &AppState,
+    form: &mut Multipart,
+) -> ApiResult<(String, Vec<u8>, Option<serde_json::Value>)> {
     let max = s.engine.config.limits.max_upload_bytes;
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut metadata = None;
     let bad = |m: String| ApiError(Error::InvalidInput(m));
-    // Taken as a `Result` so a request that is not multipart gets the API's JSON error too.
-    let mut form = form.map_err(|e| {
-        bad(format!(
-            "expected a multipart/form-data body with a `file` field: {}",
-            e.body_text()
-        ))
-    })?;
     while let Some(mut field) = form
         .next_field()
         .await
@@ -319,17 +371,7 @@ pub async fn process_file(
         }
     }
     let (name, bytes) = file.ok_or_else(|| bad("no `file` field in the upload".into()))?;
-    let uploads = s.engine.config.uploads_dir();
-    let report = ingest_guarded(&s, move |engine| {
-        let target = store_upload(&uploads, &name, &bytes)?;
-        let opts = IngestOptions {
-            metadata,
-            ..Default::default()
-        };
-        crate::ingest::ingest_paths(engine, &[target], &opts, &NoProgress)
-    })
-    .await?;
-    Ok(axum::Json(report))
+    Ok((name, bytes, metadata))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
