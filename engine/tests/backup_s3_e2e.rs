@@ -334,3 +334,48 @@ async fn demo_documents_survive_s3_backup_and_restore_through_the_cli_and_the_ad
     sc.stop().await;
     drop(moto);
 }
+
+/// An S3-compatible store with a certificate of a private CA (an in-house MinIO, say) is trusted
+/// through `AWS_CA_BUNDLE`, the AWS CLI's and SDKs' variable, and refused without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_a_private_ca_is_trusted_through_aws_ca_bundle_and_refused_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = common::certs::Ca::new("test CA");
+    let (cert, key) = ca.leaf(&["localhost"]).write(tmp.path());
+    let ca_file = tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let moto = common::moto::start_moto_tls(&cert, &key).await;
+    let endpoint = format!("https://localhost:{}", moto.port);
+    let r = common::certs::client_trusting(&ca.pem)
+        .put(format!("{endpoint}/private-ca"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    let ca_file = ca_file.display().to_string();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_CA_BUNDLE", ca_file.as_str()),
+    ];
+    let a = tmp.path().join("a");
+    let ad = a.clone();
+    tokio::task::spawn_blocking(move || drop(common::engine_with_demo(&ad)))
+        .await
+        .unwrap();
+    let dest = format!("s3://private-ca/tls?endpoint={endpoint}");
+    let backup = ok_json(&run(&a, &["backup", "--to", &dest, "--id", "tls-1"], &env));
+    assert_eq!(backup["documents"], 13, "{backup}");
+    let location = backup["location"].as_str().unwrap().to_string();
+    let restored = ok_json(&run(
+        &tmp.path().join("b"),
+        &["restore", "--from", &location],
+        &env,
+    ));
+    assert_eq!(restored["documents"], 13, "{restored}");
+    let out = run(&a, &["backup", "--to", &dest, "--id", "tls-2"], &env[..2]);
+    assert!(
+        !out.status.success(),
+        "a store with a certificate of an untrusted CA was used"
+    );
+}

@@ -41,7 +41,7 @@ use chrono::Utc;
 pub use archive::{FORMAT_VERSION, FileEntry, MANIFEST_NAME, Manifest};
 pub use catalog::{BackupEntry, delete_backup, list_backups, read_manifest};
 pub use create::{BackupReport, BackupRequest, Counts, create_backup};
-pub use location::{ACCEPTED_FORMS, DEFAULT_CREDENTIALS_DIR, Location, S3Location};
+pub use location::{ACCEPTED_FORMS, DEFAULT_CREDENTIALS_DIR, Location, ObjectLocation, Service};
 pub use progress::{BackupProgress, Phase, ProgressSink, no_progress};
 pub use redact::redact_url;
 pub use restore::{VerifiedBackup, fetch_and_verify, fetch_and_verify_from};

@@ -4,13 +4,20 @@
 pub const REDACTED: &str = "REDACTED";
 
 /// Query parameters whose values are secrets (compared case-insensitively): the credentials a
-/// location URL may carry, and those of presigned S3 URLs.
+/// location URL could carry for S3, GCS or Azure (refused by `Location::parse`, which uses this
+/// list), and those of presigned S3 URLs and Azure SAS tokens.
 const SECRET_PARAMS: &[&str] = &[
     "access_key_id",
     "secret_access_key",
     "session_token",
     "token",
     "password",
+    "access_key",
+    "account_key",
+    "sas",
+    "sas_token",
+    "sig",
+    "service_account_key",
     "x-amz-credential",
     "x-amz-signature",
     "x-amz-security-token",
@@ -39,7 +46,8 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-fn is_secret_param(key: &str) -> bool {
+/// Whether the query parameter `key` carries a secret.
+pub(crate) fn is_secret_param(key: &str) -> bool {
     SECRET_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(key))
 }
 

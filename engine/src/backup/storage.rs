@@ -1,5 +1,5 @@
-//! The object operations behind backups, for a directory or an S3-compatible store.
-//! S3 operations are retried with jittered backoff on transient errors.
+//! The object operations behind backups, for a directory or an object store.
+//! Object-store operations are retried with jittered backoff on transient errors.
 
 use std::io;
 use std::path::Path;
@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::location::S3Location;
+use super::location::ObjectLocation;
 use super::{
     BackupError, BackupProgress, Location, Phase, ProgressSink, UPLOAD_CHUNK, io_err, store_policy,
 };
@@ -19,7 +19,7 @@ use crate::resilience::{BreakerError, retry_transient};
 /// has one), so a failing store costs one breaker failure per operation, not per attempt, and an
 /// open breaker refuses at once. Only transient errors count as failures: a missing object is an
 /// answer from a working store.
-async fn s3_op<T, F, Fut>(s: &S3Location, op: &str, f: F) -> Result<T, BackupError>
+async fn object_op<T, F, Fut>(s: &ObjectLocation, op: &str, f: F) -> Result<T, BackupError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, BackupError>>,
@@ -49,9 +49,9 @@ where
 pub(super) async fn exists(loc: &Location, name: &str) -> Result<bool, BackupError> {
     match loc {
         Location::Dir(dir) => Ok(dir.join(name).is_file()),
-        Location::S3(s) => {
-            let key = Location::s3_key(s, name);
-            s3_op(s, "backup head", || async {
+        Location::Object(s) => {
+            let key = Location::object_key(s, name);
+            object_op(s, "backup head", || async {
                 match s.store.head(&key).await {
                     Ok(_) => Ok(true),
                     Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -106,9 +106,9 @@ pub(super) async fn put_file(
                 .map_err(|e| io_err(&dst, e))?;
             Ok(())
         }
-        Location::S3(s) => {
-            let key = Location::s3_key(s, name);
-            s3_op(s, "backup upload", || {
+        Location::Object(s) => {
+            let key = Location::object_key(s, name);
+            object_op(s, "backup upload", || {
                 upload_s3(s.store.as_ref(), &key, src, total, progress)
             })
             .await
@@ -174,10 +174,10 @@ pub(super) async fn put_bytes(
                 .await
                 .map_err(|e| io_err(&dst, e))
         }
-        Location::S3(s) => {
-            let key = Location::s3_key(s, name);
+        Location::Object(s) => {
+            let key = Location::object_key(s, name);
             let payload = bytes::Bytes::from(data);
-            s3_op(s, "backup put", || async {
+            object_op(s, "backup put", || async {
                 s.store.put(&key, PutPayload::from(payload.clone())).await?;
                 Ok(())
             })
@@ -197,9 +197,9 @@ pub(super) async fn get_bytes(loc: &Location, name: &str) -> Result<Option<Vec<u
                 Err(e) => Err(io_err(&p, e)),
             }
         }
-        Location::S3(s) => {
-            let key = Location::s3_key(s, name);
-            s3_op(s, "backup get", || async {
+        Location::Object(s) => {
+            let key = Location::object_key(s, name);
+            object_op(s, "backup get", || async {
                 match s.store.get(&key).await {
                     Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -245,9 +245,9 @@ pub(super) async fn get_to_file(
             w.sync_all().await.map_err(|e| io_err(dst, e))?;
             Ok(())
         }
-        Location::S3(s) => {
-            let key = Location::s3_key(s, name);
-            s3_op(s, "backup download", || async {
+        Location::Object(s) => {
+            let key = Location::object_key(s, name);
+            object_op(s, "backup download", || async {
                 let r = match s.store.get(&key).await {
                     Ok(r) => r,
                     Err(object_store::Error::NotFound { .. }) => {
@@ -284,9 +284,9 @@ pub(super) async fn delete_object(loc: &Location, name: &str) -> Result<bool, Ba
                 Err(e) => Err(io_err(&p, e)),
             }
         }
-        Location::S3(s) => {
-            let key = Location::s3_key(s, name);
-            s3_op(s, "backup delete", || async {
+        Location::Object(s) => {
+            let key = Location::object_key(s, name);
+            object_op(s, "backup delete", || async {
                 // S3 DELETE is idempotent; check existence first to report it.
                 match s.store.head(&key).await {
                     Ok(_) => {}
@@ -327,10 +327,10 @@ pub(super) async fn list_objects(
             }
             Ok(out)
         }
-        Location::S3(s) => {
+        Location::Object(s) => {
             let prefix =
                 (!s.prefix.is_empty()).then(|| object_store::path::Path::from(s.prefix.as_str()));
-            let res = s3_op(s, "backup list", || async {
+            let res = object_op(s, "backup list", || async {
                 Ok::<_, BackupError>(s.store.list_with_delimiter(prefix.as_ref()).await?)
             })
             .await?;

@@ -35,6 +35,21 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn start_moto() -> MotoServer {
+    start_moto_with(&[]).await
+}
+
+/// moto_server over HTTPS with the given certificate and key files (PEM).
+pub async fn start_moto_tls(cert: &std::path::Path, key: &std::path::Path) -> MotoServer {
+    start_moto_with(&[
+        "-c".as_ref(),
+        cert.as_os_str(),
+        "-k".as_ref(),
+        key.as_os_str(),
+    ])
+    .await
+}
+
+async fn start_moto_with(extra: &[&std::ffi::OsStr]) -> MotoServer {
     let Some(bin) = find_on_path("moto_server") else {
         panic!(
             "moto_server was not found on PATH. This test needs a real S3-compatible server: \
@@ -44,17 +59,16 @@ pub async fn start_moto() -> MotoServer {
     let port = free_port();
     let child = Command::new(bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn moto_server");
     let server = MotoServer { child, port };
-    let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if client
-            .get(format!("http://127.0.0.1:{port}/"))
-            .send()
+        // A TCP connection, so the HTTPS server counts as up too.
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {

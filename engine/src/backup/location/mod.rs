@@ -1,79 +1,121 @@
-//! Where backups live: a local directory or an S3-compatible bucket.
+//! Where backups live: a local directory or an object store (S3-compatible, Google Cloud
+//! Storage, Azure Blob Storage), each through `object_store`.
 //!
 //! Accepted forms (see [`ACCEPTED_FORMS`]):
 //! - a plain path (`/backups`, `./backups`) or `file:///absolute/dir` → a directory;
 //! - `s3://bucket/optional/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&allow_http=true`
-//!   → an S3-compatible store (path-style requests).
+//!   → an S3-compatible store (path-style requests);
+//! - `gs://bucket/prefix` → Google Cloud Storage;
+//! - `az://container/prefix?account=ACCOUNT` → Azure Blob Storage.
 //!
-//! S3 credentials never travel in the URL. Either the URL names them, `credentials=NAME` (a
-//! Kubernetes Secret name, not a secret), and they are read from the files
-//! `<credentials dir>/NAME.AWS_ACCESS_KEY_ID`, `NAME.AWS_SECRET_ACCESS_KEY` and optionally
-//! `NAME.AWS_SESSION_TOKEN` (the operator mounts them there); or they come from the environment
-//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`; the CLI's way).
-//! `AWS_REGION` / `AWS_ENDPOINT_URL` are fallbacks for the region and endpoint. The old query
-//! parameters `access_key_id` / `secret_access_key` / `session_token` are refused: a URL is
-//! logged, stored in job records and sent in request bodies.
+//! Credentials never travel in the URL. Either the URL names them, `credentials=NAME` (a
+//! Kubernetes Secret name, not a secret), and they are read from files of the credentials
+//! directory (the operator mounts them there): `NAME.AWS_ACCESS_KEY_ID` + `NAME.AWS_SECRET_ACCESS_KEY`
+//! (+ optional `NAME.AWS_SESSION_TOKEN`) for S3, `NAME.GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON key)
+//! for GCS, `NAME.AZURE_STORAGE_ACCOUNT_KEY` for Azure. Or they come from the provider's own
+//! chain, as `object_store` reads it from the environment: for S3 the `AWS_*` variables, web
+//! identity (`AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`: EKS IAM roles for service accounts),
+//! container credentials (EKS Pod Identity) or the instance metadata; for GCS
+//! `GOOGLE_APPLICATION_CREDENTIALS` or the metadata server (GKE Workload Identity); for Azure
+//! `AZURE_STORAGE_ACCOUNT_KEY`, workload identity (`AZURE_FEDERATED_TOKEN_FILE`) or managed
+//! identity. Query parameters that would carry a secret are refused: a URL is logged, stored in
+//! job records and sent in request bodies.
+
+mod azure;
+mod credentials;
+mod gcs;
+mod s3;
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::ObjectStore;
 use reqwest::Url;
 
 use super::BackupError;
 use crate::resilience::CircuitBreaker;
+#[cfg(test)]
+use credentials::valid_credentials_name;
 
 /// Human description of the accepted location forms (used in error messages).
 pub const ACCEPTED_FORMS: &str = "accepted forms: a directory path (e.g. /backups), file:///absolute/dir, \
-or s3://bucket/prefix?endpoint=http://host:9000&region=us-east-1&allow_http=true \
-(add credentials=NAME to use the credentials files NAME.AWS_ACCESS_KEY_ID and \
-NAME.AWS_SECRET_ACCESS_KEY of the credentials directory; without it, from AWS_ACCESS_KEY_ID / \
-AWS_SECRET_ACCESS_KEY)";
+s3://bucket/prefix?endpoint=http://host:9000&region=us-east-1&allow_http=true, gs://bucket/prefix, \
+or az://container/prefix?account=ACCOUNT (add credentials=NAME to read the credentials files of the \
+credentials directory: NAME.AWS_ACCESS_KEY_ID and NAME.AWS_SECRET_ACCESS_KEY for s3, \
+NAME.GOOGLE_SERVICE_ACCOUNT_KEY for gs, NAME.AZURE_STORAGE_ACCOUNT_KEY for az; without it, the \
+provider's environment: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a web identity role, \
+GOOGLE_APPLICATION_CREDENTIALS or workload identity, AZURE_STORAGE_ACCOUNT_KEY or workload identity)";
 
 /// Where named credentials are read when the configuration does not say
 /// (`backup.credentials_dir`); the operator mounts them there.
 pub const DEFAULT_CREDENTIALS_DIR: &str = "/etc/instant-db-credentials";
 
-/// Query parameters that once carried credentials in the URL; refused now.
-const CREDENTIAL_PARAMS: &[&str] = &["access_key_id", "secret_access_key", "session_token"];
-
-/// Retries done inside the S3 client for one request.
+/// Retries done inside the object-store client for one request.
 pub const S3_CLIENT_MAX_RETRIES: usize = 2;
-/// Time budget of the S3 client's own retries for one request.
+/// Time budget of the object-store client's own retries for one request.
 pub const S3_CLIENT_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
-/// TCP connect timeout to the S3 endpoint.
+/// TCP connect timeout to the object store.
 pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Timeout of one S3 request (one multipart part, at most 8 MiB).
+/// Timeout of one object-store request (one multipart part, at most 8 MiB).
 pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A parsed backup destination (a "folder" holding `<id>.tar.gz` archives).
+// A handful exist at a time, one per operation: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Location {
     /// A local (or mounted volume) directory.
     Dir(PathBuf),
-    /// An S3-compatible bucket and key prefix.
-    S3(S3Location),
+    /// A bucket (or container) and key prefix in an object store.
+    Object(ObjectLocation),
 }
 
-/// An S3-compatible destination.
+/// Which object store, with what only that one has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// S3 or an S3-compatible store (`s3://`).
+    S3 {
+        /// Region.
+        region: String,
+    },
+    /// Google Cloud Storage (`gs://`).
+    Gcs,
+    /// Azure Blob Storage (`az://`); the bucket is the container.
+    Azure {
+        /// Storage account.
+        account: String,
+    },
+}
+
+impl Service {
+    fn scheme(&self) -> &'static str {
+        match self {
+            Service::S3 { .. } => "s3",
+            Service::Gcs => "gs",
+            Service::Azure { .. } => "az",
+        }
+    }
+}
+
+/// An object-store destination.
 #[derive(Clone)]
-pub struct S3Location {
-    /// Bucket name.
+pub struct ObjectLocation {
+    /// Which store.
+    pub service: Service,
+    /// Bucket (Azure: container) name.
     pub bucket: String,
     /// Key prefix without leading/trailing slashes (may be empty).
     pub prefix: String,
-    /// Custom endpoint, if any.
+    /// Custom endpoint, if any (an S3-compatible server, an emulator, a private endpoint).
     pub endpoint: Option<String>,
-    /// Region.
-    pub region: String,
     /// Whether plain HTTP is allowed.
     pub allow_http: bool,
     /// Name of the credentials (`credentials=NAME`), kept in the URLs of this location so an
     /// archive's location still says which credentials read it back.
     pub credentials: Option<String>,
-    pub(crate) store: Arc<AmazonS3>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     /// Guards every operation on the store (see [`Location::with_breaker`]).
     pub(crate) breaker: Option<CircuitBreaker>,
 }
@@ -109,54 +151,96 @@ fn parse_bool(url: &str, key: &str, v: &str) -> Result<bool, BackupError> {
     }
 }
 
-/// The keys of one S3 credentials set.
-struct S3Credentials {
-    key_id: String,
-    secret: String,
-    token: Option<String>,
+/// What an object-store URL says besides bucket and prefix.
+#[derive(Default)]
+struct Query {
+    endpoint: Option<String>,
+    allow_http: bool,
+    credentials: Option<String>,
+    region: Option<String>,
+    account: Option<String>,
 }
 
-/// `[a-z0-9]([-a-z0-9.]*[a-z0-9])?`, at most 253 characters: a Kubernetes Secret name, which
-/// also keeps the name from leaving the credentials directory (no `/`, no `..` at the ends).
-fn valid_credentials_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && b.len() <= 253
-        && b.first().is_some_and(edge)
-        && b.last().is_some_and(edge)
-        && b.iter().all(|c| edge(c) || *c == b'-' || *c == b'.')
-}
-
-/// Reads the credentials named `name` from `dir`. Missing files are [`BackupError::CredentialsNotFound`]
-/// (in Kubernetes: the kubelet has not synced a new Secret into the pod yet, so worth a retry).
-fn read_credentials(dir: &Path, name: &str) -> Result<S3Credentials, BackupError> {
-    let file = |key: &str| dir.join(format!("{name}.{key}"));
-    let read = |key: &str| -> Result<Option<String>, BackupError> {
-        let path = file(key);
-        match std::fs::read_to_string(&path) {
-            Ok(v) => Ok(Some(v.trim().to_string()).filter(|v| !v.is_empty())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(super::io_err(&path, e)),
+/// Reads the query of `u`, accepting the parameters in `known` (of endpoint, allow_http,
+/// credentials, region, account) and refusing any that would carry a secret.
+fn parse_query(url: &str, u: &Url, known: &[&str]) -> Result<Query, BackupError> {
+    let mut q = Query::default();
+    for (k, v) in u.query_pairs() {
+        let key = k.as_ref();
+        if super::redact::is_secret_param(key) {
+            return Err(invalid(
+                url,
+                format!(
+                    "the query parameter {key} is refused: credentials never go in a URL (URLs are logged and stored); \
+                     name them with credentials=NAME (files in the credentials directory, e.g. NAME.AWS_ACCESS_KEY_ID and \
+                     NAME.AWS_SECRET_ACCESS_KEY for s3) or let the store's environment provide them (e.g. \
+                     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a workload identity)"
+                ),
+            ));
         }
-    };
-    let key_id = read("AWS_ACCESS_KEY_ID")?;
-    let secret = read("AWS_SECRET_ACCESS_KEY")?;
-    match (key_id, secret) {
-        (Some(key_id), Some(secret)) => Ok(S3Credentials {
-            key_id,
-            secret,
-            token: read("AWS_SESSION_TOKEN")?,
-        }),
-        _ => Err(BackupError::CredentialsNotFound {
-            name: name.to_string(),
-            files: format!(
-                "{} and {}",
-                file("AWS_ACCESS_KEY_ID").display(),
-                file("AWS_SECRET_ACCESS_KEY").display()
-            ),
-        }),
+        if !known.contains(&key) {
+            return Err(invalid(
+                url,
+                format!(
+                    "unknown query parameter {key:?} (known for {}://: {})",
+                    u.scheme(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        match key {
+            "endpoint" => q.endpoint = Some(v.into_owned()),
+            "region" => q.region = Some(v.into_owned()),
+            "account" => q.account = Some(v.into_owned()),
+            "allow_http" => q.allow_http = parse_bool(url, "allow_http", &v)?,
+            "credentials" => {
+                if !credentials::valid_credentials_name(&v) {
+                    return Err(invalid(
+                        url,
+                        format!(
+                            "credentials={v:?} is not a credentials name: use the name of the Secret holding them (lower-case letters, digits, '-' and '.')"
+                        ),
+                    ));
+                }
+                q.credentials = Some(v.into_owned());
+            }
+            _ => {}
+        }
     }
+    if let Some(ep) = &q.endpoint {
+        let e = Url::parse(ep).map_err(|e| invalid(url, format!("bad endpoint {ep:?}: {e}")))?;
+        if e.scheme() == "http" && !q.allow_http {
+            return Err(invalid(
+                url,
+                "endpoint uses http:// but allow_http=true is not set",
+            ));
+        }
+    }
+    Ok(q)
+}
+
+/// An object-store client made from a URL, and what the URL said.
+struct Built {
+    service: Service,
+    query: Query,
+    store: Arc<dyn ObjectStore>,
+}
+
+/// `object_store`'s own retries stay short: the backup module retries whole operations with
+/// jittered backoff (crate::resilience).
+fn client_retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: S3_CLIENT_MAX_RETRIES,
+        retry_timeout: S3_CLIENT_RETRY_TIMEOUT,
+    }
+}
+
+fn client_options(allow_http: bool) -> object_store::ClientOptions {
+    object_store::ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_connect_timeout(S3_CONNECT_TIMEOUT)
+        .with_timeout(S3_REQUEST_TIMEOUT)
 }
 
 impl Location {
@@ -185,8 +269,11 @@ impl Location {
                 .map_err(|()| invalid(url, "not a local file path"))?;
             return Ok(Location::Dir(p));
         }
-        if url.starts_with("s3://") {
-            return Self::parse_s3(url, credentials_dir);
+        if ["s3://", "gs://", "az://"]
+            .iter()
+            .any(|s| url.starts_with(s))
+        {
+            return Self::parse_object_store(url, credentials_dir);
         }
         if url.contains("://") {
             return Err(invalid(url, "unsupported scheme"));
@@ -194,126 +281,32 @@ impl Location {
         Ok(Location::Dir(PathBuf::from(url)))
     }
 
-    fn parse_s3(url: &str, credentials_dir: &Path) -> Result<Self, BackupError> {
+    fn parse_object_store(url: &str, credentials_dir: &Path) -> Result<Self, BackupError> {
         let u = Url::parse(url).map_err(|e| invalid(url, e.to_string()))?;
         let bucket = u.host_str().unwrap_or_default().to_string();
         if bucket.is_empty() {
-            return Err(invalid(url, "missing bucket name (s3://bucket/prefix)"));
+            return Err(invalid(
+                url,
+                format!("missing bucket name ({}://bucket/prefix)", u.scheme()),
+            ));
         }
         let prefix = u.path().trim_matches('/').to_string();
         if prefix.split('/').any(|s| s == ".." || s == ".") {
             return Err(invalid(url, "prefix must not contain . or .. segments"));
         }
-        let mut endpoint = std::env::var("AWS_ENDPOINT_URL")
-            .ok()
-            .filter(|s| !s.is_empty());
-        let mut region = std::env::var("AWS_REGION")
-            .ok()
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "us-east-1".to_string());
-        let mut allow_http = false;
-        let mut credentials = None;
-        for (k, v) in u.query_pairs() {
-            match k.as_ref() {
-                "endpoint" => endpoint = Some(v.into_owned()),
-                "region" => region = v.into_owned(),
-                "allow_http" => allow_http = parse_bool(url, "allow_http", &v)?,
-                "credentials" => {
-                    if !valid_credentials_name(&v) {
-                        return Err(invalid(
-                            url,
-                            format!(
-                                "credentials={v:?} is not a credentials name: use the name of the Secret holding them (lower-case letters, digits, '-' and '.')"
-                            ),
-                        ));
-                    }
-                    credentials = Some(v.into_owned());
-                }
-                k if CREDENTIAL_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(k)) => {
-                    return Err(invalid(
-                        url,
-                        format!(
-                            "the query parameter {k} is refused: credentials never go in a URL (URLs are logged and stored); \
-                             name them with credentials=NAME (files NAME.AWS_ACCESS_KEY_ID and NAME.AWS_SECRET_ACCESS_KEY in the \
-                             credentials directory) or set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment"
-                        ),
-                    ));
-                }
-                other => {
-                    return Err(invalid(
-                        url,
-                        format!(
-                            "unknown query parameter {other:?} (known: endpoint, region, allow_http, credentials)"
-                        ),
-                    ));
-                }
-            }
-        }
-        // Named credentials win over the environment: the URL said which ones to use.
-        let creds = match &credentials {
-            Some(name) => Some(read_credentials(credentials_dir, name)?),
-            None => match (
-                std::env::var("AWS_ACCESS_KEY_ID").ok(),
-                std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
-            ) {
-                (Some(key_id), Some(secret)) => Some(S3Credentials {
-                    key_id,
-                    secret,
-                    token: std::env::var("AWS_SESSION_TOKEN").ok(),
-                }),
-                _ => None,
-            },
+        let built = match u.scheme() {
+            "s3" => s3::build(url, &u, &bucket, credentials_dir)?,
+            "gs" => gcs::build(url, &u, &bucket, credentials_dir)?,
+            _ => azure::build(url, &u, &bucket, credentials_dir)?,
         };
-        if let Some(ep) = &endpoint {
-            let e =
-                Url::parse(ep).map_err(|e| invalid(url, format!("bad endpoint {ep:?}: {e}")))?;
-            if e.scheme() == "http" && !allow_http {
-                return Err(invalid(
-                    url,
-                    "endpoint uses http:// but allow_http=true is not set",
-                ));
-            }
-        }
-        let mut b = AmazonS3Builder::new()
-            .with_bucket_name(&bucket)
-            .with_region(&region)
-            .with_allow_http(allow_http)
-            .with_virtual_hosted_style_request(false)
-            // object_store's own retries stay short: the backup module retries
-            // whole operations with jittered backoff (crate::resilience)
-            .with_retry(object_store::RetryConfig {
-                backoff: object_store::BackoffConfig::default(),
-                max_retries: S3_CLIENT_MAX_RETRIES,
-                retry_timeout: S3_CLIENT_RETRY_TIMEOUT,
-            })
-            .with_client_options(
-                // (client options also carry allow_http: set it here too)
-                object_store::ClientOptions::new()
-                    .with_allow_http(allow_http)
-                    .with_connect_timeout(S3_CONNECT_TIMEOUT)
-                    .with_timeout(S3_REQUEST_TIMEOUT),
-            );
-        if let Some(ep) = &endpoint {
-            b = b.with_endpoint(ep);
-        }
-        if let Some(c) = creds {
-            b = b
-                .with_access_key_id(c.key_id)
-                .with_secret_access_key(c.secret);
-            if let Some(t) = c.token {
-                b = b.with_token(t);
-            }
-        }
-        let store = b.build().map_err(|e| invalid(url, e.to_string()))?;
-        Ok(Location::S3(S3Location {
+        Ok(Location::Object(ObjectLocation {
+            service: built.service,
             bucket,
             prefix,
-            endpoint,
-            region,
-            allow_http,
-            credentials,
-            store: Arc::new(store),
+            endpoint: built.query.endpoint,
+            allow_http: built.query.allow_http,
+            credentials: built.query.credentials,
+            store: built.store,
             breaker: None,
         }))
     }
@@ -323,7 +316,6 @@ impl Location {
     pub fn parse_object(url: &str) -> Result<(Self, String), BackupError> {
         Self::parse_object_with(url, Path::new(DEFAULT_CREDENTIALS_DIR))
     }
-
     /// [`Location::parse_object`] with named credentials read from `credentials_dir`.
     pub fn parse_object_with(
         url: &str,
@@ -352,10 +344,15 @@ impl Location {
         } else {
             parent
         };
-        if parent.ends_with("s3:/") || parent == "file:" {
+        if ["s3:/", "gs:/", "az:/"].iter().any(|s| parent.ends_with(s)) || parent == "file:" {
             return Err(invalid(url, "missing bucket or directory"));
         }
-        if parent.starts_with("s3://") && !parent["s3://".len()..].contains('/') {
+        // `s3://bucket` (an archive at the bucket's root) parses as a host without a path.
+        if let Some(scheme) = ["s3://", "gs://", "az://"]
+            .iter()
+            .find(|s| parent.starts_with(**s))
+            && !parent[scheme.len()..].contains('/')
+        {
             parent.push('/');
         }
         let folder = match query {
@@ -365,12 +362,12 @@ impl Location {
         Ok((Self::parse_with(&folder, credentials_dir)?, name))
     }
 
-    /// Run every operation on an S3 store through `breaker` (typically the engine's
+    /// Run every operation on an object store through `breaker` (typically the engine's
     /// `object_storage` breaker, shared by all locations so its state is the store's health).
     /// Directories have no breaker: a local file system failing is not a remote outage.
     pub fn with_breaker(self, breaker: CircuitBreaker) -> Self {
         match self {
-            Location::S3(s) => Location::S3(S3Location {
+            Location::Object(s) => Location::Object(ObjectLocation {
                 breaker: Some(breaker),
                 ..s
             }),
@@ -378,7 +375,7 @@ impl Location {
         }
     }
 
-    /// URL of this folder, without credentials (`file:///…` or `s3://bucket/prefix?…`).
+    /// URL of this folder, without credentials (`file:///…`, `s3://bucket/prefix?…`, …).
     pub fn url(&self) -> String {
         self.url_for("")
     }
@@ -394,7 +391,7 @@ impl Location {
                     Err(()) => joined.display().to_string(),
                 }
             }
-            Location::S3(s) => {
+            Location::Object(s) => {
                 let mut key = s.prefix.clone();
                 if !name.is_empty() {
                     if !key.is_empty() {
@@ -402,27 +399,34 @@ impl Location {
                     }
                     key.push_str(name);
                 }
-                let mut out = format!("s3://{}/{}", s.bucket, key);
+                let mut out = format!("{}://{}/{}", s.service.scheme(), s.bucket, key);
                 let mut q = Vec::new();
+                if let Service::Azure { account } = &s.service {
+                    q.push(format!("account={account}"));
+                }
                 if let Some(ep) = &s.endpoint {
                     q.push(format!("endpoint={ep}"));
                 }
-                q.push(format!("region={}", s.region));
+                if let Service::S3 { region } = &s.service {
+                    q.push(format!("region={region}"));
+                }
                 if s.allow_http {
                     q.push("allow_http=true".to_string());
                 }
                 if let Some(name) = &s.credentials {
                     q.push(format!("credentials={name}"));
                 }
-                out.push('?');
-                out.push_str(&q.join("&"));
+                if !q.is_empty() {
+                    out.push('?');
+                    out.push_str(&q.join("&"));
+                }
                 out
             }
         }
     }
 
-    /// Object-store key (or directory-relative name) for `name`.
-    pub(crate) fn s3_key(s: &S3Location, name: &str) -> object_store::path::Path {
+    /// Object-store key of `name` in the folder `s`.
+    pub(crate) fn object_key(s: &ObjectLocation, name: &str) -> object_store::path::Path {
         if s.prefix.is_empty() {
             object_store::path::Path::from(name)
         } else {
@@ -489,12 +493,17 @@ mod tests {
             dir.path(),
         )
         .unwrap();
-        let Location::S3(s) = &l else {
-            panic!("not s3")
+        let Location::Object(s) = &l else {
+            panic!("not an object store")
         };
         assert_eq!(s.bucket, "bkt");
         assert_eq!(s.prefix, "a/b");
-        assert_eq!(s.region, "eu-west-1");
+        assert_eq!(
+            s.service,
+            Service::S3 {
+                region: "eu-west-1".into()
+            }
+        );
         assert_eq!(s.credentials.as_deref(), Some("store-creds"));
         let url = l.url_for("id.tar.gz");
         assert_eq!(
@@ -603,8 +612,80 @@ mod tests {
         let (l, _) =
             Location::parse_object("s3://bkt/x.tar.gz?endpoint=http://127.0.0.1:1&allow_http=true")
                 .unwrap();
-        let Location::S3(s) = l else { panic!() };
+        let Location::Object(s) = l else { panic!() };
         assert_eq!(s.prefix, "");
         assert!(Location::parse_object("/tmp/b/x.zip").is_err());
+    }
+    #[test]
+    fn parses_gcs_and_azure_with_named_credentials_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("gcp.GOOGLE_SERVICE_ACCOUNT_KEY"),
+            r#"{"disable_oauth": true, "client_email": "", "private_key": "", "private_key_id": ""}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("az.AZURE_STORAGE_ACCOUNT_KEY"),
+            "a2V5a2V5a2V5a2V5\n",
+        )
+        .unwrap();
+        let gs = Location::parse_with("gs://bkt/a/b?credentials=gcp", dir.path()).unwrap();
+        let Location::Object(g) = &gs else { panic!() };
+        assert_eq!(
+            (g.service.clone(), g.bucket.as_str(), g.prefix.as_str()),
+            (Service::Gcs, "bkt", "a/b")
+        );
+        assert_eq!(
+            gs.url_for("x.tar.gz"),
+            "gs://bkt/a/b/x.tar.gz?credentials=gcp"
+        );
+        let az = Location::parse_with(
+            "az://ctr/p?account=acct&endpoint=http://127.0.0.1:10000/acct&allow_http=true&credentials=az",
+            dir.path(),
+        )
+        .unwrap();
+        let url = az.url_for("x.tar.gz");
+        assert_eq!(
+            url,
+            "az://ctr/p/x.tar.gz?account=acct&endpoint=http://127.0.0.1:10000/acct&allow_http=true&credentials=az"
+        );
+        assert!(!format!("{az:?}").contains("a2V5"));
+        let (back, name) = Location::parse_object_with(&url, dir.path()).unwrap();
+        assert_eq!(back.url_for(&name), url);
+        // each provider's own files are named when missing
+        let e = Location::parse_with("gs://bkt?credentials=none", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.GOOGLE_SERVICE_ACCOUNT_KEY"), "{e}");
+        let e = Location::parse_with("az://c?account=a&credentials=none", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.AZURE_STORAGE_ACCOUNT_KEY"), "{e}");
+    }
+
+    #[test]
+    fn azure_needs_an_account_and_provider_parameters_stay_with_their_provider() {
+        let e = Location::parse("az://ctr/p").unwrap_err().to_string();
+        assert!(e.contains("account=ACCOUNT"), "{e}");
+        for (bad, param) in [
+            ("gs://b/p?region=eu", "region"),
+            ("s3://b/p?account=a", "account"),
+        ] {
+            let e = Location::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("unknown query parameter \"{param}\"")),
+                "{bad}: {e}"
+            );
+        }
+        for secret in [
+            "az://c/p?account=a&account_key=SECRETVALUE",
+            "gs://b/p?token=SECRETVALUE",
+        ] {
+            let e = Location::parse(secret).unwrap_err().to_string();
+            assert!(
+                e.contains("credentials=NAME") && !e.contains("SECRETVALUE"),
+                "{e}"
+            );
+        }
     }
 }
