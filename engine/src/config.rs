@@ -161,6 +161,22 @@ pub struct LoggingConfig {
     /// Also write logs to this file, rotated daily.
     #[schema(value_type = Option<String>)]
     pub file: Option<PathBuf>,
+    /// A file holding the level (as `level`), followed while the engine serves: a change of its
+    /// content changes the level without a restart (the operator's ConfigMap key `log-level`).
+    /// When the file holds a level, it wins over `level`.
+    #[schema(value_type = Option<String>)]
+    pub level_file: Option<PathBuf>,
+}
+
+impl LoggingConfig {
+    /// The level to log at now: the level file's, when it is configured and holds one, else
+    /// `level`.
+    pub fn effective_level(&self) -> String {
+        self.level_file
+            .as_deref()
+            .and_then(|f| crate::log_level::read_level_file(f).ok().flatten())
+            .unwrap_or_else(|| self.level.clone())
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -300,6 +316,7 @@ impl Default for LoggingConfig {
             level: "info".into(),
             format: None,
             file: None,
+            level_file: None,
         }
     }
 }
@@ -339,6 +356,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_LOG_LEVEL", "logging.level"),
     ("INSTANT_DB_LOG_FORMAT", "logging.format"),
     ("INSTANT_DB_LOG_FILE", "logging.file"),
+    ("INSTANT_DB_LOG_LEVEL_FILE", "logging.level_file"),
     ("INSTANT_DB_OTEL_ENDPOINT", "otel.endpoint"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel.endpoint"),
     (

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod health;
 pub mod index;
 pub mod ingest;
+pub mod log_level;
 pub mod maintenance;
 pub mod metrics;
 pub mod parse;

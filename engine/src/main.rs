@@ -41,17 +41,11 @@ fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-/// Logging settings from the engine configuration. Dependencies that narrate routine work at
-/// INFO are held to warnings unless the level names them.
+/// Logging settings from the engine configuration (the level from the level file when one is
+/// configured and holds one).
 fn telemetry_config(config: &instant_db::config::Config) -> instant_db::telemetry::TelemetryConfig {
-    let mut level = config.logging.level.clone();
-    for quiet in ["ort", "object_store"] {
-        if !level.contains(quiet) {
-            level.push_str(&format!(",{quiet}=warn"));
-        }
-    }
     instant_db::telemetry::TelemetryConfig {
-        level,
+        level: instant_db::telemetry::with_quiet_dependencies(&config.logging.effective_level()),
         format: match config.logging.format.as_deref() {
             Some("json") => instant_db::telemetry::LogFormat::Json,
             Some("text") => instant_db::telemetry::LogFormat::Text,

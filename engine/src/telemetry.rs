@@ -150,6 +150,9 @@ pub enum TelemetryError {
         /// Why.
         reason: String,
     },
+    /// No global logger to change (the process did not install one with [`init`]).
+    #[error("the log level cannot be changed: no global logger is installed")]
+    NotReloadable,
     /// A global subscriber is already installed.
     #[error("logging is already initialised: {0}")]
     AlreadyInitialized(String),
@@ -223,7 +226,12 @@ impl Drop for TelemetryGuard {
     }
 }
 
-type Base = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
+/// The level filter, swappable while the process runs ([`crate::log_level`]).
+pub(crate) type LevelHandle = tracing_subscriber::reload::Handle<EnvFilter, Registry>;
+type Base = tracing_subscriber::layer::Layered<
+    tracing_subscriber::reload::Layer<EnvFilter, Registry>,
+    Registry,
+>;
 type BoxedLayer = Box<dyn Layer<Base> + Send + Sync>;
 
 fn fmt_layer<W>(format: LogFormat, writer: W, ansi: bool) -> BoxedLayer
@@ -250,10 +258,29 @@ pub fn traces_url(endpoint: &str) -> String {
     }
 }
 
+/// `level` with the dependencies that narrate routine work at INFO held to warnings, unless the
+/// level names them.
+pub fn with_quiet_dependencies(level: &str) -> String {
+    let mut level = level.to_string();
+    for quiet in ["ort", "object_store"] {
+        if !level.contains(quiet) {
+            level.push_str(&format!(",{quiet}=warn"));
+        }
+    }
+    level
+}
+
 fn build(
     cfg: &TelemetryConfig,
-) -> Result<(impl Subscriber + Send + Sync + 'static, TelemetryGuard), TelemetryError> {
-    let filter = parse_filter(&cfg.level)?;
+) -> Result<
+    (
+        impl Subscriber + Send + Sync + 'static,
+        TelemetryGuard,
+        LevelHandle,
+    ),
+    TelemetryError,
+> {
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(parse_filter(&cfg.level)?);
     let mut layers: Vec<BoxedLayer> = vec![fmt_layer(
         cfg.format,
         std::io::stderr,
@@ -329,21 +356,23 @@ fn build(
             provider,
             default_guard: None,
         },
+        handle,
     ))
 }
 
 /// Install the global subscriber described by `cfg`. Call once, early.
 pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let (subscriber, guard) = build(cfg)?;
+    let (subscriber, guard, handle) = build(cfg)?;
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| TelemetryError::AlreadyInitialized(e.to_string()))?;
+    crate::log_level::install(handle);
     Ok(guard)
 }
 
 /// Like [`init`] but only for the current thread, until the guard is
 /// dropped (for tests).
 pub fn init_thread_local(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let (subscriber, mut guard) = build(cfg)?;
+    let (subscriber, mut guard, _) = build(cfg)?;
     guard.default_guard = Some(tracing::subscriber::set_default(subscriber));
     Ok(guard)
 }

@@ -802,3 +802,74 @@ async fn a_model_that_cannot_load_leaves_the_server_up_degraded_with_keyword_sea
     sigterm(&child);
     assert!(wait_exit(&mut child).success());
 }
+
+/// The level file (`logging.level_file`, the operator's ConfigMap key `log-level`) changes the
+/// level of a running engine: no restart, and a level that does not parse keeps the current one.
+#[test]
+fn the_log_level_follows_the_level_file_without_a_restart() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let level_file = data.path().join("log-level");
+    std::fs::write(&level_file, "warn\n").unwrap();
+    let (mut child, _) = spawn_server(
+        data.path(),
+        &[
+            ("INSTANT_DB_LOG_FORMAT", "json"),
+            ("INSTANT_DB_LOG_LEVEL", "debug"),
+            ("INSTANT_DB_LOG_LEVEL_FILE", level_file.to_str().unwrap()),
+        ],
+        std::process::Stdio::piped(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    // Waits for a line matching `want`; returns the lines seen before it.
+    let wait_for = |want: &dyn Fn(&Value) -> bool, what: &str| -> Vec<Value> {
+        let mut seen = vec![];
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(v) = rx.recv_timeout(Duration::from_millis(200)) {
+                if want(&v) {
+                    return seen;
+                }
+                seen.push(v);
+            }
+        }
+        panic!("no log line {what} within 30 s; saw {seen:?}");
+    };
+    let message = |v: &Value| v["fields"]["message"].as_str().unwrap_or("").to_string();
+    // The file's level wins over INSTANT_DB_LOG_LEVEL: started at warn, so no INFO line yet.
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(&level_file, "chatty\n").unwrap();
+    let before = wait_for(
+        &|v| message(v).contains("does not parse"),
+        "refusing the level `chatty`",
+    );
+    assert!(
+        before
+            .iter()
+            .all(|v| v["level"] != "INFO" && v["level"] != "DEBUG"),
+        "{before:?}"
+    );
+    std::fs::write(&level_file, "info\n").unwrap();
+    wait_for(
+        &|v| message(v) == "log level changed" && v["fields"]["to"] == "info",
+        "saying the level changed to info",
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the engine restarted or stopped"
+    );
+    sigterm(&child);
+    wait_for(
+        &|v| message(v) == "stopped cleanly",
+        "`stopped cleanly` at INFO",
+    );
+    assert!(wait_exit(&mut child).success());
+}

@@ -10,7 +10,7 @@ use instant_db_crds::backup::{BackupDestination, S3Destination};
 use instant_db_operator::builders::storage_credentials::{
     credential_entries, storage_credentials_secret,
 };
-use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY};
+use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY, LOG_LEVEL_KEY};
 use instant_db_operator::controller::backup::plan;
 use instant_db_operator::engine_client::{
     BackupJobStatus, EngineApi, HealthStatus, HttpEngineClient, RestorePhase,
@@ -81,7 +81,14 @@ fn the_engine_accepts_the_config_the_operator_writes() {
         if spec.get("embedding").is_some() {
             assert_eq!(cfg.embedding.batch_size, 16);
             assert_eq!(cfg.embedding.threads, 2);
-            assert_eq!(cfg.logging.level, "debug");
+            // The level lives in the level file the engine follows (mounted at that path).
+            let level = &d.config_map.data.as_ref().unwrap()[LOG_LEVEL_KEY];
+            assert_eq!(level.trim(), "debug");
+            instant_db::telemetry::parse_filter(level.trim()).unwrap();
+            assert_eq!(
+                cfg.logging.level_file.as_deref(),
+                Some(std::path::Path::new("/etc/instant-db/log-level"))
+            );
             assert_eq!(cfg.otel.endpoint.as_deref(), Some("http://collector:4318"));
             assert_eq!(cfg.health.integrity_interval_secs, 1800);
         }

@@ -500,6 +500,12 @@ pub async fn serve(config: Config) -> Result<()> {
     if auth.is_open() {
         tracing::warn!(address = %listen, "no API keys configured: /api/* is open to anyone who can reach this address");
     }
+    if let Some(file) = config.logging.level_file.clone() {
+        tokio::spawn(crate::log_level::follow_level_file(
+            file,
+            config.logging.effective_level(),
+        ));
+    }
     let engine =
         tokio::task::spawn_blocking(move || Engine::open(config, ModelLoading::BestEffort))
             .await

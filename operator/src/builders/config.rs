@@ -14,6 +14,9 @@ use crate::error::Result;
 
 /// Key of the engine config in the ConfigMap (mounted at `/etc/instant-db/config.yaml`).
 pub const CONFIG_KEY: &str = "config.yaml";
+/// Key of the log level in the ConfigMap (mounted at `/etc/instant-db/log-level`): apart from
+/// `config.yaml` because the engine follows it while it runs, so a new level is no restart.
+pub const LOG_LEVEL_KEY: &str = "log-level";
 /// Key of the admin token in the Secret (mounted at `/etc/instant-db/admin/token`).
 pub const ADMIN_TOKEN_KEY: &str = "token";
 
@@ -34,13 +37,6 @@ pub fn engine_config(db: &InstantDb, r: &Resolved) -> serde_json::Value {
         };
         embedding["model_dir"] = json!(dir);
     }
-    let level = match r.log_level {
-        LogLevel::Trace => "trace",
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-    };
     let format = match r.log_format {
         LogFormat::Json => "json",
         LogFormat::Text => "text",
@@ -50,7 +46,7 @@ pub fn engine_config(db: &InstantDb, r: &Resolved) -> serde_json::Value {
         "listen": format!("0.0.0.0:{ENGINE_PORT}"),
         "admin_token_file": "/etc/instant-db/admin/token",
         "embedding": embedding,
-        "logging": {"level": level, "format": format},
+        "logging": {"format": format, "level_file": format!("/etc/instant-db/{LOG_LEVEL_KEY}")},
         "health": {"integrity_interval_secs": r.integrity_interval_secs},
     });
     if let Some(endpoint) = db.spec.otel.as_ref().and_then(|o| o.endpoint.clone()) {
@@ -59,12 +55,26 @@ pub fn engine_config(db: &InstantDb, r: &Resolved) -> serde_json::Value {
     cfg
 }
 
-/// ConfigMap holding `config.yaml`.
+/// The engine's log level as its level file holds it.
+pub fn log_level(r: &Resolved) -> &'static str {
+    match r.log_level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    }
+}
+
+/// ConfigMap holding `config.yaml` and `log-level`.
 pub fn config_map(db: &InstantDb, r: &Resolved, owner: &OwnerReference) -> Result<ConfigMap> {
     let yaml = serde_norway::to_string(&engine_config(db, r))?;
     Ok(ConfigMap {
         metadata: meta(r, owner, names::config_map(&r.name), "engine"),
-        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), yaml)])),
+        data: Some(BTreeMap::from([
+            (CONFIG_KEY.to_string(), yaml),
+            (LOG_LEVEL_KEY.to_string(), format!("{}\n", log_level(r))),
+        ])),
         ..Default::default()
     })
 }

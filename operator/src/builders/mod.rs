@@ -26,7 +26,7 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 pub use api_keys::{API_KEYS_DIR, ApiKeys, READ_KEY, WRITE_KEY, api_keys};
-pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, engine_config, generate_token};
+pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, LOG_LEVEL_KEY, engine_config, generate_token};
 pub use instant_db_crds::quantity::is_positive_quantity;
 pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
 pub use statefulset::ENGINE_UID;

@@ -20,8 +20,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     ADMIN_TOKEN_KEY, API_KEYS_DIR, BuildInput, CONFIG_HASH_ANNOTATION, CONFIG_KEY, DATA_VOLUME,
-    DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, ENGINE_PORT, READ_KEY,
-    Resolved, WRITE_KEY, labels, meta, names, selector_labels,
+    DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, ENGINE_PORT, LOG_LEVEL_KEY,
+    READ_KEY, Resolved, WRITE_KEY, labels, meta, names, selector_labels,
 };
 
 /// UID and GID the engine runs as (non-root; the data volume is group-owned via fsGroup).
@@ -200,11 +200,19 @@ pub fn statefulset(
                     VolumeProjection {
                         config_map: Some(ConfigMapProjection {
                             name: names::config_map(&r.name),
-                            items: Some(vec![KeyToPath {
-                                key: CONFIG_KEY.into(),
-                                path: CONFIG_KEY.into(),
-                                mode: None,
-                            }]),
+                            items: Some(vec![
+                                KeyToPath {
+                                    key: CONFIG_KEY.into(),
+                                    path: CONFIG_KEY.into(),
+                                    mode: None,
+                                },
+                                // Followed by the running engine: a new level is no restart.
+                                KeyToPath {
+                                    key: LOG_LEVEL_KEY.into(),
+                                    path: LOG_LEVEL_KEY.into(),
+                                    mode: None,
+                                },
+                            ]),
                             optional: Some(false),
                         }),
                         ..Default::default()

@@ -210,7 +210,7 @@ fn restricted_security_context_and_probes() {
 #[test]
 fn config_change_changes_pod_template_hash_and_token_is_kept() {
     let a = db(json!({"storage": {"size": "1Gi"}}));
-    let b = db(json!({"storage": {"size": "1Gi"}, "logging": {"level": "debug"}}));
+    let b = db(json!({"storage": {"size": "1Gi"}, "embedding": {"batchSize": 8}}));
     let ha = desired(&input(&a))
         .unwrap()
         .statefulset
@@ -254,6 +254,32 @@ fn config_change_changes_pod_template_hash_and_token_is_kept() {
     assert_eq!(s.data.unwrap()[ADMIN_TOKEN_KEY].0, b"test-token");
     assert_eq!(generate_token().len(), 64);
     assert_ne!(generate_token(), generate_token());
+}
+
+/// The engine follows its level file, so the level goes to the ConfigMap (which the kubelet
+/// updates in the running pod) and not into the pod template: no restart.
+#[test]
+fn a_log_level_change_reaches_the_config_map_and_not_the_pod_template() {
+    let a = db(json!({"storage": {"size": "1Gi"}}));
+    let b = db(json!({"storage": {"size": "1Gi"}, "logging": {"level": "debug"}}));
+    let (da, db_) = (desired(&input(&a)).unwrap(), desired(&input(&b)).unwrap());
+    assert_eq!(
+        serde_json::to_value(&da.statefulset).unwrap(),
+        serde_json::to_value(&db_.statefulset).unwrap()
+    );
+    let level = |d: &Desired| d.config_map.data.as_ref().unwrap()[LOG_LEVEL_KEY].clone();
+    assert_eq!(
+        (level(&da), level(&db_)),
+        ("info\n".into(), "debug\n".into())
+    );
+    let cfg = engine_config(&b, &resolve(&b, "img").unwrap());
+    assert_eq!(cfg["logging"]["level_file"], "/etc/instant-db/log-level");
+    assert!(cfg["logging"].get("level").is_none(), "{cfg}");
+    let mounted = serde_json::to_string(&da.statefulset).unwrap();
+    assert!(
+        mounted.contains(r#""key":"log-level","path":"log-level""#),
+        "{mounted}"
+    );
 }
 
 #[test]
