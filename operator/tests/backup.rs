@@ -11,7 +11,7 @@ use instant_db_operator::controller::backup::{
     POLL_RUNNING, RETRY_PENDING, RETRY_QUEUED, reconcile,
 };
 use instant_db_operator::controller::{Context, policy};
-use instant_db_operator::engine_client::{BackupJob, BackupJobStatus};
+use instant_db_operator::engine_client::{BackupJob, BackupJobStatus, EngineTarget};
 use instant_db_operator::fake_api::FakeApiServer;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
@@ -110,7 +110,7 @@ async fn a_backup_starts_on_the_engine_then_completes_with_what_the_engine_repor
         .unwrap()
         .to_string();
     assert_eq!(started[0].id, format!("nightly-{}", &uid[..8]));
-    assert_eq!(started[0].pod_ip, "10.0.0.7");
+    assert_eq!(started[0].engine, EngineTarget::http("10.0.0.7"));
     // the credentials travel by reference: the Secret's name, never its keys
     assert_eq!(
         started[0].destination,

@@ -13,7 +13,7 @@ use instant_db_operator::builders::storage_credentials::{
 use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY};
 use instant_db_operator::controller::backup::plan;
 use instant_db_operator::engine_client::{
-    BackupJobStatus, EngineApi, HealthStatus, HttpEngineClient, RestorePhase,
+    BackupJobStatus, EngineApi, EngineTarget, HealthStatus, HttpEngineClient, RestorePhase,
 };
 use serde_json::json;
 
@@ -47,6 +47,7 @@ fn desired(db: &InstantDb) -> builders::Desired {
         operator_namespace: "idb-system",
         service_monitor_crd: false,
         existing_claim_templates: None,
+        tls_secret: None,
     })
     .unwrap()
 }
@@ -340,7 +341,10 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
     assert_eq!(r.status(), 200);
 
     let client = HttpEngineClient::new(port, std::time::Duration::from_secs(5)).unwrap();
-    let health = client.detailed_health("127.0.0.1", TOKEN).await.unwrap();
+    let health = client
+        .detailed_health(&EngineTarget::http("127.0.0.1"), TOKEN)
+        .await
+        .unwrap();
     assert_eq!(health.document_count, Some(1));
     // No model was loaded: the engine serves keyword search and says it is degraded.
     assert_eq!(health.status, HealthStatus::Degraded);
@@ -425,14 +429,14 @@ async fn engine_with_s3() -> (
 /// Takes a backup `id` through the engine and waits for it to finish.
 async fn backup_through(client: &HttpEngineClient, url: &str, id: &str) {
     let job = client
-        .start_backup("127.0.0.1", TOKEN, url, id)
+        .start_backup(&EngineTarget::http("127.0.0.1"), TOKEN, url, id)
         .await
         .unwrap();
     assert_eq!(job.id, id);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let job = client
-            .backup_job("127.0.0.1", TOKEN, id)
+            .backup_job(&EngineTarget::http("127.0.0.1"), TOKEN, id)
             .await
             .unwrap()
             .expect("the engine knows the job");
@@ -458,13 +462,15 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
     let id = "nightly-0f3c2a9e";
     backup_through(&client, &url, id).await;
-    let again = client.start_backup("127.0.0.1", TOKEN, &url, id).await;
+    let again = client
+        .start_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &url, id)
+        .await;
     assert!(
         matches!(again, Err(instant_db_operator::Error::BackupIdInUse(_))),
         "{again:?}"
     );
     let job = client
-        .backup_job("127.0.0.1", TOKEN, id)
+        .backup_job(&EngineTarget::http("127.0.0.1"), TOKEN, id)
         .await
         .unwrap()
         .unwrap();
@@ -495,7 +501,7 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     assert!(list().await.contains(&format!("search/docs/{id}.tar.gz")));
     assert_eq!(
         client
-            .backup_job("127.0.0.1", TOKEN, "never-started")
+            .backup_job(&EngineTarget::http("127.0.0.1"), TOKEN, "never-started")
             .await
             .unwrap(),
         None
@@ -504,7 +510,7 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     // controller keeps Pending on
     let unsynced = url.replace("credentials=s3-creds", "credentials=not-yet-synced");
     let e = client
-        .start_backup("127.0.0.1", TOKEN, &unsynced, "early")
+        .start_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &unsynced, "early")
         .await
         .unwrap_err();
     assert!(
@@ -514,14 +520,14 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     // retention: the archive is deleted from the bucket through the engine, once
     assert!(
         client
-            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .delete_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &url, id)
             .await
             .unwrap()
     );
     assert!(!list().await.contains(&format!("{id}.tar.gz")));
     assert!(
         !client
-            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .delete_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &url, id)
             .await
             .unwrap()
     );
@@ -566,7 +572,7 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
             loop {
                 let job = client
-                    .restore_job("127.0.0.1", TOKEN, restore_id)
+                    .restore_job(&EngineTarget::http("127.0.0.1"), TOKEN, restore_id)
                     .await
                     .unwrap()
                     .expect("the engine knows the job");
@@ -582,7 +588,12 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
     // (refused at once, or accepted and ended `failed`: both end the InstantDbRestore Failed)
     let missing = plan::archive_url(&url, "no-such-backup").unwrap();
     match client
-        .start_restore("127.0.0.1", TOKEN, &missing, "undo-missing")
+        .start_restore(
+            &EngineTarget::http("127.0.0.1"),
+            TOKEN,
+            &missing,
+            "undo-missing",
+        )
         .await
     {
         Err(instant_db_operator::Error::RestoreRefused(_)) => {}
@@ -597,11 +608,21 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
     // the backup's archive: restored, the same id again is the same job
     let source = plan::archive_url(&url, id).unwrap();
     let first = client
-        .start_restore("127.0.0.1", TOKEN, &source, "undo-0f3c2a9e")
+        .start_restore(
+            &EngineTarget::http("127.0.0.1"),
+            TOKEN,
+            &source,
+            "undo-0f3c2a9e",
+        )
         .await
         .unwrap();
     let again = client
-        .start_restore("127.0.0.1", TOKEN, &source, "undo-0f3c2a9e")
+        .start_restore(
+            &EngineTarget::http("127.0.0.1"),
+            TOKEN,
+            &source,
+            "undo-0f3c2a9e",
+        )
         .await
         .unwrap();
     assert_eq!(first.id, again.id);
@@ -612,7 +633,7 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
     assert_eq!(documents().await, Some(1));
     assert_eq!(
         client
-            .restore_job("127.0.0.1", TOKEN, "never-started")
+            .restore_job(&EngineTarget::http("127.0.0.1"), TOKEN, "never-started")
             .await
             .unwrap(),
         None

@@ -29,6 +29,7 @@ fn input(db: &InstantDb) -> BuildInput<'_> {
         operator_namespace: "idb-system",
         service_monitor_crd: true,
         existing_claim_templates: None,
+        tls_secret: None,
     }
 }
 
