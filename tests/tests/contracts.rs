@@ -22,6 +22,10 @@ use serde_json::json;
 #[allow(dead_code)]
 mod moto;
 
+// The engine tests' test CA (rcgen), shared rather than copied.
+#[path = "../../engine/tests/common/certs.rs"]
+mod certs;
+
 fn instant_db(spec: serde_json::Value) -> InstantDb {
     serde_json::from_value(json!({
         "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
@@ -142,21 +146,19 @@ fn in_root(root: &std::path::Path, path: &str) -> String {
     path.to_string()
 }
 
-/// The real binary started as the operator's pod starts it: its command line and environment,
-/// the projected config volume (config.yaml, admin/token, api/read, api/write) written from the
-/// desired ConfigMap and Secrets, paths moved under a temporary root and the port made free.
-/// Unauthenticated searches are refused; the generated read key searches.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_and_takes_the_read_key()
- {
-    let db = instant_db(json!({"storage": {"size": "1Gi"}}));
-    let d = desired(&db);
-    let root = tempfile::tempdir().unwrap();
-    let etc = root.path().join("etc/instant-db");
+/// The engine started as the operator's pod starts it: its command line and environment, the
+/// projected config volume (config.yaml, admin/token, api/read, api/write) written from the
+/// desired ConfigMap and Secrets, paths moved under `root` and the port made free. Returns the
+/// port once the engine accepts connections (it binds after it has opened its data).
+async fn serve_as_the_pod(
+    d: &builders::Desired,
+    root: &std::path::Path,
+) -> (u16, tokio::task::JoinHandle<instant_db::Result<()>>) {
+    let etc = root.join("etc/instant-db");
     std::fs::create_dir_all(etc.join("admin")).unwrap();
     std::fs::create_dir_all(etc.join("api")).unwrap();
-    std::fs::create_dir_all(root.path().join("data")).unwrap();
-    std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
     std::fs::write(
         etc.join(CONFIG_KEY),
         &d.config_map.data.as_ref().unwrap()[CONFIG_KEY],
@@ -173,7 +175,7 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
         .unwrap();
     }
 
-    let pod = d.statefulset.spec.unwrap().template.spec.unwrap();
+    let pod = d.statefulset.spec.clone().unwrap().template.spec.unwrap();
     let engine = &pod.containers[0];
     let port = moto::free_port();
     let args: Vec<String> = engine
@@ -185,7 +187,7 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
             if a == "0.0.0.0:8080" {
                 format!("0.0.0.0:{port}")
             } else {
-                in_root(root.path(), &a)
+                in_root(root, &a)
             }
         })
         .collect();
@@ -196,7 +198,7 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
         .clone()
         .unwrap()
         .into_iter()
-        .map(|e| (e.name, in_root(root.path(), &e.value.unwrap_or_default())))
+        .map(|e| (e.name, in_root(root, &e.value.unwrap_or_default())))
         .collect();
     let cli = instant_db::cli::Cli::try_parse_from(&argv).unwrap();
     let config = instant_db::cli::load_config_with_env(&cli, &env)
@@ -208,20 +210,32 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
     );
     // `serve` itself: it refuses an open API on 0.0.0.0, so this also proves the keys count
     let server = tokio::spawn(instant_db::server::serve(config));
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let mut up = false;
     for _ in 0..600 {
-        if http.get(format!("{base}/health/live")).send().await.is_ok() {
-            up = true;
-            break;
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return (port, server);
         }
         if server.is_finished() {
             panic!("the engine stopped: {:?}", server.await.unwrap());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(up, "the engine did not answer on {base}");
+    panic!("the engine did not listen on port {port}");
+}
+
+/// The real engine started as the operator's pod starts it ([`serve_as_the_pod`]).
+/// Unauthenticated searches are refused; the generated read key searches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_and_takes_the_read_key()
+ {
+    let db = instant_db(json!({"storage": {"size": "1Gi"}}));
+    let d = desired(&db);
+    let root = tempfile::tempdir().unwrap();
+    let (port, server) = serve_as_the_pod(&d, root.path()).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
     let search = json!({"query": "contract", "mode": "keyword"});
     let none = http
         .post(format!("{base}/api/search"))
@@ -639,4 +653,69 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
         None
     );
     engine.shut_down().await;
+}
+
+/// `spec.tls` end to end: the engine started as the operator's pod starts it, with the mounted
+/// Secret a cert-manager Certificate would write (CA-signed, naming the pod and the Service),
+/// and the operator's engine client reading its health over TLS verified exactly as the
+/// controller sets it up (the Secret's CA, the pod's DNS name, the connection to the pod IP).
+/// A certificate from another CA, or one not naming the pod, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reads_an_https_engine_run_as_its_pod_only_with_the_secrets_ca_and_name() {
+    let db = instant_db(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let d = desired(&db);
+    let root = tempfile::tempdir().unwrap();
+    let ca = certs::Ca::new("cluster CA");
+    let leaf = ca.leaf(&["docs-0.docs-headless.search.svc", "docs.search.svc"]);
+    // The Secret volume as the kubelet mounts it at the path the StatefulSet names.
+    let tls_dir = root.path().join("etc/instant-db-tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    leaf.write(&tls_dir);
+    std::fs::write(tls_dir.join("ca.crt"), &ca.pem).unwrap();
+    let secret = |ca_pem: &str| k8s_openapi::api::core::v1::Secret {
+        data: Some(BTreeMap::from([
+            (
+                "tls.crt".to_string(),
+                k8s_openapi::ByteString(leaf.cert_pem.clone().into_bytes()),
+            ),
+            (
+                "tls.key".to_string(),
+                k8s_openapi::ByteString(leaf.key_pem.clone().into_bytes()),
+            ),
+            (
+                "ca.crt".to_string(),
+                k8s_openapi::ByteString(ca_pem.as_bytes().to_vec()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    let (port, server) = serve_as_the_pod(&d, root.path()).await;
+    let token = String::from_utf8(d.secret.data.as_ref().unwrap()["token"].0.clone()).unwrap();
+    let client = HttpEngineClient::new(port, std::time::Duration::from_secs(5)).unwrap();
+
+    let trusted =
+        builders::tls::engine_target(&db, "127.0.0.1".into(), Some(&secret(&ca.pem))).unwrap();
+    let health = client.detailed_health(&trusted, &token).await;
+    let other_ca = certs::Ca::new("another CA");
+    let stranger =
+        builders::tls::engine_target(&db, "127.0.0.1".into(), Some(&secret(&other_ca.pem)))
+            .unwrap();
+    let refused = client.detailed_health(&stranger, &token).await;
+    let mut wrong_name = trusted.clone();
+    if let Some(t) = wrong_name.tls.as_mut() {
+        t.server_name = "other-0.other-headless.search.svc".into();
+    }
+    let misnamed = client.detailed_health(&wrong_name, &token).await;
+    let plain = client
+        .detailed_health(&EngineTarget::http("127.0.0.1"), &token)
+        .await;
+    server.abort();
+
+    let health = health.unwrap_or_else(|e| panic!("over verified TLS: {e}"));
+    assert!(health.version.is_some(), "{health:?}");
+    let refused = refused.unwrap_err().to_string();
+    assert!(refused.contains("certificate"), "{refused}");
+    let misnamed = misnamed.unwrap_err().to_string();
+    assert!(misnamed.contains("certificate"), "{misnamed}");
+    assert!(plain.is_err(), "plain HTTP to the HTTPS port: {plain:?}");
 }
