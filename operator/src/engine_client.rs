@@ -380,6 +380,9 @@ pub trait EngineApi: Send + Sync {
 /// IPs that come and go over months do not pile up.
 const MAX_TLS_CLIENTS: usize = 256;
 
+/// Key of a cached HTTPS client: the CA's PEM, the server name and the pod IP.
+type TlsClientKey = (Vec<u8>, String, String);
+
 /// HTTP implementation of [`EngineApi`].
 #[derive(Clone, Debug)]
 pub struct HttpEngineClient {
@@ -388,7 +391,7 @@ pub struct HttpEngineClient {
     timeout: Duration,
     /// HTTPS clients by (CA, server name, IP): each trusts one CA only and maps one name to one
     /// IP, and is kept so its connections are reused.
-    tls_clients: Arc<Mutex<HashMap<(Vec<u8>, String, String), reqwest::Client>>>,
+    tls_clients: Arc<Mutex<HashMap<TlsClientKey, reqwest::Client>>>,
 }
 
 impl HttpEngineClient {
