@@ -38,6 +38,12 @@ impl HttpsServer {
         HttpsServer { port, stop, handle }
     }
 
+    /// The server with a certificate for `localhost` from `ca`, its files in `certs`.
+    async fn with_cert_from(ca: &Ca, data: &std::path::Path, certs: &std::path::Path) -> Self {
+        let (cert, key) = ca.leaf(&["localhost"]).write(certs);
+        HttpsServer::start(data, TlsFiles { cert, key }).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port)
     }
@@ -53,8 +59,7 @@ async fn https_ingest_and_search_work_for_a_client_trusting_the_ca_and_shut_down
     let data = tempfile::tempdir().unwrap();
     let certs = tempfile::tempdir().unwrap();
     let ca = Ca::new("test CA");
-    let (cert, key) = ca.leaf(&["localhost"]).write(certs.path());
-    let s = HttpsServer::start(data.path(), TlsFiles { cert, key }).await;
+    let s = HttpsServer::with_cert_from(&ca, data.path(), certs.path()).await;
     let c = client_trusting(&ca.pem);
     let r = c
         .post(s.url("/api/documents"))
@@ -87,8 +92,7 @@ async fn a_client_not_trusting_the_ca_and_plain_http_to_the_https_port_are_refus
     let data = tempfile::tempdir().unwrap();
     let certs = tempfile::tempdir().unwrap();
     let ca = Ca::new("test CA");
-    let (cert, key) = ca.leaf(&["localhost"]).write(certs.path());
-    let s = HttpsServer::start(data.path(), TlsFiles { cert, key }).await;
+    let s = HttpsServer::with_cert_from(&ca, data.path(), certs.path()).await;
 
     let stranger = client_trusting(&Ca::new("another CA").pem);
     let err = stranger
@@ -121,8 +125,7 @@ async fn a_renewed_certificate_reaches_new_connections_without_a_restart() {
     let certs = tempfile::tempdir().unwrap();
     let old_ca = Ca::new("old CA");
     let new_ca = Ca::new("new CA");
-    let (cert, key) = old_ca.leaf(&["localhost"]).write(certs.path());
-    let s = HttpsServer::start(data.path(), TlsFiles { cert, key }).await;
+    let s = HttpsServer::with_cert_from(&old_ca, data.path(), certs.path()).await;
     // A fresh client per request: a pooled connection would keep its old handshake.
     let get = |ca: &str| {
         let c = client_trusting(ca);

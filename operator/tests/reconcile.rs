@@ -25,14 +25,7 @@ fn writes(fake: &FakeApiServer) -> Vec<String> {
 }
 
 fn condition(fake: &FakeApiServer, type_: &str) -> (String, String) {
-    let db = fake.get(DB).unwrap();
-    let c = db["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap()
-        .clone();
+    let c = common::db_condition(fake, type_);
     (
         c["status"].as_str().unwrap().into(),
         c["reason"].as_str().unwrap().into(),
@@ -241,13 +234,7 @@ async fn a_ready_pod_whose_engine_health_cannot_be_read_is_not_ready_and_degrade
 }
 
 fn message(fake: &FakeApiServer, type_: &str) -> String {
-    let db = fake.get(DB).unwrap();
-    db["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap()["message"]
+    common::db_condition(fake, type_)["message"]
         .as_str()
         .unwrap()
         .to_string()

@@ -40,19 +40,9 @@ fn put_tls_secret(fake: &FakeApiServer, keys: &[&str]) {
 }
 
 fn condition(fake: &FakeApiServer, type_: &str) -> (String, String, String) {
-    let db = fake.get(DB).unwrap();
-    let c = db["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap()
-        .clone();
-    (
-        c["status"].as_str().unwrap().into(),
-        c["reason"].as_str().unwrap().into(),
-        c["message"].as_str().unwrap().into(),
-    )
+    let c = common::db_condition(fake, type_);
+    let text = |k: &str| c[k].as_str().unwrap().to_string();
+    (text("status"), text("reason"), text("message"))
 }
 
 #[tokio::test]

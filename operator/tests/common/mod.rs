@@ -276,3 +276,15 @@ pub fn mark_ready(fake: &FakeApiServer) {
                                         "restartCount": 0, "image": "i", "imageID": "",
                                         "state": {"running": {}}}]}}));
 }
+
+/// The condition `type_` of the InstantDb's status, as stored (status, reason, message...).
+pub fn db_condition(fake: &FakeApiServer, type_: &str) -> Value {
+    let db = fake.get(DB).unwrap();
+    db["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {}", db["status"]))
+        .clone()
+}
