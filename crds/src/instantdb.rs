@@ -112,6 +112,25 @@ pub struct InstantDbSpec {
     /// operator's namespace only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+
+    /// HTTPS for the engine API. Default: plain HTTP inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// The engine serves its API (and probes and metrics, which share the port) over HTTPS with the
+/// certificate of a Secret, and the operator verifies that certificate on every call.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A `kubernetes.io/tls` Secret in the instance's namespace with `tls.crt` and `tls.key`,
+    /// and `ca.crt` (the CA that signed it; without it `tls.crt` itself is trusted, the
+    /// self-signed case). A cert-manager `Certificate` writes exactly such a Secret. The
+    /// certificate must name the pod `<name>-0.<name>-headless.<namespace>.svc` (the operator
+    /// verifies that name) and, for clients, `<name>.<namespace>.svc`. Renewals are picked up
+    /// without a restart.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// Who may connect to the engine's port (API, health and metrics share it).

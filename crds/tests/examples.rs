@@ -108,6 +108,9 @@ fn read_as(kind: &str, obj: &Value) -> Result<(), serde_json::Error> {
         "InstantDbBackup" => serde_json::from_value::<InstantDbBackup>(o).map(drop),
         "InstantDbRestore" => serde_json::from_value::<InstantDbRestore>(o).map(drop),
         "Secret" => serde_json::from_value::<Secret>(o).map(drop),
+        // cert-manager's kinds: their CRDs are not part of this repository, so only what the
+        // operator depends on is checked (`the_cert_manager_example_...` below).
+        "Issuer" | "Certificate" if obj["apiVersion"] == "cert-manager.io/v1" => Ok(()),
         other => panic!("example of kind {other}: add it to read_as"),
     }
 }
@@ -184,4 +187,49 @@ fn admission_check_refuses_an_unknown_field() {
     db["spec"]["storage"]["sizee"] = "1Gi".into();
     let errors = admission_errors(&crd_of("InstantDb").unwrap(), &db);
     assert!(errors.iter().any(|e| e.contains("sizee")), "{errors:?}");
+}
+
+/// The cert-manager example makes the Secret its InstantDb names, signed by a CA (so the
+/// Secret has `ca.crt`), for the names the docs list: the pod's headless-Service name, which the
+/// operator verifies, and the client Service's.
+#[test]
+fn the_cert_manager_example_makes_the_secret_its_instance_names_for_the_names_the_operator_verifies()
+ {
+    let objects: Vec<Value> = example_objects()
+        .into_iter()
+        .filter(|(file, _)| file == "tls-cert-manager.yaml")
+        .map(|(_, o)| o)
+        .collect();
+    let db = objects.iter().find(|o| o["kind"] == "InstantDb").unwrap();
+    let name = db["metadata"]["name"].as_str().unwrap();
+    let secret = db["spec"]["tls"]["secretName"].as_str().unwrap();
+    let cert = objects
+        .iter()
+        .find(|o| o["kind"] == "Certificate" && o["spec"]["secretName"] == secret)
+        .expect("a Certificate writing the instance's Secret");
+    let names: Vec<&str> = cert["spec"]["dnsNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    // The example's namespace is `default` (its comment says to replace it).
+    for wanted in [
+        format!("{name}-0.{name}-headless.default.svc"),
+        format!("{name}.default.svc"),
+    ] {
+        assert!(
+            names.contains(&wanted.as_str()),
+            "{wanted} not in {names:?}"
+        );
+    }
+    let issuer = cert["spec"]["issuerRef"]["name"].as_str().unwrap();
+    let issuer = objects
+        .iter()
+        .find(|o| o["kind"] == "Issuer" && o["metadata"]["name"] == issuer)
+        .expect("the Certificate's Issuer");
+    assert!(
+        issuer["spec"]["ca"].is_object(),
+        "signed by a CA issuer, so the Secret carries ca.crt: {issuer}"
+    );
 }

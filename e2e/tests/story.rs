@@ -154,11 +154,20 @@ async fn dry_run_examples(client: &kube::Client, ns: &str) {
                 .api_version
                 .split_once('/')
                 .unwrap_or(("", &tm.api_version));
-            let (ar, _) = discovery
-                .resolve_gvk(&kube::api::GroupVersionKind::gvk(group, version, &tm.kind))
-                .unwrap_or_else(|| {
-                    panic!("{}: kind {} unknown to the server", file.display(), tm.kind)
-                });
+            let Some((ar, _)) =
+                discovery.resolve_gvk(&kube::api::GroupVersionKind::gvk(group, version, &tm.kind))
+            else {
+                // examples/tls-cert-manager.yaml needs cert-manager, which a bare cluster lacks.
+                if group == "cert-manager.io" {
+                    say(&format!(
+                        "{}: {} not checked: cert-manager is not installed",
+                        file.display(),
+                        tm.kind
+                    ));
+                    continue;
+                }
+                panic!("{}: kind {} unknown to the server", file.display(), tm.kind);
+            };
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
             api.create(&pp, &obj).await.unwrap_or_else(|e| {
                 panic!(

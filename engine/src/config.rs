@@ -27,6 +27,7 @@ pub struct Config {
     #[schema(value_type = Option<String>)]
     pub admin_token_file: Option<PathBuf>,
     pub auth: AuthConfig,
+    pub tls: TlsConfig,
     pub backup: BackupConfig,
     pub embedding: EmbeddingConfig,
     pub chunking: ChunkingConfig,
@@ -52,6 +53,32 @@ pub struct AuthConfig {
     pub metrics_requires_key: bool,
     /// Serve without any key on a non-loopback address (anyone who can reach it can write).
     pub insecure_no_auth: bool,
+}
+
+/// HTTPS for the API: both files or neither (see `server::tls`). Changed files are picked up
+/// by new connections without a restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first (a `kubernetes.io/tls` Secret's `tls.crt`).
+    #[schema(value_type = Option<String>)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate (`tls.key`).
+    #[schema(value_type = Option<String>)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The two files when HTTPS is on; [`Config::validate`] has refused one without the other.
+    pub fn files(&self) -> Option<crate::server::tls::TlsFiles> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -226,6 +253,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             admin_token_file: None,
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             backup: BackupConfig::default(),
             embedding: EmbeddingConfig::default(),
             chunking: ChunkingConfig::default(),
@@ -337,6 +365,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_LISTEN", "listen"),
     ("INSTANT_DB_ADMIN_TOKEN_FILE", "admin_token_file"),
     ("INSTANT_DB_API_KEYS_DIR", "auth.keys_dir"),
+    ("INSTANT_DB_TLS_CERT", "tls.cert_file"),
+    ("INSTANT_DB_TLS_KEY", "tls.key_file"),
     ("INSTANT_DB_CREDENTIALS_DIR", "backup.credentials_dir"),
     ("INSTANT_DB_INSECURE_NO_AUTH", "auth.insecure_no_auth"),
     (
@@ -468,6 +498,21 @@ impl Config {
             && f != "text"
         {
             return bad("logging.format", "must be `json` or `text`");
+        }
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(_), None) => {
+                return bad(
+                    "tls.key_file",
+                    "tls.cert_file is set but tls.key_file is not: HTTPS needs both; give the certificate's private key with --tls-key / INSTANT_DB_TLS_KEY, or drop --tls-cert",
+                );
+            }
+            (None, Some(_)) => {
+                return bad(
+                    "tls.cert_file",
+                    "tls.key_file is set but tls.cert_file is not: HTTPS needs both; give the certificate with --tls-cert / INSTANT_DB_TLS_CERT, or drop --tls-key",
+                );
+            }
+            _ => {}
         }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("listen", "must be an address like 0.0.0.0:8080");

@@ -39,7 +39,7 @@ struct Healthy;
 impl EngineApi for Healthy {
     fn detailed_health<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a instant_db_operator::engine_client::EngineTarget,
         _: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
         Box::pin(async {

@@ -2,12 +2,18 @@
 //! (`POST /admin/backups`, `GET /admin/backups/{id}`) and restore jobs (`POST /admin/restores`,
 //! `GET /admin/restores/{id}`), with the bearer admin token.
 //!
+//! An engine with `spec.tls` is called over HTTPS: the client trusts exactly the instance's CA
+//! (no public roots) and checks the pod's DNS name on the certificate, while connecting to the
+//! pod IP (reqwest's `resolve`), so no DNS lookup is needed and no other pod can answer for it.
+//!
 //! The body is decoded into typed structs that mirror the engine's `HealthReport`
 //! (`engine/src/health.rs`), keeping only the fields the operator reads. Unknown fields are
 //! ignored and an unknown status value decodes as [`HealthStatus::Unknown`], so a newer engine
 //! does not break an older operator; a body of another shape is an error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -254,12 +260,49 @@ pub struct RestoreJob {
     pub backup_id: Option<String>,
 }
 
+/// One engine pod to call: its IP, and how to verify it when it serves HTTPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineTarget {
+    /// The pod IP the connection goes to.
+    pub ip: String,
+    /// HTTPS with this CA and name (`spec.tls`); plain HTTP when None.
+    pub tls: Option<EngineTls>,
+}
+
+impl EngineTarget {
+    /// An engine serving plain HTTP.
+    pub fn http(ip: impl Into<String>) -> Self {
+        EngineTarget {
+            ip: ip.into(),
+            tls: None,
+        }
+    }
+}
+
+/// How to verify an engine's certificate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EngineTls {
+    /// PEM of the only CA trusted (the TLS Secret's `ca.crt`, else its `tls.crt`).
+    pub ca_pem: Vec<u8>,
+    /// The name the certificate must carry: the pod's `<pod>.<headless>.<ns>.svc`.
+    pub server_name: String,
+}
+
+impl std::fmt::Debug for EngineTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineTls")
+            .field("server_name", &self.server_name)
+            .field("ca_pem_bytes", &self.ca_pem.len())
+            .finish()
+    }
+}
+
 /// What the controllers need from an engine. A trait so tests can use a fake engine.
 pub trait EngineApi: Send + Sync {
-    /// `GET http://<pod_ip>:<port>/health/detailed` with the admin token.
+    /// `GET http(s)://<pod>:<port>/health/detailed` with the admin token.
     fn detailed_health<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>>;
 
@@ -268,7 +311,7 @@ pub trait EngineApi: Send + Sync {
     /// health (test fakes) keep this default, which refuses.
     fn start_backup<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         _destination: &'a str,
         _id: &'a str,
@@ -284,7 +327,7 @@ pub trait EngineApi: Send + Sync {
     /// restore job. Another backup or restore running is [`Error::OperationInProgress`].
     fn start_restore<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         _source: &'a str,
         _id: &'a str,
@@ -295,7 +338,7 @@ pub trait EngineApi: Send + Sync {
     /// `GET /admin/restores/{id}`; None when the engine has no record of the id.
     fn restore_job<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         _id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RestoreJob>>> {
@@ -306,7 +349,7 @@ pub trait EngineApi: Send + Sync {
     /// there was none.
     fn delete_backup<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         _destination: &'a str,
         _id: &'a str,
@@ -321,7 +364,7 @@ pub trait EngineApi: Send + Sync {
     /// `GET /admin/backups/{id}`; None when the engine does not know the id (it restarted since).
     fn backup_job<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         _id: &'a str,
     ) -> BoxFuture<'a, Result<Option<BackupJob>>> {
@@ -333,11 +376,22 @@ pub trait EngineApi: Send + Sync {
     }
 }
 
+/// Most HTTPS clients kept (one per CA, name and pod IP); past it the cache starts over, so pod
+/// IPs that come and go over months do not pile up.
+const MAX_TLS_CLIENTS: usize = 256;
+
+/// Key of a cached HTTPS client: the CA's PEM, the server name and the pod IP.
+type TlsClientKey = (Vec<u8>, String, String);
+
 /// HTTP implementation of [`EngineApi`].
 #[derive(Clone, Debug)]
 pub struct HttpEngineClient {
     http: reqwest::Client,
     port: u16,
+    timeout: Duration,
+    /// HTTPS clients by (CA, server name, IP): each trusts one CA only and maps one name to one
+    /// IP, and is kept so its connections are reused.
+    tls_clients: Arc<Mutex<HashMap<TlsClientKey, reqwest::Client>>>,
 }
 
 impl HttpEngineClient {
@@ -347,26 +401,82 @@ impl HttpEngineClient {
             .timeout(timeout)
             .build()
             .map_err(|e| Error::Engine(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { http, port })
+        Ok(Self {
+            http,
+            port,
+            timeout,
+            tls_clients: Arc::default(),
+        })
     }
 
-    fn url(&self, pod_ip: &str, path: &str) -> String {
-        let host = if pod_ip.contains(':') {
-            format!("[{pod_ip}]")
-        } else {
-            pod_ip.to_string()
+    fn url(&self, engine: &EngineTarget, path: &str) -> String {
+        match &engine.tls {
+            Some(tls) => format!("https://{}:{}{path}", tls.server_name, self.port),
+            None if engine.ip.contains(':') => {
+                format!("http://[{}]:{}{path}", engine.ip, self.port)
+            }
+            None => format!("http://{}:{}{path}", engine.ip, self.port),
+        }
+    }
+
+    /// The client for `engine`: the plain one, or one trusting only the engine's CA with the
+    /// certificate's name resolved to the pod IP.
+    fn client_for(&self, engine: &EngineTarget) -> Result<reqwest::Client> {
+        let Some(tls) = &engine.tls else {
+            return Ok(self.http.clone());
         };
-        format!("http://{host}:{}{path}", self.port)
+        let key = (
+            tls.ca_pem.clone(),
+            tls.server_name.clone(),
+            engine.ip.clone(),
+        );
+        let mut cache = match self.tls_clients.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let ip: IpAddr = engine
+            .ip
+            .parse()
+            .map_err(|e| Error::Engine(format!("pod IP {:?}: {e}", engine.ip)))?;
+        let ca = reqwest::Certificate::from_pem(&tls.ca_pem).map_err(|e| {
+            Error::Engine(format!(
+                "the CA certificate of the TLS Secret does not parse: {e}"
+            ))
+        })?;
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .https_only(true)
+            .resolve(&tls.server_name, SocketAddr::new(ip, self.port))
+            .build()
+            .map_err(|e| Error::Engine(format!("cannot build HTTPS client: {e}")))?;
+        if cache.len() >= MAX_TLS_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+        Ok(client)
     }
 }
 
 /// Sends `req` with the admin token. `what` (method and URL, no credentials) names the request
 /// in the error; the URL reqwest would add is left out, as a query may carry credentials.
 async fn send(what: &str, req: reqwest::RequestBuilder, token: &str) -> Result<reqwest::Response> {
-    req.bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| Error::Engine(format!("{what}: {}", e.without_url())))
+    req.bearer_auth(token).send().await.map_err(|e| {
+        // The cause (refused, timed out, a certificate from another CA or for another name) is
+        // down the source chain; reqwest's own text is only "error sending request".
+        let e = e.without_url();
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            why.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Error::Engine(format!("{what}: {why}"))
+    })
 }
 
 /// The status and JSON body of an engine answer.
@@ -447,13 +557,14 @@ async fn restore_answer(what: &str, resp: reqwest::Response) -> Result<RestoreJo
 impl EngineApi for HttpEngineClient {
     fn detailed_health<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
         Box::pin(async move {
-            let url = self.url(pod_ip, "/health/detailed");
+            let http = self.client_for(engine)?;
+            let url = self.url(engine, "/health/detailed");
             let what = format!("GET {url}");
-            let resp = send(&what, self.http.get(&url), token).await?;
+            let resp = send(&what, http.get(&url), token).await?;
             // 503 still carries the JSON report of a degraded engine.
             let (code, body) = json_answer(&what, resp).await?;
             if code.is_client_error() {
@@ -465,36 +576,35 @@ impl EngineApi for HttpEngineClient {
 
     fn start_backup<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
         destination: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<BackupJob>> {
         Box::pin(async move {
-            let url = self.url(pod_ip, "/admin/backups");
+            let http = self.client_for(engine)?;
+            let url = self.url(engine, "/admin/backups");
             // The destination may carry credentials: only the id goes into messages.
             let what = format!("POST {url} (backup {id})");
             let body = serde_json::json!({"destination": destination, "id": id});
-            let resp = send(&what, self.http.post(&url).json(&body), token).await?;
+            let resp = send(&what, http.post(&url).json(&body), token).await?;
             backup_answer(&what, resp).await
         })
     }
 
     fn delete_backup<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
         destination: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let url = self.url(pod_ip, &format!("/admin/backups/{id}"));
+            let http = self.client_for(engine)?;
+            let url = self.url(engine, &format!("/admin/backups/{id}"));
             // The destination carries credentials: it goes in the query, never in messages.
             let what = format!("DELETE {url}");
-            let req = self
-                .http
-                .delete(&url)
-                .query(&[("destination", destination)]);
+            let req = http.delete(&url).query(&[("destination", destination)]);
             let resp = send(&what, req, token).await?;
             match resp.status() {
                 reqwest::StatusCode::NO_CONTENT | reqwest::StatusCode::OK => Ok(true),
@@ -509,30 +619,32 @@ impl EngineApi for HttpEngineClient {
 
     fn start_restore<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
         source: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<RestoreJob>> {
         Box::pin(async move {
-            let url = self.url(pod_ip, "/admin/restores");
+            let http = self.client_for(engine)?;
+            let url = self.url(engine, "/admin/restores");
             let what = format!("POST {url} (restore {id})");
             let body = serde_json::json!({"id": id, "source": source});
-            let resp = send(&what, self.http.post(&url).json(&body), token).await?;
+            let resp = send(&what, http.post(&url).json(&body), token).await?;
             restore_answer(&what, resp).await
         })
     }
 
     fn restore_job<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RestoreJob>>> {
         Box::pin(async move {
-            let url = self.url(pod_ip, &format!("/admin/restores/{id}"));
+            let http = self.client_for(engine)?;
+            let url = self.url(engine, &format!("/admin/restores/{id}"));
             let what = format!("GET {url}");
-            let resp = send(&what, self.http.get(&url), token).await?;
+            let resp = send(&what, http.get(&url), token).await?;
             if resp.status() == reqwest::StatusCode::NOT_FOUND {
                 return Ok(None);
             }
@@ -542,14 +654,15 @@ impl EngineApi for HttpEngineClient {
 
     fn backup_job<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<BackupJob>>> {
         Box::pin(async move {
-            let url = self.url(pod_ip, &format!("/admin/backups/{id}"));
+            let http = self.client_for(engine)?;
+            let url = self.url(engine, &format!("/admin/backups/{id}"));
             let what = format!("GET {url}");
-            let resp = send(&what, self.http.get(&url), token).await?;
+            let resp = send(&what, http.get(&url), token).await?;
             if resp.status() == reqwest::StatusCode::NOT_FOUND {
                 return Ok(None);
             }

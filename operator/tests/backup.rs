@@ -11,7 +11,7 @@ use instant_db_operator::controller::backup::{
     POLL_RUNNING, RETRY_PENDING, RETRY_QUEUED, reconcile,
 };
 use instant_db_operator::controller::{Context, policy};
-use instant_db_operator::engine_client::{BackupJob, BackupJobStatus};
+use instant_db_operator::engine_client::{BackupJob, BackupJobStatus, EngineTarget};
 use instant_db_operator::fake_api::FakeApiServer;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
@@ -110,7 +110,7 @@ async fn a_backup_starts_on_the_engine_then_completes_with_what_the_engine_repor
         .unwrap()
         .to_string();
     assert_eq!(started[0].id, format!("nightly-{}", &uid[..8]));
-    assert_eq!(started[0].pod_ip, "10.0.0.7");
+    assert_eq!(started[0].engine, EngineTarget::http("10.0.0.7"));
     // the credentials travel by reference: the Secret's name, never its keys
     assert_eq!(
         started[0].destination,
@@ -856,4 +856,33 @@ async fn a_suspended_policy_makes_no_status_write_on_its_ticks() {
         condition(&p["status"], "Ready"),
         ("False".into(), "Suspended".into())
     );
+}
+
+#[tokio::test]
+async fn a_backup_of_a_tls_instance_calls_its_engine_over_tls_verified_with_the_instances_secret() {
+    let (fake, ctx, engine) =
+        setup_with_engine(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let ca = "-----BEGIN CERTIFICATE-----\nthe CA\n-----END CERTIFICATE-----\n";
+    let b64 =
+        |s: &str| serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec())).unwrap();
+    fake.put(
+        "/api/v1/namespaces/search/secrets/docs-tls",
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "docs-tls", "namespace": "search"},
+               "data": {"tls.crt": b64(ca), "tls.key": b64("key"), "ca.crt": b64(ca)}}),
+    );
+    reconcile_once(&fake, &ctx).await.unwrap();
+    mark_ready(&fake);
+    put_credentials(&fake, good_credentials());
+    put_backup(
+        &fake,
+        json!({"instance": "docs", "destination": s3_destination()}),
+    );
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].engine.ip, "10.0.0.7");
+    let tls = started[0].engine.tls.as_ref().expect("over TLS");
+    assert_eq!(tls.server_name, "docs-0.docs-headless.search.svc");
+    assert_eq!(tls.ca_pem, ca.as_bytes());
 }

@@ -25,14 +25,7 @@ fn writes(fake: &FakeApiServer) -> Vec<String> {
 }
 
 fn condition(fake: &FakeApiServer, type_: &str) -> (String, String) {
-    let db = fake.get(DB).unwrap();
-    let c = db["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap()
-        .clone();
+    let c = common::db_condition(fake, type_);
     (
         c["status"].as_str().unwrap().into(),
         c["reason"].as_str().unwrap().into(),
@@ -117,17 +110,27 @@ async fn update_applies_only_what_changed() {
             .any(|w| w.ends_with("configmaps/docs-config")),
         "{patched:?}"
     );
-    assert!(
-        patched.iter().any(|w| w.ends_with("statefulsets/docs")),
-        "{patched:?}"
-    );
+    // The engine follows its level file: the pod template (and so the pod) stays as it was.
     assert!(
         !patched
             .iter()
-            .any(|w| w.contains("services") || w.contains("secrets")),
+            .any(|w| w.contains("statefulsets") || w.contains("services") || w.contains("secrets")),
         "{patched:?}"
     );
     assert_eq!(fake.get(DB).unwrap()["status"]["observedGeneration"], 2);
+    // A change the engine reads only at start goes into the pod template.
+    fake.clear_log();
+    let mut db = fake.get(DB).unwrap();
+    db["spec"]["embedding"] = json!({"batchSize": 8});
+    fake.put(DB, db);
+    run(&fake, &ctx).await.unwrap();
+    let patched = writes(&fake);
+    assert!(
+        patched
+            .iter()
+            .any(|w| w == "PATCH /apis/apps/v1/namespaces/search/statefulsets/docs"),
+        "{patched:?}"
+    );
 }
 
 #[tokio::test]
@@ -241,13 +244,7 @@ async fn a_ready_pod_whose_engine_health_cannot_be_read_is_not_ready_and_degrade
 }
 
 fn message(fake: &FakeApiServer, type_: &str) -> String {
-    let db = fake.get(DB).unwrap();
-    db["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap()["message"]
+    common::db_condition(fake, type_)["message"]
         .as_str()
         .unwrap()
         .to_string()

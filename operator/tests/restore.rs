@@ -456,14 +456,7 @@ async fn without_auto_restore_a_failed_check_only_reports() {
 }
 
 fn condition(fake: &FakeApiServer, type_: &str) -> (String, String) {
-    let db = fake.get(DB).unwrap();
-    let c = db["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition in {}", db["status"]))
-        .clone();
+    let c = common::db_condition(fake, type_);
     (
         c["status"].as_str().unwrap().into(),
         c["reason"].as_str().unwrap().into(),

@@ -13,7 +13,7 @@ use instant_db_operator::builders::storage_credentials::{
 use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY, LOG_LEVEL_KEY};
 use instant_db_operator::controller::backup::plan;
 use instant_db_operator::engine_client::{
-    BackupJobStatus, EngineApi, HealthStatus, HttpEngineClient, RestorePhase,
+    BackupJobStatus, EngineApi, EngineTarget, HealthStatus, HttpEngineClient, RestorePhase,
 };
 use serde_json::json;
 
@@ -21,6 +21,10 @@ use serde_json::json;
 #[path = "../../engine/tests/common/moto.rs"]
 #[allow(dead_code)]
 mod moto;
+
+// The engine tests' test CA (rcgen), shared rather than copied.
+#[path = "../../engine/tests/common/certs.rs"]
+mod certs;
 
 fn instant_db(spec: serde_json::Value) -> InstantDb {
     serde_json::from_value(json!({
@@ -47,6 +51,7 @@ fn desired(db: &InstantDb) -> builders::Desired {
         operator_namespace: "idb-system",
         service_monitor_crd: false,
         existing_claim_templates: None,
+        tls_secret: None,
     })
     .unwrap()
 }
@@ -148,21 +153,19 @@ fn in_root(root: &std::path::Path, path: &str) -> String {
     path.to_string()
 }
 
-/// The real binary started as the operator's pod starts it: its command line and environment,
-/// the projected config volume (config.yaml, admin/token, api/read, api/write) written from the
-/// desired ConfigMap and Secrets, paths moved under a temporary root and the port made free.
-/// Unauthenticated searches are refused; the generated read key searches.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_and_takes_the_read_key()
- {
-    let db = instant_db(json!({"storage": {"size": "1Gi"}}));
-    let d = desired(&db);
-    let root = tempfile::tempdir().unwrap();
-    let etc = root.path().join("etc/instant-db");
+/// The engine started as the operator's pod starts it: its command line and environment, the
+/// projected config volume (config.yaml, admin/token, api/read, api/write) written from the
+/// desired ConfigMap and Secrets, paths moved under `root` and the port made free. Returns the
+/// port once the engine accepts connections (it binds after it has opened its data).
+async fn serve_as_the_pod(
+    d: &builders::Desired,
+    root: &std::path::Path,
+) -> (u16, tokio::task::JoinHandle<instant_db::Result<()>>) {
+    let etc = root.join("etc/instant-db");
     std::fs::create_dir_all(etc.join("admin")).unwrap();
     std::fs::create_dir_all(etc.join("api")).unwrap();
-    std::fs::create_dir_all(root.path().join("data")).unwrap();
-    std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
     std::fs::write(
         etc.join(CONFIG_KEY),
         &d.config_map.data.as_ref().unwrap()[CONFIG_KEY],
@@ -179,7 +182,7 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
         .unwrap();
     }
 
-    let pod = d.statefulset.spec.unwrap().template.spec.unwrap();
+    let pod = d.statefulset.spec.clone().unwrap().template.spec.unwrap();
     let engine = &pod.containers[0];
     let port = moto::free_port();
     let args: Vec<String> = engine
@@ -191,7 +194,7 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
             if a == "0.0.0.0:8080" {
                 format!("0.0.0.0:{port}")
             } else {
-                in_root(root.path(), &a)
+                in_root(root, &a)
             }
         })
         .collect();
@@ -202,7 +205,7 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
         .clone()
         .unwrap()
         .into_iter()
-        .map(|e| (e.name, in_root(root.path(), &e.value.unwrap_or_default())))
+        .map(|e| (e.name, in_root(root, &e.value.unwrap_or_default())))
         .collect();
     let cli = instant_db::cli::Cli::try_parse_from(&argv).unwrap();
     let config = instant_db::cli::load_config_with_env(&cli, &env)
@@ -214,20 +217,32 @@ async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_an
     );
     // `serve` itself: it refuses an open API on 0.0.0.0, so this also proves the keys count
     let server = tokio::spawn(instant_db::server::serve(config));
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let mut up = false;
     for _ in 0..600 {
-        if http.get(format!("{base}/health/live")).send().await.is_ok() {
-            up = true;
-            break;
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return (port, server);
         }
         if server.is_finished() {
             panic!("the engine stopped: {:?}", server.await.unwrap());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(up, "the engine did not answer on {base}");
+    panic!("the engine did not listen on port {port}");
+}
+
+/// The real engine started as the operator's pod starts it ([`serve_as_the_pod`]).
+/// Unauthenticated searches are refused; the generated read key searches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_run_as_the_operator_runs_it_refuses_unauthenticated_search_and_takes_the_read_key()
+ {
+    let db = instant_db(json!({"storage": {"size": "1Gi"}}));
+    let d = desired(&db);
+    let root = tempfile::tempdir().unwrap();
+    let (port, server) = serve_as_the_pod(&d, root.path()).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
     let search = json!({"query": "contract", "mode": "keyword"});
     let none = http
         .post(format!("{base}/api/search"))
@@ -347,7 +362,10 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
     assert_eq!(r.status(), 200);
 
     let client = HttpEngineClient::new(port, std::time::Duration::from_secs(5)).unwrap();
-    let health = client.detailed_health("127.0.0.1", TOKEN).await.unwrap();
+    let health = client
+        .detailed_health(&EngineTarget::http("127.0.0.1"), TOKEN)
+        .await
+        .unwrap();
     assert_eq!(health.document_count, Some(1));
     // No model was loaded: the engine serves keyword search and says it is degraded.
     assert_eq!(health.status, HealthStatus::Degraded);
@@ -432,14 +450,14 @@ async fn engine_with_s3() -> (
 /// Takes a backup `id` through the engine and waits for it to finish.
 async fn backup_through(client: &HttpEngineClient, url: &str, id: &str) {
     let job = client
-        .start_backup("127.0.0.1", TOKEN, url, id)
+        .start_backup(&EngineTarget::http("127.0.0.1"), TOKEN, url, id)
         .await
         .unwrap();
     assert_eq!(job.id, id);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let job = client
-            .backup_job("127.0.0.1", TOKEN, id)
+            .backup_job(&EngineTarget::http("127.0.0.1"), TOKEN, id)
             .await
             .unwrap()
             .expect("the engine knows the job");
@@ -465,13 +483,15 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
     let id = "nightly-0f3c2a9e";
     backup_through(&client, &url, id).await;
-    let again = client.start_backup("127.0.0.1", TOKEN, &url, id).await;
+    let again = client
+        .start_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &url, id)
+        .await;
     assert!(
         matches!(again, Err(instant_db_operator::Error::BackupIdInUse(_))),
         "{again:?}"
     );
     let job = client
-        .backup_job("127.0.0.1", TOKEN, id)
+        .backup_job(&EngineTarget::http("127.0.0.1"), TOKEN, id)
         .await
         .unwrap()
         .unwrap();
@@ -502,7 +522,7 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     assert!(list().await.contains(&format!("search/docs/{id}.tar.gz")));
     assert_eq!(
         client
-            .backup_job("127.0.0.1", TOKEN, "never-started")
+            .backup_job(&EngineTarget::http("127.0.0.1"), TOKEN, "never-started")
             .await
             .unwrap(),
         None
@@ -511,7 +531,7 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     // controller keeps Pending on
     let unsynced = url.replace("credentials=s3-creds", "credentials=not-yet-synced");
     let e = client
-        .start_backup("127.0.0.1", TOKEN, &unsynced, "early")
+        .start_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &unsynced, "early")
         .await
         .unwrap_err();
     assert!(
@@ -521,14 +541,14 @@ async fn a_backup_the_operator_starts_lands_in_s3_with_credentials_by_reference_
     // retention: the archive is deleted from the bucket through the engine, once
     assert!(
         client
-            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .delete_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &url, id)
             .await
             .unwrap()
     );
     assert!(!list().await.contains(&format!("{id}.tar.gz")));
     assert!(
         !client
-            .delete_backup("127.0.0.1", TOKEN, &url, id)
+            .delete_backup(&EngineTarget::http("127.0.0.1"), TOKEN, &url, id)
             .await
             .unwrap()
     );
@@ -573,7 +593,7 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
             loop {
                 let job = client
-                    .restore_job("127.0.0.1", TOKEN, restore_id)
+                    .restore_job(&EngineTarget::http("127.0.0.1"), TOKEN, restore_id)
                     .await
                     .unwrap()
                     .expect("the engine knows the job");
@@ -589,7 +609,12 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
     // (refused at once, or accepted and ended `failed`: both end the InstantDbRestore Failed)
     let missing = plan::archive_url(&url, "no-such-backup").unwrap();
     match client
-        .start_restore("127.0.0.1", TOKEN, &missing, "undo-missing")
+        .start_restore(
+            &EngineTarget::http("127.0.0.1"),
+            TOKEN,
+            &missing,
+            "undo-missing",
+        )
         .await
     {
         Err(instant_db_operator::Error::RestoreRefused(_)) => {}
@@ -604,11 +629,21 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
     // the backup's archive: restored, the same id again is the same job
     let source = plan::archive_url(&url, id).unwrap();
     let first = client
-        .start_restore("127.0.0.1", TOKEN, &source, "undo-0f3c2a9e")
+        .start_restore(
+            &EngineTarget::http("127.0.0.1"),
+            TOKEN,
+            &source,
+            "undo-0f3c2a9e",
+        )
         .await
         .unwrap();
     let again = client
-        .start_restore("127.0.0.1", TOKEN, &source, "undo-0f3c2a9e")
+        .start_restore(
+            &EngineTarget::http("127.0.0.1"),
+            TOKEN,
+            &source,
+            "undo-0f3c2a9e",
+        )
         .await
         .unwrap();
     assert_eq!(first.id, again.id);
@@ -619,10 +654,75 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
     assert_eq!(documents().await, Some(1));
     assert_eq!(
         client
-            .restore_job("127.0.0.1", TOKEN, "never-started")
+            .restore_job(&EngineTarget::http("127.0.0.1"), TOKEN, "never-started")
             .await
             .unwrap(),
         None
     );
     engine.shut_down().await;
+}
+
+/// `spec.tls` end to end: the engine started as the operator's pod starts it, with the mounted
+/// Secret a cert-manager Certificate would write (CA-signed, naming the pod and the Service),
+/// and the operator's engine client reading its health over TLS verified exactly as the
+/// controller sets it up (the Secret's CA, the pod's DNS name, the connection to the pod IP).
+/// A certificate from another CA, or one not naming the pod, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reads_an_https_engine_run_as_its_pod_only_with_the_secrets_ca_and_name() {
+    let db = instant_db(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let d = desired(&db);
+    let root = tempfile::tempdir().unwrap();
+    let ca = certs::Ca::new("cluster CA");
+    let leaf = ca.leaf(&["docs-0.docs-headless.search.svc", "docs.search.svc"]);
+    // The Secret volume as the kubelet mounts it at the path the StatefulSet names.
+    let tls_dir = root.path().join("etc/instant-db-tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    leaf.write(&tls_dir);
+    std::fs::write(tls_dir.join("ca.crt"), &ca.pem).unwrap();
+    let secret = |ca_pem: &str| k8s_openapi::api::core::v1::Secret {
+        data: Some(BTreeMap::from([
+            (
+                "tls.crt".to_string(),
+                k8s_openapi::ByteString(leaf.cert_pem.clone().into_bytes()),
+            ),
+            (
+                "tls.key".to_string(),
+                k8s_openapi::ByteString(leaf.key_pem.clone().into_bytes()),
+            ),
+            (
+                "ca.crt".to_string(),
+                k8s_openapi::ByteString(ca_pem.as_bytes().to_vec()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    let (port, server) = serve_as_the_pod(&d, root.path()).await;
+    let token = String::from_utf8(d.secret.data.as_ref().unwrap()["token"].0.clone()).unwrap();
+    let client = HttpEngineClient::new(port, std::time::Duration::from_secs(5)).unwrap();
+
+    let trusted =
+        builders::tls::engine_target(&db, "127.0.0.1".into(), Some(&secret(&ca.pem))).unwrap();
+    let health = client.detailed_health(&trusted, &token).await;
+    let other_ca = certs::Ca::new("another CA");
+    let stranger =
+        builders::tls::engine_target(&db, "127.0.0.1".into(), Some(&secret(&other_ca.pem)))
+            .unwrap();
+    let refused = client.detailed_health(&stranger, &token).await;
+    let mut wrong_name = trusted.clone();
+    if let Some(t) = wrong_name.tls.as_mut() {
+        t.server_name = "other-0.other-headless.search.svc".into();
+    }
+    let misnamed = client.detailed_health(&wrong_name, &token).await;
+    let plain = client
+        .detailed_health(&EngineTarget::http("127.0.0.1"), &token)
+        .await;
+    server.abort();
+
+    let health = health.unwrap_or_else(|e| panic!("over verified TLS: {e}"));
+    assert!(health.version.is_some(), "{health:?}");
+    let refused = refused.unwrap_err().to_string();
+    assert!(refused.contains("certificate"), "{refused}");
+    let misnamed = misnamed.unwrap_err().to_string();
+    assert!(misnamed.contains("certificate"), "{misnamed}");
+    assert!(plain.is_err(), "plain HTTP to the HTTPS port: {plain:?}");
 }

@@ -120,14 +120,23 @@ pub struct AdminRemoteArgs {
     /// File with the server's admin token (else the INSTANT_DB_ADMIN_TOKEN variable).
     #[arg(long, env = "INSTANT_DB_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an `https://` server, besides the public roots.
+    #[arg(long, env = "INSTANT_DB_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl AdminRemoteArgs {
-    fn server(&self) -> Option<remote::Admin<'_>> {
-        self.server.as_deref().map(|base| remote::Admin {
-            base,
-            token_file: self.admin_token_file.as_deref(),
-        })
+    fn server(&self) -> Result<Option<remote::Admin<'_>>> {
+        self.server
+            .as_deref()
+            .map(|base| {
+                Ok(remote::Admin {
+                    base,
+                    token_file: self.admin_token_file.as_deref(),
+                    client: remote::client(self.ca_file.as_deref())?,
+                })
+            })
+            .transpose()
     }
 }
 
@@ -145,6 +154,12 @@ pub struct ServeArgs {
     /// Serve /api/* without keys on a non-loopback address (refused otherwise).
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key; reloaded when it changes).
+    #[arg(long, env = "INSTANT_DB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "INSTANT_DB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -155,13 +170,22 @@ pub struct RemoteArgs {
     /// File with the API key sent to the server (else the INSTANT_DB_API_KEY variable).
     #[arg(long, env = "INSTANT_DB_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an `https://` server, besides the public roots.
+    #[arg(long, env = "INSTANT_DB_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl RemoteArgs {
     fn server(&self) -> Result<Option<remote::Api<'_>>> {
         self.server
             .as_deref()
-            .map(|base| remote::Api::new(base, self.api_key_file.as_deref()))
+            .map(|base| {
+                remote::Api::new(
+                    base,
+                    self.api_key_file.as_deref(),
+                    remote::client(self.ca_file.as_deref())?,
+                )
+            })
             .transpose()
     }
 }
@@ -254,6 +278,12 @@ pub fn load_config_with_env(cli: &Cli, env: &BTreeMap<String, String>) -> Result
         if s.insecure_no_auth {
             flags.insert("auth.insecure_no_auth".into(), "true".into());
         }
+        if let Some(c) = &s.tls_cert {
+            flags.insert("tls.cert_file".into(), c.display().to_string());
+        }
+        if let Some(k) = &s.tls_key {
+            flags.insert("tls.key_file".into(), k.display().to_string());
+        }
     }
     // clap reads INSTANT_DB_CONFIG from the real environment; `env` may hold it instead
     let file = cli
@@ -336,7 +366,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Check(r) => {
-            let report = match r.server() {
+            let report = match r.server()? {
                 Some(admin) => {
                     serde_json::from_value(admin.post("/admin/integrity", &serde_json::json!({}))?)
                         .map_err(|e| Error::Internal(format!("unexpected reply: {e}")))?
@@ -347,7 +377,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(if report.ok { 0 } else { 1 })
         }
         Command::Repair(r) => {
-            let report = match r.server() {
+            let report = match r.server()? {
                 Some(admin) => admin.post("/admin/repair", &serde_json::json!({}))?,
                 None => {
                     let engine = Engine::open(config, ModelLoading::BestEffort)?;
@@ -361,7 +391,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         }
         Command::Backup(args) => {
             let bar = progress::ByteBar::new("backup");
-            let summary = match args.remote.server() {
+            let summary = match args.remote.server()? {
                 Some(admin) => admin.backup(&args.to, args.id.as_deref(), &bar.sink())?,
                 None => {
                     let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
@@ -383,7 +413,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Restore(args) => {
-            let report = match args.remote.server() {
+            let report = match args.remote.server()? {
                 Some(admin) => {
                     let bar = progress::ByteBar::new("restore");
                     let job = admin.restore(&args.from, &bar.sink());

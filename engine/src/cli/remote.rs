@@ -38,9 +38,47 @@ async fn decode<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Resu
 }
 
 fn unreachable(base: &str, e: reqwest::Error) -> Error {
-    Error::Unavailable(format!(
-        "cannot reach the server at {base}: {e}; is `instant-db serve` running there?"
-    ))
+    // reqwest's own text is only "error sending request"; the cause (refused connection,
+    // unknown certificate issuer, wrong name on the certificate) is further down the chain.
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        why.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    let hint = if why.contains("certificate") || why.contains("UnknownIssuer") {
+        "; for a server with a private CA pass --ca-file / INSTANT_DB_CA_FILE with that CA's certificate"
+    } else if base.starts_with("http://") && why.contains("connection closed") {
+        "; is it serving HTTPS? then use https:// in --server"
+    } else {
+        "; is `instant-db serve` running there?"
+    };
+    Error::Unavailable(format!("cannot reach the server at {base}: {why}{hint}"))
+}
+
+/// The HTTP client of every `--server` command: the public roots plus, with `--ca-file`, the
+/// CA(s) in that PEM file (a private CA, a self-signed certificate).
+pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(file) = ca_file {
+        let pem = std::fs::read(file)
+            .map_err(|e| Error::io(format!("cannot read CA file {}", file.display()), e))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "CA file {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+                    file.display()
+                ))
+            })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot set up the HTTP client: {e}")))
 }
 
 /// Environment variable that may hold the API key itself (a key file wins over it).
@@ -50,12 +88,13 @@ pub const API_KEY_ENV: &str = "INSTANT_DB_API_KEY";
 pub struct Api<'a> {
     pub base: &'a str,
     pub key: Option<String>,
+    pub client: reqwest::Client,
 }
 
 impl<'a> Api<'a> {
     /// The key from `--api-key-file` / `INSTANT_DB_API_KEY_FILE`, else `INSTANT_DB_API_KEY`;
     /// none is fine for a server that runs open on loopback.
-    pub fn new(base: &'a str, key_file: Option<&Path>) -> Result<Api<'a>> {
+    pub fn new(base: &'a str, key_file: Option<&Path>, client: reqwest::Client) -> Result<Api<'a>> {
         let key = match key_file {
             Some(file) => Some(
                 std::fs::read_to_string(file)
@@ -75,7 +114,7 @@ impl<'a> Api<'a> {
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
         };
-        Ok(Api { base, key })
+        Ok(Api { base, key, client })
     }
 
     fn request(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -89,7 +128,7 @@ impl<'a> Api<'a> {
         let base = self.base;
         block_on(async {
             let resp = self
-                .request(reqwest::Client::new().post(url(base, "/api/search")))
+                .request(self.client.post(url(base, "/api/search")))
                 .json(req)
                 .send()
                 .await
@@ -102,7 +141,7 @@ impl<'a> Api<'a> {
         let base = self.base;
         block_on(async {
             let resp = self
-                .request(reqwest::Client::new().get(url(base, path)))
+                .request(self.client.get(url(base, path)))
                 .send()
                 .await
                 .map_err(|e| unreachable(base, e))?;
@@ -116,6 +155,7 @@ pub struct Admin<'a> {
     pub base: &'a str,
     /// `--admin-token-file` / `INSTANT_DB_ADMIN_TOKEN_FILE`; else `INSTANT_DB_ADMIN_TOKEN`.
     pub token_file: Option<&'a Path>,
+    pub client: reqwest::Client,
 }
 
 /// Time between two looks at a running backup job.
@@ -145,7 +185,8 @@ impl Admin<'_> {
     pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
         let token = self.token()?;
         block_on(async {
-            let resp = reqwest::Client::new()
+            let resp = self
+                .client
                 .post(url(self.base, path))
                 .bearer_auth(token)
                 .json(body)
@@ -168,7 +209,7 @@ impl Admin<'_> {
     ) -> Result<serde_json::Value> {
         let token = self.token()?;
         block_on(async {
-            let client = reqwest::Client::new();
+            let client = &self.client;
             let resp = client
                 .post(url(self.base, start))
                 .bearer_auth(&token)
@@ -281,7 +322,7 @@ impl Api<'_> {
     pub fn ingest(&self, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
         let base = self.base;
         block_on(async {
-            let client = reqwest::Client::new();
+            let client = &self.client;
             let mut total = IngestReport::default();
             let mut refused = vec![];
             for p in paths {

@@ -8,6 +8,7 @@ mod extract;
 mod health;
 mod openapi;
 mod restores;
+pub mod tls;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -297,11 +298,16 @@ impl IntoResponse for ApiError {
 /// Serves until `shutdown` resolves, then gives in-flight requests `shutdown.grace_period_secs`
 /// to finish. Past that they are abandoned: writes are refused from then on (a document is one
 /// transaction, so none is stored by half), the WAL is checkpointed and this returns `Ok`.
-pub async fn run_on(
-    listener: tokio::net::TcpListener,
+/// `listener` is a `TcpListener` for HTTP or a [`tls::TlsListener`] for HTTPS.
+pub async fn run_on<L>(
+    listener: L,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+) -> Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let engine = state.engine.clone();
     {
         // The quick check runs before the first health sample, so damage found at start makes
@@ -506,6 +512,8 @@ pub async fn serve(config: Config) -> Result<()> {
             config.logging.effective_level(),
         ));
     }
+    // Also before the engine opens: a wrong certificate or key is a startup error (exit 2).
+    let tls = config.tls.files().map(tls::acceptor).transpose()?;
     let engine =
         tokio::task::spawn_blocking(move || Engine::open(config, ModelLoading::BestEffort))
             .await
@@ -514,8 +522,16 @@ pub async fn serve(config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
-    tracing::info!(address = %listen, "instant-db serving");
-    run_on(listener, state, shutdown).await?;
+    match tls {
+        Some(acceptor) => {
+            tracing::info!(address = %listen, scheme = "https", "instant-db serving");
+            run_on(tls::TlsListener::new(listener, acceptor), state, shutdown).await?;
+        }
+        None => {
+            tracing::info!(address = %listen, scheme = "http", "instant-db serving");
+            run_on(listener, state, shutdown).await?;
+        }
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -12,6 +12,7 @@ mod network_policy;
 mod pdb;
 mod statefulset;
 pub mod storage_credentials;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
@@ -98,6 +99,9 @@ pub struct BuildInput<'a> {
     pub service_monitor_crd: bool,
     /// Claim templates of the existing StatefulSet (immutable in Kubernetes, so they are kept).
     pub existing_claim_templates: Option<Vec<PersistentVolumeClaim>>,
+    /// The Secret of `spec.tls.secretName` as observed (None: TLS off, or not there yet). Only
+    /// which keys it has is used (the ServiceMonitor's CA key), never its values.
+    pub tls_secret: Option<&'a Secret>,
 }
 
 /// Effective settings after defaults, validated.
@@ -269,15 +273,20 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     ));
     let secret = config::admin_secret(&r, &owner, input.admin_token);
     let api_secret = api_keys::api_secret(&r, &owner, input.api_keys);
-    let headless_service = network::headless_service(&r, &owner);
-    let service = network::client_service(&r, &owner);
+    let https = tls::secret_name(input.db).is_some();
+    let headless_service = network::headless_service(&r, &owner, https);
+    let service = network::client_service(&r, &owner, https);
     let statefulset = statefulset::statefulset(input, &r, &owner, &config_hash);
     let pdb = pdb::pdb(input.db, &r, &owner);
     let network_policy =
         network_policy::network_policy(input.db, &r, &owner, input.operator_namespace);
-    let service_monitor = input
-        .service_monitor_crd
-        .then(|| monitoring::service_monitor(&r, &owner));
+    let service_monitor = input.service_monitor_crd.then(|| {
+        monitoring::service_monitor(
+            &r,
+            &owner,
+            tls::secret_name(input.db).map(|s| (s, tls::ca_key(input.tls_secret))),
+        )
+    });
     Ok(Desired {
         config_map,
         secret,
@@ -371,11 +380,17 @@ pub mod names {
     pub fn pod(name: &str) -> String {
         format!("{name}-0")
     }
+    /// DNS name of the engine pod through the headless Service: the name the operator checks
+    /// on the engine's certificate (it connects to the pod IP).
+    pub fn pod_dns(name: &str, namespace: &str) -> String {
+        format!("{}.{}.{namespace}.svc", pod(name), headless_service(name))
+    }
 }
 
-/// In-cluster URL of the client Service.
-pub fn endpoint(name: &str, namespace: &str) -> String {
-    format!("http://{name}.{namespace}.svc:{}", ENGINE_PORT)
+/// In-cluster URL of the client Service (`https://` with `spec.tls`).
+pub fn endpoint(name: &str, namespace: &str, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{name}.{namespace}.svc:{}", ENGINE_PORT)
 }
 
 /// Hex SHA-256 (first 16 bytes) of a string.

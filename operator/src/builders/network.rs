@@ -9,18 +9,21 @@ use super::{ENGINE_PORT, Resolved, meta, names, selector_labels};
 /// Label marking the client Service (selected by the ServiceMonitor).
 pub const SERVICE_ROLE_LABEL: &str = "instantdb.io/service";
 
-fn port() -> ServicePort {
+/// The engine port. Named `http` either way (probes, NetworkPolicy and ServiceMonitor refer to
+/// it by name); `appProtocol` says `https` with `spec.tls` so meshes and gateways know.
+fn port(https: bool) -> ServicePort {
     ServicePort {
         name: Some("http".into()),
         port: ENGINE_PORT,
         target_port: Some(IntOrString::String("http".into())),
         protocol: Some("TCP".into()),
+        app_protocol: https.then(|| "https".into()),
         ..Default::default()
     }
 }
 
 /// Headless Service giving the pod a stable DNS name (also for not-ready pods).
-pub fn headless_service(r: &Resolved, owner: &OwnerReference) -> Service {
+pub fn headless_service(r: &Resolved, owner: &OwnerReference, https: bool) -> Service {
     let mut metadata = meta(r, owner, names::headless_service(&r.name), "engine");
     metadata
         .labels
@@ -32,7 +35,7 @@ pub fn headless_service(r: &Resolved, owner: &OwnerReference) -> Service {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
             selector: Some(selector_labels(&r.name, "engine")),
-            ports: Some(vec![port()]),
+            ports: Some(vec![port(https)]),
             ..Default::default()
         }),
         ..Default::default()
@@ -40,7 +43,7 @@ pub fn headless_service(r: &Resolved, owner: &OwnerReference) -> Service {
 }
 
 /// ClusterIP Service clients use (`status.endpoint`).
-pub fn client_service(r: &Resolved, owner: &OwnerReference) -> Service {
+pub fn client_service(r: &Resolved, owner: &OwnerReference, https: bool) -> Service {
     let mut metadata = meta(r, owner, names::primary(&r.name), "engine");
     metadata
         .labels
@@ -51,7 +54,7 @@ pub fn client_service(r: &Resolved, owner: &OwnerReference) -> Service {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(selector_labels(&r.name, "engine")),
-            ports: Some(vec![port()]),
+            ports: Some(vec![port(https)]),
             ..Default::default()
         }),
         ..Default::default()

@@ -27,17 +27,18 @@ use super::{
 /// UID and GID the engine runs as (non-root; the data volume is group-owned via fsGroup).
 pub const ENGINE_UID: i64 = 65532;
 
-fn probe(path: &str, period: i32, failures: i32, initial_delay: Option<i32>) -> Probe {
+/// An HTTP(S) probe; the kubelet does not verify the certificate of an HTTPS probe.
+fn probe(path: &str, https: bool, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String("http".into()),
+            scheme: https.then(|| "HTTPS".into()),
             ..Default::default()
         }),
         period_seconds: Some(period),
         failure_threshold: Some(failures),
         timeout_seconds: Some(3),
-        initial_delay_seconds: initial_delay,
         ..Default::default()
     }
 }
@@ -79,6 +80,11 @@ fn container_env(input: &BuildInput<'_>) -> Vec<EnvVar> {
         env("INSTANT_DB_DATA_DIR", "/data"),
         env("TMPDIR", "/tmp"),
     ];
+    if super::tls::secret_name(input.db).is_some() {
+        use super::tls::{CERT_KEY, KEY_KEY, TLS_DIR};
+        v.push(env("INSTANT_DB_TLS_CERT", format!("{TLS_DIR}/{CERT_KEY}")));
+        v.push(env("INSTANT_DB_TLS_KEY", format!("{TLS_DIR}/{KEY_KEY}")));
+    }
     if let Some(otel) = &spec.otel
         && otel.endpoint.is_some()
     {
@@ -277,6 +283,28 @@ pub fn statefulset(
         read_only: Some(true),
         ..Default::default()
     });
+    let tls_secret = super::tls::secret_name(input.db);
+    let https = tls_secret.is_some();
+    if let Some(secret) = tls_secret {
+        // Whole Secret, no `items`: a renewed certificate reaches the running pod (the engine
+        // re-reads it). Not optional: without it the engine could not serve what it was asked to.
+        volumes.push(Volume {
+            name: super::tls::TLS_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.to_string()),
+                optional: Some(false),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: super::tls::TLS_VOLUME.into(),
+            mount_path: super::tls::TLS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     if let Some(src) = spec
         .embedding
         .as_ref()
@@ -323,9 +351,9 @@ pub fn statefulset(
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        liveness_probe: Some(probe("/health/live", 10, 3, None)),
-        readiness_probe: Some(probe("/health/ready", 5, 3, None)),
-        startup_probe: Some(probe("/health/live", 5, 60, None)),
+        liveness_probe: Some(probe("/health/live", https, 10, 3)),
+        readiness_probe: Some(probe("/health/ready", https, 5, 3)),
+        startup_probe: Some(probe("/health/live", https, 5, 60)),
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),

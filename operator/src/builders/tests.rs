@@ -29,6 +29,7 @@ fn input(db: &InstantDb) -> BuildInput<'_> {
         operator_namespace: "idb-system",
         service_monitor_crd: true,
         existing_claim_templates: None,
+        tls_secret: None,
     }
 }
 
@@ -445,5 +446,213 @@ fn the_api_keys_are_mounted_for_the_engine_and_new_keys_restart_the_pod() {
         hash(&d),
         hash(&d2),
         "a recreated api Secret restarts the pod"
+    );
+}
+
+/// A `kubernetes.io/tls` Secret `docs-tls` with these keys (values are stand-ins).
+fn tls_secret(keys: &[&str]) -> k8s_openapi::api::core::v1::Secret {
+    let data = keys
+        .iter()
+        .map(|k| {
+            let pem = format!("-----BEGIN CERTIFICATE-----\n{k}\n-----END CERTIFICATE-----\n");
+            (k.to_string(), k8s_openapi::ByteString(pem.into_bytes()))
+        })
+        .collect();
+    k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some("docs-tls".into()),
+            namespace: Some("search".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tls_snapshot() {
+    let db = db(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let secret = tls_secret(&["tls.crt", "tls.key", "ca.crt"]);
+    let d = desired(&BuildInput {
+        tls_secret: Some(&secret),
+        ..input(&db)
+    })
+    .unwrap();
+    snapshot("tls", &render(&d));
+}
+
+#[test]
+fn with_tls_the_pod_mounts_the_whole_secret_read_only_and_serves_and_probes_https() {
+    let db = db(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let d = desired(&input(&db)).unwrap();
+    let pod = d.statefulset.spec.unwrap().template.spec.unwrap();
+    let volume = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == tls::TLS_VOLUME)
+        .expect("a TLS volume");
+    let source = volume.secret.as_ref().unwrap();
+    assert_eq!(source.secret_name.as_deref(), Some("docs-tls"));
+    // No `items`: only a whole-Secret volume is updated in a running pod (rotation).
+    assert_eq!(source.items, None);
+    assert_eq!(source.optional, Some(false));
+    let c = &pod.containers[0];
+    let mount = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == tls::TLS_VOLUME)
+        .unwrap();
+    assert_eq!(
+        (
+            mount.mount_path.as_str(),
+            mount.read_only,
+            mount.sub_path.as_ref()
+        ),
+        ("/etc/instant-db-tls", Some(true), None)
+    );
+    let env: BTreeMap<_, _> = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| (e.name.as_str(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(env["INSTANT_DB_TLS_CERT"], "/etc/instant-db-tls/tls.crt");
+    assert_eq!(env["INSTANT_DB_TLS_KEY"], "/etc/instant-db-tls/tls.key");
+    for probe in [&c.liveness_probe, &c.readiness_probe, &c.startup_probe] {
+        let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
+    }
+    for svc in [&d.service, &d.headless_service] {
+        let port = &svc.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
+        assert_eq!(port.app_protocol.as_deref(), Some("https"));
+        assert_eq!(
+            port.name.as_deref(),
+            Some("http"),
+            "probes and policies name it"
+        );
+    }
+    let sm = d.service_monitor.unwrap();
+    let ep = &sm.data["spec"]["endpoints"][0];
+    assert_eq!(ep["scheme"], "https");
+    assert_eq!(
+        ep["tlsConfig"],
+        json!({"ca": {"secret": {"name": "docs-tls", "key": "ca.crt"}}, "serverName": "docs.search.svc"})
+    );
+    assert_eq!(
+        endpoint("docs", "search", true),
+        "https://docs.search.svc:8080"
+    );
+}
+
+#[test]
+fn without_tls_nothing_is_mounted_and_everything_stays_http() {
+    let db = db(json!({"storage": {"size": "1Gi"}}));
+    let d = desired(&input(&db)).unwrap();
+    let pod = d.statefulset.spec.unwrap().template.spec.unwrap();
+    assert!(
+        !pod.volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|v| v.name == tls::TLS_VOLUME)
+    );
+    let c = &pod.containers[0];
+    assert!(
+        !c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|e| e.name.starts_with("INSTANT_DB_TLS"))
+    );
+    let get = c
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(get.scheme, None);
+    let sm = d.service_monitor.unwrap();
+    assert_eq!(sm.data["spec"]["endpoints"][0].get("tlsConfig"), None);
+    assert_eq!(
+        endpoint("docs", "search", false),
+        "http://docs.search.svc:8080"
+    );
+}
+
+#[test]
+fn a_self_signed_secret_without_ca_crt_is_trusted_by_its_own_certificate() {
+    let db = db(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let secret = tls_secret(&["tls.crt", "tls.key"]);
+    let d = desired(&BuildInput {
+        tls_secret: Some(&secret),
+        ..input(&db)
+    })
+    .unwrap();
+    let sm = d.service_monitor.unwrap();
+    assert_eq!(
+        sm.data["spec"]["endpoints"][0]["tlsConfig"]["ca"]["secret"]["key"],
+        "tls.crt"
+    );
+    let target = tls::engine_target(&db, "10.0.0.7".into(), Some(&secret)).unwrap();
+    let t = target.tls.unwrap();
+    assert!(String::from_utf8(t.ca_pem).unwrap().contains("tls.crt"));
+}
+
+#[test]
+fn the_operator_trusts_the_secrets_ca_and_checks_the_pods_dns_name() {
+    let db = db(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let secret = tls_secret(&["tls.crt", "tls.key", "ca.crt"]);
+    let target = tls::engine_target(&db, "10.0.0.7".into(), Some(&secret)).unwrap();
+    assert_eq!(target.ip, "10.0.0.7");
+    let t = target.tls.unwrap();
+    assert_eq!(t.server_name, "docs-0.docs-headless.search.svc");
+    assert!(String::from_utf8(t.ca_pem).unwrap().contains("ca.crt"));
+    // without spec.tls: plain HTTP, whatever Secrets exist
+    let plain = db_plain();
+    assert_eq!(
+        tls::engine_target(&plain, "10.0.0.7".into(), Some(&secret)).unwrap(),
+        crate::engine_client::EngineTarget::http("10.0.0.7")
+    );
+    assert_eq!(tls::secret_problem(&plain, None), None);
+}
+
+fn db_plain() -> InstantDb {
+    db(json!({"storage": {"size": "1Gi"}}))
+}
+
+#[test]
+fn a_missing_or_incomplete_tls_secret_is_a_problem_naming_the_secret_and_what_to_do() {
+    let db = db(json!({"storage": {"size": "1Gi"}, "tls": {"secretName": "docs-tls"}}));
+    let missing = tls::secret_problem(&db, None).unwrap();
+    assert!(
+        missing.contains("docs-tls")
+            && missing.contains("not found")
+            && missing.contains("cert-manager"),
+        "{missing}"
+    );
+    let no_key = tls::secret_problem(&db, Some(&tls_secret(&["tls.crt", "ca.crt"]))).unwrap();
+    assert!(
+        no_key.contains("docs-tls") && no_key.contains("tls.key"),
+        "{no_key}"
+    );
+    let empty = tls::secret_problem(&db, Some(&tls_secret(&[]))).unwrap();
+    assert!(empty.contains("tls.crt and tls.key"), "{empty}");
+    let mut not_pem = tls_secret(&["tls.crt", "tls.key"]);
+    not_pem.data.as_mut().unwrap().insert(
+        "ca.crt".into(),
+        k8s_openapi::ByteString(b"not a certificate".to_vec()),
+    );
+    let bad = tls::secret_problem(&db, Some(&not_pem)).unwrap();
+    assert!(bad.contains("ca.crt") && bad.contains("PEM"), "{bad}");
+    assert_eq!(
+        tls::secret_problem(&db, Some(&tls_secret(&["tls.crt", "tls.key", "ca.crt"]))),
+        None
     );
 }

@@ -479,7 +479,7 @@ mod tests {
     impl EngineApi for NoEngine {
         fn detailed_health<'a>(
             &'a self,
-            _: &'a str,
+            _: &'a crate::engine_client::EngineTarget,
             _: &'a str,
         ) -> BoxFuture<'a, crate::Result<crate::engine_client::DetailedHealth>> {
             Box::pin(async { Err(crate::Error::Engine("none".into())) })

@@ -9,7 +9,8 @@ use instant_db_crds::InstantDb;
 use instant_db_operator::controller::instantdb::reconcile;
 use instant_db_operator::controller::{Context, OperatorConfig};
 use instant_db_operator::engine_client::{
-    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, HealthStatus, RestoreJob, RestorePhase,
+    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, EngineTarget, HealthStatus, RestoreJob,
+    RestorePhase,
 };
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
@@ -54,7 +55,8 @@ pub enum RestoreStartAnswer {
 /// One `POST /admin/backups` the fake engine received.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StartedBackup {
-    pub pod_ip: String,
+    /// The pod called (its IP, and the CA and name verified with `spec.tls`).
+    pub engine: EngineTarget,
     pub token: String,
     pub destination: String,
     pub id: String,
@@ -64,6 +66,8 @@ pub struct StartedBackup {
 /// backup id (None: it does not know the id).
 pub struct FakeEngine {
     pub health: Mutex<Result<DetailedHealth, String>>,
+    /// Every pod asked for its health (IP, and the CA and name verified with `spec.tls`).
+    pub health_calls: Mutex<Vec<EngineTarget>>,
     pub start: Mutex<StartAnswer>,
     pub started: Mutex<Vec<StartedBackup>>,
     pub job: Mutex<Option<BackupJob>>,
@@ -81,6 +85,7 @@ impl FakeEngine {
     pub fn new(health: Result<DetailedHealth, String>) -> Self {
         Self {
             health: Mutex::new(health),
+            health_calls: Mutex::new(vec![]),
             start: Mutex::new(StartAnswer::Accept),
             started: Mutex::new(vec![]),
             job: Mutex::new(None),
@@ -113,22 +118,23 @@ impl FakeEngine {
 impl EngineApi for FakeEngine {
     fn detailed_health<'a>(
         &'a self,
-        _ip: &'a str,
+        engine: &'a EngineTarget,
         _token: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
+        self.health_calls.lock().unwrap().push(engine.clone());
         let r = self.health.lock().unwrap().clone().map_err(Error::Engine);
         Box::pin(async move { r })
     }
 
     fn start_backup<'a>(
         &'a self,
-        pod_ip: &'a str,
+        engine: &'a EngineTarget,
         token: &'a str,
         destination: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<BackupJob>> {
         self.started.lock().unwrap().push(StartedBackup {
-            pod_ip: pod_ip.into(),
+            engine: engine.clone(),
             token: token.into(),
             destination: destination.into(),
             id: id.into(),
@@ -149,7 +155,7 @@ impl EngineApi for FakeEngine {
 
     fn delete_backup<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         destination: &'a str,
         id: &'a str,
@@ -163,7 +169,7 @@ impl EngineApi for FakeEngine {
 
     fn start_restore<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         source: &'a str,
         id: &'a str,
@@ -193,7 +199,7 @@ impl EngineApi for FakeEngine {
 
     fn restore_job<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RestoreJob>>> {
@@ -203,7 +209,7 @@ impl EngineApi for FakeEngine {
 
     fn backup_job<'a>(
         &'a self,
-        _pod_ip: &'a str,
+        _engine: &'a EngineTarget,
         _token: &'a str,
         _id: &'a str,
     ) -> BoxFuture<'a, Result<Option<BackupJob>>> {
@@ -269,4 +275,16 @@ pub fn mark_ready(fake: &FakeApiServer) {
                                     "containerStatuses": [{"name": "engine", "ready": true, "started": true,
                                         "restartCount": 0, "image": "i", "imageID": "",
                                         "state": {"running": {}}}]}}));
+}
+
+/// The condition `type_` of the InstantDb's status, as stored (status, reason, message...).
+pub fn db_condition(fake: &FakeApiServer, type_: &str) -> Value {
+    let db = fake.get(DB).unwrap();
+    db["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {}", db["status"]))
+        .clone()
 }

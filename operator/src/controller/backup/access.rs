@@ -2,12 +2,14 @@
 //! destination, the engine pod's address and admin token. Missing parts are [`NotReady`]; API
 //! errors are errors (retried with backoff).
 
+use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{BackupDestination, InstantDbBackup, InstantDbBackupPolicy};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 
-use crate::builders::{ADMIN_TOKEN_KEY, names};
+use crate::builders::{ADMIN_TOKEN_KEY, names, tls};
 use crate::controller::Context;
+use crate::engine_client::EngineTarget;
 use crate::error::Result;
 
 /// Why a backup (or a restore) cannot start yet (Pending) or at all (Failed).
@@ -44,13 +46,14 @@ pub(crate) async fn destination(
     })
 }
 
-/// The engine pod's IP and the admin token, or why they are not there yet. Readiness is not
-/// required: an engine whose data is damaged is unready but still serves `/admin/*`.
+/// The engine pod (its IP, and with `spec.tls` the CA and name to verify) and the admin token,
+/// or why they are not there yet. Readiness is not required: an engine whose data is damaged is
+/// unready but still serves `/admin/*`.
 pub(crate) async fn engine_access(
     ctx: &Context,
     ns: &str,
     instance: &str,
-) -> Result<std::result::Result<(String, String), String>> {
+) -> Result<std::result::Result<(EngineTarget, String), String>> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let pod_name = names::pod(instance);
     let Some(ip) = pods
@@ -62,6 +65,22 @@ pub(crate) async fn engine_access(
         return Ok(Err(format!("engine pod {pod_name} is not running yet")));
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let dbs: Api<InstantDb> = Api::namespaced(ctx.client.clone(), ns);
+    // Without the InstantDb (deleted under a running backup) there is no spec.tls to follow:
+    // the call goes out as plain HTTP, which an HTTPS engine refuses, and the caller reports it.
+    let target = match dbs.get_opt(instance).await? {
+        Some(db) => {
+            let tls_secret = match tls::secret_name(&db) {
+                Some(name) => secrets.get_opt(name).await?,
+                None => None,
+            };
+            match tls::engine_target(&db, ip, tls_secret.as_ref()) {
+                Ok(t) => t,
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        None => EngineTarget::http(ip),
+    };
     let secret_name = names::admin_secret(instance);
     let token = secrets
         .get_opt(&secret_name)
@@ -71,7 +90,7 @@ pub(crate) async fn engine_access(
         .and_then(|b| String::from_utf8(b.0).ok())
         .filter(|t| !t.is_empty());
     Ok(match token {
-        Some(token) => Ok((ip, token)),
+        Some(token) => Ok((target, token)),
         None => Err(format!("admin Secret {secret_name} has no token yet")),
     })
 }

@@ -183,7 +183,7 @@ async fn delete(backup: &InstantDbBackup, ctx: &Context, ns: &str, id: &str) -> 
             "InstantDb {instance} is gone"
         )));
     };
-    let (ip, token) = match engine_access(ctx, ns, instance).await? {
+    let (engine, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
         Err(reason) => {
             return Ok(Deletion::Wait(format!(
@@ -201,7 +201,7 @@ async fn delete(backup: &InstantDbBackup, ctx: &Context, ns: &str, id: &str) -> 
             }
         }
     }
-    match ctx.engine.delete_backup(&ip, &token, &folder, id).await {
+    match ctx.engine.delete_backup(&engine, &token, &folder, id).await {
         Ok(deleted) => Ok(Deletion::Done(deleted)),
         Err(Error::CredentialsNotReady(m) | Error::OperationInProgress(m)) => Ok(Deletion::Wait(
             format!("the engine cannot delete the archive yet ({m}); retried in 30 s"),

@@ -59,7 +59,7 @@ pub async fn reconcile(backup: Arc<InstantDbBackup>, ctx: Arc<Context>) -> Resul
 
 /// What the engine call needs, once everything the backup depends on is there.
 struct Ready {
-    pod_ip: String,
+    engine: crate::engine_client::EngineTarget,
     token: String,
     destination: BackupDestination,
     url: String,
@@ -110,7 +110,7 @@ async fn reconcile_inner(backup: &InstantDbBackup, ctx: &Context) -> Result<Acti
     }
     match ctx
         .engine
-        .start_backup(&ready.pod_ip, &ready.token, &ready.url, &id)
+        .start_backup(&ready.engine, &ready.token, &ready.url, &id)
         .await
     {
         // Already known: a start sent before the operator could record it.
@@ -179,7 +179,7 @@ async fn poll(
 ) -> Result<Action> {
     let current = backup.status.clone().unwrap_or_default();
     let instance = &backup.spec.instance;
-    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+    let (engine, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
         // The pod went away mid-backup: the engine's job went with it.
         Err(reason) => {
@@ -189,7 +189,7 @@ async fn poll(
             return fail(backup, ctx, api, error, now).await;
         }
     };
-    let Some(job) = ctx.engine.backup_job(&pod_ip, &token, id).await? else {
+    let Some(job) = ctx.engine.backup_job(&engine, &token, id).await? else {
         let error = format!(
             "the engine of {instance} no longer knows backup {id} (it restarted during the \
              backup); create a new InstantDbBackup"
@@ -275,7 +275,7 @@ async fn prepare(
             "InstantDb {instance} is suspended; backups resume when spec.suspend is false"
         ))));
     }
-    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+    let (engine, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
         Err(reason) => return Ok(Err(NotReady::Pending(reason))),
     };
@@ -293,7 +293,7 @@ async fn prepare(
         return Ok(Err(not_ready));
     }
     Ok(Ok(Ready {
-        pod_ip,
+        engine,
         token,
         destination,
         url,

@@ -97,6 +97,21 @@ fn problem(reason: &'static str, message: String, needs_user: bool) -> Option<Pr
     })
 }
 
+/// `view` with a problem of the TLS Secret (`spec.tls.secretName` missing or incomplete) put
+/// first: until it is fixed the pod cannot start (the kubelet waits for the Secret volume) or
+/// the operator cannot verify the engine, and only the user can fix it (`Stalled`). A later
+/// reconcile (the regular resync) sees the Secret once it exists, e.g. once cert-manager has
+/// issued the certificate.
+pub fn with_tls_problem(view: EngineView, tls_problem: Option<String>) -> EngineView {
+    match tls_problem {
+        Some(message) => EngineView {
+            ready: false,
+            problem: problem(causes::SECRET_MISSING, message, true),
+        },
+        None => view,
+    }
+}
+
 /// Reduces pod, PVC and engine health to readiness and the first cause found, in the order a
 /// pod goes through them: volume, scheduling, image, start, integrity, probes, health.
 pub fn diagnose(

@@ -166,6 +166,11 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     let secret = secrets.get_opt(&names::admin_secret(&name)).await?;
+    // The user's (or cert-manager's) TLS Secret: read, never written.
+    let tls_secret = match builders::tls::secret_name(db) {
+        Some(s) => secrets.get_opt(s).await?,
+        None => None,
+    };
     let api_secret = secrets.get_opt(&names::api_secret(&name)).await?;
     let sts = sts_api.get_opt(&names::primary(&name)).await?;
     let cm = cms.get_opt(&names::config_map(&name)).await?;
@@ -220,6 +225,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
             .as_ref()
             .and_then(|s| s.spec.as_ref())
             .and_then(|s| s.volume_claim_templates.clone()),
+        tls_secret: tls_secret.as_ref(),
     })?;
 
     // Apply.
@@ -274,20 +280,31 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         && sts_status.current_revision == sts_status.update_revision;
     // Health is read from every running pod, ready or not: an engine whose integrity check
     // failed turns itself unready, and that is when its report is needed.
+    // With spec.tls the engine is only asked over TLS verified against the Secret's CA: a
+    // Secret that is missing or incomplete is a problem for the user, not a health failure.
+    let tls_problem = builders::tls::secret_problem(db, tls_secret.as_ref());
     let health = match diagnose::pod_ip(pod.as_ref()) {
-        Some(ip) if !resolved.suspend => Some(
-            ctx.engine
-                .detailed_health(&ip, &token)
-                .await
-                .map_err(|e| e.to_string()),
-        ),
+        Some(ip) if !resolved.suspend && tls_problem.is_none() => {
+            match builders::tls::engine_target(db, ip, tls_secret.as_ref()) {
+                Ok(target) => Some(
+                    ctx.engine
+                        .detailed_health(&target, &token)
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
+                Err(e) => Some(Err(e)),
+            }
+        }
         _ => None,
     };
-    let engine = diagnose::diagnose(
-        &names::pod(&name),
-        pod.as_ref(),
-        pvc.as_ref(),
-        health.as_ref(),
+    let engine = diagnose::with_tls_problem(
+        diagnose::diagnose(
+            &names::pod(&name),
+            pod.as_ref(),
+            pvc.as_ref(),
+            health.as_ref(),
+        ),
+        tls_problem,
     );
     let auto_restore = db
         .spec
@@ -308,7 +325,11 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         engine,
         health,
         refresh_numbers,
-        endpoint: Some(builders::endpoint(&name, &ns)),
+        endpoint: Some(builders::endpoint(
+            &name,
+            &ns,
+            builders::tls::secret_name(db).is_some(),
+        )),
         image: Some(db.spec.image.clone().unwrap_or(default_image)),
         apply_failed: apply_failure.as_ref().map(ToString::to_string),
     };

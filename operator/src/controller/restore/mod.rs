@@ -173,7 +173,7 @@ fn source_of(
 
 /// What the start needs.
 struct Ready {
-    pod_ip: String,
+    engine: crate::engine_client::EngineTarget,
     token: String,
     source: String,
     backup_name: String,
@@ -208,7 +208,7 @@ async fn prepare(
         Ok(s) => s,
         Err(e) => return Ok(Err(NotReady::Failed(e))),
     };
-    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+    let (engine, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
         Err(reason) => return Ok(Err(NotReady::Pending(reason))),
     };
@@ -224,7 +224,7 @@ async fn prepare(
         return Ok(Err(not_ready));
     }
     Ok(Ok(Ready {
-        pod_ip,
+        engine,
         token,
         source,
         backup_name: backup.name_any(),
@@ -279,7 +279,7 @@ async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Ac
     let id = restore_id(restore);
     let job = match ctx
         .engine
-        .start_restore(&ready.pod_ip, &ready.token, &ready.source, &id)
+        .start_restore(&ready.engine, &ready.token, &ready.source, &id)
         .await
     {
         Ok(job) => job,
@@ -341,7 +341,7 @@ async fn poll(
 ) -> Result<Action> {
     let current = restore.status.clone().unwrap_or_default();
     let instance = &restore.spec.instance;
-    let (pod_ip, token) = match engine_access(ctx, ns, instance).await? {
+    let (engine, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
         // The job's record is on the data volume: it is read once the pod is back.
         Err(reason) => {
@@ -355,7 +355,7 @@ async fn poll(
             return Ok(Action::requeue(RETRY_PENDING));
         }
     };
-    let Some(job) = ctx.engine.restore_job(&pod_ip, &token, id).await? else {
+    let Some(job) = ctx.engine.restore_job(&engine, &token, id).await? else {
         let error = format!(
             "the engine of {instance} has no record of restore job {id} (was its data volume \
              replaced?); check the instance's documents and create a new InstantDbRestore if needed"
