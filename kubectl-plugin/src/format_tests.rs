@@ -1,0 +1,4 @@
+//! Unit tests of the screens, from objects.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
