@@ -14,59 +14,54 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result, is_not_found};
 use crate::{Ctx, format};
 
+/// A namespaced kind the plugin reads (every kind here has a static type).
+pub trait Namespaced:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 /// The instance, or an error that says how to list the instances.
 pub async fn instance(ctx: &Ctx<'_>, name: &str) -> Result<InstantDb> {
-    let api: Api<InstantDb> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    match api.get(name).await {
-        Ok(db) => Ok(db),
-        Err(e) if is_not_found(&e) => Err(Error::NotFound {
-            kind: "InstantDb",
-            name: name.into(),
-            namespace: ctx.namespace.clone(),
-            hint: format!(
-                "list the instances with `kubectl get instantdb -n {}`, or pass -n NAMESPACE",
-                ctx.namespace
-            ),
-        }),
-        Err(e) => Err(Error::kube(format!("reading InstantDb {name}"))(e)),
-    }
+    optional(ctx, name).await?.ok_or_else(|| Error::NotFound {
+        kind: "InstantDb",
+        name: name.into(),
+        namespace: ctx.namespace.clone(),
+        hint: format!(
+            "list the instances with `kubectl get instantdb -n {}`, or pass -n NAMESPACE",
+            ctx.namespace
+        ),
+    })
 }
 
 /// An object that may be missing (the pod of a suspended instance...).
-async fn optional<K>(ctx: &Ctx<'_>, name: &str) -> Result<Option<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
+pub async fn optional<K: Namespaced>(ctx: &Ctx<'_>, name: &str) -> Result<Option<K>> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     match api.get(name).await {
         Ok(o) => Ok(Some(o)),
         Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(Error::kube(format!(
-            "reading {} {name}",
-            K::kind(&K::DynamicType::default())
-        ))(e)),
+        Err(e) => Err(Error::kube(format!("reading {} {name}", K::kind(&())))(e)),
     }
 }
 
-async fn list<K>(ctx: &Ctx<'_>) -> Result<Vec<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
+async fn list<K: Namespaced>(ctx: &Ctx<'_>) -> Result<Vec<K>> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     api.list(&ListParams::default())
         .await
         .map(|l| l.items)
         .map_err(Error::kube(format!(
             "listing {}s in {}",
-            K::kind(&K::DynamicType::default()),
+            K::kind(&()),
             ctx.namespace
         )))
 }

@@ -19,7 +19,7 @@ use kube::Api;
 use serde_json::{Value, json};
 
 use crate::cli::Mode;
-use crate::commands::instance;
+use crate::commands::{instance, optional};
 use crate::error::{Error, Result, is_not_found};
 use crate::{Ctx, format};
 
@@ -85,22 +85,17 @@ async fn secret_value(
     secret: &str,
     key: &'static str,
 ) -> Result<String> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let s = match api.get(secret).await {
-        Ok(s) => s,
-        Err(e) if is_not_found(&e) => {
-            return Err(Error::NotFound {
-                kind: "Secret",
-                name: secret.into(),
-                namespace: ctx.namespace.clone(),
-                hint: format!(
-                    "the operator creates it with the instance: check `kubectl describe instantdb {instance} -n {}`",
-                    ctx.namespace
-                ),
-            });
-        }
-        Err(e) => return Err(Error::kube(format!("reading Secret {secret}"))(e)),
-    };
+    let s: Secret = optional(ctx, secret)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "Secret",
+            name: secret.into(),
+            namespace: ctx.namespace.clone(),
+            hint: format!(
+                "the operator creates it with the instance: check `kubectl describe instantdb {instance} -n {}`",
+                ctx.namespace
+            ),
+        })?;
     let missing = || Error::SecretKey {
         secret: secret.into(),
         key,

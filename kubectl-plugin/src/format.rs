@@ -185,12 +185,7 @@ fn backups_table(now: Timestamp, backups: &[&InstantDbBackup]) -> String {
 
 fn recovery_lines(now: Timestamp, db: &InstantDb, restore: Option<&InstantDbRestore>) -> String {
     let status = db.status.as_ref();
-    let auto = db
-        .spec
-        .recovery
-        .as_ref()
-        .and_then(|r| r.auto_restore)
-        .unwrap_or(false);
+    let auto = db.spec.auto_restore();
     let c = status.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
     let integrity = conditions::find_condition(c, conditions::INTEGRITY_OK)
         .map(|c| {

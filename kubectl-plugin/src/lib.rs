@@ -26,6 +26,13 @@ pub struct Ctx<'a> {
     pub poll: Duration,
 }
 
+fn follow(wait: bool, timeout_secs: u64) -> operation::Follow {
+    operation::Follow {
+        wait,
+        timeout: Duration::from_secs(timeout_secs),
+    }
+}
+
 /// Runs one command.
 pub async fn run(command: cli::Command, ctx: &mut Ctx<'_>) -> Result<()> {
     use cli::Command;
@@ -37,25 +44,13 @@ pub async fn run(command: cli::Command, ctx: &mut Ctx<'_>) -> Result<()> {
             policy,
             wait,
             timeout,
-        } => {
-            let opts = operation::Follow {
-                wait,
-                timeout: Duration::from_secs(timeout),
-            };
-            operation::backup(ctx, &name, backup_name, policy, opts).await
-        }
+        } => operation::backup(ctx, &name, backup_name, policy, follow(wait, timeout)).await,
         Command::Restore {
             name,
             backup,
             wait,
             timeout,
-        } => {
-            let opts = operation::Follow {
-                wait,
-                timeout: Duration::from_secs(timeout),
-            };
-            operation::restore(ctx, &name, backup, opts).await
-        }
+        } => operation::restore(ctx, &name, backup, follow(wait, timeout)).await,
         Command::Search {
             name,
             query,

@@ -17,7 +17,7 @@ use kube::api::PostParams;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::commands::instance;
+use crate::commands::{Namespaced, instance, optional};
 use crate::error::{Error, Result, is_not_found};
 use crate::{Ctx, format};
 
@@ -85,12 +85,7 @@ fn meta(namespace: &str, name: &str, instance: &str) -> ObjectMeta {
 }
 
 /// What following needs to know of a kind.
-trait Operation:
-    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + Serialize
-{
+trait Operation: Namespaced + Serialize {
     const KIND: &'static str;
     const SHORT: &'static str;
     const HINT: &'static str;
@@ -145,7 +140,7 @@ impl Operation for InstantDbRestore {
     }
 }
 
-async fn create<K: Operation + std::fmt::Debug>(ctx: &mut Ctx<'_>, obj: &K) -> Result<()> {
+async fn create<K: Operation>(ctx: &mut Ctx<'_>, obj: &K) -> Result<()> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let name = obj.meta().name.clone().unwrap_or_default();
     api.create(&PostParams::default(), obj)
@@ -169,11 +164,7 @@ async fn create<K: Operation + std::fmt::Debug>(ctx: &mut Ctx<'_>, obj: &K) -> R
 
 /// Reads `name` every `ctx.poll`, prints each new progress line, and ends with the summary
 /// (Completed), an error (Failed), or a timeout error.
-async fn follow<K: Operation + std::fmt::Debug>(
-    ctx: &mut Ctx<'_>,
-    name: &str,
-    timeout: Duration,
-) -> Result<()> {
+async fn follow<K: Operation>(ctx: &mut Ctx<'_>, name: &str, timeout: Duration) -> Result<()> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let started = tokio::time::Instant::now();
     let mut last = String::new();
@@ -260,22 +251,15 @@ pub async fn restore(
     instance(ctx, instance_name).await?;
     if let Some(b) = &backup {
         // Check the backup first: a restore naming a missing backup would only wait.
-        let api: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-        let found = match api.get(b).await {
-            Ok(found) => found,
-            Err(e) if is_not_found(&e) => {
-                return Err(Error::NotFound {
-                    kind: "InstantDbBackup",
-                    name: b.clone(),
-                    namespace: ctx.namespace.clone(),
-                    hint: format!(
-                        "list the backups of {instance_name} with `kubectl get idbb -n {} -l instantdb.io/instance={instance_name}`",
-                        ctx.namespace
-                    ),
-                });
-            }
-            Err(e) => return Err(Error::kube(format!("reading InstantDbBackup {b}"))(e)),
-        };
+        let found: InstantDbBackup = optional(ctx, b).await?.ok_or_else(|| Error::NotFound {
+            kind: "InstantDbBackup",
+            name: b.clone(),
+            namespace: ctx.namespace.clone(),
+            hint: format!(
+                "list the backups of {instance_name} with `kubectl get idbb -n {} -l instantdb.io/instance={instance_name}`",
+                ctx.namespace
+            ),
+        })?;
         if found.spec.instance != instance_name {
             return Err(Error::Usage(format!(
                 "InstantDbBackup {b} is a backup of {}, not of {instance_name}; name a backup of {instance_name} (kubectl get idbb -n {} -l instantdb.io/instance={instance_name})",
