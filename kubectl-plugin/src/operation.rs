@@ -15,10 +15,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::commands::{Namespaced, instance, optional};
-use crate::error::{Error, Result, is_not_found};
+use crate::error::{Error, Result};
 use crate::{Ctx, format};
 
 /// `--wait` and `--timeout`.
