@@ -478,6 +478,16 @@ pub enum Phase {
     Failed,
 }
 
+impl InstantDbSpec {
+    /// `recovery.autoRestore` with its default (false).
+    pub fn auto_restore(&self) -> bool {
+        self.recovery
+            .as_ref()
+            .and_then(|r| r.auto_restore)
+            .unwrap_or(false)
+    }
+}
+
 impl Phase {
     /// Name as written in the status.
     pub fn as_str(self) -> &'static str {

@@ -490,7 +490,7 @@ async fn json_answer(what: &str, resp: reqwest::Response) -> Result<(reqwest::St
 }
 
 /// The `message` of the engine's JSON error (`{"error": {code, message}}`).
-fn engine_message(body: &Value) -> &str {
+pub fn engine_message(body: &Value) -> &str {
     body["error"]["message"]
         .as_str()
         .or(body["message"].as_str())

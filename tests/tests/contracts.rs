@@ -385,6 +385,72 @@ async fn the_operator_reads_a_real_engines_detailed_health() {
     engine.shut_down().await;
 }
 
+/// What `kubectl instantdb search` and `check` send (kubectl-plugin/src/engine.rs) is what a
+/// real engine takes: the read key and the admin token in the Authorization header, nothing in
+/// the URL; and the plugin prints the engine's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugins_search_and_check_requests_are_answered_by_a_real_engine() {
+    use kubectl_instantdb::cli::Mode;
+    use kubectl_instantdb::engine::{exchange, integrity_request, search_request};
+    use kubectl_instantdb::format;
+    const READ: &str = "plugin-read-key-0123456789";
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join(builders::READ_KEY), READ).unwrap();
+    std::fs::write(
+        keys.path().join(builders::WRITE_KEY),
+        "plugin-write-key-0123456789",
+    )
+    .unwrap();
+    let env = BTreeMap::from([(
+        "INSTANT_DB_API_KEYS_DIR".to_string(),
+        keys.path().display().to_string(),
+    )]);
+    let engine = start_engine_with(env).await;
+    let base = format!("http://127.0.0.1:{}", engine.port);
+    let http = reqwest::Client::new();
+
+    let req = search_request(&http, &base, READ, "operator", 3, Mode::Keyword).unwrap();
+    let answer = exchange(&http, req, "docs", "the search").await.unwrap();
+    let text = format::search_hits(&answer);
+    assert!(
+        text.starts_with("1. ") && text.contains("[api:contract]"),
+        "{text}"
+    );
+    assert!(text.contains("<mark>operator</mark>"), "{text}");
+
+    let req = search_request(
+        &http,
+        &base,
+        "not-the-read-key-000000",
+        "x",
+        3,
+        Mode::Keyword,
+    )
+    .unwrap();
+    let refused = exchange(&http, req, "docs", "the search")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            kubectl_instantdb::Error::Engine { status: 401, .. }
+        ),
+        "{refused}"
+    );
+
+    let req = integrity_request(&http, &base, TOKEN).unwrap();
+    let report = exchange(&http, req, "docs", "the integrity check")
+        .await
+        .unwrap();
+    let (ok, text) = format::integrity_report(&report);
+    assert!(ok, "{text}");
+    assert!(
+        text.starts_with("integrity check passed: 1 documents"),
+        "{text}"
+    );
+    engine.shut_down().await;
+}
+
 /// What the kubelet does with the `<name>-storage-credentials` Secret the operator builds:
 /// one file per key in the mounted directory. Returns the directory.
 fn mount_storage_credentials(access_key_id: &str, secret_access_key: &str) -> tempfile::TempDir {

@@ -43,6 +43,8 @@ pub const HASH_ANNOTATION: &str = "instantdb.io/applied-hash";
 pub const CONFIG_HASH_ANNOTATION: &str = "instantdb.io/config-hash";
 /// Port of the engine (API, health and metrics).
 pub const ENGINE_PORT: i32 = 8080;
+/// Name of the engine container in the pod (status diagnosis and `kubectl instantdb logs` pick it).
+pub const ENGINE_CONTAINER: &str = "engine";
 /// Name of the PVC template; the PVC of pod 0 is `data-<name>-0`.
 pub const DATA_VOLUME: &str = "data";
 /// Default engine memory limit when `spec.resources` is unset.

@@ -326,7 +326,7 @@ pub fn statefulset(
         });
     }
     let container = Container {
-        name: "engine".into(),
+        name: super::ENGINE_CONTAINER.into(),
         image: Some(r.image.clone()),
         image_pull_policy: Some(
             if r.version == "latest" {

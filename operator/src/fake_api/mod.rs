@@ -4,7 +4,8 @@
 //! replaces the object's spec-side fields, status patches replace `status`, merge patches are
 //! merged), PUT and DELETE (an object with finalizers is only marked with a deletionTimestamp
 //! until a write removes the last one), assigns uid / resourceVersion / generation, logs every request and
-//! can be told to fail the next matching request. It does not implement watches.
+//! can be told to fail the next matching request. It also holds plain text (`put_text`: a pod's
+//! log). It does not implement watches, nor port-forward (a WebSocket upgrade).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -142,6 +143,14 @@ impl FakeApiServer {
         st.objects.insert(path.to_string(), obj);
     }
 
+    /// Stores plain text at `path` (a pod's `.../log`), answered as `text/plain` as the API
+    /// server answers a log request.
+    pub fn put_text(&self, path: &str, text: &str) {
+        self.lock()
+            .objects
+            .insert(path.to_string(), Value::String(text.to_string()));
+    }
+
     /// Merges `patch` into the object at `path` directly (no log entry).
     pub fn merge(&self, path: &str, patch: &Value) {
         let mut st = self.lock();
@@ -274,11 +283,8 @@ impl FakeApiServer {
                     .unwrap_or_default();
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let (code, value) = this.respond(&method, &path, &query, &content_type, body);
-                (
-                    code,
-                    [(http::header::CONTENT_TYPE, "application/json")],
-                    value.to_string(),
-                )
+                let (content_type, body) = encode(value);
+                (code, [(http::header::CONTENT_TYPE, content_type)], body)
             }
         });
         axum::serve(listener, app).await
@@ -301,10 +307,11 @@ impl FakeApiServer {
         let body = req.into_body().collect_bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (code, value) = self.respond(&method, &path, &query, &content_type, body);
+        let (content_type, body) = encode(value);
         Response::builder()
             .status(code)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Body::from(value.to_string().into_bytes()))
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.into_bytes()))
             .unwrap_or_else(|_| Response::new(Body::empty()))
     }
 
@@ -481,6 +488,15 @@ impl FakeApiServer {
                 status_body(405, "MethodNotAllowed", "unsupported"),
             ),
         }
+    }
+}
+
+/// The response body of a stored value: text stored with `put_text` as itself, anything else
+/// as JSON.
+fn encode(value: Value) -> (&'static str, String) {
+    match value {
+        Value::String(text) => ("text/plain", text),
+        other => ("application/json", other.to_string()),
     }
 }
 

@@ -69,7 +69,7 @@ fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
 fn engine_container(pod: &Pod) -> Option<&ContainerStatus> {
     let all = pod.status.as_ref()?.container_statuses.as_ref()?;
     all.iter()
-        .find(|c| c.name == "engine")
+        .find(|c| c.name == crate::builders::ENGINE_CONTAINER)
         .or_else(|| all.first())
 }
 

@@ -306,12 +306,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         ),
         tls_problem,
     );
-    let auto_restore = db
-        .spec
-        .recovery
-        .as_ref()
-        .and_then(|r| r.auto_restore)
-        .unwrap_or(false);
+    let auto_restore = db.spec.auto_restore();
     let key = object_key(db);
     let refresh_numbers = ctx.engine_numbers_due(&key);
     let observed = Observed {

@@ -132,12 +132,7 @@ pub fn restore_to_create(
     integrity: Option<&IntegrityCheck>,
     existing: &[InstantDbRestore],
 ) -> Option<InstantDbRestore> {
-    let auto = db
-        .spec
-        .recovery
-        .as_ref()
-        .and_then(|r| r.auto_restore)
-        .unwrap_or(false);
+    let auto = db.spec.auto_restore();
     let failed_at = integrity
         .filter(|i| i.ok == Some(false))
         .and_then(|i| i.at)?;
