@@ -8,6 +8,7 @@ mod extract;
 mod health;
 mod openapi;
 mod restores;
+mod verifications;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub operations: Arc<crate::restore_job::Operations>,
     /// Restore jobs, each recorded in `<data>/jobs`.
     pub restores: Arc<crate::restore_job::RestoreJobs>,
+    /// Backup verifications of this process, one running at a time.
+    pub verifications: Arc<verifications::Verifications>,
 }
 
 impl AppState {
@@ -83,6 +86,7 @@ impl AppState {
             backups: Arc::new(admin::BackupJobs::default()),
             operations: Arc::new(crate::restore_job::Operations::default()),
             restores: restore_jobs,
+            verifications: Arc::new(verifications::Verifications::default()),
         })
     }
 }
