@@ -104,8 +104,9 @@ async fn every_backup_is_verified_and_a_damaged_or_truncated_archive_fails_its_c
     credentials(&creds);
     let data = tmp.path().join("data");
     let s = start(&data, &creds).await;
-    let dest =
-        format!("s3://{BUCKET}/verify?endpoint={endpoint}&region=us-east-1&credentials=moto");
+    let dest = format!(
+        "s3://{BUCKET}/verify?endpoint={endpoint}&region=us-east-1&allow_http=true&credentials=moto"
+    );
 
     // A good backup: verified after it completes, every check passed, including the searches.
     let (status, job) = admin(&c, &s, "/admin/backups", json!({"destination": dest})).await;
