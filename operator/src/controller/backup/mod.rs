@@ -262,7 +262,9 @@ async fn verification_event(
     let id = after.backup_id.as_deref().unwrap_or_default();
     match after.verified.as_ref() {
         Some(v) if v.result == R::Passed => {
-            let note = format!("backup {id} passed verification: checksums, integrity check and test searches");
+            let note = format!(
+                "backup {id} passed verification: checksums, integrity check and test searches"
+            );
             event(ctx, backup, EventType::Normal, "BackupVerified", note).await;
         }
         Some(v) if v.result == R::Failed => {
@@ -270,7 +272,14 @@ async fn verification_event(
                 "backup {id} failed verification: {}",
                 v.message.as_deref().unwrap_or("no reason given")
             );
-            event(ctx, backup, EventType::Warning, "BackupVerificationFailed", note).await;
+            event(
+                ctx,
+                backup,
+                EventType::Warning,
+                "BackupVerificationFailed",
+                note,
+            )
+            .await;
         }
         _ => {}
     }
@@ -286,7 +295,11 @@ async fn verification_lost(
     reason: &str,
     now: Timestamp,
 ) -> Result<Action> {
-    let url = current.archive_url.as_deref().or(current.location.as_deref()).unwrap_or("?");
+    let url = current
+        .archive_url
+        .as_deref()
+        .or(current.location.as_deref())
+        .unwrap_or("?");
     let mut status = current.clone();
     status.verified = Some(verification::lost(id, url, reason, now));
     write_status(api, backup, &status, ctx).await?;

@@ -187,7 +187,10 @@ pub fn backup_health(backups: &[InstantDbBackup]) -> (Status, &'static str, Stri
                 Some(v) if v.result == VerificationResult::Passed => (
                     Status::True,
                     "LastBackupCompleted",
-                    format!("InstantDbBackup {} completed and passed verification", b.name_any()),
+                    format!(
+                        "InstantDbBackup {} completed and passed verification",
+                        b.name_any()
+                    ),
                 ),
                 Some(_) => (
                     Status::True,

@@ -61,7 +61,12 @@ pub fn from_engine(v: Option<&Verification>, now: Timestamp) -> Option<BackupVer
 
 /// The verification of a completed backup whose engine no longer has its record (it restarted,
 /// or its pod went away) before the verification ended.
-pub fn lost(backup_id: &str, archive_url: &str, reason: &str, now: Timestamp) -> BackupVerification {
+pub fn lost(
+    backup_id: &str,
+    archive_url: &str,
+    reason: &str,
+    now: Timestamp,
+) -> BackupVerification {
     BackupVerification {
         result: VerificationResult::Failed,
         time: Some(Time(now)),
@@ -134,13 +139,20 @@ mod tests {
 
     #[test]
     fn the_result_is_what_the_engine_reports() {
-        assert_eq!(from_engine(None, now()), None, "an engine that does not verify");
+        assert_eq!(
+            from_engine(None, now()),
+            None,
+            "an engine that does not verify"
+        );
         let p = from_engine(Some(&engine(VerificationPhase::Passed, None)), now()).unwrap();
         assert_eq!(p.result, VerificationResult::Passed);
         assert_eq!(p.time.unwrap().0, "2026-12-01T09:59:30Z".parse().unwrap());
         assert_eq!(p.message, None);
         let f = from_engine(
-            Some(&engine(VerificationPhase::Failed, Some("failed its checksums check"))),
+            Some(&engine(
+                VerificationPhase::Failed,
+                Some("failed its checksums check"),
+            )),
             now(),
         )
         .unwrap();
@@ -168,13 +180,21 @@ mod tests {
         s.verified = from_engine(Some(&engine(VerificationPhase::Passed, None)), now());
         assert!(!is_pending(Some(&s)));
         s.verified = None;
-        assert!(!is_pending(Some(&s)), "no verification: nothing to wait for");
+        assert!(
+            !is_pending(Some(&s)),
+            "no verification: nothing to wait for"
+        );
         assert!(!is_pending(None));
     }
 
     #[test]
     fn a_lost_verification_fails_and_says_the_archive_was_not_checked_and_what_to_do() {
-        let v = lost("b-1", "s3://b/p/b-1.tar.gz?credentials=c", "the engine restarted", now());
+        let v = lost(
+            "b-1",
+            "s3://b/p/b-1.tar.gz?credentials=c",
+            "the engine restarted",
+            now(),
+        );
         assert_eq!(v.result, VerificationResult::Failed);
         let m = v.message.unwrap();
         assert!(

@@ -96,7 +96,10 @@ pub fn choose_backup<'a>(
         .collect();
     completed.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
     let names = |v: &[&(&InstantDbBackup, Timestamp)]| {
-        v.iter().map(|(b, _)| b.name_any()).collect::<Vec<_>>().join(", ")
+        v.iter()
+            .map(|(b, _)| b.name_any())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let newer: Vec<_> = completed.iter().filter(|(_, t)| *t > pass).collect();
     let before: Vec<_> = completed.iter().filter(|(_, t)| *t <= pass).collect();
