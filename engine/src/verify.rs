@@ -170,7 +170,8 @@ impl Verification {
                 );
                 self.error = Some(format!(
                     "backup {} {what}: {detail}. Do not restore from this archive: take a new \
-                     backup (POST /admin/backups or a new InstantDbBackup) and let it verify; \
+                     backup (`instant-db backup`, POST /admin/backups or a new InstantDbBackup) \
+                     and let it verify; \
                      to restore now, choose an older backup whose verification passed",
                     self.backup_id.as_deref().unwrap_or(&self.source)
                 ));
@@ -214,7 +215,7 @@ pub async fn verify(
             tracing::info!(id = %record.id, source = %record.source, "backup verification passed")
         }
         _ => {
-            tracing::error!(id = %record.id, source = %record.source, error = ?record.error, "backup verification failed")
+            tracing::error!(id = %record.id, source = %record.source, error = record.error.as_deref().unwrap_or_default(), "backup verification failed")
         }
     }
     report(&record);

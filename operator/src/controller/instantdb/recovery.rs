@@ -6,8 +6,9 @@
 //! The backup it restores is not simply the latest: a backup taken between the damage and its
 //! detection holds the damage. The restore carries the time of the instance's last *passing*
 //! integrity check (`status.lastIntegrityPass`, in an annotation), and the restore controller
-//! takes the newest completed backup that finished before it ([`choose_backup`]), saying
-//! which one and why.
+//! takes the newest completed backup that finished before it and passed verification
+//! ([`choose_backup`]; never one that failed it, an unverified one only when no verified one
+//! exists), saying which one and why.
 //!
 //! One restore per failed check: the restore carries the check's time in an annotation, so a
 //! check that keeps failing after a restore that did not help does not start a loop; the next
