@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::moto::start_moto;
-use common::{ADMIN_TOKEN as TOKEN, TestServer, admin, admin_get_json, wait_backup};
+use common::{TestServer, admin, admin_get_json, wait_backup};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
 use serde_json::{Value, json};
@@ -26,12 +26,7 @@ fn credentials(dir: &Path) {
 async fn start(data: &Path, creds: &Path) -> TestServer {
     let (data, creds) = (data.to_path_buf(), creds.to_path_buf());
     let engine = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&data).unwrap();
-        let token_file = data.join("admin-token");
-        std::fs::write(&token_file, TOKEN).unwrap();
-        let mut cfg = common::config(&data);
-        cfg.admin_token_file = Some(token_file);
-        cfg.health.thresholds = common::host_independent_thresholds();
+        let mut cfg = common::admin_config(&data);
         cfg.backup.credentials_dir = creds;
         let engine =
             instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required)
@@ -49,19 +44,6 @@ async fn start(data: &Path, creds: &Path) -> TestServer {
     .await
     .unwrap();
     TestServer::start(engine).await
-}
-
-fn raw_store(endpoint: &str) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(BUCKET)
-        .with_region("us-east-1")
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .build()
-        .unwrap()
 }
 
 /// Polls `path` until its verification record (at `pointer`) is final.
@@ -142,7 +124,7 @@ async fn every_backup_is_verified_and_a_damaged_or_truncated_archive_fails_its_c
     assert_eq!(v["phase"], "passed", "{v}");
 
     // Bytes of the stored object overwritten after upload: the checksums catch it.
-    let store = raw_store(&endpoint);
+    let store = common::bucket_client(&endpoint, BUCKET);
     let key = ObjPath::from(format!("verify/{id}.tar.gz"));
     let mut bytes = store
         .get(&key)

@@ -389,13 +389,19 @@ fn instance_condition(fake: &FakeApiServer, type_: &str) -> (String, String, Str
     )
 }
 
-#[tokio::test]
-async fn a_completed_backup_is_followed_until_its_verification_passes() {
+/// A backup with an s3 destination, started on the engine: (fake API, context, engine, its id).
+async fn started_backup() -> (FakeApiServer, Arc<Context>, Arc<FakeEngine>, String) {
     let (fake, ctx, engine) =
         running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
             .await;
     run_backup(&fake, &ctx).await;
     let id = engine.started.lock().unwrap()[0].id.clone();
+    (fake, ctx, engine, id)
+}
+
+#[tokio::test]
+async fn a_completed_backup_is_followed_until_its_verification_passes() {
+    let (fake, ctx, engine, id) = started_backup().await;
     *engine.job.lock().unwrap() = Some(completed_job(
         &id,
         engine_verification(VerificationPhase::Running, None),
@@ -449,11 +455,7 @@ async fn a_completed_backup_is_followed_until_its_verification_passes() {
 
 #[tokio::test]
 async fn a_backup_that_failed_verification_turns_backup_healthy_false_naming_it() {
-    let (fake, ctx, engine) =
-        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
-            .await;
-    run_backup(&fake, &ctx).await;
-    let id = engine.started.lock().unwrap()[0].id.clone();
+    let (fake, ctx, engine, id) = started_backup().await;
     let error = format!(
         "backup {id} failed its checksums check: checksum mismatch for {id}.tar.gz. Do not restore"
     );
@@ -486,11 +488,7 @@ async fn a_backup_that_failed_verification_turns_backup_healthy_false_naming_it(
 
 #[tokio::test]
 async fn a_verification_lost_to_an_engine_restart_keeps_the_backup_completed_and_says_so() {
-    let (fake, ctx, engine) =
-        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
-            .await;
-    run_backup(&fake, &ctx).await;
-    let id = engine.started.lock().unwrap()[0].id.clone();
+    let (fake, ctx, engine, id) = started_backup().await;
     *engine.job.lock().unwrap() = Some(completed_job(
         &id,
         engine_verification(VerificationPhase::Running, None),

@@ -407,12 +407,7 @@ async fn a_failed_integrity_check_with_auto_restore_restores_the_newest_backup_f
     );
     let s = fake.get(auto).unwrap()["status"].clone();
     assert_eq!(s["restoredBackup"], "older");
-    let events: Vec<String> = fake
-        .objects_under("/apis/events.k8s.io/v1/namespaces/search/events")
-        .iter()
-        .filter(|e| e["reason"] == "BackupChosen")
-        .map(|e| e["note"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let events = chosen_notes(&fake);
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains("InstantDbBackup older"), "{}", events[0]);
     assert!(events[0].contains("skipped newer"), "{}", events[0]);
@@ -433,6 +428,30 @@ async fn a_failed_integrity_check_with_auto_restore_restores_the_newest_backup_f
     assert!(fake.get(DB).unwrap()["status"]["lastRecovery"].is_string());
 }
 
+/// The notes of the `BackupChosen` Events, oldest first.
+fn chosen_notes(fake: &FakeApiServer) -> Vec<String> {
+    fake.objects_under("/apis/events.k8s.io/v1/namespaces/search/events")
+        .iter()
+        .filter(|e| e["reason"] == "BackupChosen")
+        .map(|e| e["note"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The engine reports an integrity check at `at` that passed (`ok`) or failed.
+fn set_integrity_check(engine: &FakeEngine, at: &str, ok: bool) {
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(IntegrityCheck {
+        at: Some(at.parse().unwrap()),
+        ok: Some(ok),
+        message: None,
+    });
+}
+
 #[tokio::test]
 async fn automatic_recovery_skips_a_backup_that_failed_verification_and_says_so() {
     let (fake, ctx, engine) = instance_with_backups().await;
@@ -451,17 +470,7 @@ async fn automatic_recovery_skips_a_backup_that_failed_verification_and_says_so(
         ("2026-12-01T06:00:00Z", true),
         ("2026-12-01T10:00:00Z", false),
     ] {
-        engine
-            .health
-            .lock()
-            .unwrap()
-            .as_mut()
-            .unwrap()
-            .last_integrity_check = Some(IntegrityCheck {
-            at: Some(at.parse().unwrap()),
-            ok: Some(ok),
-            message: None,
-        });
+        set_integrity_check(&engine, at, ok);
         reconcile_once(&fake, &ctx).await.unwrap();
     }
     let auto =
@@ -476,12 +485,7 @@ async fn automatic_recovery_skips_a_backup_that_failed_verification_and_says_so(
     );
     let s = fake.get(auto).unwrap()["status"].clone();
     assert_eq!(s["restoredBackup"], "older");
-    let chosen: Vec<String> = fake
-        .objects_under("/apis/events.k8s.io/v1/namespaces/search/events")
-        .iter()
-        .filter(|e| e["reason"] == "BackupChosen")
-        .map(|e| e["note"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let chosen = chosen_notes(&fake);
     assert!(
         chosen[0].contains("InstantDbBackup older")
             && chosen[0].contains("passed verification")
