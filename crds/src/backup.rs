@@ -295,11 +295,47 @@ pub struct InstantDbBackupStatus {
     /// the credentials Secret (`credentials=NAME`) and never carries a credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_url: Option<String>,
-    /// Conditions: `Complete` and `Failed`.
+    /// The verification of the stored archive, as the engine reports it: after the backup
+    /// completes the engine downloads it again, checks every checksum, unpacks it into scratch
+    /// space, runs the full integrity check and a keyword and a vector search. Absent when the
+    /// engine does not verify (`backup.verify: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<BackupVerification>,
+    /// Conditions: `Complete`, `Failed` and `Verified`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
+
+/// Outcome of a backup's verification.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerificationResult {
+    /// Not finished yet.
+    Pending,
+    /// Every check passed: the archive restores.
+    Passed,
+    /// A check failed, or the verification could not finish (`message` says which and what
+    /// to do). Automatic recovery never restores such a backup.
+    Failed,
+}
+
+/// `status.verified` of an InstantDbBackup.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupVerification {
+    /// Pending, Passed or Failed.
+    pub result: VerificationResult,
+    /// When the verification ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// Which check failed and what to do (empty when it passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Condition type of an InstantDbBackup: its archive was verified (True), failed verification
+/// (False) or is being verified (Unknown).
+pub const VERIFIED: &str = "Verified";
 
 /// Restore an instance from a named backup or from its latest completed backup. The spec is
 /// immutable.

@@ -89,12 +89,16 @@ pub struct BackupConfig {
     /// `NAME.AWS_SESSION_TOKEN` here.
     #[schema(value_type = String)]
     pub credentials_dir: PathBuf,
+    /// Verify every backup after it completes (download it, check every checksum, unpack it
+    /// into scratch space, integrity check and test queries); the result is in the backup job.
+    pub verify: bool,
 }
 
 impl Default for BackupConfig {
     fn default() -> Self {
         BackupConfig {
             credentials_dir: PathBuf::from(crate::backup::DEFAULT_CREDENTIALS_DIR),
+            verify: true,
         }
     }
 }
@@ -368,6 +372,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_TLS_CERT", "tls.cert_file"),
     ("INSTANT_DB_TLS_KEY", "tls.key_file"),
     ("INSTANT_DB_CREDENTIALS_DIR", "backup.credentials_dir"),
+    ("INSTANT_DB_BACKUP_VERIFY", "backup.verify"),
     ("INSTANT_DB_INSECURE_NO_AUTH", "auth.insecure_no_auth"),
     (
         "INSTANT_DB_METRICS_REQUIRES_KEY",

@@ -72,6 +72,8 @@ impl Engine {
             .unwrap_or_default();
         let recovery = crate::backup::recover_interrupted_restore(&config.data_dir, &db_name)
             .map_err(crate::maintenance::backup_err)?;
+        // No verification runs yet: any scratch space left is from one a crash cut short.
+        crate::verify::clean_stale_scratch(&config.data_dir);
         // A damaged file does not stop the engine: it comes up with the store closed, every
         // data request answering what to do, so that a restore can replace the file.
         let store = Store::open_tolerant(&config.db_path())?;

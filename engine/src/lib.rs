@@ -28,5 +28,6 @@ pub mod server;
 pub mod store;
 pub mod sysres;
 pub mod telemetry;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -77,16 +77,7 @@ fn make_db(dir: &Path, docs: usize) -> PathBuf {
 
 /// A direct client on the bucket, to look at and tamper with the stored objects.
 fn raw_store(endpoint: &str) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("idb-backups")
-        .with_region("us-east-1")
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .build()
-        .unwrap()
+    common::bucket_client(endpoint, "idb-backups")
 }
 
 fn count(path: &Path, table: &str) -> i64 {

@@ -11,19 +11,16 @@ use common::TestServer;
 use serde_json::{Value, json};
 
 use common::moto::free_port;
-use common::{ADMIN_TOKEN as TOKEN, admin, wait_backup};
+use common::{admin, wait_backup};
 
-use common::{HOST_INDEPENDENT_CONFIG, host_independent_thresholds};
+use common::HOST_INDEPENDENT_CONFIG;
 
 fn engine_with_token(data: &Path, with_demo: bool) -> instant_db::engine::Engine {
-    std::fs::create_dir_all(data).unwrap();
-    let token_file = data.join("admin-token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let mut cfg = common::config(data);
-    cfg.admin_token_file = Some(token_file);
-    cfg.health.thresholds = host_independent_thresholds();
-    let engine =
-        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required).unwrap();
+    let engine = instant_db::engine::Engine::open(
+        common::admin_config(data),
+        instant_db::engine::ModelLoading::Required,
+    )
+    .unwrap();
     if with_demo {
         let r = instant_db::ingest::ingest_paths(
             &engine,

@@ -204,6 +204,40 @@ pub struct BackupJob {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The verification the engine runs after the backup completed (absent when it does not).
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+/// Phase of a backup verification on the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationPhase {
+    /// Queued behind another verification.
+    Pending,
+    /// Downloading, unpacking or checking.
+    Running,
+    /// Every check passed.
+    Passed,
+    /// A check failed or it could not run; `error` says which and what to do.
+    Failed,
+    /// A phase added by a newer engine.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+/// A verification as the engine reports it (the fields the operator reads).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize)]
+pub struct Verification {
+    /// Where it is.
+    pub phase: VerificationPhase,
+    /// When it ended (RFC 3339).
+    #[serde(default)]
+    pub verified_at: Option<String>,
+    /// Which check failed and what to do.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Phase of a restore job on the engine (`GET /admin/restores/{id}`).

@@ -11,7 +11,9 @@ use instant_db_operator::controller::backup::{
     POLL_RUNNING, RETRY_PENDING, RETRY_QUEUED, reconcile,
 };
 use instant_db_operator::controller::{Context, policy};
-use instant_db_operator::engine_client::{BackupJob, BackupJobStatus, EngineTarget};
+use instant_db_operator::engine_client::{
+    BackupJob, BackupJobStatus, EngineTarget, Verification, VerificationPhase,
+};
 use instant_db_operator::fake_api::FakeApiServer;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
@@ -171,6 +173,7 @@ async fn a_backup_starts_on_the_engine_then_completes_with_what_the_engine_repor
         document_count: Some(12),
         engine_version: Some("0.1.0".into()),
         error: None,
+        verification: None,
     });
     assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
     let s = status(&fake);
@@ -348,6 +351,161 @@ async fn an_engine_that_lost_the_job_fails_the_backup_with_what_to_do() {
             .unwrap()
             .contains("create a new InstantDbBackup"),
         "{s}"
+    );
+}
+
+fn completed_job(id: &str, verification: Option<Verification>) -> BackupJob {
+    BackupJob {
+        id: id.into(),
+        status: BackupJobStatus::Completed,
+        location: Some(format!("s3://backups/search/docs/{id}.tar.gz")),
+        document_count: Some(12),
+        verification,
+        ..Default::default()
+    }
+}
+
+fn engine_verification(phase: VerificationPhase, error: Option<&str>) -> Option<Verification> {
+    Some(Verification {
+        phase,
+        verified_at: Some("2026-12-01T10:00:00Z".into()),
+        error: error.map(Into::into),
+    })
+}
+
+fn instance_condition(fake: &FakeApiServer, type_: &str) -> (String, String, String) {
+    let db = fake.get(common::DB).unwrap();
+    let c = db["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap()
+        .clone();
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+        c["message"].as_str().unwrap().into(),
+    )
+}
+
+/// A backup with an s3 destination, started on the engine: (fake API, context, engine, its id).
+async fn started_backup() -> (FakeApiServer, Arc<Context>, Arc<FakeEngine>, String) {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    run_backup(&fake, &ctx).await;
+    let id = engine.started.lock().unwrap()[0].id.clone();
+    (fake, ctx, engine, id)
+}
+
+#[tokio::test]
+async fn a_completed_backup_is_followed_until_its_verification_passes() {
+    let (fake, ctx, engine, id) = started_backup().await;
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Running, None),
+    ));
+    // completed, and still polled: the verification runs
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Completed");
+    assert_eq!(s["verified"]["result"], "Pending", "{s}");
+    assert_eq!(
+        condition(&s, "Verified"),
+        ("Unknown".into(), "VerificationPending".into())
+    );
+    let completed_at = s["completedAt"].clone();
+    assert!(event_reasons(&fake).contains(&"BackupCompleted".to_string()));
+
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Passed, None),
+    ));
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["verified"]["result"], "Passed", "{s}");
+    assert_eq!(s["verified"]["time"], "2026-12-01T10:00:00Z");
+    assert_eq!(s["completedAt"], completed_at, "the completion time stays");
+    assert_eq!(
+        condition(&s, "Verified"),
+        ("True".into(), "VerificationPassed".into())
+    );
+    let reasons = event_reasons(&fake);
+    assert!(
+        reasons.contains(&"BackupVerified".to_string()),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "BackupCompleted").count(),
+        1,
+        "not twice: {reasons:?}"
+    );
+    // done for good: not a single request
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    assert_eq!(fake.log().len(), 0);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let (st, reason, message) = instance_condition(&fake, "BackupHealthy");
+    assert_eq!(
+        (st.as_str(), reason.as_str()),
+        ("True", "LastBackupCompleted")
+    );
+    assert!(message.contains("passed verification"), "{message}");
+}
+
+#[tokio::test]
+async fn a_backup_that_failed_verification_turns_backup_healthy_false_naming_it() {
+    let (fake, ctx, engine, id) = started_backup().await;
+    let error = format!(
+        "backup {id} failed its checksums check: checksum mismatch for {id}.tar.gz. Do not restore"
+    );
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Failed, Some(&error)),
+    ));
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Completed", "the archive is stored: {s}");
+    assert_eq!(s["verified"]["result"], "Failed", "{s}");
+    assert_eq!(s["verified"]["message"], json!(error));
+    assert_eq!(
+        condition(&s, "Verified"),
+        ("False".into(), "VerificationFailed".into())
+    );
+    assert!(event_reasons(&fake).contains(&"BackupVerificationFailed".to_string()));
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let (st, reason, message) = instance_condition(&fake, "BackupHealthy");
+    assert_eq!(
+        (st.as_str(), reason.as_str()),
+        ("False", "VerificationFailed")
+    );
+    assert!(
+        message.contains("InstantDbBackup nightly completed but failed verification")
+            && message.contains("checksum mismatch"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_verification_lost_to_an_engine_restart_keeps_the_backup_completed_and_says_so() {
+    let (fake, ctx, engine, id) = started_backup().await;
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Running, None),
+    ));
+    run_backup(&fake, &ctx).await;
+    // the engine restarted: it no longer knows the job (its records are in memory)
+    *engine.job.lock().unwrap() = None;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Completed", "{s}");
+    assert_eq!(s["verified"]["result"], "Failed", "{s}");
+    let m = s["verified"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("not verified: the engine of docs restarted")
+            && m.contains("instant-db verify")
+            && m.contains("create a new InstantDbBackup"),
+        "{m}"
     );
 }
 

@@ -407,12 +407,7 @@ async fn a_failed_integrity_check_with_auto_restore_restores_the_newest_backup_f
     );
     let s = fake.get(auto).unwrap()["status"].clone();
     assert_eq!(s["restoredBackup"], "older");
-    let events: Vec<String> = fake
-        .objects_under("/apis/events.k8s.io/v1/namespaces/search/events")
-        .iter()
-        .filter(|e| e["reason"] == "BackupChosen")
-        .map(|e| e["note"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let events = chosen_notes(&fake);
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains("InstantDbBackup older"), "{}", events[0]);
     assert!(events[0].contains("skipped newer"), "{}", events[0]);
@@ -431,6 +426,72 @@ async fn a_failed_integrity_check_with_auto_restore_restores_the_newest_backup_f
         ("False".into(), "AutoRestoreCompleted".into())
     );
     assert!(fake.get(DB).unwrap()["status"]["lastRecovery"].is_string());
+}
+
+/// The notes of the `BackupChosen` Events, oldest first.
+fn chosen_notes(fake: &FakeApiServer) -> Vec<String> {
+    fake.objects_under("/apis/events.k8s.io/v1/namespaces/search/events")
+        .iter()
+        .filter(|e| e["reason"] == "BackupChosen")
+        .map(|e| e["note"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The engine reports an integrity check at `at` that passed (`ok`) or failed.
+fn set_integrity_check(engine: &FakeEngine, at: &str, ok: bool) {
+    engine
+        .health
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .last_integrity_check = Some(IntegrityCheck {
+        at: Some(at.parse().unwrap()),
+        ok: Some(ok),
+        message: None,
+    });
+}
+
+#[tokio::test]
+async fn automatic_recovery_skips_a_backup_that_failed_verification_and_says_so() {
+    let (fake, ctx, engine) = instance_with_backups().await;
+    fake.merge(DB, &json!({"spec": {"recovery": {"autoRestore": true}}}));
+    fake.merge(
+        &format!("{BACKUPS}/older"),
+        &json!({"status": {"verified": {"result": "Passed", "time": "2026-11-01T00:05:00Z"}}}),
+    );
+    fake.merge(
+        &format!("{BACKUPS}/newer"),
+        &json!({"status": {"verified": {"result": "Failed", "time": "2026-11-30T00:05:00Z",
+            "message": "backup newer-id failed its integrity check: 5 chunks are missing"}}}),
+    );
+    // both backups finished before the last passing check: only verification tells them apart
+    for (at, ok) in [
+        ("2026-12-01T06:00:00Z", true),
+        ("2026-12-01T10:00:00Z", false),
+    ] {
+        set_integrity_check(&engine, at, ok);
+        reconcile_once(&fake, &ctx).await.unwrap();
+    }
+    let auto =
+        "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbrestores/docs-auto-20261201100000";
+    let r: InstantDbRestore =
+        serde_json::from_value(fake.get(auto).expect("an automatic InstantDbRestore")).unwrap();
+    reconcile(Arc::new(r), ctx.clone()).await.unwrap();
+    assert!(
+        sources(&engine)[0].contains("/older-id.tar.gz?"),
+        "the newest backup failed verification: {:?}",
+        sources(&engine)
+    );
+    let s = fake.get(auto).unwrap()["status"].clone();
+    assert_eq!(s["restoredBackup"], "older");
+    let chosen = chosen_notes(&fake);
+    assert!(
+        chosen[0].contains("InstantDbBackup older")
+            && chosen[0].contains("passed verification")
+            && chosen[0].contains("skipped newer (failed verification)"),
+        "{chosen:?}"
+    );
 }
 
 #[tokio::test]

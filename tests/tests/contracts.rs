@@ -11,7 +11,7 @@ use instant_db_operator::builders::storage_credentials::{
     credential_entries, storage_credentials_secret,
 };
 use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY, LOG_LEVEL_KEY};
-use instant_db_operator::controller::backup::plan;
+use instant_db_operator::controller::backup::{plan, verification};
 use instant_db_operator::engine_client::{
     BackupJobStatus, EngineApi, EngineTarget, HealthStatus, HttpEngineClient, RestorePhase,
 };
@@ -791,4 +791,64 @@ async fn the_operator_reads_an_https_engine_run_as_its_pod_only_with_the_secrets
     let misnamed = misnamed.unwrap_err().to_string();
     assert!(misnamed.contains("certificate"), "{misnamed}");
     assert!(plain.is_err(), "plain HTTP to the HTTPS port: {plain:?}");
+}
+
+/// Follows backup `id` as the backup controller does (`plan::from_job` on every poll) until its
+/// verification ends, and returns the status it would write.
+async fn status_once_verified(
+    client: &HttpEngineClient,
+    id: &str,
+) -> instant_db_crds::backup::InstantDbBackupStatus {
+    let mut status = instant_db_crds::backup::InstantDbBackupStatus {
+        phase: Some(instant_db_crds::backup::OperationPhase::Running),
+        backup_id: Some(id.into()),
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let job = client
+            .backup_job(&EngineTarget::http("127.0.0.1"), TOKEN, id)
+            .await
+            .unwrap()
+            .expect("the engine knows the job");
+        status = plan::from_job(&status, &job, k8s_openapi::jiff::Timestamp::now());
+        if plan::is_finished(Some(&status)) && !verification::is_pending(Some(&status)) {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The engine verifies every backup the operator starts and the backup controller reads the
+/// outcome into `status.verified`: a good backup ends `Passed`; a backup of a database that
+/// lost rows (damage the engine had not detected yet: the backup is taken and stored) ends
+/// `Failed` with the check that failed and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_the_operator_starts_ends_verified_passed_and_a_damaged_one_failed() {
+    use instant_db_crds::backup::VerificationResult;
+    let (_moto, engine, _creds, _endpoint, url) = engine_with_s3().await;
+    let client = HttpEngineClient::new(engine.port, std::time::Duration::from_secs(5)).unwrap();
+    backup_through(&client, &url, "good-0f3c2a9e").await;
+    let s = status_once_verified(&client, "good-0f3c2a9e").await;
+    let v = s.verified.expect("the engine verifies by default");
+    assert_eq!(v.result, VerificationResult::Passed, "{v:?}");
+    assert!(v.time.is_some() && v.message.is_none(), "{v:?}");
+
+    rusqlite::Connection::open(engine._data.path().join("instant-db.sqlite"))
+        .unwrap()
+        .execute_batch("DELETE FROM chunks")
+        .unwrap();
+    backup_through(&client, &url, "damaged-0f3c2a9e").await;
+    let s = status_once_verified(&client, "damaged-0f3c2a9e").await;
+    let v = s.verified.unwrap();
+    assert_eq!(v.result, VerificationResult::Failed, "{v:?}");
+    let m = v.message.unwrap();
+    assert!(
+        m.contains("failed its integrity check")
+            && m.contains("chunks are missing")
+            && m.contains("Do not restore"),
+        "{m}"
+    );
+    engine.shut_down().await;
 }

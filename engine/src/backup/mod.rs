@@ -44,7 +44,7 @@ pub use create::{BackupReport, BackupRequest, Counts, create_backup};
 pub use location::{ACCEPTED_FORMS, DEFAULT_CREDENTIALS_DIR, Location, ObjectLocation, Service};
 pub use progress::{BackupProgress, Phase, ProgressSink, no_progress};
 pub use redact::redact_url;
-pub use restore::{VerifiedBackup, fetch_and_verify, fetch_and_verify_from};
+pub use restore::{RemoveOnDrop, VerifiedBackup, fetch_and_verify, fetch_and_verify_from};
 pub use snapshot::{SnapshotSource, snapshot_sqlite};
 pub use swap::{
     PREVIOUS_PREFIX, RESTORE_JOURNAL, RESTORE_LOCK, Recovery, RestoreLock, STAGING_PREFIX,

@@ -22,8 +22,8 @@ pub struct VerifiedBackup {
     pub archive_sha256: String,
 }
 
-/// Removes a directory on drop unless disarmed.
-struct RemoveOnDrop(Option<PathBuf>);
+/// Removes a directory on drop unless disarmed (set the path to `None`).
+pub struct RemoveOnDrop(pub Option<PathBuf>);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

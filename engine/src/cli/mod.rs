@@ -83,6 +83,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore from a backup archive; verifies every checksum before replacing anything.
     Restore(RestoreArgs),
+    /// Verify a stored backup without touching the live data: every checksum, the unpacked
+    /// database's integrity check, a keyword and a vector search; exits 1 when it fails.
+    Verify(RestoreArgs),
     /// Ingest the bundled demo corpus and answer questions about it, end to end over HTTP.
     Demo(DemoArgs),
     /// Measure ingest, embedding and search performance and print the numbers.
@@ -436,6 +439,33 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             };
             output::json_or_text(fmt, &report);
             Ok(0)
+        }
+        Command::Verify(args) => {
+            let bar = progress::ByteBar::new("verify");
+            let record = match args.remote.server()? {
+                Some(admin) => admin.verify(&args.from, &bar.sink()),
+                None => {
+                    // the model, when it loads, adds the vector search to the checks
+                    let engine =
+                        std::sync::Arc::new(Engine::open(config, ModelLoading::BestEffort)?);
+                    let record =
+                        crate::verify::Verification::pending(crate::verify::new_id(), &args.from);
+                    let sink = bar.sink();
+                    let report: crate::verify::VerificationSink =
+                        std::sync::Arc::new(move |v: &crate::verify::Verification| {
+                            if let Some(p) = v.progress {
+                                sink(p);
+                            }
+                        });
+                    let v = runtime()?
+                        .block_on(crate::verify::verify(engine, record, &args.from, report));
+                    serde_json::to_value(&v).map_err(|e| Error::Internal(e.to_string()))
+                }
+            };
+            bar.finish();
+            let record = record?;
+            output::json_or_text(fmt, &record);
+            Ok(if record["phase"] == "passed" { 0 } else { 1 })
         }
         Command::Bench(args) => crate::bench::run(config, args, fmt),
         Command::Demo(args) => crate::demo::run(config, args.corpus, args.question, fmt),

@@ -317,6 +317,27 @@ impl Admin<'_> {
     }
 }
 
+impl Admin<'_> {
+    /// Starts a verification on the server (`POST /admin/verifications`) and follows it to its
+    /// end; returns its record, passed or failed (the caller decides the exit code).
+    pub fn verify(
+        &self,
+        source: &str,
+        progress: &crate::backup::ProgressSink,
+    ) -> Result<serde_json::Value> {
+        self.follow_job(
+            "/admin/verifications",
+            &serde_json::json!({"source": source}),
+            "/admin/verifications",
+            progress,
+            |_, job| match job["phase"].as_str() {
+                Some("passed" | "failed") => Some(Ok(job.clone())),
+                _ => None,
+            },
+        )
+    }
+}
+
 impl Api<'_> {
     /// Server-side ingest of paths the server can read (its `ingest.allowed_roots`).
     pub fn ingest(&self, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {

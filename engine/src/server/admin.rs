@@ -27,6 +27,14 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/restore", post(super::restores::restore_and_wait))
         .route("/admin/restores", post(super::restores::start_restore))
         .route("/admin/restores/{id}", get(super::restores::restore_status))
+        .route(
+            "/admin/verifications",
+            post(super::verifications::start_verification),
+        )
+        .route(
+            "/admin/verifications/{id}",
+            get(super::verifications::verification_status),
+        )
 }
 
 /// Runs the integrity check now; the result also feeds health and readiness.
@@ -82,6 +90,10 @@ pub struct BackupJob {
     pub chunk_count: Option<u64>,
     pub engine_version: Option<String>,
     pub error: Option<String>,
+    /// The verification of the stored archive, started when the backup completes (config
+    /// `backup.verify`, on by default); absent when off or the backup failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::verify::Verification>,
 }
 
 /// Backups started by this process, newest last (kept for status queries).
@@ -143,6 +155,7 @@ pub async fn start_backup(
         chunk_count: None,
         engine_version: None,
         error: None,
+        verification: None,
     };
     let guard = {
         let mut jobs = s
@@ -173,6 +186,7 @@ pub async fn start_backup(
         Arc::new(move |p: BackupProgress| jobs.update(&id, |j| j.progress = Some(p)))
     };
     let engine = s.engine.clone();
+    let state = s.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         let result = crate::maintenance::backup(
@@ -184,6 +198,10 @@ pub async fn start_backup(
         .await;
         let seconds = started.elapsed().as_secs_f64();
         engine.metrics.observe_backup(result.is_ok(), seconds);
+        let verify_source = match &result {
+            Ok(r) if engine.config.backup.verify => Some(r.location.clone()),
+            _ => None,
+        };
         jobs.update(&id, |j| {
             j.finished_at = Some(crate::health::now());
             match result {
@@ -204,9 +222,37 @@ pub async fn start_backup(
                 }
             }
         });
+        // released before the verification: the next backup or a restore need not wait for it
         drop(guard);
+        if let Some(source) = verify_source {
+            verify_backup(&state, &jobs, &id, source);
+        }
     });
     Ok((StatusCode::ACCEPTED, axum::Json(job)))
+}
+
+/// Starts the verification of a completed backup; its record is the job's `verification`.
+fn verify_backup(s: &AppState, jobs: &Arc<BackupJobs>, id: &str, source: String) {
+    let report: crate::verify::VerificationSink = {
+        let (jobs, id) = (jobs.clone(), id.to_string());
+        Arc::new(move |v: &crate::verify::Verification| {
+            jobs.update(&id, |j| j.verification = Some(v.clone()))
+        })
+    };
+    let record = crate::verify::Verification::pending(id.to_string(), &source);
+    if let Err(e) = s
+        .verifications
+        .start(s, record.clone(), source, report.clone())
+    {
+        // a restore started right after the backup: say so in the record rather than guess
+        let mut failed = record;
+        failed.phase = crate::verify::VerificationPhase::Failed;
+        failed.verified_at = Some(crate::health::now());
+        failed.error = Some(format!(
+            "not verified: {e}; verify the archive later with POST /admin/verifications"
+        ));
+        report(&failed);
+    }
 }
 
 #[utoipa::path(get, path = "/admin/backups/{id}", params(("id" = String, Path)), security(("bearer" = [])),

@@ -9,6 +9,7 @@ mod health;
 mod openapi;
 mod restores;
 pub mod tls;
+mod verifications;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub operations: Arc<crate::restore_job::Operations>,
     /// Restore jobs, each recorded in `<data>/jobs`.
     pub restores: Arc<crate::restore_job::RestoreJobs>,
+    /// Backup verifications of this process, one running at a time.
+    pub verifications: Arc<verifications::Verifications>,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             backups: Arc::new(admin::BackupJobs::default()),
             operations: Arc::new(crate::restore_job::Operations::default()),
             restores: restore_jobs,
+            verifications: Arc::new(verifications::Verifications::default()),
         })
     }
 }

@@ -37,6 +37,8 @@ use super::auth::{Access, required_role};
         super::restores::restore_and_wait,
         super::restores::start_restore,
         super::restores::restore_status,
+        super::verifications::start_verification,
+        super::verifications::verification_status,
     ),
     modifiers(&BearerAuth)
 )]

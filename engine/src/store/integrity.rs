@@ -84,7 +84,33 @@ impl Store {
     pub fn integrity_check_at(&self, level: CheckLevel) -> Result<IntegrityReport> {
         let data_dir = self.path.parent().map(std::path::Path::to_path_buf);
         // A fresh connection: a pooled one may answer from its page cache and miss damage on disk.
-        let fresh = || -> Result<Connection> { self.open_reader() };
+        check_database(&self.path, data_dir.as_deref(), level, &|| {
+            self.open_reader()
+        })
+    }
+}
+
+/// The check of a database file that is not the live one (a backup unpacked in scratch space
+/// by verification): opened read-only and never migrated, so what is checked is what the
+/// archive holds. The advice names no data directory (the scratch copy is thrown away).
+pub fn check_file(path: &std::path::Path, level: CheckLevel) -> Result<IntegrityReport> {
+    check_database(path, None, level, &|| {
+        let c = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(c)
+    })
+}
+
+fn check_database(
+    path: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
+    level: CheckLevel,
+    fresh: &dyn Fn() -> Result<Connection>,
+) -> Result<IntegrityReport> {
+    {
         (|| -> Result<IntegrityReport> {
             let c = &fresh()?;
             let mut problems = Vec::new();
@@ -162,7 +188,7 @@ impl Store {
             if level == CheckLevel::Full {
                 // FTS5's own check is spelled as an INSERT, so it needs a read-write
                 // connection; a separate one keeps the writer free while it runs.
-                let fts_check = Connection::open(&self.path).and_then(|rw| {
+                let fts_check = Connection::open(path).and_then(|rw| {
                     rw.busy_timeout(std::time::Duration::from_secs(5))?;
                     rw.execute_batch(
                         "INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')",
@@ -182,7 +208,7 @@ impl Store {
                 source_damaged,
                 advice: None,
             }
-            .conclude(data_dir.as_deref()))
+            .conclude(data_dir))
         })()
         .or_else(|e| match e {
             // A damaged file often fails before any query returns: that is a failed check,
@@ -203,11 +229,13 @@ impl Store {
                 source_damaged: true,
                 advice: None,
             }
-            .conclude(data_dir.as_deref())),
+            .conclude(data_dir)),
             other => Err(other),
         })
     }
+}
 
+impl Store {
     /// Stored embeddings of `model` with `dimensions` values (what the vector index should hold).
     pub fn embedding_count(&self, model: &str, dimensions: usize) -> Result<i64> {
         self.read(|c| {

@@ -11,7 +11,7 @@ mod damage;
 mod integrity;
 pub mod schema;
 
-pub use integrity::{CheckLevel, IntegrityReport};
+pub use integrity::{CheckLevel, IntegrityReport, check_file};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -61,6 +61,33 @@ pub fn config(data: &Path) -> Config {
     }
 }
 
+/// [`config`] for a server the tests reach with [`ADMIN_TOKEN`] (its token file written into
+/// `data`, created), with thresholds that do not depend on the host.
+pub fn admin_config(data: &Path) -> Config {
+    std::fs::create_dir_all(data).unwrap();
+    let token_file = data.join("admin-token");
+    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    let mut cfg = config(data);
+    cfg.admin_token_file = Some(token_file);
+    cfg.health.thresholds = host_independent_thresholds();
+    cfg
+}
+
+/// A client on one bucket of the test S3 server, to look at and tamper with stored objects
+/// (moto takes any key).
+pub fn bucket_client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .build()
+        .unwrap()
+}
+
 /// The demo corpus is ingested as it is: nothing in it needs excluding.
 pub fn demo_options() -> IngestOptions {
     IngestOptions::default()

@@ -15,13 +15,14 @@ pub(crate) mod credentials;
 pub mod fence;
 pub mod operation;
 pub mod plan;
+pub mod verification;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{
-    BackupDestination, InstantDbBackup, InstantDbBackupStatus, InstantDbRestore,
+    BackupDestination, InstantDbBackup, InstantDbBackupStatus, InstantDbRestore, OperationPhase,
 };
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
@@ -69,7 +70,9 @@ async fn reconcile_inner(backup: &InstantDbBackup, ctx: &Context) -> Result<Acti
     if backup.metadata.deletion_timestamp.is_some() {
         return archive::on_delete(backup, ctx).await;
     }
-    if plan::is_finished(backup.status.as_ref()) {
+    if plan::is_finished(backup.status.as_ref())
+        && !verification::is_pending(backup.status.as_ref())
+    {
         return Ok(Action::await_change());
     }
     let ns = backup
@@ -181,6 +184,10 @@ async fn poll(
     let instance = &backup.spec.instance;
     let (engine, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
+        // A stored archive stays stored: only its verification went with the pod.
+        Err(reason) if current.phase == Some(OperationPhase::Completed) => {
+            return verification_lost(backup, ctx, api, &current, id, &reason, now).await;
+        }
         // The pod went away mid-backup: the engine's job went with it.
         Err(reason) => {
             let error = format!(
@@ -189,7 +196,12 @@ async fn poll(
             return fail(backup, ctx, api, error, now).await;
         }
     };
-    let Some(job) = ctx.engine.backup_job(&engine, &token, id).await? else {
+    let job = ctx.engine.backup_job(&engine, &token, id).await?;
+    if job.is_none() && current.phase == Some(OperationPhase::Completed) {
+        let reason = format!("the engine of {instance} restarted");
+        return verification_lost(backup, ctx, api, &current, id, &reason, now).await;
+    }
+    let Some(job) = job else {
         let error = format!(
             "the engine of {instance} no longer knows backup {id} (it restarted during the \
              backup); create a new InstantDbBackup"
@@ -198,7 +210,12 @@ async fn poll(
     };
     let status = plan::from_job(&current, &job, now);
     write_status(api, backup, &status, ctx).await?;
+    let was_completed = current.phase == Some(OperationPhase::Completed);
     match job.status {
+        BackupJobStatus::Completed if was_completed => {
+            verification_event(ctx, backup, &current, &status).await;
+            Ok(requeue_while_verifying(&status))
+        }
         BackupJobStatus::Completed => {
             let note = format!(
                 "backup {id} of {instance} completed: {} documents, {} bytes at {}",
@@ -207,7 +224,8 @@ async fn poll(
                 status.location.as_deref().unwrap_or("?")
             );
             event(ctx, backup, EventType::Normal, "BackupCompleted", note).await;
-            Ok(Action::await_change())
+            verification_event(ctx, backup, &current, &status).await;
+            Ok(requeue_while_verifying(&status))
         }
         BackupJobStatus::Failed => {
             let note = format!(
@@ -219,6 +237,74 @@ async fn poll(
         }
         BackupJobStatus::Running | BackupJobStatus::Unknown => Ok(Action::requeue(POLL_RUNNING)),
     }
+}
+
+fn requeue_while_verifying(status: &InstantDbBackupStatus) -> Action {
+    if verification::is_pending(Some(status)) {
+        Action::requeue(POLL_RUNNING)
+    } else {
+        Action::await_change()
+    }
+}
+
+/// `BackupVerified` / `BackupVerificationFailed` when the verification has just ended.
+async fn verification_event(
+    ctx: &Context,
+    backup: &InstantDbBackup,
+    before: &InstantDbBackupStatus,
+    after: &InstantDbBackupStatus,
+) {
+    use instant_db_crds::backup::VerificationResult as R;
+    let result = |s: &InstantDbBackupStatus| s.verified.as_ref().map(|v| v.result);
+    if result(before) == result(after) {
+        return;
+    }
+    let id = after.backup_id.as_deref().unwrap_or_default();
+    match after.verified.as_ref() {
+        Some(v) if v.result == R::Passed => {
+            let note = format!(
+                "backup {id} passed verification: checksums, integrity check and test searches"
+            );
+            event(ctx, backup, EventType::Normal, "BackupVerified", note).await;
+        }
+        Some(v) if v.result == R::Failed => {
+            let note = format!(
+                "backup {id} failed verification: {}",
+                v.message.as_deref().unwrap_or("no reason given")
+            );
+            event(
+                ctx,
+                backup,
+                EventType::Warning,
+                "BackupVerificationFailed",
+                note,
+            )
+            .await;
+        }
+        _ => {}
+    }
+}
+
+/// A completed backup whose engine lost the verification: `verified` Failed, saying so.
+async fn verification_lost(
+    backup: &InstantDbBackup,
+    ctx: &Context,
+    api: &Api<InstantDbBackup>,
+    current: &InstantDbBackupStatus,
+    id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Action> {
+    let url = current
+        .archive_url
+        .as_deref()
+        .or(current.location.as_deref())
+        .unwrap_or("?");
+    let mut status = current.clone();
+    status.verified = Some(verification::lost(id, url, reason, now));
+    write_status(api, backup, &status, ctx).await?;
+    verification_event(ctx, backup, current, &status).await;
+    Ok(Action::await_change())
 }
 
 async fn fail(
@@ -319,13 +405,20 @@ async fn write_status(
             }
             _ => "the engine is writing the backup".into(),
         });
+    let now = Timestamp::now();
     operation::set_conditions(
         &mut new.conditions,
         new.phase,
         None,
         &message,
         backup.metadata.generation,
-        Timestamp::now(),
+        now,
+    );
+    verification::set_verified_condition(
+        &mut new.conditions,
+        new.verified.as_ref(),
+        backup.metadata.generation,
+        now,
     );
     super::write_status(api, backup, backup.status.as_ref(), &new, ctx, CONTROLLER).await
 }

@@ -3,6 +3,7 @@
 
 use instant_db_crds::backup::{
     BackupDestination, InstantDbBackup, InstantDbBackupStatus, OperationPhase, S3Destination,
+    VerificationResult,
 };
 use instant_db_crds::conditions::Status;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -150,7 +151,9 @@ pub fn backup_id(backup: &InstantDbBackup) -> String {
 }
 
 /// `BackupHealthy` from a set of backups (an instance's, or a policy's): True when the newest
-/// finished one completed, False (with its error) when it failed, Unknown when none finished.
+/// finished one completed (and did not fail verification), False when it failed (with its
+/// error: `LastBackupFailed`) or failed verification (`VerificationFailed`, naming it), Unknown
+/// when none finished. A verification still running does not hold the verdict back.
 pub fn backup_health(backups: &[InstantDbBackup]) -> (Status, &'static str, String) {
     let finished_at = |b: &InstantDbBackup| {
         b.status
@@ -169,11 +172,41 @@ pub fn backup_health(backups: &[InstantDbBackup]) -> (Status, &'static str, Stri
             "no backup has finished yet; create an InstantDbBackup or an InstantDbBackupPolicy"
                 .to_string(),
         ),
-        Some(b) if b.status.as_ref().and_then(|s| s.phase) == Some(OperationPhase::Completed) => (
-            Status::True,
-            "LastBackupCompleted",
-            format!("InstantDbBackup {} completed", b.name_any()),
-        ),
+        Some(b) if b.status.as_ref().and_then(|s| s.phase) == Some(OperationPhase::Completed) => {
+            let verified = b.status.as_ref().and_then(|s| s.verified.as_ref());
+            match verified {
+                Some(v) if v.result == VerificationResult::Failed => (
+                    Status::False,
+                    "VerificationFailed",
+                    format!(
+                        "InstantDbBackup {} completed but failed verification: {}",
+                        b.name_any(),
+                        v.message.as_deref().unwrap_or("no reason given")
+                    ),
+                ),
+                Some(v) if v.result == VerificationResult::Passed => (
+                    Status::True,
+                    "LastBackupCompleted",
+                    format!(
+                        "InstantDbBackup {} completed and passed verification",
+                        b.name_any()
+                    ),
+                ),
+                Some(_) => (
+                    Status::True,
+                    "LastBackupCompleted",
+                    format!(
+                        "InstantDbBackup {} completed; its verification is running",
+                        b.name_any()
+                    ),
+                ),
+                None => (
+                    Status::True,
+                    "LastBackupCompleted",
+                    format!("InstantDbBackup {} completed", b.name_any()),
+                ),
+            }
+        }
         Some(b) => (
             Status::False,
             "LastBackupFailed",
@@ -275,8 +308,12 @@ pub fn from_job(
             s.phase = Some(OperationPhase::Running);
         }
         BackupJobStatus::Completed => {
+            // polled on while the verification runs: the completion time stays the first seen
+            if s.phase != Some(OperationPhase::Completed) || s.completed_at.is_none() {
+                s.completed_at = Some(Time(now));
+            }
             s.phase = Some(OperationPhase::Completed);
-            s.completed_at = Some(Time(now));
+            s.verified = super::verification::from_engine(job.verification.as_ref(), now);
             s.location = job.location.clone();
             s.size_bytes = job.size_bytes.and_then(|b| i64::try_from(b).ok());
             s.sha256 = job.sha256.clone();

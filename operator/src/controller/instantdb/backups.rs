@@ -100,4 +100,52 @@ mod tests {
             Some(Time("2026-12-01T05:00:00Z".parse().unwrap()))
         );
     }
+
+    #[test]
+    fn backup_health_is_false_when_the_newest_backup_failed_verification_and_names_it() {
+        use instant_db_crds::backup::{BackupVerification, VerificationResult};
+        let now: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        let with = |name: &str, at: &str, result: VerificationResult| {
+            let mut b = backup(name, OperationPhase::Completed, at);
+            b.status.as_mut().unwrap().verified = Some(BackupVerification {
+                result,
+                time: None,
+                message: Some("failed its checksums check: checksum mismatch".into()),
+            });
+            b
+        };
+        let good = with("a", "2026-12-01T03:00:00Z", VerificationResult::Passed);
+        let bad = with("b", "2026-12-01T04:00:00Z", VerificationResult::Failed);
+        let mut s = InstantDbStatus::default();
+        apply_to_status(&mut s, &[good.clone(), bad.clone()], Some(1), now);
+        assert_eq!(healthy(&s), ("False".into(), "VerificationFailed".into()));
+        let c = find_condition(&s.conditions, conds::BACKUP_HEALTHY).unwrap();
+        assert!(
+            c.message
+                .contains("InstantDbBackup b completed but failed verification")
+                && c.message.contains("checksum mismatch"),
+            "{}",
+            c.message
+        );
+        // a newer backup whose verification still runs does not wait for it: True
+        let running = with("c", "2026-12-01T05:00:00Z", VerificationResult::Pending);
+        apply_to_status(&mut s, &[good.clone(), bad.clone(), running], Some(1), now);
+        assert_eq!(healthy(&s), ("True".into(), "LastBackupCompleted".into()));
+        let c = find_condition(&s.conditions, conds::BACKUP_HEALTHY).unwrap();
+        assert!(
+            c.message.contains("verification is running"),
+            "{}",
+            c.message
+        );
+        // a newer one that passed clears it
+        let fixed = with("d", "2026-12-01T06:00:00Z", VerificationResult::Passed);
+        apply_to_status(&mut s, &[good, bad, fixed], Some(1), now);
+        assert_eq!(healthy(&s), ("True".into(), "LastBackupCompleted".into()));
+        let c = find_condition(&s.conditions, conds::BACKUP_HEALTHY).unwrap();
+        assert!(
+            c.message.contains("d completed and passed verification"),
+            "{}",
+            c.message
+        );
+    }
 }

@@ -6,8 +6,9 @@
 //! The backup it restores is not simply the latest: a backup taken between the damage and its
 //! detection holds the damage. The restore carries the time of the instance's last *passing*
 //! integrity check (`status.lastIntegrityPass`, in an annotation), and the restore controller
-//! takes the newest completed backup that finished before it ([`choose_backup`]), saying
-//! which one and why.
+//! takes the newest completed backup that finished before it and passed verification
+//! ([`choose_backup`]; never one that failed it, an unverified one only when no verified one
+//! exists), saying which one and why.
 //!
 //! One restore per failed check: the restore carries the check's time in an annotation, so a
 //! check that keeps failing after a restore that did not help does not start a loop; the next
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 use instant_db_crds::InstantDb;
 use instant_db_crds::InstantDbStatus;
 use instant_db_crds::backup::{
-    InstantDbBackup, InstantDbRestore, InstantDbRestoreSpec, OperationPhase,
+    InstantDbBackup, InstantDbRestore, InstantDbRestoreSpec, OperationPhase, VerificationResult,
 };
 use instant_db_crds::conditions::{self as conds, NewCondition, Status, set_condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -56,9 +57,15 @@ pub fn record_integrity_pass(status: &mut InstantDbStatus, integrity: Option<&In
     }
 }
 
-/// The backup an automatic restore of `instance` restores: the newest completed one that
-/// finished before the last passing integrity check `last_pass`, with the reason in words (for
-/// the restore's message and an Event). An error (for the user) when none qualifies.
+/// The backup an automatic restore of `instance` restores, with the reason in words (for the
+/// restore's message and an Event); an error (for the user) when none qualifies. Only backups
+/// that completed before the last passing integrity check `last_pass` count (a later one may
+/// hold the damage); of those, the newest that passed verification. A backup that failed
+/// verification is never chosen. One not verified (verification still running, or an engine
+/// that does not verify) is chosen only when no verified one exists, and the reason says so:
+/// restoring an unverified backup is better than keeping a damaged database, and the restore
+/// itself still checks every checksum and the integrity of what it swaps in (rolling back if
+/// that fails).
 pub fn choose_backup<'a>(
     backups: &'a [InstantDbBackup],
     instance: &str,
@@ -71,9 +78,16 @@ pub fn choose_backup<'a>(
             .and_then(|s| s.completed_at.as_ref())
             .map(|t| t.0)
     };
+    let result = |b: &InstantDbBackup| {
+        b.status
+            .as_ref()
+            .and_then(|s| s.verified.as_ref())
+            .map(|v| v.result)
+    };
     let Some(pass) = last_pass else {
         return Err(format!(
-            "no passing integrity check of {instance} is on record, so no backup is known to be              free of the damage; restore one by hand with an InstantDbRestore naming it in spec.backup"
+            "no passing integrity check of {instance} is on record, so no backup is known to be \
+             free of the damage; restore one by hand with an InstantDbRestore naming it in spec.backup"
         ));
     };
     let mut completed: Vec<(&InstantDbBackup, Timestamp)> = backups
@@ -82,33 +96,61 @@ pub fn choose_backup<'a>(
         .filter_map(|b| completed_at(b).map(|t| (b, t)))
         .collect();
     completed.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
-    let newer: Vec<String> = completed
-        .iter()
-        .filter(|(_, t)| *t > pass)
-        .map(|(b, _)| b.name_any())
-        .collect();
-    let Some((chosen, at)) = completed.iter().find(|(_, t)| *t <= pass) else {
-        return Err(format!(
-            "no completed backup of {instance} finished before its last passing integrity check              at {pass}{}; restore one by hand with an InstantDbRestore naming it in spec.backup",
-            if newer.is_empty() {
-                String::new()
-            } else {
-                format!(" (newer ones may hold the damage: {})", newer.join(", "))
-            }
-        ));
+    let names = |v: &[&(&InstantDbBackup, Timestamp)]| {
+        v.iter()
+            .map(|(b, _)| b.name_any())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let skipped = if newer.is_empty() {
+    let newer: Vec<_> = completed.iter().filter(|(_, t)| *t > pass).collect();
+    let before: Vec<_> = completed.iter().filter(|(_, t)| *t <= pass).collect();
+    let failed: Vec<_> = before
+        .iter()
+        .copied()
+        .filter(|(b, _)| result(b) == Some(VerificationResult::Failed))
+        .collect();
+    let verified = before
+        .iter()
+        .find(|(b, _)| result(b) == Some(VerificationResult::Passed));
+    let unverified = before
+        .iter()
+        .find(|(b, _)| result(b) != Some(VerificationResult::Failed));
+    let mut skipped = vec![];
+    if !newer.is_empty() {
+        skipped.push(format!(
+            "{} (finished after that check, may hold the damage)",
+            names(&newer)
+        ));
+    }
+    if !failed.is_empty() {
+        skipped.push(format!("{} (failed verification)", names(&failed)));
+    }
+    let skipped = if skipped.is_empty() {
         String::new()
     } else {
-        format!(
-            "; skipped {} (finished after that check, may hold the damage)",
-            newer.join(", ")
-        )
+        format!("; skipped {}", skipped.join("; "))
+    };
+    let (chosen, at, what) = match (verified, unverified) {
+        (Some((b, at)), _) => (*b, *at, "newest backup that passed verification and"),
+        (None, Some((b, at))) => (
+            *b,
+            *at,
+            "newest backup not known to be bad (its verification has not passed: none that \
+             finished before the check passed verification) that",
+        ),
+        (None, None) => {
+            return Err(format!(
+                "no completed backup of {instance} finished before its last passing integrity \
+                 check at {pass} without failing verification{skipped}; restore one by hand with an InstantDbRestore naming it in \
+                 spec.backup"
+            ));
+        }
     };
     Ok((
         chosen,
         format!(
-            "InstantDbBackup {} (completed {at}) is the newest completed backup that finished              before the last passing integrity check at {pass}{skipped}",
+            "InstantDbBackup {} (completed {at}) is the {what} finished before the last passing \
+             integrity check at {pass}{skipped}",
             chosen.name_any()
         ),
     ))
@@ -344,6 +386,45 @@ mod tests {
             ..Default::default()
         });
         b
+    }
+
+    fn verified(mut b: InstantDbBackup, result: VerificationResult) -> InstantDbBackup {
+        b.status.as_mut().unwrap().verified = Some(instant_db_crds::backup::BackupVerification {
+            result,
+            time: None,
+            message: None,
+        });
+        b
+    }
+
+    #[test]
+    fn recovery_takes_the_newest_verified_backup_never_a_failed_one_and_an_unverified_one_last() {
+        use VerificationResult::{Failed, Passed, Pending};
+        let pass = Some("2026-12-01T07:30:00Z".parse().unwrap());
+        let backups = [
+            verified(completed("b-0300", "2026-12-01T03:00:00Z"), Passed),
+            verified(completed("b-0500", "2026-12-01T05:00:00Z"), Pending),
+            verified(completed("b-0600", "2026-12-01T06:00:00Z"), Failed),
+            verified(completed("b-0800", "2026-12-01T08:00:00Z"), Passed),
+        ];
+        let (chosen, why) = choose_backup(&backups, "docs", pass).unwrap();
+        assert_eq!(chosen.name_any(), "b-0300", "{why}");
+        assert!(
+            why.contains("newest backup that passed verification")
+                && why.contains("b-0600 (failed verification)")
+                && why.contains("b-0800 (finished after that check"),
+            "{why}"
+        );
+        // no verified one before the check: the newest not known to be bad, saying so
+        let (chosen, why) = choose_backup(&backups[1..], "docs", pass).unwrap();
+        assert_eq!(chosen.name_any(), "b-0500", "{why}");
+        assert!(why.contains("its verification has not passed"), "{why}");
+        // only a failed one: none
+        let e = choose_backup(&backups[2..3], "docs", pass).unwrap_err();
+        assert!(
+            e.contains("b-0600 (failed verification)") && e.contains("spec.backup"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -124,14 +124,27 @@ fn finished_at(b: &InstantDbBackup) -> Option<Timestamp> {
 }
 
 /// Backups of one instance the retention removes: completed ones beyond `keep_last` or older
-/// than `max_age` (the newest completed one always stays, whatever its age), and failed ones
-/// beyond `keep_last`. Pending and running backups are never removed.
+/// than `max_age` (the newest completed one always stays, whatever its age, and so does the
+/// newest that passed verification: newer ones that failed it must not leave the instance
+/// without a backup known to restore), and failed ones beyond `keep_last`. Pending and running
+/// backups are never removed.
 pub fn expired(
     backups: &[&InstantDbBackup],
     keep_last: usize,
     max_age: Option<Duration>,
     now: Timestamp,
 ) -> Vec<String> {
+    let newest_verified = backups
+        .iter()
+        .filter(|b| phase(b) == Some(OperationPhase::Completed))
+        .filter(|b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.verified.as_ref())
+                .is_some_and(|v| v.result == instant_db_crds::backup::VerificationResult::Passed)
+        })
+        .max_by_key(|b| finished_at(b))
+        .map(|b| b.name_any());
     let mut out = vec![];
     for wanted in [OperationPhase::Completed, OperationPhase::Failed] {
         let mut of_phase: Vec<&&InstantDbBackup> = backups
@@ -150,7 +163,7 @@ pub fn expired(
                             > i64::try_from(age.as_secs()).unwrap_or(i64::MAX)
                     })
                 });
-            if too_many || too_old {
+            if (too_many || too_old) && Some(b.name_any()) != newest_verified {
                 out.push(b.name_any());
             }
         }
@@ -716,6 +729,35 @@ mod tests {
         let plan = super::plan(&p, &[instance("docs", false)], &backups, now).unwrap();
         assert!(!plan.delete.contains(&"d3".to_string()));
         assert!(plan.delete.contains(&"d2".to_string()));
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_verified_backup_when_newer_ones_failed_verification() {
+        use instant_db_crds::backup::{BackupVerification, VerificationResult};
+        let mut p = policy("@daily", "2026-11-01T00:00:00Z");
+        p.spec.retention = Some(Retention {
+            keep_last: Some(2),
+            max_age: None,
+        });
+        let verified = |name: &str, at: &str, result: VerificationResult| {
+            let mut b = backup(name, OperationPhase::Completed, at);
+            b.status.as_mut().unwrap().verified = Some(BackupVerification {
+                result,
+                time: None,
+                message: None,
+            });
+            b
+        };
+        let backups = [
+            verified("d1", "2026-11-27T00:00:00Z", VerificationResult::Passed),
+            verified("d2", "2026-11-28T00:00:00Z", VerificationResult::Passed),
+            verified("d3", "2026-11-29T00:00:00Z", VerificationResult::Failed),
+            verified("d4", "2026-11-30T00:00:00Z", VerificationResult::Failed),
+        ];
+        let now = ts("2026-12-01T12:00:00Z");
+        let plan = plan(&p, &[instance("docs", false)], &backups, now).unwrap();
+        // d2 is beyond keepLast 2 but the newest that passed verification: it stays
+        assert_eq!(plan.delete, ["d1"]);
     }
 
     #[test]
