@@ -107,6 +107,11 @@ pub struct RestoreArgs {
     /// URL of a backup archive, as printed by `backup` (`…/<id>.tar.gz`).
     #[arg(long)]
     pub from: String,
+    /// Restore only into a data directory that holds no database yet (the first start of a
+    /// new instance); an existing database is kept and the command exits 0 saying so. Safe to
+    /// run at every start: a bootstrap cut short is restored again at the next. Local only.
+    #[arg(long, conflicts_with = "server")]
+    pub bootstrap: bool,
     #[command(flatten)]
     pub remote: AdminRemoteArgs,
 }
@@ -380,6 +385,16 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             };
             bar.finish();
             output::json_or_text(fmt, &summary);
+            Ok(0)
+        }
+        Command::Restore(args) if args.bootstrap => {
+            let bar = progress::ByteBar::new("restore");
+            let report =
+                runtime()?.block_on(crate::bootstrap::bootstrap(config, &args.from, bar.sink()));
+            bar.finish();
+            let report =
+                serde_json::to_value(report?).map_err(|e| Error::Internal(e.to_string()))?;
+            output::json_or_text(fmt, &report);
             Ok(0)
         }
         Command::Restore(args) => {
