@@ -47,6 +47,8 @@ fn desired(db: &InstantDb) -> builders::Desired {
         operator_namespace: "idb-system",
         service_monitor_crd: false,
         existing_claim_templates: None,
+        bootstrap_from: None,
+        backup_claims: &[],
     })
     .unwrap()
 }

@@ -5,6 +5,7 @@
 //! whatever [`desired`] returns.
 
 mod api_keys;
+mod backup_volumes;
 mod config;
 mod monitoring;
 mod network;
@@ -26,6 +27,7 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 pub use api_keys::{API_KEYS_DIR, ApiKeys, READ_KEY, WRITE_KEY, api_keys};
+pub use backup_volumes::BOOTSTRAP_CONTAINER;
 pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, engine_config, generate_token};
 pub use instant_db_crds::quantity::is_positive_quantity;
 pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
@@ -98,6 +100,12 @@ pub struct BuildInput<'a> {
     pub service_monitor_crd: bool,
     /// Claim templates of the existing StatefulSet (immutable in Kubernetes, so they are kept).
     pub existing_claim_templates: Option<Vec<PersistentVolumeClaim>>,
+    /// Archive the bootstrap init container restores (`status.bootstrap.archiveUrl`); None
+    /// without `spec.bootstrap`.
+    pub bootstrap_from: Option<&'a str>,
+    /// Existing claims of the instance's volume backup destinations, sorted: each is mounted
+    /// at `/backups/<claimName>`.
+    pub backup_claims: &'a [String],
 }
 
 /// Effective settings after defaults, validated.
@@ -371,6 +379,14 @@ pub mod names {
     pub fn pod(name: &str) -> String {
         format!("{name}-0")
     }
+}
+
+/// Where the engine pod mounts the claims of volume backup destinations.
+pub const BACKUP_MOUNT_ROOT: &str = "/backups";
+
+/// Mount path of a volume destination's claim in the engine pod: `/backups/<claimName>`.
+pub fn backup_mount_path(claim: &str) -> String {
+    format!("{BACKUP_MOUNT_ROOT}/{claim}")
 }
 
 /// In-cluster URL of the client Service.

@@ -29,6 +29,8 @@ fn input(db: &InstantDb) -> BuildInput<'_> {
         operator_namespace: "idb-system",
         service_monitor_crd: true,
         existing_claim_templates: None,
+        bootstrap_from: None,
+        backup_claims: &[],
     }
 }
 
