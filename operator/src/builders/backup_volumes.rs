@@ -73,7 +73,6 @@ pub fn bootstrap_container(engine: &Container, archive_url: &str) -> Container {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::*;
     use crate::builders::{ApiKeys, BuildInput, desired};
     use serde_json::json;
 
