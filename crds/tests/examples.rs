@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use instant_db_crds::{
     InstantDb, InstantDbBackup, InstantDbBackupPolicy, InstantDbRestore, all_crds,
 };
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Deserialize;
 use serde_json::Value;
@@ -108,6 +108,7 @@ fn read_as(kind: &str, obj: &Value) -> Result<(), serde_json::Error> {
         "InstantDbBackup" => serde_json::from_value::<InstantDbBackup>(o).map(drop),
         "InstantDbRestore" => serde_json::from_value::<InstantDbRestore>(o).map(drop),
         "Secret" => serde_json::from_value::<Secret>(o).map(drop),
+        "PersistentVolumeClaim" => serde_json::from_value::<PersistentVolumeClaim>(o).map(drop),
         other => panic!("example of kind {other}: add it to read_as"),
     }
 }
