@@ -167,19 +167,21 @@ impl PodRoot {
             .unwrap_or_else(|e| e.exit_code())
     }
 
+    /// The engine on the pod's data volume, opened as the CLI opens it (no model).
+    fn open_data(&self) -> instant_db::engine::Engine {
+        let cfg = instant_db::config::Config {
+            data_dir: self.path("/data"),
+            ..Default::default()
+        };
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
+    }
+
     fn documents(&self) -> i64 {
-        let mut cfg = instant_db::config::Config::default();
-        cfg.data_dir = self.path("/data");
-        let engine =
-            instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap();
-        engine.stats().unwrap().store.documents
+        self.open_data().stats().unwrap().store.documents
     }
 
     fn add_document(&self) {
-        let mut cfg = instant_db::config::Config::default();
-        cfg.data_dir = self.path("/data");
-        let engine =
-            instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap();
+        let engine = self.open_data();
         let doc = instant_db::ingest::SourceDoc {
             source: "api:after-bootstrap".into(),
             name: "after.md".into(),
