@@ -312,7 +312,21 @@ fn a_bootstrap_restores_into_an_empty_data_directory_and_never_over_an_existing_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = bootstrap(fresh.path());
+    // as the init container runs it, its report also going to the termination message file
+    let message = tempfile::NamedTempFile::new().unwrap();
+    let out = run(
+        fresh.path(),
+        &[
+            "--format",
+            "json",
+            "restore",
+            "--bootstrap",
+            "--from",
+            &location,
+            "--report-file",
+            message.path().to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -320,6 +334,9 @@ fn a_bootstrap_restores_into_an_empty_data_directory_and_never_over_an_existing_
     );
     let report = json(&out);
     assert_eq!(report["restored"], false, "{report}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(message.path()).unwrap()).unwrap();
+    assert_eq!(written, report, "the report file holds the same report");
     assert!(
         report["skipped"]
             .as_str()

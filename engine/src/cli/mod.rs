@@ -112,6 +112,10 @@ pub struct RestoreArgs {
     /// run at every start: a bootstrap cut short is restored again at the next. Local only.
     #[arg(long, conflicts_with = "server")]
     pub bootstrap: bool,
+    /// With --bootstrap: also write the report (one JSON line) to this file once it succeeded,
+    /// e.g. `/dev/termination-log`, where Kubernetes takes an init container's message from.
+    #[arg(long, requires = "bootstrap")]
+    pub report_file: Option<PathBuf>,
     #[command(flatten)]
     pub remote: AdminRemoteArgs,
 }
@@ -394,6 +398,10 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             bar.finish();
             let report =
                 serde_json::to_value(report?).map_err(|e| Error::Internal(e.to_string()))?;
+            if let Some(file) = &args.report_file {
+                std::fs::write(file, format!("{report}\n"))
+                    .map_err(|e| Error::io(format!("cannot write {}", file.display()), e))?;
+            }
             output::json_or_text(fmt, &report);
             Ok(0)
         }
