@@ -115,7 +115,9 @@ async fn a_bootstrapped_instance_waits_for_a_usable_backup_then_its_pod_restores
             "--from",
             ARCHIVE,
             "--data-dir",
-            "/data"
+            "/data",
+            "--report-file",
+            "/dev/termination-log"
         ])
     );
     let status = fake.get(common::DB).unwrap()["status"].clone();

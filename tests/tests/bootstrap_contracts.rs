@@ -71,7 +71,13 @@ impl PodRoot {
         .unwrap();
         let root = tempfile::tempdir().unwrap();
         let etc = root.path().join("etc/instant-db");
-        for dir in ["etc/instant-db/admin", "etc/instant-db/api", "data", "tmp"] {
+        for dir in [
+            "etc/instant-db/admin",
+            "etc/instant-db/api",
+            "data",
+            "tmp",
+            "dev",
+        ] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
         }
         std::fs::write(
@@ -104,7 +110,13 @@ impl PodRoot {
         if let Some(rest) = s.strip_prefix("file:///backups") {
             return format!("file://{root}/backups{rest}");
         }
-        for prefix in ["/etc/instant-db", "/data", "/tmp", "/backups"] {
+        for prefix in [
+            "/etc/instant-db",
+            "/data",
+            "/tmp",
+            "/backups",
+            "/dev/termination-log",
+        ] {
             if s.starts_with(prefix) {
                 return format!("{root}{s}");
             }
@@ -174,6 +186,20 @@ impl PodRoot {
             ..Default::default()
         };
         instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
+    }
+
+    /// The `Bootstrapped` condition the operator derives from the pod status a kubelet would
+    /// report after the init container's run: its termination message is the file it wrote.
+    fn bootstrapped(&self, plan: &bootstrap::Plan) -> (String, String) {
+        let message = std::fs::read_to_string(self.path("/dev/termination-log")).unwrap();
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+            "metadata": {"name": "x-0"},
+            "status": {"phase": "Running", "initContainerStatuses": [{"name": bootstrap::INIT_CONTAINER,
+                "image": "i", "imageID": "", "ready": true, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "message": message}}}]}}))
+        .unwrap();
+        let v = bootstrap::condition(plan, None, None, Some(&pod), true, None).unwrap();
+        (v.reason.to_string(), v.message)
     }
 
     fn documents(&self) -> i64 {
@@ -379,7 +405,8 @@ async fn backups_to_a_claim_and_to_s3_bootstrap_new_instances_through_the_operat
             name,
             json!({"storage": {"size": "1Gi"}, "bootstrap": {"fromBackup": from}}),
         );
-        let bootstrap::Plan::Ready(recorded) = bootstrap::plan(&db, &[]) else {
+        let plan = bootstrap::plan(&db, &[]);
+        let bootstrap::Plan::Ready(recorded) = plan.clone() else {
             panic!("{name}: no archive")
         };
         let url = recorded.archive_url.unwrap();
@@ -387,6 +414,9 @@ async fn backups_to_a_claim_and_to_s3_bootstrap_new_instances_through_the_operat
         let pod = PodRoot::new(&db, Some(&url), &claims, &credentials, claim_dir.path());
         assert_eq!(pod.run_init(), 0, "{name}: the init container restores");
         assert_eq!(pod.documents(), 2, "{name}: every document is back");
+        let (reason, message) = pod.bootstrapped(&plan);
+        assert_eq!(reason, bootstrap::reasons::RESTORED, "{name}: {message}");
+        assert!(message.ends_with(": 2 documents"), "{name}: {message}");
         assert!(
             !pod.path("/data")
                 .join(instant_db::bootstrap::MARKER)
@@ -396,6 +426,13 @@ async fn backups_to_a_claim_and_to_s3_bootstrap_new_instances_through_the_operat
         pod.add_document();
         assert_eq!(pod.run_init(), 0, "{name}: a second start succeeds");
         assert_eq!(pod.documents(), 3, "{name}: the data written since is kept");
+        // a first start onto a volume with data (a claim kept from an earlier instance) says so
+        let (reason, message) = pod.bootstrapped(&plan);
+        assert_eq!(
+            reason,
+            bootstrap::reasons::EXISTING_DATA_KEPT,
+            "{name}: {message}"
+        );
     }
 
     // an archive that is not there: the init container fails (the pod never serves empty)

@@ -12,6 +12,11 @@ use super::{backup_mount_path, hash_str};
 /// Name of the init container that restores a bootstrap backup.
 pub const BOOTSTRAP_CONTAINER: &str = "bootstrap";
 
+/// Where the kubelet takes a container's termination message from (the default
+/// `terminationMessagePath`): the bootstrap writes its report there, so the operator reads
+/// from the pod status whether it restored (and how many documents) or kept existing data.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+
 /// Volume name of a backup claim: `backup-` and a hash of the claim name (a claim name may be
 /// longer than a volume name may be, and may hold dots).
 pub fn volume_name(claim: &str) -> String {
@@ -58,6 +63,8 @@ pub fn bootstrap_container(engine: &Container, archive_url: &str) -> Container {
                 archive_url,
                 "--data-dir",
                 "/data",
+                "--report-file",
+                TERMINATION_LOG,
             ]
             .map(String::from)
             .to_vec(),
@@ -119,7 +126,9 @@ mod tests {
                 "--from",
                 URL,
                 "--data-dir",
-                "/data"
+                "/data",
+                "--report-file",
+                "/dev/termination-log"
             ]
         );
         // same image, environment (config, credentials directory default), mounts (data,

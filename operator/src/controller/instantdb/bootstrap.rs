@@ -38,6 +38,9 @@ pub mod reasons {
     pub const RESTORE_FAILED: &str = "BootstrapRestoreFailed";
     /// The backup was restored and the engine serves it.
     pub const RESTORED: &str = "Restored";
+    /// The data volume already held a database (a claim kept from an earlier instance of the
+    /// same name): it was kept and the backup not restored.
+    pub const EXISTING_DATA_KEPT: &str = "ExistingDataKept";
 }
 
 /// What the bootstrap of an instance needs now.
@@ -225,6 +228,20 @@ pub fn condition(
         .backup
         .as_deref()
         .map_or_else(|| "the backup".to_string(), |b| format!("backup {b}"));
+    let report = init_report(pod);
+    if let Some(r) = report.as_ref().filter(|r| !r.restored) {
+        return Some(view(
+            Status::False,
+            reasons::EXISTING_DATA_KEPT,
+            format!(
+                "the data volume already held a database, so {what} was not restored and the \
+                 engine serves that data ({}); to start from the backup instead, delete this \
+                 InstantDb and its PersistentVolumeClaim data-<name>-0, then create it again",
+                r.skipped.as_deref().unwrap_or("no reason given")
+            ),
+            false,
+        ));
+    }
     if let Some(failure) = init_failure(pod) {
         return Some(view(
             Status::False,
@@ -238,7 +255,8 @@ pub fn condition(
             true,
         ));
     }
-    match document_count.filter(|_| engine_ready) {
+    let documents = report.and_then(|r| r.documents).or(document_count);
+    match documents.filter(|_| engine_ready) {
         Some(n) => Some(view(
             Status::True,
             reasons::RESTORED,
@@ -261,6 +279,25 @@ fn init_status(pod: Option<&Pod>) -> Option<&ContainerStatus> {
         .as_ref()?
         .iter()
         .find(|c| c.name == INIT_CONTAINER)
+}
+
+/// What `restore --bootstrap` wrote to its termination message when it succeeded.
+#[derive(serde::Deserialize)]
+struct InitReport {
+    restored: bool,
+    #[serde(default)]
+    skipped: Option<String>,
+    #[serde(default)]
+    documents: Option<i64>,
+}
+
+/// The report of the init container's successful run, if it ended with one.
+fn init_report(pod: Option<&Pod>) -> Option<InitReport> {
+    let terminated = init_status(pod)?.state.as_ref()?.terminated.as_ref()?;
+    if terminated.exit_code != 0 {
+        return None;
+    }
+    serde_json::from_str(terminated.message.as_deref()?.trim()).ok()
 }
 
 /// The last failed run of the init container (exit code and message), if its latest run
@@ -315,7 +352,8 @@ pub fn apply_to_status(
     };
     let c = &mut s.conditions;
     set(c, conditions::BOOTSTRAPPED, v.status, v.reason, &v.message);
-    if v.status == Status::True {
+    // Kept data serves: the instance's own conditions say how it does.
+    if v.status == Status::True || v.reason == reasons::EXISTING_DATA_KEPT {
         return;
     }
     set(c, conditions::READY, Status::False, v.reason, &v.message);

@@ -262,3 +262,36 @@ fn a_held_or_failed_bootstrap_makes_the_instance_not_ready_and_says_why() {
     );
     assert_eq!(s.phase, Some(instant_db_crds::Phase::Provisioning));
 }
+
+#[test]
+fn the_init_containers_report_gives_the_count_and_tells_a_kept_database_from_a_restore() {
+    let finished = |message: &str| {
+        pod(
+            json!({"name": "bootstrap", "image": "i", "imageID": "", "ready": true,
+            "restartCount": 0, "state": {"terminated": {"exitCode": 0, "message": message}}}),
+        )
+    };
+    let restored = finished(r#"{"restored":true,"documents":600,"chunks":1200}"#);
+    let v = condition(&ready_plan(), None, None, Some(&restored), true, Some(12)).unwrap();
+    assert_eq!(v.message, "restored backup nightly-1: 600 documents");
+    let kept = finished(
+        r#"{"restored":false,"skipped":"/data/instant-db.sqlite already holds a database"}"#,
+    );
+    let v = condition(&ready_plan(), None, None, Some(&kept), true, Some(12)).unwrap();
+    assert_eq!(
+        (v.status, v.reason),
+        (Status::False, reasons::EXISTING_DATA_KEPT)
+    );
+    assert!(
+        v.message.contains("already holds a database") && v.message.contains("data-<name>-0"),
+        "{}",
+        v.message
+    );
+    assert!(!v.hold && !v.needs_user);
+    let mut s = instant_db_crds::InstantDbStatus::default();
+    apply_to_status(&mut s, &v, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    assert!(
+        conditions::find_condition(&s.conditions, conditions::READY).is_none(),
+        "Ready is left to the engine"
+    );
+}
