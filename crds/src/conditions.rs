@@ -15,6 +15,9 @@ pub const INTEGRITY_OK: &str = "IntegrityOk";
 pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 /// Condition type: a restore is in progress to recover the instance.
 pub const RECOVERING: &str = "Recovering";
+/// Condition type: the instance got its first data from `spec.bootstrap.fromBackup` (False
+/// while the restore runs or when it cannot, with the reason).
+pub const BOOTSTRAPPED: &str = "Bootstrapped";
 /// Condition type (kstatus): True while the operator is still working towards the spec.
 pub const RECONCILING: &str = "Reconciling";
 /// Condition type (kstatus): True when no progress is possible without a change by the user.

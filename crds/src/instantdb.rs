@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || self.bootstrap == oldSelf.bootstrap)").message("spec.bootstrap is immutable: it only says where a new instance got its first data; to start from another backup, create a new InstantDb"))]
 pub struct InstantDbSpec {
     /// Engine container image. Default: the operator's engine image
     /// (`ghcr.io/instant-db/instant-db:<operator version>`, or `--engine-image`), pinned in
@@ -116,6 +117,11 @@ pub struct InstantDbSpec {
     /// HTTPS for the engine API. Default: plain HTTP inside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+
+    /// Where a new instance gets its first data (like CloudNativePG's `bootstrap.recovery`):
+    /// the engine starts from a backup before it serves. Immutable. Default: an empty instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapSpec>,
 }
 
 /// The engine serves its API (and probes and metrics, which share the port) over HTTPS with the
@@ -131,6 +137,47 @@ pub struct TlsSpec {
     /// without a restart.
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
+}
+
+/// How a new instance gets its first data.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapSpec {
+    /// Restore this backup into the empty data volume before the engine starts. It runs at
+    /// every start of the pod but restores only while the volume holds no database, so the
+    /// instance's own data is never replaced.
+    pub from_backup: BootstrapFromBackup,
+}
+
+/// The backup a new instance starts from: exactly one of `backup` or `source`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.backup) != has(self.source)").message("bootstrap.fromBackup needs exactly one of backup (an InstantDbBackup in this namespace) or source (destination and backupId)"))]
+pub struct BootstrapFromBackup {
+    /// Name of a completed InstantDbBackup in the same namespace; its recorded archive
+    /// (`status.archiveUrl`, `status.destination`) is used as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub backup: Option<String>,
+    /// A backup that has no InstantDbBackup here (another namespace or cluster): where it is
+    /// stored and its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<BootstrapSource>,
+}
+
+/// A stored backup named by its destination and id.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapSource {
+    /// Where the backup is stored, written as in an InstantDbBackupPolicy, with every part the
+    /// backup was written with (an s3 prefix defaults to `<namespace>/<name>` of this
+    /// instance, which is rarely the source's: set it). Credentials by Secret name, in this
+    /// namespace.
+    pub destination: crate::backup::BackupDestination,
+    /// Id of the backup (the archive is `<backupId>.tar.gz` in the destination; an
+    /// InstantDbBackup shows it in `status.backupId`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"))]
+    pub backup_id: String,
 }
 
 /// Who may connect to the engine's port (API, health and metrics share it).
@@ -446,6 +493,26 @@ pub struct InstantDbStatus {
     /// Names (never values) of the Secrets holding this instance's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<InstanceSecrets>,
+    /// The archive `spec.bootstrap.fromBackup` resolved to, recorded before the engine pod is
+    /// created and used from then on (the backup object may be pruned later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapStatus>,
+}
+
+/// The archive a bootstrapped instance started from.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapStatus {
+    /// The InstantDbBackup (`backup`) or backup id (`source`) restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// URL of the archive as the engine reads it; names the credentials Secret
+    /// (`credentials=NAME`), never carries a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_url: Option<String>,
+    /// Where the archive is stored, with every default filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<crate::backup::BackupDestination>,
 }
 
 /// Names of the Secrets of an instance: read a key with

@@ -255,6 +255,54 @@ fn storage_class_is_immutable() {
     assert!(validate(&crd, &grown, Some(&old)).is_empty());
 }
 
+#[test]
+fn bootstrap_names_exactly_one_backup_and_is_immutable() {
+    let crd = InstantDb::crd();
+    let with =
+        |from: Value| idb(json!({"storage": {"size": "1Gi"}, "bootstrap": {"fromBackup": from}}));
+    let by_name = with(json!({"backup": "nightly-1"}));
+    let by_source = with(json!({"source": {"backupId": "nightly-1-0f3c2a9e",
+        "destination": {"s3": {"bucket": "b", "prefix": "prod/docs", "credentialsSecret": "creds"}}}}));
+    assert_eq!(validate(&crd, &by_name, None), Vec::<String>::new());
+    assert_eq!(validate(&crd, &by_source, None), Vec::<String>::new());
+    let typed: InstantDb = serde_json::from_value(by_source.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), by_source);
+    for bad in [
+        json!({}),
+        json!({"backup": "x", "source": {"backupId": "y", "destination": {"volume": {"claimName": "c"}}}}),
+    ] {
+        assert!(
+            validate(&crd, &with(bad.clone()), None)
+                .iter()
+                .any(|e| e.contains("exactly one of backup")),
+            "{bad}"
+        );
+    }
+    // the id's pattern is schema validation (the API server's, not CEL): it is in the schema
+    let schema = schema_of(&crd).to_string();
+    assert!(
+        schema.contains(r#"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"#),
+        "backupId pattern"
+    );
+    let plain = idb(json!({"storage": {"size": "1Gi"}}));
+    for (old, new) in [
+        (&by_name, &by_source),
+        (&by_name, &plain),
+        (&plain, &by_name),
+    ] {
+        assert!(
+            validate(&crd, new, Some(old))
+                .iter()
+                .any(|e| e.contains("spec.bootstrap is immutable")),
+            "{old} -> {new}"
+        );
+    }
+    let mut grown = by_name.clone();
+    grown["spec"]["storage"]["size"] = json!("2Gi");
+    assert_eq!(validate(&crd, &grown, Some(&by_name)), Vec::<String>::new());
+    assert_eq!(validate(&crd, &plain, Some(&plain)), Vec::<String>::new());
+}
+
 fn policy(spec: Value) -> Value {
     json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
            "metadata": {"name": "p", "namespace": "ns"}, "spec": spec})

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use instant_db_crds::{
     InstantDb, InstantDbBackup, InstantDbBackupPolicy, InstantDbRestore, all_crds,
 };
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Deserialize;
 use serde_json::Value;
@@ -111,6 +111,7 @@ fn read_as(kind: &str, obj: &Value) -> Result<(), serde_json::Error> {
         // cert-manager's kinds: their CRDs are not part of this repository, so only what the
         // operator depends on is checked (`the_cert_manager_example_...` below).
         "Issuer" | "Certificate" if obj["apiVersion"] == "cert-manager.io/v1" => Ok(()),
+        "PersistentVolumeClaim" => serde_json::from_value::<PersistentVolumeClaim>(o).map(drop),
         other => panic!("example of kind {other}: add it to read_as"),
     }
 }

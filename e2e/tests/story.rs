@@ -2,8 +2,10 @@
 //! (CRDs, RBAC, operator), every example accepted by the API server (server-side dry run, so
 //! admission and the CRDs' CEL rules run for real), an InstantDb Ready, ingest and search through
 //! the engine API with the keys the operator generated (and 401 without one), a backup to an
-//! S3-compatible store and a restore of it, deletion, `helm uninstall` keeping the CRDs. Each step
-//! prints its time.
+//! S3-compatible store and a restore of it, a backup onto a real PersistentVolumeClaim and a new
+//! instance bootstrapped from it (`spec.bootstrap.fromBackup`) with the same document count,
+//! deletion, `helm uninstall` keeping the CRDs. Each step prints its time. The cluster needs a
+//! default StorageClass (kind has one).
 //!
 //! Runs when `KUBECONFIG` is set (otherwise it says it was skipped and passes), with the images
 //! loaded into the cluster (`kind load image-archive target/images/...`), and `helm` and `kubectl`
@@ -387,6 +389,9 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
     }
     let _ = forward.kill();
 
+    // 5b. a backup onto a real PVC, and a new instance bootstrapped from it
+    volume_backup_and_bootstrap(&client, &ns, &pp, &mut steps).await;
+
     // 6. deletion and uninstall: the CRDs stay
     dbs.delete(INSTANCE, &DeleteParams::default())
         .await
@@ -414,4 +419,103 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
         .delete(&system_ns, &DeleteParams::default())
         .await;
     steps.done("instance deleted, chart uninstalled, CRDs kept");
+}
+
+/// A backup to a PersistentVolumeClaim (the engine pod mounts it: one restart), then a new
+/// InstantDb whose `spec.bootstrap.fromBackup` names it: it must come up `Bootstrapped` with the
+/// backup's document count. Both engine pods mount the one ReadWriteOnce claim, which works
+/// when they land on one node (kind's single node); on a multi-node cluster give the cluster's
+/// default class RWX or expect the clone's pod to wait for the volume.
+async fn volume_backup_and_bootstrap(
+    client: &kube::Client,
+    ns: &str,
+    pp: &PatchParams,
+    steps: &mut Steps,
+) {
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), ns);
+    pvcs.patch(
+        "story-backups",
+        pp,
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "story-backups"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+        })),
+    )
+    .await
+    .unwrap();
+    let backups: Api<InstantDbBackup> = Api::namespaced(client.clone(), ns);
+    backups
+        .patch(
+            "story-volume",
+            pp,
+            &Patch::Apply(json!({
+                "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "story-volume"},
+                "spec": {"instance": INSTANCE, "destination": {"volume": {"claimName": "story-backups"}}}
+            })),
+        )
+        .await
+        .unwrap();
+    let backup = wait_for(
+        &backups,
+        "story-volume",
+        "Complete",
+        |b: &InstantDbBackup| {
+            b.status
+                .as_ref()
+                .is_some_and(|s| is_true(&s.conditions, "Complete"))
+        },
+    )
+    .await;
+    let status = backup.status.unwrap_or_default();
+    let documents = status.document_count.unwrap_or_default();
+    assert!(documents > 0, "{status:?}");
+    assert!(
+        status
+            .archive_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("file:///backups/story-backups/")),
+        "{status:?}"
+    );
+    steps.done("volume backup Complete (engine pod restarted once to mount the claim)");
+
+    let dbs: Api<InstantDb> = Api::namespaced(client.clone(), ns);
+    dbs.patch(
+        "docs-clone",
+        pp,
+        &Patch::Apply(json!({
+            "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+            "metadata": {"name": "docs-clone"},
+            "spec": {"storage": {"size": "1Gi", "deletionPolicy": "Delete"},
+                     "bootstrap": {"fromBackup": {"backup": "story-volume"}}}
+        })),
+    )
+    .await
+    .unwrap();
+    let clone = wait_for(
+        &dbs,
+        "docs-clone",
+        "Bootstrapped and Ready",
+        |d: &InstantDb| {
+            d.status.as_ref().is_some_and(|s| {
+                is_true(&s.conditions, "Bootstrapped") && is_true(&s.conditions, "Ready")
+            })
+        },
+    )
+    .await;
+    let message = clone
+        .status
+        .as_ref()
+        .and_then(|s| {
+            instant_db_crds::conditions::find_condition(&s.conditions, "Bootstrapped")
+                .map(|c| c.message.clone())
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        format!("restored backup story-volume: {documents} documents")
+    );
+    steps.done("new instance bootstrapped from the volume backup with the same documents");
 }

@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod backup;
 pub mod bench;
+pub mod bootstrap;
 pub mod chunk;
 pub mod cli;
 pub mod config;

@@ -222,3 +222,154 @@ fn bench_recall_measures_the_graph_on_an_existing_database_and_unknown_suites_ar
         "{err}"
     );
 }
+
+/// `restore --bootstrap` as the operator's init container runs it at every start of a new
+/// instance's pod: into a fresh volume (with `lost+found`) it restores; at the next start, and
+/// over a database the instance has since changed, it keeps what is there.
+#[test]
+fn a_bootstrap_restores_into_an_empty_data_directory_and_never_over_an_existing_database() {
+    let source = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            docs.path().join(format!("note-{i}.txt")),
+            format!("bootstrap note number {i} about the harbour crane"),
+        )
+        .unwrap();
+    }
+    let out = run(
+        source.path(),
+        &["--format", "json", "ingest", docs.path().to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        source.path(),
+        &[
+            "--format",
+            "json",
+            "backup",
+            "--to",
+            backups.path().to_str().unwrap(),
+            "--id",
+            "seed",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let location = json(&out)["location"].as_str().unwrap().to_string();
+
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::create_dir(fresh.path().join("lost+found")).unwrap();
+    let bootstrap = |dir: &std::path::Path| {
+        run(
+            dir,
+            &[
+                "--format",
+                "json",
+                "restore",
+                "--bootstrap",
+                "--from",
+                &location,
+            ],
+        )
+    };
+    let out = bootstrap(fresh.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["restored"], true, "{report}");
+    assert_eq!(report["documents"], 3, "{report}");
+    assert!(!fresh.path().join(instant_db::bootstrap::MARKER).exists());
+
+    // the instance lives on (a document added), then the pod restarts
+    std::fs::write(
+        docs.path().join("extra.txt"),
+        "a document written after the bootstrap",
+    )
+    .unwrap();
+    let out = run(
+        fresh.path(),
+        &[
+            "--format",
+            "json",
+            "ingest",
+            docs.path().join("extra.txt").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // as the init container runs it, its report also going to the termination message file
+    let message = tempfile::NamedTempFile::new().unwrap();
+    let out = run(
+        fresh.path(),
+        &[
+            "--format",
+            "json",
+            "restore",
+            "--bootstrap",
+            "--from",
+            &location,
+            "--report-file",
+            message.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["restored"], false, "{report}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(message.path()).unwrap()).unwrap();
+    assert_eq!(written, report, "the report file holds the same report");
+    assert!(
+        report["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("already holds a database"),
+        "{report}"
+    );
+    let stats = json(&run(fresh.path(), &["--format", "json", "stats"]));
+    assert_eq!(
+        stats["documents"], 4,
+        "the document added after the bootstrap is kept: {stats}"
+    );
+
+    // a bootstrap cut short (marker still there) restores again at the next start
+    std::fs::write(fresh.path().join(instant_db::bootstrap::MARKER), "").unwrap();
+    let report = json(&bootstrap(fresh.path()));
+    assert_eq!(report["restored"], true, "{report}");
+    assert_eq!(report["documents"], 3, "{report}");
+
+    // a missing archive fails (exit 1 or 2, never 0) and leaves the marker for the retry
+    let empty = tempfile::tempdir().unwrap();
+    let missing = location.replace("seed.tar.gz", "absent.tar.gz");
+    let out = run(
+        empty.path(),
+        &["restore", "--bootstrap", "--from", &missing],
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(empty.path().join(instant_db::bootstrap::MARKER).exists());
+    let out = bootstrap(empty.path());
+    assert_eq!(json(&out)["restored"], true);
+}

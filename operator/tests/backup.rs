@@ -296,7 +296,7 @@ async fn a_suspended_instance_keeps_its_backup_pending() {
 #[tokio::test]
 async fn destinations_that_cannot_work_fail_at_once_with_the_reason() {
     let (fake, ctx, engine) = running_instance_with_backup(
-        json!({"instance": "docs", "destination": {"volume": {"claimName": "backups"}}}),
+        json!({"instance": "docs", "destination": {"volume": {"claimName": "backups", "path": "../other"}}}),
     )
     .await;
     assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
@@ -305,7 +305,7 @@ async fn destinations_that_cannot_work_fail_at_once_with_the_reason() {
         status(&fake)["error"]
             .as_str()
             .unwrap()
-            .contains("use an s3 destination"),
+            .contains("must be a directory inside the volume"),
         "{}",
         status(&fake)
     );

@@ -52,6 +52,8 @@ fn desired(db: &InstantDb) -> builders::Desired {
         service_monitor_crd: false,
         existing_claim_templates: None,
         tls_secret: None,
+        bootstrap_from: None,
+        backup_claims: &[],
     })
     .unwrap()
 }

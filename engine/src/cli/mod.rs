@@ -110,6 +110,15 @@ pub struct RestoreArgs {
     /// URL of a backup archive, as printed by `backup` (`…/<id>.tar.gz`).
     #[arg(long)]
     pub from: String,
+    /// Restore only into a data directory that holds no database yet (the first start of a
+    /// new instance); an existing database is kept and the command exits 0 saying so. Safe to
+    /// run at every start: a bootstrap cut short is restored again at the next. Local only.
+    #[arg(long, conflicts_with = "server")]
+    pub bootstrap: bool,
+    /// With --bootstrap: also write the report (one JSON line) to this file once it succeeded,
+    /// e.g. `/dev/termination-log`, where Kubernetes takes an init container's message from.
+    #[arg(long, requires = "bootstrap")]
+    pub report_file: Option<PathBuf>,
     #[command(flatten)]
     pub remote: AdminRemoteArgs,
 }
@@ -413,6 +422,20 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             };
             bar.finish();
             output::json_or_text(fmt, &summary);
+            Ok(0)
+        }
+        Command::Restore(args) if args.bootstrap => {
+            let bar = progress::ByteBar::new("restore");
+            let report =
+                runtime()?.block_on(crate::bootstrap::bootstrap(config, &args.from, bar.sink()));
+            bar.finish();
+            let report =
+                serde_json::to_value(report?).map_err(|e| Error::Internal(e.to_string()))?;
+            if let Some(file) = &args.report_file {
+                std::fs::write(file, format!("{report}\n"))
+                    .map_err(|e| Error::io(format!("cannot write {}", file.display()), e))?;
+            }
+            output::json_or_text(fmt, &report);
             Ok(0)
         }
         Command::Restore(args) => {

@@ -5,6 +5,7 @@
 //! whatever [`desired`] returns.
 
 mod api_keys;
+mod backup_volumes;
 mod config;
 mod monitoring;
 mod network;
@@ -27,6 +28,7 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 pub use api_keys::{API_KEYS_DIR, ApiKeys, READ_KEY, WRITE_KEY, api_keys};
+pub use backup_volumes::BOOTSTRAP_CONTAINER;
 pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, LOG_LEVEL_KEY, engine_config, generate_token};
 pub use instant_db_crds::quantity::is_positive_quantity;
 pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
@@ -104,6 +106,12 @@ pub struct BuildInput<'a> {
     /// The Secret of `spec.tls.secretName` as observed (None: TLS off, or not there yet). Only
     /// which keys it has is used (the ServiceMonitor's CA key), never its values.
     pub tls_secret: Option<&'a Secret>,
+    /// Archive the bootstrap init container restores (`status.bootstrap.archiveUrl`); None
+    /// without `spec.bootstrap`.
+    pub bootstrap_from: Option<&'a str>,
+    /// Existing claims of the instance's volume backup destinations, sorted: each is mounted
+    /// at `/backups/<claimName>`.
+    pub backup_claims: &'a [String],
 }
 
 /// Effective settings after defaults, validated.
@@ -387,6 +395,14 @@ pub mod names {
     pub fn pod_dns(name: &str, namespace: &str) -> String {
         format!("{}.{}.{namespace}.svc", pod(name), headless_service(name))
     }
+}
+
+/// Where the engine pod mounts the claims of volume backup destinations.
+pub const BACKUP_MOUNT_ROOT: &str = "/backups";
+
+/// Mount path of a volume destination's claim in the engine pod: `/backups/<claimName>`.
+pub fn backup_mount_path(claim: &str) -> String {
+    format!("{BACKUP_MOUNT_ROOT}/{claim}")
 }
 
 /// In-cluster URL of the client Service (`https://` with `spec.tls`).

@@ -325,6 +325,9 @@ pub fn statefulset(
             ..Default::default()
         });
     }
+    let (claim_volumes, claim_mounts) = super::backup_volumes::claim_volumes(input.backup_claims);
+    volumes.extend(claim_volumes);
+    mounts.extend(claim_mounts);
     let container = Container {
         name: super::ENGINE_CONTAINER.into(),
         image: Some(r.image.clone()),
@@ -388,6 +391,9 @@ pub fn statefulset(
             ..Default::default()
         }),
         spec: Some(PodSpec {
+            init_containers: input
+                .bootstrap_from
+                .map(|url| vec![super::backup_volumes::bootstrap_container(&container, url)]),
             containers: vec![container],
             volumes: Some(volumes),
             automount_service_account_token: Some(false),

@@ -30,6 +30,8 @@ fn input(db: &InstantDb) -> BuildInput<'_> {
         service_monitor_crd: true,
         existing_claim_templates: None,
         tls_secret: None,
+        bootstrap_from: None,
+        backup_claims: &[],
     }
 }
 

@@ -46,6 +46,50 @@ pub(crate) async fn destination(
     })
 }
 
+/// Whether `pod` mounts `claim` where volume destinations expect it (`/backups/<claim>`).
+pub fn mounts_claim(pod: &Pod, claim: &str) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let volume = spec.volumes.iter().flatten().find(|v| {
+        v.persistent_volume_claim
+            .as_ref()
+            .is_some_and(|p| p.claim_name == claim)
+    });
+    let path = crate::builders::backup_mount_path(claim);
+    volume.is_some_and(|v| {
+        spec.containers.iter().any(|c| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == v.name && m.mount_path == path)
+        })
+    })
+}
+
+/// For a volume destination: why the engine cannot write there yet (its pod does not mount
+/// the claim), None when it can or the destination is not a volume.
+pub(crate) async fn claim_wait(
+    ctx: &Context,
+    ns: &str,
+    instance: &str,
+    destination: &BackupDestination,
+) -> Result<Option<String>> {
+    let Some(claim) = super::plan::claim_name(destination) else {
+        return Ok(None);
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pod_name = names::pod(instance);
+    let pod = pods.get_opt(&pod_name).await?;
+    if pod.as_ref().is_some_and(|p| mounts_claim(p, claim)) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "waiting for the engine pod {pod_name} to mount PersistentVolumeClaim {claim} at {}:          the operator adds it to the StatefulSet once the claim exists (the engine restarts          once to mount it); create the claim in this namespace if it does not exist",
+        crate::builders::backup_mount_path(claim)
+    )))
+}
+
 /// The engine pod (its IP, and with `spec.tls` the CA and name to verify) and the admin token,
 /// or why they are not there yet. Readiness is not required: an engine whose data is damaged is
 /// unready but still serves `/admin/*`.
@@ -93,4 +137,24 @@ pub(crate) async fn engine_access(
         Some(token) => Ok((target, token)),
         None => Err(format!("admin Secret {secret_name} has no token yet")),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_claim_counts_as_mounted_only_at_its_backups_path_in_a_container() {
+        let pod = |path: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "docs-0"}, "spec": {
+                "volumes": [{"name": "backup-1", "persistentVolumeClaim": {"claimName": "nightly"}}],
+                "containers": [{"name": "engine", "volumeMounts": [{"name": "backup-1", "mountPath": path}]}]}}))
+            .unwrap()
+        };
+        assert!(mounts_claim(&pod("/backups/nightly"), "nightly"));
+        assert!(!mounts_claim(&pod("/elsewhere"), "nightly"));
+        assert!(!mounts_claim(&pod("/backups/nightly"), "other"));
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use instant_db_crds::InstantDb;
-use instant_db_crds::backup::{InstantDbBackup, InstantDbBackupPolicy};
+use instant_db_crds::backup::{BackupDestination, InstantDbBackup, InstantDbBackupPolicy};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
@@ -18,31 +18,71 @@ use crate::builders::{FIELD_MANAGER, names};
 use crate::controller::Context;
 use crate::error::Result;
 
-/// The credentials Secrets that `db`'s backups (their recorded or own destination) and the
-/// policies covering it name.
+/// Every destination `db` reaches: its backups' (the recorded destination, else their own),
+/// the policies covering it, and its bootstrap's (recorded, else `spec`'s source).
+pub fn destinations<'a>(
+    db: &'a InstantDb,
+    backups: &'a [InstantDbBackup],
+    policies: &'a [InstantDbBackupPolicy],
+) -> Vec<&'a BackupDestination> {
+    let name = db.name_any();
+    let mut out: Vec<&BackupDestination> = backups
+        .iter()
+        .filter(|b| b.spec.instance == name)
+        .filter_map(|b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.destination.as_ref())
+                .or(b.spec.destination.as_ref())
+        })
+        .collect();
+    out.extend(
+        policies
+            .iter()
+            .filter(|p| covers(p, db))
+            .map(|p| &p.spec.destination),
+    );
+    let bootstrap = db
+        .status
+        .as_ref()
+        .and_then(|s| s.bootstrap.as_ref())
+        .and_then(|b| b.destination.as_ref())
+        .or_else(|| {
+            db.spec
+                .bootstrap
+                .as_ref()
+                .and_then(|b| b.from_backup.source.as_ref())
+                .map(|s| &s.destination)
+        });
+    out.extend(bootstrap);
+    out
+}
+
+/// The credentials Secrets that `db`'s destinations (see [`destinations`]) name.
 pub fn referenced(
     db: &InstantDb,
     backups: &[InstantDbBackup],
     policies: &[InstantDbBackupPolicy],
 ) -> BTreeSet<String> {
-    let name = db.name_any();
-    let mut out = BTreeSet::new();
-    for b in backups.iter().filter(|b| b.spec.instance == name) {
-        let dest = b
-            .status
-            .as_ref()
-            .and_then(|s| s.destination.as_ref())
-            .or(b.spec.destination.as_ref());
-        if let Some(s) = dest.and_then(plan::credentials_secret) {
-            out.insert(s.to_string());
-        }
-    }
-    for p in policies.iter().filter(|p| covers(p, db)) {
-        if let Some(s) = plan::credentials_secret(&p.spec.destination) {
-            out.insert(s.to_string());
-        }
-    }
-    out
+    destinations(db, backups, policies)
+        .into_iter()
+        .filter_map(plan::credentials_secret)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The PersistentVolumeClaims that `db`'s volume destinations (see [`destinations`]) name:
+/// the engine pod mounts each at `/backups/<claimName>`.
+pub fn claims(
+    db: &InstantDb,
+    backups: &[InstantDbBackup],
+    policies: &[InstantDbBackupPolicy],
+) -> BTreeSet<String> {
+    destinations(db, backups, policies)
+        .into_iter()
+        .filter_map(plan::claim_name)
+        .map(str::to_string)
+        .collect()
 }
 
 fn covers(policy: &InstantDbBackupPolicy, db: &InstantDb) -> bool {
@@ -167,5 +207,44 @@ mod tests {
             got,
             ["gold-creds", "named-creds", "own-creds", "pinned-creds"]
         );
+        assert!(claims(&db, &backups, &policies).is_empty());
+    }
+
+    #[test]
+    fn the_bootstrap_and_volume_destinations_are_referenced_too() {
+        let mut db: InstantDb = obj(
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+            "metadata": {"name": "clone", "namespace": "search"},
+            "spec": {"storage": {"size": "1Gi"}, "bootstrap": {"fromBackup": {"source": {
+                "backupId": "b-1", "destination": {"s3": {"bucket": "b", "credentialsSecret": "prod-creds"}}}}}}}),
+        );
+        let policies: Vec<InstantDbBackupPolicy> = vec![obj(
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+            "metadata": {"name": "local"}, "spec": {"instance": "clone", "schedule": "@daily",
+            "destination": {"volume": {"claimName": "backup-pvc"}}}}),
+        )];
+        assert_eq!(
+            referenced(&db, &[], &policies)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["prod-creds"]
+        );
+        assert_eq!(
+            claims(&db, &[], &policies).into_iter().collect::<Vec<_>>(),
+            ["backup-pvc"]
+        );
+        // once recorded, the bootstrap's pinned destination is what counts (a backup by name)
+        db.spec.bootstrap = Some(obj(
+            json!({"fromBackup": {"backup": "other-instances-backup"}}),
+        ));
+        db.status = Some(obj(
+            json!({"bootstrap": {"backup": "other-instances-backup",
+            "destination": {"volume": {"claimName": "shared-pvc", "path": "x"}}}}),
+        ));
+        assert_eq!(
+            claims(&db, &[], &policies).into_iter().collect::<Vec<_>>(),
+            ["backup-pvc", "shared-pvc"]
+        );
+        assert!(referenced(&db, &[], &policies).is_empty());
     }
 }

@@ -365,6 +365,9 @@ async fn prepare(
         Ok(access) => access,
         Err(reason) => return Ok(Err(NotReady::Pending(reason))),
     };
+    if let Some(wait) = access::claim_wait(ctx, ns, instance, &destination).await? {
+        return Ok(Err(NotReady::Pending(wait)));
+    }
     let backups: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), ns);
     let backups = backups.list(&ListParams::default()).await?.items;
     let restores: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), ns);

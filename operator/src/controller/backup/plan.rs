@@ -3,7 +3,7 @@
 
 use instant_db_crds::backup::{
     BackupDestination, InstantDbBackup, InstantDbBackupStatus, OperationPhase, S3Destination,
-    VerificationResult,
+    VerificationResult, VolumeDestination,
 };
 use instant_db_crds::conditions::Status;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -25,9 +25,13 @@ pub fn is_credentials_name(name: &str) -> bool {
         && b.iter().all(|c| edge(c) || *c == b'-' || *c == b'.')
 }
 
+/// The directory inside a volume destination when `path` is unset.
+pub const DEFAULT_VOLUME_PATH: &str = "instant-db-backups";
+
 /// The destination with every default filled in, as recorded in `status.destination` when the
-/// backup starts: prefix `<namespace>/<instance>` (slashes trimmed), region `us-east-1`. Errors
-/// are for the user (what to change).
+/// backup starts: for s3 prefix `<namespace>/<instance>` (slashes trimmed), region
+/// `us-east-1`; for a volume the path `instant-db-backups`. Errors are for the user (what to
+/// change).
 pub fn resolve_destination(
     destination: &BackupDestination,
     namespace: &str,
@@ -35,11 +39,11 @@ pub fn resolve_destination(
 ) -> Result<BackupDestination, String> {
     let s3 = match (&destination.s3, &destination.volume) {
         (Some(s3), _) => s3,
-        (None, Some(_)) => {
-            return Err(
-                "volume destinations are not supported by this operator yet: use an s3 destination"
-                    .into(),
-            );
+        (None, Some(volume)) => {
+            return resolve_volume(volume).map(|v| BackupDestination {
+                volume: Some(v),
+                s3: None,
+            });
         }
         (None, None) => return Err("the destination names neither s3 nor volume".into()),
     };
@@ -80,6 +84,45 @@ pub fn resolve_destination(
     })
 }
 
+/// A volume destination with its path defaulted and checked: a relative directory of plain
+/// segments (letters, digits, `.`, `_`, `-`), since it becomes part of a path in the pod.
+fn resolve_volume(volume: &VolumeDestination) -> Result<VolumeDestination, String> {
+    let claim = volume.claim_name.as_str();
+    if !is_credentials_name(claim) {
+        return Err(format!(
+            "volume.claimName {claim:?} is not a PersistentVolumeClaim name (lower-case letters, digits, - and .)"
+        ));
+    }
+    let path = volume
+        .path
+        .as_deref()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_VOLUME_PATH);
+    let plain = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if !path.split('/').all(plain) {
+        return Err(format!(
+            "volume.path {path:?} must be a directory inside the volume: segments of letters, digits, '.', '_' and '-', no '.' or '..'"
+        ));
+    }
+    Ok(VolumeDestination {
+        claim_name: claim.to_string(),
+        path: Some(path.to_string()),
+    })
+}
+
+/// The claim a destination writes to, if it is a volume.
+pub fn claim_name(destination: &BackupDestination) -> Option<&str> {
+    destination.volume.as_ref().map(|v| v.claim_name.as_str())
+}
+
 /// The name of the credentials Secret a destination uses, if any.
 pub fn credentials_secret(destination: &BackupDestination) -> Option<&str> {
     destination
@@ -93,11 +136,24 @@ pub fn credentials_secret(destination: &BackupDestination) -> Option<&str> {
 /// `s3://bucket/prefix?endpoint=…&region=…&credentials=<Secret name>`. The credentials travel
 /// by reference: the engine reads them from the files of the `<instance>-storage-credentials`
 /// Secret mounted in its pod, so no credential is in any URL, request body or log.
+///
+/// A volume destination is the directory `/backups/<claimName>/<path>` where the engine pod
+/// mounts the claim: `file:///backups/<claimName>/<path>`.
 pub fn destination_url(resolved: &BackupDestination) -> Result<String, String> {
-    let s3 = resolved
-        .s3
-        .as_ref()
-        .ok_or("only s3 destinations are supported by this operator yet")?;
+    let s3 = match (&resolved.s3, &resolved.volume) {
+        (Some(s3), _) => s3,
+        (None, Some(v)) => {
+            let dir = format!(
+                "{}/{}",
+                crate::builders::backup_mount_path(&v.claim_name),
+                v.path.as_deref().unwrap_or(DEFAULT_VOLUME_PATH)
+            );
+            let mut url = Url::parse("file:///").map_err(|e| format!("bad directory URL: {e}"))?;
+            url.set_path(&dir);
+            return Ok(url.to_string());
+        }
+        (None, None) => return Err("the destination names neither s3 nor volume".into()),
+    };
     let bucket = s3.bucket.as_deref().unwrap_or_default();
     let mut url = Url::parse(&format!("s3://{bucket}"))
         .map_err(|e| format!("bucket {bucket:?} is not a valid bucket name: {e}"))?;
@@ -338,7 +394,7 @@ pub fn from_job(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use instant_db_crds::backup::{InstantDbBackupSpec, S3Destination, VolumeDestination};
+    use instant_db_crds::backup::{InstantDbBackupSpec, S3Destination};
 
     fn s3(endpoint: Option<&str>, prefix: Option<&str>) -> BackupDestination {
         BackupDestination {
@@ -398,6 +454,39 @@ mod tests {
         );
     }
 
+    fn volume(claim: &str, path: Option<&str>) -> BackupDestination {
+        BackupDestination {
+            volume: Some(VolumeDestination {
+                claim_name: claim.into(),
+                path: path.map(Into::into),
+            }),
+            s3: None,
+        }
+    }
+
+    #[test]
+    fn a_volume_destination_is_a_directory_under_the_claims_mount_in_the_engine_pod() {
+        let r = resolve_destination(&volume("nightly-pvc", None), "ns", "db").unwrap();
+        assert_eq!(r, volume("nightly-pvc", Some("instant-db-backups")));
+        assert_eq!(claim_name(&r), Some("nightly-pvc"));
+        assert_eq!(credentials_secret(&r), None);
+        let folder = destination_url(&r).unwrap();
+        assert_eq!(folder, "file:///backups/nightly-pvc/instant-db-backups");
+        let r = resolve_destination(&volume("b", Some("/team/docs/")), "ns", "db").unwrap();
+        assert_eq!(r, volume("b", Some("team/docs")));
+        assert_eq!(
+            resolve_destination(&r, "x", "y").unwrap(),
+            r,
+            "resolving again changes nothing"
+        );
+        let archive = archive_url(&destination_url(&r).unwrap(), "nightly-0f3c2a9e").unwrap();
+        assert_eq!(
+            archive,
+            "file:///backups/b/team/docs/nightly-0f3c2a9e.tar.gz"
+        );
+        assert_eq!(folder_of(&archive).unwrap(), "file:///backups/b/team/docs");
+    }
+
     #[test]
     fn an_archive_url_is_the_folder_url_with_the_archive_name_in_the_path_and_back() {
         let folder = url_of(&s3(Some("http://minio:9000"), None), "search", "docs");
@@ -412,15 +501,15 @@ mod tests {
 
     #[test]
     fn unusable_destinations_are_errors_that_say_what_to_change() {
-        let volume = BackupDestination {
-            volume: Some(VolumeDestination {
-                claim_name: "pvc".into(),
-                path: None,
-            }),
-            s3: None,
-        };
-        let e = resolve_destination(&volume, "ns", "db").unwrap_err();
-        assert!(e.contains("use an s3 destination"), "{e}");
+        for (claim, path, what) in [
+            ("Backups", None, "not a PersistentVolumeClaim name"),
+            ("backups", Some("a/../b"), "no '.' or '..'"),
+            ("backups", Some("x y"), "segments of letters"),
+            ("backups", Some("a//b"), "segments of letters"),
+        ] {
+            let e = resolve_destination(&volume(claim, path), "ns", "db").unwrap_err();
+            assert!(e.contains(what), "{claim} {path:?}: {e}");
+        }
         let mut no_bucket = s3(None, None);
         no_bucket.s3.as_mut().unwrap().bucket = None;
         assert!(

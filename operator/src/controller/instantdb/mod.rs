@@ -4,7 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use instant_db_crds::backup::{InstantDbBackup, InstantDbRestore};
+use instant_db_crds::backup::{InstantDbBackup, InstantDbBackupPolicy, InstantDbRestore};
 use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use status::Observed;
 
 mod backups;
+pub mod bootstrap;
 pub mod diagnose;
 pub mod image;
 pub(crate) mod recovery;
@@ -200,6 +201,24 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         None
     };
 
+    let backups_api: Api<InstantDbBackup> = Api::namespaced(client.clone(), &ns);
+    let all_backups = backups_api.list(&ListParams::default()).await?.items;
+    let policies: Api<InstantDbBackupPolicy> = Api::namespaced(client.clone(), &ns);
+    let policies = policies.list(&ListParams::default()).await?.items;
+    let bootstrap_plan = bootstrap::plan(db, &all_backups);
+    let bootstrap_credentials =
+        bootstrap_credentials(db, ctx, &ns, &bootstrap_plan, &all_backups).await?;
+    let hold_engine = bootstrap::holds(&bootstrap_plan, bootstrap_credentials.as_deref());
+    let backup_claims = existing_claims(
+        &pvcs,
+        crate::controller::backup::credentials::claims(db, &all_backups, &policies),
+    )
+    .await?;
+    let bootstrap_from = match &bootstrap_plan {
+        bootstrap::Plan::Ready(r) => r.archive_url.as_deref(),
+        _ => None,
+    };
+
     let token = secret
         .as_ref()
         .and_then(|s| s.data.as_ref())
@@ -226,6 +245,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
             .and_then(|s| s.spec.as_ref())
             .and_then(|s| s.volume_claim_templates.clone()),
         tls_secret: tls_secret.as_ref(),
+        bootstrap_from,
+        backup_claims: &backup_claims,
     })?;
 
     // Apply.
@@ -242,15 +263,25 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     };
     // A failure that may pass still leads to a status of what happened (naming the object);
     // the error is returned afterwards for the backoff.
-    let (changed, apply_failure) =
-        match apply_all(db, ctx, &ns, &uid, desired, observed_objects, pvc.as_ref()).await {
-            Ok(c) => (c, None),
-            Err(e) => match e.status_reason() {
-                Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
-                None if matches!(e, Error::ApplyFailed { .. }) => (vec![], Some(e)),
-                None => return Err(e),
-            },
-        };
+    let (changed, apply_failure) = match apply_all(
+        db,
+        ctx,
+        &ns,
+        &uid,
+        desired,
+        observed_objects,
+        pvc.as_ref(),
+        hold_engine,
+    )
+    .await
+    {
+        Ok(c) => (c, None),
+        Err(e) => match e.status_reason() {
+            Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
+            None if matches!(e, Error::ApplyFailed { .. }) => (vec![], Some(e)),
+            None => return Err(e),
+        },
+    };
     if !changed.is_empty() {
         tracing::info!(instantdb = %object_key(db), applied = ?changed, "applied");
         ctx.event(
@@ -344,11 +375,26 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     if auto_restore {
         recover(db, ctx, &ns, integrity, &mut new, now).await?;
     }
-    let backups_api: Api<InstantDbBackup> = Api::namespaced(client.clone(), &ns);
-    let of_instance: Vec<InstantDbBackup> = backups_api
-        .list(&ListParams::default())
-        .await?
-        .items
+    if let Some(view) = bootstrap::condition(
+        &bootstrap_plan,
+        bootstrap_credentials.as_deref(),
+        db.status
+            .as_ref()
+            .and_then(|s| conds::find_condition(&s.conditions, conds::BOOTSTRAPPED)),
+        pod.as_ref(),
+        observed.engine.ready,
+        observed
+            .health
+            .as_ref()
+            .and_then(|h| h.as_ref().ok())
+            .and_then(|h| h.document_count),
+    ) {
+        bootstrap::apply_to_status(&mut new, &view, now);
+    }
+    if let bootstrap::Plan::Ready(recorded) = &bootstrap_plan {
+        new.bootstrap = Some(recorded.clone());
+    }
+    let of_instance: Vec<InstantDbBackup> = all_backups
         .into_iter()
         .filter(|b| b.spec.instance == name)
         .collect();
@@ -409,6 +455,59 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     } else {
         Action::requeue(ctx.config.resync_progressing)
     })
+}
+
+/// Puts the credentials of the bootstrap's destination into the storage-credentials Secret
+/// before the pod that reads them exists. None when there is nothing to do (no bootstrap, no
+/// credentials, already bootstrapped) or it is done; else what is missing and what to do.
+async fn bootstrap_credentials(
+    db: &InstantDb,
+    ctx: &Context,
+    ns: &str,
+    plan: &bootstrap::Plan,
+    backups: &[InstantDbBackup],
+) -> Result<Option<String>> {
+    let bootstrapped = db
+        .status
+        .as_ref()
+        .is_some_and(|s| is_true(&s.conditions, conds::BOOTSTRAPPED));
+    let bootstrap::Plan::Ready(recorded) = plan else {
+        return Ok(None);
+    };
+    let Some(secret) = recorded
+        .destination
+        .as_ref()
+        .and_then(crate::controller::backup::plan::credentials_secret)
+    else {
+        return Ok(None);
+    };
+    if bootstrapped {
+        return Ok(None);
+    }
+    use crate::controller::backup::NotReady;
+    Ok(
+        match crate::controller::backup::credentials::ensure(ctx, ns, db, secret, backups).await? {
+            Ok(_) => None,
+            Err(NotReady::Pending(why) | NotReady::Failed(why)) => Some(format!(
+                "{why}: the bootstrap reads the backup with it; create Secret {secret} in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )),
+        },
+    )
+}
+
+/// The claims of `wanted` that exist, sorted: a pod mounting a missing claim would not start,
+/// so a backup to a claim not created yet waits instead of taking the engine down.
+async fn existing_claims(
+    pvcs: &Api<PersistentVolumeClaim>,
+    wanted: std::collections::BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for claim in wanted {
+        if pvcs.get_opt(&claim).await?.is_some() {
+            out.push(claim);
+        }
+    }
+    Ok(out)
 }
 
 /// Starts an automatic restore when the integrity check failed (see `recovery`) and sets
@@ -478,6 +577,9 @@ struct ObservedObjects<'a> {
 }
 
 /// Applies every desired object that differs from what was observed; returns what changed.
+/// With `hold_engine` the StatefulSet is left as it is (not created): the bootstrap backup
+/// is not usable yet, and an engine started now would start empty.
+#[allow(clippy::too_many_arguments)]
 async fn apply_all(
     db: &InstantDb,
     ctx: &Context,
@@ -486,6 +588,7 @@ async fn apply_all(
     desired: builders::Desired,
     o: ObservedObjects<'_>,
     pvc: Option<&PersistentVolumeClaim>,
+    hold_engine: bool,
 ) -> Result<Vec<String>> {
     let name = db.name_any();
     let client = ctx.client.clone();
@@ -512,7 +615,7 @@ async fn apply_all(
     if apply_if_changed(&svcs, desired.service, o.svc, uid, ctx).await? {
         changed.push(format!("Service {}", names::primary(&name)));
     }
-    if apply_if_changed(&sts_api, desired.statefulset, o.sts, uid, ctx).await? {
+    if !hold_engine && apply_if_changed(&sts_api, desired.statefulset, o.sts, uid, ctx).await? {
         changed.push(format!("StatefulSet {}", names::primary(&name)));
     }
     match (desired.pdb, o.pdb) {

@@ -212,6 +212,16 @@ async fn prepare(
         Ok(access) => access,
         Err(reason) => return Ok(Err(NotReady::Pending(reason))),
     };
+    let destination = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.destination.as_ref())
+        .or(backup.spec.destination.as_ref());
+    if let Some(d) = destination
+        && let Some(wait) = super::backup::access::claim_wait(ctx, ns, instance, d).await?
+    {
+        return Ok(Err(NotReady::Pending(wait)));
+    }
     let restores: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), ns);
     let restores = restores.list(&ListParams::default()).await?.items;
     let me = restore.name_any();
