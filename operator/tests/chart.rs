@@ -398,7 +398,8 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
     fake.put(
         "/api/v1/namespaces/search/persistentvolumeclaims/data-docs-0",
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-               "metadata": {"name": "data-docs-0", "namespace": "search"},
+               "metadata": {"name": "data-docs-0", "namespace": "search",
+                     "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/instance": "docs", "app.kubernetes.io/component": "engine"}},
                "spec": {"resources": {"requests": {"storage": "1Gi"}}}}),
     );
     reconcile_once(&fake, &ctx).await.unwrap();

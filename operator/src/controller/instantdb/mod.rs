@@ -8,11 +8,11 @@ use instant_db_crds::backup::{InstantDbBackup, InstantDbRestore};
 use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -27,14 +27,16 @@ use crate::error::{Error, Result};
 use status::Observed;
 
 mod backups;
+pub mod cache;
 pub mod diagnose;
+pub mod drift;
 pub mod image;
 pub(crate) mod recovery;
 mod run;
 pub mod status;
 mod volume;
 
-pub use run::run;
+pub use run::{primary_predicate, run};
 use volume::expand_volume;
 pub use volume::{VolumeChange, volume_change};
 
@@ -68,30 +70,62 @@ fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
         .is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
 }
 
-/// Applies `obj` unless `observed` already carries the same applied-hash. Returns whether a
-/// write happened.
+/// What [`apply_if_changed`] did.
+#[derive(Debug, Default)]
+struct Changes {
+    /// `Kind name` of every object written.
+    applied: Vec<String>,
+    /// `Kind name: fields` of every object put back after another writer changed it.
+    drift: Vec<String>,
+}
+
+impl Changes {
+    fn push(&mut self, note: String) {
+        self.applied.push(note);
+    }
+}
+
+/// Applies `obj` unless `observed` already carries the same applied-hash and none of the
+/// fields the operator sets drifted (see `drift`); records what it wrote in `changes`.
+/// `observed` comes from the watch cache; when the cache has no such object, the API is asked
+/// (a fresh read before a create: the cache holds only objects with the operator's labels, and
+/// a foreign object of that name must not be taken over).
 async fn apply_if_changed<K>(
     api: &Api<K>,
     mut obj: K,
     observed: Option<&K>,
     uid: &str,
     ctx: &Context,
-) -> Result<bool>
+    changes: &mut Changes,
+) -> Result<()>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let kind = kind_of(&obj);
     let name = obj.meta().name.clone().unwrap_or_default();
+    let fetched;
+    let observed = match observed {
+        Some(o) => Some(o),
+        None => {
+            fetched = api.get_opt(&name).await?;
+            fetched.as_ref()
+        }
+    };
     if let Some(o) = observed
         && !owned_by(o, uid)
     {
         return Err(Error::NameConflict { kind, name });
     }
     let hash = hash_object(&obj)?;
-    if observed.and_then(|o| applied_hash(o)) == Some(hash.as_str()) {
-        return Ok(false);
-    }
+    let same_hash = observed.and_then(|o| applied_hash(o)) == Some(hash.as_str());
     set_hash(obj.meta_mut(), hash);
+    let mut drifted = Vec::new();
+    if let Some(live) = observed.filter(|_| same_hash) {
+        drifted = drift::drifted_fields(&serde_json::to_value(&obj)?, &serde_json::to_value(live)?);
+        if drifted.is_empty() {
+            return Ok(());
+        }
+    }
     match api
         .patch(
             &name,
@@ -114,7 +148,13 @@ where
         .writes
         .with_label_values(&[CONTROLLER, &kind, "apply"])
         .inc();
-    Ok(true)
+    if !drifted.is_empty() {
+        changes
+            .drift
+            .push(format!("{kind} {name}: {}", drifted.join(", ")));
+    }
+    changes.applied.push(format!("{kind} {name}"));
+    Ok(())
 }
 
 async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
@@ -159,33 +199,35 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         }
     };
 
-    // Observe.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    // Observe, from the watch caches (see `cache`): no request to the API.
+    let caches = ctx
+        .caches
+        .get(&ns)
+        .ok_or_else(|| Error::CachesNotRunning(ns.clone()))?;
+    if !caches.ready().await {
+        return Err(Error::CachesNotRunning(ns.clone()));
+    }
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-    let secret = secrets.get_opt(&names::admin_secret(&name)).await?;
-    let api_secret = secrets.get_opt(&names::api_secret(&name)).await?;
-    let sts = sts_api.get_opt(&names::primary(&name)).await?;
-    let cm = cms.get_opt(&names::config_map(&name)).await?;
-    let headless = svcs.get_opt(&names::headless_service(&name)).await?;
-    let svc = svcs.get_opt(&names::primary(&name)).await?;
-    let pdb = pdbs.get_opt(&names::primary(&name)).await?;
+    let secret = cache::cached(&caches.secrets, &ns, &names::admin_secret(&name));
+    let api_secret = cache::cached(&caches.secrets, &ns, &names::api_secret(&name));
+    let sts = cache::cached(&caches.statefulsets, &ns, &names::primary(&name));
+    let cm = cache::cached(&caches.config_maps, &ns, &names::config_map(&name));
+    let headless = cache::cached(&caches.services, &ns, &names::headless_service(&name));
+    let svc = cache::cached(&caches.services, &ns, &names::primary(&name));
+    let pdb = cache::cached(&caches.pdbs, &ns, &names::primary(&name));
     // The pod and its claim tell why an engine is not ready (crash loop, image pull,
     // scheduling, volume); there are none before the StatefulSet.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let (pod, pvc) = if sts.is_some() {
         (
-            pods.get_opt(&names::pod(&name)).await?,
-            pvcs.get_opt(&names::data_pvc(&name)).await?,
+            cache::cached(&caches.pods, &ns, &names::pod(&name)),
+            cache::cached(&caches.pvcs, &ns, &names::data_pvc(&name)),
         )
     } else {
         (None, None)
     };
-    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
-    let network_policy = nps.get_opt(&names::primary(&name)).await?;
+    let network_policy = cache::cached(&caches.network_policies, &ns, &names::primary(&name));
+    // The ServiceMonitor kind may not exist (no Prometheus Operator): it is not watched, and
+    // read from the API only where its CRD is installed.
     let sm_crd = ctx.service_monitor_crd_exists().await;
     let sm_api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &builders::service_monitor_resource());
@@ -230,8 +272,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         cm: cm.as_ref(),
         headless: headless.as_ref(),
         svc: svc.as_ref(),
-        pdb,
-        network_policy,
+        pdb: pdb.as_ref(),
+        network_policy: network_policy.as_ref(),
         sm: sm.as_ref(),
     };
     // A failure that may pass still leads to a status of what happened (naming the object);
@@ -241,10 +283,24 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
             Ok(c) => (c, None),
             Err(e) => match e.status_reason() {
                 Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
-                None if matches!(e, Error::ApplyFailed { .. }) => (vec![], Some(e)),
+                None if matches!(e, Error::ApplyFailed { .. }) => (Changes::default(), Some(e)),
                 None => return Err(e),
             },
         };
+    for drifted in &changed.drift {
+        tracing::warn!(instantdb = %object_key(db), %drifted, "put back fields another writer changed");
+        ctx.event(
+            &db.object_ref(&()),
+            EventType::Warning,
+            "DriftCorrected",
+            "Apply",
+            format!(
+                "put back {drifted}: the operator owns these fields; change them through the InstantDb spec"
+            ),
+        )
+        .await;
+    }
+    let changed = changed.applied;
     if !changed.is_empty() {
         tracing::info!(instantdb = %object_key(db), applied = ?changed, "applied");
         ctx.event(
@@ -258,6 +314,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     }
 
     // Status.
+    // A fresh read: the StatefulSet was just applied and the cache may not hold the new
+    // generation yet, which the rollout check below compares with.
     let sts_now = if changed.iter().any(|c| c.starts_with("StatefulSet")) {
         sts_api.get_opt(&names::primary(&name)).await?
     } else {
@@ -326,15 +384,14 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     // needs to know when the data was last known good.
     recovery::record_integrity_pass(&mut new, integrity);
     if auto_restore {
-        recover(db, ctx, &ns, integrity, &mut new, now).await?;
+        recover(db, ctx, &caches, &ns, integrity, &mut new, now).await?;
     }
-    let backups_api: Api<InstantDbBackup> = Api::namespaced(client.clone(), &ns);
-    let of_instance: Vec<InstantDbBackup> = backups_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|b| b.spec.instance == name)
+    let of_instance: Vec<InstantDbBackup> = caches
+        .backups
+        .state()
+        .iter()
+        .filter(|b| b.spec.instance == name && b.namespace().as_deref() == Some(ns.as_str()))
+        .map(|b| b.as_ref().clone())
         .collect();
     backups::apply_to_status(&mut new, &of_instance, db.metadata.generation, now);
     let was_ready = db
@@ -400,19 +457,28 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
 async fn recover(
     db: &InstantDb,
     ctx: &Context,
+    caches: &cache::ScopeCaches,
     ns: &str,
     integrity: Option<&crate::engine_client::IntegrityCheck>,
     status: &mut InstantDbStatus,
     now: Timestamp,
 ) -> Result<()> {
     let restores: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), ns);
-    let mine = ListParams::default().labels(&format!(
-        "{}=true,{}={}",
-        recovery::AUTO_RESTORE_LABEL,
-        recovery::INSTANCE_LABEL,
-        db.name_any()
-    ));
-    let existing = restores.list(&mine).await?.items;
+    // From the cache: a restore created by the last pass and not in it yet is created again
+    // under the same name, which the API refuses (409, ignored below).
+    let name = db.name_any();
+    let existing: Vec<InstantDbRestore> = caches
+        .restores
+        .state()
+        .iter()
+        .filter(|r| {
+            let labels = r.labels();
+            r.namespace().as_deref() == Some(ns)
+                && labels.get(recovery::AUTO_RESTORE_LABEL).map(String::as_str) == Some("true")
+                && labels.get(recovery::INSTANCE_LABEL) == Some(&name)
+        })
+        .map(|r| r.as_ref().clone())
+        .collect();
     let created = recovery::restore_to_create(db, integrity, &existing);
     if let Some(restore) = &created {
         match restores.create(&PostParams::default(), restore).await {
@@ -456,12 +522,13 @@ struct ObservedObjects<'a> {
     cm: Option<&'a ConfigMap>,
     headless: Option<&'a Service>,
     svc: Option<&'a Service>,
-    pdb: Option<PodDisruptionBudget>,
-    network_policy: Option<NetworkPolicy>,
+    pdb: Option<&'a PodDisruptionBudget>,
+    network_policy: Option<&'a NetworkPolicy>,
     sm: Option<&'a DynamicObject>,
 }
 
-/// Applies every desired object that differs from what was observed; returns what changed.
+/// Applies every desired object that differs from what was observed (or drifted from it);
+/// returns what changed.
 async fn apply_all(
     db: &InstantDb,
     ctx: &Context,
@@ -470,7 +537,7 @@ async fn apply_all(
     desired: builders::Desired,
     o: ObservedObjects<'_>,
     pvc: Option<&PersistentVolumeClaim>,
-) -> Result<Vec<String>> {
+) -> Result<Changes> {
     let name = db.name_any();
     let client = ctx.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -480,32 +547,19 @@ async fn apply_all(
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     let sm_api: Api<DynamicObject> =
         Api::namespaced_with(client, ns, &builders::service_monitor_resource());
-    let mut changed: Vec<String> = Vec::new();
-    if apply_if_changed(&cms, desired.config_map, o.cm, uid, ctx).await? {
-        changed.push(format!("ConfigMap {}", names::config_map(&name)));
-    }
-    if apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx).await? {
-        changed.push(format!("Secret {}", names::admin_secret(&name)));
-    }
-    if apply_if_changed(&secrets, desired.api_secret, o.api_secret, uid, ctx).await? {
-        changed.push(format!("Secret {}", names::api_secret(&name)));
-    }
-    if apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx).await? {
-        changed.push(format!("Service {}", names::headless_service(&name)));
-    }
-    if apply_if_changed(&svcs, desired.service, o.svc, uid, ctx).await? {
-        changed.push(format!("Service {}", names::primary(&name)));
-    }
-    if apply_if_changed(&sts_api, desired.statefulset, o.sts, uid, ctx).await? {
-        changed.push(format!("StatefulSet {}", names::primary(&name)));
-    }
+    let mut changed = Changes::default();
+    let c = &mut changed;
+    apply_if_changed(&cms, desired.config_map, o.cm, uid, ctx, c).await?;
+    apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx, c).await?;
+    apply_if_changed(&secrets, desired.api_secret, o.api_secret, uid, ctx, c).await?;
+    apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx, c).await?;
+    apply_if_changed(&svcs, desired.service, o.svc, uid, ctx, c).await?;
+    apply_if_changed(&sts_api, desired.statefulset, o.sts, uid, ctx, c).await?;
     match (desired.pdb, o.pdb) {
         (Some(want), observed) => {
-            if apply_if_changed(&pdbs, want, observed.as_ref(), uid, ctx).await? {
-                changed.push(format!("PodDisruptionBudget {}", names::primary(&name)));
-            }
+            apply_if_changed(&pdbs, want, observed, uid, ctx, c).await?;
         }
-        (None, Some(observed)) if owned_by(&observed, uid) => {
+        (None, Some(observed)) if owned_by(observed, uid) => {
             pdbs.delete(&names::primary(&name), &DeleteParams::default())
                 .await
                 .map_err(|source| Error::ApplyFailed {
@@ -517,7 +571,7 @@ async fn apply_all(
                 .writes
                 .with_label_values(&[CONTROLLER, "PodDisruptionBudget", "delete"])
                 .inc();
-            changed.push(format!(
+            c.push(format!(
                 "deleted PodDisruptionBudget {}",
                 names::primary(&name)
             ));
@@ -531,16 +585,14 @@ async fn apply_all(
         &name,
         desired.network_policy,
         o.network_policy,
-        &mut changed,
+        c,
     )
     .await?;
-    if let Some(want) = desired.service_monitor
-        && apply_if_changed(&sm_api, want, o.sm, uid, ctx).await?
-    {
-        changed.push(format!("ServiceMonitor {}", names::primary(&name)));
+    if let Some(want) = desired.service_monitor {
+        apply_if_changed(&sm_api, want, o.sm, uid, ctx, c).await?;
     }
     if let Some(note) = expand_volume(db, ctx, ns, &name, pvc).await? {
-        changed.push(note);
+        c.push(note);
     }
     Ok(changed)
 }
@@ -552,17 +604,15 @@ async fn apply_or_delete_network_policy(
     uid: &str,
     name: &str,
     want: Option<NetworkPolicy>,
-    observed: Option<NetworkPolicy>,
-    changed: &mut Vec<String>,
+    observed: Option<&NetworkPolicy>,
+    changed: &mut Changes,
 ) -> Result<()> {
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
     match (want, observed) {
         (Some(want), observed) => {
-            if apply_if_changed(&api, want, observed.as_ref(), uid, ctx).await? {
-                changed.push(format!("NetworkPolicy {}", names::primary(name)));
-            }
+            apply_if_changed(&api, want, observed, uid, ctx, changed).await?;
         }
-        (None, Some(observed)) if owned_by(&observed, uid) => {
+        (None, Some(observed)) if owned_by(observed, uid) => {
             api.delete(&names::primary(name), &DeleteParams::default())
                 .await?;
             ctx.metrics
