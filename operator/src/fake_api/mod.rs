@@ -547,6 +547,13 @@ impl FakeApiServer {
                     o
                 };
                 let obj = Self::stamp(&mut st, old.as_ref(), new);
+                // A write that changes nothing is a no-op, as on a real API server: no new
+                // resourceVersion, no watch event (else two controllers' idempotent writes
+                // would wake each other forever through the fake's watches).
+                if let Some(old) = old.as_ref().filter(|o| same_but_version(o, &obj)) {
+                    st.next_rv -= 1;
+                    return (StatusCode::OK, old.clone());
+                }
                 // A deleted object waits for its finalizers; the last one removed lets it go.
                 let released =
                     obj.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&obj);
@@ -559,6 +566,13 @@ impl FakeApiServer {
             }
             Method::DELETE => match st.objects.get(&key).cloned() {
                 // As the API server does: an object with finalizers is only marked deleted.
+                // Deleting an object marked deleted already changes nothing.
+                Some(old)
+                    if has_finalizers(&old)
+                        && old.pointer("/metadata/deletionTimestamp").is_some() =>
+                {
+                    (StatusCode::OK, old)
+                }
                 Some(old) if has_finalizers(&old) => {
                     let mut obj = old.clone();
                     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -584,6 +598,18 @@ impl FakeApiServer {
             ),
         }
     }
+}
+
+/// Whether two versions of an object differ only in their resourceVersion.
+fn same_but_version(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// `/api/v1/namespaces/ns/configmaps/name` or `/apis/g/v/namespaces/ns/plural/name` or a

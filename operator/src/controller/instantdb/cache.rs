@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -33,7 +33,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
-use crate::controller::scoped_api;
+use crate::controller::{Context, scoped_api};
 
 /// Selector of the objects the operator creates itself.
 pub const OWNED_SELECTOR: &str = "app.kubernetes.io/managed-by=instant-db-operator";
@@ -260,26 +260,65 @@ pub fn drive(w: Watches) -> impl Stream<Item = ()> + Send {
 /// test) and read by reconciles.
 #[derive(Default)]
 pub struct Registry {
-    scopes: RwLock<Vec<(Option<String>, ScopeCaches)>>,
+    /// (scope, registration id, caches), newest last.
+    scopes: RwLock<Vec<(Option<String>, u64, ScopeCaches)>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// Keeps caches registered while it lives: a controller holds it as long as it polls the
+/// watches, so caches nobody updates any more (the controller ended, leadership was lost) are
+/// never read.
+pub struct Registration {
+    ctx: Arc<Context>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.ctx.caches.unregister(self.id);
+    }
 }
 
 impl Registry {
-    /// Makes `caches` the caches of `scope` (replacing earlier ones: a controller that was
-    /// restarted after a lost leadership opens new watches).
-    pub fn register(&self, scope: Option<&str>, caches: ScopeCaches) {
+    /// Makes `caches` the caches of `scope` (in front of earlier ones: a controller that was
+    /// restarted after a lost leadership opens new watches) until [`Self::unregister`].
+    pub fn register(&self, scope: Option<&str>, caches: ScopeCaches) -> u64 {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut scopes = self.scopes.write().unwrap_or_else(PoisonError::into_inner);
-        scopes.retain(|(s, _)| s.as_deref() != scope);
-        scopes.push((scope.map(str::to_string), caches));
+        scopes.push((scope.map(str::to_string), id, caches));
+        id
     }
 
-    /// The caches that hold namespace `ns`: its own scope, else the all-namespaces one.
+    /// [`Self::register`], undone when the returned guard is dropped.
+    pub fn register_while(
+        ctx: &Arc<Context>,
+        scope: Option<&str>,
+        caches: ScopeCaches,
+    ) -> Registration {
+        Registration {
+            ctx: ctx.clone(),
+            id: ctx.caches.register(scope, caches),
+        }
+    }
+
+    /// Forgets the caches registered as `id`.
+    pub fn unregister(&self, id: u64) {
+        let mut scopes = self.scopes.write().unwrap_or_else(PoisonError::into_inner);
+        scopes.retain(|(_, i, _)| *i != id);
+    }
+
+    /// The caches that hold namespace `ns`: its own scope, else the all-namespaces one (the
+    /// newest registration of each).
     pub fn get(&self, ns: &str) -> Option<ScopeCaches> {
         let scopes = self.scopes.read().unwrap_or_else(PoisonError::into_inner);
         scopes
             .iter()
-            .find(|(s, _)| s.as_deref() == Some(ns))
-            .or_else(|| scopes.iter().find(|(s, _)| s.is_none()))
-            .map(|(_, c)| c.clone())
+            .rev()
+            .find(|(s, _, _)| s.as_deref() == Some(ns))
+            .or_else(|| scopes.iter().rev().find(|(s, _, _)| s.is_none()))
+            .map(|(_, _, c)| c.clone())
     }
 
     /// Opens the watches of `scope`, registers their caches and polls them in a task until

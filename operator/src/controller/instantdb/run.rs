@@ -55,7 +55,11 @@ pub async fn run(
     stop: tokio::sync::watch::Receiver<bool>,
     health: Health,
 ) {
+    // The caches stay registered while the controllers poll their watches: dropping this
+    // future (or its end) unregisters them.
+    let registrations = Arc::new(std::sync::Mutex::new(Vec::new()));
     let registry_ctx = ctx.clone();
+    let held = registrations.clone();
     run_scoped(
         ctx,
         namespaces,
@@ -69,7 +73,11 @@ pub async fn run(
                 .applied_objects()
                 .predicate_filter(primary_predicate, Default::default());
             let w = cache::watch(client, scope);
-            registry_ctx.caches.register(scope, w.caches.clone());
+            let registration =
+                cache::Registry::register_while(&registry_ctx, scope, w.caches.clone());
+            held.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(registration);
             Controller::for_stream(dbs, reader)
                 .owns_stream(w.statefulsets)
                 .owns_stream(w.services)
@@ -92,6 +100,7 @@ pub async fn run(
         Some(health),
     )
     .await;
+    drop(registrations);
 }
 
 #[cfg(test)]
