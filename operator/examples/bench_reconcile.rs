@@ -61,7 +61,7 @@ impl EngineApi for Healthy {
         Box::pin(async move {
             Ok(DetailedHealth {
                 status: HealthStatus::Healthy,
-                document_count: Some(documents),
+                document_count: Some(i64::try_from(documents).unwrap_or(i64::MAX)),
                 ..Default::default()
             })
         })
