@@ -13,8 +13,8 @@
 //! - InstantDbBackups are the project's own kind; made by hand they carry no label, so all
 //!   of the scope are watched.
 //!
-//! Cached objects lose their `managedFields` (the largest part of a pod or StatefulSet, and
-//! never read), which keeps the memory of 1,000 instances small.
+//! Cached objects lose their `managedFields` (a large part of a pod or StatefulSet, and never
+//! read), pods also their spec, which keeps the memory of 1,000 instances small.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -167,6 +167,7 @@ fn reflected<K>(
     client: &Client,
     scope: Option<&str>,
     selector: Option<&str>,
+    trim: fn(&mut K),
     watched: &mut Vec<(String, Option<String>)>,
 ) -> (Store<K>, Changes<K>)
 where
@@ -186,11 +187,23 @@ where
     watched.push((K::url_path(&(), scope), selector.map(str::to_string)));
     let stream = watcher(scoped_api::<K>(client, scope), config)
         .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .modify(move |o: &mut K| {
+            o.meta_mut().managed_fields = None;
+            trim(o);
+        })
         .reflect(writer)
         .touched_objects()
         .boxed();
     (reader, stream)
+}
+
+/// Keeps the whole object (but its managedFields).
+fn keep<K>(_: &mut K) {}
+
+/// A pod without its spec: status (phase, IP, container states, conditions) is all the
+/// reconcile reads, and the spec is most of a real pod.
+fn pod_status_only(p: &mut Pod) {
+    p.spec = None;
 }
 
 /// Opens the watches of one scope (`None`: all namespaces).
@@ -198,16 +211,16 @@ pub fn watch(client: &Client, scope: Option<&str>) -> Watches {
     let mut w = Vec::new();
     let owned = Some(OWNED_SELECTOR);
     let engine = Some(ENGINE_SELECTOR);
-    let (statefulsets_s, statefulsets) = reflected(client, scope, owned, &mut w);
-    let (services_s, services) = reflected(client, scope, owned, &mut w);
-    let (config_maps_s, config_maps) = reflected(client, scope, owned, &mut w);
-    let (secrets_s, secrets) = reflected(client, scope, owned, &mut w);
-    let (pdbs_s, pdbs) = reflected(client, scope, owned, &mut w);
-    let (network_policies_s, network_policies) = reflected(client, scope, owned, &mut w);
-    let (pods_s, pods) = reflected(client, scope, engine, &mut w);
-    let (pvcs_s, pvcs) = reflected(client, scope, engine, &mut w);
-    let (backups_s, backups) = reflected(client, scope, None, &mut w);
-    let (restores_s, restores) = reflected(client, scope, owned, &mut w);
+    let (statefulsets_s, statefulsets) = reflected(client, scope, owned, keep, &mut w);
+    let (services_s, services) = reflected(client, scope, owned, keep, &mut w);
+    let (config_maps_s, config_maps) = reflected(client, scope, owned, keep, &mut w);
+    let (secrets_s, secrets) = reflected(client, scope, owned, keep, &mut w);
+    let (pdbs_s, pdbs) = reflected(client, scope, owned, keep, &mut w);
+    let (network_policies_s, network_policies) = reflected(client, scope, owned, keep, &mut w);
+    let (pods_s, pods) = reflected(client, scope, engine, pod_status_only, &mut w);
+    let (pvcs_s, pvcs) = reflected(client, scope, engine, keep, &mut w);
+    let (backups_s, backups) = reflected(client, scope, None, keep, &mut w);
+    let (restores_s, restores) = reflected(client, scope, owned, keep, &mut w);
     Watches {
         caches: ScopeCaches {
             statefulsets: statefulsets_s,
