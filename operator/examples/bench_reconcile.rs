@@ -1,12 +1,16 @@
 //! Reconciles N InstantDb objects (default 1,000) until they converge and checks that the
-//! steady state writes nothing. Prints throughput per round, time to converge and peak memory
-//! of the operator side and of the fake API server separately; exits non-zero when a reconcile
-//! fails or the steady-state round makes any write.
+//! steady state writes nothing. Prints throughput per round, API requests per reconcile by verb
+//! (a steady reconcile reads only its watch caches: 0 GET, 0 LIST), reconciles per second of the
+//! running controller while every engine's document count changes (a simulated ingest), time
+//! to converge and peak memory of the operator side and of the fake API server separately;
+//! exits non-zero when a reconcile fails, the steady-state round makes any write or any GET.
 //!
 //! The fake API server runs in a child process (this same binary with `--fake-api`) serving
-//! HTTP on 127.0.0.1, so the operator's own memory is this process's peak RSS: the 10,000-odd
-//! stored objects live in the child. Reconcile is called directly, 16 at a time (the fake has no
-//! watches), on objects read from the API as the controller's cache would hold them.
+//! HTTP on 127.0.0.1, so the operator's own memory is this process's peak RSS (its watch caches
+//! included): the 10,000-odd stored objects live in the child. The rounds call reconcile
+//! directly, 16 at a time, on objects read from the API as the controller's cache would hold
+//! them; the children come from the watch caches as in the controller. The ingest phase runs
+//! the controller itself (`controller::instantdb::run`) for `BENCH_INGEST_SECS` (default 20).
 //!
 //! Run: `cargo run --release -p instant-db-operator --example bench_reconcile [N]`. With
 //! `BENCH_CHANGE_BEFORE_STEADY=1` one spec is changed before the last round, which must then
@@ -16,7 +20,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::routing::{get, post};
 use futures::StreamExt;
@@ -35,17 +40,28 @@ use serde_json::{Value, json};
 const CONCURRENCY: usize = 16;
 const NS: &str = "bench";
 
-struct Healthy;
+/// Healthy engines; while `ingesting`, each answer reports more documents than the last (an
+/// ingest running on every instance).
+#[derive(Default)]
+struct Healthy {
+    ingesting: std::sync::atomic::AtomicBool,
+    documents: AtomicU64,
+}
 impl EngineApi for Healthy {
     fn detailed_health<'a>(
         &'a self,
         _: &'a instant_db_operator::engine_client::EngineTarget,
         _: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
-        Box::pin(async {
+        let documents = if self.ingesting.load(Ordering::Relaxed) {
+            self.documents.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            1
+        };
+        Box::pin(async move {
             Ok(DetailedHealth {
                 status: HealthStatus::Healthy,
-                document_count: Some(1),
+                document_count: Some(i64::try_from(documents).unwrap_or(i64::MAX)),
                 ..Default::default()
             })
         })
@@ -77,7 +93,7 @@ async fn serve_fake(n: usize) {
         fake.put(&db_path(i), json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
             "metadata": {"name": format!("db-{i}"), "namespace": NS}, "spec": {"storage": {"size": "1Gi"}}}));
     }
-    let (f1, f2, f3) = (fake.clone(), fake.clone(), fake.clone());
+    let (f1, f2, f3, f4) = (fake.clone(), fake.clone(), fake.clone(), fake.clone());
     let extra = axum::Router::new()
         .route(
             "/_bench/stats",
@@ -87,6 +103,21 @@ async fn serve_fake(n: usize) {
                     let (peak, now) = rss_mib();
                     axum::Json(json!({"writes": f.writes(), "objects": f.len(),
                                       "peak_rss_mib": peak, "rss_mib": now}))
+                }
+            }),
+        )
+        .route(
+            "/_bench/requests",
+            get(move || {
+                let f = f4.clone();
+                async move {
+                    // RBAC verb of each request since the last clear: get, list, watch, patch...
+                    let mut by_verb = std::collections::BTreeMap::<String, u64>::new();
+                    for l in f.log() {
+                        let verb = l.permission().map_or_else(|| "other".into(), |p| p.verb);
+                        *by_verb.entry(verb).or_default() += 1;
+                    }
+                    axum::Json(json!(by_verb))
                 }
             }),
         )
@@ -110,7 +141,9 @@ async fn serve_fake(n: usize) {
                         f.merge(&sts, &json!({"status": {"replicas": 1, "readyReplicas": 1,
                             "observedGeneration": g, "currentRevision": "r", "updateRevision": "r"}}));
                         f.put(&format!("/api/v1/namespaces/{NS}/pods/db-{i}-0"), json!({"apiVersion": "v1",
-                            "kind": "Pod", "metadata": {"name": format!("db-{i}-0"), "namespace": NS},
+                            "kind": "Pod", "metadata": {"name": format!("db-{i}-0"), "namespace": NS,
+                                "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/component": "engine",
+                                           "app.kubernetes.io/instance": format!("db-{i}")}},
                             "status": {"phase": "Running", "podIP": "10.0.0.1",
                                 "conditions": [{"type": "Ready", "status": "True"}]}}));
                     }
@@ -126,12 +159,18 @@ struct Bench {
     base: String,
     http: reqwest::Client,
     ctx: Arc<Context>,
+    engine: Arc<Healthy>,
     dbs: Api<InstantDb>,
 }
 
 impl Bench {
     async fn stats(&self) -> Value {
-        let url = format!("{}/_bench/stats", self.base);
+        self.read("stats").await
+    }
+
+    /// `GET /_bench/{what}` of the fake.
+    async fn read(&self, what: &str) -> Value {
+        let url = format!("{}/_bench/{what}", self.base);
         self.http
             .get(url)
             .send()
@@ -147,15 +186,49 @@ impl Bench {
         self.http.post(url).send().await.unwrap();
     }
 
+    /// Requests by RBAC verb since the last clear.
+    async fn requests(&self) -> std::collections::BTreeMap<String, u64> {
+        serde_json::from_value(self.read("requests").await).unwrap()
+    }
+
+    /// Waits until the watch caches stop changing (they have taken in the last round's writes).
+    async fn settle(&self) {
+        let caches = self.ctx.caches.get(NS).unwrap();
+        let mut last = caches.versions();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = caches.versions();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    /// Reconciles of the InstantDb controller counted so far.
+    fn reconciles(&self) -> u64 {
+        ["success", "error"]
+            .iter()
+            .map(|r| {
+                self.ctx
+                    .metrics
+                    .reconciles
+                    .with_label_values(&["instantdb", r])
+                    .get()
+            })
+            .sum()
+    }
+
     /// One reconcile of every object; returns (writes, seconds, failures).
     async fn round(&self, n: usize) -> (u64, f64, usize) {
+        // The objects as the controller's primary store holds them, read before the request
+        // log is cleared: the reconciles' own requests are what is counted.
+        let dbs = self.dbs.list(&Default::default()).await.unwrap().items;
+        assert_eq!(dbs.len(), n);
         self.control("clear").await;
         let t = Instant::now();
-        let failures = futures::stream::iter(0..n)
-            .map(|i| async move {
-                let db = self.dbs.get(&format!("db-{i}")).await.unwrap();
-                reconcile(Arc::new(db), self.ctx.clone()).await.is_err()
-            })
+        let failures = futures::stream::iter(dbs)
+            .map(|db| async move { reconcile(Arc::new(db), self.ctx.clone()).await.is_err() })
             .buffer_unordered(CONCURRENCY)
             .filter(|failed| std::future::ready(*failed))
             .count()
@@ -192,6 +265,7 @@ async fn main() -> ExitCode {
     let config = kube::Config::new(base.parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
     let (_, baseline) = rss_mib();
+    let engine = Arc::new(Healthy::default());
     let bench = Bench {
         base,
         http: reqwest::Client::new(),
@@ -201,11 +275,14 @@ async fn main() -> ExitCode {
                 default_image: "ghcr.io/instant-db/instant-db:0.1.0".into(),
                 ..Default::default()
             },
-            Arc::new(Healthy),
+            engine.clone(),
             Metrics::new().unwrap(),
         )),
-        dbs: Api::namespaced(client, NS),
+        engine,
+        dbs: Api::namespaced(client.clone(), NS),
     };
+    let caches = bench.ctx.caches.spawn(&client, Some(NS));
+    assert!(caches.ready().await, "the watch caches did not sync");
     let build = if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -219,6 +296,7 @@ async fn main() -> ExitCode {
         n as f64 / t1
     );
     bench.control("ready").await;
+    bench.settle().await;
     let (w2, t2, f2) = bench.round(n).await;
     println!(
         "round 2 (pods ready):    {:>6.0} reconciles/s  {t2:>6.2}s  {w2:>6} writes",
@@ -234,15 +312,64 @@ async fn main() -> ExitCode {
             .await
             .unwrap();
     }
+    bench.settle().await;
     let (w3, t3, f3) = bench.round(n).await;
     println!(
         "round 3 (steady state):  {:>6.0} reconciles/s  {t3:>6.2}s  {w3:>6} writes",
         n as f64 / t3
     );
+    let requests = bench.requests().await;
+    let per = |verb: &str| requests.get(verb).copied().unwrap_or(0) as f64 / n as f64;
+    println!(
+        "requests per steady reconcile: {:.2} GET, {:.2} LIST, {:.2} WATCH, {:.2} PATCH, {:.2} CREATE, {:.2} DELETE ({requests:?} for {n})",
+        per("get"),
+        per("list"),
+        per("watch"),
+        per("patch"),
+        per("create"),
+        per("delete")
+    );
+    let (peak_rounds, now_rounds) = rss_mib();
+    println!(
+        "operator after the rounds: peak RSS {peak_rounds:.1} MiB, now {now_rounds:.1} MiB (one set of watch caches)"
+    );
+    let steady_gets =
+        requests.get("get").copied().unwrap_or(0) + requests.get("list").copied().unwrap_or(0);
+
+    // The controller itself while every engine's document count moves.
+    let secs: u64 = std::env::var("BENCH_INGEST_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controller = tokio::spawn(instant_db_operator::controller::instantdb::run(
+        bench.ctx.clone(),
+        vec![NS.into()],
+        stop_rx,
+        instant_db_operator::server::Health::new(),
+    ));
+    // The controller first reconciles every object it lists; the ingest is measured after.
+    let before_start = bench.reconciles();
+    while bench.reconciles() < before_start + n as u64 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bench.control("clear").await;
+    bench.engine.ingesting.store(true, Ordering::Relaxed);
+    let (r0, t0) = (bench.reconciles(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (r1, elapsed) = (bench.reconciles(), t0.elapsed().as_secs_f64());
+    let ingest_requests = bench.requests().await;
+    stop_tx.send(true).unwrap();
+    let _ = controller.await;
+    println!(
+        "simulated ingest ({secs}s, controller running): {:.1} reconciles/s for {n} instances, {:.0} health reads; requests {ingest_requests:?}",
+        (r1 - r0) as f64 / elapsed,
+        bench.engine.documents.load(Ordering::Relaxed)
+    );
     println!("time to converge:        {converge:.2}s (create + ready rounds)");
     let (peak, now) = rss_mib();
     println!(
-        "operator process:        peak RSS {peak:.1} MiB, now {now:.1} MiB (at start {baseline:.1} MiB)"
+        "operator process:        peak RSS {peak:.1} MiB, now {now:.1} MiB (at start {baseline:.1} MiB; the running controller opened a second set of watch caches beside the rounds' own)"
     );
     let fake = bench.stats().await;
     println!(
@@ -259,6 +386,12 @@ async fn main() -> ExitCode {
     }
     if w3 > 0 {
         eprintln!("FAIL: the steady-state round made {w3} writes; it must make none");
+        ok = false;
+    }
+    if steady_gets > 0 {
+        eprintln!(
+            "FAIL: the steady-state round made {steady_gets} GET/LIST requests; it must read only its caches"
+        );
         ok = false;
     }
     if ok {

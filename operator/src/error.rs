@@ -71,6 +71,12 @@ pub enum Error {
     /// YAML serialization failed.
     #[error("YAML: {0}")]
     Yaml(#[from] serde_norway::Error),
+    /// A reconcile found no watch caches for the object's namespace (they are opened with the
+    /// controller, before any reconcile): a bug of the operator.
+    #[error(
+        "the watch caches of namespace {0} are not running; restart the operator and report this"
+    )]
+    CachesNotRunning(String),
     /// Leader election failed.
     #[error("leader election: {0}")]
     LeaderElection(String),
@@ -99,6 +105,7 @@ impl Error {
             Error::RestoreRefused(_) => "restore_refused",
             Error::Json(_) => "json",
             Error::Yaml(_) => "yaml",
+            Error::CachesNotRunning(_) => "caches_not_running",
             Error::LeaderElection(_) => "leader_election",
             Error::Io(_) => "io",
             Error::Metrics(_) => "metrics",

@@ -168,7 +168,8 @@ async fn a_failing_bootstrap_restore_stalls_the_instance_with_the_engines_messag
     // as a kubelet reports an init container that keeps failing
     fake.put(
         common::POD,
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "docs-0", "namespace": "search"},
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "docs-0", "namespace": "search",
+                   "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/instance": "docs", "app.kubernetes.io/component": "engine"}},
                "status": {"phase": "Pending", "initContainerStatuses": [{"name": "bootstrap",
                    "ready": false, "restartCount": 3, "image": "i", "imageID": "",
                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},

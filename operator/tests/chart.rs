@@ -218,6 +218,13 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
                "spec": {"instance": "docs", "destination": {"s3": {
                    "bucket": "backups", "credentialsSecret": "s3-creds"}}}}),
     );
+    // One to a volume: the instance looks its claim up (the user's PVC, not cached).
+    fake.put(
+        "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/to-volume",
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "to-volume", "namespace": "search"},
+               "spec": {"instance": "docs", "destination": {"volume": {"claimName": "shared-backups"}}}}),
+    );
     fake.put(
         "/api/v1/namespaces/search/secrets/s3-creds",
         json!({"apiVersion": "v1", "kind": "Secret",
@@ -398,7 +405,8 @@ async fn permissions_the_operator_needs(watched: Vec<String>) -> BTreeSet<Permis
     fake.put(
         "/api/v1/namespaces/search/persistentvolumeclaims/data-docs-0",
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-               "metadata": {"name": "data-docs-0", "namespace": "search"},
+               "metadata": {"name": "data-docs-0", "namespace": "search",
+                     "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/instance": "docs", "app.kubernetes.io/component": "engine"}},
                "spec": {"resources": {"requests": {"storage": "1Gi"}}}}),
     );
     reconcile_once(&fake, &ctx).await.unwrap();

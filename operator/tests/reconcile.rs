@@ -378,7 +378,8 @@ async fn shrinking_the_volume_is_ignored_with_one_warning_event() {
     fake.put(
         pvc,
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "data-docs-0", "namespace": "search"},
+        "metadata": {"name": "data-docs-0", "namespace": "search",
+                     "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/instance": "docs", "app.kubernetes.io/component": "engine"}},
         "spec": {"resources": {"requests": {"storage": "2Gi"}}}}),
     );
     let mut db = fake.get(DB).unwrap();
@@ -469,7 +470,8 @@ fn put_pod(fake: &FakeApiServer, status: serde_json::Value) {
     fake.put(
         common::POD,
         json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "docs-0", "namespace": "search"}, "status": status}),
+               "metadata": {"name": "docs-0", "namespace": "search",
+                     "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/instance": "docs", "app.kubernetes.io/component": "engine"}}, "status": status}),
     );
 }
 
@@ -719,12 +721,14 @@ fn engine_image(fake: &FakeApiServer) -> String {
 fn with_default_image(fake: &FakeApiServer, ctx: &Arc<Context>, image: &str) -> Arc<Context> {
     let mut config = ctx.config.clone();
     config.default_image = image.into();
-    Arc::new(Context::new(
+    let ctx = Arc::new(Context::new(
         fake.client(),
         config,
         Arc::new(FakeEngine::healthy()),
         Metrics::new().unwrap(),
-    ))
+    ));
+    common::start_caches(fake, &ctx);
+    ctx
 }
 
 #[tokio::test]

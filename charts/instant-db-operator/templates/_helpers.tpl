@@ -32,17 +32,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["list", "watch", "create"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
+  # list/watch: the InstantDb controller's watch caches (label-selected); get: a look before a
+  # create, so an object of that name without the operator's labels is never taken over.
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["secrets"]
-  # list/watch: the operator watches the admin Secrets it owns (label-selected) to recreate them.
+  # list/watch: the operator caches only the Secrets it owns (label-selected), to read its
+  # tokens without a GET and to recreate a deleted one.
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "patch"]
+  # list/watch: the engine PVCs are cached (selected by the engine pod labels); get: whether
+  # the claims of volume backup destinations exist (the user's, not labelled).
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get"]
+  # list/watch: the engine pods are cached (selected by their labels); get: a backup's pod.
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
@@ -52,7 +58,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
   verbs: ["get", "create", "patch"]

@@ -85,6 +85,8 @@ pub struct Context {
     /// When engine-derived numbers were last taken into each object's status.
     numbers_taken: Mutex<HashMap<String, Instant>>,
     service_monitor_crd: Mutex<Option<(Instant, bool)>>,
+    /// Watch caches of the InstantDb controller's children, backups and restores, per scope.
+    pub caches: instantdb::cache::Registry,
 }
 
 impl Context {
@@ -108,6 +110,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             numbers_taken: Mutex::new(HashMap::new()),
             service_monitor_crd: Mutex::new(None),
+            caches: Default::default(),
         }
     }
 
@@ -316,7 +319,7 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
 /// first. The wait is re-armed every half second because kube-runtime 5.0's readiness signal
 /// (a oneshot channel) keeps only the last waiter's waker, and the Controller itself also waits
 /// on it: a second waiter that is not polled again may never be woken.
-async fn store_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+pub(crate) async fn store_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,

@@ -4,8 +4,9 @@
 //! replaces the object's spec-side fields, status patches replace `status`, merge patches are
 //! merged), PUT and DELETE (an object with finalizers is only marked with a deletionTimestamp
 //! until a write removes the last one), assigns uid / resourceVersion / generation, logs every request and
-//! can be told to fail the next matching request. It also holds plain text (`put_text`: a pod's
-//! log). It does not implement watches, nor port-forward (a WebSocket upgrade).
+//! can be told to fail the next matching request. Watches (`?watch=true`) stream the changes of
+//! every write, direct ones (`put`, `merge`, `remove`) included; see `watch`. It also holds plain text (`put_text`: a pod's
+//! log). It does not implement port-forward (a WebSocket upgrade).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -16,6 +17,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 mod request;
+mod watch;
 
 pub use request::{Logged, Permission};
 use request::{in_list, is_watch, selected};
@@ -28,6 +30,29 @@ struct State {
     hang: Vec<String>,
     next_uid: u64,
     next_rv: u64,
+    watches: watch::Watches,
+}
+
+impl State {
+    /// Stores `new` at `path` (None: removes it) and tells the watches. A stored object has
+    /// been stamped with a new resourceVersion already; a removal takes the next one.
+    fn store(&mut self, path: &str, new: Option<Value>) {
+        let old = match &new {
+            Some(obj) => self.objects.insert(path.to_string(), obj.clone()),
+            None => self.objects.remove(path),
+        };
+        if old.is_none() && new.is_none() {
+            return;
+        }
+        let rv = match &new {
+            Some(obj) => watch::version(obj),
+            None => {
+                self.next_rv += 1;
+                self.next_rv
+            }
+        };
+        self.watches.changed(rv, path, old.as_ref(), new.as_ref());
+    }
 }
 
 /// A failure to inject into matching requests.
@@ -83,7 +108,7 @@ impl FakeApiServer {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A kube client talking to this fake.
+    /// A kube client talking to this fake (in process, no socket).
     pub fn client(&self) -> kube::Client {
         let this = self.clone();
         let svc = tower::service_fn(move |req: Request<Body>| {
@@ -140,7 +165,7 @@ impl FakeApiServer {
         let mut st = self.lock();
         let old = st.objects.get(path).cloned();
         let obj = Self::stamp(&mut st, old.as_ref(), obj);
-        st.objects.insert(path.to_string(), obj);
+        st.store(path, Some(obj));
     }
 
     /// Stores plain text at `path` (a pod's `.../log`), answered as `text/plain` as the API
@@ -151,17 +176,42 @@ impl FakeApiServer {
             .insert(path.to_string(), Value::String(text.to_string()));
     }
 
-    /// Merges `patch` into the object at `path` directly (no log entry).
+    /// Merges `patch` into the object at `path` directly (no log entry), with a new
+    /// resourceVersion (and generation when the spec changed) as a real write would get.
     pub fn merge(&self, path: &str, patch: &Value) {
         let mut st = self.lock();
-        if let Some(obj) = st.objects.get_mut(path) {
-            merge(obj, patch);
+        if let Some(old) = st.objects.get(path).cloned() {
+            let mut obj = old.clone();
+            merge(&mut obj, patch);
+            let obj = Self::stamp(&mut st, Some(&old), obj);
+            st.store(path, Some(obj));
         }
     }
 
     /// Removes the object at `path` directly.
     pub fn remove(&self, path: &str) {
-        self.lock().objects.remove(path);
+        self.lock().store(path, None);
+    }
+
+    /// `(path, resourceVersion)` of every stored object a watch of `list` with label selector
+    /// `selector` sees: what a watch cache that has caught up holds (tests compare the two).
+    pub fn versions_matching(&self, list: &str, selector: Option<&str>) -> Vec<(String, String)> {
+        let query = selector
+            .map(|s| {
+                format!(
+                    "labelSelector={}",
+                    s.replace('/', "%2F")
+                        .replace('=', "%3D")
+                        .replace(',', "%2C")
+                )
+            })
+            .unwrap_or_default();
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, v)| in_list(list, k) && selected(&query, v))
+            .map(|(k, v)| (k.clone(), watch::version(v).to_string()))
+            .collect()
     }
 
     /// Makes the next request with this method whose path contains `path_part` fail with `code`.
@@ -269,50 +319,120 @@ impl FakeApiServer {
         let app = extra.fallback(move |req: axum::extract::Request| {
             let this = self.clone();
             async move {
-                let method = req.method().clone();
-                let path = req.uri().path().to_string();
-                let query = req.uri().query().unwrap_or("").to_string();
-                let content_type = req
-                    .headers()
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX)
                     .await
                     .unwrap_or_default();
-                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let (code, value) = this.respond(&method, &path, &query, &content_type, body);
-                let (content_type, body) = encode(value);
-                (code, [(http::header::CONTENT_TYPE, content_type)], body)
+                this.answer(&parts, &body).await
             }
         });
         axum::serve(listener, app).await
     }
 
-    async fn handle(&self, req: Request<Body>) -> Response<Body> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
+    async fn handle(&self, req: Request<Body>) -> Response<axum::body::Body> {
+        let (parts, body) = req.into_parts();
+        let body = body.collect_bytes().await.unwrap_or_default();
+        self.answer(&parts, &body).await
+    }
+
+    /// The response to one request: a watch streams events (one JSON object a line, as the
+    /// API server sends them) until the client goes away; anything else is one JSON body.
+    async fn answer(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Response<axum::body::Body> {
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_string();
+        let query = parts.uri.query().unwrap_or("").to_string();
         let hangs = self.lock().hang.iter().any(|p| path.contains(p.as_str()));
         if hangs {
             std::future::pending::<()>().await;
         }
-        let content_type = req
-            .headers()
+        let content_type = parts
+            .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = req.into_body().collect_bytes().await.unwrap_or_default();
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (code, value) = self.respond(&method, &path, &query, &content_type, body);
-        let (content_type, body) = encode(value);
+        let (code, content_type, body) =
+            if method == Method::GET && is_watch(Some(&query)) && !looks_like_object(&path) {
+                match self.watch(&path, &query) {
+                    Ok(rx) => {
+                        let lines = futures::stream::unfold(rx, |mut rx| async move {
+                            let ev = rx.recv().await?;
+                            Some((Ok::<_, Infallible>(format!("{ev}\n")), rx))
+                        });
+                        (
+                            StatusCode::OK,
+                            "application/json",
+                            axum::body::Body::from_stream(lines),
+                        )
+                    }
+                    Err((code, value)) => (
+                        code,
+                        "application/json",
+                        axum::body::Body::from(value.to_string()),
+                    ),
+                }
+            } else {
+                let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let (code, value) = self.respond(&method, &path, &query, &content_type, body);
+                let (content_type, text) = encode(value);
+                (code, content_type, axum::body::Body::from(text))
+            };
         Response::builder()
             .status(code)
             .header(http::header::CONTENT_TYPE, content_type)
-            .body(Body::from(body.into_bytes()))
-            .unwrap_or_else(|_| Response::new(Body::empty()))
+            .body(body)
+            .unwrap_or_else(|_| Response::new(axum::body::Body::empty()))
+    }
+
+    /// Opens a watch of the list at `path` (logged, and failing like any request when a
+    /// failure was injected for it).
+    fn watch(
+        &self,
+        path: &str,
+        query: &str,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<Value>, (StatusCode, Value)> {
+        let mut st = self.lock();
+        st.log.push(Logged {
+            method: "GET".into(),
+            path: path.to_string(),
+            watch: true,
+        });
+        if let Some(failed) = Self::injected_failure(&mut st, &Method::GET, path) {
+            return Err(failed);
+        }
+        let st = &mut *st;
+        Ok(st.watches.open(
+            path,
+            query,
+            watch::resource_version(query),
+            st.objects.iter(),
+        ))
+    }
+
+    /// The answer of the first injected failure matching the request, if any (counted down).
+    fn injected_failure(
+        st: &mut State,
+        method: &Method,
+        path: &str,
+    ) -> Option<(StatusCode, Value)> {
+        let i = st.failures.iter().position(|f| {
+            (f.method == "*" || f.method == method.as_str()) && path.contains(f.path_part.as_str())
+        })?;
+        let f = &mut st.failures[i];
+        let (code, body) = (f.code, status_body(f.code, &f.reason, &f.message));
+        match &mut f.remaining {
+            Some(n) if *n <= 1 => {
+                st.failures.remove(i);
+            }
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        let sc = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Some((sc, body))
     }
 
     fn respond(
@@ -329,20 +449,8 @@ impl FakeApiServer {
             path: path.to_string(),
             watch: is_watch(Some(query)),
         });
-        if let Some(i) = st.failures.iter().position(|f| {
-            (f.method == "*" || f.method == method.as_str()) && path.contains(f.path_part.as_str())
-        }) {
-            let f = &mut st.failures[i];
-            let (code, body) = (f.code, status_body(f.code, &f.reason, &f.message));
-            match &mut f.remaining {
-                Some(n) if *n <= 1 => {
-                    st.failures.remove(i);
-                }
-                Some(n) => *n -= 1,
-                None => {}
-            }
-            let sc = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (sc, body);
+        if let Some(failed) = Self::injected_failure(&mut st, method, path) {
+            return failed;
         }
         let (key, is_status) = match path.strip_suffix("/status") {
             Some(k) => (k.to_string(), true),
@@ -384,7 +492,7 @@ impl FakeApiServer {
                     );
                 }
                 let obj = Self::stamp(&mut st, None, body);
-                st.objects.insert(key, obj.clone());
+                st.store(&key, Some(obj.clone()));
                 (StatusCode::CREATED, obj)
             }
             Method::PATCH | Method::PUT => {
@@ -457,27 +565,46 @@ impl FakeApiServer {
                     o
                 };
                 let obj = Self::stamp(&mut st, old.as_ref(), new);
+                // A write that changes nothing is a no-op, as on a real API server: no new
+                // resourceVersion, no watch event (else two controllers' idempotent writes
+                // would wake each other forever through the fake's watches).
+                if let Some(old) = old.as_ref().filter(|o| same_but_version(o, &obj)) {
+                    st.next_rv -= 1;
+                    return (StatusCode::OK, old.clone());
+                }
                 // A deleted object waits for its finalizers; the last one removed lets it go.
                 let released =
                     obj.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&obj);
                 if released {
-                    st.objects.remove(&key);
+                    st.store(&key, None);
                 } else {
-                    st.objects.insert(key, obj.clone());
+                    st.store(&key, Some(obj.clone()));
                 }
                 (StatusCode::OK, obj)
             }
-            Method::DELETE => match st.objects.remove(&key) {
+            Method::DELETE => match st.objects.get(&key).cloned() {
                 // As the API server does: an object with finalizers is only marked deleted.
-                Some(mut obj) if has_finalizers(&obj) => {
+                // Deleting an object marked deleted already changes nothing.
+                Some(old)
+                    if has_finalizers(&old)
+                        && old.pointer("/metadata/deletionTimestamp").is_some() =>
+                {
+                    (StatusCode::OK, old)
+                }
+                Some(old) if has_finalizers(&old) => {
+                    let mut obj = old.clone();
                     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.entry("deletionTimestamp")
                             .or_insert_with(|| json!("2026-01-01T00:00:00Z"));
                     }
-                    st.objects.insert(key, obj.clone());
+                    let obj = Self::stamp(&mut st, Some(&old), obj);
+                    st.store(&key, Some(obj.clone()));
                     (StatusCode::OK, obj)
                 }
-                Some(obj) => (StatusCode::OK, obj),
+                Some(obj) => {
+                    st.store(&key, None);
+                    (StatusCode::OK, obj)
+                }
                 None => (
                     StatusCode::NOT_FOUND,
                     status_body(404, "NotFound", &format!("{key} not found")),
@@ -498,6 +625,18 @@ fn encode(value: Value) -> (&'static str, String) {
         Value::String(text) => ("text/plain", text),
         other => ("application/json", other.to_string()),
     }
+}
+
+/// Whether two versions of an object differ only in their resourceVersion.
+fn same_but_version(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// `/api/v1/namespaces/ns/configmaps/name` or `/apis/g/v/namespaces/ns/plural/name` or a

@@ -241,7 +241,42 @@ pub fn setup_with_engine(spec: Value) -> (FakeApiServer, Arc<Context>, Arc<FakeE
         engine.clone(),
         Metrics::new().unwrap(),
     ));
+    start_caches(&fake, &ctx);
     (fake, ctx, engine)
+}
+
+/// Opens the InstantDb controller's watch caches of namespace `search` against `fake`, as the
+/// controller loop does, for reconciles called directly.
+pub fn start_caches(fake: &FakeApiServer, ctx: &Context) {
+    ctx.caches.spawn(&fake.client(), Some("search"));
+}
+
+/// Waits until the watch caches hold exactly what the fake stores for their watches (same
+/// objects, same resourceVersions): what the next reconcile reads is then what a controller
+/// reading a caught-up cache would read. A real cluster gives no such moment; there, a
+/// reconcile that reads a stale cache is followed by the one the watch event triggers.
+pub async fn sync_caches(fake: &FakeApiServer, ctx: &Context) {
+    let Some(caches) = ctx.caches.get("search") else {
+        return;
+    };
+    let mut want = vec![];
+    for _ in 0..1000 {
+        want = caches
+            .watched()
+            .iter()
+            .flat_map(|(list, selector)| fake.versions_matching(list, selector.as_deref()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>();
+        if caches.versions() == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!(
+        "the watch caches did not catch up with the fake API: want {want:?}, have {:?}",
+        caches.versions()
+    );
 }
 
 pub fn current(fake: &FakeApiServer) -> Arc<InstantDb> {
@@ -250,16 +285,20 @@ pub fn current(fake: &FakeApiServer) -> Arc<InstantDb> {
 
 /// One reconcile of the current object, with a fresh request log.
 pub async fn run(fake: &FakeApiServer, ctx: &Arc<Context>) -> Result<Action> {
+    sync_caches(fake, ctx).await;
     fake.clear_log();
-    reconcile_once(fake, ctx).await
-}
-
-/// One reconcile of the current object; the request log keeps what came before.
-pub async fn reconcile_once(fake: &FakeApiServer, ctx: &Arc<Context>) -> Result<Action> {
     reconcile(current(fake), ctx.clone()).await
 }
 
-/// The StatefulSet rolled out and its pod has an IP, as the kubelet would report.
+/// One reconcile of the current object, once the caches caught up; the request log keeps
+/// what came before.
+pub async fn reconcile_once(fake: &FakeApiServer, ctx: &Arc<Context>) -> Result<Action> {
+    sync_caches(fake, ctx).await;
+    reconcile(current(fake), ctx.clone()).await
+}
+
+/// The StatefulSet rolled out and its pod has an IP, as the kubelet would report; the pod carries
+/// the template labels the StatefulSet controller gives it (the operator finds it by them).
 pub fn mark_ready(fake: &FakeApiServer) {
     let sts = fake.get(STS).unwrap();
     let generation = sts["metadata"]["generation"].clone();
@@ -268,7 +307,8 @@ pub fn mark_ready(fake: &FakeApiServer) {
         &json!({"status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": generation,
                 "currentRevision": "r1", "updateRevision": "r1"}}),
     );
-    fake.put(POD, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "docs-0", "namespace": "search"},
+    fake.put(POD, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "docs-0", "namespace": "search",
+                     "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/instance": "docs", "app.kubernetes.io/component": "engine"}},
                          "status": {"phase": "Running", "podIP": "10.0.0.7",
                                     "conditions": [{"type": "PodScheduled", "status": "True"},
                                                    {"type": "Ready", "status": "True"}],

@@ -4,15 +4,15 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use instant_db_crds::backup::{InstantDbBackup, InstantDbBackupPolicy, InstantDbRestore};
+use instant_db_crds::backup::{InstantDbBackup, InstantDbRestore};
 use instant_db_crds::conditions::{self as conds, is_true};
 use instant_db_crds::{InstantDb, InstantDbStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -28,14 +28,16 @@ use status::Observed;
 
 mod backups;
 pub mod bootstrap;
+pub mod cache;
 pub mod diagnose;
+pub mod drift;
 pub mod image;
 pub(crate) mod recovery;
 mod run;
 pub mod status;
 mod volume;
 
-pub use run::run;
+pub use run::{primary_predicate, run};
 use volume::expand_volume;
 pub use volume::{VolumeChange, volume_change};
 
@@ -69,30 +71,62 @@ fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
         .is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
 }
 
-/// Applies `obj` unless `observed` already carries the same applied-hash. Returns whether a
-/// write happened.
+/// What [`apply_if_changed`] did.
+#[derive(Debug, Default)]
+struct Changes {
+    /// `Kind name` of every object written.
+    applied: Vec<String>,
+    /// `Kind name: fields` of every object put back after another writer changed it.
+    drift: Vec<String>,
+}
+
+impl Changes {
+    fn push(&mut self, note: String) {
+        self.applied.push(note);
+    }
+}
+
+/// Applies `obj` unless `observed` already carries the same applied-hash and none of the
+/// fields the operator sets drifted (see `drift`); records what it wrote in `changes`.
+/// `observed` comes from the watch cache; when the cache has no such object, the API is asked
+/// (a fresh read before a create: the cache holds only objects with the operator's labels, and
+/// a foreign object of that name must not be taken over).
 async fn apply_if_changed<K>(
     api: &Api<K>,
     mut obj: K,
     observed: Option<&K>,
     uid: &str,
     ctx: &Context,
-) -> Result<bool>
+    changes: &mut Changes,
+) -> Result<()>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let kind = kind_of(&obj);
     let name = obj.meta().name.clone().unwrap_or_default();
+    let fetched;
+    let observed = match observed {
+        Some(o) => Some(o),
+        None => {
+            fetched = api.get_opt(&name).await?;
+            fetched.as_ref()
+        }
+    };
     if let Some(o) = observed
         && !owned_by(o, uid)
     {
         return Err(Error::NameConflict { kind, name });
     }
     let hash = hash_object(&obj)?;
-    if observed.and_then(|o| applied_hash(o)) == Some(hash.as_str()) {
-        return Ok(false);
-    }
+    let same_hash = observed.and_then(|o| applied_hash(o)) == Some(hash.as_str());
     set_hash(obj.meta_mut(), hash);
+    let mut drifted = Vec::new();
+    if let Some(live) = observed.filter(|_| same_hash) {
+        drifted = drift::drifted_fields(&serde_json::to_value(&obj)?, &serde_json::to_value(live)?);
+        if drifted.is_empty() {
+            return Ok(());
+        }
+    }
     match api
         .patch(
             &name,
@@ -115,7 +149,13 @@ where
         .writes
         .with_label_values(&[CONTROLLER, &kind, "apply"])
         .inc();
-    Ok(true)
+    if !drifted.is_empty() {
+        changes
+            .drift
+            .push(format!("{kind} {name}: {}", drifted.join(", ")));
+    }
+    changes.applied.push(format!("{kind} {name}"));
+    Ok(())
 }
 
 async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
@@ -160,38 +200,45 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         }
     };
 
-    // Observe.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    // Observe, from the watch caches (see `cache`): no request to the API.
+    let caches = ctx
+        .caches
+        .get(&ns)
+        .ok_or_else(|| Error::CachesNotRunning(ns.clone()))?;
+    if !caches.ready().await {
+        return Err(Error::CachesNotRunning(ns.clone()));
+    }
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-    let secret = secrets.get_opt(&names::admin_secret(&name)).await?;
-    // The user's (or cert-manager's) TLS Secret: read, never written.
+    let secret = cache::cached(&caches.secrets, &ns, &names::admin_secret(&name));
+    let api_secret = cache::cached(&caches.secrets, &ns, &names::api_secret(&name));
+    let sts = cache::cached(&caches.statefulsets, &ns, &names::primary(&name));
+    let cm = cache::cached(&caches.config_maps, &ns, &names::config_map(&name));
+    let headless = cache::cached(&caches.services, &ns, &names::headless_service(&name));
+    let svc = cache::cached(&caches.services, &ns, &names::primary(&name));
+    let pdb = cache::cached(&caches.pdbs, &ns, &names::primary(&name));
+    // The user's (or cert-manager's) TLS Secret is not the operator's, so not in the cache:
+    // one GET per reconcile of a TLS instance.
     let tls_secret = match builders::tls::secret_name(db) {
-        Some(s) => secrets.get_opt(s).await?,
+        Some(s) => {
+            Api::<Secret>::namespaced(client.clone(), &ns)
+                .get_opt(s)
+                .await?
+        }
         None => None,
     };
-    let api_secret = secrets.get_opt(&names::api_secret(&name)).await?;
-    let sts = sts_api.get_opt(&names::primary(&name)).await?;
-    let cm = cms.get_opt(&names::config_map(&name)).await?;
-    let headless = svcs.get_opt(&names::headless_service(&name)).await?;
-    let svc = svcs.get_opt(&names::primary(&name)).await?;
-    let pdb = pdbs.get_opt(&names::primary(&name)).await?;
     // The pod and its claim tell why an engine is not ready (crash loop, image pull,
     // scheduling, volume); there are none before the StatefulSet.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let (pod, pvc) = if sts.is_some() {
         (
-            pods.get_opt(&names::pod(&name)).await?,
-            pvcs.get_opt(&names::data_pvc(&name)).await?,
+            cache::cached(&caches.pods, &ns, &names::pod(&name)),
+            cache::cached(&caches.pvcs, &ns, &names::data_pvc(&name)),
         )
     } else {
         (None, None)
     };
-    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
-    let network_policy = nps.get_opt(&names::primary(&name)).await?;
+    let network_policy = cache::cached(&caches.network_policies, &ns, &names::primary(&name));
+    // The ServiceMonitor kind may not exist (no Prometheus Operator): it is not watched, and
+    // read from the API only where its CRD is installed.
     let sm_crd = ctx.service_monitor_crd_exists().await;
     let sm_api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &builders::service_monitor_resource());
@@ -201,16 +248,16 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         None
     };
 
-    let backups_api: Api<InstantDbBackup> = Api::namespaced(client.clone(), &ns);
-    let all_backups = backups_api.list(&ListParams::default()).await?.items;
-    let policies: Api<InstantDbBackupPolicy> = Api::namespaced(client.clone(), &ns);
-    let policies = policies.list(&ListParams::default()).await?.items;
+    let all_backups = cache::in_namespace(&caches.backups, &ns);
+    let policies = cache::in_namespace(&caches.policies, &ns);
     let bootstrap_plan = bootstrap::plan(db, &all_backups);
     let bootstrap_credentials =
         bootstrap_credentials(db, ctx, &ns, &bootstrap_plan, &all_backups).await?;
     let hold_engine = bootstrap::holds(&bootstrap_plan, bootstrap_credentials.as_deref());
+    // The claims of volume destinations are the user's (not labelled, not cached): a GET
+    // each, only for instances that back up to volumes.
     let backup_claims = existing_claims(
-        &pvcs,
+        &Api::namespaced(client.clone(), &ns),
         crate::controller::backup::credentials::claims(db, &all_backups, &policies),
     )
     .await?;
@@ -257,8 +304,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         cm: cm.as_ref(),
         headless: headless.as_ref(),
         svc: svc.as_ref(),
-        pdb,
-        network_policy,
+        pdb: pdb.as_ref(),
+        network_policy: network_policy.as_ref(),
         sm: sm.as_ref(),
     };
     // A failure that may pass still leads to a status of what happened (naming the object);
@@ -278,10 +325,24 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         Ok(c) => (c, None),
         Err(e) => match e.status_reason() {
             Some(reason) => return blocked(db, &dbs, ctx, reason, &e, now).await,
-            None if matches!(e, Error::ApplyFailed { .. }) => (vec![], Some(e)),
+            None if matches!(e, Error::ApplyFailed { .. }) => (Changes::default(), Some(e)),
             None => return Err(e),
         },
     };
+    for drifted in &changed.drift {
+        tracing::warn!(instantdb = %object_key(db), %drifted, "put back fields another writer changed");
+        ctx.event(
+            &db.object_ref(&()),
+            EventType::Warning,
+            "DriftCorrected",
+            "Apply",
+            format!(
+                "put back {drifted}: the operator owns these fields; change them through the InstantDb spec"
+            ),
+        )
+        .await;
+    }
+    let changed = changed.applied;
     if !changed.is_empty() {
         tracing::info!(instantdb = %object_key(db), applied = ?changed, "applied");
         ctx.event(
@@ -295,6 +356,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     }
 
     // Status.
+    // A fresh read: the StatefulSet was just applied and the cache may not hold the new
+    // generation yet, which the rollout check below compares with.
     let sts_now = if changed.iter().any(|c| c.starts_with("StatefulSet")) {
         sts_api.get_opt(&names::primary(&name)).await?
     } else {
@@ -373,7 +436,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     // needs to know when the data was last known good.
     recovery::record_integrity_pass(&mut new, integrity);
     if auto_restore {
-        recover(db, ctx, &ns, integrity, &mut new, now).await?;
+        recover(db, ctx, &caches, &ns, integrity, &mut new, now).await?;
     }
     if let Some(view) = bootstrap::condition(
         &bootstrap_plan,
@@ -515,19 +578,28 @@ async fn existing_claims(
 async fn recover(
     db: &InstantDb,
     ctx: &Context,
+    caches: &cache::ScopeCaches,
     ns: &str,
     integrity: Option<&crate::engine_client::IntegrityCheck>,
     status: &mut InstantDbStatus,
     now: Timestamp,
 ) -> Result<()> {
     let restores: Api<InstantDbRestore> = Api::namespaced(ctx.client.clone(), ns);
-    let mine = ListParams::default().labels(&format!(
-        "{}=true,{}={}",
-        recovery::AUTO_RESTORE_LABEL,
-        recovery::INSTANCE_LABEL,
-        db.name_any()
-    ));
-    let existing = restores.list(&mine).await?.items;
+    // From the cache: a restore created by the last pass and not in it yet is created again
+    // under the same name, which the API refuses (409, ignored below).
+    let name = db.name_any();
+    let existing: Vec<InstantDbRestore> = caches
+        .restores
+        .state()
+        .iter()
+        .filter(|r| {
+            let labels = r.labels();
+            r.namespace().as_deref() == Some(ns)
+                && labels.get(recovery::AUTO_RESTORE_LABEL).map(String::as_str) == Some("true")
+                && labels.get(recovery::INSTANCE_LABEL) == Some(&name)
+        })
+        .map(|r| r.as_ref().clone())
+        .collect();
     let created = recovery::restore_to_create(db, integrity, &existing);
     if let Some(restore) = &created {
         match restores.create(&PostParams::default(), restore).await {
@@ -571,14 +643,14 @@ struct ObservedObjects<'a> {
     cm: Option<&'a ConfigMap>,
     headless: Option<&'a Service>,
     svc: Option<&'a Service>,
-    pdb: Option<PodDisruptionBudget>,
-    network_policy: Option<NetworkPolicy>,
+    pdb: Option<&'a PodDisruptionBudget>,
+    network_policy: Option<&'a NetworkPolicy>,
     sm: Option<&'a DynamicObject>,
 }
 
-/// Applies every desired object that differs from what was observed; returns what changed.
-/// With `hold_engine` the StatefulSet is left as it is (not created): the bootstrap backup
-/// is not usable yet, and an engine started now would start empty.
+/// Applies every desired object that differs from what was observed (or drifted from it);
+/// returns what changed. With `hold_engine` the StatefulSet is left as it is (not created): the
+/// bootstrap backup is not usable yet, and an engine started now would start empty.
 #[allow(clippy::too_many_arguments)]
 async fn apply_all(
     db: &InstantDb,
@@ -589,7 +661,7 @@ async fn apply_all(
     o: ObservedObjects<'_>,
     pvc: Option<&PersistentVolumeClaim>,
     hold_engine: bool,
-) -> Result<Vec<String>> {
+) -> Result<Changes> {
     let name = db.name_any();
     let client = ctx.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -599,32 +671,21 @@ async fn apply_all(
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     let sm_api: Api<DynamicObject> =
         Api::namespaced_with(client, ns, &builders::service_monitor_resource());
-    let mut changed: Vec<String> = Vec::new();
-    if apply_if_changed(&cms, desired.config_map, o.cm, uid, ctx).await? {
-        changed.push(format!("ConfigMap {}", names::config_map(&name)));
-    }
-    if apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx).await? {
-        changed.push(format!("Secret {}", names::admin_secret(&name)));
-    }
-    if apply_if_changed(&secrets, desired.api_secret, o.api_secret, uid, ctx).await? {
-        changed.push(format!("Secret {}", names::api_secret(&name)));
-    }
-    if apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx).await? {
-        changed.push(format!("Service {}", names::headless_service(&name)));
-    }
-    if apply_if_changed(&svcs, desired.service, o.svc, uid, ctx).await? {
-        changed.push(format!("Service {}", names::primary(&name)));
-    }
-    if !hold_engine && apply_if_changed(&sts_api, desired.statefulset, o.sts, uid, ctx).await? {
-        changed.push(format!("StatefulSet {}", names::primary(&name)));
+    let mut changed = Changes::default();
+    let c = &mut changed;
+    apply_if_changed(&cms, desired.config_map, o.cm, uid, ctx, c).await?;
+    apply_if_changed(&secrets, desired.secret, o.secret, uid, ctx, c).await?;
+    apply_if_changed(&secrets, desired.api_secret, o.api_secret, uid, ctx, c).await?;
+    apply_if_changed(&svcs, desired.headless_service, o.headless, uid, ctx, c).await?;
+    apply_if_changed(&svcs, desired.service, o.svc, uid, ctx, c).await?;
+    if !hold_engine {
+        apply_if_changed(&sts_api, desired.statefulset, o.sts, uid, ctx, c).await?;
     }
     match (desired.pdb, o.pdb) {
         (Some(want), observed) => {
-            if apply_if_changed(&pdbs, want, observed.as_ref(), uid, ctx).await? {
-                changed.push(format!("PodDisruptionBudget {}", names::primary(&name)));
-            }
+            apply_if_changed(&pdbs, want, observed, uid, ctx, c).await?;
         }
-        (None, Some(observed)) if owned_by(&observed, uid) => {
+        (None, Some(observed)) if owned_by(observed, uid) => {
             pdbs.delete(&names::primary(&name), &DeleteParams::default())
                 .await
                 .map_err(|source| Error::ApplyFailed {
@@ -636,7 +697,7 @@ async fn apply_all(
                 .writes
                 .with_label_values(&[CONTROLLER, "PodDisruptionBudget", "delete"])
                 .inc();
-            changed.push(format!(
+            c.push(format!(
                 "deleted PodDisruptionBudget {}",
                 names::primary(&name)
             ));
@@ -650,16 +711,14 @@ async fn apply_all(
         &name,
         desired.network_policy,
         o.network_policy,
-        &mut changed,
+        c,
     )
     .await?;
-    if let Some(want) = desired.service_monitor
-        && apply_if_changed(&sm_api, want, o.sm, uid, ctx).await?
-    {
-        changed.push(format!("ServiceMonitor {}", names::primary(&name)));
+    if let Some(want) = desired.service_monitor {
+        apply_if_changed(&sm_api, want, o.sm, uid, ctx, c).await?;
     }
     if let Some(note) = expand_volume(db, ctx, ns, &name, pvc).await? {
-        changed.push(note);
+        c.push(note);
     }
     Ok(changed)
 }
@@ -671,17 +730,15 @@ async fn apply_or_delete_network_policy(
     uid: &str,
     name: &str,
     want: Option<NetworkPolicy>,
-    observed: Option<NetworkPolicy>,
-    changed: &mut Vec<String>,
+    observed: Option<&NetworkPolicy>,
+    changed: &mut Changes,
 ) -> Result<()> {
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
     match (want, observed) {
         (Some(want), observed) => {
-            if apply_if_changed(&api, want, observed.as_ref(), uid, ctx).await? {
-                changed.push(format!("NetworkPolicy {}", names::primary(name)));
-            }
+            apply_if_changed(&api, want, observed, uid, ctx, changed).await?;
         }
-        (None, Some(observed)) if owned_by(&observed, uid) => {
+        (None, Some(observed)) if owned_by(observed, uid) => {
             api.delete(&names::primary(name), &DeleteParams::default())
                 .await?;
             ctx.metrics
