@@ -37,7 +37,7 @@ pub struct VolumeDestination {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("has(self.bucket) && self.bucket != ''").message("s3 destination needs a bucket"))]
-#[x_kube(validation = kube::core::Rule::new("has(self.credentialsSecret) && self.credentialsSecret != ''").message("s3 destination needs credentialsSecret: a Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.credentialsSecret) || self.credentialsSecret != ''").message("s3 credentialsSecret must not be empty: name a Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or leave it out to use the engine pod's own AWS identity"))]
 pub struct S3Destination {
     /// Endpoint URL for S3-compatible stores (MinIO, Ceph...). Default: AWS S3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +53,9 @@ pub struct S3Destination {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Name of a Secret (same namespace) with keys `AWS_ACCESS_KEY_ID` and
-    /// `AWS_SECRET_ACCESS_KEY`. Required.
+    /// `AWS_SECRET_ACCESS_KEY`. Without it the engine uses its pod's own AWS identity: an IAM
+    /// role for the service account (`podTemplate.serviceAccountName`, EKS IRSA or Pod
+    /// Identity) or the node's role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
 }

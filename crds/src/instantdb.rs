@@ -441,6 +441,12 @@ pub struct PodTemplateOverrides {
     /// Tolerations of the engine pod. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
+    /// ServiceAccount the engine pod runs as (same namespace; the user's, not made by the
+    /// operator), e.g. one annotated with an IAM role (EKS IRSA), a GKE or Azure workload
+    /// identity, so backups need no static keys. Default: the namespace's `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
     /// Affinity of the engine pod. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,

@@ -331,8 +331,8 @@ fn policy_rules() {
             "needs a bucket",
         ),
         (
-            json!({"instance": "a", "schedule": "@daily", "destination": {"s3": {"bucket": "b"}}}),
-            "needs credentialsSecret",
+            json!({"instance": "a", "schedule": "@daily", "destination": {"s3": {"bucket": "b", "credentialsSecret": ""}}}),
+            "credentialsSecret must not be empty",
         ),
         (
             json!({"instance": "a", "schedule": "@daily", "destination": {}}),

@@ -414,6 +414,9 @@ pub fn statefulset(
             node_selector: overrides.node_selector,
             tolerations: overrides.tolerations,
             affinity: overrides.affinity,
+            // The token stays unmounted (the engine never calls the API server); identity
+            // webhooks (EKS IRSA, Azure workload identity) project their own token.
+            service_account_name: overrides.service_account_name,
             ..Default::default()
         }),
     };

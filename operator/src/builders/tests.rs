@@ -658,3 +658,27 @@ fn a_missing_or_incomplete_tls_secret_is_a_problem_naming_the_secret_and_what_to
         None
     );
 }
+
+#[test]
+fn the_engine_pod_runs_as_the_service_account_the_spec_names_without_mounting_its_token() {
+    let with = db(
+        json!({"storage": {"size": "1Gi"}, "podTemplate": {"serviceAccountName": "backup-writer"}}),
+    );
+    let pod = |d: &InstantDb| {
+        desired(&input(d))
+            .unwrap()
+            .statefulset
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+    };
+    let p = pod(&with);
+    assert_eq!(p.service_account_name.as_deref(), Some("backup-writer"));
+    assert_eq!(p.automount_service_account_token, Some(false));
+    assert_eq!(
+        pod(&db(json!({"storage": {"size": "1Gi"}}))).service_account_name,
+        None
+    );
+}

@@ -62,12 +62,12 @@ pub fn resolve_destination(
             "prefix {prefix:?} must not contain . or .. segments"
         ));
     }
-    let credentials = s3
-        .credentials_secret
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or("the s3 destination has no credentialsSecret")?;
-    if !is_credentials_name(credentials) {
+    // Without a credentials Secret the engine uses its pod's own AWS identity (IRSA, Pod
+    // Identity, the node's role): nothing to copy, no `credentials=` in the URL.
+    let credentials = s3.credentials_secret.as_deref().filter(|c| !c.is_empty());
+    if let Some(credentials) = credentials
+        && !is_credentials_name(credentials)
+    {
         return Err(format!(
             "credentialsSecret {credentials:?} is not a Secret name (lower-case letters, digits, - and .)"
         ));
@@ -79,7 +79,7 @@ pub fn resolve_destination(
             bucket: Some(bucket.to_string()),
             prefix: Some(prefix),
             region: Some(s3.region.clone().unwrap_or_else(|| "us-east-1".into())),
-            credentials_secret: Some(credentials.to_string()),
+            credentials_secret: credentials.map(str::to_string),
         }),
     })
 }
@@ -431,6 +431,20 @@ mod tests {
         for secret in ["access_key_id", "secret_access_key", "session_token"] {
             assert!(!url.contains(secret), "{url}");
         }
+    }
+
+    /// No credentials Secret: the engine uses its pod's own AWS identity (an IAM role of its
+    /// service account), so the URL names no credentials and nothing is copied.
+    #[test]
+    fn an_s3_destination_without_a_credentials_secret_leaves_the_identity_to_the_engine_pod() {
+        let mut d = s3(None, None);
+        d.s3.as_mut().unwrap().credentials_secret = None;
+        let resolved = resolve_destination(&d, "search", "docs").unwrap();
+        assert_eq!(credentials_secret(&resolved), None);
+        assert_eq!(
+            destination_url(&resolved).unwrap(),
+            "s3://backups/search/docs?region=us-east-1"
+        );
     }
 
     #[test]
