@@ -339,3 +339,102 @@ fn prune(tx: &Transaction, seq: i64) -> Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::store::tests::doc;
+
+    fn chunk(text: &str) -> NewChunk {
+        NewChunk {
+            section_path: vec!["S".into()],
+            text: text.into(),
+            content_start: 0,
+            doc_start: 0,
+            doc_end: text.len(),
+            token_count: 2,
+            embedding: Some(vec![0.25, -1.5]),
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        store.set_change_capture(true);
+        (dir, store)
+    }
+
+    #[test]
+    fn every_committed_write_has_its_row_and_a_failed_write_has_none() {
+        let (_d, store) = open();
+        store.put_document(&doc("d1", "/a"), &[chunk("one")], "m").unwrap();
+        // UNIQUE(source) fails the second write: its transaction, change row included, rolls back
+        assert!(store.put_document(&doc("d2", "/a"), &[chunk("two")], "m").is_err());
+        store.delete_document("d1").unwrap();
+        let rows = store.changes_after(0, i64::MAX).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| (r.seq, r.op, r.document_id.as_str())).collect::<Vec<_>>(),
+            [(1, Op::Put, "d1"), (2, Op::Delete, "d1")]
+        );
+        let p: PutPayload = serde_json::from_str(rows[0].payload.as_deref().unwrap()).unwrap();
+        assert_eq!(p.chunks[0].text, "one");
+        assert_eq!(p.chunks[0].embedding.as_deref(), Some(&[0.25f32, -1.5][..]));
+        assert_eq!(p.model, "m");
+    }
+
+    #[test]
+    fn shipping_moves_the_position_and_prunes_all_but_the_newest_row() {
+        let (_d, store) = open();
+        assert_eq!(store.start_generation("g1").unwrap(), 0);
+        for i in 0..3 {
+            store
+                .put_document(&doc(&format!("d{i}"), &format!("/{i}")), &[chunk("x")], "m")
+                .unwrap();
+        }
+        let s = store.change_log_state().unwrap();
+        assert_eq!((s.shipped_seq, s.last_seq, s.pending), (0, 3, 3));
+        assert!(s.pending_bytes > 0 && s.oldest_pending_at.is_some());
+        assert!(store.mark_shipped("g1", 3).unwrap());
+        let s = store.change_log_state().unwrap();
+        assert_eq!((s.shipped_seq, s.last_seq, s.pending), (3, 3, 0));
+        // the newest row stays: a snapshot says which change it holds and when
+        assert_eq!(store.read(newest_change).unwrap().map(|n| n.0), Some(3));
+        assert_eq!(store.read(|c| Ok(c.query_row("SELECT count(*) FROM changes", [], |r| r.get::<_, i64>(0))?)).unwrap(), 1);
+        // the next change continues the numbering
+        store.delete_document("d0").unwrap();
+        assert_eq!(store.changes_after(3, i64::MAX).unwrap()[0].seq, 4);
+    }
+
+    #[test]
+    fn a_position_of_another_generation_changes_nothing() {
+        let (_d, store) = open();
+        store.start_generation("g1").unwrap();
+        store.put_document(&doc("d1", "/a"), &[chunk("x")], "m").unwrap();
+        assert!(!store.mark_shipped("g0", 1).unwrap());
+        assert_eq!(store.change_log_state().unwrap().shipped_seq, 0);
+    }
+
+    #[test]
+    fn a_write_with_capture_off_detaches_the_file_from_its_generation() {
+        let (_d, store) = open();
+        store.start_generation("g1").unwrap();
+        store.put_document(&doc("d1", "/a"), &[chunk("x")], "m").unwrap();
+        store.set_change_capture(false);
+        assert_eq!(store.change_log_state().unwrap().generation.as_deref(), Some("g1"));
+        store.put_document(&doc("d2", "/b"), &[chunk("y")], "m").unwrap();
+        // the archive never saw d2: its generation must not go on as if it had
+        assert_eq!(store.change_log_state().unwrap().generation, None);
+        assert_eq!(store.change_log_state().unwrap().last_seq, 1);
+    }
+
+    #[test]
+    fn a_detached_file_has_no_generation_position_or_rows() {
+        let (_d, store) = open();
+        store.start_generation("g1").unwrap();
+        store.put_document(&doc("d1", "/a"), &[chunk("x")], "m").unwrap();
+        store.with_writer(|c| detach(c)).unwrap();
+        let s = store.change_log_state().unwrap();
+        assert_eq!((s.generation, s.shipped_seq, s.last_seq), (None, 0, 0));
+    }
+}
