@@ -81,6 +81,9 @@ pub struct PitrReport {
     pub restored_to: Option<String>,
 }
 
+/// The one file of the index folder an empty base swaps in (the index is rebuilt).
+const EMPTY_INDEX_NOTE: &str = "rebuilt-after-point-in-time-restore";
+
 struct Base {
     verified: VerifiedBackup,
     generation: String,
@@ -334,12 +337,26 @@ async fn empty_base(
             target.describe()
         )));
     };
+    // An index folder swaps in with the database, so the previous data's vector index never
+    // stays beside it (the engine rebuilds the index from the replayed embeddings).
+    let placeholder = staging.join("index").join(EMPTY_INDEX_NOTE);
     std::fs::create_dir_all(staging.join("index"))
+        .and_then(|()| std::fs::write(&placeholder, b""))
         .map_err(|e| Error::io(format!("create {}", staging.display()), e))?;
     let db = staging.join(crate::maintenance::DB_FILE);
-    blocking(move || {
+    let files = blocking(move || {
         let s = Store::open(&db)?;
-        s.checkpoint()
+        s.checkpoint()?;
+        drop(s);
+        let mut files = vec![];
+        for (name, path) in [
+            (crate::maintenance::DB_FILE.to_string(), db.clone()),
+            (format!("index/{EMPTY_INDEX_NOTE}"), placeholder),
+        ] {
+            let (size, sha256) = crate::backup::archive::hash_file(&path).map_err(err)?;
+            files.push(crate::backup::FileEntry { name, size, sha256 });
+        }
+        Ok(files)
     })
     .await?;
     let manifest = Manifest {
@@ -350,7 +367,7 @@ async fn empty_base(
         document_count: 0,
         chunk_count: 0,
         database: crate::maintenance::DB_FILE.to_string(),
-        files: vec![],
+        files,
         extra: serde_json::Value::Null,
     };
     Ok(Base {
