@@ -82,6 +82,14 @@ impl Engine {
         // Captured whenever archiving is configured, also by commands that do not ship: the
         // server ships what they wrote at its next start.
         store.set_change_capture(config.archive.enabled());
+        // The generation begins now, before any write of this process, so every change after
+        // the open is in the archive (a file opened without archiving before is the base).
+        if config.archive.enabled()
+            && store.damaged().is_none()
+            && store.change_log_state()?.generation.is_none()
+        {
+            store.start_generation(&crate::archive::segment::new_generation(chrono::Utc::now()))?;
+        }
         let (embedder, model_error) = match model {
             ModelLoading::Skip => (None, Some("model not loaded for this command".to_string())),
             _ => {

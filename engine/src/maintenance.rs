@@ -359,7 +359,7 @@ pub(crate) fn swap_and_verify(
     }
     // The restored file no longer continues the archive it came from: archiving starts a new
     // generation for it rather than shipping a history that forks the old one.
-    crate::archive::detach_staged(&verified.dir.join(DB_FILE))?;
+    crate::archive::detach_staged(&verified.dir.join(DB_FILE), engine.config.archive.enabled())?;
     phase(RestorePhase::Swapping);
     let guard = engine.store.with_file_replaced(|| {
         crate::backup::swap_in(&data_dir, verified, &names).map_err(backup_err)

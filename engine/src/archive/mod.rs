@@ -159,10 +159,12 @@ pub struct ArchiveReport {
     pub note: Option<String>,
 }
 
-/// Detaches a staged database (a restore's) from its archive generation; a file from before
-/// archiving (schema 1) has nothing to detach.
-pub fn detach_staged(db: &std::path::Path) -> Result<()> {
-    let c = rusqlite::Connection::open(db)?;
+/// Detaches a staged database (a restore's) from its archive generation (a file from before
+/// archiving, schema 1, has nothing to detach) and, when archiving is on, begins a new
+/// generation on it before it is swapped in, so that not one write after the swap falls
+/// outside the archive.
+pub fn detach_staged(db: &std::path::Path, archiving: bool) -> Result<()> {
+    let mut c = rusqlite::Connection::open(db)?;
     let has_log: bool = c.query_row(
         "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'changes'",
         [],
@@ -170,6 +172,14 @@ pub fn detach_staged(db: &std::path::Path) -> Result<()> {
     )?;
     if has_log {
         crate::store::changes::detach(&c)?;
+        if archiving {
+            let tx = c.transaction()?;
+            crate::store::changes::begin_generation(
+                &tx,
+                &segment::new_generation(chrono::Utc::now()),
+            )?;
+            tx.commit()?;
+        }
     }
     // nothing may stay in a WAL beside the file: only the file itself is swapped in
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;

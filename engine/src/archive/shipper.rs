@@ -188,22 +188,23 @@ impl Shipper {
         let generation = new_generation(chrono::Utc::now());
         let e = self.engine.clone();
         let g = generation.clone();
-        let (base_seq, documents) = blocking(move || {
-            let documents = e.store.stats()?.documents;
-            Ok((e.store.start_generation(&g)?, documents))
-        })
-        .await?;
-        let info = GenerationInfo {
-            generation: generation.clone(),
-            started_at: crate::health::now(),
-            base_seq,
-            started_empty: documents == 0,
-        };
-        self.put_marker(&info).await?;
-        tracing::info!(generation, base_seq, started_empty = info.started_empty, "archive generation started");
-        self.resumed_for = Some(generation);
+        let base_seq = blocking(move || e.store.start_generation(&g)).await?;
+        tracing::info!(generation, base_seq, "archive generation started");
+        // `resume` lists the destination for it and writes its marker
         self.seen = None;
         Ok(())
+    }
+
+    /// The marker of the file's generation, from what the file recorded at its start.
+    async fn marker_info(&self) -> Result<Option<GenerationInfo>> {
+        let e = self.engine.clone();
+        let start = blocking(move || e.store.read(crate::store::changes::generation_start)).await?;
+        Ok(start.map(|s| GenerationInfo {
+            generation: s.generation,
+            started_at: s.started_at,
+            base_seq: s.base_seq,
+            started_empty: s.started_empty,
+        }))
     }
 
     async fn put_marker(&self, info: &GenerationInfo) -> Result<()> {
@@ -239,20 +240,12 @@ impl Shipper {
             }
             self.archive().update(|st| st.last_archived_time = Some(micros_to_rfc3339(s.last_micros)));
         }
-        if !listed.iter().any(|(n, _, _)| *n == marker) {
-            let base_seq = segments
-                .iter()
-                .filter(|s| s.generation == generation)
-                .map(|s| s.first - 1)
-                .min()
-                .unwrap_or(state.shipped_seq);
-            self.put_marker(&GenerationInfo {
-                generation: generation.to_string(),
-                started_at: crate::health::now(),
-                base_seq,
-                started_empty: false,
-            })
-            .await?;
+        if !listed.iter().any(|(n, _, _)| *n == marker)
+            && let Some(info) = self.marker_info().await?
+            && info.generation == generation
+        {
+            self.put_marker(&info).await?;
+            tracing::info!(generation, base_seq = info.base_seq, started_empty = info.started_empty, "archive generation marker written");
         }
         self.resumed_for = Some(generation.to_string());
         Ok(false)

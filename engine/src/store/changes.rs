@@ -20,6 +20,51 @@ use crate::error::{Error, Result};
 pub const GENERATION_KEY: &str = "archive_generation";
 /// `meta` key holding the last `seq` known to be in the archive.
 pub const SHIPPED_KEY: &str = "archive_shipped_seq";
+/// `meta` keys describing the generation's start: changes up to `archive_base_seq` are in the
+/// base; `archive_started_empty` is 1 when the file held no document then.
+pub const BASE_SEQ_KEY: &str = "archive_base_seq";
+pub const STARTED_AT_KEY: &str = "archive_started_at";
+pub const STARTED_EMPTY_KEY: &str = "archive_started_empty";
+
+/// How the file's archive generation began (for its marker object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationStart {
+    pub generation: String,
+    pub started_at: String,
+    pub base_seq: i64,
+    pub started_empty: bool,
+}
+
+/// The start of the file's generation, if it belongs to one.
+pub fn generation_start(c: &Connection) -> Result<Option<GenerationStart>> {
+    let Some(generation) = meta_get(c, GENERATION_KEY)? else {
+        return Ok(None);
+    };
+    Ok(Some(GenerationStart {
+        generation,
+        started_at: meta_get(c, STARTED_AT_KEY)?.unwrap_or_default(),
+        base_seq: meta_get(c, BASE_SEQ_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        started_empty: meta_get(c, STARTED_EMPTY_KEY)?.as_deref() == Some("1"),
+    }))
+}
+
+/// Makes the file the start of `generation`: everything it holds now is the base. Returns the
+/// base seq.
+pub fn begin_generation(tx: &Transaction, generation: &str) -> Result<i64> {
+    let last: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+        r.get(0)
+    })?;
+    let documents: i64 = tx.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))?;
+    set_meta(tx, GENERATION_KEY, generation)?;
+    set_meta(tx, SHIPPED_KEY, &last.to_string())?;
+    set_meta(tx, BASE_SEQ_KEY, &last.to_string())?;
+    set_meta(tx, STARTED_AT_KEY, &format_time(chrono::Utc::now()))?;
+    set_meta(tx, STARTED_EMPTY_KEY, if documents == 0 { "1" } else { "0" })?;
+    prune(tx, last)?;
+    Ok(last)
+}
 
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,7 +288,8 @@ pub fn newest_change(c: &Connection) -> Result<Option<(i64, String)>> {
 /// generation, the shipped position and every change row go.
 pub fn detach(c: &Connection) -> Result<()> {
     c.execute_batch(&format!(
-        "BEGIN; DELETE FROM changes; DELETE FROM meta WHERE key IN ('{GENERATION_KEY}', '{SHIPPED_KEY}'); COMMIT;"
+        "BEGIN; DELETE FROM changes; DELETE FROM meta WHERE key IN ('{GENERATION_KEY}', \
+         '{SHIPPED_KEY}', '{BASE_SEQ_KEY}', '{STARTED_AT_KEY}', '{STARTED_EMPTY_KEY}'); COMMIT;"
     ))?;
     Ok(())
 }
@@ -293,12 +339,7 @@ impl Store {
     pub fn start_generation(&self, generation: &str) -> Result<i64> {
         self.with_writer(|c| {
             let tx = c.transaction()?;
-            let last: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-                r.get(0)
-            })?;
-            set_meta(&tx, GENERATION_KEY, generation)?;
-            set_meta(&tx, SHIPPED_KEY, &last.to_string())?;
-            prune(&tx, last)?;
+            let last = begin_generation(&tx, generation)?;
             tx.commit()?;
             self.capture.detached.store(false, Ordering::SeqCst);
             Ok(last)
