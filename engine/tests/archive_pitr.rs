@@ -234,3 +234,116 @@ async fn nothing_is_written_to_the_destination_while_nothing_changes() {
     assert_eq!(std::fs::read_dir(dest.join("archive")).unwrap().count(), before);
     task.abort();
 }
+
+async fn wait_archived(c: &reqwest::Client, s: &common::TestServer) -> serde_json::Value {
+    for _ in 0..300 {
+        let a = common::admin_get_json(c, s, "/admin/archive").await;
+        if a["pending_changes"] == 0 && a["generation"].is_string() && a["last_seq"] == a["shipped_seq"] {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("changes were not archived within 30 s");
+}
+
+async fn titles(c: &reqwest::Client, s: &common::TestServer) -> Vec<String> {
+    let docs: serde_json::Value = c
+        .get(s.url("/api/documents?limit=100"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = docs["documents"].as_array().or(docs.as_array()).cloned().unwrap_or_default();
+    let mut out: Vec<String> = list
+        .iter()
+        .map(|d| format!("{}:{}", d["title"].as_str().unwrap_or(""), d["content_hash"].as_str().unwrap_or("")))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_job_with_a_target_time_goes_back_to_it_and_the_archive_reports_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest").to_string_lossy().into_owned();
+    let data = tmp.path().join("data");
+    let mut cfg = common::admin_config(&data);
+    cfg.archive.destination = Some(dest.clone());
+    cfg.archive.max_lag_secs = 1;
+    let engine = instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap();
+    let server = common::TestServer::start(engine).await;
+    let c = common::admin_client();
+    let add = |name: &'static str, text: &'static str| {
+        let (c, url) = (c.clone(), server.url("/api/documents"));
+        async move {
+            let r = c
+                .post(url)
+                .json(&serde_json::json!({"name": name, "title": name, "text": text}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
+    };
+    add("a", "alpha first version").await;
+    add("b", "beta").await;
+    let first = wait_archived(&c, &server).await;
+    // a generation begun on an empty database is recoverable from its start, no snapshot needed
+    assert!(first["first_recoverable_time"].is_string(), "{first}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t1 = Utc::now();
+    let at_t1 = titles(&c, &server).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    add("a", "alpha second version").await;
+    add("c", "gamma").await;
+    wait_archived(&c, &server).await;
+    assert_ne!(titles(&c, &server).await, at_t1);
+
+    let (status, body) = common::admin(
+        &c,
+        &server,
+        "/admin/restores",
+        serde_json::json!({"source": dest, "target_time": "last tuesday"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("RFC 3339"), "{body}");
+
+    let target = t1.to_rfc3339();
+    let (status, job) = common::admin(
+        &c,
+        &server,
+        "/admin/restores",
+        serde_json::json!({"id": "pitr-1", "source": dest, "target_time": target}),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let mut done = serde_json::Value::Null;
+    for _ in 0..300 {
+        done = common::admin_get_json(&c, &server, "/admin/restores/pitr-1").await;
+        if ["completed", "failed", "rolled_back"].contains(&done["phase"].as_str().unwrap_or("")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["phase"], "completed", "{done}");
+    assert!(done["target_time"].is_string() && done["restored_to"].is_string(), "{done}");
+    assert_eq!(titles(&c, &server).await, at_t1);
+
+    // the restored database archives into a new generation, which has no base yet
+    add("d", "delta").await;
+    let after = wait_archived(&c, &server).await;
+    assert_ne!(after["generation"], first["generation"]);
+    assert!(after["first_recoverable_time"].is_null(), "{after}");
+    assert!(after["note"].as_str().unwrap().contains("take a backup"), "{after}");
+    let (status, b) = common::admin(&c, &server, "/admin/backups", serde_json::json!({"destination": dest})).await;
+    assert!(status == 202 || status == 200, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    common::wait_backup(&c, &server, &id).await;
+    let window = common::admin_get_json(&c, &server, "/admin/archive").await;
+    assert!(window["first_recoverable_time"].is_string(), "{window}");
+    assert!(window["last_recoverable_time"].is_string(), "{window}");
+    server.stop().await;
+}
