@@ -102,7 +102,7 @@ pub struct MetricsInner {
     pub archive_lag_seconds: prometheus::Gauge,
     /// `instantdb_archive_lag_bytes` — bytes of changes waiting on the volume for the archive.
     pub archive_lag_bytes: IntGauge,
-    /// `instantdb_archive_requests_total` — object-store requests made by archiving.
+    /// `instantdb_archive_requests_total` — destination operations made by archiving.
     pub archive_requests: IntCounter,
 }
 
@@ -337,7 +337,7 @@ impl Metrics {
                 &r,
                 IntCounter::new(
                     "instantdb_archive_requests_total",
-                    "Object-store requests made by continuous archiving.",
+                    "Destination operations (object-store requests, directory writes and listings) made by continuous archiving.",
                 )?,
             )?,
             registry: r,

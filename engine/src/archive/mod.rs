@@ -104,7 +104,8 @@ pub struct ArchiveStatus {
     /// Whether `lag_seconds` is within `archive.max_lag_secs`.
     pub within_max_lag: bool,
     pub segments_shipped: u64,
-    /// Object-store requests made (uploads, listings), since the start.
+    /// Destination operations (object-store requests; writes and listings of a directory) made
+    /// since the start.
     pub requests: u64,
     pub last_success_at: Option<String>,
     pub last_error: Option<String>,

@@ -289,11 +289,11 @@ impl Shipper {
         Ok(())
     }
 
+    /// Counts one destination operation (an object-store request; a file write or listing for
+    /// a directory).
     fn count_request(&self) {
-        if matches!(self.folder, Location::Object(_)) {
-            self.engine.metrics.archive_requests.inc();
-            self.archive().update(|s| s.requests += 1);
-        }
+        self.engine.metrics.archive_requests.inc();
+        self.archive().update(|s| s.requests += 1);
     }
 }
 
