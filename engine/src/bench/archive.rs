@@ -31,12 +31,56 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("start the async runtime", e))
 }
 
-pub fn run(base: &Config) -> Result<Value> {
+pub fn run(base: &Config, corpus: &Path) -> Result<Value> {
     let rt = runtime()?;
     let rpo = rt.block_on(rpo_after_sigkill(base))?;
     let overhead = rt.block_on(overhead(base))?;
+    let ingest = rt.block_on(ingest_overhead(base, corpus))?;
     let idle = rt.block_on(idle_requests(base))?;
-    Ok(json!({"rpo_after_sigkill": rpo, "write_overhead": overhead, "idle": idle}))
+    Ok(json!({"rpo_after_sigkill": rpo, "write_overhead": overhead,
+        "ingest_overhead": ingest, "idle": idle}))
+}
+
+/// The demo corpus through the whole ingest pipeline (parse, chunk, embed with the real model,
+/// write), archiving off and on, best of two each.
+async fn ingest_overhead(base: &Config, corpus: &Path) -> Result<Value> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
+    let (mut off, mut on) = (vec![], vec![]);
+    for round in 0..2 {
+        for archiving in [false, true] {
+            let mut cfg = base.clone();
+            cfg.data_dir = tmp.path().join(format!("ingest-{archiving}-{round}"));
+            cfg.archive = Default::default();
+            if archiving {
+                cfg.archive.destination =
+                    Some(tmp.path().join(format!("dest-{round}")).to_string_lossy().into_owned());
+            }
+            let engine = match Engine::open(cfg, ModelLoading::Required) {
+                Ok(e) => Arc::new(e),
+                Err(e) => return Ok(json!({"skipped": format!("model not available ({e}); run `instant-db setup`")})),
+            };
+            let task = tokio::spawn(crate::archive::run(engine.clone()));
+            let (e, c) = (engine.clone(), corpus.to_path_buf());
+            let report = tokio::task::spawn_blocking(move || {
+                crate::ingest::ingest_paths(
+                    &e,
+                    &[c],
+                    &crate::ingest::IngestOptions::default(),
+                    &crate::ingest::NoProgress,
+                )
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+            task.abort();
+            if archiving { &mut on } else { &mut off }.push(report.chunks_per_second);
+        }
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    Ok(json!({
+        "chunks_per_second_archiving_off": super::round(best(&off), 1),
+        "chunks_per_second_archiving_on": super::round(best(&on), 1),
+        "ratio_on_over_off": super::round(best(&on) / best(&off), 3),
+    }))
 }
 
 fn free_port() -> Result<u16> {
@@ -96,7 +140,7 @@ async fn rpo_after_sigkill(base: &Config) -> Result<Value> {
     let mut acked: Vec<(String, Instant)> = vec![];
     let mut i = 0u64;
     while started.elapsed() < run_for {
-        let name = format!("doc-{i}");
+        let name = format!("doc-{i}.txt");
         i += 1;
         let r = client
             .post(format!("{url}/api/documents"))
@@ -127,11 +171,12 @@ async fn rpo_after_sigkill(base: &Config) -> Result<Value> {
         Arc::new(|_| {}),
     )
     .await?;
+    // documents sent over HTTP are stored as `api:<name>`
     let restored: BTreeSet<String> = engine
         .store
         .list_documents(0, usize::MAX >> 1)?
         .into_iter()
-        .filter_map(|d| d.title)
+        .map(|d| d.source.strip_prefix("api:").unwrap_or(&d.source).to_string())
         .collect();
     let missing: Vec<&(String, Instant)> =
         acked.iter().filter(|(n, _)| !restored.contains(n)).collect();
@@ -194,13 +239,18 @@ fn synthetic(i: usize) -> (DocumentRecord, Vec<NewChunk>) {
     (doc, chunks)
 }
 
-async fn writes_per_second(base: &Config, dir: &Path, archive_to: Option<&Path>) -> Result<f64> {
+async fn writes_per_second(
+    base: &Config,
+    dir: &Path,
+    archive_to: Option<&Path>,
+    ship: bool,
+) -> Result<f64> {
     let mut cfg = base.clone();
     cfg.data_dir = dir.to_path_buf();
     cfg.archive = Default::default();
     cfg.archive.destination = archive_to.map(|p| p.to_string_lossy().into_owned());
     let engine = Arc::new(Engine::open(cfg, ModelLoading::Skip)?);
-    let task = tokio::spawn(crate::archive::run(engine.clone()));
+    let task = ship.then(|| tokio::spawn(crate::archive::run(engine.clone())));
     let e = engine.clone();
     const N: usize = 1500;
     let secs = tokio::task::spawn_blocking(move || -> Result<f64> {
@@ -213,25 +263,21 @@ async fn writes_per_second(base: &Config, dir: &Path, archive_to: Option<&Path>)
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
-    task.abort();
+    if let Some(t) = task {
+        t.abort();
+    }
     Ok(N as f64 / secs)
 }
 
 async fn overhead(base: &Config) -> Result<Value> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
-    let mut off = vec![];
-    let mut on = vec![];
+    let (mut off, mut capture, mut on) = (vec![], vec![], vec![]);
     // interleaved, best of three each, so a noisy neighbour does not decide the ratio
     for round in 0..3 {
-        off.push(writes_per_second(base, &tmp.path().join(format!("off-{round}")), None).await?);
-        on.push(
-            writes_per_second(
-                base,
-                &tmp.path().join(format!("on-{round}")),
-                Some(&tmp.path().join(format!("dest-{round}"))),
-            )
-            .await?,
-        );
+        let p = |n: &str| tmp.path().join(format!("{n}-{round}"));
+        off.push(writes_per_second(base, &p("off"), None, false).await?);
+        capture.push(writes_per_second(base, &p("capture"), Some(&p("unused")), false).await?);
+        on.push(writes_per_second(base, &p("on"), Some(&p("dest")), true).await?);
     }
     let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     let archive_bytes: u64 = (0..3)
@@ -245,6 +291,7 @@ async fn overhead(base: &Config) -> Result<Value> {
         "documents": 1500,
         "chunks_per_document": 4,
         "writes_per_second_archiving_off": super::round(best(&off), 1),
+        "writes_per_second_capture_only": super::round(best(&capture), 1),
         "writes_per_second_archiving_on": super::round(best(&on), 1),
         "ratio_on_over_off": super::round(best(&on) / best(&off), 3),
         "archive_bytes_for_1500_documents_with_embeddings": archive_bytes,

@@ -242,7 +242,7 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
     }
     if args.suite == "archive" {
         eprintln!("bench: continuous archiving (about two minutes) …");
-        results.insert("archive".into(), archive::run(&config)?);
+        results.insert("archive".into(), archive::run(&config, &corpus)?);
     }
     if args.suite == "recall" {
         eprintln!(

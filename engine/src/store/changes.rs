@@ -103,8 +103,32 @@ pub struct ChunkPayload {
     pub doc_start: usize,
     pub doc_end: usize,
     pub token_count: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Hex of the little-endian f32s, as the `embeddings` table stores them: exact, and much
+    /// cheaper to write than JSON numbers (this runs inside every write transaction).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_vector")]
     pub embedding: Option<Vec<f32>>,
+}
+
+mod hex_vector {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<f32>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&hex::encode(crate::store::vector_to_blob(v))),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f32>>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bytes = hex::decode(text).map_err(serde::de::Error::custom)?;
+        if bytes.len() % 4 != 0 {
+            return Err(serde::de::Error::custom("an embedding is not a whole number of f32s"));
+        }
+        Ok(Some(crate::store::blob_to_vector(&bytes)))
+    }
 }
 
 impl From<&NewChunk> for ChunkPayload {
