@@ -82,9 +82,15 @@ pub async fn bootstrap(
         None => crate::maintenance::restore(engine, source, progress).await?,
         // a point-in-time bootstrap: `source` is the destination folder
         Some(t) => {
-            crate::archive::restore_to_time(engine, source, t, progress, std::sync::Arc::new(|_| {}))
-                .await?
-                .restore
+            crate::archive::restore_to_time(
+                engine,
+                source,
+                t,
+                progress,
+                std::sync::Arc::new(|_| {}),
+            )
+            .await?
+            .restore
         }
     };
     std::fs::remove_file(&marker)

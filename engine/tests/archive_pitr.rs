@@ -83,7 +83,9 @@ async fn replaying_any_prefix_of_the_archive_gives_the_writers_documents_at_that
             assert_eq!(w[1].0, w[0].1 + 1, "seed {seed}: {ranges:?}");
         }
         let mut rng = Rng(seed ^ 0xabcdef);
-        let mut picks: Vec<usize> = (0..4).map(|_| rng.below(history.len() as u64) as usize).collect();
+        let mut picks: Vec<usize> = (0..4)
+            .map(|_| rng.below(history.len() as u64) as usize)
+            .collect();
         picks.push(history.len() - 1);
         for (n, step) in picks.into_iter().enumerate() {
             let (at, expected) = &history[step];
@@ -104,7 +106,10 @@ async fn replaying_any_prefix_of_the_archive_gives_the_writers_documents_at_that
             let check = engine.store.integrity_check().unwrap();
             assert!(check.ok, "{:?}", check.problems);
             // the restored vectors are in the vector index too
-            assert_eq!(engine.index().len() as i64, engine.store.stats().unwrap().embeddings);
+            assert_eq!(
+                engine.index().len() as i64,
+                engine.store.stats().unwrap().embeddings
+            );
         }
     }
 }
@@ -211,34 +216,51 @@ async fn a_restored_database_starts_a_new_generation_instead_of_forking_the_old_
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(&second))
         .collect();
-    assert!(listed.iter().any(|n| n.ends_with(".ndjson.gz")), "{listed:?}");
+    assert!(
+        listed.iter().any(|n| n.ends_with(".ndjson.gz")),
+        "{listed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_is_written_to_the_destination_while_nothing_changes() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
-    let writer = open(archiving_config(&tmp.path().join("writer"), &dest.to_string_lossy(), None));
+    let writer = open(archiving_config(
+        &tmp.path().join("writer"),
+        &dest.to_string_lossy(),
+        None,
+    ));
     let task = tokio::spawn(instant_db::archive::run(writer.clone()));
     put(&writer, "a", 1);
     // shipped within max_lag (1 s) by the background task
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while writer.archive.status().shipped_seq < 1 {
-        assert!(std::time::Instant::now() < deadline, "{:?}", writer.archive.status());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            writer.archive.status()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let before = std::fs::read_dir(dest.join("archive")).unwrap().count();
     let shipped = writer.archive.status().segments_shipped;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(writer.archive.status().segments_shipped, shipped);
-    assert_eq!(std::fs::read_dir(dest.join("archive")).unwrap().count(), before);
+    assert_eq!(
+        std::fs::read_dir(dest.join("archive")).unwrap().count(),
+        before
+    );
     task.abort();
 }
 
 async fn wait_archived(c: &reqwest::Client, s: &common::TestServer) -> serde_json::Value {
     for _ in 0..300 {
         let a = common::admin_get_json(c, s, "/admin/archive").await;
-        if a["pending_changes"] == 0 && a["generation"].is_string() && a["last_seq"] == a["shipped_seq"] {
+        if a["pending_changes"] == 0
+            && a["generation"].is_string()
+            && a["last_seq"] == a["shipped_seq"]
+        {
             return a;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -255,10 +277,20 @@ async fn titles(c: &reqwest::Client, s: &common::TestServer) -> Vec<String> {
         .json()
         .await
         .unwrap();
-    let list = docs["documents"].as_array().or(docs.as_array()).cloned().unwrap_or_default();
+    let list = docs["documents"]
+        .as_array()
+        .or(docs.as_array())
+        .cloned()
+        .unwrap_or_default();
     let mut out: Vec<String> = list
         .iter()
-        .map(|d| format!("{}:{}", d["title"].as_str().unwrap_or(""), d["content_hash"].as_str().unwrap_or("")))
+        .map(|d| {
+            format!(
+                "{}:{}",
+                d["title"].as_str().unwrap_or(""),
+                d["content_hash"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     out.sort();
     out
@@ -272,7 +304,8 @@ async fn a_restore_job_with_a_target_time_goes_back_to_it_and_the_archive_report
     let mut cfg = common::admin_config(&data);
     cfg.archive.destination = Some(dest.clone());
     cfg.archive.max_lag_secs = 1;
-    let engine = instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap();
+    let engine =
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap();
     let server = common::TestServer::start(engine).await;
     let c = common::admin_client();
     let add = |name: &'static str, text: &'static str| {
@@ -329,7 +362,10 @@ async fn a_restore_job_with_a_target_time_goes_back_to_it_and_the_archive_report
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(done["phase"], "completed", "{done}");
-    assert!(done["target_time"].is_string() && done["restored_to"].is_string(), "{done}");
+    assert!(
+        done["target_time"].is_string() && done["restored_to"].is_string(),
+        "{done}"
+    );
     assert_eq!(titles(&c, &server).await, at_t1);
 
     // the restored database archives into a new generation, which has no base yet
@@ -337,8 +373,17 @@ async fn a_restore_job_with_a_target_time_goes_back_to_it_and_the_archive_report
     let after = wait_archived(&c, &server).await;
     assert_ne!(after["generation"], first["generation"]);
     assert!(after["first_recoverable_time"].is_null(), "{after}");
-    assert!(after["note"].as_str().unwrap().contains("take a backup"), "{after}");
-    let (status, b) = common::admin(&c, &server, "/admin/backups", serde_json::json!({"destination": dest})).await;
+    assert!(
+        after["note"].as_str().unwrap().contains("take a backup"),
+        "{after}"
+    );
+    let (status, b) = common::admin(
+        &c,
+        &server,
+        "/admin/backups",
+        serde_json::json!({"destination": dest}),
+    )
+    .await;
     assert!(status == 202 || status == 200, "{b}");
     let id = b["id"].as_str().unwrap().to_string();
     common::wait_backup(&c, &server, &id).await;

@@ -31,7 +31,11 @@ async fn create_bucket(endpoint: &str) {
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success(), "create bucket: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "create bucket: {}",
+        resp.status()
+    );
 }
 
 async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -42,7 +46,9 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-async fn all_objects(store: &object_store::aws::AmazonS3) -> Vec<(object_store::path::Path, bytes::Bytes)> {
+async fn all_objects(
+    store: &object_store::aws::AmazonS3,
+) -> Vec<(object_store::path::Path, bytes::Bytes)> {
     let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
     let mut out = vec![];
     for m in metas {
@@ -63,7 +69,11 @@ async fn an_outage_in_the_middle_delays_changes_but_loses_none_and_ships_none_tw
         "s3://arch/node-1?endpoint={endpoint}&region=us-east-1&allow_http=true&credentials=moto"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let writer = open(archiving_config(&tmp.path().join("writer"), &dest, Some(creds.path())));
+    let writer = open(archiving_config(
+        &tmp.path().join("writer"),
+        &dest,
+        Some(creds.path()),
+    ));
     let task = tokio::spawn(instant_db::archive::run(writer.clone()));
 
     for i in 0..10 {
@@ -133,10 +143,15 @@ async fn an_outage_in_the_middle_delays_changes_but_loses_none_and_ships_none_tw
         assert_eq!(w[1].0, w[0].1 + 1, "gap or duplicate: {ranges:?}");
     }
 
-    let (restored, report) =
-        restore_fresh(tmp.path(), "restored", &dest, TargetTime::Latest, Some(creds.path()))
-            .await
-            .unwrap();
+    let (restored, report) = restore_fresh(
+        tmp.path(),
+        "restored",
+        &dest,
+        TargetTime::Latest,
+        Some(creds.path()),
+    )
+    .await
+    .unwrap();
     assert_eq!(doc_set(&restored), doc_set(&writer), "{report:?}");
     assert_eq!(report.replayed_changes, 22);
     let _ = Path::new("");

@@ -50,7 +50,9 @@ impl Default for ArchiveConfig {
 
 impl ArchiveConfig {
     pub fn enabled(&self) -> bool {
-        self.destination.as_deref().is_some_and(|d| !d.trim().is_empty())
+        self.destination
+            .as_deref()
+            .is_some_and(|d| !d.trim().is_empty())
     }
 
     /// Range checks ([`crate::config::Config::validate`]).
@@ -59,7 +61,10 @@ impl ArchiveConfig {
             return Err(("archive.max_lag_secs", "must be between 1 and 3600"));
         }
         if self.max_buffer_bytes < 1 << 20 {
-            return Err(("archive.max_buffer_bytes", "must be at least 1048576 (1 MiB)"));
+            return Err((
+                "archive.max_buffer_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
         }
         Ok(())
     }
@@ -185,6 +190,40 @@ pub fn detach_staged(db: &std::path::Path, archiving: bool) -> Result<()> {
     // nothing may stay in a WAL beside the file: only the file itself is swapped in
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
     Ok(())
+}
+
+/// The `archive` component of `/health/detailed`: degraded (never unready: serving goes on and
+/// nothing is lost) while changes wait past `max_lag`, the buffer is full or shipping fails.
+pub fn health_component(archive: &Archive) -> crate::health::ComponentHealth {
+    let t = std::time::Instant::now();
+    let s = archive.status();
+    let status = if s.buffer_full || !s.within_max_lag || s.last_error.is_some() {
+        crate::health::Status::Degraded
+    } else {
+        crate::health::Status::Healthy
+    };
+    let what = if s.buffer_full {
+        Some(
+            "archive buffer full: the destination has failed for long; changes pile up on the volume (kept, not dropped); fix the destination (last_error) or raise archive.max_buffer_bytes",
+        )
+    } else if s.last_error.is_some() {
+        Some(
+            "archiving fails; changes wait on the volume and are shipped once the destination answers",
+        )
+    } else if !s.within_max_lag {
+        Some("changes wait longer than archive.max_lag_secs")
+    } else {
+        None
+    };
+    crate::health::ComponentHealth {
+        status,
+        response_time_ms: t.elapsed().as_secs_f64() * 1000.0,
+        details: serde_json::json!({
+            "generation": s.generation, "shipped_seq": s.shipped_seq, "lag_seconds": s.lag_seconds,
+            "lag_bytes": s.lag_bytes, "buffer_full": s.buffer_full, "last_error": s.last_error,
+            "last_archived_time": s.last_archived_time, "problem": what,
+        }),
+    }
 }
 
 pub(crate) fn err(e: crate::backup::BackupError) -> Error {

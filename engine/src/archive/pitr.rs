@@ -14,8 +14,8 @@ use super::segment::{
 use super::{archive_folder, err};
 use crate::backup::storage::{get_bytes, list_objects};
 use crate::backup::{
-    ARCHIVE_SUFFIX, FORMAT_VERSION, Location, Manifest, ProgressSink, RemoveOnDrop,
-    VerifiedBackup, list_backups, read_manifest,
+    ARCHIVE_SUFFIX, FORMAT_VERSION, Location, Manifest, ProgressSink, RemoveOnDrop, VerifiedBackup,
+    list_backups, read_manifest,
 };
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -168,12 +168,10 @@ pub async fn restore_to_time(
     let source = crate::backup::redact_url(folder_url);
     let e = engine.clone();
     let restore = blocking(move || {
-        let staged_schema = rusqlite::Connection::open_with_flags(
-            &db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
-        .ok();
+        let staged_schema =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
+                .ok();
         crate::maintenance::compatible(
             &verified.manifest,
             staged_schema,
@@ -208,11 +206,13 @@ pub fn apply(store: &Store, line: ChangeLine) -> Result<()> {
     match line.op {
         Op::Put => {
             let payload = line.payload.ok_or_else(|| {
-                Error::Integrity(format!("archived change {} is a put without content", line.seq))
+                Error::Integrity(format!(
+                    "archived change {} is a put without content",
+                    line.seq
+                ))
             })?;
-            let p: PutPayload = serde_json::from_value(payload).map_err(|e| {
-                Error::Integrity(format!("archived change {}: {e}", line.seq))
-            })?;
+            let p: PutPayload = serde_json::from_value(payload)
+                .map_err(|e| Error::Integrity(format!("archived change {}: {e}", line.seq)))?;
             let chunks: Vec<crate::store::NewChunk> =
                 p.chunks.into_iter().map(Into::into).collect();
             store.put_document(&p.document, &chunks, &p.model)?;
@@ -321,9 +321,7 @@ async fn empty_base(
         let starts = segment::micros_of(&info.started_at)?;
         if info.started_empty
             && starts <= target.micros()
-            && best
-                .as_ref()
-                .is_none_or(|b| b.started_at < info.started_at)
+            && best.as_ref().is_none_or(|b| b.started_at < info.started_at)
         {
             best = Some(info);
         }
@@ -396,11 +394,20 @@ pub async fn window(folder: &Location, generation: Option<&str>) -> Result<Windo
         return Ok(Window::default());
     };
     let mut times: Vec<String> = Vec::new();
-    for b in list_backups(folder).await.map_err(err)?.iter().filter(|b| b.complete) {
+    for b in list_backups(folder)
+        .await
+        .map_err(err)?
+        .iter()
+        .filter(|b| b.complete)
+    {
         let Ok(m) = read_manifest(folder, &b.id).await else {
             continue;
         };
-        if m.extra.pointer("/archive/generation").and_then(|g| g.as_str()) == Some(generation) {
+        if m.extra
+            .pointer("/archive/generation")
+            .and_then(|g| g.as_str())
+            == Some(generation)
+        {
             times.push(changes::format_time(m.created_at));
         }
     }

@@ -216,7 +216,10 @@ pub fn decode(name: &SegmentName, bytes: &[u8]) -> Result<Vec<ChangeLine>> {
 }
 
 /// The largest seq of `generation` the listed segments hold.
-pub fn archived_through<'a>(segments: &'a [SegmentName], generation: &str) -> Option<&'a SegmentName> {
+pub fn archived_through<'a>(
+    segments: &'a [SegmentName],
+    generation: &str,
+) -> Option<&'a SegmentName> {
     segments
         .iter()
         .filter(|s| s.generation == generation)
@@ -308,9 +311,15 @@ mod tests {
         for bad in [
             "x.tar.gz".to_string(),
             format!("{g}.generation.json"),
-            format!("{g}.00000000000000000005-00000000000000000004.1.{}.ndjson.gz", "a".repeat(64)),
+            format!(
+                "{g}.00000000000000000005-00000000000000000004.1.{}.ndjson.gz",
+                "a".repeat(64)
+            ),
             format!("{g}.00000000000000000001-00000000000000000004.1.short.ndjson.gz"),
-            format!("bad.gen.00000000000000000001-00000000000000000004.1.{}.ndjson.gz", "a".repeat(64)),
+            format!(
+                "bad.gen.00000000000000000001-00000000000000000004.1.{}.ndjson.gz",
+                "a".repeat(64)
+            ),
         ] {
             assert_eq!(SegmentName::parse(&bad), None, "{bad}");
         }
@@ -341,7 +350,10 @@ mod tests {
 
     #[test]
     fn rows_with_a_hole_are_not_encoded() {
-        let rows = vec![row(1, "2026-12-02T05:00:00Z"), row(3, "2026-12-02T05:00:00Z")];
+        let rows = vec![
+            row(1, "2026-12-02T05:00:00Z"),
+            row(3, "2026-12-02T05:00:00Z"),
+        ];
         assert!(encode("g1", &rows).is_err());
     }
 
@@ -366,7 +378,11 @@ mod tests {
 
     #[test]
     fn an_overlapping_retry_is_tolerated_and_a_gap_is_an_error_only_when_it_is_needed() {
-        let segs = vec![seg("g", 1, 10, 100), seg("g", 1, 15, 150), seg("g", 16, 20, 200)];
+        let segs = vec![
+            seg("g", 1, 10, 100),
+            seg("g", 1, 15, 150),
+            seg("g", 16, 20, 200),
+        ];
         let plan = plan_replay(&segs, "g", 0, i64::MAX).unwrap();
         assert_eq!(
             plan.iter().map(|s| (s.first, s.last)).collect::<Vec<_>>(),

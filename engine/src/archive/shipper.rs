@@ -87,7 +87,9 @@ impl Shipper {
             }),
             Err(e) => {
                 tracing::error!(error = %e, "archive.destination cannot be used; archiving is off");
-                engine.archive.update(|s| s.last_error = Some(e.to_string()));
+                engine
+                    .archive
+                    .update(|s| s.last_error = Some(e.to_string()));
                 None
             }
         }
@@ -108,11 +110,17 @@ impl Shipper {
         }
         let mut state = self.state().await?;
         self.publish(&state);
+        if force && state.pending == 0 && state.generation.is_some() {
+            // a shutdown with nothing waiting makes no request
+            return Ok(());
+        }
         let replaced = matches!((&self.seen, &state.generation),
             (Some((g, seq)), Some(now)) if g == now && state.shipped_seq < *seq);
         if state.generation.is_none() || replaced {
             if replaced {
-                tracing::warn!("the database was replaced under the archiver; starting a new archive generation");
+                tracing::warn!(
+                    "the database was replaced under the archiver; starting a new archive generation"
+                );
             }
             self.start_generation().await?;
             state = self.state().await?;
@@ -123,7 +131,10 @@ impl Shipper {
         if self.resumed_for.as_deref() != Some(generation.as_str()) {
             if self.resume(&generation, &state).await? {
                 // the archive holds changes this file does not: it is an older copy
-                tracing::warn!(generation, "the archive is ahead of this database (a copy restored without a restore?); starting a new archive generation");
+                tracing::warn!(
+                    generation,
+                    "the archive is ahead of this database (a copy restored without a restore?); starting a new archive generation"
+                );
                 self.start_generation().await?;
             }
             state = self.state().await?;
@@ -134,7 +145,9 @@ impl Shipper {
                 break;
             }
             let waited = age_secs(state.oldest_pending_at.as_deref());
-            if !(force || waited >= max_lag.as_secs_f64() / 2.0 || state.pending_bytes >= SEGMENT_BYTES)
+            if !(force
+                || waited >= max_lag.as_secs_f64() / 2.0
+                || state.pending_bytes >= SEGMENT_BYTES)
             {
                 break;
             }
@@ -145,10 +158,7 @@ impl Shipper {
             state = self.state().await?;
             self.publish(&state);
         }
-        self.seen = state
-            .generation
-            .clone()
-            .map(|g| (g, state.shipped_seq));
+        self.seen = state.generation.clone().map(|g| (g, state.shipped_seq));
         Ok(())
     }
 
@@ -171,7 +181,10 @@ impl Shipper {
             );
         }
         self.engine.metrics.archive_lag_seconds.set(lag);
-        self.engine.metrics.archive_lag_bytes.set(state.pending_bytes);
+        self.engine
+            .metrics
+            .archive_lag_bytes
+            .set(state.pending_bytes);
         self.archive().update(|s| {
             s.generation = state.generation.clone();
             s.shipped_seq = state.shipped_seq;
@@ -234,18 +247,29 @@ impl Shipper {
                 return Ok(true);
             }
             if s.last > state.shipped_seq {
-                tracing::info!(generation, from = state.shipped_seq, to = s.last, "archive already holds changes past the recorded position (upload before a crash); resuming after them");
+                tracing::info!(
+                    generation,
+                    from = state.shipped_seq,
+                    to = s.last,
+                    "archive already holds changes past the recorded position (upload before a crash); resuming after them"
+                );
                 let (e, g, last) = (self.engine.clone(), generation.to_string(), s.last);
                 blocking(move || e.store.mark_shipped(&g, last)).await?;
             }
-            self.archive().update(|st| st.last_archived_time = Some(micros_to_rfc3339(s.last_micros)));
+            self.archive()
+                .update(|st| st.last_archived_time = Some(micros_to_rfc3339(s.last_micros)));
         }
         if !listed.iter().any(|(n, _, _)| *n == marker)
             && let Some(info) = self.marker_info().await?
             && info.generation == generation
         {
             self.put_marker(&info).await?;
-            tracing::info!(generation, base_seq = info.base_seq, started_empty = info.started_empty, "archive generation marker written");
+            tracing::info!(
+                generation,
+                base_seq = info.base_seq,
+                started_empty = info.started_empty,
+                "archive generation marker written"
+            );
         }
         self.resumed_for = Some(generation.to_string());
         Ok(false)
@@ -267,9 +291,17 @@ impl Shipper {
         let (e, g, last) = (self.engine.clone(), generation.to_string(), name.last);
         let recorded = blocking(move || e.store.mark_shipped(&g, last)).await?;
         if !recorded {
-            tracing::warn!(generation, "the database changed generation during an upload; the segment stays in the old generation");
+            tracing::warn!(
+                generation,
+                "the database changed generation during an upload; the segment stays in the old generation"
+            );
         }
-        tracing::debug!(generation, first = name.first, last = name.last, "archive segment shipped");
+        tracing::debug!(
+            generation,
+            first = name.first,
+            last = name.last,
+            "archive segment shipped"
+        );
         self.archive().update(|s| {
             s.segments_shipped += 1;
             s.last_archived_time = Some(micros_to_rfc3339(name.last_micros));

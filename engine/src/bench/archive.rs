@@ -52,12 +52,20 @@ async fn ingest_overhead(base: &Config, corpus: &Path) -> Result<Value> {
             cfg.data_dir = tmp.path().join(format!("ingest-{archiving}-{round}"));
             cfg.archive = Default::default();
             if archiving {
-                cfg.archive.destination =
-                    Some(tmp.path().join(format!("dest-{round}")).to_string_lossy().into_owned());
+                cfg.archive.destination = Some(
+                    tmp.path()
+                        .join(format!("dest-{round}"))
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
             let engine = match Engine::open(cfg, ModelLoading::Required) {
                 Ok(e) => Arc::new(e),
-                Err(e) => return Ok(json!({"skipped": format!("model not available ({e}); run `instant-db setup`")})),
+                Err(e) => {
+                    return Ok(
+                        json!({"skipped": format!("model not available ({e}); run `instant-db setup`")}),
+                    );
+                }
             };
             let task = tokio::spawn(crate::archive::run(engine.clone()));
             let (e, c) = (engine.clone(), corpus.to_path_buf());
@@ -131,7 +139,9 @@ async fn rpo_after_sigkill(base: &Config) -> Result<Value> {
     {
         if Instant::now() > deadline {
             let _ = child.kill();
-            return Err(Error::Unavailable("the server did not start within 120 s".into()));
+            return Err(Error::Unavailable(
+                "the server did not start within 120 s".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -176,10 +186,17 @@ async fn rpo_after_sigkill(base: &Config) -> Result<Value> {
         .store
         .list_documents(0, usize::MAX >> 1)?
         .into_iter()
-        .map(|d| d.source.strip_prefix("api:").unwrap_or(&d.source).to_string())
+        .map(|d| {
+            d.source
+                .strip_prefix("api:")
+                .unwrap_or(&d.source)
+                .to_string()
+        })
         .collect();
-    let missing: Vec<&(String, Instant)> =
-        acked.iter().filter(|(n, _)| !restored.contains(n)).collect();
+    let missing: Vec<&(String, Instant)> = acked
+        .iter()
+        .filter(|(n, _)| !restored.contains(n))
+        .collect();
     let old_missing = missing
         .iter()
         .filter(|(_, at)| killed.duration_since(*at) > Duration::from_secs(max_lag))
@@ -205,7 +222,10 @@ fn synthetic(i: usize) -> (DocumentRecord, Vec<NewChunk>) {
     let now = crate::health::now();
     let chunks = (0..4)
         .map(|c| {
-            let text = format!("document {i} chunk {c}: synthetic text of a typical length for a chunk, {}", "words ".repeat(40));
+            let text = format!(
+                "document {i} chunk {c}: synthetic text of a typical length for a chunk, {}",
+                "words ".repeat(40)
+            );
             NewChunk {
                 section_path: vec!["Body".into()],
                 doc_end: text.len(),
@@ -213,7 +233,11 @@ fn synthetic(i: usize) -> (DocumentRecord, Vec<NewChunk>) {
                 content_start: 0,
                 doc_start: 0,
                 token_count: 60,
-                embedding: Some((0..384).map(|k| ((i * 31 + c * 7 + k) % 97) as f32 / 97.0).collect()),
+                embedding: Some(
+                    (0..384)
+                        .map(|k| ((i * 31 + c * 7 + k) % 97) as f32 / 97.0)
+                        .collect(),
+                ),
             }
         })
         .collect();

@@ -474,8 +474,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
                         None => runtime()?
                             .block_on(crate::maintenance::restore(engine, &args.from, bar.sink()))
                             .and_then(|r| {
-                                serde_json::to_value(&r)
-                                    .map_err(|e| Error::Internal(e.to_string()))
+                                serde_json::to_value(&r).map_err(|e| Error::Internal(e.to_string()))
                             }),
                         Some(t) => runtime()?
                             .block_on(crate::archive::restore_to_time(
@@ -486,8 +485,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
                                 std::sync::Arc::new(|_| {}),
                             ))
                             .and_then(|r| {
-                                serde_json::to_value(&r)
-                                    .map_err(|e| Error::Internal(e.to_string()))
+                                serde_json::to_value(&r).map_err(|e| Error::Internal(e.to_string()))
                             }),
                     };
                     bar.finish();

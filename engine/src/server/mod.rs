@@ -72,6 +72,15 @@ impl AppState {
         health.add_source(Box::new(move || {
             ("circuit_breakers".to_string(), breaker_component(&breakers))
         }));
+        if engine.config.archive.enabled() {
+            let archive = engine.archive.clone();
+            health.add_source(Box::new(move || {
+                (
+                    "archive".to_string(),
+                    crate::archive::health_component(&archive),
+                )
+            }));
+        }
         let restore_jobs = Arc::new(crate::restore_job::RestoreJobs::open(
             &engine.config.data_dir,
             &engine.recovery,
@@ -362,8 +371,12 @@ where
         .await
         {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "final archive flush failed; the changes are shipped at the next start"),
-            Err(_) => tracing::warn!("final archive flush timed out; the changes are shipped at the next start"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "final archive flush failed; the changes are shipped at the next start")
+            }
+            Err(_) => tracing::warn!(
+                "final archive flush timed out; the changes are shipped at the next start"
+            ),
         }
     }
     let max_ingests = engine.config.ingest.max_concurrent;

@@ -176,14 +176,12 @@ async fn run(
         None => {
             crate::maintenance::restore_observed(s.engine.clone(), &source, progress, phase).await
         }
-        Some(t) => {
-            crate::archive::restore_to_time(s.engine.clone(), &source, t, progress, phase)
-                .await
-                .map(|r| {
-                    restored_to = r.restored_to;
-                    r.restore
-                })
-        }
+        Some(t) => crate::archive::restore_to_time(s.engine.clone(), &source, t, progress, phase)
+            .await
+            .map(|r| {
+                restored_to = r.restored_to;
+                r.restore
+            }),
     };
     s.engine
         .metrics

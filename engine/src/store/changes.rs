@@ -61,7 +61,11 @@ pub fn begin_generation(tx: &Transaction, generation: &str) -> Result<i64> {
     set_meta(tx, SHIPPED_KEY, &last.to_string())?;
     set_meta(tx, BASE_SEQ_KEY, &last.to_string())?;
     set_meta(tx, STARTED_AT_KEY, &format_time(chrono::Utc::now()))?;
-    set_meta(tx, STARTED_EMPTY_KEY, if documents == 0 { "1" } else { "0" })?;
+    set_meta(
+        tx,
+        STARTED_EMPTY_KEY,
+        if documents == 0 { "1" } else { "0" },
+    )?;
     prune(tx, last)?;
     Ok(last)
 }
@@ -125,7 +129,9 @@ mod hex_vector {
         };
         let bytes = hex::decode(text).map_err(serde::de::Error::custom)?;
         if bytes.len() % 4 != 0 {
-            return Err(serde::de::Error::custom("an embedding is not a whole number of f32s"));
+            return Err(serde::de::Error::custom(
+                "an embedding is not a whole number of f32s",
+            ));
         }
         Ok(Some(crate::store::blob_to_vector(&bytes)))
     }
@@ -270,8 +276,10 @@ pub(super) fn record_delete(store: &Store, tx: &Transaction, id: &str) -> Result
 }
 
 fn meta_get(c: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
+    Ok(
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 /// The change log state of an open connection (also a staged snapshot's).
@@ -433,13 +441,21 @@ mod tests {
     #[test]
     fn every_committed_write_has_its_row_and_a_failed_write_has_none() {
         let (_d, store) = open();
-        store.put_document(&doc("d1", "/a"), &[chunk("one")], "m").unwrap();
+        store
+            .put_document(&doc("d1", "/a"), &[chunk("one")], "m")
+            .unwrap();
         // UNIQUE(source) fails the second write: its transaction, change row included, rolls back
-        assert!(store.put_document(&doc("d2", "/a"), &[chunk("two")], "m").is_err());
+        assert!(
+            store
+                .put_document(&doc("d2", "/a"), &[chunk("two")], "m")
+                .is_err()
+        );
         store.delete_document("d1").unwrap();
         let rows = store.changes_after(0, i64::MAX).unwrap();
         assert_eq!(
-            rows.iter().map(|r| (r.seq, r.op, r.document_id.as_str())).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| (r.seq, r.op, r.document_id.as_str()))
+                .collect::<Vec<_>>(),
             [(1, Op::Put, "d1"), (2, Op::Delete, "d1")]
         );
         let p: PutPayload = serde_json::from_str(rows[0].payload.as_deref().unwrap()).unwrap();
@@ -465,7 +481,14 @@ mod tests {
         assert_eq!((s.shipped_seq, s.last_seq, s.pending), (3, 3, 0));
         // the newest row stays: a snapshot says which change it holds and when
         assert_eq!(store.read(newest_change).unwrap().map(|n| n.0), Some(3));
-        assert_eq!(store.read(|c| Ok(c.query_row("SELECT count(*) FROM changes", [], |r| r.get::<_, i64>(0))?)).unwrap(), 1);
+        assert_eq!(
+            store
+                .read(|c| Ok(
+                    c.query_row("SELECT count(*) FROM changes", [], |r| r.get::<_, i64>(0))?
+                ))
+                .unwrap(),
+            1
+        );
         // the next change continues the numbering
         store.delete_document("d0").unwrap();
         assert_eq!(store.changes_after(3, i64::MAX).unwrap()[0].seq, 4);
@@ -475,7 +498,9 @@ mod tests {
     fn a_position_of_another_generation_changes_nothing() {
         let (_d, store) = open();
         store.start_generation("g1").unwrap();
-        store.put_document(&doc("d1", "/a"), &[chunk("x")], "m").unwrap();
+        store
+            .put_document(&doc("d1", "/a"), &[chunk("x")], "m")
+            .unwrap();
         assert!(!store.mark_shipped("g0", 1).unwrap());
         assert_eq!(store.change_log_state().unwrap().shipped_seq, 0);
     }
@@ -484,10 +509,17 @@ mod tests {
     fn a_write_with_capture_off_detaches_the_file_from_its_generation() {
         let (_d, store) = open();
         store.start_generation("g1").unwrap();
-        store.put_document(&doc("d1", "/a"), &[chunk("x")], "m").unwrap();
+        store
+            .put_document(&doc("d1", "/a"), &[chunk("x")], "m")
+            .unwrap();
         store.set_change_capture(false);
-        assert_eq!(store.change_log_state().unwrap().generation.as_deref(), Some("g1"));
-        store.put_document(&doc("d2", "/b"), &[chunk("y")], "m").unwrap();
+        assert_eq!(
+            store.change_log_state().unwrap().generation.as_deref(),
+            Some("g1")
+        );
+        store
+            .put_document(&doc("d2", "/b"), &[chunk("y")], "m")
+            .unwrap();
         // the archive never saw d2: its generation must not go on as if it had
         assert_eq!(store.change_log_state().unwrap().generation, None);
         assert_eq!(store.change_log_state().unwrap().last_seq, 1);
@@ -497,7 +529,9 @@ mod tests {
     fn a_detached_file_has_no_generation_position_or_rows() {
         let (_d, store) = open();
         store.start_generation("g1").unwrap();
-        store.put_document(&doc("d1", "/a"), &[chunk("x")], "m").unwrap();
+        store
+            .put_document(&doc("d1", "/a"), &[chunk("x")], "m")
+            .unwrap();
         store.with_writer(|c| detach(c)).unwrap();
         let s = store.change_log_state().unwrap();
         assert_eq!((s.generation, s.shipped_seq, s.last_seq), (None, 0, 0));
