@@ -62,6 +62,7 @@ fn marker(config: &Config) -> PathBuf {
 pub async fn bootstrap(
     config: Config,
     source: &str,
+    target: Option<crate::archive::TargetTime>,
     progress: crate::backup::ProgressSink,
 ) -> Result<BootstrapReport> {
     if let Decision::Keep(why) = decide(&config.data_dir, &config.db_path()) {
@@ -77,7 +78,21 @@ pub async fn bootstrap(
         .and_then(|()| std::fs::write(&marker, source_note(source)))
         .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
     let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
-    let report = crate::maintenance::restore(engine, source, progress).await?;
+    let report = match target {
+        None => crate::maintenance::restore(engine, source, progress).await?,
+        // a point-in-time bootstrap: `source` is the destination folder
+        Some(t) => {
+            crate::archive::restore_to_time(
+                engine,
+                source,
+                t,
+                progress,
+                std::sync::Arc::new(|_| {}),
+            )
+            .await?
+            .restore
+        }
+    };
     std::fs::remove_file(&marker)
         .map_err(|e| Error::io(format!("cannot remove {}", marker.display()), e))?;
     Ok(BootstrapReport {

@@ -29,6 +29,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub tls: TlsConfig,
     pub backup: BackupConfig,
+    /// Continuous archiving (`docs/archiving.md`).
+    pub archive: crate::archive::ArchiveConfig,
     pub embedding: EmbeddingConfig,
     pub chunking: ChunkingConfig,
     pub ingest: IngestConfig,
@@ -259,6 +261,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             backup: BackupConfig::default(),
+            archive: crate::archive::ArchiveConfig::default(),
             embedding: EmbeddingConfig::default(),
             chunking: ChunkingConfig::default(),
             ingest: IngestConfig::default(),
@@ -518,6 +521,9 @@ impl Config {
                 );
             }
             _ => {}
+        }
+        if let Err((key, msg)) = self.archive.validate() {
+            return bad(key, msg);
         }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("listen", "must be an address like 0.0.0.0:8080");

@@ -40,6 +40,8 @@ pub struct Engine {
     /// What the startup recovery of an interrupted restore did (restore jobs cut by a restart
     /// take their outcome from it).
     pub recovery: crate::backup::Recovery,
+    /// Continuous archiving's state (the shipper task runs in the server).
+    pub archive: Arc<crate::archive::Archive>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,17 @@ impl Engine {
         // A damaged file does not stop the engine: it comes up with the store closed, every
         // data request answering what to do, so that a restore can replace the file.
         let store = Store::open_tolerant(&config.db_path())?;
+        // Captured whenever archiving is configured, also by commands that do not ship: the
+        // server ships what they wrote at its next start.
+        store.set_change_capture(config.archive.enabled());
+        // The generation begins now, before any write of this process, so every change after
+        // the open is in the archive (a file opened without archiving before is the base).
+        if config.archive.enabled()
+            && store.damaged().is_none()
+            && store.change_log_state()?.generation.is_none()
+        {
+            store.start_generation(&crate::archive::segment::new_generation(chrono::Utc::now()))?;
+        }
         let (embedder, model_error) = match model {
             ModelLoading::Skip => (None, Some("model not loaded for this command".to_string())),
             _ => {
@@ -117,6 +130,7 @@ impl Engine {
         // created now so health and the gauge show it before the first backup
         breakers.get(crate::maintenance::OBJECT_STORAGE);
         Ok(Engine {
+            archive: Arc::new(crate::archive::Archive::new(&config.archive)),
             breakers,
             metrics,
             embed_breaker,

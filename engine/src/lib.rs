@@ -2,6 +2,7 @@
 //! search them by meaning, by keyword, or both.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod archive;
 pub mod assets;
 pub mod backup;
 pub mod bench;

@@ -127,6 +127,13 @@ pub async fn backup(
         chunks: "SELECT count(*) FROM chunks".into(),
     };
     req.extra = serde_json::json!({"model": engine.model_name(), "schema_version": crate::store::schema::latest_version()});
+    // The archive generation and a lower bound of the change seq the snapshot holds (read
+    // before it is taken), for the recovery window (`GET /admin/archive`).
+    if let Ok(log) = engine.store.change_log_state()
+        && let Some(generation) = log.generation
+    {
+        req.extra["archive"] = serde_json::json!({"generation": generation, "seq": log.last_seq});
+    }
     let work_dir = engine.config.data_dir.join(".backup-work");
     std::fs::create_dir_all(&work_dir)
         .map_err(|e| crate::error::Error::io("create backup work directory", e))?;
@@ -213,7 +220,7 @@ pub struct RestoreReport {
     pub seconds: f64,
 }
 
-const DB_FILE: &str = "instant-db.sqlite";
+pub(crate) const DB_FILE: &str = "instant-db.sqlite";
 /// The vector index directory, relative to the data directory (as in the archive).
 const INDEX_DIR: &str = "index";
 /// The uploaded originals, relative to the data directory (as in the archive).
@@ -334,7 +341,7 @@ pub fn compatible(
     Ok(())
 }
 
-fn swap_and_verify(
+pub(crate) fn swap_and_verify(
     engine: &Engine,
     verified: &crate::backup::VerifiedBackup,
     source: &str,
@@ -350,6 +357,9 @@ fn swap_and_verify(
             names.push(dir);
         }
     }
+    // The restored file no longer continues the archive it came from: archiving starts a new
+    // generation for it rather than shipping a history that forks the old one.
+    crate::archive::detach_staged(&verified.dir.join(DB_FILE), engine.config.archive.enabled())?;
     phase(RestorePhase::Swapping);
     let guard = engine.store.with_file_replaced(|| {
         crate::backup::swap_in(&data_dir, verified, &names).map_err(backup_err)

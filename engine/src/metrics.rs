@@ -97,6 +97,13 @@ pub struct MetricsInner {
     /// system holding the data directory, from the health sampler (alerts divide the two).
     pub data_volume_used: IntGauge,
     pub data_volume_capacity: IntGauge,
+    /// `instantdb_archive_lag_seconds` — how long the oldest change not yet archived has
+    /// waited (0 when none waits).
+    pub archive_lag_seconds: prometheus::Gauge,
+    /// `instantdb_archive_lag_bytes` — bytes of changes waiting on the volume for the archive.
+    pub archive_lag_bytes: IntGauge,
+    /// `instantdb_archive_requests_total` — destination operations made by archiving.
+    pub archive_requests: IntCounter,
 }
 
 /// Shared handle to the engine's metrics. Clone freely.
@@ -310,6 +317,27 @@ impl Metrics {
                 IntGauge::new(
                     "instantdb_data_volume_capacity_bytes",
                     "Size in bytes of the file system of the data directory.",
+                )?,
+            )?,
+            archive_lag_seconds: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "instantdb_archive_lag_seconds",
+                    "Seconds the oldest change not yet in the archive has waited (0 when none waits).",
+                )?,
+            )?,
+            archive_lag_bytes: reg(
+                &r,
+                IntGauge::new(
+                    "instantdb_archive_lag_bytes",
+                    "Bytes of changes waiting on the volume to be archived.",
+                )?,
+            )?,
+            archive_requests: reg(
+                &r,
+                IntCounter::new(
+                    "instantdb_archive_requests_total",
+                    "Destination operations (object-store requests, directory writes and listings) made by continuous archiving.",
                 )?,
             )?,
             registry: r,

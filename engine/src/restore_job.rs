@@ -82,6 +82,12 @@ pub struct RestoreJob {
     /// Every phase entered so far, in order.
     #[serde(default)]
     pub phases: Vec<PhaseEntry>,
+    /// A point-in-time restore's target (`latest` or RFC 3339); `None` for a snapshot restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<String>,
+    /// A point-in-time restore's result: commit time of the newest change restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_to: Option<String>,
     /// Bytes of the current download or verification (this process only; not in the file).
     #[serde(default, skip_deserializing)]
     #[schema(value_type = Option<Object>)]
@@ -106,6 +112,8 @@ impl RestoreJob {
                 at: now,
             }],
             progress: None,
+            target_time: None,
+            restored_to: None,
         }
     }
 

@@ -29,7 +29,7 @@ mod progress;
 mod redact;
 mod restore;
 pub mod snapshot;
-mod storage;
+pub(crate) mod storage;
 mod swap;
 
 use std::io;

@@ -46,7 +46,7 @@ where
 }
 
 /// Whether an object exists.
-pub(super) async fn exists(loc: &Location, name: &str) -> Result<bool, BackupError> {
+pub(crate) async fn exists(loc: &Location, name: &str) -> Result<bool, BackupError> {
     match loc {
         Location::Dir(dir) => Ok(dir.join(name).is_file()),
         Location::Object(s) => {
@@ -158,7 +158,7 @@ async fn upload_s3(
     }
 }
 
-pub(super) async fn put_bytes(
+pub(crate) async fn put_bytes(
     loc: &Location,
     name: &str,
     data: Vec<u8>,
@@ -187,7 +187,7 @@ pub(super) async fn put_bytes(
 }
 
 /// Read a small object; `Ok(None)` when it does not exist.
-pub(super) async fn get_bytes(loc: &Location, name: &str) -> Result<Option<Vec<u8>>, BackupError> {
+pub(crate) async fn get_bytes(loc: &Location, name: &str) -> Result<Option<Vec<u8>>, BackupError> {
     match loc {
         Location::Dir(dir) => {
             let p = dir.join(name);
@@ -274,7 +274,7 @@ pub(super) async fn get_to_file(
     }
 }
 
-pub(super) async fn delete_object(loc: &Location, name: &str) -> Result<bool, BackupError> {
+pub(crate) async fn delete_object(loc: &Location, name: &str) -> Result<bool, BackupError> {
     match loc {
         Location::Dir(dir) => {
             let p = dir.join(name);
@@ -302,7 +302,7 @@ pub(super) async fn delete_object(loc: &Location, name: &str) -> Result<bool, Ba
 }
 
 /// (name, size, last_modified) of the objects directly in the folder.
-pub(super) async fn list_objects(
+pub(crate) async fn list_objects(
     loc: &Location,
 ) -> Result<Vec<(String, u64, Option<DateTime<Utc>>)>, BackupError> {
     match loc {

@@ -27,8 +27,10 @@ use crate::ingest::{IngestOptions, NoProgress};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// What to run: all, embed, ingest, search, index, rustdocs; or `recall`, which measures the
-    /// graph's recall@10 on the embeddings of the database in `--data-dir` (not part of `all`).
-    #[arg(long, default_value = "all", value_parser = ["all", "embed", "ingest", "search", "index", "rustdocs", "recall"])]
+    /// graph's recall@10 on the embeddings of the database in `--data-dir`, or `archive`
+    /// (continuous archiving: RPO after SIGKILL, write overhead, idle requests); neither is part
+    /// of `all`.
+    #[arg(long, default_value = "all", value_parser = ["all", "embed", "ingest", "search", "index", "rustdocs", "recall", "archive"])]
     pub suite: String,
     /// Vectors in the index benchmark.
     #[arg(long, default_value_t = 100_000)]
@@ -47,6 +49,7 @@ pub struct BenchArgs {
     pub corpus: Option<PathBuf>,
 }
 
+mod archive;
 mod scale;
 
 /// Words appended to the demo questions so repeated queries differ (no cache can answer them).
@@ -236,6 +239,10 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
                 json!("skipped: no Rust HTML documentation found (rustup component add rust-docs)"),
             ),
         };
+    }
+    if args.suite == "archive" {
+        eprintln!("bench: continuous archiving (about two minutes) …");
+        results.insert("archive".into(), archive::run(&config, &corpus)?);
     }
     if args.suite == "recall" {
         eprintln!(

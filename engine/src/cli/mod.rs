@@ -119,6 +119,11 @@ pub struct RestoreArgs {
     /// e.g. `/dev/termination-log`, where Kubernetes takes an init container's message from.
     #[arg(long, requires = "bootstrap")]
     pub report_file: Option<PathBuf>,
+    /// Point-in-time restore: `latest` or an RFC 3339 time (2026-12-02T05:00:00Z). --from is
+    /// then the destination folder (the backups and their `archive/`, as archive.destination):
+    /// the newest base snapshot before the time plus the archived changes up to it.
+    #[arg(long, value_name = "RFC3339|latest")]
+    pub to_time: Option<String>,
     #[command(flatten)]
     pub remote: AdminRemoteArgs,
 }
@@ -426,8 +431,17 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         }
         Command::Restore(args) if args.bootstrap => {
             let bar = progress::ByteBar::new("restore");
-            let report =
-                runtime()?.block_on(crate::bootstrap::bootstrap(config, &args.from, bar.sink()));
+            let target = args
+                .to_time
+                .as_deref()
+                .map(crate::archive::TargetTime::parse)
+                .transpose()?;
+            let report = runtime()?.block_on(crate::bootstrap::bootstrap(
+                config,
+                &args.from,
+                target,
+                bar.sink(),
+            ));
             bar.finish();
             let report =
                 serde_json::to_value(report?).map_err(|e| Error::Internal(e.to_string()))?;
@@ -439,10 +453,15 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Restore(args) => {
+            let target = args
+                .to_time
+                .as_deref()
+                .map(crate::archive::TargetTime::parse)
+                .transpose()?;
             let report = match args.remote.server()? {
                 Some(admin) => {
                     let bar = progress::ByteBar::new("restore");
-                    let job = admin.restore(&args.from, &bar.sink());
+                    let job = admin.restore(&args.from, target, &bar.sink());
                     bar.finish();
                     job?
                 }
@@ -451,19 +470,38 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
                     // files aside in previous-* and swaps the backup in.
                     let engine = std::sync::Arc::new(Engine::open(config, ModelLoading::Skip)?);
                     let bar = progress::ByteBar::new("restore");
-                    let report = runtime()?.block_on(crate::maintenance::restore(
-                        engine,
-                        &args.from,
-                        bar.sink(),
-                    ))?;
+                    let report = match target {
+                        None => runtime()?
+                            .block_on(crate::maintenance::restore(engine, &args.from, bar.sink()))
+                            .and_then(|r| {
+                                serde_json::to_value(&r).map_err(|e| Error::Internal(e.to_string()))
+                            }),
+                        Some(t) => runtime()?
+                            .block_on(crate::archive::restore_to_time(
+                                engine,
+                                &args.from,
+                                t,
+                                bar.sink(),
+                                std::sync::Arc::new(|_| {}),
+                            ))
+                            .and_then(|r| {
+                                serde_json::to_value(&r).map_err(|e| Error::Internal(e.to_string()))
+                            }),
+                    };
                     bar.finish();
-                    serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?
+                    report?
                 }
             };
             output::json_or_text(fmt, &report);
             Ok(0)
         }
         Command::Verify(args) => {
+            if args.to_time.is_some() {
+                return Err(Error::InvalidInput(
+                    "verify checks one backup archive: --to-time is for restore only; drop it"
+                        .into(),
+                ));
+            }
             let bar = progress::ByteBar::new("verify");
             let record = match args.remote.server()? {
                 Some(admin) => admin.verify(&args.from, &bar.sink()),

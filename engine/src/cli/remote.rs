@@ -279,12 +279,17 @@ impl Admin<'_> {
     pub fn restore(
         &self,
         source: &str,
+        target: Option<crate::archive::TargetTime>,
         progress: &crate::backup::ProgressSink,
     ) -> Result<serde_json::Value> {
         let mut last_phase = String::new();
+        let mut body = serde_json::json!({"source": source});
+        if let Some(t) = target {
+            body["target_time"] = serde_json::Value::String(t.describe());
+        }
         self.follow_job(
             "/admin/restores",
-            &serde_json::json!({"source": source}),
+            &body,
             "/admin/restores",
             progress,
             |id, job| {
@@ -298,6 +303,7 @@ impl Admin<'_> {
                         "id": id, "backup_id": job["backup_id"], "source": job["source"],
                         "documents": job["document_count"], "chunks": job["chunk_count"],
                         "started_at": job["started_at"], "finished_at": job["finished_at"],
+                        "target_time": job["target_time"], "restored_to": job["restored_to"],
                     }))),
                     "failed" | "rolled_back" => {
                         let what = if phase == "failed" {

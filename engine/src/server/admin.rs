@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
             "/admin/backups/{id}",
             get(backup_status).delete(delete_backup),
         )
+        .route("/admin/archive", get(super::archive::archive_status))
         .route("/admin/restore", post(super::restores::restore_and_wait))
         .route("/admin/restores", post(super::restores::start_restore))
         .route("/admin/restores/{id}", get(super::restores::restore_status))

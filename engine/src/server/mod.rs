@@ -3,6 +3,7 @@
 
 mod admin;
 mod api;
+mod archive;
 pub mod auth;
 mod extract;
 mod health;
@@ -71,6 +72,15 @@ impl AppState {
         health.add_source(Box::new(move || {
             ("circuit_breakers".to_string(), breaker_component(&breakers))
         }));
+        if engine.config.archive.enabled() {
+            let archive = engine.archive.clone();
+            health.add_source(Box::new(move || {
+                (
+                    "archive".to_string(),
+                    crate::archive::health_component(&archive),
+                )
+            }));
+        }
         let restore_jobs = Arc::new(crate::restore_job::RestoreJobs::open(
             &engine.config.data_dir,
             &engine.recovery,
@@ -325,6 +335,7 @@ where
         .map_err(|e| Error::Internal(e.to_string()))?;
     }
     let refresher = tokio::spawn(health_refresh(state.clone()));
+    let archiver = tokio::spawn(crate::archive::run(engine.clone()));
     let integrity = tokio::spawn(periodic_integrity(state.clone()));
     let grace = Duration::from_secs(engine.config.shutdown.grace_period_secs);
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
@@ -349,6 +360,25 @@ where
     }
     refresher.abort();
     integrity.abort();
+    archiver.abort();
+    if engine.config.archive.enabled() {
+        // What the last requests wrote goes out now rather than at the next start (bounded:
+        // a failing destination keeps it on the volume, shipped at the next start).
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::archive::final_flush(engine.clone()),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "final archive flush failed; the changes are shipped at the next start")
+            }
+            Err(_) => tracing::warn!(
+                "final archive flush timed out; the changes are shipped at the next start"
+            ),
+        }
+    }
     let max_ingests = engine.config.ingest.max_concurrent;
     tokio::task::spawn_blocking(move || -> Result<()> {
         // Abandoned work may still be running on blocking threads; from here on it cannot

@@ -34,6 +34,7 @@ use super::auth::{Access, required_role};
         super::admin::backup_status,
         super::admin::list_backups,
         super::admin::delete_backup,
+        super::archive::archive_status,
         super::restores::restore_and_wait,
         super::restores::start_restore,
         super::restores::restore_status,

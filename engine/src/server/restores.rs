@@ -25,8 +25,13 @@ pub const RETRY_AFTER_SECS: u64 = 30;
 pub struct RestoreJobRequest {
     /// Job id, `[a-z0-9-]{1,63}`; the same id again answers the same job. Default: generated.
     pub id: Option<String>,
-    /// URL of a backup archive (as `location` of a completed backup).
+    /// URL of a backup archive (as `location` of a completed backup); with `target_time`, the
+    /// destination folder holding the backups and their `archive/`.
     pub source: String,
+    /// Point-in-time restore: `latest` or an RFC 3339 time. The newest base snapshot before it
+    /// plus the archived changes up to it (`docs/archiving.md`).
+    #[serde(default)]
+    pub target_time: Option<String>,
 }
 
 /// Starts a restore job; follow it with `GET /admin/restores/{id}`.
@@ -37,7 +42,7 @@ pub async fn start_restore(
     State(s): State<AppState>,
     Json(body): Json<RestoreJobRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RestoreJob>)> {
-    let (status, job, _) = start(&s, body.id, body.source)?;
+    let (status, job, _) = start(&s, body.id, body.source, body.target_time)?;
     Ok((status, axum::Json(job)))
 }
 
@@ -57,8 +62,12 @@ pub async fn restore_status(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequestBody {
-    /// URL of a backup archive (as `location` of a completed backup).
+    /// URL of a backup archive (as `location` of a completed backup); with `target_time`, the
+    /// destination folder.
     pub source: String,
+    /// Point-in-time restore: `latest` or an RFC 3339 time.
+    #[serde(default)]
+    pub target_time: Option<String>,
 }
 
 /// Restores and answers when done: a thin wrapper over a restore job (prefer
@@ -69,7 +78,7 @@ pub async fn restore_and_wait(
     State(s): State<AppState>,
     Json(body): Json<RestoreRequestBody>,
 ) -> ApiResult<axum::Json<RestoreReport>> {
-    let (_, _, handle) = start(&s, None, body.source)?;
+    let (_, _, handle) = start(&s, None, body.source, body.target_time)?;
     let handle =
         handle.ok_or_else(|| ApiError(Error::Internal("a new job was not started".into())))?;
     let report = handle
@@ -87,15 +96,23 @@ fn start(
     s: &AppState,
     id: Option<String>,
     source: String,
+    target_time: Option<String>,
 ) -> ApiResult<(StatusCode, RestoreJob, Option<JobHandle>)> {
     let id = id.unwrap_or_else(crate::restore_job::new_id);
+    let target = target_time
+        .as_deref()
+        .map(crate::archive::TargetTime::parse)
+        .transpose()
+        .map_err(ApiError)?;
     if !crate::restore_job::valid_id(&id) {
         return Err(ApiError(Error::InvalidInput(format!(
             "invalid restore id {id:?}: use 1 to 63 lower-case letters, digits and '-'"
         ))));
     }
     let same = |existing: RestoreJob| -> ApiResult<(StatusCode, RestoreJob, Option<JobHandle>)> {
-        if existing.source == crate::backup::redact_url(&source) {
+        if existing.source == crate::backup::redact_url(&source)
+            && existing.target_time == target.map(|t| t.describe())
+        {
             Ok((StatusCode::OK, existing, None))
         } else {
             Err(ApiError(Error::Conflict(format!(
@@ -109,13 +126,18 @@ fn start(
     }
     // The same parse the restore itself makes (credentials from the configured directory), so
     // a source that cannot work is refused here, before the fence is taken.
-    crate::maintenance::archive_location(&s.engine, &source).map_err(ApiError)?;
+    match target {
+        Some(_) => crate::maintenance::location(&s.engine, &source).map(|_| ()),
+        None => crate::maintenance::archive_location(&s.engine, &source).map(|_| ()),
+    }
+    .map_err(ApiError)?;
     let guard = match s.operations.begin(OperationKind::Restore, &id) {
         Ok(g) => g,
         // the same id posted twice at once: the first one holds the fence
         Err(e) => return s.restores.get(&id).map_or(Err(ApiError(e)), same),
     };
-    let job = RestoreJob::new(id.clone(), &source);
+    let mut job = RestoreJob::new(id.clone(), &source);
+    job.target_time = target.map(|t| t.describe());
     if let Err(existing) = s.restores.insert(job.clone()).map_err(ApiError)? {
         return same(existing);
     }
@@ -123,7 +145,7 @@ fn start(
     s.engine.store.fence_writes(true);
     refresh_health(s);
     tracing::info!(id = %id, source = %job.source, "restore job started");
-    let handle = tokio::spawn(run(s.clone(), id, source, guard));
+    let handle = tokio::spawn(run(s.clone(), id, source, target, guard));
     Ok((StatusCode::ACCEPTED, job, Some(handle)))
 }
 
@@ -131,6 +153,7 @@ async fn run(
     s: AppState,
     id: String,
     source: String,
+    target: Option<crate::archive::TargetTime>,
     guard: OperationGuard,
 ) -> crate::error::Result<RestoreReport> {
     let phase: PhaseSink = {
@@ -148,8 +171,18 @@ async fn run(
         })
     };
     let started = std::time::Instant::now();
-    let result =
-        crate::maintenance::restore_observed(s.engine.clone(), &source, progress, phase).await;
+    let mut restored_to = None;
+    let result = match target {
+        None => {
+            crate::maintenance::restore_observed(s.engine.clone(), &source, progress, phase).await
+        }
+        Some(t) => crate::archive::restore_to_time(s.engine.clone(), &source, t, progress, phase)
+            .await
+            .map(|r| {
+                restored_to = r.restored_to;
+                r.restore
+            }),
+    };
     s.engine
         .metrics
         .observe_restore(result.is_ok(), started.elapsed().as_secs_f64());
@@ -158,6 +191,7 @@ async fn run(
             j.document_count = Some(r.documents);
             j.chunk_count = Some(r.chunks);
             j.backup_id = Some(r.backup_id.clone());
+            j.restored_to = restored_to.clone();
             j.enter(RestorePhase::Completed);
         }
         Err(e) => {

@@ -7,6 +7,7 @@
 //! One writer connection behind a mutex (SQLite has one writer anyway) and a small pool of
 //! read-only connections for concurrent searches.
 
+pub mod changes;
 mod damage;
 mod integrity;
 pub mod schema;
@@ -40,6 +41,8 @@ pub struct Store {
     damaged: Mutex<Option<crate::error::Damage>>,
     /// Set while a restore runs: writes would be lost by its swap, so they are refused.
     writes_fenced: std::sync::atomic::AtomicBool,
+    /// Change capture for continuous archiving (`changes`).
+    capture: changes::Capture,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -201,6 +204,7 @@ impl Store {
             counts: Mutex::new(None),
             damaged: Mutex::new(damaged),
             writes_fenced: std::sync::atomic::AtomicBool::new(false),
+            capture: changes::Capture::default(),
         })
     }
 
@@ -430,6 +434,7 @@ impl Store {
                     outcome.added.push((id, v.clone()));
                 }
             }
+            changes::record_put(self, tx, doc, chunks, model)?;
             Ok(outcome)
         })
     }
@@ -446,6 +451,7 @@ impl Store {
             if n == 0 {
                 return Err(Error::NotFound(format!("document {id}")));
             }
+            changes::record_delete(self, tx, id)?;
             Ok(ids)
         })
     }

@@ -57,6 +57,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX documents_doc_type ON documents(doc_type);
     CREATE INDEX documents_extension ON documents(extension);
     "#,
+    // 2 (additive): the change log of continuous archiving (`store::changes`). Older engines
+    // never see it (a newer schema is refused); older files gain an empty log.
+    r#"
+    CREATE TABLE changes (
+        seq          INTEGER PRIMARY KEY,
+        committed_at TEXT NOT NULL,
+        op           TEXT NOT NULL,
+        document_id  TEXT NOT NULL,
+        bytes        INTEGER NOT NULL,
+        payload      TEXT
+    );
+    "#,
 ];
 
 pub fn latest_version() -> i64 {

@@ -1,6 +1,7 @@
 //! Shared helpers of the engine's integration tests: real model, real SQLite, real HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod archiving;
 pub mod azurite;
 pub mod certs;
 pub mod moto;

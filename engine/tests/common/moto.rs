@@ -50,13 +50,17 @@ pub async fn start_moto_tls(cert: &std::path::Path, key: &std::path::Path) -> Mo
 }
 
 async fn start_moto_with(extra: &[&std::ffi::OsStr]) -> MotoServer {
+    start_moto_at(free_port(), extra).await
+}
+
+/// moto_server on a given port (to restart one where its clients expect it).
+pub async fn start_moto_at(port: u16, extra: &[&std::ffi::OsStr]) -> MotoServer {
     let Some(bin) = find_on_path("moto_server") else {
         panic!(
             "moto_server was not found on PATH. This test needs a real S3-compatible server: \
              install it with `pip install 'moto[server]'`"
         );
     };
-    let port = free_port();
     let child = Command::new(bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .args(extra)
