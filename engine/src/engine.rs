@@ -116,6 +116,9 @@ impl Engine {
         breakers.insert(embed_breaker.clone());
         // created now so health and the gauge show it before the first backup
         breakers.get(crate::maintenance::OBJECT_STORAGE);
+        let parsers = ParserRegistry::with_options(crate::parse::ParseOptions {
+            notebook_outputs: config.ingest.notebook_outputs,
+        });
         Ok(Engine {
             breakers,
             metrics,
@@ -125,7 +128,7 @@ impl Engine {
             index: RwLock::new(Arc::new(index)),
             embedder,
             model_error,
-            parsers: ParserRegistry::default(),
+            parsers,
             counter,
             recovery,
         })
