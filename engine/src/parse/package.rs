@@ -72,19 +72,6 @@ impl<'a> Package<'a> {
         self.format
     }
 
-    /// Whether the package has a part named `name`.
-    pub(crate) fn has(&self, name: &str) -> bool {
-        self.zip.index_for_name(name).is_some()
-    }
-
-    /// Names of all parts, in archive order.
-    pub(crate) fn names(&self) -> Vec<String> {
-        self.zip
-            .file_names()
-            .filter_map(|n| n.ok().map(|n| n.into_owned()))
-            .collect()
-    }
-
     /// The bytes of part `name`; `None` when there is no such part. An encrypted entry is
     /// `Encrypted`, an unreadable one `Corrupt`.
     pub(crate) fn bytes(&mut self, name: &str) -> Result<Option<Vec<u8>>, ParseError> {

@@ -3,6 +3,7 @@
 
 pub mod azurite;
 pub mod certs;
+pub mod docs;
 pub mod moto;
 
 use std::path::{Path, PathBuf};
