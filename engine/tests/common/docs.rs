@@ -373,6 +373,9 @@ fn pdf_doc(title: &str, pages: &[&[&str]]) -> Document {
     let info_id = doc.add_object(dictionary! { "Title" => Object::string_literal(title) });
     doc.trailer.set("Root", catalog_id);
     doc.trailer.set("Info", info_id);
+    // Encryption keys are derived from the file identifier.
+    let id = Object::String(b"0123456789abcdef".to_vec(), lopdf::StringFormat::Hexadecimal);
+    doc.trailer.set("ID", vec![id.clone(), id]);
     doc
 }
 
