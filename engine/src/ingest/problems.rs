@@ -111,11 +111,10 @@ pub fn nothing_ingested(report: &IngestReport) -> Option<String> {
                 let mut exts: Vec<String> = files
                     .iter()
                     .map(|f| {
-                        std::path::Path::new(&f.source)
-                            .extension()
-                            .map_or_else(|| "(no extension)".to_string(), |e| {
-                                format!(".{}", e.to_string_lossy().to_lowercase())
-                            })
+                        std::path::Path::new(&f.source).extension().map_or_else(
+                            || "(no extension)".to_string(),
+                            |e| format!(".{}", e.to_string_lossy().to_lowercase()),
+                        )
                     })
                     .collect();
                 exts.sort();
@@ -163,10 +162,15 @@ mod tests {
         };
         let msg = nothing_ingested(&r).unwrap_or_default();
         assert!(
-            msg.starts_with("0 files ingested, 4 skipped or failed: 3 unsupported (.exe, .png), 1 encrypted;"),
+            msg.starts_with(
+                "0 files ingested, 4 skipped or failed: 3 unsupported (.exe, .png), 1 encrypted;"
+            ),
             "{msg}"
         );
-        assert!(msg.contains("convert them") && msg.contains("without the password"), "{msg}");
+        assert!(
+            msg.contains("convert them") && msg.contains("without the password"),
+            "{msg}"
+        );
         r.unchanged = 1;
         assert_eq!(nothing_ingested(&r), None);
         assert_eq!(nothing_ingested(&IngestReport::default()), None);

@@ -46,8 +46,13 @@ impl Confinement {
         let Some(roots) = &self.roots else {
             return Ok(path.to_path_buf());
         };
-        let real = std::fs::canonicalize(path)
-            .map_err(|e| skip(path, format!("cannot resolve: {e}"), ProblemKind::Unreadable))?;
+        let real = std::fs::canonicalize(path).map_err(|e| {
+            skip(
+                path,
+                format!("cannot resolve: {e}"),
+                ProblemKind::Unreadable,
+            )
+        })?;
         if roots.iter().any(|r| real.starts_with(r)) {
             Ok(real)
         } else {
@@ -172,7 +177,11 @@ pub fn walk(
             if engine.parsers.for_path(path).is_none() {
                 // Reported, never dropped: a folder of PDFs that "ingested 0 files" with no
                 // word of why is the failure this guards against.
-                problems.push(skip(path, unsupported_reason(path), ProblemKind::Unsupported));
+                problems.push(skip(
+                    path,
+                    unsupported_reason(path),
+                    ProblemKind::Unsupported,
+                ));
                 continue;
             }
             match confinement.check(path) {

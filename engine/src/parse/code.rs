@@ -84,7 +84,9 @@ const LANGS: &[Lang] = &[
     (
         "scala",
         &["scala"],
-        Some(r"^(?:(?:final|sealed|abstract|case|private|implicit)\s+)*(?:class|trait|object|def|enum)\b"),
+        Some(
+            r"^(?:(?:final|sealed|abstract|case|private|implicit)\s+)*(?:class|trait|object|def|enum)\b",
+        ),
         &["//", "/*", "*", "*/", "@"],
     ),
     (
@@ -108,7 +110,9 @@ const LANGS: &[Lang] = &[
         &["c", "h"],
         // A type and a name followed by `(` and no `;` at column 0 (a function definition), or
         // a struct/enum/union/typedef.
-        Some(r"^(?:(?:struct|enum|union|typedef)\b|[A-Za-z_][\w\s\*]*[\s\*]\**[A-Za-z_]\w*\s*\([^;]*$)"),
+        Some(
+            r"^(?:(?:struct|enum|union|typedef)\b|[A-Za-z_][\w\s\*]*[\s\*]\**[A-Za-z_]\w*\s*\([^;]*$)",
+        ),
         C_COMMENTS,
     ),
     (
@@ -119,7 +123,12 @@ const LANGS: &[Lang] = &[
         ),
         C_COMMENTS,
     ),
-    ("ruby", &["rb"], Some(r"^(?:def|class|module)\s"), HASH_COMMENTS),
+    (
+        "ruby",
+        &["rb"],
+        Some(r"^(?:def|class|module)\s"),
+        HASH_COMMENTS,
+    ),
     (
         "php",
         &["php"],
@@ -140,7 +149,12 @@ const LANGS: &[Lang] = &[
         Some(r"(?i)^(?:create|alter|drop|insert|update|delete|select|with)\b"),
         &["--", "/*", "*"],
     ),
-    ("r", &["r"], Some(r"^[\w.]+\s*(?:<-|=)\s*function\b"), HASH_COMMENTS),
+    (
+        "r",
+        &["r"],
+        Some(r"^[\w.]+\s*(?:<-|=)\s*function\b"),
+        HASH_COMMENTS,
+    ),
 ];
 
 static PATTERNS: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {

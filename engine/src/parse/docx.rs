@@ -36,7 +36,11 @@ fn heading_level(p: &Element) -> Option<usize> {
             return Some(n.clamp(1, 9));
         }
     }
-    let lvl = ppr.child("outlineLvl")?.attr("w:val")?.parse::<usize>().ok()?;
+    let lvl = ppr
+        .child("outlineLvl")?
+        .attr("w:val")?
+        .parse::<usize>()
+        .ok()?;
     // Level 9 means "body text" in Word.
     (lvl < 9).then_some(lvl + 1)
 }

@@ -5,9 +5,7 @@
 
 use super::package::{Package, resolve};
 use super::xmltree;
-use super::{
-    Block, BlockKind, HtmlParser, ParseError, ParsedDocument, Parser, collapse_ws,
-};
+use super::{Block, BlockKind, HtmlParser, ParseError, ParsedDocument, Parser, collapse_ws};
 
 /// EPUB (`.epub`).
 #[derive(Debug, Default, Clone, Copy)]

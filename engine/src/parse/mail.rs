@@ -46,10 +46,7 @@ struct Mail {
 fn read_message(msg: &Message<'_>) -> Mail {
     let mut meta = serde_json::Map::new();
     let mut headers = Vec::new();
-    let subject = msg
-        .subject()
-        .map(collapse_ws)
-        .filter(|s| !s.is_empty());
+    let subject = msg.subject().map(collapse_ws).filter(|s| !s.is_empty());
     for (key, list) in [
         ("from", addresses(msg.from())),
         ("to", addresses(msg.to())),

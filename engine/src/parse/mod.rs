@@ -76,9 +76,7 @@ pub enum ParseError {
     #[error("unsupported file type: {0:?}")]
     Unsupported(String),
     /// The file is encrypted or password-protected: its text cannot be read without the key.
-    #[error(
-        "{format} is encrypted ({message}); save a copy without the password and ingest that"
-    )]
+    #[error("{format} is encrypted ({message}); save a copy without the password and ingest that")]
     Encrypted {
         format: &'static str,
         message: String,

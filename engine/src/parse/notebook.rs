@@ -61,13 +61,13 @@ impl Parser for NotebookParser {
             column: e.column(),
             message: e.to_string(),
         })?;
-        let cells = nb
-            .get("cells")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ParseError::Invalid {
-                format: FORMAT,
-                message: "no `cells` list: not a Jupyter notebook (nbformat 4)".into(),
-            })?;
+        let cells =
+            nb.get("cells")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ParseError::Invalid {
+                    format: FORMAT,
+                    message: "no `cells` list: not a Jupyter notebook (nbformat 4)".into(),
+                })?;
         let lang = nb
             .pointer("/metadata/language_info/name")
             .or_else(|| nb.pointer("/metadata/kernelspec/language"))

@@ -17,11 +17,14 @@ pub struct OdpParser;
 
 /// Opens an ODF package; one whose manifest declares encrypted entries is `Encrypted` (ODF
 /// encrypts each part with a key from the password, so nothing would be readable).
-fn open<'a>(
-    format: &'static str,
-    bytes: &'a [u8],
-) -> Result<(Package<'a>, Element, serde_json::Map<String, serde_json::Value>, Option<String>), ParseError>
-{
+/// An opened ODF document: `content.xml`, metadata from `meta.xml`, and its title.
+type Opened = (
+    Element,
+    serde_json::Map<String, serde_json::Value>,
+    Option<String>,
+);
+
+fn open(format: &'static str, bytes: &[u8]) -> Result<Opened, ParseError> {
     let mut pkg = Package::open(format, bytes)?;
     if let Some(manifest) = pkg.text("META-INF/manifest.xml")?
         && manifest.contains("encryption-data")
@@ -47,7 +50,7 @@ fn open<'a>(
             }
         }
     }
-    Ok((pkg, content, meta, title))
+    Ok((content, meta, title))
 }
 
 /// Text of a paragraph-like element: `text:s` spaces, tabs and line breaks kept; notes and
@@ -136,7 +139,7 @@ impl Parser for OdtParser {
         "application/vnd.oasis.opendocument.text"
     }
     fn parse(&self, bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
-        let (_pkg, content, meta, title) = open("ODT", bytes)?;
+        let (content, meta, title) = open("ODT", bytes)?;
         let mut b = DocBuilder::new();
         if let Some(text) = content.child("body").and_then(|b| b.child("text")) {
             walk_text(text, &mut b, false);
@@ -156,7 +159,7 @@ impl Parser for OdpParser {
         "application/vnd.oasis.opendocument.presentation"
     }
     fn parse(&self, bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
-        let (_pkg, content, mut meta, title) = open("ODP", bytes)?;
+        let (content, mut meta, title) = open("ODP", bytes)?;
         let mut b = DocBuilder::new();
         let pages: Vec<&Element> = content
             .child("body")
@@ -166,9 +169,9 @@ impl Parser for OdpParser {
         for (n, page) in pages.iter().enumerate() {
             // The notes live inside the page element; read the slide without them.
             let mut slide = (*page).clone();
-            slide.children.retain(|c| {
-                !matches!(c, super::xmltree::Node::Element(e) if e.name == "notes")
-            });
+            slide
+                .children
+                .retain(|c| !matches!(c, super::xmltree::Node::Element(e) if e.name == "notes"));
             let slide_title = frame_paragraphs(&slide, &|c| c != Some("title"))
                 .first()
                 .map(|t| collapse_ws(t));

@@ -61,12 +61,10 @@ impl Parser for PdfParser {
     }
     fn parse(&self, bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
         let doc = lopdf::Document::load_mem(bytes).map_err(|e| match e {
-            lopdf::Error::InvalidPassword | lopdf::Error::Decryption(_) => {
-                ParseError::Encrypted {
-                    format: FORMAT,
-                    message: e.to_string(),
-                }
-            }
+            lopdf::Error::InvalidPassword | lopdf::Error::Decryption(_) => ParseError::Encrypted {
+                format: FORMAT,
+                message: e.to_string(),
+            },
             other => ParseError::Corrupt {
                 format: FORMAT,
                 message: other.to_string(),

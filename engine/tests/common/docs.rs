@@ -28,7 +28,9 @@ pub fn zip_of(parts: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 const W: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
@@ -106,7 +108,11 @@ pub fn pptx(slides: &[(&str, &str, Option<&str>)]) -> Vec<u8> {
     let mut pres_rels = String::new();
     for (i, (title, body, notes)) in slides.iter().enumerate() {
         let file = n - i; // reverse numbering
-        ids.push_str(&format!(r#"<p:sldId id="{}" r:id="rId{}"/>"#, 256 + i, i + 10));
+        ids.push_str(&format!(
+            r#"<p:sldId id="{}" r:id="rId{}"/>"#,
+            256 + i,
+            i + 10
+        ));
         pres_rels.push_str(&format!(
             r#"<Relationship Id="rId{}" Type="{REL}/slide" Target="slides/slide{file}.xml"/>"#,
             i + 10
@@ -145,7 +151,9 @@ pub fn pptx(slides: &[(&str, &str, Option<&str>)]) -> Vec<u8> {
     ));
     parts.push((
         "ppt/_rels/presentation.xml.rels".into(),
-        format!(r#"<?xml version="1.0"?><Relationships xmlns="{PKG_REL}">{pres_rels}</Relationships>"#),
+        format!(
+            r#"<?xml version="1.0"?><Relationships xmlns="{PKG_REL}">{pres_rels}</Relationships>"#
+        ),
     ));
     parts.push(("docProps/core.xml".into(), core_xml("Quarterly review")));
     let refs: Vec<(&str, &str)> = parts
@@ -374,7 +382,10 @@ fn pdf_doc(title: &str, pages: &[&[&str]]) -> Document {
     doc.trailer.set("Root", catalog_id);
     doc.trailer.set("Info", info_id);
     // Encryption keys are derived from the file identifier.
-    let id = Object::String(b"0123456789abcdef".to_vec(), lopdf::StringFormat::Hexadecimal);
+    let id = Object::String(
+        b"0123456789abcdef".to_vec(),
+        lopdf::StringFormat::Hexadecimal,
+    );
     doc.trailer.set("ID", vec![id.clone(), id]);
     doc
 }
