@@ -147,6 +147,9 @@ pub struct IngestConfig {
     pub allowed_roots: Vec<PathBuf>,
     /// Ingest requests that may run at once over HTTP; more get 429.
     pub max_concurrent: usize,
+    /// Index the outputs of Jupyter notebook code cells too (off: outputs are often long logs
+    /// or data dumps that crowd out the notebook's prose and code).
+    pub notebook_outputs: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -306,6 +309,7 @@ impl Default for IngestConfig {
             follow_symlinks: true,
             allowed_roots: vec![],
             max_concurrent: 2,
+            notebook_outputs: false,
         }
     }
 }

@@ -77,10 +77,12 @@ impl std::str::FromStr for DocumentType {
 
 const CODE_EXT: &[&str] = &[
     "rs", "py", "js", "ts", "go", "java", "c", "h", "cpp", "hpp", "cs", "rb", "php", "sh", "kt",
-    "swift", "scala", "sql", "lua", "pl",
+    "swift", "scala", "sql", "lua", "pl", "pm", "pyi", "mjs", "cjs", "jsx", "tsx", "mts", "cts",
+    "kts", "cc", "cxx", "hh", "hxx", "bash", "zsh", "r", "ipynb",
 ];
 const DATA_EXT: &[&str] = &[
-    "csv", "tsv", "tab", "json", "jsonl", "ndjson", "yaml", "yml", "xml",
+    "csv", "tsv", "tab", "json", "jsonl", "ndjson", "yaml", "yml", "xml", "xlsx", "xlsm", "xlsb",
+    "xls", "ods",
 ];
 const SLIDE_EXT: &[&str] = &["ppt", "pptx", "key", "odp"];
 

@@ -129,6 +129,9 @@ impl Engine {
         breakers.insert(embed_breaker.clone());
         // created now so health and the gauge show it before the first backup
         breakers.get(crate::maintenance::OBJECT_STORAGE);
+        let parsers = ParserRegistry::with_options(crate::parse::ParseOptions {
+            notebook_outputs: config.ingest.notebook_outputs,
+        });
         Ok(Engine {
             archive: Arc::new(crate::archive::Archive::new(&config.archive)),
             breakers,
@@ -139,7 +142,7 @@ impl Engine {
             index: RwLock::new(Arc::new(index)),
             embedder,
             model_error,
-            parsers: ParserRegistry::default(),
+            parsers,
             counter,
             recovery,
         })

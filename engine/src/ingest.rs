@@ -17,9 +17,11 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::store::{DocumentRecord, NewChunk};
 
+mod problems;
 mod read;
 mod walk;
 
+pub use problems::{ProblemKind, nothing_ingested};
 pub use walk::{Walk, build_globset, walk};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -64,6 +66,9 @@ pub struct FileReport {
     pub chunks: usize,
     /// Why it was skipped or failed.
     pub reason: Option<String>,
+    /// The class of `reason` (unsupported, encrypted, corrupt, ...), for skipped or failed files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ProblemKind>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -85,6 +90,10 @@ pub struct IngestReport {
     /// read-only...): says what to do. Documents reported as added or updated are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Set when files were found but none was ingested: what was skipped, by reason, and what
+    /// to do (`0 files ingested, 3 skipped or failed: 3 unsupported (.png); ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nothing_ingested: Option<String>,
     /// Per-file outcomes other than `unchanged` and `added`/`updated` (problems only).
     pub problems: Vec<FileReport>,
     /// Every file's outcome, when the caller asked for details.
@@ -102,13 +111,14 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-fn skip(path: &Path, reason: String, outcome: FileOutcome) -> FileReport {
+fn skip(path: &Path, reason: String, kind: ProblemKind) -> FileReport {
     FileReport {
         source: path.display().to_string(),
-        outcome,
+        outcome: kind.outcome(),
         document_id: None,
         chunks: 0,
         reason: Some(reason),
+        kind: Some(kind),
     }
 }
 
@@ -117,6 +127,8 @@ struct Prepared {
     record: DocumentRecord,
     chunks: Vec<NewChunk>,
     existed: bool,
+    /// Files inside this one, ingested after it (not kept with the record).
+    attachments: Vec<crate::parse::Attachment>,
 }
 
 enum Work {
@@ -156,13 +168,14 @@ fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<
         }
     }
     let path = Path::new(&src.name);
-    let parsed = engine
+    let mut parsed = engine
         .parsers
         .parse_path(path, &src.bytes)
         .map_err(|source| Error::Parse {
             path: PathBuf::from(&src.source),
             source,
         })?;
+    let attachments = std::mem::take(&mut parsed.attachments);
     let text = parsed.full_text();
     let doc_type = crate::doctype::classify(path, parsed.title.as_deref(), &text);
     let chunks: Vec<NewChunk> = chunk_document(&parsed, chunk_cfg, engine.token_counter())
@@ -209,6 +222,7 @@ fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<
         record,
         chunks,
         existed: previous.is_some(),
+        attachments,
     }))
 }
 
@@ -255,9 +269,22 @@ fn ingest_walked(
         } else {
             report.skipped += 1;
         }
+        count_problem(engine, &p);
         report.problems.push(p);
     }
+    report.nothing_ingested = nothing_ingested(&report);
     Ok(report)
+}
+
+/// Counts a skipped or failed file in `instantdb_ingest_problems_total{reason}`.
+fn count_problem(engine: &Engine, file: &FileReport) {
+    if let Some(k) = file.kind {
+        engine
+            .metrics
+            .ingest_problems
+            .with_label_values(&[k.as_str()])
+            .inc();
+    }
 }
 
 /// Ingests in-memory documents (HTTP text documents and uploads).
@@ -333,6 +360,30 @@ fn run(
     Ok(report)
 }
 
+/// The work item for one source: a prepared document, or its outcome when there is nothing
+/// to store (unchanged, or not parsable).
+fn prepare_work(engine: &Engine, src: SourceDoc, cfg: &ChunkConfig) -> Work {
+    match prepare(engine, &src, cfg) {
+        Ok(Some(p)) => Work::Doc(Box::new(p)),
+        Ok(None) => Work::Done(FileReport {
+            source: src.source,
+            outcome: FileOutcome::Unchanged,
+            document_id: None,
+            chunks: 0,
+            reason: None,
+            kind: None,
+        }),
+        Err(e) => {
+            let kind = match &e {
+                Error::Parse { source, .. } => ProblemKind::of_parse(source),
+                // prepare reads only the database besides parsing
+                _ => ProblemKind::NotStored,
+            };
+            Work::Done(skip(Path::new(&src.source), e.to_string(), kind))
+        }
+    }
+}
+
 fn prepare_stage(
     engine: &Engine,
     sources: impl Iterator<Item = std::result::Result<SourceDoc, FileReport>>,
@@ -342,32 +393,58 @@ fn prepare_stage(
     for src in sources {
         let work = match src {
             Err(report) => Work::Done(report),
-            Ok(src) => match prepare(engine, &src, cfg) {
-                Ok(Some(p)) => Work::Doc(Box::new(p)),
-                Ok(None) => Work::Done(FileReport {
-                    source: src.source,
-                    outcome: FileOutcome::Unchanged,
-                    document_id: None,
-                    chunks: 0,
-                    reason: None,
-                }),
-                Err(e) => Work::Done(skip(
-                    Path::new(&src.source),
-                    e.to_string(),
-                    match e {
-                        Error::Parse {
-                            source: crate::parse::ParseError::Unsupported(_),
-                            ..
-                        } => FileOutcome::Skipped,
-                        _ => FileOutcome::Failed,
-                    },
-                )),
-            },
+            Ok(src) => prepare_work(engine, src, cfg),
+        };
+        // Attachments (of a mail) follow their container as documents of their own.
+        let attached = match &work {
+            Work::Doc(p) => attachment_sources(engine, &p.record.source, &p.attachments),
+            Work::Done(_) => Vec::new(),
         };
         if tx.send(work).is_err() {
             return; // the writer stopped (an error); nothing more to do
         }
+        for a in attached {
+            let work = match a {
+                Err(report) => Work::Done(report),
+                Ok(a) => prepare_work(engine, a, cfg),
+            };
+            if tx.send(work).is_err() {
+                return;
+            }
+        }
     }
+}
+
+/// The attachments of document `source` as sources of their own (`<source>#<name>`), so each
+/// is found, replaced and deleted like any document. An attachment of a type no parser reads
+/// is reported as skipped (one level deep: attachments of attachments are only listed).
+fn attachment_sources(
+    engine: &Engine,
+    source: &str,
+    attachments: &[crate::parse::Attachment],
+) -> Vec<std::result::Result<SourceDoc, FileReport>> {
+    attachments
+        .iter()
+        .map(|a| {
+            let id = format!("{source}#{}", a.name);
+            if engine.parsers.for_path(Path::new(&a.name)).is_none() {
+                return Err(skip(
+                    Path::new(&id),
+                    format!(
+                        "attachment not ingested: no parser for its type (it is listed in {source})"
+                    ),
+                    ProblemKind::Unsupported,
+                ));
+            }
+            Ok(SourceDoc {
+                source: id,
+                name: a.name.clone(),
+                bytes: a.bytes.clone(),
+                modified_at: None,
+                metadata: Some(serde_json::json!({ "attached_to": source })),
+            })
+        })
+        .collect()
 }
 
 /// Gathers chunks across documents, several batches' worth, before embedding them: the
@@ -492,7 +569,7 @@ fn write_stage(
                         let file = skip(
                             Path::new(&p.record.source),
                             format!("not stored: {e}"),
-                            FileOutcome::Failed,
+                            ProblemKind::NotStored,
                         );
                         tracing::error!(source = %file.source, error = %e, "database write failed; stopping the ingest");
                         engine
@@ -501,6 +578,7 @@ fn write_stage(
                             .with_label_values(&["failed"])
                             .inc();
                         report.failed += 1;
+                        count_problem(engine, &file);
                         report.stopped = Some(write_failure_advice(&e));
                         report.problems.push(file.clone());
                         progress.file_done(&file);
@@ -523,6 +601,7 @@ fn write_stage(
                     document_id: Some(p.record.id.clone()),
                     chunks: p.chunks.len(),
                     reason: None,
+                    kind: None,
                 }
             }
         };
@@ -547,6 +626,7 @@ fn write_stage(
         }
         match file.outcome {
             FileOutcome::Skipped | FileOutcome::Failed => {
+                count_problem(engine, &file);
                 tracing::warn!(source = %file.source, reason = file.reason.as_deref().unwrap_or(""), "file not ingested");
                 report.problems.push(file.clone());
             }

@@ -56,6 +56,9 @@ pub struct MetricsInner {
     pub http_duration: HistogramVec,
     /// `instantdb_ingest_documents_total{result}` — result: `ok`, `skipped`, `failed`.
     pub ingest_documents: IntCounterVec,
+    /// `instantdb_ingest_problems_total{reason}` — files skipped or failed, by reason
+    /// (`unsupported`, `encrypted`, `corrupt`, `invalid`, `too_large`, ...: `ingest::ProblemKind`).
+    pub ingest_problems: IntCounterVec,
     /// `instantdb_ingest_chunks_total`
     pub ingest_chunks: IntCounter,
     /// `instantdb_embedding_duration_seconds` (one observation per batch)
@@ -170,6 +173,16 @@ impl Metrics {
                         "Documents processed by ingest, by result (ok, skipped, failed).",
                     ),
                     &["result"],
+                )?,
+            )?,
+            ingest_problems: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "instantdb_ingest_problems_total",
+                        "Files skipped or failed by ingest, by reason (unsupported, encrypted, corrupt, invalid, too_large, ...).",
+                    ),
+                    &["reason"],
                 )?,
             )?,
             ingest_chunks: reg(

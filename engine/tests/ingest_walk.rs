@@ -60,6 +60,10 @@ fn walking_skips_hidden_excluded_oversized_and_unsupported_files_and_survives_ba
     let (o, why) = problem("broken.json").expect("broken file reported");
     assert_eq!(o, FileOutcome::Failed);
     assert!(why.contains("line 1"), "{why}");
+    // An unsupported file is reported with its type, never dropped silently.
+    let (o, why) = problem("image.png").expect("unsupported file reported");
+    assert_eq!(o, FileOutcome::Skipped);
+    assert!(why.contains("unsupported file type `.png`"), "{why}");
     let (_, why) = problem("loop").expect("symlink loop reported");
     assert!(why.contains("loop"), "{why}");
     assert!(report.files.iter().all(|f| !f.source.contains(".hidden")

@@ -27,6 +27,7 @@ fn doc(blocks: Vec<Block>) -> ParsedDocument {
         title: None,
         blocks,
         metadata: serde_json::Map::new(),
+        attachments: Vec::new(),
     }
 }
 

@@ -102,6 +102,9 @@ pub fn ingest_report(fmt: Format, r: &IngestReport) {
     if let Some(s) = &r.stopped {
         println!("error: {s}");
     }
+    if let Some(n) = &r.nothing_ingested {
+        println!("{n}");
+    }
     for p in &r.problems {
         println!(
             "  {:?}: {} — {}",

@@ -374,6 +374,7 @@ impl Api<'_> {
                             document_id: None,
                             chunks: 0,
                             reason: Some(e.to_string()),
+                            kind: Some(crate::ingest::ProblemKind::Unreadable),
                         });
                         refused.push(e);
                         continue;
@@ -399,6 +400,7 @@ impl Api<'_> {
             if !paths.is_empty() && refused.len() == paths.len() {
                 return Err(refused.remove(0));
             }
+            total.nothing_ingested = crate::ingest::nothing_ingested(&total);
             Ok(total)
         })
     }

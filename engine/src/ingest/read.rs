@@ -11,12 +11,12 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{FileOutcome, SourceDoc};
+use super::{ProblemKind, SourceDoc};
 
-type ReadError = (FileOutcome, String);
+type ReadError = (ProblemKind, String);
 
 fn failed(e: std::io::Error) -> ReadError {
-    (FileOutcome::Failed, format!("cannot read: {e}"))
+    (ProblemKind::Unreadable, format!("cannot read: {e}"))
 }
 
 /// Reads `path` whole, refusing files over `max_bytes`; with `roots`, only a file that really is
@@ -38,13 +38,13 @@ pub(super) fn read_source(
     let meta = file.metadata().map_err(failed)?;
     if !meta.is_file() {
         return Err((
-            FileOutcome::Failed,
+            ProblemKind::Unreadable,
             "not a regular file; not read".to_string(),
         ));
     }
     let over_limit = |len: u64| {
         (
-            FileOutcome::Skipped,
+            ProblemKind::TooLarge,
             format!("{len} bytes is over the {max_bytes}-byte limit (ingest.max_file_bytes)"),
         )
     };
@@ -86,7 +86,7 @@ fn open_confined(
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
                 (
-                    FileOutcome::Skipped,
+                    ProblemKind::OutsideRoots,
                     "is a symbolic link (it was not when the walk checked it); not read"
                         .to_string(),
                 )
@@ -96,7 +96,7 @@ fn open_confined(
         })?;
     let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|e| {
         (
-            FileOutcome::Failed,
+            ProblemKind::Unreadable,
             format!("cannot tell where the opened file is (/proc/self/fd): {e}; not read"),
         )
     })?;
@@ -104,7 +104,7 @@ fn open_confined(
         Ok((file, real))
     } else {
         Err((
-            FileOutcome::Skipped,
+            ProblemKind::OutsideRoots,
             format!(
                 "resolves to {}, outside ingest.allowed_roots; not read",
                 real.display()
@@ -123,7 +123,7 @@ fn open_confined(
     let real = std::fs::canonicalize(path).map_err(failed)?;
     if !roots.iter().any(|r| real.starts_with(r)) {
         return Err((
-            FileOutcome::Skipped,
+            ProblemKind::OutsideRoots,
             format!(
                 "resolves to {}, outside ingest.allowed_roots; not read",
                 real.display()
@@ -172,7 +172,7 @@ mod tests {
             Some(std::slice::from_ref(&root)),
         )
         .unwrap_err();
-        assert_eq!(outcome, FileOutcome::Skipped);
+        assert_eq!(outcome.outcome(), super::super::FileOutcome::Skipped);
         assert!(reason.contains("outside ingest.allowed_roots"), "{reason}");
         // unconfined (the CLI on its own files) the same path is read
         let doc = read_source(&root.join("sub/secret.txt"), 1024, None, None).unwrap();
@@ -190,7 +190,7 @@ mod tests {
             Some(std::slice::from_ref(&root)),
         )
         .unwrap_err();
-        assert_eq!(outcome, FileOutcome::Skipped);
+        assert_eq!(outcome.outcome(), super::super::FileOutcome::Skipped);
         assert!(reason.contains("symbolic link"), "{reason}");
     }
 
@@ -199,11 +199,11 @@ mod tests {
         let (_tmp, root, _) = layout();
         let roots = [root.clone()];
         let (outcome, reason) = read_source(&root, 1024, None, Some(&roots)).unwrap_err();
-        assert_eq!(outcome, FileOutcome::Failed);
+        assert_eq!(outcome.outcome(), super::super::FileOutcome::Failed);
         assert!(reason.contains("not a regular file"), "{reason}");
         let (outcome, reason) =
             read_source(&root.join("inside.txt"), 5, None, Some(&roots)).unwrap_err();
-        assert_eq!(outcome, FileOutcome::Skipped);
+        assert_eq!(outcome.outcome(), super::super::FileOutcome::Skipped);
         assert!(reason.contains("over the 5-byte limit"), "{reason}");
     }
 }

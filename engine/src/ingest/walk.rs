@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{FileOutcome, FileReport, IngestOptions, skip};
+use super::{FileReport, IngestOptions, ProblemKind, skip};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
@@ -46,8 +46,13 @@ impl Confinement {
         let Some(roots) = &self.roots else {
             return Ok(path.to_path_buf());
         };
-        let real = std::fs::canonicalize(path)
-            .map_err(|e| skip(path, format!("cannot resolve: {e}"), FileOutcome::Failed))?;
+        let real = std::fs::canonicalize(path).map_err(|e| {
+            skip(
+                path,
+                format!("cannot resolve: {e}"),
+                ProblemKind::Unreadable,
+            )
+        })?;
         if roots.iter().any(|r| real.starts_with(r)) {
             Ok(real)
         } else {
@@ -57,15 +62,27 @@ impl Confinement {
                     "resolves to {}, outside ingest.allowed_roots; not read",
                     real.display()
                 ),
-                FileOutcome::Skipped,
+                ProblemKind::OutsideRoots,
             ))
         }
     }
 }
 
+/// Why a file of an unknown type is skipped, and what to do.
+fn unsupported_reason(path: &Path) -> String {
+    match path.extension() {
+        Some(ext) => format!(
+            "unsupported file type `.{}`: no parser reads it (the README lists the supported formats); convert it or exclude it",
+            ext.to_string_lossy()
+        ),
+        None => "unsupported file: no extension to choose a parser by (the README lists the supported formats); rename it with the right extension or exclude it".to_string(),
+    }
+}
+
 /// Walks `paths`: named files are taken as they are (even hidden ones); directories are walked
-/// (recursively unless told otherwise), skipping hidden entries, excluded globs, unsupported
-/// extensions and files over the size limit. Symlink loops are reported, not followed. A path
+/// (recursively unless told otherwise), skipping hidden entries and excluded globs; files of
+/// unsupported types are reported as skipped (the size limit is checked by the read). Symlink
+/// loops are reported, not followed. A path
 /// that cannot be read is reported and the others are still walked; only when none of them can
 /// be read is that an error.
 ///
@@ -102,7 +119,7 @@ pub fn walk(
             Err(e) => {
                 let reason = format!("cannot read {}: {e}", root.display());
                 unreadable.push(reason.clone());
-                problems.push(skip(root, reason, FileOutcome::Failed));
+                problems.push(skip(root, reason, ProblemKind::Unreadable));
                 continue;
             }
         };
@@ -127,12 +144,15 @@ pub fn walk(
                         .path()
                         .map(Path::to_path_buf)
                         .unwrap_or_else(|| root.clone());
-                    let reason = if e.loop_ancestor().is_some() {
-                        "symbolic link loop; not followed".to_string()
+                    let (reason, kind) = if e.loop_ancestor().is_some() {
+                        (
+                            "symbolic link loop; not followed".to_string(),
+                            ProblemKind::SymlinkLoop,
+                        )
                     } else {
-                        e.to_string()
+                        (e.to_string(), ProblemKind::Unreadable)
                     };
-                    problems.push(skip(&path, reason, FileOutcome::Skipped));
+                    problems.push(skip(&path, reason, kind));
                     continue;
                 }
             };
@@ -155,6 +175,13 @@ pub fn walk(
                 continue;
             }
             if engine.parsers.for_path(path).is_none() {
+                // Reported, never dropped: a folder of PDFs that "ingested 0 files" with no
+                // word of why is the failure this guards against.
+                problems.push(skip(
+                    path,
+                    unsupported_reason(path),
+                    ProblemKind::Unsupported,
+                ));
                 continue;
             }
             match confinement.check(path) {

@@ -12,23 +12,45 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+mod code;
 mod csv;
+mod docx;
+mod epub;
 mod html;
 mod json;
 mod log;
+mod mail;
 mod markdown;
+mod notebook;
+mod odf;
+mod package;
+mod pdf;
+mod pptx;
 mod rst;
+mod rtf;
+mod spreadsheet;
 mod structured;
 mod txt;
 mod xml;
+mod xmltree;
 mod yaml;
 
+pub use self::code::CodeParser;
 pub use self::csv::{CsvParser, TsvParser};
+pub use self::docx::DocxParser;
+pub use self::epub::EpubParser;
 pub use self::html::HtmlParser;
 pub use self::json::{JsonParser, JsonlParser};
 pub use self::log::LogParser;
+pub use self::mail::{EmlParser, MboxParser};
 pub use self::markdown::MarkdownParser;
+pub use self::notebook::NotebookParser;
+pub use self::odf::{OdpParser, OdtParser};
+pub use self::pdf::PdfParser;
+pub use self::pptx::PptxParser;
 pub use self::rst::RstParser;
+pub use self::rtf::RtfParser;
+pub use self::spreadsheet::SpreadsheetParser;
 pub use self::txt::TextParser;
 pub use self::xml::XmlParser;
 pub use self::yaml::YamlParser;
@@ -53,6 +75,20 @@ pub enum ParseError {
     /// No parser is registered for this extension.
     #[error("unsupported file type: {0:?}")]
     Unsupported(String),
+    /// The file is encrypted or password-protected: its text cannot be read without the key.
+    #[error("{format} is encrypted ({message}); save a copy without the password and ingest that")]
+    Encrypted {
+        format: &'static str,
+        message: String,
+    },
+    /// The file is damaged: its container or internal structure cannot be read.
+    #[error(
+        "corrupt {format}: {message}; open and re-save it in the application that made it, or export it again"
+    )]
+    Corrupt {
+        format: &'static str,
+        message: String,
+    },
 }
 
 /// The kind of a structural block.
@@ -85,6 +121,25 @@ pub struct ParsedDocument {
     pub blocks: Vec<Block>,
     /// Format-derived metadata (front matter, CSV columns, HTML meta, ...).
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Files embedded in this one (mail attachments) that ingest may take as documents of their
+    /// own. The parser lists them in the text and metadata too, so nothing depends on that.
+    #[serde(skip)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file carried inside another (a mail attachment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attachment {
+    /// The attachment's file name; its extension picks the parser.
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Options that change what some parsers produce (from the `ingest` configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Include the outputs of Jupyter notebook code cells (`ingest.notebook_outputs`).
+    pub notebook_outputs: bool,
 }
 
 /// Separator placed between blocks in [`ParsedDocument::full_text`].
@@ -133,6 +188,13 @@ impl std::fmt::Debug for ParserRegistry {
 
 impl Default for ParserRegistry {
     fn default() -> Self {
+        Self::with_options(ParseOptions::default())
+    }
+}
+
+impl ParserRegistry {
+    /// Every built-in parser, configured by `opts`.
+    pub fn with_options(opts: ParseOptions) -> Self {
         let mut r = Self::empty();
         r.register(Box::new(TextParser));
         r.register(Box::new(MarkdownParser));
@@ -145,11 +207,25 @@ impl Default for ParserRegistry {
         r.register(Box::new(YamlParser));
         r.register(Box::new(CsvParser));
         r.register(Box::new(TsvParser));
+        r.register(Box::new(PdfParser));
+        r.register(Box::new(DocxParser));
+        r.register(Box::new(PptxParser));
+        r.register(Box::new(SpreadsheetParser));
+        r.register(Box::new(OdtParser));
+        r.register(Box::new(OdpParser));
+        r.register(Box::new(RtfParser));
+        r.register(Box::new(EpubParser));
+        r.register(Box::new(EmlParser));
+        r.register(Box::new(MboxParser));
+        r.register(Box::new(NotebookParser {
+            outputs: opts.notebook_outputs,
+        }));
+        for p in CodeParser::all() {
+            r.register(Box::new(p));
+        }
         r
     }
-}
 
-impl ParserRegistry {
     /// A registry with no parsers.
     pub fn empty() -> Self {
         Self {
@@ -337,6 +413,7 @@ impl DocBuilder {
             title,
             blocks: self.blocks,
             metadata,
+            attachments: Vec::new(),
         }
     }
 }

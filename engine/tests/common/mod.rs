@@ -4,6 +4,7 @@
 pub mod archiving;
 pub mod azurite;
 pub mod certs;
+pub mod docs;
 pub mod moto;
 
 use std::path::{Path, PathBuf};
