@@ -97,6 +97,17 @@ pub struct MetricsInner {
     /// system holding the data directory, from the health sampler (alerts divide the two).
     pub data_volume_used: IntGauge,
     pub data_volume_capacity: IntGauge,
+    /// `instantdb_uploads_in_memory` — upload bodies being read into memory now; at most
+    /// `ingest.max_concurrent`, since an upload takes its ingest slot first.
+    pub uploads_in_memory: IntGauge,
+    /// `instantdb_embedding_failures_total{path}` — embedding calls that failed after their
+    /// retries (or were refused by the open breaker), by path: `ingest`, `query`.
+    pub embedding_failures: IntCounterVec,
+    /// `instantdb_ingest_degraded_documents_total` — documents stored without vectors because
+    /// embedding failed (keyword search only until `instant-db repair`).
+    pub ingest_degraded_documents: IntCounter,
+    /// `instantdb_searches_refused_total` — searches answered 429 (`limits.max_concurrent_searches`).
+    pub searches_refused: IntCounter,
 }
 
 /// Shared handle to the engine's metrics. Clone freely.
@@ -310,6 +321,37 @@ impl Metrics {
                 IntGauge::new(
                     "instantdb_data_volume_capacity_bytes",
                     "Size in bytes of the file system of the data directory.",
+                )?,
+            )?,
+            uploads_in_memory: reg(
+                &r,
+                IntGauge::new(
+                    "instantdb_uploads_in_memory",
+                    "Upload bodies being read into memory now (at most ingest.max_concurrent).",
+                )?,
+            )?,
+            embedding_failures: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "instantdb_embedding_failures_total",
+                        "Embedding calls that failed after their retries or were refused by the open breaker, by path (ingest, query).",
+                    ),
+                    &["path"],
+                )?,
+            )?,
+            ingest_degraded_documents: reg(
+                &r,
+                IntCounter::new(
+                    "instantdb_ingest_degraded_documents_total",
+                    "Documents stored without vectors because embedding failed.",
+                )?,
+            )?,
+            searches_refused: reg(
+                &r,
+                IntCounter::new(
+                    "instantdb_searches_refused_total",
+                    "Searches refused with 429 because limits.max_concurrent_searches were running.",
                 )?,
             )?,
             registry: r,
