@@ -120,32 +120,6 @@ async fn start_upload(s: &TestServer, total: usize, sent: usize) -> tokio::net::
     conn
 }
 
-/// Reads one HTTP/1.1 answer (status line and body) from a raw connection.
-async fn read_answer(conn: &mut tokio::net::TcpStream) -> (String, String) {
-    use tokio::io::AsyncReadExt;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = conn.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed without an answer");
-        raw.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&raw).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .expect("content-length");
-            if body.len() >= len {
-                return (head.to_string(), body[..len].to_string());
-            }
-        }
-    }
-}
-
 /// An upload takes its ingest slot before its body is read into memory: with one slot, a
 /// second upload sent while the first is still arriving is refused with 429 without being
 /// buffered, so N concurrent uploads never hold more than `ingest.max_concurrent` bodies.
@@ -203,7 +177,7 @@ async fn an_upload_holds_its_ingest_slot_while_its_body_arrives_and_others_wait_
         .await
         .unwrap();
     first.write_all(b"\r\n--XBOUNDARY--\r\n").await.unwrap();
-    let (head, body) = read_answer(&mut first).await;
+    let (head, body) = common::read_http_answer(&mut first).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
     let m = common::get_text(&c, s.url("/metrics")).await;
     assert_eq!(sample(&m, "instantdb_uploads_in_memory"), Some(0.0), "{m}");
