@@ -408,7 +408,7 @@ where
         () = deadline => {
             tracing::warn!(
                 grace_period_secs = grace.as_secs(),
-                "grace period over: stopping the requests still in flight"
+                "grace period over: abandoning the requests still in flight"
             );
             // Their blocking work stops at its next document or batch instead of running on
             // (the runtime waits for blocking threads before the process can exit).
