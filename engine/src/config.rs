@@ -183,8 +183,21 @@ pub struct LimitsConfig {
     pub max_request_bytes: usize,
     /// Largest uploaded file.
     pub max_upload_bytes: usize,
-    /// Time a request may take before it gets 503.
+    /// Time a request may take before it gets 503; its work (an ingest) stops with it.
     pub request_timeout_secs: u64,
+    /// Searches answered at once; more get 429 with `Retry-After`. 0: twice the CPU count.
+    pub max_concurrent_searches: usize,
+}
+
+impl LimitsConfig {
+    /// `max_concurrent_searches`, with 0 resolved to twice the CPU count: a search is short
+    /// CPU work, so more at once than that only queues threads instead of answering sooner.
+    pub fn effective_max_concurrent_searches(&self) -> usize {
+        match self.max_concurrent_searches {
+            0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -345,6 +358,7 @@ impl Default for LimitsConfig {
             max_request_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 20 * 1024 * 1024,
             request_timeout_secs: 300,
+            max_concurrent_searches: 0,
         }
     }
 }
@@ -395,6 +409,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_MAX_FILE_BYTES", "ingest.max_file_bytes"),
     ("INSTANT_DB_ALLOWED_ROOTS", "ingest.allowed_roots"),
     ("INSTANT_DB_MAX_UPLOAD_BYTES", "limits.max_upload_bytes"),
+    (
+        "INSTANT_DB_MAX_CONCURRENT_SEARCHES",
+        "limits.max_concurrent_searches",
+    ),
     ("INSTANT_DB_LOG_LEVEL", "logging.level"),
     ("INSTANT_DB_LOG_FORMAT", "logging.format"),
     ("INSTANT_DB_LOG_FILE", "logging.file"),

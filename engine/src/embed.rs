@@ -16,10 +16,31 @@ use crate::error::{Error, Result};
 /// Most padded tokens in one inference batch (e.g. 8 texts of 256 tokens, or 32 of 64).
 const TOKEN_BUDGET: usize = 1024;
 
+/// Which of the model's sessions a call runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Ingest and repair batches.
+    Ingest,
+    /// Search queries: a session of their own, so a query never waits for an ingest batch.
+    Query,
+}
+
+impl Lane {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Lane::Ingest => "ingest",
+            Lane::Query => "query",
+        }
+    }
+}
+
 pub struct Embedder {
     // `Session::run` takes `&mut self`; one session already uses every core through its
-    // intra-op thread pool, so a lock costs nothing in throughput.
+    // intra-op thread pool, so a lock costs nothing in ingest throughput. Queries get a second
+    // session (the model's weights once more in memory) because behind the ingest lock a
+    // one-line query would wait for a whole batch of long chunks.
     session: Mutex<Session>,
+    query_session: Mutex<Session>,
     tokenizer: Tokenizer,
     dimensions: usize,
     batch_size: usize,
@@ -104,21 +125,25 @@ impl Embedder {
             cfg.threads
         };
         let model = assets.model_file();
-        let session = Session::builder(&environment)
-            .map_err(|e| model_err("session builder")(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| model_err("optimization level")(e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| model_err("thread count")(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| model_err("thread count")(e.to_string()))?
-            // Shapes vary with every batch, so a per-shape memory pattern is useless. The arena
-            // stays on: the token budget bounds the largest batch, so the arena's size is
-            // bounded too, while plain malloc fragments over a long ingest.
-            .with_memory_pattern(false)
-            .map_err(|e| model_err("memory pattern")(e.to_string()))?
-            .commit_from_file(&model)
-            .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))?;
+        let build = || -> Result<Session> {
+            Session::builder(&environment)
+                .map_err(|e| model_err("session builder")(e.to_string()))?
+                .with_optimization_level(GraphOptimizationLevel::Level3)
+                .map_err(|e| model_err("optimization level")(e.to_string()))?
+                .with_intra_threads(threads)
+                .map_err(|e| model_err("thread count")(e.to_string()))?
+                .with_inter_threads(1)
+                .map_err(|e| model_err("thread count")(e.to_string()))?
+                // Shapes vary with every batch, so a per-shape memory pattern is useless. The
+                // arena stays on: the token budget bounds the largest batch, so the arena's size
+                // is bounded too, while plain malloc fragments over a long ingest.
+                .with_memory_pattern(false)
+                .map_err(|e| model_err("memory pattern")(e.to_string()))?
+                .commit_from_file(&model)
+                .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))
+        };
+        let session = build()?;
+        let query_session = build()?;
         let rank = |o: &ort::value::Outlet| o.dtype().tensor_shape().map(|s| s.len());
         let io = {
             let inputs: Vec<Port<'_>> = session
@@ -148,6 +173,7 @@ impl Embedder {
         let tokenizer = load_tokenizer(&assets.tokenizer_file(), cfg.max_sequence_length)?;
         Ok(Embedder {
             session: Mutex::new(session),
+            query_session: Mutex::new(query_session),
             tokenizer,
             dimensions,
             batch_size: cfg.batch_size,
@@ -180,12 +206,17 @@ impl Embedder {
     // Debug level: one span per batch is too many for INFO logs, but shows in traces on demand.
     #[tracing::instrument(name = "embed_batch", level = "debug", skip_all, fields(texts = texts.len()))]
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_on(Lane::Ingest, texts)
+    }
+
+    /// [`Embedder::embed`] on the session of `lane`.
+    pub fn embed_on(&self, lane: Lane, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let (encodings, batches) = self.plan(texts)?;
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for members in batches {
             let batch: Vec<&tokenizers::Encoding> =
                 members.iter().map(|&i| &encodings[i]).collect();
-            let vectors = self.run_batch(&batch)?;
+            let vectors = self.run_batch(lane, &batch)?;
             for (&i, v) in members.iter().zip(vectors) {
                 out[i] = v;
             }
@@ -202,7 +233,7 @@ impl Embedder {
             let batch: Vec<&tokenizers::Encoding> =
                 members.iter().map(|&i| &encodings[i]).collect();
             let (inputs, _, _) = self.inputs(&batch)?;
-            let mut session = self.session()?;
+            let mut session = self.session(Lane::Ingest)?;
             let started = std::time::Instant::now();
             session
                 .run(inputs)
@@ -237,10 +268,19 @@ impl Embedder {
         Ok((encodings, batches))
     }
 
-    fn session(&self) -> Result<std::sync::MutexGuard<'_, Session>> {
-        self.session
-            .lock()
-            .map_err(|_| Error::Internal("embedding session lock poisoned".into()))
+    fn session(&self, lane: Lane) -> Result<std::sync::MutexGuard<'_, Session>> {
+        match lane {
+            Lane::Ingest => &self.session,
+            Lane::Query => &self.query_session,
+        }
+        .lock()
+        .map_err(|_| Error::Internal("embedding session lock poisoned".into()))
+    }
+
+    /// Holds the session of `lane` as a running batch does, until the guard drops: what an
+    /// ingest batch does to other callers of its session, for tests of who waits behind whom.
+    pub fn hold_session(&self, lane: Lane) -> Result<impl Drop + '_> {
+        self.session(lane)
     }
 
     /// The model's input tensors for one batch, padded to its longest text, with the
@@ -277,13 +317,13 @@ impl Embedder {
         Ok((inputs, mask, seq))
     }
 
-    fn run_batch(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+    fn run_batch(&self, lane: Lane, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
         if encodings.is_empty() {
             return Ok(vec![]);
         }
         let batch = encodings.len();
         let (inputs, mask, seq) = self.inputs(encodings)?;
-        let mut session = self.session()?;
+        let mut session = self.session(lane)?;
         let outputs = session
             .run(inputs)
             .map_err(|e| Error::Inference(e.to_string()))?;

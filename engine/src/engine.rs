@@ -262,8 +262,25 @@ impl Engine {
             && self.embed_breaker.state() != crate::resilience::BreakerState::Open
     }
 
-    /// Embeds texts through the circuit breaker, recording timings and counts.
+    /// Embeds texts through the circuit breaker, recording timings and counts (ingest and
+    /// repair: the ingest session).
     pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_on(crate::embed::Lane::Ingest, texts)
+    }
+
+    /// Embeds texts on one of the model's sessions, through the circuit breaker and retries.
+    fn embed_on(&self, lane: crate::embed::Lane, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let result = self.embed_guarded(lane, texts);
+        if result.is_err() {
+            self.metrics
+                .embedding_failures
+                .with_label_values(&[lane.as_str()])
+                .inc();
+        }
+        result
+    }
+
+    fn embed_guarded(&self, lane: crate::embed::Lane, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let embedder = self.embedder.as_ref().ok_or_else(|| {
             Error::ModelUnavailable(
                 self.model_error
@@ -283,7 +300,7 @@ impl Engine {
         let attempt = crate::resilience::retry_blocking(
             "embed",
             crate::resilience::retry_policy(EMBED_ATTEMPTS, EMBED_RETRY_BUDGET),
-            || embedder.embed(texts),
+            || embedder.embed_on(lane, texts),
             |e| matches!(e, Error::Inference(_)),
             std::thread::sleep,
         );
@@ -303,8 +320,9 @@ impl Engine {
         }
     }
 
+    /// Embeds a query on the query session: it never waits behind an ingest batch.
     pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
-        self.embed_texts(&[query])?
+        self.embed_on(crate::embed::Lane::Query, &[query])?
             .pop()
             .ok_or_else(|| Error::Internal("the model returned no vector".into()))
     }

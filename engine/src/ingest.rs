@@ -84,8 +84,13 @@ pub struct IngestReport {
     pub seconds: f64,
     pub documents_per_second: f64,
     pub chunks_per_second: f64,
-    /// Set when chunks were stored without vectors because the model is unavailable.
+    /// Set when chunks were stored without vectors because the model is unavailable or
+    /// embedding failed (after its retries, or with the embedding breaker open).
     pub degraded: Option<String>,
+    /// Sources of the documents stored without vectors: found by keyword search only until
+    /// `instant-db repair` embeds them.
+    #[serde(default)]
+    pub degraded_documents: Vec<String>,
     /// Set when the ingest stopped early because the database refused a write (disk full,
     /// read-only...): says what to do. Documents reported as added or updated are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,12 +106,34 @@ pub struct IngestReport {
     pub files: Vec<FileReport>,
 }
 
-/// Progress notifications for a bar or a log.
+/// Progress notifications for a bar or a log, and the caller's way to stop the ingest.
 pub trait Progress: Sync {
     fn start(&self, _total: usize) {}
     fn file_done(&self, _report: &FileReport) {}
     fn finish(&self) {}
+    /// Asked before each document, embedding batch and write: `true` stops the ingest there
+    /// (what is stored stays; the report says it was stopped).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
+
+/// A switch that stops work from another thread (see [`Progress::cancelled`]).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// What the report says when the caller stopped the ingest.
+const CANCELLED: &str = "stopped because its request ended (limits.request_timeout_secs, the client went away, or the server is shutting down); documents reported as added or updated are stored: run the same ingest again for the rest, with a longer timeout or fewer files";
 
 pub struct NoProgress;
 impl Progress for NoProgress {}
@@ -129,6 +156,8 @@ struct Prepared {
     existed: bool,
     /// Files inside this one, ingested after it (not kept with the record).
     attachments: Vec<crate::parse::Attachment>,
+    /// Why its chunks are stored without vectors, when embedding failed.
+    degraded: Option<String>,
 }
 
 enum Work {
@@ -223,6 +252,7 @@ fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<
         chunks,
         existed: previous.is_some(),
         attachments,
+        degraded: None,
     }))
 }
 
@@ -324,10 +354,19 @@ fn run(
     let (prep_tx, prep_rx) = sync_channel::<Work>(8);
     let (emb_tx, emb_rx) = sync_channel::<Work>(8);
     std::thread::scope(|scope| -> Result<()> {
-        scope.spawn(move || prepare_stage(engine, sources, &chunk_cfg, prep_tx));
-        scope.spawn(move || embed_stage(engine, batch_size, prep_rx, emb_tx));
+        scope.spawn(move || prepare_stage(engine, sources, &chunk_cfg, prep_tx, progress));
+        scope.spawn(move || embed_stage(engine, batch_size, prep_rx, emb_tx, progress));
         write_stage(engine, emb_rx, &mut report, progress)
     })?;
+    if progress.cancelled() && report.stopped.is_none() && report.files.len() < total {
+        report.stopped = Some(CANCELLED.to_string());
+    }
+    if !report.degraded_documents.is_empty() && report.degraded.is_none() {
+        report.degraded = Some(format!(
+            "{} documents were stored without vectors because embedding failed (see the log and instantdb_embedding_failures_total); they are found by keyword search only: run `instant-db repair` once the model works",
+            report.degraded_documents.len()
+        ));
+    }
     if let Some(msg) = &mut report.stopped {
         let left = total.saturating_sub(report.files.len());
         if left > 0 {
@@ -389,8 +428,12 @@ fn prepare_stage(
     sources: impl Iterator<Item = std::result::Result<SourceDoc, FileReport>>,
     cfg: &ChunkConfig,
     tx: SyncSender<Work>,
+    progress: &dyn Progress,
 ) {
     for src in sources {
+        if progress.cancelled() {
+            return;
+        }
         let work = match src {
             Err(report) => Work::Done(report),
             Ok(src) => prepare_work(engine, src, cfg),
@@ -450,28 +493,39 @@ fn attachment_sources(
 /// Gathers chunks across documents, several batches' worth, before embedding them: the
 /// embedder sorts them by length, so larger groups pad less, and many small files still fill
 /// each inference call. A short pause in the input flushes what is pending.
-fn embed_stage(engine: &Engine, batch_size: usize, rx: Receiver<Work>, tx: SyncSender<Work>) {
+fn embed_stage(
+    engine: &Engine,
+    batch_size: usize,
+    rx: Receiver<Work>,
+    tx: SyncSender<Work>,
+    progress: &dyn Progress,
+) {
     let mut pending: Vec<Box<Prepared>> = vec![];
     let mut pending_chunks = 0;
     let flush = |pending: &mut Vec<Box<Prepared>>, tx: &SyncSender<Work>| -> bool {
-        if let Some(embedder) = engine.embedder() {
-            let texts: Vec<&str> = pending
-                .iter()
-                .flat_map(|p| p.chunks.iter().map(|c| c.text.as_str()))
-                .collect();
-            match embedder.embed(&texts) {
-                Ok(vectors) => {
-                    let mut it = vectors.into_iter();
+        if engine.embedder().is_some() {
+            match embed_pending(engine, pending, batch_size, progress) {
+                Ok(true) => {}
+                // Cancelled: nothing more goes to the writer.
+                Ok(false) => return false,
+                Err(e) => {
+                    // Store without vectors rather than lose the documents; `repair` backfills.
+                    // (The failure is counted in `instantdb_embedding_failures_total`.)
+                    tracing::error!(error = %e, "embedding failed; storing chunks without vectors");
                     for p in pending.iter_mut() {
                         for c in &mut p.chunks {
-                            c.embedding = it.next();
+                            c.embedding = None;
+                        }
+                        if !p.chunks.is_empty() {
+                            p.degraded = Some(e.to_string());
                         }
                     }
                 }
-                Err(e) => {
-                    // Store without vectors rather than lose the documents; `repair` backfills.
-                    tracing::error!(error = %e, "embedding failed; storing chunks without vectors");
-                }
+            }
+        } else {
+            let why = engine.model_error().unwrap_or("model not loaded");
+            for p in pending.iter_mut().filter(|p| !p.chunks.is_empty()) {
+                p.degraded = Some(format!("embedding model unavailable ({why})"));
             }
         }
         for p in pending.drain(..) {
@@ -521,6 +575,35 @@ fn embed_stage(engine: &Engine, batch_size: usize, rx: Receiver<Work>, tx: SyncS
     }
 }
 
+/// Embeds the pending documents' chunks through the engine's embedding path (the circuit
+/// breaker and retries searches use, with its metrics), `batch_size` texts per call so that a
+/// cancellation is seen between calls even inside one large document. `Ok(false)`: cancelled.
+fn embed_pending(
+    engine: &Engine,
+    pending: &mut [Box<Prepared>],
+    batch_size: usize,
+    progress: &dyn Progress,
+) -> Result<bool> {
+    let texts: Vec<&str> = pending
+        .iter()
+        .flat_map(|p| p.chunks.iter().map(|c| c.text.as_str()))
+        .collect();
+    let mut vectors = Vec::with_capacity(texts.len());
+    for group in texts.chunks(batch_size.max(1)) {
+        if progress.cancelled() {
+            return Ok(false);
+        }
+        vectors.extend(engine.embed_texts(group)?);
+    }
+    let mut it = vectors.into_iter();
+    for p in pending.iter_mut() {
+        for c in &mut p.chunks {
+            c.embedding = it.next();
+        }
+    }
+    Ok(true)
+}
+
 /// What to tell the user when the database refuses a write.
 fn write_failure_advice(e: &Error) -> String {
     use rusqlite::ErrorCode;
@@ -555,6 +638,10 @@ fn write_stage(
         let file = match work {
             Work::Done(r) => r,
             Work::Doc(p) => {
+                if progress.cancelled() {
+                    report.stopped = Some(CANCELLED.to_string());
+                    return Ok(());
+                }
                 let outcome = match engine.store.put_document(
                     &p.record,
                     &p.chunks,
@@ -591,6 +678,11 @@ fn write_stage(
                 index.add(&outcome.added)?;
                 report.chunks += p.chunks.len();
                 report.embedded_chunks += outcome.added.len();
+                if let Some(why) = &p.degraded {
+                    tracing::warn!(source = %p.record.source, reason = %why, "document stored without vectors");
+                    engine.metrics.ingest_degraded_documents.inc();
+                    report.degraded_documents.push(p.record.source.clone());
+                }
                 FileReport {
                     source: p.record.source.clone(),
                     outcome: if p.existed {

@@ -107,6 +107,17 @@ pub struct MetricsInner {
     pub archive_lag_bytes: IntGauge,
     /// `instantdb_archive_requests_total` — destination operations made by archiving.
     pub archive_requests: IntCounter,
+    /// `instantdb_uploads_in_memory` — upload bodies being read into memory now; at most
+    /// `ingest.max_concurrent`, since an upload takes its ingest slot first.
+    pub uploads_in_memory: IntGauge,
+    /// `instantdb_embedding_failures_total{path}` — embedding calls that failed after their
+    /// retries (or were refused by the open breaker), by path: `ingest`, `query`.
+    pub embedding_failures: IntCounterVec,
+    /// `instantdb_ingest_degraded_documents_total` — documents stored without vectors because
+    /// embedding failed (keyword search only until `instant-db repair`).
+    pub ingest_degraded_documents: IntCounter,
+    /// `instantdb_searches_refused_total` — searches answered 429 (`limits.max_concurrent_searches`).
+    pub searches_refused: IntCounter,
 }
 
 /// Shared handle to the engine's metrics. Clone freely.
@@ -351,6 +362,37 @@ impl Metrics {
                 IntCounter::new(
                     "instantdb_archive_requests_total",
                     "Destination operations (object-store requests, directory writes and listings) made by continuous archiving.",
+                )?,
+            )?,
+            uploads_in_memory: reg(
+                &r,
+                IntGauge::new(
+                    "instantdb_uploads_in_memory",
+                    "Upload bodies being read into memory now (at most ingest.max_concurrent).",
+                )?,
+            )?,
+            embedding_failures: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "instantdb_embedding_failures_total",
+                        "Embedding calls that failed after their retries or were refused by the open breaker, by path (ingest, query).",
+                    ),
+                    &["path"],
+                )?,
+            )?,
+            ingest_degraded_documents: reg(
+                &r,
+                IntCounter::new(
+                    "instantdb_ingest_degraded_documents_total",
+                    "Documents stored without vectors because embedding failed.",
+                )?,
+            )?,
+            searches_refused: reg(
+                &r,
+                IntCounter::new(
+                    "instantdb_searches_refused_total",
+                    "Searches refused with 429 because limits.max_concurrent_searches were running.",
                 )?,
             )?,
             registry: r,

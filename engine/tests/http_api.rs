@@ -584,7 +584,7 @@ async fn rejections_unknown_routes_and_wrong_methods_answer_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_the_timeout_gets_a_json_503() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let (_dir, s) = empty_server(|c| c.limits.request_timeout_secs = 1).await;
     // A body that never arrives in full keeps the handler waiting past the timeout, whatever
     // the machine's speed.
@@ -594,27 +594,7 @@ async fn a_request_over_the_timeout_gets_a_json_503() {
     conn.write_all(b"POST /api/search HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\"")
         .await
         .unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    let (head, body) = loop {
-        let n = conn.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed without an answer");
-        raw.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&raw).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .expect("content-length");
-            if body.len() >= len {
-                break (head.to_string(), body[..len].to_string());
-            }
-        }
-    };
+    let (head, body) = common::read_http_answer(&mut conn).await;
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     assert!(
         head.to_ascii_lowercase()

@@ -318,7 +318,13 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         Command::Setup => setup(&config, fmt),
         Command::Serve(_) => {
             let rt = runtime()?;
-            rt.block_on(crate::server::serve(config))?;
+            let served = rt.block_on(crate::server::serve(config));
+            // Past the grace period the server has stopped its requests' work and closed
+            // writes, but a blocking thread may still be inside one embedding batch or one
+            // document's parse: nothing it does can be stored any more, so the process ends
+            // without waiting for it (dropping the runtime would).
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            served?;
             Ok(0)
         }
         Command::Ingest(args) => {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::extract::{ApiError, ApiResult, Json, blocking};
 use crate::error::Error;
-use crate::ingest::{IngestOptions, IngestReport, NoProgress, SourceDoc};
+use crate::ingest::{IngestOptions, IngestReport, Progress, SourceDoc};
 use crate::search::{SearchRequest, SearchResponse};
 use crate::store::{ChunkRecord, DocumentRecord};
 
@@ -60,13 +60,29 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<axum::Json<crate::eng
 
 /// Vector, keyword or hybrid search with filters.
 #[utoipa::path(post, path = "/api/search", request_body = SearchRequest,
-    responses((status = 200, body = SearchResponse), (status = 400, description = "bad query or filter")))]
+    responses((status = 200, body = SearchResponse), (status = 400, description = "bad query or filter"),
+        (status = 429, description = "limits.max_concurrent_searches searches are running; retry after the Retry-After seconds")))]
 pub async fn search(
     State(s): State<AppState>,
     Json(req): Json<SearchRequest>,
 ) -> ApiResult<axum::Json<SearchResponse>> {
+    // Bounded: past the limit a search is refused at once instead of queueing a blocking
+    // thread behind hundreds of others.
+    let permit = s.search_permits.clone().try_acquire_owned().map_err(|_| {
+        s.engine.metrics.searches_refused.inc();
+        ApiError(Error::TooManyRequests(format!(
+            "{} searches are already running (limits.max_concurrent_searches); retry in a moment",
+            s.engine.config.limits.effective_max_concurrent_searches()
+        )))
+    })?;
     let engine = s.engine.clone();
-    Ok(axum::Json(blocking(move || engine.search(&req)).await?))
+    Ok(axum::Json(
+        blocking(move || {
+            let _permit = permit;
+            engine.search(&req)
+        })
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -75,7 +91,9 @@ pub struct TextDocument {
     /// The document's text (markdown is parsed as such when `format` is `md`).
     pub text: String,
     pub title: Option<String>,
-    /// Stable name; re-sending the same name replaces the document. Default: derived from the title or text.
+    /// Stable name; re-sending the same name replaces the document. Without one the document is
+    /// keyed by its content (a hash of its text and title): the report's `files[].source` is
+    /// `api:<key>` and `files[].document_id` its id, and sending the same content again is a no-op.
     pub name: Option<String>,
     /// Parser to use: `txt` (default), `md`, `html`, `json`, `csv`…
     pub format: Option<String>,
@@ -90,9 +108,10 @@ pub enum AddDocuments {
     One(TextDocument),
 }
 
-/// Adds text documents (idempotent by name).
+/// Adds text documents (idempotent by name, or by content when no name is given).
 #[utoipa::path(post, path = "/api/documents", request_body = AddDocuments,
-    responses((status = 200, body = IngestReport), (status = 400, description = "invalid document")))]
+    responses((status = 200, body = IngestReport), (status = 400, description = "invalid document"),
+        (status = 429, description = "ingest.max_concurrent ingests are running; retry after the Retry-After seconds")))]
 pub async fn add_documents(
     State(s): State<AppState>,
     Json(body): Json<AddDocuments>,
@@ -132,16 +151,19 @@ pub async fn add_documents(
                 s.engine.parsers.extensions().join(", ")
             ))));
         }
+        let text = match &d.title {
+            // A title becomes the document's first heading (a plain text's first line) so it
+            // is searchable and shown.
+            Some(t) if format == "md" => format!("# {t}\n\n{}", d.text),
+            Some(t) if format == "txt" => format!("{t}\n\n{}", d.text),
+            _ => d.text.clone(),
+        };
+        // Without a name the key is the content, never the title: two different documents
+        // with the same title are two documents, and the same one sent again is unchanged.
         let name = d
             .name
             .clone()
-            .or_else(|| d.title.clone())
-            .unwrap_or_else(|| crate::ingest::document_id(&d.text));
-        let text = match &d.title {
-            // A title becomes the document's first heading so it is searchable and shown.
-            Some(t) if format == "md" || format == "txt" => format!("# {t}\n\n{}", d.text),
-            _ => d.text.clone(),
-        };
+            .unwrap_or_else(|| crate::ingest::document_id(&text));
         sources.push(SourceDoc {
             source: format!("api:{name}"),
             name: format!("{name}.{format}"),
@@ -150,8 +172,8 @@ pub async fn add_documents(
             metadata: d.metadata,
         });
     }
-    let report = ingest_guarded(&s, move |engine| {
-        crate::ingest::ingest_sources(engine, sources, &NoProgress)
+    let report = ingest_guarded(&s, move |engine, progress| {
+        crate::ingest::ingest_sources(engine, sources, progress)
     })
     .await?;
     Ok(axum::Json(report))
@@ -232,22 +254,32 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
 /// sending the same file again lands on the same path, so its ingest is a no-op.
 fn store_upload(uploads: &Path, name: &str, bytes: &[u8]) -> crate::error::Result<PathBuf> {
     use sha2::{Digest, Sha256};
+    use std::io::Write;
     let dir = uploads.join(hex::encode(&Sha256::digest(bytes)[..8]));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create uploads directory", e))?;
     let target = dir.join(name);
     // The name is a bare file name, so the target cannot leave its directory.
     debug_assert!(target.starts_with(&dir));
-    // Written aside and renamed, so a crash never leaves a half-written file under the real name.
-    let tmp = dir.join(format!(".{name}.partial"));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("store upload", e))?;
-    std::fs::rename(&tmp, &target).map_err(|e| Error::io("store upload", e))?;
+    // Written aside and renamed, so a crash never leaves a half-written file under the real
+    // name. The temporary name is unique to this upload: identical uploads arriving together
+    // land in the same directory, and a shared one was renamed away under the others.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".upload-")
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("store upload", e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| Error::io("store upload", e))?;
+    tmp.persist(&target)
+        .map_err(|e| Error::io("store upload", e.error))?;
     Ok(target)
 }
 
 /// Uploads one file (multipart field `file`, optional field `metadata` with a JSON object),
 /// stores it under `<data>/uploads/<content hash>/` and ingests it.
 #[utoipa::path(post, path = "/api/process/file", request_body(content_type = "multipart/form-data", description = "fields: file, metadata (optional JSON object)"),
-    responses((status = 200, body = IngestReport), (status = 413, description = "file over limits.max_upload_bytes")))]
+    responses((status = 200, body = IngestReport), (status = 413, description = "file over limits.max_upload_bytes"),
+        (status = 429, description = "ingest.max_concurrent ingests are running (an upload takes its slot before its body is read); retry after the Retry-After seconds")))]
 pub async fn process_file(
     State(s): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
@@ -259,19 +291,28 @@ pub async fn process_file(
             e.body_text()
         )))
     })?;
+    // The slot is taken before the body is read: uploads waiting for one are refused unread,
+    // so at most `ingest.max_concurrent` bodies are in memory at once, however many arrive.
+    let permit = match ingest_permit(&s) {
+        Ok(p) => p,
+        Err(e) => {
+            drain_rejected_upload(&mut form).await;
+            return Err(e);
+        }
+    };
     let received = read_upload(&s, &mut form).await;
     if received.is_err() {
         drain_rejected_upload(&mut form).await;
     }
     let (name, bytes, metadata) = received?;
     let uploads = s.engine.config.uploads_dir();
-    let report = ingest_guarded(&s, move |engine| {
+    let report = ingest_with(&s, permit, move |engine, progress| {
         let target = store_upload(&uploads, &name, &bytes)?;
         let opts = IngestOptions {
             metadata,
             ..Default::default()
         };
-        crate::ingest::ingest_paths(engine, &[target], &opts, &NoProgress)
+        crate::ingest::ingest_paths(engine, &[target], &opts, progress)
     })
     .await?;
     Ok(axum::Json(report))
@@ -333,6 +374,7 @@ async fn read_upload(
                     )));
                 }
                 let mut bytes = Vec::new();
+                let _in_memory = InMemory::new(&s.engine.metrics.uploads_in_memory);
                 while let Some(chunk) = field.chunk().await.map_err(|e| {
                     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                         ApiError(Error::TooLarge(format!(
@@ -418,9 +460,9 @@ pub async fn process_directory(
     }
     let opts = req.options;
     let roots = s.engine.config.ingest.allowed_roots.clone();
-    let report = ingest_guarded(&s, move |engine| {
+    let report = ingest_guarded(&s, move |engine, progress| {
         // The walk checks every file again: a symbolic link under the root may lead out of it.
-        crate::ingest::ingest_paths_within(engine, &[path], &roots, &opts, &NoProgress)
+        crate::ingest::ingest_paths_within(engine, &[path], &roots, &opts, progress)
     })
     .await?;
     Ok(axum::Json(report))
@@ -432,36 +474,78 @@ pub async fn config(State(s): State<AppState>) -> axum::Json<crate::config::Conf
     axum::Json(s.engine.config.clone())
 }
 
-/// Runs an ingest if a slot is free (`ingest.max_concurrent`), else 429.
-async fn ingest_guarded(
-    s: &AppState,
-    f: impl FnOnce(&crate::engine::Engine) -> crate::error::Result<IngestReport> + Send + 'static,
-) -> ApiResult<IngestReport> {
-    let permit = s.ingest_permits.clone().try_acquire_owned().map_err(|_| {
+/// Counts an upload body being read into memory (`instantdb_uploads_in_memory`) while it lives.
+struct InMemory<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InMemory<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InMemory(gauge)
+    }
+}
+
+impl Drop for InMemory<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// An ingest slot (`ingest.max_concurrent`) if one is free, else 429.
+fn ingest_permit(s: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    s.ingest_permits.clone().try_acquire_owned().map_err(|_| {
         ApiError(Error::TooManyRequests(format!(
             "{} ingests are already running (ingest.max_concurrent); retry later",
             s.engine.config.ingest.max_concurrent
         )))
-    })?;
+    })
+}
+
+/// Runs an ingest if a slot is free (`ingest.max_concurrent`), else 429.
+async fn ingest_guarded(
+    s: &AppState,
+    f: impl FnOnce(&crate::engine::Engine, &dyn Progress) -> crate::error::Result<IngestReport>
+    + Send
+    + 'static,
+) -> ApiResult<IngestReport> {
+    let permit = ingest_permit(s)?;
+    ingest_with(s, permit, f).await
+}
+
+/// Runs an ingest in its slot on a blocking thread, as the request's work: when the request
+/// goes (timeout, client gone, or shutdown past its grace period) the ingest stops before its
+/// next document or embedding batch, and its slot frees then (see [`super::work`]).
+async fn ingest_with(
+    s: &AppState,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    f: impl FnOnce(&crate::engine::Engine, &dyn Progress) -> crate::error::Result<IngestReport>
+    + Send
+    + 'static,
+) -> ApiResult<IngestReport> {
     let engine = s.engine.clone();
-    // The permit lives in the worker, not in this future: a client that disconnects drops the
-    // future, but the ingest runs on, and it still counts against the limit (and at shutdown).
+    // Cancels the ingest when dropped: at the end of this function, or with this future when
+    // the request is cut. The ingest checks it before each document, batch and write.
+    let work = s.work.start();
+    let progress = work.progress();
+    // The permit lives in the worker, not in this future: a cut request's ingest still counts
+    // against the limit (and at shutdown) until it has actually stopped.
     let span = tracing::info_span!(
         "ingest",
         added = tracing::field::Empty,
         updated = tracing::field::Empty,
         failed = tracing::field::Empty
     );
-    blocking(move || {
+    let out = blocking(move || {
         let _permit = permit;
         let _entered = span.enter();
-        let report = f(&engine)?;
+        let report = f(&engine, &progress)?;
         span.record("added", report.added);
         span.record("updated", report.updated);
         span.record("failed", report.failed);
         Ok(report)
     })
-    .await
+    .await;
+    drop(work);
+    out
 }
 
 #[cfg(test)]

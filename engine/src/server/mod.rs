@@ -11,6 +11,7 @@ mod openapi;
 mod restores;
 pub mod tls;
 mod verifications;
+mod work;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub use extract::ApiError;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub ingest_permits: Arc<Semaphore>,
+    /// Searches running at once (`limits.max_concurrent_searches`); past it, 429.
+    pub search_permits: Arc<Semaphore>,
+    /// Work of requests on blocking threads, stopped with its request or at shutdown.
+    pub work: Arc<work::WorkRegistry>,
     pub auth: Arc<auth::Auth>,
     pub health: Arc<crate::health::HealthMonitor>,
     pub backups: Arc<admin::BackupJobs>,
@@ -89,9 +94,21 @@ impl AppState {
         health.add_source(Box::new(move || {
             ("restore".to_string(), restores::restore_component(&jobs))
         }));
+        let engine = Arc::new(engine);
+        let watched = engine.clone();
+        health.add_source(Box::new(move || {
+            (
+                "embeddings".to_string(),
+                embeddings_component(&watched.store),
+            )
+        }));
         Ok(AppState {
             ingest_permits: Arc::new(Semaphore::new(engine.config.ingest.max_concurrent)),
-            engine: Arc::new(engine),
+            search_permits: Arc::new(Semaphore::new(
+                engine.config.limits.effective_max_concurrent_searches(),
+            )),
+            work: Arc::new(work::WorkRegistry::default()),
+            engine,
             auth: Arc::new(auth),
             health,
             backups: Arc::new(admin::BackupJobs::default()),
@@ -134,6 +151,42 @@ fn system_component(snap: &crate::sysres::ResourceSnapshot) -> crate::health::Co
         status: system_status(snap),
         response_time_ms: snap.sample_ms,
         details: serde_json::to_value(snap).unwrap_or_default(),
+    }
+}
+
+/// Chunks stored without a vector (ingested while the model was down or failing): they are
+/// found by keyword search only until `instant-db repair` embeds them, so the engine says it.
+fn embeddings_component(store: &crate::store::Store) -> crate::health::ComponentHealth {
+    let t = std::time::Instant::now();
+    let (status, details) = match store.stats() {
+        Ok(st) => {
+            let missing = (st.chunks - st.embeddings).max(0);
+            let details = if missing > 0 {
+                serde_json::json!({
+                    "chunks": st.chunks,
+                    "chunks_without_vectors": missing,
+                    "action": "these chunks are found by keyword search only: run `instant-db repair` once the model works",
+                })
+            } else {
+                serde_json::json!({"chunks": st.chunks, "chunks_without_vectors": 0})
+            };
+            let status = if missing > 0 {
+                crate::health::Status::Degraded
+            } else {
+                crate::health::Status::Healthy
+            };
+            (status, details)
+        }
+        // The database component reports an unreadable store; this one has nothing to add.
+        Err(e) => (
+            crate::health::Status::Healthy,
+            serde_json::json!({"unknown": e.to_string()}),
+        ),
+    };
+    crate::health::ComponentHealth {
+        status,
+        response_time_ms: t.elapsed().as_secs_f64() * 1000.0,
+        details,
     }
 }
 
@@ -295,6 +348,9 @@ async fn json_errors(
     (status, axum::Json(body)).into_response()
 }
 
+/// `Retry-After` of a 429 (ingest or search slots all busy).
+const TOO_MANY_RETRY_AFTER_SECS: &str = "1";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.0.http_status();
@@ -305,6 +361,13 @@ impl IntoResponse for ApiError {
             serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
         let mut resp = (status, axum::Json(body)).into_response();
         restores::retry_after(&mut resp, self.0.code());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Ingest and search slots free in seconds; a client should come back, not give up.
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(TOO_MANY_RETRY_AFTER_SECS),
+            );
+        }
         resp
     }
 }
@@ -353,10 +416,15 @@ where
     };
     tokio::select! {
         served = server => served.map_err(|e| Error::io("HTTP server failed", e))?,
-        () = deadline => tracing::warn!(
-            grace_period_secs = grace.as_secs(),
-            "grace period over: abandoning the requests still in flight"
-        ),
+        () = deadline => {
+            tracing::warn!(
+                grace_period_secs = grace.as_secs(),
+                "grace period over: abandoning the requests still in flight"
+            );
+            // Their blocking work stops at its next document or batch instead of running on
+            // (the runtime waits for blocking threads before the process can exit).
+            state.work.cancel_all();
+        }
     }
     refresher.abort();
     integrity.abort();
