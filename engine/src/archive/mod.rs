@@ -171,12 +171,7 @@ pub struct ArchiveReport {
 /// outside the archive.
 pub fn detach_staged(db: &std::path::Path, archiving: bool) -> Result<()> {
     let mut c = rusqlite::Connection::open(db)?;
-    let has_log: bool = c.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'changes'",
-        [],
-        |r| r.get(0),
-    )?;
-    if has_log {
+    if crate::store::changes::has_change_log(&c)? {
         crate::store::changes::detach(&c)?;
         if archiving {
             let tx = c.transaction()?;
@@ -224,6 +219,15 @@ pub fn health_component(archive: &Archive) -> crate::health::ComponentHealth {
             "last_archived_time": s.last_archived_time, "problem": what,
         }),
     }
+}
+
+/// Runs blocking work (SQLite, compression) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
 }
 
 pub(crate) fn err(e: crate::backup::BackupError) -> Error {

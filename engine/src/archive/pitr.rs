@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::segment::{
     self, ChangeLine, GenerationInfo, SegmentName, parse_generation_object, plan_replay,
 };
-use super::{archive_folder, err};
+use super::{archive_folder, blocking, err};
 use crate::backup::storage::{get_bytes, list_objects};
 use crate::backup::{
     ARCHIVE_SUFFIX, FORMAT_VERSION, Location, Manifest, ProgressSink, RemoveOnDrop, VerifiedBackup,
@@ -194,12 +194,6 @@ pub async fn restore_to_time(
     })
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-}
-
 /// Applies one archived change to a store (capture off: the restored file starts a new
 /// generation anyway).
 pub fn apply(store: &Store, line: ChangeLine) -> Result<()> {
@@ -228,12 +222,7 @@ pub fn apply(store: &Store, line: ChangeLine) -> Result<()> {
 /// What a staged snapshot's change log says: (generation, newest seq, its commit time).
 fn inspect(db: &Path) -> Result<Option<(String, i64, Option<String>)>> {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let has_log: bool = c.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'changes'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_log {
+    if !changes::has_change_log(&c)? {
         return Ok(None);
     }
     let state = changes::state_of(&c)?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::segment::{
     self, GenerationInfo, SegmentName, archived_through, generation_object, new_generation,
 };
-use super::{Archive, archive_folder, err};
+use super::{Archive, archive_folder, blocking, err};
 use crate::backup::Location;
 use crate::backup::storage::{list_objects, put_bytes};
 use crate::engine::Engine;
@@ -36,12 +36,6 @@ struct Shipper {
     seen: Option<(String, i64)>,
     /// Whether the destination was listed for this generation since the start (resume).
     resumed_for: Option<String>,
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
 }
 
 /// Runs until aborted. Returns at once when archiving is off.

@@ -282,6 +282,15 @@ fn meta_get(c: &Connection, key: &str) -> Result<Option<String>> {
     )
 }
 
+/// Whether a file has the change log table (schema 2 on; a staged snapshot may be older).
+pub fn has_change_log(c: &Connection) -> Result<bool> {
+    Ok(c.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'changes'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// The change log state of an open connection (also a staged snapshot's).
 pub fn state_of(c: &Connection) -> Result<ChangeLogState> {
     let generation = meta_get(c, GENERATION_KEY)?;
