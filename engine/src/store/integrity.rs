@@ -236,6 +236,19 @@ fn check_database(
 }
 
 impl Store {
+    /// Chunk ids with a stored embedding of `model` with `dimensions` values.
+    pub fn embedding_ids(&self, model: &str, dimensions: usize) -> Result<Vec<i64>> {
+        self.read(|c| {
+            Ok(c.prepare(
+                "SELECT chunk_id FROM embeddings WHERE model = ?1 AND length(vector) = ?2",
+            )?
+            .query_map(rusqlite::params![model, (dimensions * 4) as i64], |r| {
+                r.get(0)
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Stored embeddings of `model` with `dimensions` values (what the vector index should hold).
     pub fn embedding_count(&self, model: &str, dimensions: usize) -> Result<i64> {
         self.read(|c| {

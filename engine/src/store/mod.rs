@@ -40,7 +40,13 @@ pub struct Store {
     damaged: Mutex<Option<crate::error::Damage>>,
     /// Set while a restore runs: writes would be lost by its swap, so they are refused.
     writes_fenced: std::sync::atomic::AtomicBool,
+    /// Told the ids of chunks whose embeddings a write changes, inside its transaction before
+    /// the commit (the vector index's journal): a failure rolls the write back.
+    change_hook: Mutex<Option<ChangeHook>>,
 }
+
+/// See [`Store::set_change_hook`].
+pub type ChangeHook = std::sync::Arc<dyn Fn(&[i64]) -> Result<()> + Send + Sync>;
 
 #[derive(Clone, PartialEq, Eq)]
 struct CachedCounts {
@@ -201,6 +207,7 @@ impl Store {
             counts: Mutex::new(None),
             damaged: Mutex::new(damaged),
             writes_fenced: std::sync::atomic::AtomicBool::new(false),
+            change_hook: Mutex::new(None),
         })
     }
 
@@ -244,6 +251,21 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Registers what every write that adds, replaces or removes embeddings calls with the
+    /// chunk ids concerned, before it commits.
+    pub fn set_change_hook(&self, hook: ChangeHook) -> Result<()> {
+        *self.change_hook.lock().map_err(|_| poisoned())? = Some(hook);
+        Ok(())
+    }
+
+    fn note_changes(&self, ids: &[i64]) -> Result<()> {
+        let hook = self.change_hook.lock().map_err(|_| poisoned())?.clone();
+        match hook {
+            Some(h) if !ids.is_empty() => h(ids),
+            _ => Ok(()),
+        }
     }
 
     fn open_reader(&self) -> Result<Connection> {
@@ -430,6 +452,10 @@ impl Store {
                     outcome.added.push((id, v.clone()));
                 }
             }
+            // Chunk ids are reused (rowids), so an added id may also be a removed one.
+            let mut changed = outcome.removed_chunk_ids.clone();
+            changed.extend(outcome.added.iter().map(|(id, _)| *id));
+            self.note_changes(&changed)?;
             Ok(outcome)
         })
     }
@@ -446,6 +472,7 @@ impl Store {
             if n == 0 {
                 return Err(Error::NotFound(format!("document {id}")));
             }
+            self.note_changes(&ids)?;
             Ok(ids)
         })
     }
@@ -573,7 +600,8 @@ impl Store {
             for (id, v) in vectors {
                 stmt.execute(params![id, model, vector_to_blob(v)])?;
             }
-            Ok(())
+            let ids: Vec<i64> = vectors.iter().map(|(id, _)| *id).collect();
+            self.note_changes(&ids)
         })
     }
 
