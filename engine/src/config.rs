@@ -92,6 +92,11 @@ pub struct BackupConfig {
     /// Verify every backup after it completes (download it, check every checksum, unpack it
     /// into scratch space, integrity check and test queries); the result is in the backup job.
     pub verify: bool,
+    /// Directories that directory locations (backup destinations, restore and verification
+    /// sources) must lie under; empty means `backups/` beside the data directory (for a data
+    /// directory `/data`, `/backups`: where the operator mounts volume destinations).
+    #[schema(value_type = Vec<String>)]
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 impl Default for BackupConfig {
@@ -99,6 +104,7 @@ impl Default for BackupConfig {
         BackupConfig {
             credentials_dir: PathBuf::from(crate::backup::DEFAULT_CREDENTIALS_DIR),
             verify: true,
+            allowed_roots: vec![],
         }
     }
 }
@@ -394,6 +400,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_CHUNK_OVERLAP_TOKENS", "chunking.overlap_tokens"),
     ("INSTANT_DB_MAX_FILE_BYTES", "ingest.max_file_bytes"),
     ("INSTANT_DB_ALLOWED_ROOTS", "ingest.allowed_roots"),
+    ("INSTANT_DB_BACKUP_ALLOWED_ROOTS", "backup.allowed_roots"),
     ("INSTANT_DB_MAX_UPLOAD_BYTES", "limits.max_upload_bytes"),
     ("INSTANT_DB_LOG_LEVEL", "logging.level"),
     ("INSTANT_DB_LOG_FORMAT", "logging.format"),
@@ -542,6 +549,26 @@ impl Config {
 
     pub fn uploads_dir(&self) -> PathBuf {
         self.data_dir.join("uploads")
+    }
+
+    /// Where directory backup locations may be: `backup.allowed_roots`, or by default
+    /// `backups/` beside the data directory.
+    pub fn backup_roots(&self) -> Vec<PathBuf> {
+        if !self.backup.allowed_roots.is_empty() {
+            return self.backup.allowed_roots.clone();
+        }
+        let data = if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            std::env::current_dir()
+                .unwrap_or_default()
+                .join(&self.data_dir)
+        };
+        let parent = data
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        vec![parent.join("backups")]
     }
 }
 

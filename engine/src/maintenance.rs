@@ -221,8 +221,10 @@ pub const OBJECT_STORAGE: &str = "object_storage";
 /// A backup folder URL parsed for this engine: S3 operations go through its `object_storage`
 /// circuit breaker.
 pub fn location(engine: &Engine, url: &str) -> Result<crate::backup::Location> {
+    let parsed = crate::backup::Location::parse_with(url, &engine.config.backup.credentials_dir)
+        .map_err(backup_err)?;
     Ok(
-        crate::backup::Location::parse_with(url, &engine.config.backup.credentials_dir)
+        crate::backup::confine(parsed, &engine.config.backup_roots())
             .map_err(backup_err)?
             .with_breaker(engine.breakers.get(OBJECT_STORAGE)),
     )
@@ -234,6 +236,8 @@ pub fn archive_location(engine: &Engine, url: &str) -> Result<(crate::backup::Lo
     let (folder, name) =
         crate::backup::Location::parse_object_with(url, &engine.config.backup.credentials_dir)
             .map_err(backup_err)?;
+    let folder =
+        crate::backup::confine(folder, &engine.config.backup_roots()).map_err(backup_err)?;
     Ok((
         folder.with_breaker(engine.breakers.get(OBJECT_STORAGE)),
         name,
@@ -423,9 +427,11 @@ fn swap_and_verify(
 pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
     use crate::backup::BackupError as B;
     match e {
-        B::InvalidLocation { .. } | B::InvalidId(_) | B::InvalidRequest(_) | B::Incomplete(_) => {
-            crate::error::Error::InvalidInput(e.to_string())
-        }
+        B::InvalidLocation { .. }
+        | B::OutsideRoots { .. }
+        | B::InvalidId(_)
+        | B::InvalidRequest(_)
+        | B::Incomplete(_) => crate::error::Error::InvalidInput(e.to_string()),
         B::NotFound(_) => crate::error::Error::NotFound(e.to_string()),
         B::CredentialsNotFound { .. } => crate::error::Error::CredentialsNotFound(e.to_string()),
         B::RestoreInProgress => crate::error::Error::OperationInProgress(e.to_string()),
