@@ -305,10 +305,11 @@ impl Engine {
     /// finds a graph on disk. A failure is logged: the index is derived data.
     pub fn persist_index_if_rebuilt(&self) {
         let rebuilt = self.index_load().is_some_and(|o| !o.reused_dump);
-        if rebuilt && !self.index().is_empty() {
-            if let Err(e) = self.persist_index() {
-                tracing::warn!(error = %e, "the rebuilt vector index could not be saved");
-            }
+        if rebuilt
+            && !self.index().is_empty()
+            && let Err(e) = self.persist_index()
+        {
+            tracing::warn!(error = %e, "the rebuilt vector index could not be saved");
         }
     }
 

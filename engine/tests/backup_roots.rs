@@ -13,7 +13,9 @@ use instant_db::engine::{Engine, ModelLoading};
 async fn a_backup_directory_outside_the_allowed_roots_is_refused_and_one_inside_works() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = Arc::new(Engine::open(common::config(&data), ModelLoading::Skip).unwrap());
+    let mut cfg = common::config(&data);
+    cfg.backup.allowed_roots = vec![]; // the default
+    let engine = Arc::new(Engine::open(cfg, ModelLoading::Skip).unwrap());
     let elsewhere = dir.path().join("elsewhere");
     for dest in [
         elsewhere.display().to_string(),
@@ -65,5 +67,8 @@ async fn a_backup_directory_outside_the_allowed_roots_is_refused_and_one_inside_
     )
     .await
     .unwrap_err();
-    assert!(err.to_string().contains("outside the allowed backup roots"), "{err}");
+    assert!(
+        err.to_string().contains("outside the allowed backup roots"),
+        "{err}"
+    );
 }
