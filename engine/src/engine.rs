@@ -11,10 +11,10 @@ use crate::chunk::{HfTokenCounter, TokenCounter, WhitespaceTokenCounter};
 use crate::config::Config;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::index::{IndexStats, VectorIndex};
+use crate::index::{IndexJournal, IndexStats, LoadOutcome, VectorIndex};
 use crate::parse::ParserRegistry;
 use crate::search::{self, Mode, SearchHit, SearchRequest, SearchResponse};
-use crate::store::{Store, StoreStats};
+use crate::store::{DocumentRecord, NewChunk, Store, StoreStats, WriteOutcome};
 
 /// Dimensions assumed for the vector index when no model is loaded (the default model's).
 const DEFAULT_DIMENSIONS: usize = 384;
@@ -27,6 +27,14 @@ pub struct Engine {
     pub config: Config,
     pub store: Store,
     index: RwLock<Arc<VectorIndex>>,
+    /// Held shared by every write from before its commit until the index has followed it, and
+    /// exclusively by a save of the index: a saved graph and the generation saved with it always
+    /// describe the same state (no commit is half-applied to the graph).
+    index_sync: RwLock<()>,
+    /// The changes since the saved graph (see [`IndexJournal`]); the store appends to it.
+    journal: Arc<IndexJournal>,
+    /// How the index was last loaded (reused or rebuilt, and why), for `/health/detailed`.
+    index_load: std::sync::Mutex<Option<LoadOutcome>>,
     embedder: Option<Arc<Embedder>>,
     model_error: Option<String>,
     pub parsers: ParserRegistry,
@@ -108,17 +116,20 @@ impl Engine {
             Some(t) => Box::new(HfTokenCounter::new(&t)),
             None => Box::new(WhitespaceTokenCounter),
         };
-        let index = match store.damaged() {
-            Some(_) => Self::empty_index(&config, embedder.as_deref())?,
+        let (index, index_load) = match store.damaged() {
+            Some(_) => (Self::empty_index(&config, embedder.as_deref())?, None),
             None => match Self::load_index(&config, &store, embedder.as_deref()) {
-                Ok(i) => i,
+                Ok((i, outcome)) => (i, Some(outcome)),
                 Err(Error::DatabaseDamaged(d)) => {
                     store.mark_damaged(&d.detail)?;
-                    Self::empty_index(&config, embedder.as_deref())?
+                    (Self::empty_index(&config, embedder.as_deref())?, None)
                 }
                 Err(e) => return Err(e),
             },
         };
+        let journal = Arc::new(IndexJournal::new(&config.index_dir()));
+        let hook = journal.clone();
+        store.set_change_hook(Arc::new(move |ids: &[i64]| hook.append(ids)))?;
         let metrics = crate::metrics::Metrics::new().map_err(|e| Error::Internal(e.to_string()))?;
         let embed_breaker = crate::resilience::CircuitBreaker::new("embedding", Default::default())
             .with_hook(metrics.breaker_hook());
@@ -140,6 +151,9 @@ impl Engine {
             config,
             store,
             index: RwLock::new(Arc::new(index)),
+            index_sync: RwLock::new(()),
+            journal,
+            index_load: std::sync::Mutex::new(index_load),
             embedder,
             model_error,
             parsers,
@@ -169,7 +183,7 @@ impl Engine {
         config: &Config,
         store: &Store,
         embedder: Option<&Embedder>,
-    ) -> Result<VectorIndex> {
+    ) -> Result<(VectorIndex, LoadOutcome)> {
         let started = Instant::now();
         let dims = embedder.map_or(DEFAULT_DIMENSIONS, Embedder::dimensions);
         let model = &config.embedding.model;
@@ -180,7 +194,7 @@ impl Engine {
             }
         })?;
         let generation = store.generation()?;
-        let (index, fresh) = VectorIndex::load(
+        let (index, outcome) = VectorIndex::load(
             &config.index_dir(),
             generation,
             dims,
@@ -191,11 +205,53 @@ impl Engine {
         )?;
         tracing::info!(
             vectors = index.len(),
-            reused_dump = fresh,
+            reused_dump = outcome.reused_dump,
+            replayed = outcome.replayed,
+            rebuild_reason = outcome.rebuild_reason.as_deref().unwrap_or(""),
             ms = started.elapsed().as_millis() as u64,
             "vector index ready"
         );
-        Ok(index)
+        Ok((index, outcome))
+    }
+
+    /// How the vector index was last loaded: `None` while the database is damaged.
+    pub fn index_load(&self) -> Option<LoadOutcome> {
+        match self.index_load.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Journal entries written since the graph was last saved in full.
+    pub fn journal_entries(&self) -> usize {
+        self.journal.len()
+    }
+
+    fn sync_shared(&self) -> Result<std::sync::RwLockReadGuard<'_, ()>> {
+        self.index_sync
+            .read()
+            .map_err(|_| Error::Internal("index sync lock poisoned".into()))
+    }
+
+    fn sync_exclusive(&self) -> Result<std::sync::RwLockWriteGuard<'_, ()>> {
+        self.index_sync
+            .write()
+            .map_err(|_| Error::Internal("index sync lock poisoned".into()))
+    }
+
+    /// Stores one document with its chunks and makes the vector index follow, as one step
+    /// for a concurrent save of the index.
+    pub fn write_document(
+        &self,
+        doc: &DocumentRecord,
+        chunks: &[NewChunk],
+    ) -> Result<WriteOutcome> {
+        let _sync = self.sync_shared()?;
+        let outcome = self.store.put_document(doc, chunks, self.model_name())?;
+        let index = self.index();
+        index.remove(&outcome.removed_chunk_ids)?;
+        index.add(&outcome.added)?;
+        Ok(outcome)
     }
 
     pub fn index(&self) -> Arc<VectorIndex> {
@@ -207,16 +263,28 @@ impl Engine {
 
     /// Reloads the vector index from the database (after a restore or a repair).
     pub fn reload_index(&self) -> Result<()> {
+        let _sync = self.sync_exclusive()?;
         self.store.reset_readers()?;
-        let fresh = match self.store.damaged() {
-            Some(_) => Self::empty_index(&self.config, self.embedder.as_deref())?,
-            None => Self::load_index(&self.config, &self.store, self.embedder.as_deref())?,
+        let (fresh, outcome) = match self.store.damaged() {
+            Some(_) => (
+                Self::empty_index(&self.config, self.embedder.as_deref())?,
+                None,
+            ),
+            None => {
+                let (i, o) = Self::load_index(&self.config, &self.store, self.embedder.as_deref())?;
+                (i, Some(o))
+            }
         };
         let mut guard = self
             .index
             .write()
             .map_err(|_| Error::Internal("index lock poisoned".into()))?;
         *guard = Arc::new(fresh);
+        self.journal.reset_count();
+        match self.index_load.lock() {
+            Ok(mut g) => *g = outcome,
+            Err(p) => *p.into_inner() = outcome,
+        }
         Ok(())
     }
 
@@ -236,14 +304,42 @@ impl Engine {
         &self.config.embedding.model
     }
 
-    /// Persists the vector index so the next start skips the rebuild.
+    /// Saves the vector index in full (with an empty journal) so the next start skips the
+    /// rebuild. Writes wait meanwhile, so the generation saved is the graph's.
     pub fn persist_index(&self) -> Result<()> {
         if self.store.damaged().is_some() {
             // nothing to persist: the index is empty until a restore
             return Ok(());
         }
+        let _sync = self.sync_exclusive()?;
         let generation = self.store.generation()?;
-        self.index().persist(&self.config.index_dir(), generation)
+        self.index().persist(&self.config.index_dir(), generation)?;
+        self.journal.reset_count();
+        Ok(())
+    }
+
+    /// After a start that rebuilt the graph: saves it, so that the next start (and `check`)
+    /// finds a graph on disk. A failure is logged: the index is derived data.
+    pub fn persist_index_if_rebuilt(&self) {
+        let rebuilt = self.index_load().is_some_and(|o| !o.reused_dump);
+        if rebuilt
+            && !self.index().is_empty()
+            && let Err(e) = self.persist_index()
+        {
+            tracing::warn!(error = %e, "the rebuilt vector index could not be saved");
+        }
+    }
+
+    /// After a write: saves the index in full only when there is no saved graph yet or its
+    /// journal has grown past `index.persist_after_changes`; otherwise the journal written
+    /// during the write is all that a restart needs.
+    pub fn persist_index_if_due(&self) -> Result<()> {
+        let saved = self.config.index_dir().join("meta.json").exists();
+        if !saved || self.journal.len() >= self.config.index.persist_after_changes {
+            self.persist_index()
+        } else {
+            Ok(())
+        }
     }
 
     pub fn stats(&self) -> Result<EngineStats> {
@@ -435,6 +531,7 @@ impl Engine {
     }
 
     pub fn delete_document(&self, id: &str) -> Result<()> {
+        let _sync = self.sync_shared()?;
         let removed = self.store.delete_document(id)?;
         self.index().remove(&removed)
     }
@@ -458,8 +555,11 @@ impl Engine {
             let vectors = self.embed_texts(&texts)?;
             let items: Vec<(i64, Vec<f32>)> =
                 missing.iter().map(|(id, _)| *id).zip(vectors).collect();
-            self.store.put_embeddings(self.model_name(), &items)?;
-            self.index().add(&items)?;
+            {
+                let _sync = self.sync_shared()?;
+                self.store.put_embeddings(self.model_name(), &items)?;
+                self.index().add(&items)?;
+            }
             total += items.len();
         }
     }

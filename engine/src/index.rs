@@ -14,11 +14,17 @@
 //!   searched exactly: at that size a scan is as fast as the graph and never misses.
 //! - Deletes and replacements go straight into the graph (`usearch` removes keys), so the index
 //!   never needs a rebuild to forget a chunk.
-//! - The graph is saved to `<data>/index/` with the database generation it reflects; at start a
-//!   dump whose generation, model, dimensions or size differ from the database is stale and the
-//!   graph is rebuilt from SQLite. The exact vectors always come from SQLite.
+//! - The graph is saved to `<data>/index/` with the database generation it reflects, and a
+//!   journal (`journal`) lists the chunks changed since: a write appends to the journal instead of
+//!   rewriting the graph, and the start replays it (each listed id resynced with SQLite). A dump
+//!   for another model or dimensions, newer than the database, or whose ids after the replay
+//!   differ from the stored embeddings' is not trusted and the graph is rebuilt from SQLite. The
+//!   exact vectors always come from SQLite.
 
 mod exact;
+mod journal;
+
+pub use journal::IndexJournal;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -34,7 +40,12 @@ use exact::ExactVectors;
 
 const DUMP_FILE: &str = "graph.usearch";
 const META_FILE: &str = "meta.json";
-const META_FORMAT: u32 = 2;
+/// 3: the dump has a journal beside it. Older dumps were written without one (their changes
+/// since cannot be replayed), so they are rebuilt once.
+const META_FORMAT: u32 = 3;
+/// Serializes whole-directory swaps of saves of the same index (a backup's and the shutdown's,
+/// or two processes on one data directory), in the index directory's parent.
+const LOCK_FILE: &str = ".index.lock";
 /// Below this many vectors in one `add`, threads cost more than they save.
 const PARALLEL_ADD_MIN: usize = 256;
 /// Graph candidates fetched per wanted hit, to be rescored in f32. The walk keeps ef_search
@@ -51,6 +62,34 @@ struct IndexMeta {
     dimensions: usize,
     model: String,
     vectors: usize,
+}
+
+/// How [`VectorIndex::load`] got its graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LoadOutcome {
+    /// The saved graph was used, with the journal replayed; otherwise it was rebuilt.
+    pub reused_dump: bool,
+    /// Journal entries replayed onto the saved graph.
+    pub replayed: usize,
+    /// Why the saved graph was not used (`None` when it was).
+    pub rebuild_reason: Option<String>,
+}
+
+/// Where the index's ids disagree with the ids it should hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMismatch {
+    /// Expected ids the index lacks (a few, for the report) and how many in all.
+    pub missing: Vec<i64>,
+    pub missing_count: usize,
+    /// Ids the index holds that are not expected (dead chunks) and how many in all.
+    pub extra: Vec<i64>,
+    pub extra_count: usize,
+}
+
+impl IdMismatch {
+    pub fn is_empty(&self) -> bool {
+        self.missing_count == 0 && self.extra_count == 0
+    }
 }
 
 pub struct VectorIndex {
@@ -168,14 +207,22 @@ impl VectorIndex {
         if items.is_empty() {
             return Ok(());
         }
-        self.reserve_for(items.len())?;
-        let graph = self.graph.read().map_err(|_| poisoned())?;
         {
             let mut exact = self.exact.write().map_err(|_| poisoned())?;
             for (id, v) in items {
                 exact.put(*id, v);
             }
         }
+        self.add_to_graph(items)
+    }
+
+    /// Adds (or replaces) vectors in the graph only.
+    fn add_to_graph(&self, items: &[(i64, Vec<f32>)]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.reserve_for(items.len())?;
+        let graph = self.graph.read().map_err(|_| poisoned())?;
         let insert = |batch: &[(i64, Vec<f32>)]| -> Result<()> {
             for (id, v) in batch {
                 if graph.contains(key(*id)) {
@@ -274,8 +321,9 @@ impl VectorIndex {
         hits
     }
 
-    /// Loads the saved graph when it matches `generation` and `vectors` (the stored
-    /// embeddings); otherwise rebuilds it from them.
+    /// Loads the saved graph and replays its journal when the dump is for this model and
+    /// dimensions and not newer than the database (`generation`), and its ids then are those
+    /// of `vectors` (the stored embeddings); otherwise rebuilds the graph from them.
     pub fn load(
         dir: &Path,
         generation: u64,
@@ -284,36 +332,126 @@ impl VectorIndex {
         cfg: &IndexConfig,
         exact_below: usize,
         vectors: Vec<(i64, Vec<f32>)>,
-    ) -> Result<(VectorIndex, bool)> {
+    ) -> Result<(VectorIndex, LoadOutcome)> {
         let index = VectorIndex::new(dimensions, model, cfg, exact_below)?;
-        let fresh = match read_meta(dir) {
-            Some(meta)
-                if meta.generation == generation
-                    && meta.dimensions == dimensions
-                    && meta.model == model
-                    && meta.vectors == vectors.len() =>
-            {
-                match index.load_graph(dir, vectors.len()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "saved vector index unreadable; rebuilding");
-                        false
+        for (_, v) in &vectors {
+            index.check_dims(v)?;
+        }
+        let mut replayed = 0;
+        let reason = match read_meta(dir) {
+            None if !dir.join(META_FILE).exists() => Some("no saved index".to_string()),
+            None => Some("saved index of an older format or unreadable".to_string()),
+            Some(meta) if meta.dimensions != dimensions || meta.model != model => Some(format!(
+                "saved index is for {} ({} dimensions), not {model} ({dimensions})",
+                meta.model, meta.dimensions
+            )),
+            Some(meta) if meta.generation > generation => Some(format!(
+                "saved index (generation {}) is newer than the database ({generation})",
+                meta.generation
+            )),
+            Some(meta) => match index.load_graph(dir, meta.vectors) {
+                Err(e) => Some(format!("saved index unreadable: {e}")),
+                Ok(()) => match index.replay(&vectors, &journal::read(dir))? {
+                    Ok(n) => {
+                        replayed = n;
+                        None
                     }
-                }
-            }
-            _ => false,
+                    Err(why) => Some(why),
+                },
+            },
         };
-        if fresh {
-            let mut exact = index.exact.write().map_err(|_| poisoned())?;
-            for (id, v) in &vectors {
-                index.check_dims(v)?;
-                exact.put(*id, v);
+        if let Some(why) = &reason {
+            if dir.exists() {
+                tracing::warn!(reason = %why, "saved vector index not used; rebuilding");
             }
-        } else {
             *index.graph.write().map_err(|_| poisoned())? = new_graph(dimensions, cfg)?;
             index.add(&vectors)?;
+        } else {
+            let mut exact = index.exact.write().map_err(|_| poisoned())?;
+            for (id, v) in &vectors {
+                exact.put(*id, v);
+            }
         }
-        Ok((index, fresh))
+        let outcome = LoadOutcome {
+            reused_dump: reason.is_none(),
+            replayed,
+            rebuild_reason: reason,
+        };
+        Ok((index, outcome))
+    }
+
+    /// Applies the journal to the loaded graph: every listed id is removed and, when `stored`
+    /// has a vector for it, added back with that vector. Then the graph's ids must be exactly
+    /// the stored ones (`Ok(Err(why))` otherwise): a dump with dead ids or missing ones is never
+    /// used, whatever its generation says.
+    fn replay(
+        &self,
+        stored: &[(i64, Vec<f32>)],
+        journal: &[i64],
+    ) -> Result<std::result::Result<usize, String>> {
+        let touched: HashSet<i64> = journal.iter().copied().collect();
+        {
+            let graph = self.graph.read().map_err(|_| poisoned())?;
+            for id in &touched {
+                if graph.contains(key(*id)) {
+                    graph.remove(key(*id)).map_err(|e| index_err("replay", e))?;
+                }
+            }
+        }
+        let readd: Vec<(i64, Vec<f32>)> = stored
+            .iter()
+            .filter(|(id, _)| touched.contains(id))
+            .cloned()
+            .collect();
+        self.add_to_graph(&readd)?;
+        let graph = self.graph.read().map_err(|_| poisoned())?;
+        let missing = stored
+            .iter()
+            .filter(|(id, _)| !graph.contains(key(*id)))
+            .count();
+        if missing > 0 || graph.size() != stored.len() {
+            return Ok(Err(format!(
+                "saved index after its journal holds {} vectors, {missing} of the {} stored ones missing",
+                graph.size(),
+                stored.len()
+            )));
+        }
+        Ok(Ok(touched.len()))
+    }
+
+    /// Compares the ids the index holds (graph and exact vectors alike) with `expected`.
+    pub fn compare_ids(&self, expected: &[i64]) -> Result<IdMismatch> {
+        const SHOWN: usize = 5;
+        let graph = self.graph.read().map_err(|_| poisoned())?;
+        let exact = self.exact.read().map_err(|_| poisoned())?;
+        let want: HashSet<i64> = expected.iter().copied().collect();
+        let mut out = IdMismatch::default();
+        let mut in_graph = 0;
+        for id in &want {
+            let found = graph.contains(key(*id));
+            in_graph += usize::from(found);
+            if !found || !exact.contains(*id) {
+                out.missing_count += 1;
+                if out.missing.len() < SHOWN {
+                    out.missing.push(*id);
+                }
+            }
+        }
+        for id in exact.ids() {
+            if !want.contains(id) {
+                out.extra_count += 1;
+                if out.extra.len() < SHOWN {
+                    out.extra.push(*id);
+                }
+            }
+        }
+        // The graph's keys cannot be listed; with every expected id present, any surplus in its
+        // size is keys that should not be there.
+        let graph_surplus = graph.size().saturating_sub(in_graph);
+        out.extra_count = out.extra_count.max(graph_surplus);
+        out.missing.sort_unstable();
+        out.extra.sort_unstable();
+        Ok(out)
     }
 
     fn load_graph(&self, dir: &Path, expected: usize) -> Result<()> {
@@ -339,11 +477,22 @@ impl VectorIndex {
         Ok(())
     }
 
-    /// Writes the graph and its metadata atomically (a temp directory renamed over the old one).
+    /// Writes the graph and its metadata atomically (a temp directory renamed over the old one),
+    /// with an empty journal. `generation` must be the database's as of the graph's content:
+    /// the caller keeps writes out meanwhile ([`crate::engine::Engine::persist_index`]).
     pub fn persist(&self, dir: &Path, generation: u64) -> Result<()> {
-        let graph = self.graph.read().map_err(|_| poisoned())?;
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create index directory", e))?;
+        // Each save swaps whole directories: two at once would rename each other's away.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(parent.join(LOCK_FILE))
+            .map_err(|e| Error::io("open the index lock file", e))?;
+        lock.lock()
+            .map_err(|e| Error::io("lock the index directory", e))?;
+        let graph = self.graph.read().map_err(|_| poisoned())?;
         let tmp = tempfile::Builder::new()
             .prefix(".index-")
             .tempdir_in(parent)
@@ -364,13 +513,18 @@ impl VectorIndex {
             serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
         std::fs::write(tmp.path().join(META_FILE), meta_json)
             .map_err(|e| Error::io("write index meta", e))?;
-        let old = parent.join(format!(".index-old-{}", std::process::id()));
+        // The old directory moves into a directory of its own (unique, removed when dropped).
+        let old = tempfile::Builder::new()
+            .prefix(".index-old-")
+            .tempdir_in(parent)
+            .map_err(|e| Error::io("create index temp directory", e))?;
         if dir.exists() {
-            std::fs::rename(dir, &old).map_err(|e| Error::io("replace index", e))?;
+            std::fs::rename(dir, old.path().join("index"))
+                .map_err(|e| Error::io("replace index", e))?;
         }
         let kept = tmp.keep();
         std::fs::rename(&kept, dir).map_err(|e| Error::io("replace index", e))?;
-        let _ = std::fs::remove_dir_all(&old);
+        drop(old);
         Ok(())
     }
 

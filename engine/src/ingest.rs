@@ -373,7 +373,7 @@ fn run(
             msg.push_str(&format!(" ({left} of {total} inputs were not reached)"));
         }
     }
-    if let Err(e) = engine.persist_index() {
+    if let Err(e) = engine.persist_index_if_due() {
         // After a failed write the disk is likely full too; the index is derived data, rebuilt
         // from the database at the next start, so the report of what was stored still goes out.
         match &mut report.stopped {
@@ -642,11 +642,7 @@ fn write_stage(
                     report.stopped = Some(CANCELLED.to_string());
                     return Ok(());
                 }
-                let outcome = match engine.store.put_document(
-                    &p.record,
-                    &p.chunks,
-                    engine.model_name(),
-                ) {
+                let outcome = match engine.write_document(&p.record, &p.chunks) {
                     Ok(o) => o,
                     Err(e) => {
                         // The failed transaction rolled back: this document keeps its
@@ -673,9 +669,6 @@ fn write_stage(
                         return Ok(());
                     }
                 };
-                let index = engine.index();
-                index.remove(&outcome.removed_chunk_ids)?;
-                index.add(&outcome.added)?;
                 report.chunks += p.chunks.len();
                 report.embedded_chunks += outcome.added.len();
                 if let Some(why) = &p.degraded {

@@ -17,18 +17,56 @@ pub fn check_at(engine: &Engine, level: CheckLevel) -> Result<IntegrityReport> {
     let mut report = engine.store.integrity_check_at(level)?;
     if !report.problems.iter().any(|p| p.starts_with("sqlite:")) {
         let index = engine.index();
-        let vectors = index.len() as i64;
         let expected = engine
             .store
-            .embedding_count(engine.model_name(), index.dimensions())?;
-        if vectors != expected {
+            .embedding_ids(engine.model_name(), index.dimensions())?;
+        let data_dir = Some(engine.config.data_dir.as_path());
+        // The ids themselves, not their count: a replaced document's dead chunks and its new
+        // ones can be equally many.
+        let diff = index.compare_ids(&expected)?;
+        if !diff.is_empty() {
             report.add_derived_problem(
-                format!("vector index holds {vectors} vectors for {expected} stored embeddings"),
-                Some(&engine.config.data_dir),
+                format!(
+                    "vector index holds {} vectors for {} stored embeddings: {} stored ones \
+                     missing (e.g. chunk ids {:?}), {} dead ones present (e.g. {:?})",
+                    index.len(),
+                    expected.len(),
+                    diff.missing_count,
+                    diff.missing,
+                    diff.extra_count,
+                    diff.extra
+                ),
+                data_dir,
             );
+        }
+        if let Some(problem) = saved_index_problem(engine, expected.len()) {
+            report.add_derived_problem(problem, data_dir);
         }
     }
     Ok(report)
+}
+
+/// What is wrong with the saved index on disk, if anything: a missing or unusable one makes
+/// the next start rebuild the graph from the database (about 20 s per 100k vectors).
+fn saved_index_problem(engine: &Engine, stored: usize) -> Option<String> {
+    let dir = engine.config.index_dir();
+    if stored == 0 {
+        return None;
+    }
+    let missing: Vec<&str> = ["meta.json", "graph.usearch"]
+        .into_iter()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the saved vector index {} lacks {}: the next start rebuilds the graph of {stored} \
+         vectors from the database before it is ready; `instant-db repair` (or POST \
+         /admin/repair) saves it now",
+        dir.display(),
+        missing.join(" and ")
+    ))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -190,8 +228,10 @@ pub const OBJECT_STORAGE: &str = "object_storage";
 /// A backup folder URL parsed for this engine: S3 operations go through its `object_storage`
 /// circuit breaker.
 pub fn location(engine: &Engine, url: &str) -> Result<crate::backup::Location> {
+    let parsed = crate::backup::Location::parse_with(url, &engine.config.backup.credentials_dir)
+        .map_err(backup_err)?;
     Ok(
-        crate::backup::Location::parse_with(url, &engine.config.backup.credentials_dir)
+        crate::backup::confine(parsed, &engine.config.backup_roots())
             .map_err(backup_err)?
             .with_breaker(engine.breakers.get(OBJECT_STORAGE)),
     )
@@ -203,6 +243,8 @@ pub fn archive_location(engine: &Engine, url: &str) -> Result<(crate::backup::Lo
     let (folder, name) =
         crate::backup::Location::parse_object_with(url, &engine.config.backup.credentials_dir)
             .map_err(backup_err)?;
+    let folder =
+        crate::backup::confine(folder, &engine.config.backup_roots()).map_err(backup_err)?;
     Ok((
         folder.with_breaker(engine.breakers.get(OBJECT_STORAGE)),
         name,
@@ -395,9 +437,11 @@ pub(crate) fn swap_and_verify(
 pub(crate) fn backup_err(e: crate::backup::BackupError) -> crate::error::Error {
     use crate::backup::BackupError as B;
     match e {
-        B::InvalidLocation { .. } | B::InvalidId(_) | B::InvalidRequest(_) | B::Incomplete(_) => {
-            crate::error::Error::InvalidInput(e.to_string())
-        }
+        B::InvalidLocation { .. }
+        | B::OutsideRoots { .. }
+        | B::InvalidId(_)
+        | B::InvalidRequest(_)
+        | B::Incomplete(_) => crate::error::Error::InvalidInput(e.to_string()),
         B::NotFound(_) => crate::error::Error::NotFound(e.to_string()),
         B::CredentialsNotFound { .. } => crate::error::Error::CredentialsNotFound(e.to_string()),
         B::RestoreInProgress => crate::error::Error::OperationInProgress(e.to_string()),

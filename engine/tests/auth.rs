@@ -279,6 +279,7 @@ async fn the_openapi_description_declares_bearer_and_401_403_on_every_protected_
 
 fn binary() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_instant-db"));
+    cmd.env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir());
     // The test must not inherit keys or an "insecure" switch from whoever runs it.
     for (k, _) in std::env::vars() {
         if k.starts_with("INSTANT_DB_") {

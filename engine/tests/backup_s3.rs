@@ -385,6 +385,7 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
     let (failed, rejected) = tokio::task::spawn_blocking(move || {
         let cli = |to: &str| {
             std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+                .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir())
                 .args(["--log-level", "warn", "--data-dir"])
                 .arg(&scratch)
                 .args(["backup", "--server", &base, "--to", to])

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 fn run(data: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir())
         .args(["--log-level", "warn", "--data-dir"])
         .arg(data)
         .args(args)
@@ -167,11 +168,13 @@ fn a_missing_path_among_others_is_reported_and_exits_1_after_ingesting_the_rest(
     );
     assert_eq!(report["problems"][0]["source"], "/definitely/not/here");
     let out = Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir())
         .args(["search"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
     let out = Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir())
         .args(["config"])
         .env("INSTANT_DB_EMBEDDING_BATCH_SIZE", "lots")
         .output()

@@ -468,6 +468,7 @@ async fn remote_cli_ingest_reports_refused_paths_and_ingests_the_others() {
     let cli_data = dir.path().join("cli");
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+            .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir())
             .args(["--log-level", "warn", "--format", "json", "--data-dir"])
             .arg(cli_data)
             .args(["ingest", "--server", &base, "/definitely/not/here", "/etc"])

@@ -381,6 +381,7 @@ fn kill_9_during_ingest_loses_no_acknowledged_document_and_leaves_none_torn() {
         std::fs::write(corpus.path().join(format!("doc-{i:04}.md")), text).unwrap();
     }
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"))
+        .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir())
         .args([
             "--log-format",
             "json",
@@ -484,6 +485,7 @@ fn spawn_server(
     let config = data.join("test-config.yaml");
     std::fs::write(&config, HOST_INDEPENDENT_CONFIG).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_instant-db"));
+    cmd.env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir());
     cmd.arg("--config")
         .arg(&config)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])

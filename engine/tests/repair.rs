@@ -16,6 +16,7 @@ use common::ADMIN_TOKEN as TOKEN;
 
 fn run(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_instant-db"));
+    cmd.env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir());
     cmd.args(["--log-level", "warn", "--format", "json", "--data-dir"])
         .arg(data)
         .args(args)

@@ -22,6 +22,7 @@ const DB: &str = "instant-db.sqlite";
 
 fn cli(data: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_instant-db"));
+    cmd.env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir());
     cmd.args(["--log-level", "warn", "--format", "json", "--data-dir"])
         .arg(data)
         .args(args)
@@ -163,6 +164,7 @@ impl Served {
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_instant-db"))
+            .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir())
             .arg("--config")
             .arg(&config)
             .args(["--log-level", "warn", "serve", "--listen"])

@@ -161,6 +161,7 @@ fn free_port() -> u16 {
 
 fn instant_db(data: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_instant-db"));
+    c.env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", std::env::temp_dir());
     c.args(["--log-level", "warn", "--data-dir"]).arg(data);
     c.env_remove("INSTANT_DB_CA_FILE")
         .env_remove("INSTANT_DB_TLS_CERT")

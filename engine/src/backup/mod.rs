@@ -28,6 +28,7 @@ pub mod location;
 mod progress;
 mod redact;
 mod restore;
+mod roots;
 pub mod snapshot;
 pub(crate) mod storage;
 mod swap;
@@ -45,6 +46,7 @@ pub use location::{ACCEPTED_FORMS, DEFAULT_CREDENTIALS_DIR, Location, ObjectLoca
 pub use progress::{BackupProgress, Phase, ProgressSink, no_progress};
 pub use redact::redact_url;
 pub use restore::{RemoveOnDrop, VerifiedBackup, fetch_and_verify, fetch_and_verify_from};
+pub use roots::confine;
 pub use snapshot::{SnapshotSource, snapshot_sqlite};
 pub use swap::{
     PREVIOUS_PREFIX, RESTORE_JOURNAL, RESTORE_LOCK, Recovery, RestoreLock, STAGING_PREFIX,
@@ -84,6 +86,20 @@ pub enum BackupError {
         name: String,
         /// The files looked for.
         files: String,
+    },
+    /// A directory location outside `backup.allowed_roots`.
+    #[error(
+        "backup directory {path} ({resolved}) is outside the allowed backup roots ({roots}): \
+         use a directory under one of them, or add its root to backup.allowed_roots \
+         (INSTANT_DB_BACKUP_ALLOWED_ROOTS); nothing was written"
+    )]
+    OutsideRoots {
+        /// The directory as given.
+        path: String,
+        /// The directory resolved (absolute, `..` and symlinks resolved).
+        resolved: String,
+        /// The roots allowed, resolved.
+        roots: String,
     },
     /// A backup id is not a safe file name.
     #[error(

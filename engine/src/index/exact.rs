@@ -59,6 +59,14 @@ impl ExactVectors {
         self.data.truncate(last * dims);
     }
 
+    pub(super) fn contains(&self, id: i64) -> bool {
+        self.slot_of.contains_key(&id)
+    }
+
+    pub(super) fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
     fn vector(&self, id: i64) -> Option<&[f32]> {
         let slot = *self.slot_of.get(&id)?;
         Some(&self.data[slot * self.dims..(slot + 1) * self.dims])

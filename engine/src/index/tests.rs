@@ -60,7 +60,7 @@ fn the_allowed_set_restricts_results_inside_the_search() {
 }
 
 #[test]
-fn persisted_index_reloads_when_fresh_and_rebuilds_when_stale() {
+fn persisted_index_reloads_when_its_ids_match_and_rebuilds_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let idx_dir = dir.path().join("index");
     let vs = clustered_vectors(300, 16, 9);
@@ -68,19 +68,76 @@ fn persisted_index_reloads_when_fresh_and_rebuilds_when_stale() {
     let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
     idx.add(&items).unwrap();
     idx.persist(&idx_dir, 42).unwrap();
-    let (reloaded, fresh) =
-        VectorIndex::load(&idx_dir, 42, 16, "m", &cfg(), 10, items.clone()).unwrap();
-    assert!(fresh);
-    assert_eq!(reloaded.len(), 300);
-    assert_eq!(reloaded.search(&vs[7], 1, None).unwrap()[0].0, 7);
-    // Another generation, or another set of stored embeddings, makes the dump stale.
-    for (generation, stored) in [(43, &items[..]), (42, &items[1..])] {
-        let (rebuilt, fresh) =
-            VectorIndex::load(&idx_dir, generation, 16, "m", &cfg(), 10, stored.to_vec()).unwrap();
-        assert!(!fresh, "generation {generation}, {} stored", stored.len());
+    // A later generation (writes that changed no vector, e.g. a full-text rebuild) still reuses it.
+    for generation in [42, 43] {
+        let (reloaded, outcome) =
+            VectorIndex::load(&idx_dir, generation, 16, "m", &cfg(), 10, items.clone()).unwrap();
+        assert!(outcome.reused_dump, "{outcome:?}");
+        assert_eq!(reloaded.len(), 300);
+        assert_eq!(reloaded.search(&vs[7], 1, None).unwrap()[0].0, 7);
+    }
+    // A database older than the dump, another set of ids or another model: rebuilt.
+    for (generation, stored, model) in [
+        (41, &items[..], "m"),
+        (42, &items[1..], "m"),
+        (42, &items[..], "other"),
+    ] {
+        let (rebuilt, outcome) =
+            VectorIndex::load(&idx_dir, generation, 16, model, &cfg(), 10, stored.to_vec())
+                .unwrap();
+        assert!(
+            !outcome.reused_dump,
+            "generation {generation}, {} stored",
+            stored.len()
+        );
+        assert!(outcome.rebuild_reason.is_some());
         assert_eq!(rebuilt.len(), stored.len());
         assert_eq!(rebuilt.search(&vs[7], 1, None).unwrap()[0].0, 7);
     }
+}
+
+#[test]
+fn the_journal_replays_replaced_removed_and_added_vectors_onto_the_saved_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx_dir = dir.path().join("index");
+    let vs = clustered_vectors(400, 16, 21);
+    let idx = VectorIndex::new(16, "m", &cfg(), 10).unwrap();
+    idx.add(&keyed(&vs[..300], 0)).unwrap();
+    idx.persist(&idx_dir, 1).unwrap();
+    let journal = IndexJournal::new(&idx_dir);
+    // chunk 5 now has 350's vector (a reused id), 10 is gone, 300 is new; 999 was journaled
+    // by a transaction that rolled back
+    journal.append(&[5, 10, 300, 999]).unwrap();
+    assert_eq!(journal.len(), 4);
+    let mut stored = keyed(&vs[..301], 0);
+    stored[5].1 = vs[350].clone();
+    stored.remove(10);
+    let (loaded, outcome) = VectorIndex::load(&idx_dir, 5, 16, "m", &cfg(), 10, stored).unwrap();
+    assert!(outcome.reused_dump, "{outcome:?}");
+    assert_eq!(outcome.replayed, 4);
+    assert_eq!(loaded.len(), 300);
+    assert_eq!(loaded.search(&vs[350], 1, None).unwrap()[0].0, 5);
+    assert_eq!(loaded.search(&vs[300], 1, None).unwrap()[0].0, 300);
+    assert!(
+        loaded
+            .search(&vs[10], 5, None)
+            .unwrap()
+            .iter()
+            .all(|(id, _)| *id != 10)
+    );
+    // a full save starts the journal afresh
+    loaded.persist(&idx_dir, 5).unwrap();
+    journal.reset_count();
+    assert!(journal.is_empty());
+}
+
+#[test]
+fn nothing_is_journaled_without_a_saved_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = IndexJournal::new(&dir.path().join("index"));
+    journal.append(&[1, 2]).unwrap();
+    assert!(journal.is_empty());
+    assert!(!dir.path().join("index").exists());
 }
 
 #[test]

@@ -393,6 +393,7 @@ where
         tokio::task::spawn_blocking(move || {
             let _ = run_integrity_check_at(&st, crate::store::CheckLevel::Quick);
             st.health.refresh(&st.engine);
+            st.engine.persist_index_if_rebuilt();
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;

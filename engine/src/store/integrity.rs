@@ -84,8 +84,12 @@ impl Store {
     pub fn integrity_check_at(&self, level: CheckLevel) -> Result<IntegrityReport> {
         let data_dir = self.path.parent().map(std::path::Path::to_path_buf);
         // A fresh connection: a pooled one may answer from its page cache and miss damage on disk.
-        check_database(&self.path, data_dir.as_deref(), level, &|| {
-            self.open_reader()
+        // FTS5's own check is spelled as an INSERT: on a second connection it would take the
+        // write lock beside the writer's, and one of them would wait out its busy timeout and
+        // fail (an ingest, on a large corpus). On the writer connection, writes wait for it
+        // on the writer mutex instead and none fails.
+        check_database(data_dir.as_deref(), level, &|| self.open_reader(), &|| {
+            self.with_writer(|c| Ok(c.execute_batch(FTS_CHECK)?))
         })
     }
 }
@@ -94,21 +98,33 @@ impl Store {
 /// by verification): opened read-only and never migrated, so what is checked is what the
 /// archive holds. The advice names no data directory (the scratch copy is thrown away).
 pub fn check_file(path: &std::path::Path, level: CheckLevel) -> Result<IntegrityReport> {
-    check_database(path, None, level, &|| {
+    // nobody writes to a scratch copy: its own read-write connection is fine
+    let fts = || -> Result<()> {
+        let rw = Connection::open(path)?;
+        rw.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(rw.execute_batch(FTS_CHECK)?)
+    };
+    check_database(None, level, &fts_reader(path), &fts)
+}
+
+const FTS_CHECK: &str = "INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')";
+
+fn fts_reader(path: &std::path::Path) -> impl Fn() -> Result<Connection> + '_ {
+    move || {
         let c = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         c.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(c)
-    })
+    }
 }
 
 fn check_database(
-    path: &std::path::Path,
     data_dir: Option<&std::path::Path>,
     level: CheckLevel,
     fresh: &dyn Fn() -> Result<Connection>,
+    fts_check: &dyn Fn() -> Result<()>,
 ) -> Result<IntegrityReport> {
     {
         (|| -> Result<IntegrityReport> {
@@ -185,18 +201,10 @@ fn check_database(
             if orphans > 0 {
                 problems.push(format!("{orphans} full-text rows point at no chunk"));
             }
-            if level == CheckLevel::Full {
-                // FTS5's own check is spelled as an INSERT, so it needs a read-write
-                // connection; a separate one keeps the writer free while it runs.
-                let fts_check = Connection::open(path).and_then(|rw| {
-                    rw.busy_timeout(std::time::Duration::from_secs(5))?;
-                    rw.execute_batch(
-                        "INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')",
-                    )
-                });
-                if let Err(e) = fts_check {
-                    problems.push(format!("fts5 integrity-check: {e}"));
-                }
+            if level == CheckLevel::Full
+                && let Err(e) = fts_check()
+            {
+                problems.push(format!("fts5 integrity-check: {e}"));
             }
             Ok(IntegrityReport {
                 ok: false,
@@ -236,6 +244,19 @@ fn check_database(
 }
 
 impl Store {
+    /// Chunk ids with a stored embedding of `model` with `dimensions` values.
+    pub fn embedding_ids(&self, model: &str, dimensions: usize) -> Result<Vec<i64>> {
+        self.read(|c| {
+            Ok(c.prepare(
+                "SELECT chunk_id FROM embeddings WHERE model = ?1 AND length(vector) = ?2",
+            )?
+            .query_map(rusqlite::params![model, (dimensions * 4) as i64], |r| {
+                r.get(0)
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Stored embeddings of `model` with `dimensions` values (what the vector index should hold).
     pub fn embedding_count(&self, model: &str, dimensions: usize) -> Result<i64> {
         self.read(|c| {

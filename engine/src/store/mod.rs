@@ -43,7 +43,13 @@ pub struct Store {
     writes_fenced: std::sync::atomic::AtomicBool,
     /// Change capture for continuous archiving (`changes`).
     capture: changes::Capture,
+    /// Told the ids of chunks whose embeddings a write changes, inside its transaction before
+    /// the commit (the vector index's journal): a failure rolls the write back.
+    change_hook: Mutex<Option<ChangeHook>>,
 }
+
+/// See [`Store::set_change_hook`].
+pub type ChangeHook = std::sync::Arc<dyn Fn(&[i64]) -> Result<()> + Send + Sync>;
 
 #[derive(Clone, PartialEq, Eq)]
 struct CachedCounts {
@@ -205,6 +211,7 @@ impl Store {
             damaged: Mutex::new(damaged),
             writes_fenced: std::sync::atomic::AtomicBool::new(false),
             capture: changes::Capture::default(),
+            change_hook: Mutex::new(None),
         })
     }
 
@@ -248,6 +255,21 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Registers what every write that adds, replaces or removes embeddings calls with the
+    /// chunk ids concerned, before it commits.
+    pub fn set_change_hook(&self, hook: ChangeHook) -> Result<()> {
+        *self.change_hook.lock().map_err(|_| poisoned())? = Some(hook);
+        Ok(())
+    }
+
+    fn note_changes(&self, ids: &[i64]) -> Result<()> {
+        let hook = self.change_hook.lock().map_err(|_| poisoned())?.clone();
+        match hook {
+            Some(h) if !ids.is_empty() => h(ids),
+            _ => Ok(()),
+        }
     }
 
     fn open_reader(&self) -> Result<Connection> {
@@ -435,6 +457,10 @@ impl Store {
                 }
             }
             changes::record_put(self, tx, doc, chunks, model)?;
+            // Chunk ids are reused (rowids), so an added id may also be a removed one.
+            let mut changed = outcome.removed_chunk_ids.clone();
+            changed.extend(outcome.added.iter().map(|(id, _)| *id));
+            self.note_changes(&changed)?;
             Ok(outcome)
         })
     }
@@ -452,6 +478,7 @@ impl Store {
                 return Err(Error::NotFound(format!("document {id}")));
             }
             changes::record_delete(self, tx, id)?;
+            self.note_changes(&ids)?;
             Ok(ids)
         })
     }
@@ -579,7 +606,8 @@ impl Store {
             for (id, v) in vectors {
                 stmt.execute(params![id, model, vector_to_blob(v)])?;
             }
-            Ok(())
+            let ids: Vec<i64> = vectors.iter().map(|(id, _)| *id).collect();
+            self.note_changes(&ids)
         })
     }
 

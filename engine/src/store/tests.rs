@@ -285,3 +285,30 @@ fn writes_are_refused_once_closed_and_nothing_is_stored() {
     assert_eq!(e.code(), "unavailable");
     assert_eq!(store.stats().unwrap().documents, 1);
 }
+
+#[test]
+fn the_full_check_waits_for_a_long_write_instead_of_colliding_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+    store
+        .put_document(&doc("d1", "/a.txt"), &[chunk("alpha")], "m")
+        .unwrap();
+    // A write holding the write lock longer than the 5 s busy timeout (a large ingest
+    // transaction); the FTS5 check must neither fail nor make the write fail.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store.write(|tx| {
+                tx.execute("UPDATE documents SET title = 'x'", [])?;
+                started_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5500));
+                Ok(())
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let report = store.integrity_check().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+}

@@ -57,10 +57,13 @@ fn question_rows(first_table_only: bool) -> Vec<(String, String)> {
 }
 
 pub fn config(data: &Path) -> Config {
-    Config {
+    let mut cfg = Config {
         data_dir: data.to_path_buf(),
         ..Config::default()
-    }
+    };
+    // Tests keep backups in temp directories of their own, apart from the data directory.
+    cfg.backup.allowed_roots = vec![std::env::temp_dir()];
+    cfg
 }
 
 /// [`config`] for a server the tests reach with [`ADMIN_TOKEN`] (its token file written into
