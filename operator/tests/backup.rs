@@ -335,6 +335,109 @@ async fn destinations_that_cannot_work_fail_at_once_with_the_reason() {
     assert!(engine.started.lock().unwrap().is_empty());
 }
 
+fn put_secret(fake: &FakeApiServer, name: &str, data: Value) {
+    fake.put(
+        &format!("/api/v1/namespaces/search/secrets/{name}"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "namespace": "search"}, "data": data}),
+    );
+}
+
+/// GCS and Azure destinations reach the engine as `gs://` / `az://` URLs naming the
+/// credentials Secret; its one key is projected into the storage-credentials Secret under
+/// `S.KEY`, beside the S3 keys another destination needs.
+#[tokio::test]
+async fn gcs_and_azure_backups_start_with_their_urls_and_project_their_secrets_key() {
+    let (fake, ctx, engine) = running_instance_with_backup(json!({"instance": "docs",
+        "destination": {"gcs": {"bucket": "idb-backups", "credentialsSecret": "gcs-key"}}}))
+    .await;
+    // "{}" base64: a service account key file
+    put_secret(
+        &fake,
+        "gcs-key",
+        json!({"GOOGLE_SERVICE_ACCOUNT_KEY": "e30="}),
+    );
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(
+        started[0].destination,
+        "gs://idb-backups/search/docs?credentials=gcs-key"
+    );
+    let s = status(&fake);
+    assert_eq!(
+        s["destination"],
+        json!({"gcs": {"bucket": "idb-backups", "path": "search/docs", "credentialsSecret": "gcs-key"}})
+    );
+    assert_eq!(
+        s["archiveUrl"],
+        json!(format!(
+            "gs://idb-backups/search/docs/{}.tar.gz?credentials=gcs-key",
+            started[0].id
+        ))
+    );
+    assert_eq!(
+        fake.get(STORAGE_CREDS).unwrap()["data"],
+        json!({"gcs-key.GOOGLE_SERVICE_ACCOUNT_KEY": "e30="})
+    );
+
+    // a second backup, to azure: the storage account travels in the URL
+    let azure = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/weekly";
+    fake.put(
+        azure,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "weekly", "namespace": "search"},
+               "spec": {"instance": "docs", "destination": {"azure": {
+                   "storageAccount": "idbprod", "container": "backups", "path": "prod",
+                   "credentialsSecret": "az-key"}}}}),
+    );
+    put_secret(
+        &fake,
+        "az-key",
+        json!({"AZURE_STORAGE_ACCOUNT_KEY": "a2V5"}),
+    );
+    // the gcs backup finished: the fence lets the next one start
+    *engine.job.lock().unwrap() = Some(completed_job(&started[0].id, None));
+    run_backup(&fake, &ctx).await;
+    assert_eq!(status(&fake)["phase"], "Completed");
+    let b: InstantDbBackup = serde_json::from_value(fake.get(azure).unwrap()).unwrap();
+    reconcile(Arc::new(b), ctx.clone()).await.unwrap();
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(
+        started.last().unwrap().destination,
+        "az://backups/prod?account=idbprod&credentials=az-key"
+    );
+    assert_eq!(
+        fake.get(STORAGE_CREDS).unwrap()["data"],
+        json!({"az-key.AZURE_STORAGE_ACCOUNT_KEY": "a2V5",
+               "gcs-key.GOOGLE_SERVICE_ACCOUNT_KEY": "e30="})
+    );
+}
+
+/// A credentials Secret without its store's key fails the backup at once, naming the Secret
+/// and the key; nothing reaches the engine and the key is never projected.
+#[tokio::test]
+async fn a_secret_without_the_azure_key_fails_the_backup_naming_the_secret_and_the_key() {
+    let (fake, ctx, engine) = running_instance_with_backup(json!({"instance": "docs",
+        "destination": {"azure": {"storageAccount": "idbprod", "container": "backups",
+                                  "credentialsSecret": "s3-creds"}}}))
+    .await;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Failed", "{s}");
+    assert_eq!(
+        s["error"],
+        "credentials Secret s3-creds has no AZURE_STORAGE_ACCOUNT_KEY (the azure destination \
+         needs the key AZURE_STORAGE_ACCOUNT_KEY): add it to the Secret"
+    );
+    assert_eq!(condition(&s, "Failed"), ("True".into(), "Failed".into()));
+    assert!(engine.started.lock().unwrap().is_empty());
+    assert!(fake.get(STORAGE_CREDS).is_none_or(|c| {
+        c["data"]
+            .as_object()
+            .is_none_or(|d| d.keys().all(|k| !k.contains("AZURE")))
+    }));
+}
+
 #[tokio::test]
 async fn an_engine_that_lost_the_job_fails_the_backup_with_what_to_do() {
     let (fake, ctx, engine) =
