@@ -457,6 +457,66 @@ async fn an_engine_that_lost_the_job_fails_the_backup_with_what_to_do() {
     );
 }
 
+/// The engine keeps its job records on its data volume: after a restart it reports a backup it
+/// was writing as `failed` / interrupted, and a verification it was running as `failed` /
+/// not verified. The operator reports both as the engine says and stops polling: the backup
+/// never stays Running or its verification Pending.
+#[tokio::test]
+async fn jobs_the_engine_reports_interrupted_by_its_restart_end_with_its_advice_and_no_more_polling()
+ {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let id = status(&fake)["backupId"].as_str().unwrap().to_string();
+    let cut = "interrupted by an engine restart while backup x was being written: no complete \
+               archive was recorded; take a new backup (`instant-db backup`, POST /admin/backups, \
+               or a new InstantDbBackup)";
+    *engine.job.lock().unwrap() = Some(BackupJob {
+        id: id.clone(),
+        status: BackupJobStatus::Failed,
+        error: Some(cut.into()),
+        ..Default::default()
+    });
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Failed", "{s}");
+    assert_eq!(s["error"], cut);
+    assert_eq!(condition(&s, "Failed"), ("True".into(), "Failed".into()));
+    assert!(event_reasons(&fake).contains(&"BackupFailed".to_string()));
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let (st, reason, message) = instance_condition(&fake, "BackupHealthy");
+    assert_eq!(
+        (st.as_str(), reason.as_str()),
+        ("False", "LastBackupFailed")
+    );
+    assert!(message.contains("take a new backup"), "{message}");
+
+    // a second backup completes; its verification is cut by a restart
+    let (fake, ctx, engine, id) = started_backup().await;
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Running, None),
+    ));
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let not_verified = "not verified: the engine restarted before the verification of x \
+                        finished (this says nothing about the archive, which was stored); verify \
+                        it again (POST /admin/verifications with source s3://…) or take a new backup";
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Failed, Some(not_verified)),
+    ));
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Completed", "{s}");
+    assert_eq!(s["verified"]["result"], "Failed", "{s}");
+    assert_eq!(s["verified"]["message"], not_verified);
+    assert_eq!(
+        condition(&s, "Verified"),
+        ("False".into(), "VerificationFailed".into())
+    );
+}
+
 fn completed_job(id: &str, verification: Option<Verification>) -> BackupJob {
     BackupJob {
         id: id.into(),

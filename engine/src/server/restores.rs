@@ -116,7 +116,11 @@ fn start(
         Err(e) => return s.restores.get(&id).map_or(Err(ApiError(e)), same),
     };
     let job = RestoreJob::new(id.clone(), &source);
-    if let Err(existing) = s.restores.insert(job.clone()).map_err(ApiError)? {
+    if let Err(existing) = s
+        .restores
+        .insert_unless(job.clone(), |_| true)
+        .map_err(ApiError)?
+    {
         return same(existing);
     }
     // From acceptance on, nothing may be written: the swap would drop it.
