@@ -455,7 +455,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         bootstrap::apply_to_status(&mut new, &view, now);
     }
     if let bootstrap::Plan::Ready(recorded) = &bootstrap_plan {
-        new.bootstrap = Some(recorded.clone());
+        new.bootstrap = Some(recorded.as_ref().clone());
     }
     let of_instance: Vec<InstantDbBackup> = all_backups
         .into_iter()
