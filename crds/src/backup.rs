@@ -8,10 +8,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Where backups are written. Exactly one of `volume` or `s3`.
+/// Where backups are written. Exactly one of `volume`, `s3`, `gcs` or `azure`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("has(self.volume) != has(self.s3)").message("destination needs exactly one of volume or s3"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.volume), has(self.s3), has(self.gcs), has(self.azure)].filter(x, x).size() == 1").message("destination needs exactly one of volume, s3, gcs or azure"))]
 pub struct BackupDestination {
     /// A PersistentVolumeClaim (same namespace) mounted by the engine pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -19,6 +19,52 @@ pub struct BackupDestination {
     /// An S3-compatible object store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Destination>,
+    /// A Google Cloud Storage bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<GcsDestination>,
+    /// An Azure Blob Storage container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureDestination>,
+}
+
+/// Backups in a Google Cloud Storage bucket (`gs://bucket/path` for the engine).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.credentialsSecret) || self.credentialsSecret != ''").message("gcs credentialsSecret must not be empty: name a Secret with the key GOOGLE_SERVICE_ACCOUNT_KEY, or leave it out to use the engine pod's own Google identity"))]
+pub struct GcsDestination {
+    /// Bucket name. Required.
+    #[schemars(length(min = 1, max = 222))]
+    pub bucket: String,
+    /// Object name prefix inside the bucket. Default: `<namespace>/<instance>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Name of a Secret (same namespace) with the key `GOOGLE_SERVICE_ACCOUNT_KEY` holding a
+    /// service account key (the JSON file). Without it the engine uses its pod's own Google
+    /// identity: Workload Identity for the pod's service account
+    /// (`podTemplate.serviceAccountName`) or the node's service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// Backups in an Azure Blob Storage container (`az://container/path?account=…` for the engine).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.credentialsSecret) || self.credentialsSecret != ''").message("azure credentialsSecret must not be empty: name a Secret with the key AZURE_STORAGE_ACCOUNT_KEY, or leave it out to use the engine pod's own Azure identity"))]
+pub struct AzureDestination {
+    /// Storage account name (3 to 24 lower-case letters and digits). Required.
+    #[schemars(regex(pattern = r"^[a-z0-9]{3,24}$"))]
+    pub storage_account: String,
+    /// Container name. Required.
+    #[schemars(length(min = 3, max = 63))]
+    pub container: String,
+    /// Blob name prefix inside the container. Default: `<namespace>/<instance>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Name of a Secret (same namespace) with the key `AZURE_STORAGE_ACCOUNT_KEY` (an access
+    /// key of the storage account). Without it the engine uses its pod's own Azure identity
+    /// (Azure Workload Identity for `podTemplate.serviceAccountName`, or a managed identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
 }
 
 /// Backups on a PersistentVolumeClaim.

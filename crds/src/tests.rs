@@ -317,6 +317,22 @@ fn policy_rules() {
     assert_eq!(validate(&crd, &good, None), Vec::<String>::new());
     let typed: InstantDbBackupPolicy = serde_json::from_value(good.clone()).unwrap();
     assert_eq!(serde_json::to_value(&typed).unwrap(), good);
+    // one example of each object store: valid, and typed without loss
+    for destination in [
+        json!({"gcs": {"bucket": "idb-backups", "path": "prod", "credentialsSecret": "gcs-key"}}),
+        json!({"gcs": {"bucket": "idb-backups"}}),
+        json!({"azure": {"storageAccount": "idbprod", "container": "backups", "path": "prod",
+                         "credentialsSecret": "azure-key"}}),
+    ] {
+        let p = policy(json!({"instance": "a", "schedule": "@daily", "destination": destination}));
+        assert_eq!(
+            validate(&crd, &p, None),
+            Vec::<String>::new(),
+            "{destination}"
+        );
+        let typed: InstantDbBackupPolicy = serde_json::from_value(p.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), p);
+    }
     let cases = [
         (
             json!({"schedule": "@daily", "destination": {"volume": {"claimName": "b"}}}),
@@ -336,7 +352,22 @@ fn policy_rules() {
         ),
         (
             json!({"instance": "a", "schedule": "@daily", "destination": {}}),
-            "exactly one of volume or s3",
+            "exactly one of volume, s3, gcs or azure",
+        ),
+        (
+            json!({"instance": "a", "schedule": "@daily", "destination": {
+                "s3": {"bucket": "b"}, "gcs": {"bucket": "b"}}}),
+            "exactly one of volume, s3, gcs or azure",
+        ),
+        (
+            json!({"instance": "a", "schedule": "@daily", "destination": {
+                "gcs": {"bucket": "b", "credentialsSecret": ""}}}),
+            "gcs credentialsSecret must not be empty",
+        ),
+        (
+            json!({"instance": "a", "schedule": "@daily", "destination": {
+                "azure": {"storageAccount": "acct", "container": "c1", "credentialsSecret": ""}}}),
+            "azure credentialsSecret must not be empty",
         ),
     ];
     for (spec, msg) in cases {

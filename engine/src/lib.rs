@@ -19,6 +19,7 @@ pub mod filter;
 pub mod health;
 pub mod index;
 pub mod ingest;
+pub mod job_records;
 pub mod log_level;
 pub mod maintenance;
 pub mod metrics;

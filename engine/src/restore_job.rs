@@ -3,16 +3,17 @@
 //! A restore job's record is a file on the data volume, `<data>/jobs/restore-<id>.json`,
 //! rewritten (atomically) at every phase, so `GET /admin/restores/{id}` answers after an engine
 //! restart and a job cut by one gets its outcome from the startup journal recovery
-//! ([`RestoreJobs::open`]). [`Operations`] lets one backup or restore run per engine at a time.
+//! ([`open_restore_jobs`]; the files are kept by [`crate::job_records`], as backup and
+//! verification records are). [`Operations`] lets one backup or restore run per engine at a time.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::backup::Recovery;
 use crate::error::{Error, Result};
+use crate::job_records::{JobRecord, JobRecords};
 
 /// Where a restore job is. `completed`, `rolled_back` and `failed` are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -176,117 +177,36 @@ pub fn new_id() -> String {
     )
 }
 
-/// The restore jobs of one data directory: records in memory, each also in its file.
-pub struct RestoreJobs {
-    dir: PathBuf,
-    jobs: Mutex<BTreeMap<String, RestoreJob>>,
+/// The restore jobs of one data directory, each recorded in `<data>/jobs/restore-<id>.json`.
+pub type RestoreJobs = JobRecords<RestoreJob>;
+
+impl JobRecord for RestoreJob {
+    const KIND: &'static str = "restore";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn is_final(&self) -> bool {
+        self.phase.is_final()
+    }
+
+    fn started_at(&self) -> &str {
+        &self.started_at
+    }
+
+    fn milestone(&self) -> String {
+        format!("{} {:?}", self.phase.as_str(), self.error)
+    }
 }
 
-impl RestoreJobs {
-    /// Loads `<data>/jobs/restore-*.json`; jobs found unfinished were cut by a restart and end
-    /// as [`RestoreJob::interrupted`] decides from `recovery`.
-    pub fn open(data_dir: &Path, recovery: &Recovery) -> Result<RestoreJobs> {
-        let dir = data_dir.join("jobs");
-        let mut jobs = BTreeMap::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => Some(e),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(format!("read {}", dir.display()), e)),
-        };
-        for ent in entries.into_iter().flatten().filter_map(|e| e.ok()) {
-            let name = ent.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("restore-") && name.ends_with(".json")) {
-                continue;
-            }
-            let job: RestoreJob = match std::fs::read(ent.path())
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::warn!(file = %ent.path().display(), error = %e, "unreadable restore job record ignored");
-                    continue;
-                }
-            };
-            jobs.insert(job.id.clone(), job);
-        }
-        let this = RestoreJobs {
-            dir,
-            jobs: Mutex::new(jobs),
-        };
-        let cut: Vec<String> = this
-            .lock()?
-            .values()
-            .filter(|j| !j.phase.is_final())
-            .map(|j| j.id.clone())
-            .collect();
-        for id in cut {
-            this.update(&id, |j| {
-                j.interrupted(recovery);
-                tracing::warn!(id = %j.id, phase = j.phase.as_str(), error = ?j.error, "restore job cut by a restart");
-            })?;
-        }
-        Ok(this)
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, RestoreJob>>> {
-        self.jobs
-            .lock()
-            .map_err(|_| Error::Internal("restore job table poisoned".into()))
-    }
-
-    pub fn get(&self, id: &str) -> Option<RestoreJob> {
-        self.lock().ok().and_then(|j| j.get(id).cloned())
-    }
-
-    /// The job running now, if any.
-    pub fn running(&self) -> Option<RestoreJob> {
-        self.lock()
-            .ok()
-            .and_then(|j| j.values().find(|j| !j.phase.is_final()).cloned())
-    }
-
-    /// Records a new job (file first, so an accepted job is never forgotten); `Ok(Err(job))`
-    /// when the id is taken.
-    pub fn insert(&self, job: RestoreJob) -> Result<std::result::Result<(), RestoreJob>> {
-        let mut jobs = self.lock()?;
-        if let Some(existing) = jobs.get(&job.id) {
-            return Ok(Err(existing.clone()));
-        }
-        self.persist(&job)?;
-        jobs.insert(job.id.clone(), job);
-        Ok(Ok(()))
-    }
-
-    /// Changes a job; its file is rewritten when the phase changed.
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut RestoreJob)) -> Result<()> {
-        let mut jobs = self.lock()?;
-        let Some(job) = jobs.get_mut(id) else {
-            return Ok(());
-        };
-        let before = (job.phase, job.error.clone());
-        f(job);
-        if (job.phase, job.error.clone()) != before {
-            self.persist(job)?;
-        }
-        Ok(())
-    }
-
-    fn persist(&self, job: &RestoreJob) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
-        let path = self.dir.join(format!("restore-{}.json", job.id));
-        let tmp = self.dir.join(format!(".restore-{}.json.partial", job.id));
-        let bytes = serde_json::to_vec_pretty(job).map_err(|e| Error::Internal(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| Error::io(format!("write {}", path.display()), e))
-    }
+/// Loads the restore jobs of `data_dir`; jobs found unfinished were cut by a restart and end
+/// as [`RestoreJob::interrupted`] decides from `recovery`.
+pub fn open_restore_jobs(data_dir: &Path, recovery: &Recovery) -> Result<RestoreJobs> {
+    JobRecords::open(data_dir, |j: &mut RestoreJob| {
+        j.interrupted(recovery);
+        tracing::warn!(id = %j.id, phase = j.phase.as_str(), error = ?j.error, "restore job cut by a restart");
+    })
 }
 
 /// What kind of operation holds the fence.
@@ -358,6 +278,7 @@ impl Drop for OperationGuard {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn a_job_cut_by_a_restart_ends_as_the_journal_recovery_decided() {

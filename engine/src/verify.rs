@@ -179,6 +179,22 @@ impl Verification {
         }
     }
 
+    /// Ends a verification cut by an engine restart: `failed`, saying that this is no verdict
+    /// on the archive and how to verify it again.
+    pub fn interrupted(&mut self) {
+        self.phase = VerificationPhase::Failed;
+        self.verified_at = Some(crate::health::now());
+        self.progress = None;
+        self.error = Some(format!(
+            "not verified: the engine restarted before the verification of {} finished (this \
+             says nothing about the archive, which was stored); verify it again \
+             (POST /admin/verifications with source {}, or `instant-db verify --from <its \
+             location>`) or take a new backup",
+            self.backup_id.as_deref().unwrap_or("the archive"),
+            self.source
+        ));
+    }
+
     fn check(&self, name: &str) -> Option<&Check> {
         let c = &self.checks;
         match name {
@@ -190,6 +206,32 @@ impl Verification {
             "vector_search" => c.vector_search.as_ref(),
             _ => None,
         }
+    }
+}
+
+impl crate::job_records::JobRecord for Verification {
+    const KIND: &'static str = "verification";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn is_final(&self) -> bool {
+        self.phase.is_final()
+    }
+
+    fn started_at(&self) -> &str {
+        self.started_at.as_deref().unwrap_or_default()
+    }
+
+    fn milestone(&self) -> String {
+        format!(
+            "{:?} {:?} {:?} {}",
+            self.phase,
+            self.backup_id,
+            self.error,
+            serde_json::to_string(&self.checks).unwrap_or_default()
+        )
     }
 }
 

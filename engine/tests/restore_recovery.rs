@@ -839,3 +839,133 @@ async fn a_restore_job_cut_mid_swap_by_a_restart_ends_rolled_back_with_the_previ
     );
     s.stop().await;
 }
+
+// ---- backup and verification records survive a restart (real binary) ----
+
+async fn get_admin(c: &reqwest::Client, s: &Served, path: &str) -> (u16, Value) {
+    let r = c.get(s.url(path)).bearer_auth(TOKEN).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls a backup job until it and its verification (if any) have ended.
+async fn wait_backup_verified(c: &reqwest::Client, s: &Served, id: &str) -> Value {
+    for _ in 0..1200 {
+        let (_, job) = get_admin(c, s, &format!("/admin/backups/{id}")).await;
+        let verifying = ["pending", "running"]
+            .contains(&job["verification"]["phase"].as_str().unwrap_or_default());
+        if job["status"] != "running" && !verifying {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("backup {id} and its verification did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_backup_and_its_verification_answer_after_the_engine_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let documents = seed_demo(&data);
+    let c = common::admin_client();
+    let s = Served::start(&data);
+    let to = format!("file://{}", dir.path().join("backups").display());
+    let (status, job) = post_admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": to, "id": "kept-1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let done = wait_backup_verified(&c, &s, "kept-1").await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["verification"]["phase"], "passed", "{done}");
+    drop(s); // SIGKILL: nothing is flushed at exit, the record was already on the volume
+
+    let s = Served::start(&data);
+    let (status, after) = get_admin(&c, &s, "/admin/backups/kept-1").await;
+    assert_eq!(status, 200, "{after}");
+    for field in [
+        "status",
+        "location",
+        "sha256",
+        "size_bytes",
+        "started_at",
+        "finished_at",
+    ] {
+        assert_eq!(after[field], done[field], "{field}: {after}");
+    }
+    assert_eq!(after["document_count"], documents);
+    assert_eq!(after["verification"]["phase"], "passed", "{after}");
+    assert_eq!(
+        after["verification"]["checks"],
+        done["verification"]["checks"]
+    );
+    assert_eq!(
+        after["verification"]["verified_at"],
+        done["verification"]["verified_at"]
+    );
+    let (_, list) = get_admin(&c, &s, "/admin/backups").await;
+    assert!(
+        list.as_array().unwrap().iter().any(|j| j["id"] == "kept-1"),
+        "{list}"
+    );
+    // the id stays taken: a completed backup is never overwritten by a second one
+    let (status, again) = post_admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": to, "id": "kept-1"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_cut_by_a_kill_is_failed_after_the_restart_saying_it_was_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_demo(&data);
+    let (_listener, stuck) = silent_s3();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let c = common::admin_client();
+    let s = Served::start_with(&data, &env);
+    let (status, job) = post_admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": stuck, "id": "cut-1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let (_, running) = get_admin(&c, &s, "/admin/backups/cut-1").await;
+    assert_eq!(running["status"], "running", "{running}");
+    drop(s); // SIGKILL mid-backup
+
+    let s = Served::start_with(&data, &env);
+    let (status, after) = get_admin(&c, &s, "/admin/backups/cut-1").await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["status"], "failed", "{after}");
+    assert!(after["finished_at"].is_string(), "{after}");
+    let error = after["error"].as_str().unwrap();
+    assert!(
+        error.contains("interrupted by an engine restart") && error.contains("take a new backup"),
+        "{error}"
+    );
+    // the fence is free and the failed id may be used again
+    let to = format!("file://{}", dir.path().join("backups").display());
+    let (status, retry) = post_admin(
+        &c,
+        &s,
+        "/admin/backups",
+        json!({"destination": to, "id": "cut-1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{retry}");
+    let retried = wait_backup_verified(&c, &s, "cut-1").await;
+    assert_eq!(retried["status"], "completed", "{retried}");
+}

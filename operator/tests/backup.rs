@@ -335,6 +335,109 @@ async fn destinations_that_cannot_work_fail_at_once_with_the_reason() {
     assert!(engine.started.lock().unwrap().is_empty());
 }
 
+fn put_secret(fake: &FakeApiServer, name: &str, data: Value) {
+    fake.put(
+        &format!("/api/v1/namespaces/search/secrets/{name}"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "namespace": "search"}, "data": data}),
+    );
+}
+
+/// GCS and Azure destinations reach the engine as `gs://` / `az://` URLs naming the
+/// credentials Secret; its one key is projected into the storage-credentials Secret under
+/// `S.KEY`, beside the S3 keys another destination needs.
+#[tokio::test]
+async fn gcs_and_azure_backups_start_with_their_urls_and_project_their_secrets_key() {
+    let (fake, ctx, engine) = running_instance_with_backup(json!({"instance": "docs",
+        "destination": {"gcs": {"bucket": "idb-backups", "credentialsSecret": "gcs-key"}}}))
+    .await;
+    // "{}" base64: a service account key file
+    put_secret(
+        &fake,
+        "gcs-key",
+        json!({"GOOGLE_SERVICE_ACCOUNT_KEY": "e30="}),
+    );
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(
+        started[0].destination,
+        "gs://idb-backups/search/docs?credentials=gcs-key"
+    );
+    let s = status(&fake);
+    assert_eq!(
+        s["destination"],
+        json!({"gcs": {"bucket": "idb-backups", "path": "search/docs", "credentialsSecret": "gcs-key"}})
+    );
+    assert_eq!(
+        s["archiveUrl"],
+        json!(format!(
+            "gs://idb-backups/search/docs/{}.tar.gz?credentials=gcs-key",
+            started[0].id
+        ))
+    );
+    assert_eq!(
+        fake.get(STORAGE_CREDS).unwrap()["data"],
+        json!({"gcs-key.GOOGLE_SERVICE_ACCOUNT_KEY": "e30="})
+    );
+
+    // a second backup, to azure: the storage account travels in the URL
+    let azure = "/apis/instantdb.io/v1alpha1/namespaces/search/instantdbbackups/weekly";
+    fake.put(
+        azure,
+        json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+               "metadata": {"name": "weekly", "namespace": "search"},
+               "spec": {"instance": "docs", "destination": {"azure": {
+                   "storageAccount": "idbprod", "container": "backups", "path": "prod",
+                   "credentialsSecret": "az-key"}}}}),
+    );
+    put_secret(
+        &fake,
+        "az-key",
+        json!({"AZURE_STORAGE_ACCOUNT_KEY": "a2V5"}),
+    );
+    // the gcs backup finished: the fence lets the next one start
+    *engine.job.lock().unwrap() = Some(completed_job(&started[0].id, None));
+    run_backup(&fake, &ctx).await;
+    assert_eq!(status(&fake)["phase"], "Completed");
+    let b: InstantDbBackup = serde_json::from_value(fake.get(azure).unwrap()).unwrap();
+    reconcile(Arc::new(b), ctx.clone()).await.unwrap();
+    let started = engine.started.lock().unwrap().clone();
+    assert_eq!(
+        started.last().unwrap().destination,
+        "az://backups/prod?account=idbprod&credentials=az-key"
+    );
+    assert_eq!(
+        fake.get(STORAGE_CREDS).unwrap()["data"],
+        json!({"az-key.AZURE_STORAGE_ACCOUNT_KEY": "a2V5",
+               "gcs-key.GOOGLE_SERVICE_ACCOUNT_KEY": "e30="})
+    );
+}
+
+/// A credentials Secret without its store's key fails the backup at once, naming the Secret
+/// and the key; nothing reaches the engine and the key is never projected.
+#[tokio::test]
+async fn a_secret_without_the_azure_key_fails_the_backup_naming_the_secret_and_the_key() {
+    let (fake, ctx, engine) = running_instance_with_backup(json!({"instance": "docs",
+        "destination": {"azure": {"storageAccount": "idbprod", "container": "backups",
+                                  "credentialsSecret": "s3-creds"}}}))
+    .await;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Failed", "{s}");
+    assert_eq!(
+        s["error"],
+        "credentials Secret s3-creds has no AZURE_STORAGE_ACCOUNT_KEY (the azure destination \
+         needs the key AZURE_STORAGE_ACCOUNT_KEY): add it to the Secret"
+    );
+    assert_eq!(condition(&s, "Failed"), ("True".into(), "Failed".into()));
+    assert!(engine.started.lock().unwrap().is_empty());
+    assert!(fake.get(STORAGE_CREDS).is_none_or(|c| {
+        c["data"]
+            .as_object()
+            .is_none_or(|d| d.keys().all(|k| !k.contains("AZURE")))
+    }));
+}
+
 #[tokio::test]
 async fn an_engine_that_lost_the_job_fails_the_backup_with_what_to_do() {
     let (fake, ctx, engine) =
@@ -351,6 +454,66 @@ async fn an_engine_that_lost_the_job_fails_the_backup_with_what_to_do() {
             .unwrap()
             .contains("create a new InstantDbBackup"),
         "{s}"
+    );
+}
+
+/// The engine keeps its job records on its data volume: after a restart it reports a backup it
+/// was writing as `failed` / interrupted, and a verification it was running as `failed` /
+/// not verified. The operator reports both as the engine says and stops polling: the backup
+/// never stays Running or its verification Pending.
+#[tokio::test]
+async fn jobs_the_engine_reports_interrupted_by_its_restart_end_with_its_advice_and_no_more_polling()
+ {
+    let (fake, ctx, engine) =
+        running_instance_with_backup(json!({"instance": "docs", "destination": s3_destination()}))
+            .await;
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let id = status(&fake)["backupId"].as_str().unwrap().to_string();
+    let cut = "interrupted by an engine restart while backup x was being written: no complete \
+               archive was recorded; take a new backup (`instant-db backup`, POST /admin/backups, \
+               or a new InstantDbBackup)";
+    *engine.job.lock().unwrap() = Some(BackupJob {
+        id: id.clone(),
+        status: BackupJobStatus::Failed,
+        error: Some(cut.into()),
+        ..Default::default()
+    });
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Failed", "{s}");
+    assert_eq!(s["error"], cut);
+    assert_eq!(condition(&s, "Failed"), ("True".into(), "Failed".into()));
+    assert!(event_reasons(&fake).contains(&"BackupFailed".to_string()));
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let (st, reason, message) = instance_condition(&fake, "BackupHealthy");
+    assert_eq!(
+        (st.as_str(), reason.as_str()),
+        ("False", "LastBackupFailed")
+    );
+    assert!(message.contains("take a new backup"), "{message}");
+
+    // a second backup completes; its verification is cut by a restart
+    let (fake, ctx, engine, id) = started_backup().await;
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Running, None),
+    ));
+    assert_eq!(run_backup(&fake, &ctx).await, Action::requeue(POLL_RUNNING));
+    let not_verified = "not verified: the engine restarted before the verification of x \
+                        finished (this says nothing about the archive, which was stored); verify \
+                        it again (POST /admin/verifications with source s3://…) or take a new backup";
+    *engine.job.lock().unwrap() = Some(completed_job(
+        &id,
+        engine_verification(VerificationPhase::Failed, Some(not_verified)),
+    ));
+    assert_eq!(run_backup(&fake, &ctx).await, Action::await_change());
+    let s = status(&fake);
+    assert_eq!(s["phase"], "Completed", "{s}");
+    assert_eq!(s["verified"]["result"], "Failed", "{s}");
+    assert_eq!(s["verified"]["message"], not_verified);
+    assert_eq!(
+        condition(&s, "Verified"),
+        ("False".into(), "VerificationFailed".into())
     );
 }
 

@@ -12,7 +12,7 @@ use clap::Parser;
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::BackupDestination;
 use instant_db_operator::builders::storage_credentials::{
-    CREDENTIALS_DIR, credential_entries, storage_credentials_secret,
+    CREDENTIALS_DIR, Store, credential_entries, storage_credentials_secret,
 };
 use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY};
 use instant_db_operator::controller::backup::plan;
@@ -308,7 +308,7 @@ async fn backups_to_a_claim_and_to_s3_bootstrap_new_instances_through_the_operat
             k8s_openapi::ByteString(b"testing-secret".to_vec()),
         ),
     ]);
-    let credentials = credential_entries("s3-creds", &s3_secret).unwrap();
+    let credentials = credential_entries("s3-creds", Store::S3, &s3_secret).unwrap();
     let claim_dir = tempfile::tempdir().unwrap();
     let claim = "nightly-pvc".to_string();
     std::fs::create_dir_all(claim_dir.path().join(&claim)).unwrap();

@@ -8,7 +8,7 @@ use clap::Parser;
 use instant_db_crds::InstantDb;
 use instant_db_crds::backup::{BackupDestination, S3Destination};
 use instant_db_operator::builders::storage_credentials::{
-    credential_entries, storage_credentials_secret,
+    Store, credential_entries, storage_credentials_secret,
 };
 use instant_db_operator::builders::{self, BuildInput, CONFIG_KEY, LOG_LEVEL_KEY};
 use instant_db_operator::controller::backup::{plan, verification};
@@ -467,8 +467,11 @@ fn mount_storage_credentials(access_key_id: &str, secret_access_key: &str) -> te
             k8s_openapi::ByteString(secret_access_key.as_bytes().to_vec()),
         ),
     ]);
-    let secret =
-        storage_credentials_secret(&db, credential_entries("s3-creds", &source).unwrap()).unwrap();
+    let secret = storage_credentials_secret(
+        &db,
+        credential_entries("s3-creds", Store::S3, &source).unwrap(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     for (key, value) in secret.data.unwrap() {
         std::fs::write(dir.path().join(key), value.0).unwrap();
@@ -500,7 +503,6 @@ async fn engine_with_s3() -> (
     )]))
     .await;
     let destination = BackupDestination {
-        volume: None,
         s3: Some(S3Destination {
             endpoint: Some(endpoint.clone()),
             bucket: Some("idb-backups".into()),
@@ -508,6 +510,7 @@ async fn engine_with_s3() -> (
             region: None,
             credentials_secret: Some("s3-creds".into()),
         }),
+        ..Default::default()
     };
     let resolved = plan::resolve_destination(&destination, "search", "docs").unwrap();
     let url = plan::destination_url(&resolved).unwrap();

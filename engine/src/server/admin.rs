@@ -1,8 +1,7 @@
 //! `/admin/*`: integrity, repair, backups and restores (`restores`); the `admin` role (the admin
 //! token) is checked for every `/admin/` path by `auth::require_role`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -14,6 +13,7 @@ use super::AppState;
 use super::extract::{ApiError, ApiResult, Json, blocking};
 use crate::backup::{BackupProgress, ProgressSink};
 use crate::error::Error;
+use crate::job_records::{JobRecord, JobRecords};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -97,21 +97,83 @@ pub struct BackupJob {
     pub verification: Option<crate::verify::Verification>,
 }
 
-/// Backups started by this process, newest last (kept for status queries).
-#[derive(Default)]
-pub struct BackupJobs(Mutex<BTreeMap<String, BackupJob>>);
+/// The backup jobs of this data directory, each recorded in `<data>/jobs/backup-<id>.json`
+/// with its verification, so `GET /admin/backups/{id}` answers after a restart.
+pub type BackupJobs = JobRecords<BackupJob>;
 
-impl BackupJobs {
-    fn update(&self, id: &str, f: impl FnOnce(&mut BackupJob)) {
-        if let Ok(mut jobs) = self.0.lock()
-            && let Some(job) = jobs.get_mut(id)
-        {
-            f(job);
-        }
+impl JobRecord for BackupJob {
+    const KIND: &'static str = "backup";
+
+    fn id(&self) -> &str {
+        &self.id
     }
 
-    fn get(&self, id: &str) -> Option<BackupJob> {
-        self.0.lock().ok().and_then(|j| j.get(id).cloned())
+    /// The backup ended and so did its verification (if one was started).
+    fn is_final(&self) -> bool {
+        self.status != JobStatus::Running
+            && self
+                .verification
+                .as_ref()
+                .is_none_or(|v| v.phase.is_final())
+    }
+
+    fn started_at(&self) -> &str {
+        &self.started_at
+    }
+
+    fn milestone(&self) -> String {
+        let v = self.verification.as_ref().map(|v| {
+            (
+                v.phase,
+                &v.backup_id,
+                &v.error,
+                serde_json::to_string(&v.checks).unwrap_or_default(),
+            )
+        });
+        format!(
+            "{:?} {:?} {:?} {v:?}",
+            self.status, self.location, self.error
+        )
+    }
+}
+
+impl BackupJob {
+    /// Ends a job found unfinished at start: a backup cut while writing is `failed` (no
+    /// complete archive was recorded); a verification cut is `failed` as
+    /// [`crate::verify::Verification::interrupted`] says. Both say what to do.
+    pub fn interrupted(&mut self) {
+        if self.status == JobStatus::Running {
+            self.status = JobStatus::Failed;
+            self.finished_at = Some(crate::health::now());
+            self.progress = None;
+            self.error = Some(format!(
+                "interrupted by an engine restart while backup {} was being written: no \
+                 complete archive was recorded (a partial one may be left at {}); take a new \
+                 backup (`instant-db backup`, POST /admin/backups, or a new InstantDbBackup)",
+                self.id, self.destination
+            ));
+        }
+        if let Some(v) = self.verification.as_mut()
+            && !v.phase.is_final()
+        {
+            v.interrupted();
+        }
+    }
+}
+
+/// Opens the backup job records of `data_dir`, ending those cut by a restart.
+pub fn open_backup_jobs(data_dir: &std::path::Path) -> crate::error::Result<BackupJobs> {
+    JobRecords::open(data_dir, |j: &mut BackupJob| {
+        j.interrupted();
+        tracing::warn!(id = %j.id, error = ?j.error, verification = ?j.verification.as_ref().and_then(|v| v.error.as_deref()), "backup job cut by a restart");
+    })
+}
+
+/// Changes a backup job's record; a record that cannot be written is logged (the job itself
+/// goes on, and its record in memory still answers until a restart).
+fn update_job(jobs: &BackupJobs, id: &str, f: impl FnOnce(&mut BackupJob)) {
+    if let Err(e) = jobs.update(id, f) {
+        tracing::warn!(id, error = %e, "backup job record not written");
     }
 }
 
@@ -158,33 +220,29 @@ pub async fn start_backup(
         error: None,
         verification: None,
     };
-    let guard = {
-        let mut jobs = s
-            .backups
-            .0
-            .lock()
-            .map_err(|_| ApiError(Error::Internal("job table poisoned".into())))?;
-        if jobs
-            .get(&id)
-            .is_some_and(|j| j.status == JobStatus::Running || j.status == JobStatus::Completed)
-        {
-            return Err(ApiError(Error::Conflict(format!(
-                "backup {id} already exists"
-            ))));
-        }
-        // one backup or restore at a time: a backup during a restore would hold half of either
-        let guard = s
-            .operations
-            .begin(crate::restore_job::OperationKind::Backup, &id)
-            .map_err(ApiError)?;
-        jobs.insert(id.clone(), job.clone());
-        guard
-    };
+    let taken = |j: &BackupJob| j.status != JobStatus::Failed;
+    let conflict = || ApiError(Error::Conflict(format!("backup {id} already exists")));
+    if s.backups.get(&id).is_some_and(|j| taken(&j)) {
+        return Err(conflict());
+    }
+    // one backup or restore at a time: a backup during a restore would hold half of either
+    let guard = s
+        .operations
+        .begin(crate::restore_job::OperationKind::Backup, &id)
+        .map_err(ApiError)?;
+    // recorded on the volume before the answer: an accepted backup is never forgotten
+    if s.backups
+        .insert_unless(job.clone(), taken)
+        .map_err(ApiError)?
+        .is_err()
+    {
+        return Err(conflict());
+    }
     let jobs = s.backups.clone();
     let progress: ProgressSink = {
         let jobs = jobs.clone();
         let id = id.clone();
-        Arc::new(move |p: BackupProgress| jobs.update(&id, |j| j.progress = Some(p)))
+        Arc::new(move |p: BackupProgress| update_job(&jobs, &id, |j| j.progress = Some(p)))
     };
     let engine = s.engine.clone();
     let state = s.clone();
@@ -203,7 +261,7 @@ pub async fn start_backup(
             Ok(r) if engine.config.backup.verify => Some(r.location.clone()),
             _ => None,
         };
-        jobs.update(&id, |j| {
+        update_job(&jobs, &id, |j| {
             j.finished_at = Some(crate::health::now());
             match result {
                 Ok(r) => {
@@ -237,7 +295,7 @@ fn verify_backup(s: &AppState, jobs: &Arc<BackupJobs>, id: &str, source: String)
     let report: crate::verify::VerificationSink = {
         let (jobs, id) = (jobs.clone(), id.to_string());
         Arc::new(move |v: &crate::verify::Verification| {
-            jobs.update(&id, |j| j.verification = Some(v.clone()))
+            update_job(&jobs, &id, |j| j.verification = Some(v.clone()))
         })
     };
     let record = crate::verify::Verification::pending(id.to_string(), &source);
@@ -264,7 +322,7 @@ pub async fn backup_status(
 ) -> ApiResult<axum::Json<BackupJob>> {
     s.backups.get(&id).map(axum::Json).ok_or_else(|| {
         ApiError(Error::NotFound(format!(
-            "no backup job {id} in this process; list stored backups with ?destination="
+            "no backup job {id} on this engine; list stored backups with ?destination="
         )))
     })
 }
@@ -275,7 +333,8 @@ pub struct DestinationQuery {
     pub destination: Option<String>,
 }
 
-/// Without `destination`: this process's backup jobs. With it: the backups stored there.
+/// Without `destination`: this engine's backup jobs (kept across restarts). With it: the
+/// backups stored there.
 #[utoipa::path(get, path = "/admin/backups", params(DestinationQuery), security(("bearer" = [])),
     responses((status = 200, description = "jobs or stored backups")))]
 pub async fn list_backups(
@@ -283,15 +342,7 @@ pub async fn list_backups(
     Query(q): Query<DestinationQuery>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let value = match q.destination {
-        None => {
-            let jobs: Vec<BackupJob> = s
-                .backups
-                .0
-                .lock()
-                .map(|j| j.values().cloned().collect())
-                .unwrap_or_default();
-            serde_json::to_value(jobs)
-        }
+        None => serde_json::to_value(s.backups.list()),
         Some(dest) => {
             let loc = crate::maintenance::location(&s.engine, &dest).map_err(ApiError)?;
             let stored = crate::backup::list_backups(&loc)
@@ -326,4 +377,84 @@ pub async fn delete_backup(
             other => ApiError(Error::Unavailable(other.to_string())),
         })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::verify::{Verification, VerificationPhase};
+
+    fn job(status: JobStatus, verification: Option<VerificationPhase>) -> BackupJob {
+        BackupJob {
+            id: "b-1".into(),
+            status,
+            destination: "s3://b/p".into(),
+            started_at: crate::health::now(),
+            finished_at: None,
+            progress: None,
+            location: None,
+            size_bytes: None,
+            sha256: None,
+            document_count: None,
+            chunk_count: None,
+            engine_version: None,
+            error: None,
+            verification: verification.map(|phase| {
+                let mut v = Verification::pending("b-1".into(), "s3://b/p/b-1.tar.gz");
+                v.phase = phase;
+                v
+            }),
+        }
+    }
+
+    #[test]
+    fn a_job_cut_by_a_restart_ends_failed_saying_so_and_what_to_do() {
+        let mut running = job(JobStatus::Running, None);
+        assert!(!running.is_final());
+        running.interrupted();
+        assert_eq!(running.status, JobStatus::Failed);
+        assert!(running.finished_at.is_some() && running.is_final());
+        let e = running.error.unwrap();
+        assert!(e.contains("interrupted by an engine restart") && e.contains("take a new backup"));
+
+        // the archive was stored; only its verification was cut: the backup stays completed
+        let mut verifying = job(JobStatus::Completed, Some(VerificationPhase::Running));
+        assert!(
+            !verifying.is_final(),
+            "a verification still running keeps the job open"
+        );
+        verifying.interrupted();
+        assert_eq!(verifying.status, JobStatus::Completed);
+        assert!(verifying.error.is_none());
+        let v = verifying.verification.unwrap();
+        assert_eq!(v.phase, VerificationPhase::Failed);
+        let e = v.error.unwrap();
+        assert!(
+            e.contains("not verified: the engine restarted") && e.contains("verify it again"),
+            "{e}"
+        );
+
+        // finished jobs are left as they are
+        let mut passed = job(JobStatus::Completed, Some(VerificationPhase::Passed));
+        assert!(passed.is_final());
+        passed.interrupted();
+        assert_eq!(
+            passed.verification.unwrap().phase,
+            VerificationPhase::Passed
+        );
+    }
+
+    #[test]
+    fn progress_is_no_milestone_but_a_status_or_verification_change_is() {
+        let mut j = job(JobStatus::Running, None);
+        let before = j.milestone();
+        j.progress = Some(BackupProgress::new(crate::backup::Phase::Upload, 1, 2));
+        assert_eq!(j.milestone(), before);
+        j.status = JobStatus::Completed;
+        let completed = j.milestone();
+        assert_ne!(completed, before);
+        j.verification = Some(Verification::pending("b-1".into(), "s3://b/p/b-1.tar.gz"));
+        assert_ne!(j.milestone(), completed);
+    }
 }

@@ -39,12 +39,14 @@ pub struct AppState {
     pub work: Arc<work::WorkRegistry>,
     pub auth: Arc<auth::Auth>,
     pub health: Arc<crate::health::HealthMonitor>,
+    /// Backup jobs and their verifications, each recorded in `<data>/jobs`.
     pub backups: Arc<admin::BackupJobs>,
     /// One backup or restore at a time.
     pub operations: Arc<crate::restore_job::Operations>,
     /// Restore jobs, each recorded in `<data>/jobs`.
     pub restores: Arc<crate::restore_job::RestoreJobs>,
-    /// Backup verifications of this process, one running at a time.
+    /// Backup verifications asked for over HTTP, each recorded in `<data>/jobs`, one
+    /// running at a time.
     pub verifications: Arc<verifications::Verifications>,
 }
 
@@ -86,7 +88,7 @@ impl AppState {
                 )
             }));
         }
-        let restore_jobs = Arc::new(crate::restore_job::RestoreJobs::open(
+        let restore_jobs = Arc::new(crate::restore_job::open_restore_jobs(
             &engine.config.data_dir,
             &engine.recovery,
         )?);
@@ -94,6 +96,8 @@ impl AppState {
         health.add_source(Box::new(move || {
             ("restore".to_string(), restores::restore_component(&jobs))
         }));
+        let backups = Arc::new(admin::open_backup_jobs(&engine.config.data_dir)?);
+        let verifications = Arc::new(verifications::Verifications::open(&engine.config.data_dir)?);
         let engine = Arc::new(engine);
         let watched = engine.clone();
         health.add_source(Box::new(move || {
@@ -111,10 +115,10 @@ impl AppState {
             engine,
             auth: Arc::new(auth),
             health,
-            backups: Arc::new(admin::BackupJobs::default()),
+            backups,
             operations: Arc::new(crate::restore_job::Operations::default()),
             restores: restore_jobs,
-            verifications: Arc::new(verifications::Verifications::default()),
+            verifications,
         })
     }
 }

@@ -138,7 +138,11 @@ fn start(
     };
     let mut job = RestoreJob::new(id.clone(), &source);
     job.target_time = target.map(|t| t.describe());
-    if let Err(existing) = s.restores.insert(job.clone()).map_err(ApiError)? {
+    if let Err(existing) = s
+        .restores
+        .insert_unless(job.clone(), |_| true)
+        .map_err(ApiError)?
+    {
         return same(existing);
     }
     // From acceptance on, nothing may be written: the swap would drop it.

@@ -8,8 +8,7 @@
 //! restore runs, and a restore that starts meanwhile does not disturb it (it reads only the
 //! archive and its scratch copy).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -18,24 +17,46 @@ use serde::Deserialize;
 use super::AppState;
 use super::extract::{ApiError, ApiResult, Json};
 use crate::error::Error;
+use crate::job_records::JobRecords;
 use crate::restore_job::OperationKind;
 use crate::verify::{Verification, VerificationSink};
 
-/// The verifications of this process (in memory, like backup jobs), one running at a time.
-#[derive(Default)]
+/// The verifications asked for over HTTP, each recorded in
+/// `<data>/jobs/verification-<id>.json` (a backup's own verification is in the backup's
+/// record), one running at a time.
 pub struct Verifications {
-    jobs: Mutex<BTreeMap<String, Verification>>,
+    jobs: JobRecords<Verification>,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Verifications {
-    pub fn get(&self, id: &str) -> Option<Verification> {
-        self.jobs.lock().ok().and_then(|j| j.get(id).cloned())
+    /// Opens the records of `data_dir`; a verification cut by a restart ends `failed`
+    /// ([`Verification::interrupted`]).
+    pub fn open(data_dir: &std::path::Path) -> crate::error::Result<Verifications> {
+        let jobs = JobRecords::open(data_dir, |v: &mut Verification| {
+            v.interrupted();
+            tracing::warn!(id = %v.id, "verification cut by a restart");
+        })?;
+        Ok(Verifications {
+            jobs,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        })
     }
 
+    pub fn get(&self, id: &str) -> Option<Verification> {
+        self.jobs.get(id)
+    }
+
+    /// Records `v` (new or changed); a record that cannot be written is logged, and the
+    /// verification goes on.
     fn put(&self, v: &Verification) {
-        if let Ok(mut j) = self.jobs.lock() {
-            j.insert(v.id.clone(), v.clone());
+        let result = match self.jobs.insert_unless(v.clone(), |_| true) {
+            Ok(Err(_)) => self.jobs.update(&v.id, |r| *r = v.clone()),
+            Ok(Ok(())) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(id = %v.id, error = %e, "verification record not written");
         }
     }
 
@@ -130,8 +151,8 @@ pub async fn verification_status(
 ) -> ApiResult<axum::Json<Verification>> {
     s.verifications.get(&id).map(axum::Json).ok_or_else(|| {
         ApiError(Error::NotFound(format!(
-            "no verification {id} in this process (records are kept in memory); verify the \
-             archive again with POST /admin/verifications"
+            "no verification {id} on this engine; verify the archive with \
+             POST /admin/verifications"
         )))
     })
 }

@@ -1,6 +1,7 @@
 //! The `<name>-storage-credentials` Secret: the object-store credentials of every credentials
 //! Secret the instance's backups, policies and restores name, copied under `S.<KEY>` keys so
-//! the engine finds them as files `<dir>/S.AWS_ACCESS_KEY_ID`... (INTERFACES B). The engine
+//! the engine finds them as files `<dir>/S.AWS_ACCESS_KEY_ID`, `<dir>/S.GOOGLE_SERVICE_ACCOUNT_KEY`,
+//! `<dir>/S.AZURE_STORAGE_ACCOUNT_KEY` (INTERFACES B). The engine
 //! pod mounts it whole, so a new entry reaches the running pod without a restart.
 
 use std::collections::BTreeMap;
@@ -18,34 +19,87 @@ use crate::error::Result;
 pub const CREDENTIALS_DIR: &str = "/etc/instant-db-credentials";
 /// Volume name of the mount.
 pub const CREDENTIALS_VOLUME: &str = "storage-credentials";
-/// Key of the access key id in a credentials Secret.
+/// Key of the access key id in an S3 credentials Secret.
 pub const ACCESS_KEY_ID_KEY: &str = "AWS_ACCESS_KEY_ID";
-/// Key of the secret access key in a credentials Secret.
+/// Key of the secret access key in an S3 credentials Secret.
 pub const SECRET_ACCESS_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
-/// Optional key of a session token in a credentials Secret.
+/// Optional key of a session token in an S3 credentials Secret.
 pub const SESSION_TOKEN_KEY: &str = "AWS_SESSION_TOKEN";
+/// Key of the service account key (the JSON file) in a GCS credentials Secret.
+pub const GOOGLE_SERVICE_ACCOUNT_KEY: &str = "GOOGLE_SERVICE_ACCOUNT_KEY";
+/// Key of the storage account access key in an Azure credentials Secret.
+pub const AZURE_STORAGE_ACCOUNT_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
 
-/// The entries one credentials Secret `name` contributes: `name.AWS_ACCESS_KEY_ID`,
-/// `name.AWS_SECRET_ACCESS_KEY` and, when present, `name.AWS_SESSION_TOKEN`. An error (for the
-/// user) when either required key is missing or empty.
+/// The object store a credentials Secret is for: it decides which keys the Secret must hold
+/// (the engine reads exactly these files for `s3://`, `gs://` and `az://` URLs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Store {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`.
+    S3,
+    /// `GOOGLE_SERVICE_ACCOUNT_KEY`.
+    Gcs,
+    /// `AZURE_STORAGE_ACCOUNT_KEY`.
+    Azure,
+}
+
+impl Store {
+    /// The keys a credentials Secret for this store must have.
+    pub fn required_keys(self) -> &'static [&'static str] {
+        match self {
+            Store::S3 => &[ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY],
+            Store::Gcs => &[GOOGLE_SERVICE_ACCOUNT_KEY],
+            Store::Azure => &[AZURE_STORAGE_ACCOUNT_KEY],
+        }
+    }
+
+    fn optional_keys(self) -> &'static [&'static str] {
+        match self {
+            Store::S3 => &[SESSION_TOKEN_KEY],
+            Store::Gcs | Store::Azure => &[],
+        }
+    }
+
+    /// The destination field users know it by (`s3`, `gcs`, `azure`).
+    pub fn field(self) -> &'static str {
+        match self {
+            Store::S3 => "s3",
+            Store::Gcs => "gcs",
+            Store::Azure => "azure",
+        }
+    }
+}
+
+/// The entries one credentials Secret `name` contributes for `store`: `name.KEY` for each of
+/// the store's keys (`name.AWS_ACCESS_KEY_ID`, `name.GOOGLE_SERVICE_ACCOUNT_KEY`...), the
+/// optional ones when present. An error (for the user, naming the Secret and the keys) when a
+/// required key is missing or empty.
 pub fn credential_entries(
     name: &str,
+    store: Store,
     data: &BTreeMap<String, ByteString>,
 ) -> std::result::Result<BTreeMap<String, ByteString>, String> {
     let value = |key: &str| data.get(key).filter(|v| !v.0.is_empty()).cloned();
-    let (Some(id), Some(secret)) = (value(ACCESS_KEY_ID_KEY), value(SECRET_ACCESS_KEY_KEY)) else {
+    let required = store.required_keys();
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|k| value(k).is_none())
+        .collect();
+    if !missing.is_empty() {
         return Err(format!(
-            "credentials Secret {name} needs the keys {ACCESS_KEY_ID_KEY} and {SECRET_ACCESS_KEY_KEY}"
+            "credentials Secret {name} has no {} (the {} destination needs the key{} {}): add {} to the Secret",
+            missing.join(" and "),
+            store.field(),
+            if required.len() > 1 { "s" } else { "" },
+            required.join(" and "),
+            if missing.len() > 1 { "them" } else { "it" },
         ));
-    };
-    let mut out = BTreeMap::from([
-        (format!("{name}.{ACCESS_KEY_ID_KEY}"), id),
-        (format!("{name}.{SECRET_ACCESS_KEY_KEY}"), secret),
-    ]);
-    if let Some(token) = value(SESSION_TOKEN_KEY) {
-        out.insert(format!("{name}.{SESSION_TOKEN_KEY}"), token);
     }
-    Ok(out)
+    Ok(required
+        .iter()
+        .chain(store.optional_keys())
+        .filter_map(|key| value(key).map(|v| (format!("{name}.{key}"), v)))
+        .collect())
 }
 
 /// The Secret for `db` from the entries of its credentials Secrets (see
@@ -88,6 +142,7 @@ mod tests {
     fn each_credentials_secret_contributes_its_keys_under_its_name() {
         let e = credential_entries(
             "s3-creds",
+            Store::S3,
             &data(&[
                 ("AWS_ACCESS_KEY_ID", "AKID"),
                 ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
@@ -104,6 +159,7 @@ mod tests {
         );
         let with_token = credential_entries(
             "tmp",
+            Store::S3,
             &data(&[
                 ("AWS_ACCESS_KEY_ID", "AKID"),
                 ("AWS_SECRET_ACCESS_KEY", "s"),
@@ -112,11 +168,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(with_token["tmp.AWS_SESSION_TOKEN"].0, b"tok");
-        let e = credential_entries("half", &data(&[("AWS_ACCESS_KEY_ID", "AKID")])).unwrap_err();
+        let e = credential_entries("half", Store::S3, &data(&[("AWS_ACCESS_KEY_ID", "AKID")]))
+            .unwrap_err();
         assert!(
-            e.contains("needs the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+            e.contains("Secret half has no AWS_SECRET_ACCESS_KEY")
+                && e.contains("needs the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn gcs_and_azure_secrets_contribute_their_one_key_and_a_missing_key_is_named() {
+        let key = r#"{"type": "service_account", "private_key": "..."}"#;
+        let e = credential_entries(
+            "gcs-key",
+            Store::Gcs,
+            &data(&[
+                ("GOOGLE_SERVICE_ACCOUNT_KEY", key),
+                ("AWS_ACCESS_KEY_ID", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            e.keys().collect::<Vec<_>>(),
+            ["gcs-key.GOOGLE_SERVICE_ACCOUNT_KEY"]
+        );
+        assert_eq!(e["gcs-key.GOOGLE_SERVICE_ACCOUNT_KEY"].0, key.as_bytes());
+        let e = credential_entries(
+            "az-key",
+            Store::Azure,
+            &data(&[("AZURE_STORAGE_ACCOUNT_KEY", "a2V5")]),
+        )
+        .unwrap();
+        assert_eq!(
+            e.keys().collect::<Vec<_>>(),
+            ["az-key.AZURE_STORAGE_ACCOUNT_KEY"]
+        );
+        // an S3 Secret named by an azure destination: the message names the Secret and the key
+        let e = credential_entries(
+            "s3-creds",
+            Store::Azure,
+            &data(&[("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "credentials Secret s3-creds has no AZURE_STORAGE_ACCOUNT_KEY (the azure destination \
+             needs the key AZURE_STORAGE_ACCOUNT_KEY): add it to the Secret"
+        );
+        let e = credential_entries(
+            "g",
+            Store::Gcs,
+            &data(&[("GOOGLE_SERVICE_ACCOUNT_KEY", "")]),
+        )
+        .unwrap_err();
+        assert!(e.contains("has no GOOGLE_SERVICE_ACCOUNT_KEY"), "{e}");
     }
 
     #[test]
@@ -129,6 +235,7 @@ mod tests {
         .unwrap();
         let entries = credential_entries(
             "a",
+            Store::S3,
             &data(&[("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")]),
         )
         .unwrap();

@@ -191,10 +191,10 @@ async fn delete(backup: &InstantDbBackup, ctx: &Context, ns: &str, id: &str) -> 
             )));
         }
     };
-    if let Some(secret) = plan::credentials_secret(&dest) {
+    if let Some(needed) = plan::credentials_ref(&dest) {
         let backups: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), ns);
         let all = backups.list(&ListParams::default()).await?.items;
-        match credentials::ensure(ctx, ns, &db, secret, &all).await? {
+        match credentials::ensure(ctx, ns, &db, needed, &all).await? {
             Ok(_) => {}
             Err(NotReady::Pending(why) | NotReady::Failed(why)) => {
                 return Ok(Deletion::Impossible(why));

@@ -12,7 +12,7 @@ use kube::core::{Selector, SelectorExt};
 use kube::{Api, ResourceExt};
 
 use super::access::NotReady;
-use super::plan;
+use super::plan::{self, Store};
 use crate::builders::storage_credentials::{credential_entries, storage_credentials_secret};
 use crate::builders::{FIELD_MANAGER, names};
 use crate::controller::Context;
@@ -58,17 +58,22 @@ pub fn destinations<'a>(
     out
 }
 
-/// The credentials Secrets that `db`'s destinations (see [`destinations`]) name.
+/// The credentials Secrets that `db`'s destinations (see [`destinations`]) name, each with
+/// the stores it is named for (one Secret may serve an s3 and a gcs destination: it then
+/// contributes the keys of both).
 pub fn referenced(
     db: &InstantDb,
     backups: &[InstantDbBackup],
     policies: &[InstantDbBackupPolicy],
-) -> BTreeSet<String> {
-    destinations(db, backups, policies)
+) -> BTreeMap<String, BTreeSet<Store>> {
+    let mut out: BTreeMap<String, BTreeSet<Store>> = BTreeMap::new();
+    for (name, store) in destinations(db, backups, policies)
         .into_iter()
-        .filter_map(plan::credentials_secret)
-        .map(str::to_string)
-        .collect()
+        .filter_map(plan::credentials_ref)
+    {
+        out.entry(name.to_string()).or_default().insert(store);
+    }
+    out
 }
 
 /// The PersistentVolumeClaims that `db`'s volume destinations (see [`destinations`]) name:
@@ -97,24 +102,28 @@ fn covers(policy: &InstantDbBackupPolicy, db: &InstantDb) -> bool {
         .is_some_and(|s| s.matches(db.labels()))
 }
 
-/// Makes sure the storage-credentials Secret of `db` holds `needed` (and every other
-/// referenced Secret that exists and is complete). `needed` missing is Pending; `needed`
-/// without both keys is Failed. Returns whether the Secret was written: a new entry reaches
+/// Makes sure the storage-credentials Secret of `db` holds `needed` (a Secret name and the
+/// store it is for) and every other referenced Secret that exists and is complete. `needed`
+/// missing is Pending; `needed` without its store's keys is Failed, naming the Secret and the
+/// key. Returns whether the Secret was written: a new entry reaches
 /// the pod only once the kubelet syncs it (up to about a minute).
 pub(crate) async fn ensure(
     ctx: &Context,
     ns: &str,
     db: &InstantDb,
-    needed: &str,
+    (needed, needed_store): (&str, Store),
     backups: &[InstantDbBackup],
 ) -> Result<std::result::Result<bool, NotReady>> {
     let policies: Api<InstantDbBackupPolicy> = Api::namespaced(ctx.client.clone(), ns);
     let policies = policies.list(&ListParams::default()).await?.items;
     let mut wanted = referenced(db, backups, &policies);
-    wanted.insert(needed.to_string());
+    wanted
+        .entry(needed.to_string())
+        .or_default()
+        .insert(needed_store);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut entries = BTreeMap::new();
-    for name in &wanted {
+    for (name, stores) in &wanted {
         let source = secrets.get_opt(name).await?;
         let data = match source {
             Some(s) => s.data.unwrap_or_default(),
@@ -126,10 +135,15 @@ pub(crate) async fn ensure(
             // Another destination's Secret is gone: its backups wait on their own.
             None => continue,
         };
-        match credential_entries(name, &data) {
-            Ok(e) => entries.extend(e),
-            Err(why) if name == needed => return Ok(Err(NotReady::Failed(why))),
-            Err(_) => continue,
+        for store in stores {
+            match credential_entries(name, *store, &data) {
+                Ok(e) => entries.extend(e),
+                Err(why) if name == needed && *store == needed_store => {
+                    return Ok(Err(NotReady::Failed(why)));
+                }
+                // Another destination's keys are incomplete: its backups fail on their own.
+                Err(_) => continue,
+            }
         }
     }
     let desired = storage_credentials_secret(db, entries)?;
@@ -202,7 +216,7 @@ mod tests {
                 "metadata": {"name": "silver"}, "spec": {"selector": {"matchLabels": {"tier": "silver"}}, "schedule": "@daily", "destination": s3("silver-creds")}}),
             ),
         ];
-        let got: Vec<String> = referenced(&db, &backups, &policies).into_iter().collect();
+        let got: Vec<String> = referenced(&db, &backups, &policies).into_keys().collect();
         assert_eq!(
             got,
             ["gold-creds", "named-creds", "own-creds", "pinned-creds"]
@@ -225,7 +239,7 @@ mod tests {
         )];
         assert_eq!(
             referenced(&db, &[], &policies)
-                .into_iter()
+                .into_keys()
                 .collect::<Vec<_>>(),
             ["prod-creds"]
         );
@@ -246,5 +260,43 @@ mod tests {
             ["backup-pvc", "shared-pvc"]
         );
         assert!(referenced(&db, &[], &policies).is_empty());
+    }
+
+    #[test]
+    fn a_secret_named_by_gcs_and_azure_destinations_is_wanted_for_each_store() {
+        let db: InstantDb = obj(
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+            "metadata": {"name": "docs", "namespace": "search"}, "spec": {"storage": {"size": "1Gi"}}}),
+        );
+        let backups: Vec<InstantDbBackup> = vec![
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "g"}, "spec": {"instance": "docs",
+                "destination": {"gcs": {"bucket": "b", "credentialsSecret": "cloud"}}}}),
+            ),
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "a"}, "spec": {"instance": "docs",
+                "destination": {"azure": {"storageAccount": "acct", "container": "c1", "credentialsSecret": "az"}}}}),
+            ),
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "s"}, "spec": {"instance": "docs",
+                "destination": {"s3": {"bucket": "b", "credentialsSecret": "cloud"}}}}),
+            ),
+            obj(
+                json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackup",
+                "metadata": {"name": "wi"}, "spec": {"instance": "docs",
+                "destination": {"gcs": {"bucket": "b"}}}}),
+            ),
+        ];
+        let got = referenced(&db, &backups, &[]);
+        assert_eq!(
+            got,
+            BTreeMap::from([
+                ("az".to_string(), BTreeSet::from([Store::Azure])),
+                ("cloud".to_string(), BTreeSet::from([Store::S3, Store::Gcs])),
+            ])
+        );
     }
 }

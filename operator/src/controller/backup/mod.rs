@@ -12,6 +12,7 @@
 pub(crate) mod access;
 pub mod archive;
 pub(crate) mod credentials;
+pub mod destination;
 pub mod fence;
 pub mod operation;
 pub mod plan;
@@ -376,8 +377,8 @@ async fn prepare(
     if let Some(why) = fence::blocker(instance, ("InstantDbBackup", &me), &backups, &restores) {
         return Ok(Err(NotReady::Pending(why)));
     }
-    if let Some(secret) = plan::credentials_secret(&destination)
-        && let Err(not_ready) = credentials::ensure(ctx, ns, &db, secret, &backups).await?
+    if let Some(needed) = plan::credentials_ref(&destination)
+        && let Err(not_ready) = credentials::ensure(ctx, ns, &db, needed, &backups).await?
     {
         return Ok(Err(not_ready));
     }

@@ -4,10 +4,11 @@
 //! The engine verifies every backup after it completes (it downloads the archive again, checks
 //! every checksum, unpacks it into scratch space, runs the full integrity check and a keyword
 //! and a vector search). A completed backup is polled until the verification ends; the
-//! engine's record lives in its memory, so a verification cut by an engine restart ends
-//! `Failed` with a message saying the archive was not verified (not that it is bad) and what
-//! to do: automatic recovery must never restore a backup nobody verified when one exists that
-//! was.
+//! engine's record is on its data volume, so a verification cut by an engine restart is
+//! reported `failed` by the engine itself, and one whose engine lost the record (or whose pod
+//! went away) ends `Failed` here ([`lost`]); both say the archive was not verified (not that it
+//! is bad) and what to do: automatic recovery must never restore a backup nobody verified when
+//! one exists that was.
 
 use instant_db_crds::backup::{
     BackupVerification, InstantDbBackupStatus, OperationPhase, VERIFIED, VerificationResult,

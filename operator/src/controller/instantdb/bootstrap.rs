@@ -48,8 +48,9 @@ pub mod reasons {
 pub enum Plan {
     /// No `spec.bootstrap`: the instance starts empty.
     None,
-    /// The archive is known (recorded in `status.bootstrap`): the pod restores it.
-    Ready(BootstrapStatus),
+    /// The archive is known (recorded in `status.bootstrap`): the pod restores it. Boxed: a
+    /// destination with four store kinds is large, the other variants are a string.
+    Ready(Box<BootstrapStatus>),
     /// Waiting for the named backup to complete (the text says so).
     Wait(String),
     /// Cannot start as specified: what is wrong and what to do.
@@ -65,7 +66,7 @@ pub fn plan(db: &InstantDb, backups: &[InstantDbBackup]) -> Plan {
     if let Some(recorded) = db.status.as_ref().and_then(|s| s.bootstrap.as_ref())
         && recorded.archive_url.is_some()
     {
-        return Plan::Ready(recorded.clone());
+        return Plan::Ready(Box::new(recorded.clone()));
     }
     let ns = db.namespace().unwrap_or_default();
     if let Some(name) = &from.backup {
@@ -85,11 +86,11 @@ pub fn plan(db: &InstantDb, backups: &[InstantDbBackup]) -> Plan {
     let url = plan::destination_url(&resolved)
         .and_then(|folder| plan::archive_url(&folder, &source.backup_id));
     match url {
-        Ok(url) => Plan::Ready(BootstrapStatus {
+        Ok(url) => Plan::Ready(Box::new(BootstrapStatus {
             backup: Some(source.backup_id.clone()),
             archive_url: Some(url),
             destination: Some(resolved),
-        }),
+        })),
         Err(e) => Plan::Unusable(format!("spec.bootstrap.fromBackup.source: {e}")),
     }
 }
@@ -119,11 +120,11 @@ fn from_named_backup(name: &str, backups: &[InstantDbBackup]) -> Plan {
         }
     }
     match (status.archive_url, status.destination) {
-        (Some(url), Some(destination)) => Plan::Ready(BootstrapStatus {
+        (Some(url), Some(destination)) => Plan::Ready(Box::new(BootstrapStatus {
             backup: Some(name.to_string()),
             archive_url: Some(url),
             destination: Some(destination),
-        }),
+        })),
         _ => Plan::Unusable(format!(
             "InstantDbBackup {name} completed but has no recorded archive (status.archiveUrl, \
              written by operators since backup locations are pinned); use fromBackup.source \

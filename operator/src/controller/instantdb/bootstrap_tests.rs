@@ -154,11 +154,11 @@ fn pod(init: serde_json::Value) -> Pod {
 }
 
 fn ready_plan() -> Plan {
-    Plan::Ready(BootstrapStatus {
+    Plan::Ready(Box::new(BootstrapStatus {
         backup: Some("nightly-1".into()),
         archive_url: Some(ARCHIVE.into()),
         destination: None,
-    })
+    }))
 }
 
 #[test]

@@ -455,7 +455,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         bootstrap::apply_to_status(&mut new, &view, now);
     }
     if let bootstrap::Plan::Ready(recorded) = &bootstrap_plan {
-        new.bootstrap = Some(recorded.clone());
+        new.bootstrap = Some(recorded.as_ref().clone());
     }
     let of_instance: Vec<InstantDbBackup> = all_backups
         .into_iter()
@@ -537,10 +537,10 @@ async fn bootstrap_credentials(
     let bootstrap::Plan::Ready(recorded) = plan else {
         return Ok(None);
     };
-    let Some(secret) = recorded
+    let Some((secret, store)) = recorded
         .destination
         .as_ref()
-        .and_then(crate::controller::backup::plan::credentials_secret)
+        .and_then(crate::controller::backup::plan::credentials_ref)
     else {
         return Ok(None);
     };
@@ -549,10 +549,18 @@ async fn bootstrap_credentials(
     }
     use crate::controller::backup::NotReady;
     Ok(
-        match crate::controller::backup::credentials::ensure(ctx, ns, db, secret, backups).await? {
+        match crate::controller::backup::credentials::ensure(ctx, ns, db, (secret, store), backups)
+            .await?
+        {
             Ok(_) => None,
             Err(NotReady::Pending(why) | NotReady::Failed(why)) => Some(format!(
-                "{why}: the bootstrap reads the backup with it; create Secret {secret} in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                "{why}: the bootstrap reads the backup with it; create Secret {secret} in this namespace with the key{} {}",
+                if store.required_keys().len() > 1 {
+                    "s"
+                } else {
+                    ""
+                },
+                store.required_keys().join(" and ")
             )),
         },
     )

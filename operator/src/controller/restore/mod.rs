@@ -147,14 +147,14 @@ fn chosen_backup(
 fn source_of(
     backup: &InstantDbBackup,
     ns: &str,
-) -> std::result::Result<(String, Option<String>), String> {
+) -> std::result::Result<(String, Option<(String, plan::Store)>), String> {
     let status = backup.status.clone().unwrap_or_default();
     if let Some(url) = status.archive_url {
         let secret = status
             .destination
             .as_ref()
-            .and_then(plan::credentials_secret)
-            .map(str::to_string);
+            .and_then(plan::credentials_ref)
+            .map(|(name, store)| (name.to_string(), store));
         return Ok((url, secret));
     }
     let name = backup.name_any();
@@ -168,7 +168,10 @@ fn source_of(
     };
     let dest = plan::resolve_destination(dest, ns, &backup.spec.instance)?;
     let url = plan::archive_url(&plan::destination_url(&dest)?, id)?;
-    Ok((url, plan::credentials_secret(&dest).map(str::to_string)))
+    Ok((
+        url,
+        plan::credentials_ref(&dest).map(|(name, store)| (name.to_string(), store)),
+    ))
 }
 
 /// What the start needs.
@@ -228,8 +231,9 @@ async fn prepare(
     if let Some(wait) = fence::blocker(instance, ("InstantDbRestore", &me), &backups, &restores) {
         return Ok(Err(NotReady::Pending(wait)));
     }
-    if let Some(secret) = secret
-        && let Err(not_ready) = credentials::ensure(ctx, ns, &db, &secret, &backups).await?
+    if let Some((secret, store)) = secret
+        && let Err(not_ready) =
+            credentials::ensure(ctx, ns, &db, (&secret, store), &backups).await?
     {
         return Ok(Err(not_ready));
     }
