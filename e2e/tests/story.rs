@@ -4,7 +4,9 @@
 //! the engine API with the keys the operator generated (and 401 without one), a backup to an
 //! S3-compatible store and a restore of it, a backup onto a real PersistentVolumeClaim and a new
 //! instance bootstrapped from it (`spec.bootstrap.fromBackup`) with the same document count,
-//! deletion, `helm uninstall` keeping the CRDs. Each step prints its time. The cluster needs a
+//! a policy backing up every minute with keepLast 2, then the database file damaged on its volume
+//! and restored automatically (RTO and RPO printed; see `story/recovery.rs`), deletion,
+//! `helm uninstall` keeping the CRDs. Each step prints its time. The cluster needs a
 //! default StorageClass (kind has one).
 //!
 //! Runs when `KUBECONFIG` is set (otherwise it says it was skipped and passes), with the images
@@ -32,6 +34,9 @@ use kube::discovery::Discovery;
 use kube::runtime::wait::await_condition;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+#[path = "story/recovery.rs"]
+mod recovery;
 
 const RELEASE: &str = "instant-db-e2e";
 const INSTANCE: &str = "docs";
@@ -391,6 +396,9 @@ async fn the_readme_kubernetes_path_works_end_to_end() {
 
     // 5b. a backup onto a real PVC, and a new instance bootstrapped from it
     volume_backup_and_bootstrap(&client, &ns, &pp, &mut steps).await;
+
+    // 5c. scheduled backups with keepLast 2, then a damaged database restored automatically
+    recovery::scheduled_backups_and_automatic_recovery(&client, &ns, &pp, &mut steps).await;
 
     // 6. deletion and uninstall: the CRDs stay
     dbs.delete(INSTANCE, &DeleteParams::default())
