@@ -138,6 +138,26 @@ impl JobRecord for BackupJob {
 }
 
 impl BackupJob {
+    /// A job that has just started writing to `destination` (already redacted).
+    pub fn running(id: String, destination: String) -> Self {
+        BackupJob {
+            id,
+            status: JobStatus::Running,
+            destination,
+            started_at: crate::health::now(),
+            finished_at: None,
+            progress: None,
+            location: None,
+            size_bytes: None,
+            sha256: None,
+            document_count: None,
+            chunk_count: None,
+            engine_version: None,
+            error: None,
+            verification: None,
+        }
+    }
+
     /// Ends a job found unfinished at start: a backup cut while writing is `failed` (no
     /// complete archive was recorded); a verification cut is `failed` as
     /// [`crate::verify::Verification::interrupted`] says. Both say what to do.
@@ -202,24 +222,9 @@ pub async fn start_backup(
         }
         None => crate::backup::new_backup_id(),
     };
-    let job = BackupJob {
-        id: id.clone(),
-        status: JobStatus::Running,
-        // the request may carry credentials in the URL; the job record is readable by every
-        // admin client and ends up in logs
-        destination: crate::backup::redact_url(&body.destination),
-        started_at: crate::health::now(),
-        finished_at: None,
-        progress: None,
-        location: None,
-        size_bytes: None,
-        sha256: None,
-        document_count: None,
-        chunk_count: None,
-        engine_version: None,
-        error: None,
-        verification: None,
-    };
+    // the request may carry credentials in the URL; the job record is readable by every
+    // admin client and ends up in logs
+    let job = BackupJob::running(id.clone(), crate::backup::redact_url(&body.destination));
     let taken = |j: &BackupJob| j.status != JobStatus::Failed;
     let conflict = || ApiError(Error::Conflict(format!("backup {id} already exists")));
     if s.backups.get(&id).is_some_and(|j| taken(&j)) {
@@ -387,24 +392,13 @@ mod tests {
 
     fn job(status: JobStatus, verification: Option<VerificationPhase>) -> BackupJob {
         BackupJob {
-            id: "b-1".into(),
             status,
-            destination: "s3://b/p".into(),
-            started_at: crate::health::now(),
-            finished_at: None,
-            progress: None,
-            location: None,
-            size_bytes: None,
-            sha256: None,
-            document_count: None,
-            chunk_count: None,
-            engine_version: None,
-            error: None,
             verification: verification.map(|phase| {
                 let mut v = Verification::pending("b-1".into(), "s3://b/p/b-1.tar.gz");
                 v.phase = phase;
                 v
             }),
+            ..BackupJob::running("b-1".into(), "s3://b/p".into())
         }
     }
 
