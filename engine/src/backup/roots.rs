@@ -6,17 +6,22 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{BackupError, Location};
 
-/// `loc` itself when it is not a directory; otherwise the directory resolved (absolute, `..`
-/// and symlinks of its existing part resolved, so the place checked is the place written)
-/// when it lies under one of `roots`, or an error naming the roots and what to do.
+/// `loc` itself when it is not a directory; otherwise, when the directory resolved (absolute,
+/// `..` and the symlinks of its existing part resolved) lies under one of `roots`, the
+/// directory as named, made absolute with `..` removed; else an error naming the roots and
+/// what to do. The place named is kept (not the resolved one) because it is what the client
+/// records and will name again: a claim mounted at `/backups/<claim>` reports archives under
+/// that path, whatever the mount resolves to. Moving a symlink after the check needs write
+/// access inside the root, which already allows writing there.
 pub fn confine(loc: Location, roots: &[PathBuf]) -> Result<Location, BackupError> {
     let Location::Dir(path) = loc else {
         return Ok(loc);
     };
-    let resolved = resolve(&path);
-    let roots: Vec<PathBuf> = roots.iter().map(|r| resolve(r)).collect();
+    let named = absolute(&path);
+    let resolved = resolve(&named);
+    let roots: Vec<PathBuf> = roots.iter().map(|r| resolve(&absolute(r))).collect();
     if roots.iter().any(|r| resolved.starts_with(r)) {
-        return Ok(Location::Dir(resolved));
+        return Ok(Location::Dir(named));
     }
     Err(BackupError::OutsideRoots {
         path: path.display().to_string(),
@@ -33,8 +38,8 @@ pub fn confine(loc: Location, roots: &[PathBuf]) -> Result<Location, BackupError
     })
 }
 
-/// Absolute, lexically normalised, with the longest existing prefix canonicalised.
-fn resolve(p: &Path) -> PathBuf {
+/// Absolute (against the working directory) and lexically normalised: no `.` or `..`.
+fn absolute(p: &Path) -> PathBuf {
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -50,7 +55,12 @@ fn resolve(p: &Path) -> PathBuf {
             other => lexical.push(other),
         }
     }
-    let mut existing = lexical.as_path();
+    lexical
+}
+
+/// `lexical` (absolute, normalised) with its longest existing prefix canonicalised.
+fn resolve(lexical: &Path) -> PathBuf {
+    let mut existing = lexical;
     let mut rest = Vec::new();
     loop {
         if let Ok(canon) = existing.canonicalize() {
@@ -63,7 +73,7 @@ fn resolve(p: &Path) -> PathBuf {
                 rest.push(name.to_os_string());
                 existing = parent;
             }
-            _ => return lexical,
+            _ => return lexical.to_path_buf(),
         }
     }
 }
@@ -74,14 +84,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn directories_under_a_root_pass_resolved_and_others_are_refused() {
+    fn directories_under_a_root_pass_as_named_and_others_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("backups");
         std::fs::create_dir_all(&root).unwrap();
         let roots = vec![root.clone()];
         let inside = Location::Dir(root.join("nightly/../weekly"));
         match confine(inside, &roots).unwrap() {
-            Location::Dir(p) => assert_eq!(p, root.canonicalize().unwrap().join("weekly")),
+            Location::Dir(p) => assert_eq!(p, root.join("weekly")),
             other => panic!("{other:?}"),
         }
         for outside in [
