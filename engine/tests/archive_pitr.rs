@@ -392,3 +392,22 @@ async fn a_restore_job_with_a_target_time_goes_back_to_it_and_the_archive_report
     assert!(window["last_recoverable_time"].is_string(), "{window}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_archive_report_counts_a_write_made_after_the_shippers_last_poll() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest").to_string_lossy().into_owned();
+    let writer = open(archiving_config(&tmp.path().join("writer"), &dest, None));
+    // one pass: the generation starts and the status says nothing waits
+    final_flush(writer.clone()).await.unwrap();
+    let before = instant_db::archive::report(&writer).await.unwrap();
+    assert_eq!(before.status.pending_changes, 0);
+    // no shipper runs here, so no poll comes between the write and the report: a report made
+    // from the last poll's figures would say nothing waits (and a reader waiting for "all
+    // shipped" would stop at once)
+    put(&writer, "doc-1", 1);
+    let after = instant_db::archive::report(&writer).await.unwrap();
+    assert_eq!(after.status.pending_changes, 1, "{:?}", after.status);
+    assert_eq!(after.status.last_seq, before.status.last_seq + 1);
+    assert_eq!(after.status.generation, before.status.generation);
+}

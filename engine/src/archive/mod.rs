@@ -12,7 +12,7 @@ pub mod pitr;
 pub mod segment;
 pub mod shipper;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -235,7 +235,13 @@ pub(crate) fn err(e: crate::backup::BackupError) -> Error {
 }
 
 /// [`ArchiveReport`] for an engine (lists the destination: a few requests, on demand only).
-pub async fn report(engine: &crate::engine::Engine) -> Result<ArchiveReport> {
+pub async fn report(engine: &Arc<crate::engine::Engine>) -> Result<ArchiveReport> {
+    if engine.config.archive.enabled() && engine.store.damaged().is_none() {
+        // the position as it is now, not as the shipper's last poll saw it
+        let e = engine.clone();
+        let state = blocking(move || e.store.change_log_state()).await?;
+        shipper::publish(engine, &state);
+    }
     let status = engine.archive.status();
     let Some(dest) = engine.config.archive.destination.as_deref() else {
         return Ok(ArchiveReport {

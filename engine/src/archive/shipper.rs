@@ -103,7 +103,7 @@ impl Shipper {
             return Ok(());
         }
         let mut state = self.state().await?;
-        self.publish(&state);
+        publish(&self.engine, &state);
         if force && state.pending == 0 && state.generation.is_some() {
             // a shutdown with nothing waiting makes no request
             return Ok(());
@@ -150,45 +150,10 @@ impl Shipper {
             };
             self.ship(&generation, state.shipped_seq).await?;
             state = self.state().await?;
-            self.publish(&state);
+            publish(&self.engine, &state);
         }
         self.seen = state.generation.clone().map(|g| (g, state.shipped_seq));
         Ok(())
-    }
-
-    /// Lag figures from a local state (no request).
-    fn publish(&self, state: &ChangeLogState) {
-        let max_lag = self.engine.config.archive.max_lag_secs as f64;
-        let max_buffer = self.engine.config.archive.max_buffer_bytes as i64;
-        let lag = if state.pending > 0 {
-            age_secs(state.oldest_pending_at.as_deref())
-        } else {
-            0.0
-        };
-        let full = state.pending_bytes > max_buffer;
-        let was_full = self.archive().status().buffer_full;
-        if full && !was_full {
-            tracing::error!(
-                lag_bytes = state.pending_bytes,
-                max_buffer_bytes = max_buffer,
-                "archive buffer full: the destination has failed for long and changes pile up on the volume (they are kept, not dropped); fix the destination (see last_error in GET /admin/archive) or raise archive.max_buffer_bytes"
-            );
-        }
-        self.engine.metrics.archive_lag_seconds.set(lag);
-        self.engine
-            .metrics
-            .archive_lag_bytes
-            .set(state.pending_bytes);
-        self.archive().update(|s| {
-            s.generation = state.generation.clone();
-            s.shipped_seq = state.shipped_seq;
-            s.last_seq = state.last_seq;
-            s.pending_changes = state.pending;
-            s.lag_bytes = state.pending_bytes;
-            s.lag_seconds = lag;
-            s.buffer_full = full;
-            s.within_max_lag = lag <= max_lag;
-        });
     }
 
     async fn start_generation(&mut self) -> Result<()> {
@@ -321,6 +286,40 @@ impl Shipper {
         self.engine.metrics.archive_requests.inc();
         self.archive().update(|s| s.requests += 1);
     }
+}
+
+/// Puts a local state of the change log (no request) into the archive's status and metrics.
+/// The shipper calls it at each poll, and `GET /admin/archive` before it answers, so a reader
+/// never sees the figures of a poll that came before its own write.
+pub(crate) fn publish(engine: &Engine, state: &ChangeLogState) {
+    let max_lag = engine.config.archive.max_lag_secs as f64;
+    let max_buffer = engine.config.archive.max_buffer_bytes as i64;
+    let lag = if state.pending > 0 {
+        age_secs(state.oldest_pending_at.as_deref())
+    } else {
+        0.0
+    };
+    let full = state.pending_bytes > max_buffer;
+    let was_full = engine.archive.status().buffer_full;
+    if full && !was_full {
+        tracing::error!(
+            lag_bytes = state.pending_bytes,
+            max_buffer_bytes = max_buffer,
+            "archive buffer full: the destination has failed for long and changes pile up on the volume (they are kept, not dropped); fix the destination (see last_error in GET /admin/archive) or raise archive.max_buffer_bytes"
+        );
+    }
+    engine.metrics.archive_lag_seconds.set(lag);
+    engine.metrics.archive_lag_bytes.set(state.pending_bytes);
+    engine.archive.update(|s| {
+        s.generation = state.generation.clone();
+        s.shipped_seq = state.shipped_seq;
+        s.last_seq = state.last_seq;
+        s.pending_changes = state.pending;
+        s.lag_bytes = state.pending_bytes;
+        s.lag_seconds = lag;
+        s.buffer_full = full;
+        s.within_max_lag = lag <= max_lag;
+    });
 }
 
 /// Seconds since an RFC 3339 time (0 when absent or unreadable).
