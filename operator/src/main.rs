@@ -49,6 +49,15 @@ struct Args {
     /// Identity in the Lease (the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Reconciles each controller runs at once; more wait in its queue. Bounds the memory of
+    /// the start-up pass over many instances (see docs/operator.md, Benchmark).
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_RECONCILES",
+        default_value_t = controller::DEFAULT_MAX_CONCURRENT_RECONCILES,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    max_concurrent_reconciles: u16,
     /// Log format: json or text.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -195,6 +204,7 @@ async fn run(args: Args) -> Result<(), Error> {
         OperatorConfig {
             default_image: args.engine_image.clone(),
             operator_namespace: args.lease_namespace.clone(),
+            max_concurrent_reconciles: args.max_concurrent_reconciles,
             ..Default::default()
         },
         engine,

@@ -465,6 +465,64 @@ async fn controller_reports_synced_watches_and_reconciles_what_it_listed() {
     controller.await.unwrap();
 }
 
+// Six instances whose pods run, an engine whose health answer takes a second, and a limit of
+// two: the controller's start-up pass reads every engine, never more than two at once. (With
+// kube-runtime's default, unbounded, all six reconciles and what they hold run together.)
+#[tokio::test(start_paused = true)]
+async fn the_controller_runs_at_most_max_concurrent_reconciles_at_once() {
+    use instant_db_operator::server::Health;
+    use std::sync::atomic::Ordering;
+    let fake = FakeApiServer::new();
+    for i in 0..6 {
+        let name = format!("db-{i}");
+        fake.put(
+            &format!("/apis/instantdb.io/v1alpha1/namespaces/search/instantdbs/{name}"),
+            json!({"apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+                   "metadata": {"name": name, "namespace": "search"},
+                   "spec": {"storage": {"size": "1Gi"}}}),
+        );
+        fake.put(
+            &format!("/api/v1/namespaces/search/pods/{name}-0"),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": format!("{name}-0"), "namespace": "search",
+                       "labels": {"app.kubernetes.io/name": "instant-db", "app.kubernetes.io/instance": name,
+                                  "app.kubernetes.io/component": "engine"}},
+                   "status": {"phase": "Running", "podIP": "10.0.0.7",
+                              "conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+    }
+    let engine = Arc::new(FakeEngine::healthy());
+    *engine.health_delay.lock().unwrap() = Duration::from_secs(1);
+    let ctx = Arc::new(Context::new(
+        fake.client(),
+        instant_db_operator::controller::OperatorConfig {
+            default_image: "ghcr.io/instant-db/instant-db:0.1.0".into(),
+            max_concurrent_reconciles: 2,
+            ..Default::default()
+        },
+        engine.clone(),
+        Metrics::new().unwrap(),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controller = tokio::spawn(instant_db_operator::controller::instantdb::run(
+        ctx,
+        vec!["search".into()],
+        stop_rx,
+        Health::new(),
+    ));
+    let read = || engine.health_calls.lock().unwrap().len();
+    for _ in 0..600 {
+        if read() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(read() >= 6, "only {} health reads", read());
+    assert_eq!(engine.health_max_in_flight.load(Ordering::SeqCst), 2);
+    stop_tx.send(true).unwrap();
+    controller.await.unwrap();
+}
+
 /// The engine pod as the kubelet reports it: `status` is the pod's whole status.
 fn put_pod(fake: &FakeApiServer, status: serde_json::Value) {
     fake.put(

@@ -79,6 +79,11 @@ pub struct FakeEngine {
     pub restore_start: Mutex<RestoreStartAnswer>,
     /// The restore jobs the engine knows, by id (the test script moves their phases).
     pub restore_jobs: Mutex<std::collections::BTreeMap<String, RestoreJob>>,
+    /// How long a health answer takes (zero: at once).
+    pub health_delay: Mutex<std::time::Duration>,
+    /// Health reads under way now, and the most there were at once.
+    pub health_in_flight: std::sync::atomic::AtomicUsize,
+    pub health_max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeEngine {
@@ -93,6 +98,9 @@ impl FakeEngine {
             restores: Mutex::new(vec![]),
             restore_start: Mutex::new(RestoreStartAnswer::Accept),
             restore_jobs: Mutex::new(Default::default()),
+            health_delay: Mutex::new(std::time::Duration::ZERO),
+            health_in_flight: Default::default(),
+            health_max_in_flight: Default::default(),
         }
     }
 
@@ -121,9 +129,19 @@ impl EngineApi for FakeEngine {
         engine: &'a EngineTarget,
         _token: &'a str,
     ) -> BoxFuture<'a, Result<DetailedHealth>> {
+        use std::sync::atomic::Ordering;
         self.health_calls.lock().unwrap().push(engine.clone());
         let r = self.health.lock().unwrap().clone().map_err(Error::Engine);
-        Box::pin(async move { r })
+        let delay = *self.health_delay.lock().unwrap();
+        Box::pin(async move {
+            let now = self.health_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.health_max_in_flight.fetch_max(now, Ordering::SeqCst);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            self.health_in_flight.fetch_sub(1, Ordering::SeqCst);
+            r
+        })
     }
 
     fn start_backup<'a>(
