@@ -7,6 +7,7 @@ mod archive;
 pub mod auth;
 mod extract;
 mod health;
+mod limits;
 mod openapi;
 mod restores;
 pub mod tls;
@@ -48,6 +49,8 @@ pub struct AppState {
     /// Backup verifications asked for over HTTP, each recorded in `<data>/jobs`, one
     /// running at a time.
     pub verifications: Arc<verifications::Verifications>,
+    /// Taken by scheduled maintenance (integrity check, optimize): one at a time.
+    pub maintenance: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -119,6 +122,7 @@ impl AppState {
             operations: Arc::new(crate::restore_job::Operations::default()),
             restores: restore_jobs,
             verifications,
+            maintenance: Arc::default(),
         })
     }
 }
@@ -232,6 +236,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             restores::refuse_writes_during_restore,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::refuse_writes_while_the_index_loads,
+        ))
         .fallback(|| async {
             ApiError(Error::NotFound(
                 "no such endpoint; see /api/openapi.json".into(),
@@ -256,6 +264,14 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
+        ))
+        // Before auth and routing: an oversized head is refused before anything reads it.
+        .layer(axum::middleware::from_fn_with_state(
+            limits::HeadLimits {
+                max_uri_bytes: cfg.max_uri_bytes,
+                max_header_bytes: cfg.max_header_bytes,
+            },
+            limits::refuse_oversized_heads,
         ))
         // Outside the timeout and the extractors, so their plain-text answers become JSON too.
         .layer(axum::middleware::map_response_with_state(
@@ -340,6 +356,8 @@ async fn json_errors(
         StatusCode::NOT_FOUND => ("not_found", text),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", text),
         StatusCode::TOO_MANY_REQUESTS => ("too_many_requests", text),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", text),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers_too_large", text),
         s if s.is_client_error() => ("invalid_input", text),
         _ => ("internal_error", text),
     };
@@ -351,6 +369,9 @@ async fn json_errors(
     let body = serde_json::json!({"error": {"code": code, "message": message}});
     (status, axum::Json(body)).into_response()
 }
+
+/// `Retry-After` of a 503 `index_loading` (a rebuild takes about 20 s per 100k vectors).
+const INDEX_LOADING_RETRY_AFTER_SECS: &str = "5";
 
 /// `Retry-After` of a 429 (ingest or search slots all busy).
 const TOO_MANY_RETRY_AFTER_SECS: &str = "1";
@@ -365,6 +386,12 @@ impl IntoResponse for ApiError {
             serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
         let mut resp = (status, axum::Json(body)).into_response();
         restores::retry_after(&mut resp, self.0.code());
+        if self.0.code() == "index_loading" {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(INDEX_LOADING_RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::TOO_MANY_REQUESTS {
             // Ingest and search slots free in seconds; a client should come back, not give up.
             resp.headers_mut().insert(
@@ -390,6 +417,9 @@ where
     L::Addr: std::fmt::Debug,
 {
     let engine = state.engine.clone();
+    if engine.index_loading().is_some() {
+        start_index_load(state.clone())?;
+    }
     {
         // The quick check runs before the first health sample, so damage found at start makes
         // the engine unready from its first answer rather than an integrity interval later.
@@ -405,6 +435,7 @@ where
     let refresher = tokio::spawn(health_refresh(state.clone()));
     let archiver = tokio::spawn(crate::archive::run(engine.clone()));
     let integrity = tokio::spawn(periodic_integrity(state.clone()));
+    let optimizer = tokio::spawn(periodic_optimize(state.clone()));
     let grace = Duration::from_secs(engine.config.shutdown.grace_period_secs);
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router(state.clone()))
@@ -433,6 +464,7 @@ where
     }
     refresher.abort();
     integrity.abort();
+    optimizer.abort();
     archiver.abort();
     if engine.config.archive.enabled() {
         // What the last requests wrote goes out now rather than at the next start (bounded:
@@ -477,6 +509,25 @@ where
     Ok(())
 }
 
+/// Loads the vector index of an engine opened deferred, behind the listener. On its own thread
+/// rather than a blocking task: the runtime waits for blocking tasks before it exits, and a
+/// SIGTERM during a rebuild must not wait for the rebuild.
+fn start_index_load(state: AppState) -> Result<()> {
+    std::thread::Builder::new()
+        .name("index-load".into())
+        .spawn(move || {
+            if let Err(e) = state.engine.load_deferred_index() {
+                tracing::error!(error = %e, "the vector index could not be loaded; vector search may miss results until `instant-db repair`");
+            }
+            // Ready from now on, not a health interval later.
+            state.health.refresh(&state.engine);
+            update_gauges(&state);
+            state.engine.persist_index_if_rebuilt();
+        })
+        .map(drop)
+        .map_err(|e| Error::io("cannot start the vector index load", e))
+}
+
 /// Refreshes the health snapshot every `health.check_interval_secs`. It runs apart from the
 /// integrity check, so a long check does not leave the snapshot stale.
 async fn health_refresh(state: AppState) {
@@ -506,9 +557,30 @@ async fn periodic_integrity(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let _turn = state.maintenance.lock().await;
         let s = state.clone();
         // The outcome is recorded in health and metrics by the call itself.
         let _ = tokio::task::spawn_blocking(move || run_integrity_check(&s)).await;
+    }
+}
+
+/// Runs database maintenance every `health.optimize_interval_secs` (0: never), the first run an
+/// interval after the start. It shares the maintenance lock with the integrity check, so the
+/// two never run at once (the check reads what the merge rewrites).
+async fn periodic_optimize(state: AppState) {
+    let secs = state.engine.config.health.optimize_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let every = Duration::from_secs(secs);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let _turn = state.maintenance.lock().await;
+        let engine = state.engine.clone();
+        // The outcome is logged and counted by the call itself.
+        let _ = tokio::task::spawn_blocking(move || crate::maintenance::optimize(&engine)).await;
     }
 }
 
@@ -621,10 +693,12 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     // Also before the engine opens: a wrong certificate or key is a startup error (exit 2).
     let tls = config.tls.files().map(tls::acceptor).transpose()?;
-    let engine =
-        tokio::task::spawn_blocking(move || Engine::open(config, ModelLoading::BestEffort))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+    // The vector index loads behind the listener (see `start_index_load`).
+    let engine = tokio::task::spawn_blocking(move || {
+        Engine::open_deferred(config, ModelLoading::BestEffort)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     let state = AppState::with_auth(engine, auth)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
