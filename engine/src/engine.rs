@@ -52,6 +52,8 @@ pub struct Engine {
     pub recovery: crate::backup::Recovery,
     /// Continuous archiving's state (the shipper task runs in the server).
     pub archive: Arc<crate::archive::Archive>,
+    /// Failures grouped by component and kind, for `/health/detailed` and metrics.
+    pub errors: crate::error_tracker::ErrorTracker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +187,7 @@ impl Engine {
             parsers,
             counter,
             recovery,
+            errors: Default::default(),
         })
     }
 
@@ -297,6 +300,15 @@ impl Engine {
             Err(p) => *p.into_inner() = outcome,
         }
         Ok(())
+    }
+
+    /// Counts a failure of the engine in the error tracker and `instantdb_errors_total`.
+    pub fn track_error(&self, component: &str, kind: &str, message: &str) {
+        let (component, kind) = self.errors.record(component, kind, message);
+        self.metrics
+            .errors_total
+            .with_label_values(&[component.as_str(), kind.as_str()])
+            .inc();
     }
 
     /// Where a deferred load of the index stands; `None` once the index is loaded.
@@ -486,7 +498,8 @@ impl Engine {
     /// Embeds texts on one of the model's sessions, through the circuit breaker and retries.
     fn embed_on(&self, lane: crate::embed::Lane, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let result = self.embed_guarded(lane, texts);
-        if result.is_err() {
+        if let Err(e) = &result {
+            self.track_error("embedding", e.code(), &e.to_string());
             self.metrics
                 .embedding_failures
                 .with_label_values(&[lane.as_str()])

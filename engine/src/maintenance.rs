@@ -75,6 +75,7 @@ pub fn optimize(engine: &Engine) -> Result<crate::store::OptimizeReport> {
         }
         Err(e) => {
             tracing::warn!(error = %e, "database maintenance failed; it runs again at the next interval");
+            engine.track_error("maintenance", e.code(), &e.to_string());
             "error"
         }
     };

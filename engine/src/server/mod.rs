@@ -102,6 +102,10 @@ impl AppState {
         let backups = Arc::new(admin::open_backup_jobs(&engine.config.data_dir)?);
         let verifications = Arc::new(verifications::Verifications::open(&engine.config.data_dir)?);
         let engine = Arc::new(engine);
+        let tracked = engine.clone();
+        health.add_source(Box::new(move || {
+            ("errors".to_string(), tracked.errors.component())
+        }));
         let watched = engine.clone();
         health.add_source(Box::new(move || {
             (
@@ -240,6 +244,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             health::refuse_writes_while_the_index_loads,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            track_errors,
+        ))
         .fallback(|| async {
             ApiError(Error::NotFound(
                 "no such endpoint; see /api/openapi.json".into(),
@@ -370,6 +378,35 @@ async fn json_errors(
     (status, axum::Json(body)).into_response()
 }
 
+/// An engine failure answered by a handler, picked up by [`track_errors`].
+#[derive(Clone)]
+struct TrackedError {
+    kind: &'static str,
+    message: String,
+}
+
+/// Counts the 5xx answers of handlers in the error tracker, by route template and error code.
+/// Refusals that say "come back later" on purpose (a restore, the index loading) are states,
+/// not failures, and are left out.
+async fn track_errors(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(crate::metrics::UNMATCHED_ROUTE, |m| m.as_str())
+        .to_string();
+    let resp = next.run(req).await;
+    if let Some(e) = resp.extensions().get::<TrackedError>()
+        && !matches!(e.kind, "restore_in_progress" | "index_loading")
+    {
+        s.engine.track_error(&route, e.kind, &e.message);
+    }
+    resp
+}
+
 /// `Retry-After` of a 503 `index_loading` (a rebuild takes about 20 s per 100k vectors).
 const INDEX_LOADING_RETRY_AFTER_SECS: &str = "5";
 
@@ -385,6 +422,13 @@ impl IntoResponse for ApiError {
         let body =
             serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
         let mut resp = (status, axum::Json(body)).into_response();
+        if status.is_server_error() {
+            // for `track_errors`, which knows the route
+            resp.extensions_mut().insert(TrackedError {
+                kind: self.0.code(),
+                message: self.0.to_string(),
+            });
+        }
         restores::retry_after(&mut resp, self.0.code());
         if self.0.code() == "index_loading" {
             resp.headers_mut().insert(
@@ -517,6 +561,9 @@ fn start_index_load(state: AppState) -> Result<()> {
         .name("index-load".into())
         .spawn(move || {
             if let Err(e) = state.engine.load_deferred_index() {
+                state
+                    .engine
+                    .track_error("vector_index", e.code(), &e.to_string());
                 tracing::error!(error = %e, "the vector index could not be loaded; vector search may miss results until `instant-db repair`");
             }
             // Ready from now on, not a health interval later.
@@ -638,6 +685,8 @@ pub fn run_integrity_check_at(
     if status.ok {
         tracing::info!(ms = status.duration_ms, "integrity check passed");
     } else {
+        s.engine
+            .track_error("integrity", "integrity_failed", &status.problems.join("; "));
         tracing::error!(problems = ?status.problems, "integrity check FAILED");
     }
     s.health.record_integrity(status);
