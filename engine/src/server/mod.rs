@@ -9,6 +9,7 @@ mod extract;
 mod health;
 mod limits;
 mod openapi;
+mod ops;
 mod restores;
 pub mod tls;
 mod verifications;
@@ -246,7 +247,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            track_errors,
+            ops::track_errors,
         ))
         .fallback(|| async {
             ApiError(Error::NotFound(
@@ -378,35 +379,6 @@ async fn json_errors(
     (status, axum::Json(body)).into_response()
 }
 
-/// An engine failure answered by a handler, picked up by [`track_errors`].
-#[derive(Clone)]
-struct TrackedError {
-    kind: &'static str,
-    message: String,
-}
-
-/// Counts the 5xx answers of handlers in the error tracker, by route template and error code.
-/// Refusals that say "come back later" on purpose (a restore, the index loading) are states,
-/// not failures, and are left out.
-async fn track_errors(
-    axum::extract::State(s): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or(crate::metrics::UNMATCHED_ROUTE, |m| m.as_str())
-        .to_string();
-    let resp = next.run(req).await;
-    if let Some(e) = resp.extensions().get::<TrackedError>()
-        && !matches!(e.kind, "restore_in_progress" | "index_loading")
-    {
-        s.engine.track_error(&route, e.kind, &e.message);
-    }
-    resp
-}
-
 /// `Retry-After` of a 503 `index_loading` (a rebuild takes about 20 s per 100k vectors).
 const INDEX_LOADING_RETRY_AFTER_SECS: &str = "5";
 
@@ -424,7 +396,7 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(body)).into_response();
         if status.is_server_error() {
             // for `track_errors`, which knows the route
-            resp.extensions_mut().insert(TrackedError {
+            resp.extensions_mut().insert(ops::TrackedError {
                 kind: self.0.code(),
                 message: self.0.to_string(),
             });
@@ -462,7 +434,7 @@ where
 {
     let engine = state.engine.clone();
     if engine.index_loading().is_some() {
-        start_index_load(state.clone())?;
+        ops::start_index_load(state.clone())?;
     }
     {
         // The quick check runs before the first health sample, so damage found at start makes
@@ -479,7 +451,7 @@ where
     let refresher = tokio::spawn(health_refresh(state.clone()));
     let archiver = tokio::spawn(crate::archive::run(engine.clone()));
     let integrity = tokio::spawn(periodic_integrity(state.clone()));
-    let optimizer = tokio::spawn(periodic_optimize(state.clone()));
+    let optimizer = tokio::spawn(ops::periodic_optimize(state.clone()));
     let grace = Duration::from_secs(engine.config.shutdown.grace_period_secs);
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router(state.clone()))
@@ -553,28 +525,6 @@ where
     Ok(())
 }
 
-/// Loads the vector index of an engine opened deferred, behind the listener. On its own thread
-/// rather than a blocking task: the runtime waits for blocking tasks before it exits, and a
-/// SIGTERM during a rebuild must not wait for the rebuild.
-fn start_index_load(state: AppState) -> Result<()> {
-    std::thread::Builder::new()
-        .name("index-load".into())
-        .spawn(move || {
-            if let Err(e) = state.engine.load_deferred_index() {
-                state
-                    .engine
-                    .track_error("vector_index", e.code(), &e.to_string());
-                tracing::error!(error = %e, "the vector index could not be loaded; vector search may miss results until `instant-db repair`");
-            }
-            // Ready from now on, not a health interval later.
-            state.health.refresh(&state.engine);
-            update_gauges(&state);
-            state.engine.persist_index_if_rebuilt();
-        })
-        .map(drop)
-        .map_err(|e| Error::io("cannot start the vector index load", e))
-}
-
 /// Refreshes the health snapshot every `health.check_interval_secs`. It runs apart from the
 /// integrity check, so a long check does not leave the snapshot stale.
 async fn health_refresh(state: AppState) {
@@ -608,26 +558,6 @@ async fn periodic_integrity(state: AppState) {
         let s = state.clone();
         // The outcome is recorded in health and metrics by the call itself.
         let _ = tokio::task::spawn_blocking(move || run_integrity_check(&s)).await;
-    }
-}
-
-/// Runs database maintenance every `health.optimize_interval_secs` (0: never), the first run an
-/// interval after the start. It shares the maintenance lock with the integrity check, so the
-/// two never run at once (the check reads what the merge rewrites).
-async fn periodic_optimize(state: AppState) {
-    let secs = state.engine.config.health.optimize_interval_secs;
-    if secs == 0 {
-        return;
-    }
-    let every = Duration::from_secs(secs);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let _turn = state.maintenance.lock().await;
-        let engine = state.engine.clone();
-        // The outcome is logged and counted by the call itself.
-        let _ = tokio::task::spawn_blocking(move || crate::maintenance::optimize(&engine)).await;
     }
 }
 
@@ -779,7 +709,7 @@ async fn render_metrics(
 }
 
 /// Publishes the database sizes as gauges (called with each health refresh).
-fn update_gauges(s: &AppState) {
+pub(super) fn update_gauges(s: &AppState) {
     let r = s.health.snapshot();
     let m = &s.engine.metrics;
     m.documents.set(r.document_count);
