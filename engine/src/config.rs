@@ -41,6 +41,8 @@ pub struct Config {
     pub otel: OtelConfig,
     pub health: HealthConfig,
     pub shutdown: ShutdownConfig,
+    /// Circuit breakers and retries per dependency (`docs/resilience.md`).
+    pub resilience: crate::resilience::ResilienceConfig,
 }
 
 /// API keys (see `server::auth`). The admin token (`admin_token_file`) is the `admin` role.
@@ -197,6 +199,12 @@ pub struct LimitsConfig {
     pub request_timeout_secs: u64,
     /// Searches answered at once; more get 429 with `Retry-After`. 0: twice the CPU count.
     pub max_concurrent_searches: usize,
+    /// Longest request target (path and query); longer gets a JSON 414. Past 64 KiB the HTTP
+    /// library answers 414 itself, before the engine sees the request (with an empty body).
+    pub max_uri_bytes: usize,
+    /// Largest total of request header names and values; more gets a JSON 431. Past about
+    /// 400 KiB, or 100 headers, the HTTP library answers 431 itself (with an empty body).
+    pub max_header_bytes: usize,
 }
 
 impl LimitsConfig {
@@ -217,9 +225,15 @@ pub struct LoggingConfig {
     pub level: String,
     /// `json` or `text`; unset means json when stderr is not a terminal.
     pub format: Option<String>,
-    /// Also write logs to this file, rotated daily.
+    /// Also write logs to this file, rotated daily (`<file>.YYYY-MM-DD`), or by size when
+    /// `max_file_bytes` is set.
     #[schema(value_type = Option<String>)]
     pub file: Option<PathBuf>,
+    /// Rotate the log file when it passes this many bytes (`<file>`, then `<file>.1` the
+    /// newest rotated one...) instead of daily; 0 (default): daily.
+    pub max_file_bytes: u64,
+    /// Rotated log files kept beside the current one (default 14).
+    pub max_files: usize,
     /// A file holding the level (as `level`), followed while the engine serves: a change of its
     /// content changes the level without a restart (the operator's ConfigMap key `log-level`).
     /// When the file holds a level, it wins over `level`.
@@ -272,6 +286,9 @@ pub struct HealthConfig {
     pub check_interval_secs: u64,
     /// Seconds between periodic integrity checks; 0 disables them.
     pub integrity_interval_secs: u64,
+    /// Seconds between runs of database maintenance (FTS5 `optimize`, then `ANALYZE`; writes
+    /// wait while it runs); 0 disables it. The first run is one interval after the start.
+    pub optimize_interval_secs: u64,
     /// CPU, memory and disk thresholds: warning makes health degraded, critical makes the
     /// engine not ready.
     #[schema(value_type = Object)]
@@ -298,6 +315,7 @@ impl Default for Config {
             otel: OtelConfig::default(),
             health: HealthConfig::default(),
             shutdown: ShutdownConfig::default(),
+            resilience: Default::default(),
         }
     }
 }
@@ -372,6 +390,8 @@ impl Default for LimitsConfig {
             max_upload_bytes: 20 * 1024 * 1024,
             request_timeout_secs: 300,
             max_concurrent_searches: 0,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 32 * 1024,
         }
     }
 }
@@ -382,6 +402,8 @@ impl Default for LoggingConfig {
             level: "info".into(),
             format: None,
             file: None,
+            max_file_bytes: 0,
+            max_files: crate::telemetry::KEEP_LOG_FILES,
             level_file: None,
         }
     }
@@ -392,6 +414,7 @@ impl Default for HealthConfig {
         HealthConfig {
             check_interval_secs: 10,
             integrity_interval_secs: 3600,
+            optimize_interval_secs: 86_400,
             thresholds: crate::sysres::Thresholds::default(),
         }
     }
@@ -430,12 +453,18 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_LOG_LEVEL", "logging.level"),
     ("INSTANT_DB_LOG_FORMAT", "logging.format"),
     ("INSTANT_DB_LOG_FILE", "logging.file"),
+    ("INSTANT_DB_LOG_MAX_FILE_BYTES", "logging.max_file_bytes"),
+    ("INSTANT_DB_LOG_MAX_FILES", "logging.max_files"),
     ("INSTANT_DB_LOG_LEVEL_FILE", "logging.level_file"),
     ("INSTANT_DB_OTEL_ENDPOINT", "otel.endpoint"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel.endpoint"),
     (
         "INSTANT_DB_INTEGRITY_INTERVAL_SECS",
         "health.integrity_interval_secs",
+    ),
+    (
+        "INSTANT_DB_OPTIMIZE_INTERVAL_SECS",
+        "health.optimize_interval_secs",
     ),
     (
         "INSTANT_DB_SHUTDOWN_GRACE_PERIOD_SECS",
@@ -501,6 +530,7 @@ impl Config {
     /// Range checks that types alone cannot express.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, msg: &str| Err(Error::Config(format!("key `{key}`: {msg}")));
+        self.resilience.validate()?;
         if self.embedding.batch_size == 0 || self.embedding.batch_size > 1024 {
             return bad("embedding.batch_size", "must be between 1 and 1024");
         }

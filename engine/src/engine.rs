@@ -11,17 +11,16 @@ use crate::chunk::{HfTokenCounter, TokenCounter, WhitespaceTokenCounter};
 use crate::config::Config;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::index::{IndexJournal, IndexStats, LoadOutcome, VectorIndex};
+use crate::index::{
+    IndexJournal, IndexParams, IndexStats, LoadOutcome, LoadPhase, LoadProgress, LoadStatus,
+    VectorIndex,
+};
 use crate::parse::ParserRegistry;
 use crate::search::{self, Mode, SearchHit, SearchRequest, SearchResponse};
 use crate::store::{DocumentRecord, NewChunk, Store, StoreStats, WriteOutcome};
 
 /// Dimensions assumed for the vector index when no model is loaded (the default model's).
 const DEFAULT_DIMENSIONS: usize = 384;
-
-/// Attempts of one embedding call when inference fails transiently, and their delay budget.
-const EMBED_ATTEMPTS: usize = 3;
-const EMBED_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub struct Engine {
     pub config: Config,
@@ -35,6 +34,9 @@ pub struct Engine {
     journal: Arc<IndexJournal>,
     /// How the index was last loaded (reused or rebuilt, and why), for `/health/detailed`.
     index_load: std::sync::Mutex<Option<LoadOutcome>>,
+    /// A load of the index still to run or running ([`Engine::open_deferred`]): until it ends,
+    /// writes and vector search answer `index_loading`, hybrid search is keyword-only.
+    index_progress: LoadProgress,
     embedder: Option<Arc<Embedder>>,
     model_error: Option<String>,
     pub parsers: ParserRegistry,
@@ -50,6 +52,8 @@ pub struct Engine {
     pub recovery: crate::backup::Recovery,
     /// Continuous archiving's state (the shipper task runs in the server).
     pub archive: Arc<crate::archive::Archive>,
+    /// Failures grouped by component and kind, for `/health/detailed` and metrics.
+    pub errors: crate::error_tracker::ErrorTracker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,17 @@ pub struct EngineStats {
 
 impl Engine {
     pub fn open(config: Config, model: ModelLoading) -> Result<Engine> {
+        Self::open_with(config, model, false)
+    }
+
+    /// Like [`Engine::open`] without loading the vector index: the engine starts with an empty
+    /// one and [`Engine::load_deferred_index`] loads it (the server does so after binding its
+    /// listener, so probes see a pod that rebuilds its graph as alive, not dead).
+    pub fn open_deferred(config: Config, model: ModelLoading) -> Result<Engine> {
+        Self::open_with(config, model, true)
+    }
+
+    fn open_with(config: Config, model: ModelLoading, defer_index: bool) -> Result<Engine> {
         // Before the store opens: an interrupted restore must not end as a fresh empty database.
         let db_name = config
             .db_path()
@@ -116,8 +131,15 @@ impl Engine {
             Some(t) => Box::new(HfTokenCounter::new(&t)),
             None => Box::new(WhitespaceTokenCounter),
         };
+        let mut index_progress = LoadProgress::default();
         let (index, index_load) = match store.damaged() {
             Some(_) => (Self::empty_index(&config, embedder.as_deref())?, None),
+            None if defer_index => {
+                // The count is only for the progress shown; a failure here surfaces in the load.
+                let stored = store.stats().map_or(0, |s| s.embeddings.max(0) as usize);
+                index_progress = LoadProgress::pending(stored);
+                (Self::empty_index(&config, embedder.as_deref())?, None)
+            }
             None => match Self::load_index(&config, &store, embedder.as_deref()) {
                 Ok((i, outcome)) => (i, Some(outcome)),
                 Err(Error::DatabaseDamaged(d)) => {
@@ -131,10 +153,15 @@ impl Engine {
         let hook = journal.clone();
         store.set_change_hook(Arc::new(move |ids: &[i64]| hook.append(ids)))?;
         let metrics = crate::metrics::Metrics::new().map_err(|e| Error::Internal(e.to_string()))?;
-        let embed_breaker = crate::resilience::CircuitBreaker::new("embedding", Default::default())
-            .with_hook(metrics.breaker_hook());
-        let breakers = crate::resilience::Breakers::new(
-            crate::resilience::BreakerConfig::default(),
+        let resilience = &config.resilience;
+        let embed_breaker = crate::resilience::CircuitBreaker::new(
+            crate::resilience::settings::EMBEDDING,
+            resilience.breaker(crate::resilience::settings::EMBEDDING),
+        )
+        .with_hook(metrics.breaker_hook());
+        let breakers = crate::resilience::Breakers::with_configs(
+            resilience.breaker(crate::resilience::settings::DEFAULT),
+            resilience.named_breakers(),
             Some(metrics.breaker_hook()),
         );
         breakers.insert(embed_breaker.clone());
@@ -154,11 +181,13 @@ impl Engine {
             index_sync: RwLock::new(()),
             journal,
             index_load: std::sync::Mutex::new(index_load),
+            index_progress,
             embedder,
             model_error,
             parsers,
             counter,
             recovery,
+            errors: Default::default(),
         })
     }
 
@@ -184,24 +213,39 @@ impl Engine {
         store: &Store,
         embedder: Option<&Embedder>,
     ) -> Result<(VectorIndex, LoadOutcome)> {
+        Self::load_index_reporting(config, store, embedder, &LoadProgress::default())
+    }
+
+    fn load_index_reporting(
+        config: &Config,
+        store: &Store,
+        embedder: Option<&Embedder>,
+        progress: &LoadProgress,
+    ) -> Result<(VectorIndex, LoadOutcome)> {
         let started = Instant::now();
         let dims = embedder.map_or(DEFAULT_DIMENSIONS, Embedder::dimensions);
         let model = &config.embedding.model;
         let mut vectors = Vec::new();
+        let total = progress.status().map_or(0, |s| s.total);
+        progress.set_phase(LoadPhase::ReadingEmbeddings, total);
         store.for_each_embedding(model, |id, v| {
+            progress.advance(1);
             if v.len() == dims {
                 vectors.push((id, v));
             }
         })?;
         let generation = store.generation()?;
-        let (index, outcome) = VectorIndex::load(
+        let (index, outcome) = VectorIndex::load_with_progress(
             &config.index_dir(),
             generation,
             dims,
             model,
-            &config.index,
-            config.search.exact_search_below,
+            &IndexParams {
+                cfg: &config.index,
+                exact_below: config.search.exact_search_below,
+            },
             vectors,
+            progress,
         )?;
         tracing::info!(
             vectors = index.len(),
@@ -212,6 +256,77 @@ impl Engine {
             "vector index ready"
         );
         Ok((index, outcome))
+    }
+
+    /// Loads the index of an engine opened with [`Engine::open_deferred`] (blocking; nothing to
+    /// do otherwise). Writes are refused meanwhile, so the graph loaded is the database's state;
+    /// a failure leaves the index empty and is returned for the caller to report.
+    pub fn load_deferred_index(&self) -> Result<()> {
+        if !self.index_progress.is_loading() {
+            return Ok(());
+        }
+        let result = self.load_deferred_locked();
+        // Even after a failure: the engine goes on with what it has (the health check then
+        // reports the index against the stored embeddings) rather than loading forever.
+        self.index_progress.finish();
+        result
+    }
+
+    fn load_deferred_locked(&self) -> Result<()> {
+        let _sync = self.sync_exclusive()?;
+        let loaded = Self::load_index_reporting(
+            &self.config,
+            &self.store,
+            self.embedder.as_deref(),
+            &self.index_progress,
+        );
+        let (fresh, outcome) = match loaded {
+            Ok((i, o)) => (i, Some(o)),
+            Err(Error::DatabaseDamaged(d)) => {
+                self.store.mark_damaged(&d.detail)?;
+                (
+                    Self::empty_index(&self.config, self.embedder.as_deref())?,
+                    None,
+                )
+            }
+            Err(e) => return Err(e),
+        };
+        *self
+            .index
+            .write()
+            .map_err(|_| Error::Internal("index lock poisoned".into()))? = Arc::new(fresh);
+        match self.index_load.lock() {
+            Ok(mut g) => *g = outcome,
+            Err(p) => *p.into_inner() = outcome,
+        }
+        Ok(())
+    }
+
+    /// Counts a failure of the engine in the error tracker and `instantdb_errors_total`.
+    pub fn track_error(&self, component: &str, kind: &str, message: &str) {
+        let (component, kind) = self.errors.record(component, kind, message);
+        self.metrics
+            .errors_total
+            .with_label_values(&[component.as_str(), kind.as_str()])
+            .inc();
+    }
+
+    /// Where a deferred load of the index stands; `None` once the index is loaded.
+    pub fn index_loading(&self) -> Option<LoadStatus> {
+        self.index_progress.status()
+    }
+
+    /// `Err(IndexLoading)` while the index loads: a write now would be missing from the graph
+    /// being built (or be applied twice).
+    fn refuse_while_loading(&self) -> Result<()> {
+        match self.index_loading() {
+            Some(st) => Err(Error::IndexLoading(format!(
+                "{}; writes and vector search resume when it is done (nothing was written), \
+                 keyword search works meanwhile",
+                st.describe()
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// How the vector index was last loaded: `None` while the database is damaged.
@@ -246,6 +361,7 @@ impl Engine {
         doc: &DocumentRecord,
         chunks: &[NewChunk],
     ) -> Result<WriteOutcome> {
+        self.refuse_while_loading()?;
         let _sync = self.sync_shared()?;
         let outcome = self.store.put_document(doc, chunks, self.model_name())?;
         let index = self.index();
@@ -311,6 +427,10 @@ impl Engine {
             // nothing to persist: the index is empty until a restore
             return Ok(());
         }
+        if self.index_loading().is_some() {
+            // Nothing newer than the saved state to save: the load saves what it rebuilt.
+            return Ok(());
+        }
         let _sync = self.sync_exclusive()?;
         let generation = self.store.generation()?;
         self.index().persist(&self.config.index_dir(), generation)?;
@@ -355,7 +475,18 @@ impl Engine {
     /// Whether vector search can be attempted now (model loaded, breaker not open).
     pub fn vectors_available(&self) -> bool {
         self.embedder.is_some()
+            && self.index_loading().is_none()
             && self.embed_breaker.state() != crate::resilience::BreakerState::Open
+    }
+
+    /// Why hybrid search runs keyword-only now.
+    fn vectors_unavailable_reason(&self) -> String {
+        if let Some(st) = self.index_loading() {
+            return st.describe();
+        }
+        self.model_error
+            .clone()
+            .unwrap_or_else(|| "embedding circuit breaker open".into())
     }
 
     /// Embeds texts through the circuit breaker, recording timings and counts (ingest and
@@ -367,7 +498,8 @@ impl Engine {
     /// Embeds texts on one of the model's sessions, through the circuit breaker and retries.
     fn embed_on(&self, lane: crate::embed::Lane, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let result = self.embed_guarded(lane, texts);
-        if result.is_err() {
+        if let Err(e) = &result {
+            self.track_error("embedding", e.code(), &e.to_string());
             self.metrics
                 .embedding_failures
                 .with_label_values(&[lane.as_str()])
@@ -395,7 +527,10 @@ impl Engine {
         // breaker counts the call once, after the retries.
         let attempt = crate::resilience::retry_blocking(
             "embed",
-            crate::resilience::retry_policy(EMBED_ATTEMPTS, EMBED_RETRY_BUDGET),
+            self.config
+                .resilience
+                .retry(crate::resilience::settings::EMBEDDING)
+                .policy(),
             || embedder.embed_on(lane, texts),
             |e| matches!(e, Error::Inference(_)),
             std::thread::sleep,
@@ -441,14 +576,21 @@ impl Engine {
         let mut degraded = None;
         let use_vector = match plan.mode {
             Mode::Keyword => false,
-            Mode::Vector => true,
+            Mode::Vector => {
+                if let Some(st) = self.index_loading() {
+                    return Err(Error::IndexLoading(format!(
+                        "{}; vector search resumes when it is done, keyword and hybrid \
+                         (keyword-only meanwhile) search work now",
+                        st.describe()
+                    )));
+                }
+                true
+            }
             Mode::Hybrid => {
                 if !self.vectors_available() {
                     degraded = Some(format!(
                         "vector search unavailable ({}); results are keyword-only",
-                        self.model_error
-                            .as_deref()
-                            .unwrap_or("embedding circuit breaker open")
+                        self.vectors_unavailable_reason()
                     ));
                 }
                 self.vectors_available()
@@ -531,6 +673,7 @@ impl Engine {
     }
 
     pub fn delete_document(&self, id: &str) -> Result<()> {
+        self.refuse_while_loading()?;
         let _sync = self.sync_shared()?;
         let removed = self.store.delete_document(id)?;
         self.index().remove(&removed)
@@ -543,6 +686,7 @@ impl Engine {
                 self.model_error.clone().unwrap_or_default(),
             ));
         };
+        self.refuse_while_loading()?;
         let mut total = 0;
         loop {
             let missing = self

@@ -19,6 +19,12 @@ pub enum Error {
     NotFound(String),
     #[error("payload too large: {0}")]
     TooLarge(String),
+    /// The request target (path and query) is over `limits.max_uri_bytes` (HTTP 414).
+    #[error("URI too long: {0}")]
+    UriTooLong(String),
+    /// The request headers are over `limits.max_header_bytes` (HTTP 431).
+    #[error("request headers too large: {0}")]
+    HeadersTooLarge(String),
     #[error("too many requests: {0}")]
     TooManyRequests(String),
     /// No key or a wrong key; the message says which key the request needs.
@@ -46,6 +52,10 @@ pub enum Error {
     /// A restore is running: writes are refused until it ends (HTTP: 503 with `Retry-After`).
     #[error("{0}")]
     RestoreInProgress(String),
+    /// The vector index is still loading after the start (HTTP: 503 with `Retry-After`); the
+    /// message says how far it is and what works meanwhile.
+    #[error("{0}")]
+    IndexLoading(String),
     /// Another backup or restore of this engine is running (one at a time).
     #[error("{0}")]
     OperationInProgress(String),
@@ -148,6 +158,8 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::TooLarge(_) => "payload_too_large",
             Error::TooManyRequests(_) => "too_many_requests",
+            Error::UriTooLong(_) => "uri_too_long",
+            Error::HeadersTooLarge(_) => "headers_too_large",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
@@ -157,6 +169,7 @@ impl Error {
             Error::Database(_) => "database_error",
             Error::DatabaseDamaged(_) => "database_damaged",
             Error::RestoreInProgress(_) => "restore_in_progress",
+            Error::IndexLoading(_) => "index_loading",
             Error::OperationInProgress(_) => "operation_in_progress",
             Error::Io { .. } => "io_error",
             Error::Parse { .. } => "parse_error",
@@ -175,6 +188,8 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) | Error::OperationInProgress(_) => StatusCode::CONFLICT,
@@ -185,6 +200,7 @@ impl Error {
             | Error::CredentialsNotFound(_)
             | Error::DatabaseDamaged(_)
             | Error::RestoreInProgress(_)
+            | Error::IndexLoading(_)
             | Error::Integrity(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Io { .. } | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -199,6 +215,8 @@ impl Error {
             | Error::Config(_)
             | Error::NotFound(_)
             | Error::TooLarge(_)
+            | Error::UriTooLong(_)
+            | Error::HeadersTooLarge(_)
             | Error::Parse { .. } => 2,
             _ => 1,
         }

@@ -154,6 +154,7 @@ impl HealthMonitor {
         );
 
         let t = Instant::now();
+        let loading = engine.index_loading();
         let idx = engine.index().stats();
         let model_dims = engine.embedder().map(|e| e.dimensions());
         let mut index_problems = vec![];
@@ -167,7 +168,9 @@ impl HealthMonitor {
         }
         // Ingest commits a document before adding its vectors, so one sample can catch the
         // index a document behind; only a difference seen twice in a row is reported.
-        let differs = stored_embeddings.is_some_and(|n| n != idx.vectors as i64);
+        // While it loads, the index is empty on purpose: that is reported below, not as a lag.
+        let differs =
+            loading.is_none() && stored_embeddings.is_some_and(|n| n != idx.vectors as i64);
         let streak = if differs {
             self.index_mismatches.fetch_add(1, Ordering::Relaxed) + 1
         } else {
@@ -184,10 +187,23 @@ impl HealthMonitor {
         }
         let mut index_details = serde_json::to_value(&idx).unwrap_or_default();
         if let Some(map) = index_details.as_object_mut() {
-            map.insert("loaded".into(), true.into());
+            map.insert("loaded".into(), loading.is_none().into());
+            map.insert(
+                "loading".into(),
+                serde_json::to_value(&loading).unwrap_or_default(),
+            );
             map.insert("stored_embeddings".into(), stored_embeddings.into());
             map.insert("model_dimensions".into(), model_dims.into());
             map.insert("problems".into(), index_problems.clone().into());
+        }
+        if let Some(st) = &loading {
+            // Not ready: vector search and writes answer 503 until the graph is there. Still
+            // alive: `/health/live` answers, so probes do not restart a pod that is recovering.
+            ready = false;
+            reasons.push(format!(
+                "{}; writes and vector search answer 503 index_loading until it is done",
+                st.describe()
+            ));
         }
         if !index_problems.is_empty() {
             reasons.push(format!(
@@ -198,7 +214,7 @@ impl HealthMonitor {
         components.insert(
             "vector_index".into(),
             ComponentHealth {
-                status: if index_problems.is_empty() {
+                status: if index_problems.is_empty() && loading.is_none() {
                     Status::Healthy
                 } else {
                     Status::Degraded

@@ -23,8 +23,10 @@
 
 mod exact;
 mod journal;
+mod progress;
 
 pub use journal::IndexJournal;
+pub use progress::{LoadPhase, LoadProgress, LoadStatus};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,16 @@ const RESCORE_FACTOR: usize = 4;
 /// Allowed sets smaller than this are scored exactly: walking the graph while rejecting almost
 /// every node would be slower and could miss.
 const NARROW_FILTER: usize = 2048;
+
+/// Vectors added per progress step of a rebuild.
+const REBUILD_SLICE: usize = 4096;
+
+/// How a loaded graph is built and searched (the `index` settings and the exact-scan size).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexParams<'a> {
+    pub cfg: &'a IndexConfig,
+    pub exact_below: usize,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct IndexMeta {
@@ -333,6 +345,30 @@ impl VectorIndex {
         exact_below: usize,
         vectors: Vec<(i64, Vec<f32>)>,
     ) -> Result<(VectorIndex, LoadOutcome)> {
+        let progress = LoadProgress::default();
+        Self::load_with_progress(
+            dir,
+            generation,
+            dimensions,
+            model,
+            &IndexParams { cfg, exact_below },
+            vectors,
+            &progress,
+        )
+    }
+
+    /// [`VectorIndex::load`] reporting its phase and the vectors indexed so far to `progress`.
+    pub fn load_with_progress(
+        dir: &Path,
+        generation: u64,
+        dimensions: usize,
+        model: &str,
+        params: &IndexParams<'_>,
+        vectors: Vec<(i64, Vec<f32>)>,
+        progress: &LoadProgress,
+    ) -> Result<(VectorIndex, LoadOutcome)> {
+        let (cfg, exact_below) = (params.cfg, params.exact_below);
+        progress.set_phase(LoadPhase::LoadingSavedGraph, vectors.len());
         let index = VectorIndex::new(dimensions, model, cfg, exact_below)?;
         for (_, v) in &vectors {
             index.check_dims(v)?;
@@ -365,7 +401,13 @@ impl VectorIndex {
                 tracing::warn!(reason = %why, "saved vector index not used; rebuilding");
             }
             *index.graph.write().map_err(|_| poisoned())? = new_graph(dimensions, cfg)?;
-            index.add(&vectors)?;
+            progress.set_phase(LoadPhase::Rebuilding, vectors.len());
+            progress.set_rebuild_reason(why);
+            // In slices so a probe sees the rebuild move; each slice still fills every core.
+            for part in vectors.chunks(REBUILD_SLICE) {
+                index.add(part)?;
+                progress.advance(part.len());
+            }
         } else {
             let mut exact = index.exact.write().map_err(|_| poisoned())?;
             for (id, v) in &vectors {

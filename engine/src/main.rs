@@ -52,6 +52,11 @@ fn telemetry_config(config: &instant_db::config::Config) -> instant_db::telemetr
             _ => instant_db::telemetry::LogFormat::auto(),
         },
         file: config.logging.file.clone(),
+        rotation: match config.logging.max_file_bytes {
+            0 => instant_db::telemetry::LogRotation::Daily,
+            n => instant_db::telemetry::LogRotation::Size(n),
+        },
+        keep_files: config.logging.max_files,
         otlp_endpoint: config.otel.endpoint.clone(),
         service_name: config.otel.service_name.clone(),
     }

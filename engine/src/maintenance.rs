@@ -15,7 +15,10 @@ pub fn check(engine: &Engine) -> Result<IntegrityReport> {
 /// [`check`] at a level: [`CheckLevel::Quick`] runs at every start, before the engine is ready.
 pub fn check_at(engine: &Engine, level: CheckLevel) -> Result<IntegrityReport> {
     let mut report = engine.store.integrity_check_at(level)?;
-    if !report.problems.iter().any(|p| p.starts_with("sqlite:")) {
+    // A loading index is empty on purpose (health says it loads); its ids are checked once it
+    // is there, by the next check.
+    if engine.index_loading().is_none() && !report.problems.iter().any(|p| p.starts_with("sqlite:"))
+    {
         let index = engine.index();
         let expected = engine
             .store
@@ -44,6 +47,49 @@ pub fn check_at(engine: &Engine, level: CheckLevel) -> Result<IntegrityReport> {
         }
     }
     Ok(report)
+}
+
+/// Scheduled database maintenance (FTS5 `optimize` and `ANALYZE`, see
+/// [`crate::store::Store::optimize`]), counted in `instantdb_maintenance_runs_total` and timed
+/// in `instantdb_maintenance_duration_seconds{task="optimize"}`. A run refused because a restore
+/// runs or the server stops is `skipped`, not an error.
+#[tracing::instrument(name = "optimize", skip_all)]
+pub fn optimize(engine: &Engine) -> Result<crate::store::OptimizeReport> {
+    const TASK: &str = "optimize";
+    let started = std::time::Instant::now();
+    let result = engine.store.optimize();
+    let outcome = match &result {
+        Ok(r) => {
+            tracing::info!(
+                fts_segments_before = r.fts_segments_before,
+                fts_segments_after = r.fts_segments_after,
+                fts_optimize_ms = r.fts_optimize_ms,
+                analyze_ms = r.analyze_ms,
+                "database maintenance done"
+            );
+            "ok"
+        }
+        Err(e) if matches!(e.code(), "restore_in_progress" | "unavailable") => {
+            tracing::info!(reason = %e, "database maintenance skipped");
+            "skipped"
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "database maintenance failed; it runs again at the next interval");
+            engine.track_error("maintenance", e.code(), &e.to_string());
+            "error"
+        }
+    };
+    engine
+        .metrics
+        .maintenance_runs
+        .with_label_values(&[TASK, outcome])
+        .inc();
+    engine
+        .metrics
+        .maintenance_duration
+        .with_label_values(&[TASK])
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 /// What is wrong with the saved index on disk, if anything: a missing or unusable one makes
@@ -497,5 +543,42 @@ mod compatible_tests {
         assert!(compatible(&m, Some(1), "mine", 2).is_ok());
         // backups that record neither pass on what they hold
         assert!(compatible(&manifest(serde_json::Value::Null), None, "mine", 1).is_ok());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod optimize_tests {
+    use crate::engine::{Engine, ModelLoading};
+
+    #[test]
+    fn scheduled_optimize_is_counted_by_result_and_timed() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(
+            crate::config::Config {
+                data_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+            ModelLoading::Skip,
+        )
+        .unwrap();
+        super::optimize(&engine).unwrap();
+        engine.store.close_writes().unwrap();
+        assert!(super::optimize(&engine).is_err());
+        let text = engine.metrics.render();
+        assert!(
+            text.contains(r#"instantdb_maintenance_runs_total{result="ok",task="optimize"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"instantdb_maintenance_runs_total{result="skipped",task="optimize"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"instantdb_maintenance_duration_seconds_count{task="optimize"} 2"#),
+            "{text}"
+        );
     }
 }

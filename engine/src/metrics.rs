@@ -118,6 +118,15 @@ pub struct MetricsInner {
     pub ingest_degraded_documents: IntCounter,
     /// `instantdb_searches_refused_total` — searches answered 429 (`limits.max_concurrent_searches`).
     pub searches_refused: IntCounter,
+    /// `instantdb_errors_total{component,kind}` — failures of the engine (5xx answers by route
+    /// template, embedding, integrity, maintenance, index load) by error code
+    /// (`crate::error_tracker`).
+    pub errors_total: IntCounterVec,
+    /// `instantdb_maintenance_runs_total{task,result}` — scheduled database maintenance
+    /// (`task`: `optimize`, the FTS5 merge and `ANALYZE`), by result: `ok`, `error`, `skipped`.
+    pub maintenance_runs: IntCounterVec,
+    /// `instantdb_maintenance_duration_seconds{task}`
+    pub maintenance_duration: HistogramVec,
 }
 
 /// Shared handle to the engine's metrics. Clone freely.
@@ -283,6 +292,37 @@ impl Metrics {
                     "Duration of restores in seconds, verification included.",
                     LONG_BUCKETS,
                 ))?,
+            )?,
+            errors_total: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "instantdb_errors_total",
+                        "Failures of the engine, by component (route template or subsystem) and kind (error code).",
+                    ),
+                    &["component", "kind"],
+                )?,
+            )?,
+            maintenance_runs: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "instantdb_maintenance_runs_total",
+                        "Scheduled database maintenance runs, by task (optimize) and result (ok, error, skipped).",
+                    ),
+                    &["task", "result"],
+                )?,
+            )?,
+            maintenance_duration: reg(
+                &r,
+                HistogramVec::new(
+                    hist(
+                        "instantdb_maintenance_duration_seconds",
+                        "Duration of scheduled database maintenance in seconds, by task.",
+                        LONG_BUCKETS,
+                    ),
+                    &["task"],
+                )?,
             )?,
             integrity_check_total: reg(
                 &r,

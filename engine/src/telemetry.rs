@@ -4,8 +4,10 @@
 //! - logs to **stderr**, as JSON lines ([`LogFormat::Json`]) or a human format
 //!   ([`LogFormat::Text`]); the default is JSON when stderr is not a terminal;
 //!   span closings are logged with their timing (`time.busy`, `time.idle`);
-//! - optionally also to a file with **daily rotation** (`<file>.YYYY-MM-DD`,
-//!   the last [`KEEP_LOG_FILES`] kept), written by a non-blocking worker;
+//! - optionally also to a file rotated **daily** (`<file>.YYYY-MM-DD`) or **by size**
+//!   ([`LogRotation::Size`]: `<file>` is written, `<file>.1` is the newest rotated one; the
+//!   `file-rotate` crate, cutting at line ends so JSON lines stay whole), the last `keep_files`
+//!   (default [`KEEP_LOG_FILES`]) rotated ones kept, written by a non-blocking worker;
 //! - optionally **OTLP traces** over HTTP/protobuf (`opentelemetry-otlp`) with
 //!   `service.name` from [`TelemetryConfig::service_name`], else the
 //!   `OTEL_SERVICE_NAME` environment variable, else `instant-db`; only when
@@ -76,6 +78,17 @@ impl FromStr for LogFormat {
     }
 }
 
+/// When the log file is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogRotation {
+    /// A new file each day: `<file>.YYYY-MM-DD`.
+    #[default]
+    Daily,
+    /// A new file once the current one passes this many bytes: `<file>`, `<file>.1`, ...
+    Size(u64),
+}
+
 /// Telemetry configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -84,8 +97,11 @@ pub struct TelemetryConfig {
     pub level: String,
     /// Log format (default: see [`LogFormat::auto`]).
     pub format: LogFormat,
-    /// Also write logs to this file, rotated daily.
+    /// Also write logs to this file, rotated as `rotation` says.
     pub file: Option<PathBuf>,
+    pub rotation: LogRotation,
+    /// Rotated files kept (besides the one being written).
+    pub keep_files: usize,
     /// OTLP/HTTP collector endpoint; `None` → no tracing export at all.
     pub otlp_endpoint: Option<String>,
     /// `service.name` of exported traces; `None` → `OTEL_SERVICE_NAME`, else [`SERVICE_NAME`].
@@ -98,6 +114,8 @@ impl Default for TelemetryConfig {
             level: "info".to_string(),
             format: LogFormat::auto(),
             file: None,
+            rotation: LogRotation::Daily,
+            keep_files: KEEP_LOG_FILES,
             otlp_endpoint: None,
             service_name: None,
         }
@@ -302,13 +320,38 @@ fn build(
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&dir).map_err(|e| file_err(e.to_string()))?;
-        let appender = tracing_appender::rolling::RollingFileAppender::builder()
-            .rotation(tracing_appender::rolling::Rotation::DAILY)
-            .filename_prefix(name)
-            .max_log_files(KEEP_LOG_FILES)
-            .build(&dir)
-            .map_err(|e| file_err(e.to_string()))?;
-        let (writer, guard) = tracing_appender::non_blocking(appender);
+        let keep = cfg.keep_files.max(1);
+        let (writer, guard) = match cfg.rotation {
+            LogRotation::Daily => {
+                let appender = tracing_appender::rolling::RollingFileAppender::builder()
+                    .rotation(tracing_appender::rolling::Rotation::DAILY)
+                    .filename_prefix(name)
+                    .max_log_files(keep)
+                    .build(&dir)
+                    .map_err(|e| file_err(e.to_string()))?;
+                tracing_appender::non_blocking(appender)
+            }
+            LogRotation::Size(bytes) => {
+                // Opened here so that a path that cannot be written is a startup error, as
+                // for the daily file, rather than log lines lost later.
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| file_err(e.to_string()))?;
+                let appender = file_rotate::FileRotate::new(
+                    path,
+                    file_rotate::suffix::AppendCount::new(keep),
+                    // Surpassed, not exact: a line is never cut in two across files.
+                    file_rotate::ContentLimit::BytesSurpassed(
+                        usize::try_from(bytes.max(1)).unwrap_or(usize::MAX),
+                    ),
+                    file_rotate::compression::Compression::None,
+                    None,
+                );
+                tracing_appender::non_blocking(appender)
+            }
+        };
         layers.push(fmt_layer(cfg.format, writer, false));
         file_guard = Some(guard);
     }
@@ -428,8 +471,7 @@ mod tests {
             level: "info".into(),
             format: LogFormat::Json,
             file: Some(dir.path().join("logs/engine.log")),
-            otlp_endpoint: None,
-            service_name: None,
+            ..Default::default()
         };
         let guard = init_thread_local(&cfg).unwrap();
         assert!(!guard.otlp_enabled());
@@ -464,6 +506,55 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("filtered out"));
+    }
+
+    #[test]
+    fn size_rotation_keeps_the_configured_count_and_never_cuts_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TelemetryConfig {
+            level: "info".into(),
+            format: LogFormat::Json,
+            file: Some(dir.path().join("logs/engine.log")),
+            rotation: LogRotation::Size(2000),
+            keep_files: 2,
+            ..Default::default()
+        };
+        let guard = init_thread_local(&cfg).unwrap();
+        for i in 0..200 {
+            tracing::info!(
+                line = i,
+                padding = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                "a log line"
+            );
+        }
+        drop(guard);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["engine.log", "engine.log.1", "engine.log.2"]);
+        let mut last_seen = vec![];
+        for name in &names {
+            let text = std::fs::read_to_string(dir.path().join("logs").join(name)).unwrap();
+            let longest = text.lines().map(str::len).max().unwrap();
+            // cut after the line that passed the limit, never inside one
+            assert!(
+                text.len() <= 2000 + longest + 1,
+                "{name}: {} bytes",
+                text.len()
+            );
+            for l in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a whole JSON line");
+                last_seen.push(v["fields"]["line"].as_i64().unwrap());
+            }
+        }
+        // The current file holds the newest lines; the oldest files were deleted.
+        assert!(last_seen.contains(&199), "the last line is kept");
+        assert!(
+            !last_seen.contains(&0),
+            "older files beyond the kept count are gone"
+        );
     }
 
     #[test]
@@ -508,6 +599,7 @@ mod tests {
             file: None,
             otlp_endpoint: Some(format!("http://{addr}")),
             service_name: Some("search-east-7".into()),
+            ..Default::default()
         };
         let guard = init_thread_local(&cfg).unwrap();
         assert!(guard.otlp_enabled());

@@ -259,6 +259,7 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
         BreakerConfig {
             failure_threshold: 2,
             cool_down: Duration::from_secs(3600),
+            ..BreakerConfig::default()
         },
     );
     let loc = Location::parse_with(&unreachable_s3(port), creds_dir())

@@ -584,6 +584,122 @@ async fn rejections_unknown_routes_and_wrong_methods_answer_json_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_uri_and_oversized_headers_answer_json_414_and_431() {
+    // No model needed: the limits are in front of everything.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.limits.max_uri_bytes = 1024;
+    cfg.limits.max_header_bytes = 4096;
+    let engine = tokio::task::spawn_blocking(move || {
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
+    })
+    .await
+    .unwrap();
+    let s = TestServer::start(engine).await;
+    let c = reqwest::Client::new();
+    let long = "a".repeat(2048);
+    let (code, msg) = json_error(
+        c.get(s.url(&format!("/api/documents?limit=1&x={long}")))
+            .send()
+            .await
+            .unwrap(),
+        414,
+    )
+    .await;
+    assert_eq!(code, "uri_too_long");
+    assert!(msg.contains("limits.max_uri_bytes"), "{msg}");
+    // Probes too: the limit is in front of routing and auth.
+    let (code, _) = json_error(
+        c.get(s.url(&format!("/health/live?x={long}")))
+            .send()
+            .await
+            .unwrap(),
+        414,
+    )
+    .await;
+    assert_eq!(code, "uri_too_long");
+    let (code, msg) = json_error(
+        c.get(s.url("/api/documents"))
+            .header("x-filler", "b".repeat(8 * 1024))
+            .send()
+            .await
+            .unwrap(),
+        431,
+    )
+    .await;
+    assert_eq!(code, "headers_too_large");
+    assert!(msg.contains("limits.max_header_bytes"), "{msg}");
+    // Within both limits: answered as usual.
+    let r = c
+        .get(s.url("/api/documents?limit=1"))
+        .header("x-filler", "b".repeat(1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_failures_are_tracked_by_route_and_kind_in_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path());
+    let engine = tokio::task::spawn_blocking(move || {
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
+    })
+    .await
+    .unwrap();
+    // A file found damaged: data routes answer 503 database_damaged, a failure of the engine.
+    engine.store.mark_damaged("test: malformed").unwrap();
+    let s = TestServer::start(engine).await;
+    let c = reqwest::Client::new();
+    for _ in 0..2 {
+        let (code, _) = json_error(c.get(s.url("/api/documents")).send().await.unwrap(), 503).await;
+        assert_eq!(code, "database_damaged");
+    }
+    // The caller's own mistakes are not the engine's failures.
+    json_error(c.get(s.url("/nowhere")).send().await.unwrap(), 404).await;
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"instantdb_errors_total{component="/api/documents",kind="database_damaged"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(r#"kind="not_found""#), "{metrics}");
+    // /health/detailed shows the group once the next sample is taken (every 10 s by default).
+    let mut group = Value::Null;
+    for _ in 0..150 {
+        let d: Value = c
+            .get(s.url("/health/detailed"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(g) = d["components"]["errors"]["details"]["recent"]
+            .as_array()
+            .and_then(|r| r.iter().find(|g| g["component"] == "/api/documents"))
+        {
+            group = g.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(group["kind"], "database_damaged", "{group}");
+    assert_eq!(group["count"], 2, "{group}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_the_timeout_gets_a_json_503() {
     use tokio::io::AsyncWriteExt;
     let (_dir, s) = empty_server(|c| c.limits.request_timeout_secs = 1).await;

@@ -21,8 +21,7 @@ fn request_search_and_ingest_spans_log_their_fields_and_timing_as_json() {
         level: "info".into(),
         format: instant_db::telemetry::LogFormat::Json,
         file: Some(logs.path().join("engine.log")),
-        otlp_endpoint: None,
-        service_name: None,
+        ..Default::default()
     })
     .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -52,6 +52,10 @@ pub struct BreakerConfig {
     /// How long the breaker stays open before a probe is allowed (default 30 s).
     #[serde(with = "duration_secs")]
     pub cool_down: Duration,
+    /// Consecutive successful probes in the half-open state that close the breaker (default 1,
+    /// at least 1). More than one keeps a flapping dependency from being trusted after a single
+    /// lucky call; probes still run one at a time.
+    pub success_threshold: u32,
 }
 
 impl Default for BreakerConfig {
@@ -59,6 +63,7 @@ impl Default for BreakerConfig {
         Self {
             failure_threshold: 5,
             cool_down: Duration::from_secs(30),
+            success_threshold: 1,
         }
     }
 }
@@ -106,6 +111,8 @@ struct Inner {
     consecutive_failures: u32,
     opened_at: Option<Instant>,
     probe_in_flight: bool,
+    /// Successful probes since the breaker went half-open.
+    half_open_successes: u32,
 }
 
 /// A thread-safe circuit breaker for one dependency. Cheap to clone (shared state).
@@ -138,6 +145,7 @@ impl CircuitBreaker {
     pub fn with_clock(name: impl Into<String>, config: BreakerConfig, clock: Clock) -> Self {
         let config = BreakerConfig {
             failure_threshold: config.failure_threshold.max(1),
+            success_threshold: config.success_threshold.max(1),
             ..config
         };
         Self {
@@ -148,6 +156,7 @@ impl CircuitBreaker {
                 consecutive_failures: 0,
                 opened_at: None,
                 probe_in_flight: false,
+                half_open_successes: 0,
             })),
             clock,
             hook: None,
@@ -222,6 +231,7 @@ impl CircuitBreaker {
                     if elapsed >= self.config.cool_down {
                         g.state = BreakerState::HalfOpen;
                         g.probe_in_flight = true;
+                        g.half_open_successes = 0;
                         Ok(())
                     } else {
                         Err(self.config.cool_down - elapsed)
@@ -247,18 +257,27 @@ impl CircuitBreaker {
         self.try_acquire().is_ok()
     }
 
-    /// Record a successful call: closes the breaker and resets the failure count.
+    /// Record a successful call: resets the failure count; in the half-open state the breaker
+    /// closes after `success_threshold` successful probes in a row (the next caller is the next
+    /// probe until then).
     pub fn record_success(&self) {
-        let old = {
+        let (old, new) = {
             let mut g = self.lock();
             let old = g.state;
-            g.state = BreakerState::Closed;
             g.consecutive_failures = 0;
-            g.opened_at = None;
             g.probe_in_flight = false;
-            old
+            if g.state == BreakerState::HalfOpen {
+                g.half_open_successes = g.half_open_successes.saturating_add(1);
+                if g.half_open_successes < self.config.success_threshold {
+                    return;
+                }
+            }
+            g.state = BreakerState::Closed;
+            g.opened_at = None;
+            g.half_open_successes = 0;
+            (old, g.state)
         };
-        self.notify(old, BreakerState::Closed);
+        self.notify(old, new);
     }
 
     /// Record a failed call: a failed probe re-opens the breaker; in the closed
@@ -276,6 +295,7 @@ impl CircuitBreaker {
             if open {
                 g.state = BreakerState::Open;
                 g.opened_at = Some((self.clock)());
+                g.half_open_successes = 0;
             }
             g.probe_in_flight = false;
             (old, g.state)
@@ -367,58 +387,6 @@ impl CircuitBreaker {
     }
 }
 
-/// One breaker per dependency, created on first use with a shared config and
-/// hook (e.g. `Metrics::breaker_hook`). Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Breakers {
-    config: BreakerConfig,
-    hook: Option<StateHook>,
-    map: Arc<Mutex<std::collections::BTreeMap<String, CircuitBreaker>>>,
-}
-
-impl fmt::Debug for Breakers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.statuses()).finish()
-    }
-}
-
-impl Breakers {
-    /// An empty set; breakers get `config` and `hook`.
-    pub fn new(config: BreakerConfig, hook: Option<StateHook>) -> Self {
-        Self {
-            config,
-            hook,
-            map: Arc::default(),
-        }
-    }
-
-    /// The breaker for `dependency` (created closed on first use).
-    pub fn get(&self, dependency: &str) -> CircuitBreaker {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(dependency.to_string())
-            .or_insert_with(|| {
-                let b = CircuitBreaker::new(dependency, self.config);
-                match &self.hook {
-                    Some(h) => b.with_hook(h.clone()),
-                    None => b,
-                }
-            })
-            .clone()
-    }
-
-    /// Register an existing breaker (replacing one of the same name).
-    pub fn insert(&self, breaker: CircuitBreaker) {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(breaker.name().to_string(), breaker);
-    }
-
-    /// Status of every breaker, sorted by name (for `/health/detailed`).
-    pub fn statuses(&self) -> Vec<BreakerStatus> {
-        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.values().map(CircuitBreaker::status).collect()
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -453,9 +421,73 @@ mod tests {
             BreakerConfig {
                 failure_threshold: 3,
                 cool_down: Duration::from_secs(10),
+                success_threshold: 1,
             },
             clock.clock(),
         )
+    }
+
+    #[test]
+    fn half_open_needs_success_threshold_probes_in_a_row_to_close() {
+        let clock = ManualClock::new();
+        let b = CircuitBreaker::with_clock(
+            "embedding",
+            BreakerConfig {
+                failure_threshold: 2,
+                cool_down: Duration::from_secs(10),
+                success_threshold: 3,
+            },
+            clock.clock(),
+        );
+        b.record_failure();
+        b.record_failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        clock.advance(Duration::from_secs(10));
+        // Two good probes are not enough; the state stays half-open, one probe at a time.
+        for _ in 0..2 {
+            assert!(b.allow());
+            assert!(!b.allow(), "one probe at a time");
+            b.record_success();
+            assert_eq!(b.state(), BreakerState::HalfOpen);
+        }
+        // A failed probe re-opens it and the count starts over after the next cool-down.
+        assert!(b.allow());
+        b.record_failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        clock.advance(Duration::from_secs(10));
+        for i in 0..3 {
+            assert!(b.allow());
+            b.record_success();
+            let want = if i < 2 {
+                BreakerState::HalfOpen
+            } else {
+                BreakerState::Closed
+            };
+            assert_eq!(b.state(), want, "after {} good probes", i + 1);
+        }
+        // Closed again: failures count from zero.
+        b.record_failure();
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_success_threshold_of_zero_means_one() {
+        let clock = ManualClock::new();
+        let b = CircuitBreaker::with_clock(
+            "x",
+            BreakerConfig {
+                failure_threshold: 1,
+                cool_down: Duration::from_secs(1),
+                success_threshold: 0,
+            },
+            clock.clock(),
+        );
+        assert_eq!(b.config().success_threshold, 1);
+        b.record_failure();
+        clock.advance(Duration::from_secs(1));
+        assert!(b.allow());
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]
@@ -553,27 +585,6 @@ mod tests {
             let _ = tokio::time::timeout(Duration::ZERO, fut).await;
         }
         assert!(b.allow(), "probe slot must be released after cancellation");
-    }
-
-    #[test]
-    fn breaker_set_reports_statuses() {
-        let set = Breakers::new(BreakerConfig::default(), None);
-        let s3 = set.get("s3");
-        set.get("embedding");
-        for _ in 0..5 {
-            s3.record_failure();
-        }
-        // the same breaker is returned for the same name
-        assert_eq!(set.get("s3").state(), BreakerState::Open);
-        let st = set.statuses();
-        assert_eq!(st.len(), 2);
-        assert_eq!(st[0].dependency, "embedding");
-        assert_eq!(st[0].state, BreakerState::Closed);
-        assert_eq!(st[1].state, BreakerState::Open);
-        assert_eq!(st[1].consecutive_failures, 5);
-        assert!(st[1].retry_in_ms.unwrap() <= 30_000);
-        let json = serde_json::to_value(&st[1]).unwrap();
-        assert_eq!(json["state"], "open");
     }
 
     #[test]

@@ -21,16 +21,28 @@
 //! [`retry_policy`] builds a jittered exponential backoff bounded both in
 //! attempts and in total delay; [`retry_transient`] runs an async operation
 //! under such a policy, retrying only errors classified as transient and
-//! logging each retry with `tracing`.
+//! logging each retry with `tracing`. [`RetrySpec::policy`] builds the fixed, linear or
+//! exponential backoff the `resilience.retries` configuration selects.
+//!
+//! # Configuration
+//!
+//! [`ResilienceConfig`] (`resilience:` in the configuration file) sets breakers
+//! (failure threshold, open duration, success threshold) and retries per dependency; see
+//! `docs/resilience.md`.
 
 mod breaker;
 mod retry;
+mod set;
+pub mod settings;
 
 pub use breaker::{
-    BreakerConfig, BreakerError, BreakerState, BreakerStatus, Breakers, CircuitBreaker, Clock,
-    StateHook,
+    BreakerConfig, BreakerError, BreakerState, BreakerStatus, CircuitBreaker, Clock, StateHook,
 };
 pub use retry::{
     RETRY_MAX_DELAY, RETRY_MIN_DELAY, retry_blocking, retry_policy, retry_transient,
     retry_with_sleeper,
+};
+pub use set::Breakers;
+pub use settings::{
+    BreakerSettings, ResilienceConfig, RetryPolicy, RetrySettings, RetrySpec, RetryStrategy,
 };

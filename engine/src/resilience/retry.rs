@@ -1,10 +1,11 @@
-//! Bounded retries with exponential backoff and jitter (see the module doc of `resilience`).
+//! Bounded retries under any `backon` backoff (see the module doc of `resilience`); the
+//! built-in policy is exponential with jitter, others come from [`super::RetrySpec::policy`].
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{BlockingRetryable, ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, BlockingRetryable, ExponentialBuilder, Retryable};
 
 /// Default minimum delay between retries.
 pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
@@ -27,9 +28,9 @@ pub fn retry_policy(max_attempts: usize, max_total: Duration) -> ExponentialBuil
 /// Run `fut_factory()` and retry it under `policy` while `is_transient(&err)`
 /// holds; every retry is logged (`warn`) with the operation name, the attempt,
 /// the delay and the error. Non-transient errors are returned at once.
-pub async fn retry_transient<T, E, F, Fut, P>(
+pub async fn retry_transient<T, E, F, Fut, P, B>(
     op_name: &str,
-    policy: ExponentialBuilder,
+    policy: B,
     fut_factory: F,
     is_transient: P,
 ) -> Result<T, E>
@@ -38,6 +39,7 @@ where
     Fut: Future<Output = Result<T, E>>,
     P: FnMut(&E) -> bool,
     E: fmt::Display,
+    B: BackoffBuilder,
 {
     retry_with_sleeper(
         op_name,
@@ -51,9 +53,9 @@ where
 
 /// [`retry_transient`] with a custom sleeper (tests use one that records the
 /// delays and returns at once).
-pub async fn retry_with_sleeper<T, E, F, Fut, P, S, SF>(
+pub async fn retry_with_sleeper<T, E, F, Fut, P, S, SF, B>(
     op_name: &str,
-    policy: ExponentialBuilder,
+    policy: B,
     fut_factory: F,
     is_transient: P,
     sleeper: S,
@@ -65,6 +67,7 @@ where
     E: fmt::Display,
     S: Fn(Duration) -> SF + 'static,
     SF: Future,
+    B: BackoffBuilder,
 {
     let mut log = retry_logger(op_name);
     fut_factory
@@ -92,9 +95,9 @@ fn retry_logger<E: fmt::Display>(op_name: &str) -> impl FnMut(&E, Duration) + '_
 
 /// [`retry_transient`] for blocking code (embedding runs on worker threads, not the runtime):
 /// the same policy and logging, sleeping with `sleeper` between attempts.
-pub fn retry_blocking<T, E, F, P, S>(
+pub fn retry_blocking<T, E, F, P, S, B>(
     op_name: &str,
-    policy: ExponentialBuilder,
+    policy: B,
     f: F,
     is_transient: P,
     sleeper: S,
@@ -104,6 +107,7 @@ where
     P: FnMut(&E) -> bool,
     E: fmt::Display,
     S: Fn(Duration) + 'static,
+    B: BackoffBuilder,
 {
     let mut log = retry_logger(op_name);
     f.retry(policy)

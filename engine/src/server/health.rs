@@ -6,7 +6,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
 use super::AppState;
+use crate::error::Error;
 use crate::health::{HealthReport, Status};
 
 pub fn routes() -> Router<AppState> {
@@ -42,13 +47,48 @@ pub async fn live() -> axum::Json<serde_json::Value> {
 }
 
 /// Ready for traffic: database open and migrated, index loaded, integrity not failed, disk not full.
+/// While the index loads, `index_loading` says how far it is (read live, not from the snapshot).
 #[utoipa::path(get, path = "/health/ready", responses((status = 200, description = "ready"), (status = 503, description = "not ready, with reasons")))]
 pub async fn ready(State(s): State<AppState>) -> (StatusCode, axum::Json<serde_json::Value>) {
     let r = s.health.snapshot();
-    (
-        code(r.ready),
-        axum::Json(serde_json::json!({"ready": r.ready, "reasons": r.reasons})),
-    )
+    let loading = s.engine.index_loading();
+    let ready = r.ready && loading.is_none();
+    let mut body = serde_json::json!({"ready": ready, "reasons": r.reasons});
+    if let Some(st) = loading {
+        body["index_loading"] = serde_json::to_value(&st).unwrap_or_default();
+        body["reasons"] = serde_json::json!([st.describe()]);
+        // the other reasons of the snapshot still count
+        if let Some(list) = body["reasons"].as_array_mut() {
+            list.extend(
+                r.reasons
+                    .iter()
+                    .filter(|m| !m.starts_with("the vector index is loading"))
+                    .map(|m| serde_json::Value::from(m.as_str())),
+            );
+        }
+    }
+    (code(ready), axum::Json(body))
+}
+
+/// While the vector index loads after the start, writes answer `503 index_loading` with
+/// `Retry-After` before any of their work (an upload is not even read). The engine refuses
+/// them too; this answers early.
+pub async fn refuse_writes_while_the_index_loads(
+    State(s): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if super::restores::is_write(req.method(), req.uri().path())
+        && let Some(st) = s.engine.index_loading()
+    {
+        return super::ApiError(Error::IndexLoading(format!(
+            "{}; writes are refused until it is done (nothing was written), keyword search works \
+             meanwhile",
+            st.describe()
+        )))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Every component with its status, timing and details.

@@ -7,7 +7,9 @@ mod archive;
 pub mod auth;
 mod extract;
 mod health;
+mod limits;
 mod openapi;
+mod ops;
 mod restores;
 pub mod tls;
 mod verifications;
@@ -48,6 +50,8 @@ pub struct AppState {
     /// Backup verifications asked for over HTTP, each recorded in `<data>/jobs`, one
     /// running at a time.
     pub verifications: Arc<verifications::Verifications>,
+    /// Taken by scheduled maintenance (integrity check, optimize): one at a time.
+    pub maintenance: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -99,6 +103,10 @@ impl AppState {
         let backups = Arc::new(admin::open_backup_jobs(&engine.config.data_dir)?);
         let verifications = Arc::new(verifications::Verifications::open(&engine.config.data_dir)?);
         let engine = Arc::new(engine);
+        let tracked = engine.clone();
+        health.add_source(Box::new(move || {
+            ("errors".to_string(), tracked.errors.component())
+        }));
         let watched = engine.clone();
         health.add_source(Box::new(move || {
             (
@@ -119,6 +127,7 @@ impl AppState {
             operations: Arc::new(crate::restore_job::Operations::default()),
             restores: restore_jobs,
             verifications,
+            maintenance: Arc::default(),
         })
     }
 }
@@ -232,6 +241,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             restores::refuse_writes_during_restore,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::refuse_writes_while_the_index_loads,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track_errors,
+        ))
         .fallback(|| async {
             ApiError(Error::NotFound(
                 "no such endpoint; see /api/openapi.json".into(),
@@ -256,6 +273,14 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
+        ))
+        // Before auth and routing: an oversized head is refused before anything reads it.
+        .layer(axum::middleware::from_fn_with_state(
+            limits::HeadLimits {
+                max_uri_bytes: cfg.max_uri_bytes,
+                max_header_bytes: cfg.max_header_bytes,
+            },
+            limits::refuse_oversized_heads,
         ))
         // Outside the timeout and the extractors, so their plain-text answers become JSON too.
         .layer(axum::middleware::map_response_with_state(
@@ -340,6 +365,8 @@ async fn json_errors(
         StatusCode::NOT_FOUND => ("not_found", text),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", text),
         StatusCode::TOO_MANY_REQUESTS => ("too_many_requests", text),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", text),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers_too_large", text),
         s if s.is_client_error() => ("invalid_input", text),
         _ => ("internal_error", text),
     };
@@ -351,6 +378,9 @@ async fn json_errors(
     let body = serde_json::json!({"error": {"code": code, "message": message}});
     (status, axum::Json(body)).into_response()
 }
+
+/// `Retry-After` of a 503 `index_loading` (a rebuild takes about 20 s per 100k vectors).
+const INDEX_LOADING_RETRY_AFTER_SECS: &str = "5";
 
 /// `Retry-After` of a 429 (ingest or search slots all busy).
 const TOO_MANY_RETRY_AFTER_SECS: &str = "1";
@@ -364,7 +394,20 @@ impl IntoResponse for ApiError {
         let body =
             serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
         let mut resp = (status, axum::Json(body)).into_response();
+        if status.is_server_error() {
+            // for `track_errors`, which knows the route
+            resp.extensions_mut().insert(ops::TrackedError {
+                kind: self.0.code(),
+                message: self.0.to_string(),
+            });
+        }
         restores::retry_after(&mut resp, self.0.code());
+        if self.0.code() == "index_loading" {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(INDEX_LOADING_RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::TOO_MANY_REQUESTS {
             // Ingest and search slots free in seconds; a client should come back, not give up.
             resp.headers_mut().insert(
@@ -390,6 +433,9 @@ where
     L::Addr: std::fmt::Debug,
 {
     let engine = state.engine.clone();
+    if engine.index_loading().is_some() {
+        ops::start_index_load(state.clone())?;
+    }
     {
         // The quick check runs before the first health sample, so damage found at start makes
         // the engine unready from its first answer rather than an integrity interval later.
@@ -405,6 +451,7 @@ where
     let refresher = tokio::spawn(health_refresh(state.clone()));
     let archiver = tokio::spawn(crate::archive::run(engine.clone()));
     let integrity = tokio::spawn(periodic_integrity(state.clone()));
+    let optimizer = tokio::spawn(ops::periodic_optimize(state.clone()));
     let grace = Duration::from_secs(engine.config.shutdown.grace_period_secs);
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router(state.clone()))
@@ -433,6 +480,7 @@ where
     }
     refresher.abort();
     integrity.abort();
+    optimizer.abort();
     archiver.abort();
     if engine.config.archive.enabled() {
         // What the last requests wrote goes out now rather than at the next start (bounded:
@@ -506,6 +554,7 @@ async fn periodic_integrity(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let _turn = state.maintenance.lock().await;
         let s = state.clone();
         // The outcome is recorded in health and metrics by the call itself.
         let _ = tokio::task::spawn_blocking(move || run_integrity_check(&s)).await;
@@ -566,6 +615,8 @@ pub fn run_integrity_check_at(
     if status.ok {
         tracing::info!(ms = status.duration_ms, "integrity check passed");
     } else {
+        s.engine
+            .track_error("integrity", "integrity_failed", &status.problems.join("; "));
         tracing::error!(problems = ?status.problems, "integrity check FAILED");
     }
     s.health.record_integrity(status);
@@ -621,10 +672,12 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     // Also before the engine opens: a wrong certificate or key is a startup error (exit 2).
     let tls = config.tls.files().map(tls::acceptor).transpose()?;
-    let engine =
-        tokio::task::spawn_blocking(move || Engine::open(config, ModelLoading::BestEffort))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+    // The vector index loads behind the listener (see `start_index_load`).
+    let engine = tokio::task::spawn_blocking(move || {
+        Engine::open_deferred(config, ModelLoading::BestEffort)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     let state = AppState::with_auth(engine, auth)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -656,7 +709,7 @@ async fn render_metrics(
 }
 
 /// Publishes the database sizes as gauges (called with each health refresh).
-fn update_gauges(s: &AppState) {
+pub(super) fn update_gauges(s: &AppState) {
     let r = s.health.snapshot();
     let m = &s.engine.metrics;
     m.documents.set(r.document_count);

@@ -252,7 +252,7 @@ pub fn restore_component(jobs: &crate::restore_job::RestoreJobs) -> crate::healt
 
 /// Whether a request changes data (`POST`/`PUT`/`PATCH`/`DELETE` under `/api/`, except the
 /// read-only `POST /api/search`).
-fn is_write(method: &Method, path: &str) -> bool {
+pub(super) fn is_write(method: &Method, path: &str) -> bool {
     path.starts_with("/api/")
         && path != "/api/search"
         && matches!(

@@ -10,9 +10,11 @@
 pub mod changes;
 mod damage;
 mod integrity;
+mod optimize;
 pub mod schema;
 
 pub use integrity::{CheckLevel, IntegrityReport, check_file};
+pub use optimize::OptimizeReport;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
