@@ -4,6 +4,8 @@
 mod output;
 mod progress;
 mod remote;
+mod sync;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -69,6 +71,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Ingest files and directories.
     Ingest(IngestArgs),
+    /// Bring the documents of directories in step with their files: add new files, replace
+    /// changed ones, skip unchanged ones; --delete-missing removes those whose files are gone.
+    Sync(sync::SyncArgs),
     /// Search the database.
     Search(SearchArgs),
     /// Document, chunk and index counts.
@@ -328,18 +333,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Ingest(args) => {
-            let metadata = args
-                .metadata
-                .as_deref()
-                .map(|m| {
-                    serde_json::from_str::<serde_json::Value>(m)
-                        .ok()
-                        .filter(|v| v.is_object())
-                        .ok_or_else(|| {
-                            Error::InvalidInput("--metadata must be a JSON object".into())
-                        })
-                })
-                .transpose()?;
+            let metadata = parse_metadata(args.metadata.as_deref())?;
             let opts = IngestOptions {
                 recursive: Some(!args.no_recursive),
                 exclude: args.exclude,
@@ -356,6 +350,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             output::ingest_report(fmt, &report);
             Ok(if report.failed > 0 { 1 } else { 0 })
         }
+        Command::Sync(args) => sync::run(args, config, fmt),
         Command::Search(args) => {
             let req = search_request(&args)?;
             let resp = match args.remote.server()? {
@@ -537,6 +532,17 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
         Command::Bench(args) => crate::bench::run(config, args, fmt),
         Command::Demo(args) => crate::demo::run(config, args.corpus, args.question, fmt),
     }
+}
+
+/// `--metadata`: a JSON object, or nothing.
+fn parse_metadata(raw: Option<&str>) -> Result<Option<serde_json::Value>> {
+    raw.map(|m| {
+        serde_json::from_str::<serde_json::Value>(m)
+            .ok()
+            .filter(|v| v.is_object())
+            .ok_or_else(|| Error::InvalidInput("--metadata must be a JSON object".into()))
+    })
+    .transpose()
 }
 
 fn search_request(args: &SearchArgs) -> Result<SearchRequest> {

@@ -9,6 +9,7 @@ mod extract;
 mod health;
 mod openapi;
 mod restores;
+mod sync;
 pub mod tls;
 mod verifications;
 mod work;
