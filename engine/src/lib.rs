@@ -15,6 +15,7 @@ pub mod doctype;
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod filter;
 pub mod health;
 pub mod index;

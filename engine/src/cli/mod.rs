@@ -1,6 +1,7 @@
 //! Command line: argument parsing and dispatch. Every command works on a data directory with no
 //! server running, and the data commands also work against a running server with `--server URL`.
 
+mod export;
 mod output;
 mod progress;
 mod remote;
@@ -76,6 +77,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Search the database.
     Search(SearchArgs),
+    /// Write the stored documents out as files (Markdown, JSON or text) with an index.
+    Export(export::ExportArgs),
     /// Document, chunk and index counts.
     Stats(RemoteArgs),
     /// Print the effective configuration.
@@ -351,6 +354,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(if report.failed > 0 { 1 } else { 0 })
         }
         Command::Sync(args) => sync::run(args, config, fmt),
+        Command::Export(args) => export::run(args, config, fmt),
         Command::Search(args) => {
             let req = search_request(&args)?;
             let resp = match args.remote.server()? {
@@ -545,8 +549,9 @@ fn parse_metadata(raw: Option<&str>) -> Result<Option<serde_json::Value>> {
     .transpose()
 }
 
-fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
-    let filter = match args.filter.as_slice() {
+/// `--filter` values: one JSON filter, or short-syntax conditions that must all hold.
+fn parse_filter(raw: &[String]) -> Result<Option<crate::filter::FilterInput>> {
+    Ok(match raw {
         [] => None,
         [one] if one.trim_start().starts_with(['{', '[']) => Some(
             serde_json::from_str(one)
@@ -557,7 +562,11 @@ fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
                 .map(|s| crate::filter::FilterItem::Short(s.clone()))
                 .collect(),
         )),
-    };
+    })
+}
+
+fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
+    let filter = parse_filter(&args.filter)?;
     Ok(SearchRequest {
         query: args.query.clone(),
         mode: args.mode.parse()?,
