@@ -531,9 +531,10 @@ mod cli {
         assert_eq!(r["dry_run"], false);
     }
 
-    /// Polls the database (a second process, reading) until `word` is found or not.
-    fn wait_searchable(data: &Path, word: &str, wanted: bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Polls the database (a second process, reading) until `word` is found or not; on timeout
+    /// the last search's error and the watch's own log (`log`) say why.
+    fn wait_searchable(data: &Path, log: &Path, word: &str, wanted: bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let out = binary(data)
                 .args(["--format", "json", "search", "--mode", "keyword", word])
@@ -548,8 +549,11 @@ mod cli {
             }
             assert!(
                 Instant::now() < deadline,
-                "{word} never became {}",
-                if wanted { "searchable" } else { "unsearchable" }
+                "{word} never became {}; last search: {} {}; watch log:\n{}",
+                if wanted { "searchable" } else { "unsearchable" },
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -562,22 +566,25 @@ mod cli {
         let (_d, data) = canonical_tempdir();
         let (_f, dir) = canonical_tempdir();
         std::fs::write(dir.join("first.md"), "watchfirst").unwrap();
-        let mut child = binary(&data)
+        let log = data.join("watch.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_instant-db"))
+            .args(["--log-level", "info", "--log-format", "text", "--data-dir"])
+            .arg(&data)
             .args(["sync", "--watch", "--delete-missing"])
             .arg(&dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        wait_searchable(&data, "watchfirst", true);
+        wait_searchable(&data, &log, "watchfirst", true);
         let note = dir.join("note.md");
         std::fs::write(&note, "watchnew").unwrap();
-        wait_searchable(&data, "watchnew", true);
+        wait_searchable(&data, &log, "watchnew", true);
         std::fs::write(&note, "watchedited").unwrap();
-        wait_searchable(&data, "watchedited", true);
-        wait_searchable(&data, "watchnew", false);
+        wait_searchable(&data, &log, "watchedited", true);
+        wait_searchable(&data, &log, "watchnew", false);
         std::fs::remove_file(&note).unwrap();
-        wait_searchable(&data, "watchedited", false);
+        wait_searchable(&data, &log, "watchedited", false);
         let sent = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
@@ -596,6 +603,6 @@ mod cli {
         };
         assert_eq!(status.code(), Some(0));
         // still readable and whole afterwards
-        wait_searchable(&data, "watchfirst", true);
+        wait_searchable(&data, &log, "watchfirst", true);
     }
 }
