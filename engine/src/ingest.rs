@@ -19,9 +19,12 @@ use crate::store::{DocumentRecord, NewChunk};
 
 mod problems;
 mod read;
+mod sync;
 mod walk;
+pub mod watch;
 
 pub use problems::{ProblemKind, nothing_ingested};
+pub use sync::{SyncOptions, SyncReport, sync_paths};
 pub use walk::{Walk, build_globset, walk};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -99,6 +102,10 @@ pub struct IngestReport {
     /// to do (`0 files ingested, 3 skipped or failed: 3 unsupported (.png); ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nothing_ingested: Option<String>,
+    /// Attachments removed because the mail they came with was replaced by a version without
+    /// them (`<file>#<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_attachments: Vec<String>,
     /// Per-file outcomes other than `unchanged` and `added`/`updated` (problems only).
     pub problems: Vec<FileReport>,
     /// Every file's outcome, when the caller asked for details.
@@ -173,29 +180,51 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The SHA-256 of a document's bytes, as stored in `documents.content_hash`.
+fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// How a source compares with what is stored under its name.
+enum Stored {
+    /// Nothing stored yet.
+    None,
+    /// Stored with the same content (and, when the source brings user metadata, the same).
+    Same,
+    /// Stored, with other content or metadata: the id to replace.
+    Other(String),
+}
+
+/// Compares `src` (whose bytes hash to `hash`) with its stored version; ingest and a dry-run
+/// sync decide "unchanged" by this one rule.
+fn stored_version(engine: &Engine, src: &SourceDoc, hash: &str) -> Result<Stored> {
+    let Some((id, old_hash)) = engine.store.hash_of_source(&src.source)? else {
+        return Ok(Stored::None);
+    };
+    if old_hash != hash {
+        return Ok(Stored::Other(id));
+    }
+    // Same content: only user metadata may have changed.
+    match &src.metadata {
+        Some(m) if engine.store.get_document(&id)?.metadata != *m => Ok(Stored::Other(id)),
+        _ => Ok(Stored::Same),
+    }
+}
+
 /// Reads, hashes, parses and chunks one document; `None` means unchanged since last time.
 // Debug level: one span per file is too many for INFO logs, but shows in traces on demand.
 #[tracing::instrument(name = "prepare_document", level = "debug", skip_all, fields(source = %src.source, bytes = src.bytes.len()))]
 fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<Option<Prepared>> {
-    let hash = hex::encode(Sha256::digest(&src.bytes));
-    let previous = engine.store.hash_of_source(&src.source)?;
+    let hash = content_hash(&src.bytes);
+    let previous = match stored_version(engine, src, &hash)? {
+        Stored::Same => return Ok(None),
+        Stored::None => None,
+        Stored::Other(id) => Some(id),
+    };
     let metadata = src
         .metadata
         .clone()
         .unwrap_or_else(|| serde_json::json!({}));
-    if let Some((id, old_hash)) = &previous
-        && *old_hash == hash
-    {
-        // Same content: only user metadata may have changed.
-        if src.metadata.is_some() {
-            let current = engine.store.get_document(id)?;
-            if current.metadata == metadata {
-                return Ok(None);
-            }
-        } else {
-            return Ok(None);
-        }
-    }
     let path = Path::new(&src.name);
     let mut parsed = engine
         .parsers
@@ -227,9 +256,7 @@ fn prepare(engine: &Engine, src: &SourceDoc, chunk_cfg: &ChunkConfig) -> Result<
     });
     let ts = now();
     let record = DocumentRecord {
-        id: previous
-            .as_ref()
-            .map_or_else(|| document_id(&src.source), |(id, _)| id.clone()),
+        id: previous.clone().unwrap_or_else(|| document_id(&src.source)),
         source: src.source.clone(),
         title,
         extension: ext,
@@ -669,6 +696,18 @@ fn write_stage(
                         return Ok(());
                     }
                 };
+                if p.existed {
+                    // A replaced mail's attachments are its content too: those it no longer
+                    // has go with its old version. (A failure here is a database refusing
+                    // writes, which the next write reports and stops on.)
+                    match sync::remove_dropped_attachments(engine, &p.record.source, &p.attachments)
+                    {
+                        Ok(gone) => report.removed_attachments.extend(gone),
+                        Err(e) => {
+                            tracing::warn!(source = %p.record.source, error = %e, "old attachments not removed")
+                        }
+                    }
+                }
                 report.chunks += p.chunks.len();
                 report.embedded_chunks += outcome.added.len();
                 if let Some(why) = &p.degraded {

@@ -16,6 +16,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod error_tracker;
+pub mod export;
 pub mod filter;
 pub mod health;
 pub mod index;

@@ -1,9 +1,12 @@
 //! Command line: argument parsing and dispatch. Every command works on a data directory with no
 //! server running, and the data commands also work against a running server with `--server URL`.
 
+mod export;
 mod output;
 mod progress;
 mod remote;
+mod sync;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -69,8 +72,13 @@ pub enum Command {
     Serve(ServeArgs),
     /// Ingest files and directories.
     Ingest(IngestArgs),
+    /// Bring the documents of directories in step with their files: add new files, replace
+    /// changed ones, skip unchanged ones; --delete-missing removes those whose files are gone.
+    Sync(sync::SyncArgs),
     /// Search the database.
     Search(SearchArgs),
+    /// Write the stored documents out as files (Markdown, JSON or text) with an index.
+    Export(export::ExportArgs),
     /// Document, chunk and index counts.
     Stats(RemoteArgs),
     /// Print the effective configuration.
@@ -328,18 +336,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(0)
         }
         Command::Ingest(args) => {
-            let metadata = args
-                .metadata
-                .as_deref()
-                .map(|m| {
-                    serde_json::from_str::<serde_json::Value>(m)
-                        .ok()
-                        .filter(|v| v.is_object())
-                        .ok_or_else(|| {
-                            Error::InvalidInput("--metadata must be a JSON object".into())
-                        })
-                })
-                .transpose()?;
+            let metadata = parse_metadata(args.metadata.as_deref())?;
             let opts = IngestOptions {
                 recursive: Some(!args.no_recursive),
                 exclude: args.exclude,
@@ -356,6 +353,8 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             output::ingest_report(fmt, &report);
             Ok(if report.failed > 0 { 1 } else { 0 })
         }
+        Command::Sync(args) => sync::run(args, config, fmt),
+        Command::Export(args) => export::run(args, config, fmt),
         Command::Search(args) => {
             let req = search_request(&args)?;
             let resp = match args.remote.server()? {
@@ -539,8 +538,20 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
     }
 }
 
-fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
-    let filter = match args.filter.as_slice() {
+/// `--metadata`: a JSON object, or nothing.
+fn parse_metadata(raw: Option<&str>) -> Result<Option<serde_json::Value>> {
+    raw.map(|m| {
+        serde_json::from_str::<serde_json::Value>(m)
+            .ok()
+            .filter(|v| v.is_object())
+            .ok_or_else(|| Error::InvalidInput("--metadata must be a JSON object".into()))
+    })
+    .transpose()
+}
+
+/// `--filter` values: one JSON filter, or short-syntax conditions that must all hold.
+fn parse_filter(raw: &[String]) -> Result<Option<crate::filter::FilterInput>> {
+    Ok(match raw {
         [] => None,
         [one] if one.trim_start().starts_with(['{', '[']) => Some(
             serde_json::from_str(one)
@@ -551,7 +562,11 @@ fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
                 .map(|s| crate::filter::FilterItem::Short(s.clone()))
                 .collect(),
         )),
-    };
+    })
+}
+
+fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
+    let filter = parse_filter(&args.filter)?;
     Ok(SearchRequest {
         query: args.query.clone(),
         mode: args.mode.parse()?,

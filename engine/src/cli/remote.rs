@@ -345,6 +345,35 @@ impl Admin<'_> {
 }
 
 impl Api<'_> {
+    /// Server-side sync of paths the server can read (its `ingest.allowed_roots`), in one
+    /// request: the server refuses all of them when one is outside its roots.
+    pub fn sync(
+        &self,
+        paths: &[PathBuf],
+        opts: &crate::ingest::SyncOptions,
+    ) -> Result<crate::ingest::SyncReport> {
+        let base = self.base;
+        let paths: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        let body = serde_json::json!({
+            "paths": paths,
+            "dry_run": opts.dry_run,
+            "delete_missing": opts.delete_missing,
+            "options": opts.ingest,
+        });
+        block_on(async {
+            let resp = self
+                .request(self.client.post(url(base, "/api/sync")))
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| unreachable(base, e))?;
+            decode(resp).await
+        })
+    }
+
     /// Server-side ingest of paths the server can read (its `ingest.allowed_roots`).
     pub fn ingest(&self, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
         let base = self.base;

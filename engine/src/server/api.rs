@@ -31,6 +31,7 @@ pub fn routes(max_upload: usize) -> Router<AppState> {
             post(process_file).layer(DefaultBodyLimit::max(upload_body_cap(max_upload))),
         )
         .route("/api/process/directory", post(process_directory))
+        .route("/api/sync", post(super::sync::sync))
         .route("/api/config", get(config))
 }
 
@@ -433,15 +434,30 @@ pub async fn process_directory(
     State(s): State<AppState>,
     Json(req): Json<DirectoryRequest>,
 ) -> ApiResult<axum::Json<IngestReport>> {
-    if req.path.components().any(|c| c == Component::ParentDir) {
+    let path = confined_path(&s, &req.path)?;
+    let opts = req.options;
+    let roots = s.engine.config.ingest.allowed_roots.clone();
+    let report = ingest_guarded(&s, move |engine, progress| {
+        // The walk checks every file again: a symbolic link under the root may lead out of it.
+        crate::ingest::ingest_paths_within(engine, &[path], &roots, &opts, progress)
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+/// The canonical form of a path a request names, when it lies under `ingest.allowed_roots`
+/// (400 for `..` or a path that cannot be resolved, 403 outside the roots). The walk checks
+/// every file below it again: a symbolic link under a root may lead out of it.
+pub(super) fn confined_path(s: &AppState, requested: &Path) -> ApiResult<PathBuf> {
+    if requested.components().any(|c| c == Component::ParentDir) {
         return Err(ApiError(Error::InvalidInput(
             "the path may not contain `..`".into(),
         )));
     }
-    let path = std::fs::canonicalize(&req.path).map_err(|e| {
+    let path = std::fs::canonicalize(requested).map_err(|e| {
         ApiError(Error::InvalidInput(format!(
             "cannot read {}: {e}",
-            req.path.display()
+            requested.display()
         )))
     })?;
     let allowed = s
@@ -458,14 +474,7 @@ pub async fn process_directory(
             path.display()
         ))));
     }
-    let opts = req.options;
-    let roots = s.engine.config.ingest.allowed_roots.clone();
-    let report = ingest_guarded(&s, move |engine, progress| {
-        // The walk checks every file again: a symbolic link under the root may lead out of it.
-        crate::ingest::ingest_paths_within(engine, &[path], &roots, &opts, progress)
-    })
-    .await?;
-    Ok(axum::Json(report))
+    Ok(path)
 }
 
 /// The effective configuration (it holds no secrets: the admin token is only a file path).
@@ -500,13 +509,29 @@ fn ingest_permit(s: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
     })
 }
 
-/// Runs an ingest if a slot is free (`ingest.max_concurrent`), else 429.
-async fn ingest_guarded(
+/// The counts an ingest's span records.
+pub(super) trait IngestCounts {
+    /// (added, updated, failed)
+    fn counts(&self) -> (usize, usize, usize);
+}
+
+impl IngestCounts for IngestReport {
+    fn counts(&self) -> (usize, usize, usize) {
+        (self.added, self.updated, self.failed)
+    }
+}
+
+impl IngestCounts for crate::ingest::SyncReport {
+    fn counts(&self) -> (usize, usize, usize) {
+        (self.added.len(), self.changed.len(), self.failed())
+    }
+}
+
+/// Runs an ingest (or a sync) if a slot is free (`ingest.max_concurrent`), else 429.
+pub(super) async fn ingest_guarded<R: IngestCounts + Send + 'static>(
     s: &AppState,
-    f: impl FnOnce(&crate::engine::Engine, &dyn Progress) -> crate::error::Result<IngestReport>
-    + Send
-    + 'static,
-) -> ApiResult<IngestReport> {
+    f: impl FnOnce(&crate::engine::Engine, &dyn Progress) -> crate::error::Result<R> + Send + 'static,
+) -> ApiResult<R> {
     let permit = ingest_permit(s)?;
     ingest_with(s, permit, f).await
 }
@@ -514,13 +539,11 @@ async fn ingest_guarded(
 /// Runs an ingest in its slot on a blocking thread, as the request's work: when the request
 /// goes (timeout, client gone, or shutdown past its grace period) the ingest stops before its
 /// next document or embedding batch, and its slot frees then (see [`super::work`]).
-async fn ingest_with(
+async fn ingest_with<R: IngestCounts + Send + 'static>(
     s: &AppState,
     permit: tokio::sync::OwnedSemaphorePermit,
-    f: impl FnOnce(&crate::engine::Engine, &dyn Progress) -> crate::error::Result<IngestReport>
-    + Send
-    + 'static,
-) -> ApiResult<IngestReport> {
+    f: impl FnOnce(&crate::engine::Engine, &dyn Progress) -> crate::error::Result<R> + Send + 'static,
+) -> ApiResult<R> {
     let engine = s.engine.clone();
     // Cancels the ingest when dropped: at the end of this function, or with this future when
     // the request is cut. The ingest checks it before each document, batch and write.
@@ -538,9 +561,10 @@ async fn ingest_with(
         let _permit = permit;
         let _entered = span.enter();
         let report = f(&engine, &progress)?;
-        span.record("added", report.added);
-        span.record("updated", report.updated);
-        span.record("failed", report.failed);
+        let (added, updated, failed) = report.counts();
+        span.record("added", added);
+        span.record("updated", updated);
+        span.record("failed", failed);
         Ok(report)
     })
     .await;

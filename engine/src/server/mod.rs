@@ -11,6 +11,7 @@ mod limits;
 mod openapi;
 mod ops;
 mod restores;
+mod sync;
 pub mod tls;
 mod verifications;
 mod work;

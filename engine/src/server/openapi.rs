@@ -23,6 +23,7 @@ use super::auth::{Access, required_role};
         super::api::delete_document,
         super::api::process_file,
         super::api::process_directory,
+        super::sync::sync,
         super::api::config,
         super::health::health,
         super::health::live,

@@ -138,7 +138,7 @@ fn configure(conn: &Connection, writer: bool) -> Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     if writer {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        set_wal(conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -65536)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -146,6 +146,27 @@ fn configure(conn: &Connection, writer: bool) -> Result<()> {
         conn.pragma_update(None, "cache_size", -16384)?;
     }
     Ok(())
+}
+
+/// Switches the file to WAL. Switching a new file needs it to itself for a moment and SQLite
+/// does not wait for that (no busy handler), so another process opening the same new file at
+/// the same time makes it answer "database is locked": retried briefly (up to about 2 s).
+fn set_wal(conn: &Connection) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempts < 100 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Registers `REGEXP` so filters can use `x REGEXP pattern`; compiled patterns are cached by

@@ -85,7 +85,15 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
-        let tx = conn.transaction()?;
+        // IMMEDIATE: the write lock is taken first (waiting out the busy timeout), and the
+        // version is read again under it, so processes opening a new file at once migrate it
+        // once; a deferred transaction would fail to upgrade its lock ("database is locked")
+        // or apply a migration another process has just applied ("table already exists").
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now >= version {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;

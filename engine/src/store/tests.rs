@@ -312,3 +312,35 @@ fn the_full_check_waits_for_a_long_write_instead_of_colliding_with_it() {
     writer.join().unwrap().unwrap();
     assert!(report.ok, "{:?}", report.problems);
 }
+
+/// Processes opening a new data directory at once (a `sync --watch` and a `search` started
+/// together) each migrated the empty file: all but one failed with "table documents already
+/// exists". The migration now takes the write lock first and looks at the version again.
+#[test]
+fn stores_opened_at_once_on_a_new_file_all_open_and_migrate_it_once() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("instant.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let opened: Vec<std::result::Result<(), String>> = (0..4)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(drop).map_err(|e| e.to_string())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        for o in &opened {
+            assert!(o.is_ok(), "round {round}: {opened:?}");
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.stats().unwrap().schema_version,
+            schema::latest_version()
+        );
+    }
+}
