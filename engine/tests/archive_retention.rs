@@ -164,7 +164,11 @@ async fn scenario(root: &Path, dest: &str, creds: Option<&Path>, listing: &Dest)
     // 1. the oldest backup goes: the empty start (older than it) stops being a recovery point
     // and every segment wholly at or before b2's position goes; the straddling one stays
     let d = delete_backup(&writer, dest, &b1.id).await;
-    assert_eq!(d.archive.empty_starts_dropped, [first_gen.clone()], "{d:?}");
+    assert_eq!(
+        d.archive.empty_starts_dropped,
+        std::slice::from_ref(&first_gen),
+        "{d:?}"
+    );
     let after = listing.segments().await;
     let b2_seq = base_seq(&b2);
     let expected: Vec<_> = before.iter().filter(|s| s.last > b2_seq).cloned().collect();
@@ -178,7 +182,10 @@ async fn scenario(root: &Path, dest: &str, creds: Option<&Path>, listing: &Dest)
         after.iter().any(|s| s.first <= b2_seq && s.last > b2_seq),
         "the segment straddling b2 (seq {b2_seq}) went: {after:?}"
     );
-    assert_eq!(listing.generations().await, [first_gen.clone()]);
+    assert_eq!(
+        listing.generations().await,
+        std::slice::from_ref(&first_gen)
+    );
     // pruning again changes nothing
     let loc = instant_db::maintenance::location(&writer, dest).unwrap();
     let again = retention::prune(&writer, &loc, None).await.unwrap();
@@ -241,8 +248,15 @@ async fn scenario(root: &Path, dest: &str, creds: Option<&Path>, listing: &Dest)
     // 3. b3 goes: the old generation has no base left and goes whole; the current one has no
     // base yet and is kept whole
     let d = delete_backup(&writer, dest, &b3.id).await;
-    assert_eq!(d.archive.generations_deleted, [first_gen.clone()], "{d:?}");
-    assert_eq!(listing.generations().await, [second_gen.clone()]);
+    assert_eq!(
+        d.archive.generations_deleted,
+        std::slice::from_ref(&first_gen),
+        "{d:?}"
+    );
+    assert_eq!(
+        listing.generations().await,
+        std::slice::from_ref(&second_gen)
+    );
     assert_eq!(listing.segments().await, new_segments);
     // once it has a base, the current generation restores to latest exactly
     let _b4 = backup(&writer, dest).await;
