@@ -103,12 +103,19 @@ fn document(id: &str, version: u64) -> (DocumentRecord, Vec<NewChunk>) {
     (doc, chunks)
 }
 
-fn dir_bytes(dir: &Path) -> (u64, u64) {
+/// (segments holding changes after `base_seq`, bytes of all the objects) of an archive
+/// directory.
+fn archive_size(dir: &Path, base_seq: i64) -> (u64, u64) {
     std::fs::read_dir(dir)
         .map(|rd| {
-            rd.filter_map(|e| e.ok()?.metadata().ok())
-                .filter(|m| m.is_file())
-                .fold((0, 0), |(n, b), m| (n + 1, b + m.len()))
+            rd.filter_map(|e| {
+                let e = e.ok()?;
+                let segment =
+                    crate::archive::segment::SegmentName::parse(&e.file_name().to_string_lossy())
+                        .is_some_and(|s| s.last > base_seq);
+                Some((segment, e.metadata().ok()?.len()))
+            })
+            .fold((0, 0), |(n, b), (seg, len)| (n + u64::from(seg), b + len))
         })
         .unwrap_or((0, 0))
 }
@@ -254,7 +261,8 @@ pub async fn restore_after_an_hour(base: &Config, corpus: &Path) -> Result<Value
         crate::archive::final_flush(engine.clone()).await?;
     }
     let generate_secs = generated.elapsed().as_secs_f64();
-    let (segments, archive_bytes) = dir_bytes(&dest.join("archive"));
+    let base_seq = based.manifest.extra["archive"]["seq"].as_i64().unwrap_or(0);
+    let (segments, archive_bytes) = archive_size(&dest.join("archive"), base_seq);
     let expected = ids(&engine)?;
     let peer_dir = tmp.path().join("peer");
     let peer = crate::maintenance::backup(
@@ -297,7 +305,7 @@ pub async fn restore_after_an_hour(base: &Config, corpus: &Path) -> Result<Value
         "changes": changes,
         "new_documents": puts, "rewrites": rewrites, "deletes": deletes,
         "seconds_to_generate_the_hour": super::round(generate_secs, 1),
-        "segments": segments.saturating_sub(1), // less the generation marker
+        "segments_after_the_base": segments,
         "archive_bytes": archive_bytes,
         "documents_after_the_hour": expected.len(),
         "restore_latest": {
