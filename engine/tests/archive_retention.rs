@@ -341,3 +341,40 @@ async fn the_delete_endpoint_answers_what_the_archive_lost_and_counts_it() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prune_that_fails_still_deletes_the_backup_and_says_why_and_the_next_one_prunes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dest");
+    let dest = dir.to_string_lossy().into_owned();
+    let writer = open(archiving_config(&tmp.path().join("writer"), &dest, None));
+    final_flush(writer.clone()).await.unwrap();
+    put(&writer, "a", 1);
+    final_flush(writer.clone()).await.unwrap();
+    let old = backup(&writer, &dest).await;
+    put(&writer, "b", 1);
+    final_flush(writer.clone()).await.unwrap();
+    let kept = backup(&writer, &dest).await;
+    let listing = Dest::Dir(dir.clone());
+    let before = listing.segments().await;
+    // what the kept backup is a base of cannot be read: nothing may be pruned
+    let manifest = dir.join(format!("{}.manifest.json", kept.id));
+    let good = std::fs::read(&manifest).unwrap();
+    std::fs::write(&manifest, b"{ not json").unwrap();
+    let loc = instant_db::maintenance::location(&writer, &dest).unwrap();
+    let d = retention::delete_backup(&writer, &loc, &old.id)
+        .await
+        .unwrap();
+    assert!(d.archive.error.is_some(), "{d:?}");
+    assert_eq!(d.archive.segments_deleted, 0);
+    assert!(!dir.join(format!("{}.tar.gz", old.id)).exists());
+    assert_eq!(listing.segments().await, before);
+    assert_eq!(writer.metrics.archive_prune_failures.get(), 1);
+    // once it reads again, the next prune does what the failed one left
+    std::fs::write(&manifest, good).unwrap();
+    let r = retention::prune(&writer, &loc, Some(old.manifest.created_at))
+        .await
+        .unwrap();
+    assert_eq!(r.segments_deleted, 2, "{r:?}");
+    assert!(listing.segments().await.is_empty());
+}
