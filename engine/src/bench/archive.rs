@@ -34,6 +34,11 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn run(base: &Config, corpus: &Path) -> Result<Value> {
     let rt = runtime()?;
+    // Every destination and restore source of this suite is a temporary directory: outside the
+    // default root (`backups/` beside the data directory), archiving and restores refuse them.
+    let mut base = base.clone();
+    base.backup.allowed_roots.push(std::env::temp_dir());
+    let base = &base;
     let rpo = rt.block_on(rpo_after_sigkill(base))?;
     let overhead = rt.block_on(overhead(base))?;
     let ingest = rt.block_on(ingest_overhead(base, corpus))?;
@@ -124,6 +129,7 @@ async fn rpo_after_sigkill(base: &Config) -> Result<Value> {
         .env("INSTANT_DB_LISTEN", format!("127.0.0.1:{port}"))
         .env("INSTANT_DB_ADMIN_TOKEN_FILE", &token_file)
         .env("INSTANT_DB_ARCHIVE__DESTINATION", &dest)
+        .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", tmp.path())
         .env("INSTANT_DB_ARCHIVE__MAX_LAG_SECS", max_lag.to_string())
         .env("INSTANT_DB_LOG_LEVEL", "warn")
         .stdout(std::process::Stdio::null())
