@@ -107,6 +107,12 @@ pub struct MetricsInner {
     pub archive_lag_bytes: IntGauge,
     /// `instantdb_archive_requests_total` — destination operations made by archiving.
     pub archive_requests: IntCounter,
+    /// `instantdb_archive_pruned_objects_total` — archive objects deleted (or markers
+    /// rewritten) by retention, when a backup is deleted.
+    pub archive_pruned_objects: IntCounter,
+    /// `instantdb_archive_prune_failures_total` — backup deletions whose archive pruning failed
+    /// (the backup was deleted; the next deletion prunes again).
+    pub archive_prune_failures: IntCounter,
     /// `instantdb_uploads_in_memory` — upload bodies being read into memory now; at most
     /// `ingest.max_concurrent`, since an upload takes its ingest slot first.
     pub uploads_in_memory: IntGauge,
@@ -402,6 +408,20 @@ impl Metrics {
                 IntCounter::new(
                     "instantdb_archive_requests_total",
                     "Destination operations (object-store requests, directory writes and listings) made by continuous archiving.",
+                )?,
+            )?,
+            archive_pruned_objects: reg(
+                &r,
+                IntCounter::new(
+                    "instantdb_archive_pruned_objects_total",
+                    "Archive objects deleted (or generation markers rewritten) by retention when a backup was deleted.",
+                )?,
+            )?,
+            archive_prune_failures: reg(
+                &r,
+                IntCounter::new(
+                    "instantdb_archive_prune_failures_total",
+                    "Backup deletions whose archive pruning failed (the backup was deleted; the next deletion prunes again).",
                 )?,
             )?,
             uploads_in_memory: reg(

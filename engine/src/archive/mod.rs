@@ -7,8 +7,11 @@
 //!   `archive.max_lag_secs`, records the position in the database and prunes shipped rows.
 //! - Restore ([`pitr`]): the newest base snapshot (a backup) before the target time, plus the
 //!   archived changes after it up to the target, replayed into the staged copy before the swap.
+//! - Retention ([`retention`]): deleting a backup deletes the archived changes no kept base
+//!   needs any more.
 
 pub mod pitr;
+pub mod retention;
 pub mod segment;
 pub mod shipper;
 

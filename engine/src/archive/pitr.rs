@@ -120,7 +120,7 @@ pub async fn restore_to_time(
         .collect();
     let base = match newest_snapshot_before(&folder, target, &staging, &progress).await? {
         Some(b) => b,
-        None => empty_base(&archive, &listed, target, &staging).await?,
+        None => empty_base(&folder, &listed, target, &staging).await?,
     };
     let plan = plan_replay(&segments, &base.generation, base.seq, target.micros())?;
     phase(RestorePhase::Verifying);
@@ -291,11 +291,12 @@ async fn newest_snapshot_before(
 /// A generation that began on an empty database needs no snapshot: its base is a new empty
 /// database.
 async fn empty_base(
-    archive: &Location,
+    folder: &Location,
     listed: &[(String, u64, Option<chrono::DateTime<chrono::Utc>>)],
     target: TargetTime,
     staging: &Path,
 ) -> Result<Base> {
+    let archive = &archive_folder(folder);
     let mut best: Option<GenerationInfo> = None;
     for (name, _, _) in listed {
         if parse_generation_object(name).is_none() {
@@ -316,11 +317,17 @@ async fn empty_base(
         }
     }
     let Some(info) = best else {
+        // what retention kept: say how far back this destination reaches
+        let earliest = match super::retention::earliest_recoverable(folder).await {
+            Ok(Some(t)) => format!("the earliest time this destination can restore to is {t}"),
+            Ok(None) => "this destination holds no base at all yet".to_string(),
+            Err(e) => format!("its earliest recoverable time could not be read ({e})"),
+        };
         return Err(Error::NotFound(format!(
             "no base for a restore to {}: no complete backup in the destination was taken with \
-             archiving on before that time, and no archive generation began on an empty \
-             database. Choose a later time, or take a backup (POST /admin/backups) so later \
-             times can be restored",
+             archiving on before that time, and no archive generation that began on an empty \
+             database before it is kept; {earliest}. Choose a later time, or take a backup \
+             (POST /admin/backups) so later times can be restored",
             target.describe()
         )));
     };

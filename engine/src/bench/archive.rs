@@ -9,6 +9,7 @@
 //!   shipping beside the writer), on the store path ingest uses (the model's time left out, so
 //!   the ratio is the worst case; with embedding in the loop it is closer to 1).
 //! - Idle: destination operations per minute while nothing changes.
+//! - Restore time for the demo corpus plus an hour of changes ([`super::archive_restore`]).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -24,7 +25,7 @@ use crate::store::{DocumentRecord, NewChunk};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,12 +34,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn run(base: &Config, corpus: &Path) -> Result<Value> {
     let rt = runtime()?;
+    // Every destination and restore source of this suite is a temporary directory: outside the
+    // default root (`backups/` beside the data directory), archiving and restores refuse them.
+    let mut base = base.clone();
+    base.backup.allowed_roots.push(std::env::temp_dir());
+    let base = &base;
     let rpo = rt.block_on(rpo_after_sigkill(base))?;
     let overhead = rt.block_on(overhead(base))?;
     let ingest = rt.block_on(ingest_overhead(base, corpus))?;
     let idle = rt.block_on(idle_requests(base))?;
+    let restore = rt.block_on(super::archive_restore::restore_after_an_hour(base, corpus))?;
     Ok(json!({"rpo_after_sigkill": rpo, "write_overhead": overhead,
-        "ingest_overhead": ingest, "idle": idle}))
+        "ingest_overhead": ingest, "idle": idle, "restore_after_an_hour_of_changes": restore}))
 }
 
 /// The demo corpus through the whole ingest pipeline (parse, chunk, embed with the real model,
@@ -122,6 +129,7 @@ async fn rpo_after_sigkill(base: &Config) -> Result<Value> {
         .env("INSTANT_DB_LISTEN", format!("127.0.0.1:{port}"))
         .env("INSTANT_DB_ADMIN_TOKEN_FILE", &token_file)
         .env("INSTANT_DB_ARCHIVE__DESTINATION", &dest)
+        .env("INSTANT_DB_BACKUP_ALLOWED_ROOTS", tmp.path())
         .env("INSTANT_DB_ARCHIVE__MAX_LAG_SECS", max_lag.to_string())
         .env("INSTANT_DB_LOG_LEVEL", "warn")
         .stdout(std::process::Stdio::null())

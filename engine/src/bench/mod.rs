@@ -28,9 +28,10 @@ use crate::ingest::{IngestOptions, NoProgress};
 pub struct BenchArgs {
     /// What to run: all, embed, ingest, search, index, rustdocs; or `recall`, which measures the
     /// graph's recall@10 on the embeddings of the database in `--data-dir`, or `archive`
-    /// (continuous archiving: RPO after SIGKILL, write overhead, idle requests); neither is part
+    /// (continuous archiving: RPO after SIGKILL, write overhead, idle requests, restore time after
+    /// an hour of changes; `archive-restore` runs only the last); neither is part
     /// of `all`.
-    #[arg(long, default_value = "all", value_parser = ["all", "embed", "ingest", "search", "index", "rustdocs", "recall", "archive"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "embed", "ingest", "search", "index", "rustdocs", "recall", "archive", "archive-restore"])]
     pub suite: String,
     /// Vectors in the index benchmark.
     #[arg(long, default_value_t = 100_000)]
@@ -50,6 +51,7 @@ pub struct BenchArgs {
 }
 
 mod archive;
+mod archive_restore;
 mod scale;
 
 /// Words appended to the demo questions so repeated queries differ (no cache can answer them).
@@ -241,8 +243,16 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
         };
     }
     if args.suite == "archive" {
-        eprintln!("bench: continuous archiving (about two minutes) …");
+        eprintln!("bench: continuous archiving (several minutes) …");
         results.insert("archive".into(), archive::run(&config, &corpus)?);
+    }
+    if args.suite == "archive-restore" {
+        eprintln!("bench: restore time after an hour of changes …");
+        results.insert(
+            "restore_after_an_hour_of_changes".into(),
+            archive::runtime()?
+                .block_on(archive_restore::restore_after_an_hour(&config, &corpus))?,
+        );
     }
     if args.suite == "recall" {
         eprintln!(

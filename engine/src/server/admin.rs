@@ -360,14 +360,16 @@ pub async fn list_backups(
     Ok(axum::Json(value))
 }
 
-/// Deletes a stored backup (retention).
+/// Deletes a stored backup (retention), and with it the archived changes (`<destination>/archive/`)
+/// no kept backup needs any more. The answer reports what the archive lost; a pruning failure
+/// does not fail the deletion (it is in `archive.error` and the next deletion prunes again).
 #[utoipa::path(delete, path = "/admin/backups/{id}", params(("id" = String, Path), DestinationQuery), security(("bearer" = [])),
-    responses((status = 204), (status = 400), (status = 404)))]
+    responses((status = 200, body = crate::archive::retention::BackupDeletion), (status = 400), (status = 404)))]
 pub async fn delete_backup(
     State(s): State<AppState>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<DestinationQuery>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<axum::Json<crate::archive::retention::BackupDeletion>> {
     let dest = q.destination.ok_or_else(|| {
         ApiError(Error::InvalidInput(
             "`destination` query parameter required".into(),
@@ -375,13 +377,13 @@ pub async fn delete_backup(
     })?;
     let loc = crate::maintenance::location(&s.engine, &dest).map_err(ApiError)?;
     crate::backup::validate_id(&id).map_err(|e| ApiError(Error::InvalidInput(e.to_string())))?;
-    crate::backup::delete_backup(&loc, &id)
+    let deletion = crate::archive::retention::delete_backup(&s.engine, &loc, &id)
         .await
         .map_err(|e| match e {
             crate::backup::BackupError::NotFound(m) => ApiError(Error::NotFound(m)),
             other => ApiError(Error::Unavailable(other.to_string())),
         })?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(axum::Json(deletion))
 }
 
 #[cfg(test)]
