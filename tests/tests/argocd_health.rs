@@ -349,6 +349,7 @@ fn restore(status: Option<InstantDbRestoreStatus>) -> InstantDbRestore {
         spec: InstantDbRestoreSpec {
             instance: "docs".into(),
             backup: Some("b1".into()),
+            target_time: None,
         },
         status,
     }
