@@ -293,7 +293,10 @@ fn instantdb_whose_archive_falls_behind_stays_healthy_and_says_so() {
     );
     let (h, m) = health("InstantDb", &instance(Some(s)));
     assert_eq!(h, "Healthy");
-    assert!(m.contains("ContinuousArchiving=False ArchiveFailing"), "{m}");
+    assert!(
+        m.contains("ContinuousArchiving=False ArchiveFailing"),
+        "{m}"
+    );
 }
 
 // ---------------------------------------------------------------- InstantDbBackup

@@ -529,15 +529,18 @@ async fn a_policy_archive_bootstraps_a_new_instance_to_a_time_through_the_operat
     };
     let client = HttpEngineClient::new(port, std::time::Duration::from_secs(10)).unwrap();
     let target = EngineTarget::http("127.0.0.1");
-    // until the engine says every change is archived
-    let archived = || async {
+    // until the engine says a change newer than `after` is archived and nothing waits (the
+    // report is the shipper's last poll: right after a write it may not count it yet)
+    let (client, target) = (&client, &target);
+    let archived = |after: Option<String>| async move {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let r = client.archive_report(&target, TOKEN).await.unwrap();
+            let r = client.archive_report(target, TOKEN).await.unwrap();
             if r.enabled
                 && r.lag_bytes == 0
-                && r.last_archived_time.is_some()
                 && r.last_error.is_none()
+                && r.last_archived_time.is_some()
+                && r.last_archived_time > after
             {
                 return r;
             }
@@ -546,14 +549,48 @@ async fn a_policy_archive_bootstraps_a_new_instance_to_a_time_through_the_operat
         }
     };
     ingest("first").await;
+    let first = archived(None).await;
     backup_through(&client, &source.map(&folder), "base-1").await;
     ingest("second").await;
-    let report = archived().await;
+    let report = archived(first.last_archived_time).await;
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let between = k8s_openapi::jiff::Timestamp::now().to_string();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     ingest("third").await;
-    archived().await;
+    archived(report.last_archived_time.clone()).await;
+    // the operator's point-in-time restore request (folder and target_time), on the live
+    // instance: the engine takes it and reports the target and where it got
+    let job = client
+        .start_restore(
+            target,
+            TOKEN,
+            &source.map(&folder),
+            Some("latest"),
+            "pitr-latest",
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.target_time.as_deref(), Some("latest"), "{job:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = client
+            .restore_job(target, TOKEN, "pitr-latest")
+            .await
+            .unwrap()
+            .unwrap();
+        if job.phase.is_finished() {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        job.phase,
+        instant_db_operator::engine_client::RestorePhase::Completed,
+        "{job:?}"
+    );
+    assert!(job.restored_to.is_some(), "{job:?}");
+    assert_eq!(job.document_count, Some(3), "{job:?}");
     server.abort();
 
     // what the operator makes of the real report
