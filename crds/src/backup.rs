@@ -181,7 +181,47 @@ pub struct InstantDbBackupPolicySpec {
     /// `InstantDbBackup.spec.deletionPolicy`). Default: `policy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_owner_reference: Option<BackupOwnerReference>,
+    /// Continuous archiving of every covered instance into this policy's destination folder
+    /// (its `archive/` sub-folder), for point-in-time restores between and after the
+    /// scheduled backups. Here and not on the InstantDb because the policy owns the
+    /// destination and its credentials, and a restore to a time needs the base snapshots this
+    /// policy takes in the same folder: one folder URL restores to any time. Default: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous_archiving: Option<ContinuousArchiving>,
 }
+
+/// `InstantDbBackupPolicy.spec.continuousArchiving`: the engine ships every committed change
+/// to the destination within `maxLagSeconds` (the engine's `archive.*` configuration).
+/// Turning it on or off, or changing a value, restarts the engine pod of each covered
+/// instance once (the engine reads its configuration at start).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinuousArchiving {
+    /// Archive the covered instances. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Longest time a committed change waits before it is in the archive while the store
+    /// answers (the recovery point objective), in seconds. Default: 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub max_lag_seconds: Option<i64>,
+    /// Bytes of changes kept on the data volume while the destination fails before the
+    /// archive reports itself full (changes are still kept, never dropped). At least 1 MiB
+    /// (1048576). Default: the engine's, 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1048576))]
+    pub max_buffer_bytes: Option<i64>,
+}
+
+impl ContinuousArchiving {
+    /// `enabled` with its default (false).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(false)
+    }
+}
+
+/// Default `continuousArchiving.maxLagSeconds`.
+pub const DEFAULT_ARCHIVE_MAX_LAG_SECONDS: i64 = 5;
 
 /// Owner of the backups a policy makes. Default: `policy`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -408,6 +448,11 @@ pub const VERIFIED: &str = "Verified";
         json_path = ".status.restoredBackup"
     ),
     printcolumn(
+        name = "Restored To",
+        type_ = "string",
+        json_path = ".status.restoredTo"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -424,6 +469,15 @@ pub struct InstantDbRestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub backup: Option<String>,
+    /// Point-in-time restore: `latest` or an RFC 3339 time (`2026-12-02T05:00:00Z`). The
+    /// engine restores the newest base snapshot before it and replays the archived changes up
+    /// to it, from the destination folder of `backup` when set, else of the
+    /// InstantDbBackupPolicy archiving the instance (`continuousArchiving.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(latest|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    ))]
+    pub target_time: Option<String>,
 }
 
 /// Observed state of a restore.
@@ -458,9 +512,17 @@ pub struct InstantDbRestoreStatus {
     /// Id of the restore job on the engine (fixed per object, derived from its uid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_id: Option<String>,
-    /// Archive URL restored from (the backup's recorded `archiveUrl`; no credential in it).
+    /// Archive URL restored from (the backup's recorded `archiveUrl`; no credential in it);
+    /// for a point-in-time restore, the destination folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Point-in-time restore: the target as the engine took it (`latest` or RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<String>,
+    /// Point-in-time restore: commit time of the newest change restored, as the engine
+    /// reports it (at or before `targetTime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_to: Option<String>,
     /// Conditions: `Complete` and `Failed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

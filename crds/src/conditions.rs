@@ -18,6 +18,9 @@ pub const RECOVERING: &str = "Recovering";
 /// Condition type: the instance got its first data from `spec.bootstrap.fromBackup` (False
 /// while the restore runs or when it cannot, with the reason).
 pub const BOOTSTRAPPED: &str = "Bootstrapped";
+/// Condition type: continuous archiving keeps up (True: enabled, within `maxLagSeconds`, buffer
+/// not full, no error). Absent while no policy archives the instance.
+pub const CONTINUOUS_ARCHIVING: &str = "ContinuousArchiving";
 /// Condition type (kstatus): True while the operator is still working towards the spec.
 pub const RECONCILING: &str = "Reconciling";
 /// Condition type (kstatus): True when no progress is possible without a change by the user.

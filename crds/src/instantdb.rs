@@ -40,6 +40,18 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Docs", type_ = "integer", json_path = ".status.documentCount"),
     printcolumn(name = "Last Backup", type_ = "date", json_path = ".status.lastBackup"),
     printcolumn(
+        name = "Recoverable From",
+        type_ = "date",
+        priority = 1,
+        json_path = ".status.firstRecoverabilityPoint"
+    ),
+    printcolumn(
+        name = "Last Archived",
+        type_ = "date",
+        priority = 1,
+        json_path = ".status.lastArchivedTime"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -153,6 +165,7 @@ pub struct BootstrapSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("has(self.backup) != has(self.source)").message("bootstrap.fromBackup needs exactly one of backup (an InstantDbBackup in this namespace) or source (destination and backupId)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.source) || has(self.source.backupId) || has(self.targetTime)").message("bootstrap.fromBackup.source needs backupId, unless targetTime is set (the engine then picks the base backup in the destination)"))]
 pub struct BootstrapFromBackup {
     /// Name of a completed InstantDbBackup in the same namespace; its recorded archive
     /// (`status.archiveUrl`, `status.destination`) is used as it is.
@@ -163,6 +176,16 @@ pub struct BootstrapFromBackup {
     /// stored and its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<BootstrapSource>,
+    /// Point-in-time bootstrap: `latest` or an RFC 3339 time (`2026-12-02T05:00:00Z`). The
+    /// init container restores the newest base snapshot before it from the destination folder
+    /// (of `backup`, or `source.destination`) and replays the archived changes up to it
+    /// (the source instance's policy had `continuousArchiving` on). The backup named then only
+    /// says which folder; the engine picks the base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(latest|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    ))]
+    pub target_time: Option<String>,
 }
 
 /// A stored backup named by its destination and id.
@@ -175,9 +198,10 @@ pub struct BootstrapSource {
     /// namespace.
     pub destination: crate::backup::BackupDestination,
     /// Id of the backup (the archive is `<backupId>.tar.gz` in the destination; an
-    /// InstantDbBackup shows it in `status.backupId`).
+    /// InstantDbBackup shows it in `status.backupId`). Required unless `targetTime` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"))]
-    pub backup_id: String,
+    pub backup_id: Option<String>,
 }
 
 /// Who may connect to the engine's port (API, health and metrics share it).
@@ -464,7 +488,8 @@ pub struct InstantDbStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// Conditions: Ready, Progressing, Degraded, Reconciling, Stalled, IntegrityOk,
-    /// BackupHealthy, Recovering.
+    /// BackupHealthy, Recovering, Bootstrapped, ContinuousArchiving (only while a policy
+    /// archives the instance).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -487,6 +512,17 @@ pub struct InstantDbStatus {
     /// that finished before it (a newer one may hold the damage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_integrity_pass: Option<Time>,
+    /// Continuous archiving: the earliest time a point-in-time restore can reach (the oldest
+    /// base snapshot of the engine's current archive generation), read from the engine's
+    /// `GET /admin/archive` at most every 5 minutes. Absent without archiving or before the
+    /// first backup of the generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_recoverability_point: Option<Time>,
+    /// Continuous archiving: commit time of the newest change in the archive (the latest time
+    /// a restore reaches), refreshed at most every 5 minutes (the engine's `GET /admin/archive`
+    /// and `instantdb_archive_lag_seconds` have it live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_archived_time: Option<Time>,
     /// Time of the latest automatic recovery (restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<Time>,
@@ -513,9 +549,14 @@ pub struct BootstrapStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
     /// URL of the archive as the engine reads it; names the credentials Secret
-    /// (`credentials=NAME`), never carries a credential.
+    /// (`credentials=NAME`), never carries a credential. With `targetTime`, the destination
+    /// folder (its backups and their `archive/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_url: Option<String>,
+    /// Point-in-time bootstrap: the target (`latest` or RFC 3339) given to
+    /// `instant-db restore --to-time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<String>,
     /// Where the archive is stored, with every default filled in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<crate::backup::BackupDestination>,

@@ -119,9 +119,21 @@ fn crds_have_names_categories_status_and_no_defaults() {
         .as_ref()
         .unwrap()
         .iter()
-        .map(|c| c.name.as_str())
+        .map(|c| (c.name.as_str(), c.priority.unwrap_or(0)))
         .collect();
-    assert_eq!(cols, ["Ready", "Phase", "Docs", "Last Backup", "Age"]);
+    // the recovery window only with `-o wide` (priority 1)
+    assert_eq!(
+        cols,
+        [
+            ("Ready", 0),
+            ("Phase", 0),
+            ("Docs", 0),
+            ("Last Backup", 0),
+            ("Recoverable From", 1),
+            ("Last Archived", 1),
+            ("Age", 0)
+        ]
+    );
 }
 
 /// Every property in every schema carries a description (from the doc comments).

@@ -234,3 +234,71 @@ fn the_cert_manager_example_makes_the_secret_its_instance_names_for_the_names_th
         "signed by a CA issuer, so the Secret carries ca.crt: {issuer}"
     );
 }
+
+/// The point-in-time fields refuse what the operator could not send: a target that is not
+/// `latest` or an RFC 3339 time with its zone, a source without backupId nor targetTime, and a
+/// maxLagSeconds out of 1..3600.
+#[test]
+fn point_in_time_fields_are_checked_at_admission() {
+    let objects = example_objects();
+    let of = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|(_, o)| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name} example"))
+            .1
+            .clone()
+    };
+    let restore_crd = crd_of("InstantDbRestore").unwrap();
+    let mut restore = of("InstantDbRestore", "ledger-before-import");
+    for good in [
+        "latest",
+        "2026-12-02T05:00:00.5+02:00",
+        "2026-12-02t05:00:00z",
+    ] {
+        restore["spec"]["targetTime"] = good.into();
+        assert!(
+            admission_errors(&restore_crd, &restore).is_empty(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "yesterday",
+        "2026-12-02T05:00:00",
+        "2026-12-02 05:00:00Z",
+        "",
+    ] {
+        restore["spec"]["targetTime"] = bad.into();
+        let errors = admission_errors(&restore_crd, &restore);
+        assert!(
+            errors.iter().any(|e| e.contains("/spec/targetTime")),
+            "{bad}: {errors:?}"
+        );
+    }
+    let db_crd = crd_of("InstantDb").unwrap();
+    let mut clone = of("InstantDb", "ledger-at-five");
+    clone["spec"]["bootstrap"]["fromBackup"]
+        .as_object_mut()
+        .unwrap()
+        .remove("targetTime");
+    let errors = admission_errors(&db_crd, &clone);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("needs backupId, unless targetTime")),
+        "{errors:?}"
+    );
+    let policy_crd = crd_of("InstantDbBackupPolicy").unwrap();
+    let mut policy = of("InstantDbBackupPolicy", "ledger-pitr");
+    for (lag, ok) in [(0, false), (1, true), (3600, true), (3601, false)] {
+        policy["spec"]["continuousArchiving"]["maxLagSeconds"] = lag.into();
+        assert_eq!(
+            admission_errors(&policy_crd, &policy).is_empty(),
+            ok,
+            "{lag}"
+        );
+    }
+    policy["spec"]["continuousArchiving"]["maxLagSeconds"] = 5.into();
+    policy["spec"]["continuousArchiving"]["maxBufferBytes"] = 1000.into();
+    assert!(!admission_errors(&policy_crd, &policy).is_empty());
+}

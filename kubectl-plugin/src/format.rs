@@ -218,21 +218,60 @@ fn recovery_lines(now: Timestamp, db: &InstantDb, restore: Option<&InstantDbRest
             age(now, t.0)
         ));
     }
+    out.push_str(&archive_lines(now, status));
     if let Some(r) = restore {
         let s = r.status.as_ref();
+        let to = s
+            .and_then(|s| s.restored_to.as_deref())
+            .or(r.spec.target_time.as_deref())
+            .map(|t| format!(" to {t}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "  latest restore {}: {} from {}{}\n",
+            "  latest restore {}: {}{to} from {}{}\n",
             r.metadata.name.as_deref().unwrap_or_default(),
             phase_name(s.and_then(|s| s.phase)),
             s.and_then(|s| s.restored_backup.as_deref())
                 .or(r.spec.backup.as_deref())
-                .unwrap_or("(latest completed backup)"),
+                .unwrap_or(if r.spec.target_time.is_some() {
+                    "(the archive)"
+                } else {
+                    "(latest completed backup)"
+                }),
             s.and_then(|s| s.error.as_deref().or(s.message.as_deref()))
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default(),
         ));
     }
     out
+}
+
+/// Continuous archiving: the recovery window (`firstRecoverabilityPoint` to
+/// `lastArchivedTime`) and the `ContinuousArchiving` condition; nothing while no policy
+/// archives the instance.
+fn archive_lines(now: Timestamp, status: Option<&instant_db_crds::InstantDbStatus>) -> String {
+    let Some(s) = status else {
+        return String::new();
+    };
+    let Some(c) = conditions::find_condition(&s.conditions, conditions::CONTINUOUS_ARCHIVING)
+    else {
+        return String::new();
+    };
+    let fmt = |t: Option<&Time>| t.map_or_else(|| "-".to_string(), |t| t.0.to_string());
+    let window = match (&s.first_recoverability_point, &s.last_archived_time) {
+        (Some(first), last) => format!(
+            "recovery window {} .. {} (last change archived {} ago)",
+            fmt(Some(first)),
+            fmt(last.as_ref()),
+            age_of(now, last.as_ref())
+        ),
+        (None, _) => "no recovery window yet (take a backup to open it)".to_string(),
+    };
+    format!(
+        "  continuous archiving {} ({}): {window}\n    {}\n",
+        if c.status == "True" { "ok" } else { "NOT OK" },
+        c.reason,
+        c.message
+    )
 }
 
 fn event_time(e: &Event) -> Option<Timestamp> {

@@ -160,3 +160,36 @@ fn an_integrity_report_lists_problems_and_advice() {
         "integrity check FAILED: 3 documents, 9 chunks, 7 keyword rows, 9 embeddings\n  problem: fts index misses 2 chunks\n  advice: run instant-db repair\n"
     );
 }
+
+#[test]
+fn the_status_screen_shows_the_recovery_window_of_an_archived_instance() {
+    let db: InstantDb = serde_json::from_value(serde_json::json!({
+        "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDb",
+        "metadata": {"name": "docs", "namespace": "search", "generation": 1},
+        "spec": {"storage": {"size": "1Gi"}},
+        "status": {"observedGeneration": 1, "phase": "Running",
+            "firstRecoverabilityPoint": "2026-12-01T03:00:00Z",
+            "lastArchivedTime": "2026-12-01T09:59:57Z",
+            "conditions": [{"type": "ContinuousArchiving", "status": "True", "reason": "Archiving",
+                "message": "every change reaches s3://b/search/docs within 5s (InstantDbBackupPolicy daily)",
+                "lastTransitionTime": "2026-12-01T03:00:00Z"}]}
+    }))
+    .unwrap();
+    let view = |db| StatusView {
+        db,
+        pod: None,
+        pvc: None,
+        backups: vec![],
+        restore: None,
+        events: &[],
+    };
+    let screen = status_screen(t("2026-12-01T10:00:00Z"), &view(&db));
+    let want = "continuous archiving ok (Archiving): recovery window 2026-12-01T03:00:00Z .. 2026-12-01T09:59:57Z (last change archived 3s ago)";
+    assert!(screen.contains(want), "missing {want:?} in:\n{screen}");
+    assert!(screen.contains("within 5s"), "{screen}");
+    // no archiving: no line
+    let mut plain = db.clone();
+    plain.status.as_mut().unwrap().conditions.clear();
+    let screen = status_screen(t("2026-12-01T10:00:00Z"), &view(&plain));
+    assert!(!screen.contains("continuous archiving"), "{screen}");
+}

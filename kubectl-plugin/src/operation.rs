@@ -64,6 +64,7 @@ pub fn new_restore(
         spec: InstantDbRestoreSpec {
             instance: instance.into(),
             backup,
+            target_time: None,
         },
         status: None,
     }

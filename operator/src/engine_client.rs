@@ -23,6 +23,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+#[path = "engine_client_archive.rs"]
+mod archive;
+pub use archive::ArchiveReport;
+
 /// Overall health the engine reports (the engine's `Status`, serialized in snake case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -289,9 +293,15 @@ pub struct RestoreJob {
     /// Documents in the restored database.
     #[serde(default)]
     pub document_count: Option<u64>,
-    /// Id of the restored backup.
+    /// Id of the restored backup (for a point-in-time restore, the base snapshot).
     #[serde(default)]
     pub backup_id: Option<String>,
+    /// Point-in-time restore: the target as the engine took it (`latest` or RFC 3339).
+    #[serde(default)]
+    pub target_time: Option<String>,
+    /// Point-in-time restore: commit time of the newest change restored.
+    #[serde(default)]
+    pub restored_to: Option<String>,
 }
 
 /// One engine pod to call: its IP, and how to verify it when it serves HTTPS.
@@ -357,16 +367,34 @@ pub trait EngineApi: Send + Sync {
         })
     }
 
-    /// `POST /admin/restores` with `{id, source}`: starts (or, for a known id, finds) the
-    /// restore job. Another backup or restore running is [`Error::OperationInProgress`].
+    /// `POST /admin/restores` with `{id, source}` (and `target_time` for a point-in-time
+    /// restore, `source` then being the destination folder): starts (or, for a known id,
+    /// finds) the restore job. Another backup or restore running is
+    /// [`Error::OperationInProgress`].
     fn start_restore<'a>(
         &'a self,
         _engine: &'a EngineTarget,
         _token: &'a str,
         _source: &'a str,
+        _target_time: Option<&'a str>,
         _id: &'a str,
     ) -> BoxFuture<'a, Result<RestoreJob>> {
         Box::pin(async { Err(Error::Engine("this engine client cannot restore".into())) })
+    }
+
+    /// `GET /admin/archive`: continuous archiving and the recovery window. The engine lists
+    /// its destination to answer (a few requests), so it is asked on the engine-numbers timer,
+    /// not at every reconcile.
+    fn archive_report<'a>(
+        &'a self,
+        _engine: &'a EngineTarget,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<ArchiveReport>> {
+        Box::pin(async {
+            Err(Error::Engine(
+                "this engine client cannot report archiving".into(),
+            ))
+        })
     }
 
     /// `GET /admin/restores/{id}`; None when the engine has no record of the id.
@@ -656,15 +684,37 @@ impl EngineApi for HttpEngineClient {
         engine: &'a EngineTarget,
         token: &'a str,
         source: &'a str,
+        target_time: Option<&'a str>,
         id: &'a str,
     ) -> BoxFuture<'a, Result<RestoreJob>> {
         Box::pin(async move {
             let http = self.client_for(engine)?;
             let url = self.url(engine, "/admin/restores");
             let what = format!("POST {url} (restore {id})");
-            let body = serde_json::json!({"id": id, "source": source});
+            let mut body = serde_json::json!({"id": id, "source": source});
+            if let Some(t) = target_time {
+                body["target_time"] = Value::from(t);
+            }
             let resp = send(&what, http.post(&url).json(&body), token).await?;
             restore_answer(&what, resp).await
+        })
+    }
+
+    fn archive_report<'a>(
+        &'a self,
+        engine: &'a EngineTarget,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<ArchiveReport>> {
+        Box::pin(async move {
+            let http = self.client_for(engine)?;
+            let url = self.url(engine, "/admin/archive");
+            let what = format!("GET {url}");
+            let resp = send(&what, http.get(&url), token).await?;
+            let (code, body) = json_answer(&what, resp).await?;
+            if !code.is_success() {
+                return Err(engine_error(&what, code, &body));
+            }
+            archive::decode(&body).map_err(|e| Error::Engine(format!("{what}: {e}")))
         })
     }
 

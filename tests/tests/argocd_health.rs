@@ -277,6 +277,28 @@ fn instantdb_with_failing_backups_stays_healthy_and_says_so() {
     assert!(m.contains("bucket missing"), "{m}");
 }
 
+#[test]
+fn instantdb_whose_archive_falls_behind_stays_healthy_and_says_so() {
+    let mut s = status::compute(None, &observed(true, None), now());
+    set_condition(
+        &mut s.conditions,
+        NewCondition {
+            type_: conditions::CONTINUOUS_ARCHIVING,
+            status: Status::False,
+            reason: "ArchiveFailing",
+            message: "archiving to the destination fails: HTTP 503".into(),
+            observed_generation: Some(2),
+        },
+        now(),
+    );
+    let (h, m) = health("InstantDb", &instance(Some(s)));
+    assert_eq!(h, "Healthy");
+    assert!(
+        m.contains("ContinuousArchiving=False ArchiveFailing"),
+        "{m}"
+    );
+}
+
 // ---------------------------------------------------------------- InstantDbBackup
 
 fn backup(name: &str, status: Option<InstantDbBackupStatus>) -> InstantDbBackup {
@@ -349,6 +371,7 @@ fn restore(status: Option<InstantDbRestoreStatus>) -> InstantDbRestore {
         spec: InstantDbRestoreSpec {
             instance: "docs".into(),
             backup: Some("b1".into()),
+            target_time: None,
         },
         status,
     }

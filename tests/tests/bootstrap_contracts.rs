@@ -59,6 +59,20 @@ impl PodRoot {
         credentials: &BTreeMap<String, k8s_openapi::ByteString>,
         backups: &Path,
     ) -> Self {
+        Self::with(db, bootstrap_from, None, None, claims, credentials, backups)
+    }
+
+    /// [`PodRoot::new`] with a point-in-time bootstrap (`to_time`) and the engine's
+    /// `archive.*` as a policy's `continuousArchiving` renders it.
+    fn with(
+        db: &InstantDb,
+        bootstrap_from: Option<&str>,
+        to_time: Option<&str>,
+        archive: Option<&builders::ArchiveSettings>,
+        claims: &[String],
+        credentials: &BTreeMap<String, k8s_openapi::ByteString>,
+        backups: &Path,
+    ) -> Self {
         let d = builders::desired(&BuildInput {
             db,
             default_image: "registry.example/instant-db:0.1.0",
@@ -70,6 +84,8 @@ impl PodRoot {
             tls_secret: None,
             bootstrap_from,
             backup_claims: claims,
+            bootstrap_to_time: to_time,
+            archive,
         })
         .unwrap();
         let root = tempfile::tempdir().unwrap();
@@ -83,11 +99,12 @@ impl PodRoot {
         ] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
         }
-        std::fs::write(
-            etc.join(CONFIG_KEY),
-            &d.config_map.data.as_ref().unwrap()[CONFIG_KEY],
-        )
-        .unwrap();
+        // the config names the claim's directory (`archive.destination`): moved under the root
+        let config = d.config_map.data.as_ref().unwrap()[CONFIG_KEY].replace(
+            "file:///backups",
+            &format!("file://{}/backups", root.path().display()),
+        );
+        std::fs::write(etc.join(CONFIG_KEY), config).unwrap();
         std::fs::write(etc.join("admin/token"), TOKEN).unwrap();
         std::fs::write(etc.join("api/read"), &API_KEYS.read).unwrap();
         std::fs::write(etc.join("api/write"), &API_KEYS.write).unwrap();
@@ -455,4 +472,179 @@ async fn backups_to_a_claim_and_to_s3_bootstrap_new_instances_through_the_operat
         claim_dir.path(),
     );
     assert_ne!(pod.run_init(), 0);
+}
+
+/// Continuous archiving through the operator's configuration, end to end on a claim: an
+/// InstantDbBackupPolicy's `continuousArchiving` rendered into the engine's config (the policy's
+/// folder), the real engine archiving into it, its `GET /admin/archive` read and turned into
+/// the `ContinuousArchiving` condition and the recovery window, and a new instance
+/// bootstrapped to a time between two writes through the operator's init container
+/// (`--from <folder> --to-time <time>`): it holds exactly the documents committed before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_archive_bootstraps_a_new_instance_to_a_time_through_the_operators_config_and_init_container()
+ {
+    use instant_db_operator::controller::instantdb::archiving;
+    let claim_dir = tempfile::tempdir().unwrap();
+    let claim = "archive-pvc".to_string();
+    std::fs::create_dir_all(claim_dir.path().join(&claim)).unwrap();
+    let docs = instant_db("docs", json!({"storage": {"size": "1Gi"}}));
+    let policy: instant_db_crds::backup::InstantDbBackupPolicy = serde_json::from_value(json!({
+        "apiVersion": "instantdb.io/v1alpha1", "kind": "InstantDbBackupPolicy",
+        "metadata": {"name": "daily", "namespace": "search"},
+        "spec": {"instance": "docs", "schedule": "@daily",
+            "destination": {"volume": {"claimName": claim}},
+            "continuousArchiving": {"enabled": true, "maxLagSeconds": 1}}}))
+    .unwrap();
+    let plan = archiving::plan(&docs, std::slice::from_ref(&policy))
+        .unwrap()
+        .unwrap();
+    let folder = plan.settings.destination.clone();
+    assert_eq!(folder, "file:///backups/archive-pvc/instant-db-backups");
+    let none = BTreeMap::new();
+    let source = PodRoot::with(
+        &docs,
+        None,
+        None,
+        Some(&plan.settings),
+        std::slice::from_ref(&claim),
+        &none,
+        claim_dir.path(),
+    );
+    let (port, server) = source.serve().await;
+    let http = reqwest::Client::new();
+    let ingest = |name: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("http://127.0.0.1:{port}/api/documents"))
+                .bearer_auth(&API_KEYS.write)
+                .json(
+                    &json!({"text": format!("the {name} document"), "name": format!("{name}.txt")}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "ingest: {}", r.status());
+        }
+    };
+    let client = HttpEngineClient::new(port, std::time::Duration::from_secs(10)).unwrap();
+    let target = EngineTarget::http("127.0.0.1");
+    // until the engine says a change newer than `after` is archived and nothing waits (the
+    // report is the shipper's last poll: right after a write it may not count it yet)
+    let (client, target) = (&client, &target);
+    let archived = |after: Option<String>| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = client.archive_report(target, TOKEN).await.unwrap();
+            if r.enabled
+                && r.lag_bytes == 0
+                && r.last_error.is_none()
+                && r.last_archived_time.is_some()
+                && r.last_archived_time > after
+            {
+                return r;
+            }
+            assert!(std::time::Instant::now() < deadline, "not archived: {r:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    ingest("first").await;
+    let first = archived(None).await;
+    backup_through(&client, &source.map(&folder), "base-1").await;
+    ingest("second").await;
+    let report = archived(first.last_archived_time).await;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let between = k8s_openapi::jiff::Timestamp::now().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ingest("third").await;
+    archived(report.last_archived_time.clone()).await;
+    // the operator's point-in-time restore request (folder and target_time), on the live
+    // instance: the engine takes it and reports the target and where it got
+    let job = client
+        .start_restore(
+            target,
+            TOKEN,
+            &source.map(&folder),
+            Some("latest"),
+            "pitr-latest",
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.target_time.as_deref(), Some("latest"), "{job:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = client
+            .restore_job(target, TOKEN, "pitr-latest")
+            .await
+            .unwrap()
+            .unwrap();
+        if job.phase.is_finished() {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        job.phase,
+        instant_db_operator::engine_client::RestorePhase::Completed,
+        "{job:?}"
+    );
+    assert!(job.restored_to.is_some(), "{job:?}");
+    assert_eq!(job.document_count, Some(3), "{job:?}");
+    server.abort();
+
+    // what the operator makes of the real report
+    let mut status = instant_db_crds::InstantDbStatus::default();
+    archiving::apply_to_status(
+        &mut status,
+        &archiving::State::On {
+            plan: &plan,
+            report: Some(&report),
+        },
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let c = instant_db_crds::conditions::find_condition(
+        &status.conditions,
+        instant_db_crds::conditions::CONTINUOUS_ARCHIVING,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "Archiving"),
+        "{}",
+        c.message
+    );
+    assert!(status.first_recoverability_point.is_some(), "{report:?}");
+    assert!(status.last_archived_time.is_some(), "{report:?}");
+
+    // a new instance, bootstrapped to the time between the second and the third document
+    let clone = instant_db(
+        "clone-pitr",
+        json!({"storage": {"size": "1Gi"}, "bootstrap": {"fromBackup": {"targetTime": between,
+            "source": {"destination": {"volume": {"claimName": claim}}}}}}),
+    );
+    let bootstrap::Plan::Ready(recorded) = bootstrap::plan(&clone, &[]) else {
+        panic!("no folder")
+    };
+    assert_eq!(recorded.archive_url.as_deref(), Some(folder.as_str()));
+    let pod = PodRoot::with(
+        &clone,
+        recorded.archive_url.as_deref(),
+        recorded.target_time.as_deref(),
+        None,
+        std::slice::from_ref(&claim),
+        &none,
+        claim_dir.path(),
+    );
+    let args = pod.pod.init_containers.as_ref().unwrap()[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(args.windows(2).any(|w| w[0] == "--to-time"), "{args:?}");
+    assert_eq!(pod.run_init(), 0, "the init container restores to the time");
+    assert_eq!(
+        pod.documents(),
+        2,
+        "the first and second documents, not the third"
+    );
 }

@@ -54,6 +54,8 @@ fn desired(db: &InstantDb) -> builders::Desired {
         tls_secret: None,
         bootstrap_from: None,
         backup_claims: &[],
+        bootstrap_to_time: None,
+        archive: None,
     })
     .unwrap()
 }
@@ -684,6 +686,7 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
             &EngineTarget::http("127.0.0.1"),
             TOKEN,
             &missing,
+            None,
             "undo-missing",
         )
         .await
@@ -704,6 +707,7 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
             &EngineTarget::http("127.0.0.1"),
             TOKEN,
             &source,
+            None,
             "undo-0f3c2a9e",
         )
         .await
@@ -713,6 +717,7 @@ async fn a_restore_the_operator_starts_is_a_job_it_follows_to_the_engines_outcom
             &EngineTarget::http("127.0.0.1"),
             TOKEN,
             &source,
+            None,
             "undo-0f3c2a9e",
         )
         .await

@@ -82,6 +82,11 @@ if ready ~= nil and ready.status == "True" then
     -- The instance serves; the failing backup is the InstantDbBackup's (Degraded) health.
     hs.message = hs.message .. "; BackupHealthy=False " .. say(backups)
   end
+  local archive = condition("ContinuousArchiving")
+  if archive ~= nil and archive.status == "False" then
+    -- Serving goes on; changes wait on the volume until the destination answers.
+    hs.message = hs.message .. "; ContinuousArchiving=False " .. say(archive)
+  end
   return hs
 end
 hs.status = "Progressing"

@@ -49,26 +49,33 @@ pub fn claim_volumes(claims: &[String]) -> (Vec<Volume>, Vec<VolumeMount>) {
 
 /// The init container: the engine container's image, environment, mounts, resources and
 /// security context, running `instant-db restore --bootstrap --from <archive URL>` (restores
-/// only into a volume without a database; see the engine's `bootstrap` module). The URL
-/// names the credentials Secret, never a credential: the engine reads them from the mounted
-/// storage-credentials Secret.
-pub fn bootstrap_container(engine: &Container, archive_url: &str) -> Container {
+/// only into a volume without a database; see the engine's `bootstrap` module), with
+/// `--to-time <target>` for a point-in-time bootstrap (the URL is then the destination
+/// folder). The URL names the credentials Secret, never a credential: the engine reads them
+/// from the mounted storage-credentials Secret.
+pub fn bootstrap_container(
+    engine: &Container,
+    archive_url: &str,
+    to_time: Option<&str>,
+) -> Container {
+    let mut args: Vec<String> = [
+        "restore",
+        "--bootstrap",
+        "--from",
+        archive_url,
+        "--data-dir",
+        "/data",
+        "--report-file",
+        TERMINATION_LOG,
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(t) = to_time {
+        args.extend(["--to-time".to_string(), t.to_string()]);
+    }
     Container {
         name: BOOTSTRAP_CONTAINER.into(),
-        args: Some(
-            [
-                "restore",
-                "--bootstrap",
-                "--from",
-                archive_url,
-                "--data-dir",
-                "/data",
-                "--report-file",
-                TERMINATION_LOG,
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
+        args: Some(args),
         ports: None,
         liveness_probe: None,
         readiness_probe: None,
@@ -87,6 +94,14 @@ mod tests {
         bootstrap_from: Option<&str>,
         claims: &[String],
     ) -> k8s_openapi::api::core::v1::PodSpec {
+        pod_to(bootstrap_from, None, claims)
+    }
+
+    fn pod_to(
+        bootstrap_from: Option<&str>,
+        to_time: Option<&str>,
+        claims: &[String],
+    ) -> k8s_openapi::api::core::v1::PodSpec {
         let db = crate::builders::tests::db(json!({"storage": {"size": "1Gi"}}));
         let keys = ApiKeys {
             read: "test-read-key-0123456789".into(),
@@ -103,6 +118,8 @@ mod tests {
             tls_secret: None,
             bootstrap_from,
             backup_claims: claims,
+            bootstrap_to_time: to_time,
+            archive: None,
         })
         .unwrap();
         d.statefulset.spec.unwrap().template.spec.unwrap()
@@ -163,6 +180,23 @@ mod tests {
         for secret in ["AWS_SECRET_ACCESS_KEY", "secret_access_key"] {
             assert!(!serde_json::to_string(init).unwrap().contains(secret));
         }
+    }
+
+    #[test]
+    fn a_point_in_time_bootstrap_adds_the_target_time_to_the_restore_command() {
+        let folder = "s3://b/prod/docs?region=us-east-1&credentials=prod-creds";
+        let pod = pod_to(Some(folder), Some("2026-12-02T05:00:00Z"), &[]);
+        let init = &pod.init_containers.as_ref().unwrap()[0];
+        let args = init.args.clone().unwrap();
+        assert_eq!(&args[..4], ["restore", "--bootstrap", "--from", folder]);
+        assert_eq!(
+            &args[args.len() - 2..],
+            ["--to-time", "2026-12-02T05:00:00Z"]
+        );
+        // without one, no flag (a snapshot bootstrap as before)
+        let pod = pod_to(Some(URL), None, &[]);
+        let args = pod.init_containers.unwrap()[0].args.clone().unwrap();
+        assert!(!args.iter().any(|a| a == "--to-time"), "{args:?}");
     }
 
     #[test]

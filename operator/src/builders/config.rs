@@ -55,6 +55,30 @@ pub fn engine_config(db: &InstantDb, r: &Resolved) -> serde_json::Value {
     cfg
 }
 
+/// The engine's `archive.*` for an instance an InstantDbBackupPolicy archives
+/// (`spec.continuousArchiving`): the policy's destination folder as the engine reads it (the
+/// backups and their `archive/` in one folder, credentials by Secret name) and its bounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// Folder URL (`destination_url` of the policy's resolved destination).
+    pub destination: String,
+    /// `archive.max_lag_secs`.
+    pub max_lag_secs: u64,
+    /// `archive.max_buffer_bytes`; None keeps the engine's default.
+    pub max_buffer_bytes: Option<u64>,
+}
+
+/// The `archive:` block of `config.yaml`. Part of the config, so of the pod template's hash:
+/// turning archiving on or off, or a new bound, restarts the engine once (it reads its
+/// configuration at start), never a resync.
+pub fn archive_config(a: &ArchiveSettings) -> serde_json::Value {
+    let mut v = json!({"destination": a.destination, "max_lag_secs": a.max_lag_secs});
+    if let Some(b) = a.max_buffer_bytes {
+        v["max_buffer_bytes"] = json!(b);
+    }
+    v
+}
+
 /// The engine's log level as its level file holds it.
 pub fn log_level(r: &Resolved) -> &'static str {
     match r.log_level {
@@ -66,9 +90,19 @@ pub fn log_level(r: &Resolved) -> &'static str {
     }
 }
 
-/// ConfigMap holding `config.yaml` and `log-level`.
-pub fn config_map(db: &InstantDb, r: &Resolved, owner: &OwnerReference) -> Result<ConfigMap> {
-    let yaml = serde_norway::to_string(&engine_config(db, r))?;
+/// ConfigMap holding `config.yaml` (with `archive:` when a policy archives the instance) and
+/// `log-level`.
+pub fn config_map(
+    db: &InstantDb,
+    r: &Resolved,
+    owner: &OwnerReference,
+    archive: Option<&ArchiveSettings>,
+) -> Result<ConfigMap> {
+    let mut cfg = engine_config(db, r);
+    if let Some(a) = archive {
+        cfg["archive"] = archive_config(a);
+    }
+    let yaml = serde_norway::to_string(&cfg)?;
     Ok(ConfigMap {
         metadata: meta(r, owner, names::config_map(&r.name), "engine"),
         data: Some(BTreeMap::from([

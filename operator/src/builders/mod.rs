@@ -29,7 +29,10 @@ use sha2::{Digest, Sha256};
 
 pub use api_keys::{API_KEYS_DIR, ApiKeys, READ_KEY, WRITE_KEY, api_keys};
 pub use backup_volumes::BOOTSTRAP_CONTAINER;
-pub use config::{ADMIN_TOKEN_KEY, CONFIG_KEY, LOG_LEVEL_KEY, engine_config, generate_token};
+pub use config::{
+    ADMIN_TOKEN_KEY, ArchiveSettings, CONFIG_KEY, LOG_LEVEL_KEY, archive_config, engine_config,
+    generate_token,
+};
 pub use instant_db_crds::quantity::is_positive_quantity;
 pub use monitoring::{SERVICE_MONITOR_CRD, service_monitor_resource};
 pub use statefulset::ENGINE_UID;
@@ -112,6 +115,11 @@ pub struct BuildInput<'a> {
     /// Existing claims of the instance's volume backup destinations, sorted: each is mounted
     /// at `/backups/<claimName>`.
     pub backup_claims: &'a [String],
+    /// Point-in-time bootstrap: the target time (`status.bootstrap.targetTime`);
+    /// `bootstrap_from` is then the destination folder.
+    pub bootstrap_to_time: Option<&'a str>,
+    /// The engine's `archive.*` when a policy archives the instance continuously.
+    pub archive: Option<&'a ArchiveSettings>,
 }
 
 /// Effective settings after defaults, validated.
@@ -264,7 +272,7 @@ pub fn resolve(db: &InstantDb, default_image: &str) -> Result<Resolved, Vec<Stri
 pub fn desired(input: &BuildInput<'_>) -> Result<Desired> {
     let r = resolve(input.db, input.default_image).map_err(|p| Error::InvalidSpec(p.join("; ")))?;
     let owner = owner_reference(input.db)?;
-    let config_map = config::config_map(input.db, &r, &owner)?;
+    let config_map = config::config_map(input.db, &r, &owner, input.archive)?;
     // The engine reads its config, its admin token and its API keys once at startup, so all go
     // into the pod template's hash: a new token or key (a Secret was deleted and recreated)
     // restarts the pod instead of leaving the engine on the old one. Only hashes are written.

@@ -391,9 +391,13 @@ pub fn statefulset(
             ..Default::default()
         }),
         spec: Some(PodSpec {
-            init_containers: input
-                .bootstrap_from
-                .map(|url| vec![super::backup_volumes::bootstrap_container(&container, url)]),
+            init_containers: input.bootstrap_from.map(|url| {
+                vec![super::backup_volumes::bootstrap_container(
+                    &container,
+                    url,
+                    input.bootstrap_to_time,
+                )]
+            }),
             containers: vec![container],
             volumes: Some(volumes),
             automount_service_account_token: Some(false),

@@ -32,6 +32,8 @@ fn input(db: &InstantDb) -> BuildInput<'_> {
         tls_secret: None,
         bootstrap_from: None,
         backup_claims: &[],
+        bootstrap_to_time: None,
+        archive: None,
     }
 }
 

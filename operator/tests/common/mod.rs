@@ -9,8 +9,8 @@ use instant_db_crds::InstantDb;
 use instant_db_operator::controller::instantdb::reconcile;
 use instant_db_operator::controller::{Context, OperatorConfig};
 use instant_db_operator::engine_client::{
-    BackupJob, BackupJobStatus, DetailedHealth, EngineApi, EngineTarget, HealthStatus, RestoreJob,
-    RestorePhase,
+    ArchiveReport, BackupJob, BackupJobStatus, DetailedHealth, EngineApi, EngineTarget,
+    HealthStatus, RestoreJob, RestorePhase,
 };
 use instant_db_operator::fake_api::FakeApiServer;
 use instant_db_operator::metrics::Metrics;
@@ -84,6 +84,12 @@ pub struct FakeEngine {
     /// Health reads under way now, and the most there were at once.
     pub health_in_flight: std::sync::atomic::AtomicUsize,
     pub health_max_in_flight: std::sync::atomic::AtomicUsize,
+    /// The `target_time` of every `POST /admin/restores` received, in order.
+    pub restore_targets: Mutex<Vec<Option<String>>>,
+    /// The answer to `GET /admin/archive` (Err: the call fails with this message).
+    pub archive: Mutex<Result<ArchiveReport, String>>,
+    /// Number of `GET /admin/archive` calls received.
+    pub archive_calls: Mutex<usize>,
 }
 
 impl FakeEngine {
@@ -101,6 +107,9 @@ impl FakeEngine {
             health_delay: Mutex::new(std::time::Duration::ZERO),
             health_in_flight: Default::default(),
             health_max_in_flight: Default::default(),
+            restore_targets: Mutex::new(vec![]),
+            archive: Mutex::new(Ok(ArchiveReport::default())),
+            archive_calls: Mutex::new(0),
         }
     }
 
@@ -190,12 +199,17 @@ impl EngineApi for FakeEngine {
         _engine: &'a EngineTarget,
         _token: &'a str,
         source: &'a str,
+        target_time: Option<&'a str>,
         id: &'a str,
     ) -> BoxFuture<'a, Result<RestoreJob>> {
         self.restores
             .lock()
             .unwrap()
             .push((source.into(), id.into()));
+        self.restore_targets
+            .lock()
+            .unwrap()
+            .push(target_time.map(Into::into));
         let r = match self.restore_start.lock().unwrap().clone() {
             RestoreStartAnswer::Accept => Ok(self
                 .restore_jobs
@@ -205,6 +219,7 @@ impl EngineApi for FakeEngine {
                 .or_insert_with(|| RestoreJob {
                     id: id.into(),
                     phase: RestorePhase::Pending,
+                    target_time: target_time.map(Into::into),
                     ..Default::default()
                 })
                 .clone()),
@@ -212,6 +227,16 @@ impl EngineApi for FakeEngine {
             RestoreStartAnswer::CredentialsNotReady(m) => Err(Error::CredentialsNotReady(m)),
             RestoreStartAnswer::Refused(m) => Err(Error::RestoreRefused(m)),
         };
+        Box::pin(async move { r })
+    }
+
+    fn archive_report<'a>(
+        &'a self,
+        _engine: &'a EngineTarget,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<ArchiveReport>> {
+        *self.archive_calls.lock().unwrap() += 1;
+        let r = self.archive.lock().unwrap().clone().map_err(Error::Engine);
         Box::pin(async move { r })
     }
 

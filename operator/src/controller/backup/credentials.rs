@@ -90,7 +90,8 @@ pub fn claims(
         .collect()
 }
 
-fn covers(policy: &InstantDbBackupPolicy, db: &InstantDb) -> bool {
+/// Whether `policy` covers `db` (names it, or selects it by label).
+pub fn covers(policy: &InstantDbBackupPolicy, db: &InstantDb) -> bool {
     if let Some(instance) = &policy.spec.instance {
         return *instance == db.name_any();
     }

@@ -71,6 +71,7 @@ mod tests {
             InstantDbRestoreSpec {
                 instance: "docs".into(),
                 backup: None,
+                target_time: None,
             },
         );
         r.status = Some(InstantDbRestoreStatus {

@@ -68,9 +68,19 @@ pub fn plan(db: &InstantDb, backups: &[InstantDbBackup]) -> Plan {
     {
         return Plan::Ready(Box::new(recorded.clone()));
     }
+    let target_time = match from.target_time.as_deref().map(check_target_time) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            return Plan::Unusable(format!("spec.bootstrap.fromBackup.targetTime: {e}"));
+        }
+    };
     let ns = db.namespace().unwrap_or_default();
     if let Some(name) = &from.backup {
-        return from_named_backup(name, backups);
+        return match from_named_backup(name, backups) {
+            Plan::Ready(r) if target_time.is_some() => pitr(*r, target_time),
+            other => other,
+        };
     }
     let Some(source) = &from.source else {
         return Plan::Unusable(
@@ -83,16 +93,53 @@ pub fn plan(db: &InstantDb, backups: &[InstantDbBackup]) -> Plan {
             return Plan::Unusable(format!("spec.bootstrap.fromBackup.source.destination: {e}"));
         }
     };
-    let url = plan::destination_url(&resolved)
-        .and_then(|folder| plan::archive_url(&folder, &source.backup_id));
+    let url = plan::destination_url(&resolved).and_then(|folder| {
+        match (&target_time, &source.backup_id) {
+            // a point in time: the engine picks the base in the folder
+            (Some(_), _) => Ok(folder),
+            (None, Some(id)) => plan::archive_url(&folder, id),
+            (None, None) => Err("backupId is required without targetTime".into()),
+        }
+    });
     match url {
         Ok(url) => Plan::Ready(Box::new(BootstrapStatus {
-            backup: Some(source.backup_id.clone()),
+            backup: source.backup_id.clone(),
             archive_url: Some(url),
+            target_time,
             destination: Some(resolved),
         })),
         Err(e) => Plan::Unusable(format!("spec.bootstrap.fromBackup.source: {e}")),
     }
+}
+
+/// A named backup's resolved archive turned into a point-in-time bootstrap: its folder.
+fn pitr(mut r: BootstrapStatus, target_time: Option<String>) -> Plan {
+    match r.archive_url.as_deref().map(plan::folder_of) {
+        Some(Ok(folder)) => {
+            r.archive_url = Some(folder);
+            r.target_time = target_time;
+            Plan::Ready(Box::new(r))
+        }
+        Some(Err(e)) => Plan::Unusable(format!("spec.bootstrap.fromBackup.backup: {e}")),
+        None => Plan::Unusable("spec.bootstrap.fromBackup.backup has no archive".into()),
+    }
+}
+
+/// A target time as the engine takes it: `latest`, or an RFC 3339 time written back in UTC
+/// (`2026-12-02T05:00:00Z`). The CRD's pattern lets through what only a parse refuses (a
+/// 13th month); the error says what to write.
+pub fn check_target_time(t: &str) -> Result<String, String> {
+    let t = t.trim();
+    if t.eq_ignore_ascii_case("latest") {
+        return Ok("latest".into());
+    }
+    t.parse::<k8s_openapi::jiff::Timestamp>()
+        .map(|ts| ts.to_string())
+        .map_err(|e| {
+            format!(
+                "{t:?} is not a time ({e}): write an RFC 3339 time with its zone such as 2026-12-02T05:00:00Z, or latest"
+            )
+        })
 }
 
 fn from_named_backup(name: &str, backups: &[InstantDbBackup]) -> Plan {
@@ -123,6 +170,7 @@ fn from_named_backup(name: &str, backups: &[InstantDbBackup]) -> Plan {
         (Some(url), Some(destination)) => Plan::Ready(Box::new(BootstrapStatus {
             backup: Some(name.to_string()),
             archive_url: Some(url),
+            target_time: None,
             destination: Some(destination),
         })),
         _ => Plan::Unusable(format!(
@@ -225,10 +273,11 @@ pub fn condition(
             true,
         ));
     }
-    let what = recorded
-        .backup
-        .as_deref()
-        .map_or_else(|| "the backup".to_string(), |b| format!("backup {b}"));
+    let what = match (&recorded.target_time, recorded.backup.as_deref()) {
+        (Some(t), _) => format!("the archive's state at {t}"),
+        (None, Some(b)) => format!("backup {b}"),
+        (None, None) => "the backup".to_string(),
+    };
     let report = init_report(pod);
     if let Some(r) = report.as_ref().filter(|r| !r.restored) {
         return Some(view(

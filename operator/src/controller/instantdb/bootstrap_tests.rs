@@ -157,6 +157,7 @@ fn ready_plan() -> Plan {
     Plan::Ready(Box::new(BootstrapStatus {
         backup: Some("nightly-1".into()),
         archive_url: Some(ARCHIVE.into()),
+        target_time: None,
         destination: None,
     }))
 }
@@ -294,4 +295,57 @@ fn the_init_containers_report_gives_the_count_and_tells_a_kept_database_from_a_r
         conditions::find_condition(&s.conditions, conditions::READY).is_none(),
         "Ready is left to the engine"
     );
+}
+
+#[test]
+fn a_target_time_bootstraps_from_the_folder_of_the_named_backup_or_of_the_source() {
+    let d = db(json!({"backup": "nightly-1", "targetTime": "2026-12-02T07:00:00+02:00"}));
+    let Plan::Ready(r) = plan(&d, &[backup("nightly-1", completed())]) else {
+        panic!("not ready")
+    };
+    // the folder, not the archive: the engine picks the base before the time
+    assert_eq!(
+        r.archive_url.as_deref(),
+        Some("s3://b/search/docs?region=us-east-1&credentials=creds")
+    );
+    // written back in UTC, as the engine reads it
+    assert_eq!(r.target_time.as_deref(), Some("2026-12-02T05:00:00Z"));
+    // a source needs no backupId with a target time
+    let d = db(json!({"targetTime": "latest", "source": {
+        "destination": {"volume": {"claimName": "shared-backups", "path": "docs"}}}}));
+    let Plan::Ready(r) = plan(&d, &[]) else {
+        panic!()
+    };
+    assert_eq!(
+        (r.archive_url.as_deref(), r.target_time.as_deref(), r.backup),
+        (
+            Some("file:///backups/shared-backups/docs"),
+            Some("latest"),
+            None
+        )
+    );
+    // without one it does (the CRD's rule says so too)
+    let d = db(json!({"source": {"destination": {"volume": {"claimName": "c"}}}}));
+    let Plan::Unusable(m) = plan(&d, &[]) else {
+        panic!()
+    };
+    assert!(m.contains("backupId is required"), "{m}");
+}
+
+#[test]
+fn a_target_time_that_is_no_time_is_unusable_with_what_to_write() {
+    let d = db(json!({"backup": "nightly-1", "targetTime": "2026-13-02T05:00:00Z"}));
+    let Plan::Unusable(m) = plan(&d, &[backup("nightly-1", completed())]) else {
+        panic!()
+    };
+    assert!(
+        m.contains("spec.bootstrap.fromBackup.targetTime") && m.contains("RFC 3339"),
+        "{m}"
+    );
+    assert_eq!(check_target_time(" LATEST ").unwrap(), "latest");
+    assert_eq!(
+        check_target_time("2026-12-02T05:00:00.250Z").unwrap(),
+        "2026-12-02T05:00:00.25Z"
+    );
+    assert!(check_target_time("2026-12-02 05:00").is_err());
 }

@@ -26,6 +26,8 @@ use crate::builders::{
 use crate::error::{Error, Result};
 use status::Observed;
 
+mod archive_io;
+pub mod archiving;
 mod backups;
 pub mod bootstrap;
 pub mod cache;
@@ -261,10 +263,20 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         crate::controller::backup::credentials::claims(db, &all_backups, &policies),
     )
     .await?;
-    let bootstrap_from = match &bootstrap_plan {
-        bootstrap::Plan::Ready(r) => r.archive_url.as_deref(),
-        _ => None,
+    let (bootstrap_from, bootstrap_to_time) = match &bootstrap_plan {
+        bootstrap::Plan::Ready(r) => (r.archive_url.as_deref(), r.target_time.as_deref()),
+        _ => (None, None),
     };
+    let archive_plan = archiving::plan(db, &policies);
+    let archive_settings = archive_io::settings(
+        ctx,
+        &ns,
+        db,
+        archive_plan.as_ref(),
+        cm.as_ref(),
+        &all_backups,
+    )
+    .await?;
 
     let token = secret
         .as_ref()
@@ -294,6 +306,8 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         tls_secret: tls_secret.as_ref(),
         bootstrap_from,
         backup_claims: &backup_claims,
+        bootstrap_to_time,
+        archive: archive_settings.as_ref().ok().and_then(Option::as_ref),
     })?;
 
     // Apply.
@@ -377,19 +391,21 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     // With spec.tls the engine is only asked over TLS verified against the Secret's CA: a
     // Secret that is missing or incomplete is a problem for the user, not a health failure.
     let tls_problem = builders::tls::secret_problem(db, tls_secret.as_ref());
-    let health = match diagnose::pod_ip(pod.as_ref()) {
+    let target = match diagnose::pod_ip(pod.as_ref()) {
         Some(ip) if !resolved.suspend && tls_problem.is_none() => {
-            match builders::tls::engine_target(db, ip, tls_secret.as_ref()) {
-                Ok(target) => Some(
-                    ctx.engine
-                        .detailed_health(&target, &token)
-                        .await
-                        .map_err(|e| e.to_string()),
-                ),
-                Err(e) => Some(Err(e)),
-            }
+            Some(builders::tls::engine_target(db, ip, tls_secret.as_ref()))
         }
         _ => None,
+    };
+    let health = match &target {
+        Some(Ok(target)) => Some(
+            ctx.engine
+                .detailed_health(target, &token)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        Some(Err(e)) => Some(Err(e.clone())),
+        None => None,
     };
     let engine = diagnose::with_tls_problem(
         diagnose::diagnose(
@@ -462,6 +478,25 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         .filter(|b| b.spec.instance == name)
         .collect();
     backups::apply_to_status(&mut new, &of_instance, db.metadata.generation, now);
+    let archive_report = match (&archive_plan, &archive_settings) {
+        (Some(Ok(_)), Ok(Some(_))) => {
+            let target = target.as_ref().and_then(|t| t.as_ref().ok());
+            archive_io::report(ctx, &key, target, &token).await
+        }
+        _ => None,
+    };
+    let archive_state = match (&archive_plan, &archive_settings) {
+        (_, Err((reason, message))) => archiving::State::Blocked {
+            reason: *reason,
+            message: message.clone(),
+        },
+        (Some(Ok(plan)), Ok(Some(_))) => archiving::State::On {
+            plan,
+            report: archive_report.as_ref(),
+        },
+        _ => archiving::State::Off,
+    };
+    archiving::apply_to_status(&mut new, &archive_state, now);
     let was_ready = db
         .status
         .as_ref()

@@ -220,6 +220,7 @@ pub fn restore_to_create(
         spec: InstantDbRestoreSpec {
             instance: db.name_any(),
             backup: None,
+            target_time: None,
         },
         status: None,
     })

@@ -384,6 +384,7 @@ mod tests {
                 suspend: None,
                 immediate: None,
                 backup_owner_reference: None,
+                continuous_archiving: None,
             },
         );
         p.metadata.namespace = Some("search".into());

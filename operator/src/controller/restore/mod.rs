@@ -30,6 +30,8 @@ use super::instantdb::recovery;
 use crate::engine_client::{RestoreJob, RestorePhase};
 use crate::error::{Error, Result};
 
+mod pitr;
+
 const CONTROLLER: &str = "instantdbrestore";
 /// How often a pending restore looks again for what it waits for.
 pub const RETRY_PENDING: Duration = Duration::from_secs(30);
@@ -179,8 +181,87 @@ struct Ready {
     engine: crate::engine_client::EngineTarget,
     token: String,
     source: String,
-    backup_name: String,
+    /// The backup restored; for a point-in-time restore, the one named (the engine picks the
+    /// base), if any.
+    backup_name: Option<String>,
+    /// Point-in-time restore: the target as the engine takes it.
+    target_time: Option<String>,
     why: Option<String>,
+}
+
+/// Where the restore reads: a backup's archive, or for `spec.targetTime` a destination folder
+/// (see `pitr`).
+struct Source {
+    url: String,
+    secret: Option<(String, plan::Store)>,
+    destination: Option<instant_db_crds::backup::BackupDestination>,
+    backup_name: Option<String>,
+    why: Option<String>,
+}
+
+fn backup_destination(b: &InstantDbBackup) -> Option<instant_db_crds::backup::BackupDestination> {
+    b.status
+        .as_ref()
+        .and_then(|s| s.destination.clone())
+        .or(b.spec.destination.clone())
+}
+
+/// The source of a restore: the chosen backup's archive, or with `target_time` the folder of
+/// the named backup or of the policy archiving the instance.
+async fn source(
+    restore: &InstantDbRestore,
+    ctx: &Context,
+    ns: &str,
+    db: &InstantDb,
+    backups: &[InstantDbBackup],
+    target_time: Option<&str>,
+) -> Result<std::result::Result<Source, NotReady>> {
+    if let Some(t) = target_time {
+        let folder = match &restore.spec.backup {
+            Some(_) => {
+                let (backup, _) = match chosen_backup(restore, backups) {
+                    Ok(b) => b,
+                    Err(not_ready) => return Ok(Err(not_ready)),
+                };
+                let (url, secret) = match source_of(&backup, ns) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(Err(NotReady::Failed(e))),
+                };
+                pitr::of_backup(
+                    &backup.name_any(),
+                    &url,
+                    secret,
+                    backup_destination(&backup),
+                )
+            }
+            None => {
+                let policies: Api<instant_db_crds::backup::InstantDbBackupPolicy> =
+                    Api::namespaced(ctx.client.clone(), ns);
+                pitr::of_policy(db, &policies.list(&ListParams::default()).await?.items)
+            }
+        };
+        return Ok(folder.map(|f| Source {
+            why: Some(format!("restoring to {t} from {}", f.from)),
+            url: f.url,
+            secret: f.credentials,
+            destination: f.destination,
+            backup_name: restore.spec.backup.clone(),
+        }));
+    }
+    let (backup, why) = match chosen_backup(restore, backups) {
+        Ok(b) => b,
+        Err(not_ready) => return Ok(Err(not_ready)),
+    };
+    Ok(match source_of(&backup, ns) {
+        Ok((url, secret)) => Ok(Source {
+            url,
+            secret,
+            destination: backup_destination(&backup),
+            backup_name: Some(backup.name_any()),
+            why,
+        }),
+        Err(e) => Err(NotReady::Failed(e)),
+    })
 }
 
 /// Everything the engine call needs, or why it cannot be made.
@@ -201,26 +282,24 @@ async fn prepare(
             "InstantDb {instance} is suspended; the restore runs when spec.suspend is false"
         ))));
     }
+    let target_time = match restore.spec.target_time.as_deref() {
+        None => None,
+        Some(t) => match super::instantdb::bootstrap::check_target_time(t) {
+            Ok(t) => Some(t),
+            Err(e) => return Ok(Err(NotReady::Failed(format!("spec.targetTime: {e}")))),
+        },
+    };
     let backups: Api<InstantDbBackup> = Api::namespaced(ctx.client.clone(), ns);
     let backups = backups.list(&ListParams::default()).await?.items;
-    let (backup, why) = match chosen_backup(restore, &backups) {
-        Ok(b) => b,
-        Err(not_ready) => return Ok(Err(not_ready)),
-    };
-    let (source, secret) = match source_of(&backup, ns) {
+    let from = match source(restore, ctx, ns, &db, &backups, target_time.as_deref()).await? {
         Ok(s) => s,
-        Err(e) => return Ok(Err(NotReady::Failed(e))),
+        Err(not_ready) => return Ok(Err(not_ready)),
     };
     let (engine, token) = match engine_access(ctx, ns, instance).await? {
         Ok(access) => access,
         Err(reason) => return Ok(Err(NotReady::Pending(reason))),
     };
-    let destination = backup
-        .status
-        .as_ref()
-        .and_then(|s| s.destination.as_ref())
-        .or(backup.spec.destination.as_ref());
-    if let Some(d) = destination
+    if let Some(d) = &from.destination
         && let Some(wait) = super::backup::access::claim_wait(ctx, ns, instance, d).await?
     {
         return Ok(Err(NotReady::Pending(wait)));
@@ -231,7 +310,7 @@ async fn prepare(
     if let Some(wait) = fence::blocker(instance, ("InstantDbRestore", &me), &backups, &restores) {
         return Ok(Err(NotReady::Pending(wait)));
     }
-    if let Some((secret, store)) = secret
+    if let Some((secret, store)) = from.secret
         && let Err(not_ready) =
             credentials::ensure(ctx, ns, &db, (&secret, store), &backups).await?
     {
@@ -240,9 +319,10 @@ async fn prepare(
     Ok(Ok(Ready {
         engine,
         token,
-        source,
-        backup_name: backup.name_any(),
-        why,
+        source: from.url,
+        backup_name: from.backup_name,
+        target_time,
+        why: from.why,
     }))
 }
 
@@ -271,16 +351,21 @@ async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Ac
     let instance = &restore.spec.instance;
     // Record the choice before the engine is asked: a restarted operator restores the same.
     let mut seen = restore.clone();
-    if current.restored_backup.as_deref() != Some(&ready.backup_name) {
-        let message = ready
-            .why
-            .clone()
-            .unwrap_or_else(|| format!("restoring InstantDbBackup {}", ready.backup_name));
+    if current.restored_backup != ready.backup_name
+        || current.source.as_deref() != Some(&ready.source)
+    {
+        let message = ready.why.clone().unwrap_or_else(|| {
+            format!(
+                "restoring InstantDbBackup {}",
+                ready.backup_name.as_deref().unwrap_or_default()
+            )
+        });
         let pinned = InstantDbRestoreStatus {
             observed_generation: generation,
             phase: Some(OperationPhase::Pending),
-            restored_backup: Some(ready.backup_name.clone()),
+            restored_backup: ready.backup_name.clone(),
             source: Some(ready.source.clone()),
+            target_time: ready.target_time.clone(),
             message: Some(message.clone()),
             ..current.clone()
         };
@@ -293,7 +378,13 @@ async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Ac
     let id = restore_id(restore);
     let job = match ctx
         .engine
-        .start_restore(&ready.engine, &ready.token, &ready.source, &id)
+        .start_restore(
+            &ready.engine,
+            &ready.token,
+            &ready.source,
+            ready.target_time.as_deref(),
+            &id,
+        )
         .await
     {
         Ok(job) => job,
@@ -321,10 +412,16 @@ async fn reconcile_inner(restore: &InstantDbRestore, ctx: &Context) -> Result<Ac
         restore,
         EventType::Normal,
         "RestoreStarted",
-        format!(
-            "restoring {instance} from InstantDbBackup {} (engine job {id})",
-            ready.backup_name
-        ),
+        match &ready.target_time {
+            Some(t) => format!(
+                "restoring {instance} to {t} from {} (engine job {id})",
+                ready.source
+            ),
+            None => format!(
+                "restoring {instance} from InstantDbBackup {} (engine job {id})",
+                ready.backup_name.as_deref().unwrap_or_default()
+            ),
+        },
     )
     .await;
     Ok(Action::requeue(POLL_RUNNING))
@@ -383,12 +480,25 @@ async fn poll(
         .unwrap_or_else(|| "no reason given".into());
     match job.phase {
         RestorePhase::Completed => {
+            let what = match (&current.target_time, &job.restored_to) {
+                (Some(t), to) => format!(
+                    "{instance} restored to {} (target {t}, base backup {})",
+                    to.as_deref()
+                        .unwrap_or("the base snapshot: no archived change after it"),
+                    job.backup_id
+                        .as_deref()
+                        .unwrap_or("none: the generation began empty")
+                ),
+                (None, _) => format!("{instance} restored from InstantDbBackup {backup}"),
+            };
             let done = InstantDbRestoreStatus {
                 phase: Some(OperationPhase::Completed),
                 completed_at: Some(Time(Timestamp::now())),
                 document_count: job.document_count.and_then(|d| i64::try_from(d).ok()),
                 error: None,
-                message: Some(format!("{instance} restored from InstantDbBackup {backup}")),
+                message: Some(what.clone()),
+                target_time: job.target_time.clone().or(current.target_time.clone()),
+                restored_to: job.restored_to.clone(),
                 ..current
             };
             write_status(api, restore, &done, ctx, None).await?;
@@ -398,7 +508,7 @@ async fn poll(
                 EventType::Normal,
                 "RestoreCompleted",
                 format!(
-                    "{instance} restored from InstantDbBackup {backup}: {} documents",
+                    "{what}: {} documents",
                     job.document_count.unwrap_or_default()
                 ),
             )
@@ -544,6 +654,7 @@ mod tests {
             InstantDbRestoreSpec {
                 instance: "docs".into(),
                 backup: None,
+                target_time: None,
             },
         );
         r.metadata.uid = Some("0F3C2A9E-1111-2222-3333-444455556666".into());
