@@ -550,7 +550,7 @@ async fn a_policy_archive_bootstraps_a_new_instance_to_a_time_through_the_operat
     };
     ingest("first").await;
     let first = archived(None).await;
-    backup_through(&client, &source.map(&folder), "base-1").await;
+    backup_through(client, &source.map(&folder), "base-1").await;
     ingest("second").await;
     let report = archived(first.last_archived_time).await;
     std::thread::sleep(std::time::Duration::from_millis(1100));

@@ -487,7 +487,7 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     };
     let archive_state = match (&archive_plan, &archive_settings) {
         (_, Err((reason, message))) => archiving::State::Blocked {
-            reason: *reason,
+            reason,
             message: message.clone(),
         },
         (Some(Ok(plan)), Ok(Some(_))) => archiving::State::On {
