@@ -210,8 +210,10 @@ async fn probes_and_the_description_are_open_metrics_only_when_configured() {
         "/api/openapi.json",
         "/metrics",
     ] {
-        let status = c.get(s.url(path)).send().await.unwrap().status().as_u16();
-        assert_eq!(status, 200, "{path}");
+        let r = c.get(s.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "{path}: {body}");
     }
     s.stop().await;
 
