@@ -451,8 +451,19 @@ where
     }
     let refresher = tokio::spawn(health_refresh(state.clone()));
     let archiver = tokio::spawn(crate::archive::run(engine.clone()));
-    let integrity = tokio::spawn(periodic_integrity(state.clone()));
-    let optimizer = tokio::spawn(ops::periodic_optimize(state.clone()));
+    let health_cfg = &engine.config.health;
+    let integrity = tokio::spawn(ops::run_periodically(
+        state.clone(),
+        health_cfg.integrity_interval_secs,
+        |s| {
+            let _ = run_integrity_check(s);
+        },
+    ));
+    let optimizer = tokio::spawn(ops::run_periodically(
+        state.clone(),
+        health_cfg.optimize_interval_secs,
+        ops::optimize,
+    ));
     let grace = Duration::from_secs(engine.config.shutdown.grace_period_secs);
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router(state.clone()))
@@ -540,25 +551,6 @@ async fn health_refresh(state: AppState) {
             update_gauges(&s);
         })
         .await;
-    }
-}
-
-/// Runs the integrity check every `health.integrity_interval_secs` (0: never on a timer), the
-/// first one an interval after the start.
-async fn periodic_integrity(state: AppState) {
-    let secs = state.engine.config.health.integrity_interval_secs;
-    if secs == 0 {
-        return;
-    }
-    let every = Duration::from_secs(secs);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let _turn = state.maintenance.lock().await;
-        let s = state.clone();
-        // The outcome is recorded in health and metrics by the call itself.
-        let _ = tokio::task::spawn_blocking(move || run_integrity_check(&s)).await;
     }
 }
 

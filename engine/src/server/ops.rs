@@ -30,11 +30,11 @@ pub(super) fn start_index_load(state: AppState) -> Result<()> {
         .map_err(|e| Error::io("cannot start the vector index load", e))
 }
 
-/// Runs database maintenance every `health.optimize_interval_secs` (0: never), the first run an
-/// interval after the start. It shares the maintenance lock with the integrity check, so the
-/// two never run at once (the check reads what the merge rewrites).
-pub(super) async fn periodic_optimize(state: AppState) {
-    let secs = state.engine.config.health.optimize_interval_secs;
+/// Runs `job` on a blocking thread every `secs` seconds (0: never), the first run an interval
+/// after the start, each holding the maintenance lock, so no two maintenance jobs (the
+/// integrity check, the optimize) ever run at once: the check reads what the merge rewrites.
+/// The outcome is logged, counted or recorded in health by the job itself.
+pub(super) async fn run_periodically(state: AppState, secs: u64, job: fn(&AppState)) {
     if secs == 0 {
         return;
     }
@@ -44,10 +44,14 @@ pub(super) async fn periodic_optimize(state: AppState) {
     loop {
         tick.tick().await;
         let _turn = state.maintenance.lock().await;
-        let engine = state.engine.clone();
-        // The outcome is logged and counted by the call itself.
-        let _ = tokio::task::spawn_blocking(move || crate::maintenance::optimize(&engine)).await;
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || job(&s)).await;
     }
+}
+
+/// Database maintenance (`health.optimize_interval_secs`).
+pub(super) fn optimize(state: &AppState) {
+    let _ = crate::maintenance::optimize(&state.engine);
 }
 
 /// An engine failure answered by a handler, picked up by [`track_errors`].
