@@ -227,48 +227,7 @@ async fn rpo_after_sigkill(base: &Config) -> Result<Value> {
 }
 
 fn synthetic(i: usize) -> (DocumentRecord, Vec<NewChunk>) {
-    let now = crate::health::now();
-    let chunks = (0..4)
-        .map(|c| {
-            let text = format!(
-                "document {i} chunk {c}: synthetic text of a typical length for a chunk, {}",
-                "words ".repeat(40)
-            );
-            NewChunk {
-                section_path: vec!["Body".into()],
-                doc_end: text.len(),
-                text,
-                content_start: 0,
-                doc_start: 0,
-                token_count: 60,
-                embedding: Some(
-                    (0..384)
-                        .map(|k| ((i * 31 + c * 7 + k) % 97) as f32 / 97.0)
-                        .collect(),
-                ),
-            }
-        })
-        .collect();
-    let doc = DocumentRecord {
-        id: format!("d{i}"),
-        source: format!("api:d{i}"),
-        title: Some(format!("d{i}")),
-        extension: Some("txt".into()),
-        mime: Some("text/plain".into()),
-        doc_type: "other".into(),
-        size_bytes: 1200,
-        modified_at: None,
-        content_hash: format!("h{i}"),
-        char_count: 1200,
-        word_count: 200,
-        line_count: 4,
-        chunk_count: 4,
-        metadata: json!({}),
-        format_metadata: json!({}),
-        ingested_at: now.clone(),
-        updated_at: now,
-    };
-    (doc, chunks)
+    super::archive_restore::document(&format!("d{i}"), 0)
 }
 
 async fn writes_per_second(

@@ -58,7 +58,9 @@ fn shipper_groups(changes: u64, step_micros: i64, max_lag_secs: u64) -> Vec<u64>
     out
 }
 
-fn document(id: &str, version: u64) -> (DocumentRecord, Vec<NewChunk>) {
+/// A document of four chunks with 384-d vectors, without the model: `version` changes its text,
+/// vectors and hash (the archive benchmarks' store writes).
+pub(super) fn document(id: &str, version: u64) -> (DocumentRecord, Vec<NewChunk>) {
     let now = crate::health::now();
     let chunks: Vec<NewChunk> = (0..4u64)
         .map(|c| {
