@@ -41,6 +41,7 @@ async fn connect(cli: &Cli) -> Result<(kube::Client, String)> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    instant_db_operator::tls::install_default_crypto_provider();
     let cli = Cli::parse();
     let result = async {
         let (client, namespace) = connect(&cli).await?;

@@ -315,6 +315,7 @@ impl Bench {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    instant_db_operator::tls::install_default_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--fake-api") {
         serve_fake(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000)).await;

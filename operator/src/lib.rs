@@ -13,3 +13,4 @@ pub mod metrics;
 pub use error::{Error, Result};
 pub mod leader;
 pub mod server;
+pub mod tls;

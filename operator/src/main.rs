@@ -109,6 +109,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    instant_db_operator::tls::install_default_crypto_provider();
     let args = Args::parse();
     init_logging(&args);
     match run(args).await {
