@@ -14,7 +14,8 @@
 //!   of the scope are watched.
 //!
 //! Cached objects lose their `managedFields` (a large part of a pod or StatefulSet, and never
-//! read), pods also their spec, which keeps the memory of 1,000 instances small.
+//! read), pods also their spec; children are kept as JSON text beside their typed metadata
+//! ([`Compact`]), which keeps the memory of 1,000 instances small.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -31,8 +32,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::compact::{Compact, Trim};
 use crate::controller::{Context, scoped_api};
 
 /// Selector of the objects the operator creates itself.
@@ -45,21 +48,21 @@ pub const ENGINE_SELECTOR: &str =
 #[derive(Clone)]
 pub struct ScopeCaches {
     /// StatefulSets of the instances.
-    pub statefulsets: Store<StatefulSet>,
+    pub statefulsets: Store<Compact<StatefulSet>>,
     /// Services (headless and primary).
-    pub services: Store<Service>,
+    pub services: Store<Compact<Service>>,
     /// Engine ConfigMaps.
-    pub config_maps: Store<ConfigMap>,
+    pub config_maps: Store<Compact<ConfigMap>>,
     /// The operator's own Secrets.
-    pub secrets: Store<Secret>,
+    pub secrets: Store<Compact<Secret>>,
     /// PodDisruptionBudgets.
-    pub pdbs: Store<PodDisruptionBudget>,
+    pub pdbs: Store<Compact<PodDisruptionBudget>>,
     /// NetworkPolicies.
-    pub network_policies: Store<NetworkPolicy>,
+    pub network_policies: Store<Compact<NetworkPolicy>>,
     /// Engine pods.
-    pub pods: Store<Pod>,
+    pub pods: Store<Compact<Pod>>,
     /// Engine data PVCs.
-    pub pvcs: Store<PersistentVolumeClaim>,
+    pub pvcs: Store<Compact<PersistentVolumeClaim>>,
     /// Every InstantDbBackup of the scope.
     pub backups: Store<InstantDbBackup>,
     /// Automatic restores (owned by their instance).
@@ -70,14 +73,16 @@ pub struct ScopeCaches {
     watched: Vec<(String, Option<String>)>,
 }
 
-/// One object of `store` by namespace and name.
-pub fn cached<K>(store: &Store<K>, ns: &str, name: &str) -> Option<K>
+/// One child of `store` by namespace and name, typed again.
+pub fn cached<K>(store: &Store<Compact<K>>, ns: &str, name: &str) -> crate::Result<Option<K>>
 where
-    K: Resource<DynamicType = ()> + Clone,
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Trim,
 {
     store
         .get(&ObjectRef::new(name).within(ns))
-        .map(|o| o.as_ref().clone())
+        .map(|o| o.object())
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// Every object of `store` in namespace `ns`.
@@ -159,21 +164,21 @@ pub struct Watches {
     /// The stores the streams fill.
     pub caches: ScopeCaches,
     /// StatefulSet changes.
-    pub statefulsets: Changes<StatefulSet>,
+    pub statefulsets: Changes<Compact<StatefulSet>>,
     /// Service changes.
-    pub services: Changes<Service>,
+    pub services: Changes<Compact<Service>>,
     /// ConfigMap changes.
-    pub config_maps: Changes<ConfigMap>,
+    pub config_maps: Changes<Compact<ConfigMap>>,
     /// Secret changes (the operator's own Secrets only).
-    pub secrets: Changes<Secret>,
+    pub secrets: Changes<Compact<Secret>>,
     /// PodDisruptionBudget changes.
-    pub pdbs: Changes<PodDisruptionBudget>,
+    pub pdbs: Changes<Compact<PodDisruptionBudget>>,
     /// NetworkPolicy changes.
-    pub network_policies: Changes<NetworkPolicy>,
+    pub network_policies: Changes<Compact<NetworkPolicy>>,
     /// Engine pod changes.
-    pub pods: Changes<Pod>,
+    pub pods: Changes<Compact<Pod>>,
     /// Engine PVC changes.
-    pub pvcs: Changes<PersistentVolumeClaim>,
+    pub pvcs: Changes<Compact<PersistentVolumeClaim>>,
     /// InstantDbBackup changes.
     pub backups: Changes<InstantDbBackup>,
     /// Automatic restore changes.
@@ -186,7 +191,6 @@ fn reflected<K>(
     client: &Client,
     scope: Option<&str>,
     selector: Option<&str>,
-    trim: fn(&mut K),
     watched: &mut Vec<(String, Option<String>)>,
 ) -> (Store<K>, Changes<K>)
 where
@@ -206,23 +210,11 @@ where
     watched.push((K::url_path(&(), scope), selector.map(str::to_string)));
     let stream = watcher(scoped_api::<K>(client, scope), config)
         .default_backoff()
-        .modify(move |o: &mut K| {
-            o.meta_mut().managed_fields = None;
-            trim(o);
-        })
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .reflect(writer)
         .touched_objects()
         .boxed();
     (reader, stream)
-}
-
-/// Keeps the whole object (but its managedFields).
-fn keep<K>(_: &mut K) {}
-
-/// A pod without its spec: status (phase, IP, container states, conditions) is all the
-/// reconcile reads, and the spec is most of a real pod.
-fn pod_status_only(p: &mut Pod) {
-    p.spec = None;
 }
 
 /// Opens the watches of one scope (`None`: all namespaces).
@@ -230,17 +222,17 @@ pub fn watch(client: &Client, scope: Option<&str>) -> Watches {
     let mut w = Vec::new();
     let owned = Some(OWNED_SELECTOR);
     let engine = Some(ENGINE_SELECTOR);
-    let (statefulsets_s, statefulsets) = reflected(client, scope, owned, keep, &mut w);
-    let (services_s, services) = reflected(client, scope, owned, keep, &mut w);
-    let (config_maps_s, config_maps) = reflected(client, scope, owned, keep, &mut w);
-    let (secrets_s, secrets) = reflected(client, scope, owned, keep, &mut w);
-    let (pdbs_s, pdbs) = reflected(client, scope, owned, keep, &mut w);
-    let (network_policies_s, network_policies) = reflected(client, scope, owned, keep, &mut w);
-    let (pods_s, pods) = reflected(client, scope, engine, pod_status_only, &mut w);
-    let (pvcs_s, pvcs) = reflected(client, scope, engine, keep, &mut w);
-    let (backups_s, backups) = reflected(client, scope, None, keep, &mut w);
-    let (restores_s, restores) = reflected(client, scope, owned, keep, &mut w);
-    let (policies_s, policies) = reflected(client, scope, None, keep, &mut w);
+    let (statefulsets_s, statefulsets) = reflected(client, scope, owned, &mut w);
+    let (services_s, services) = reflected(client, scope, owned, &mut w);
+    let (config_maps_s, config_maps) = reflected(client, scope, owned, &mut w);
+    let (secrets_s, secrets) = reflected(client, scope, owned, &mut w);
+    let (pdbs_s, pdbs) = reflected(client, scope, owned, &mut w);
+    let (network_policies_s, network_policies) = reflected(client, scope, owned, &mut w);
+    let (pods_s, pods) = reflected(client, scope, engine, &mut w);
+    let (pvcs_s, pvcs) = reflected(client, scope, engine, &mut w);
+    let (backups_s, backups) = reflected(client, scope, None, &mut w);
+    let (restores_s, restores) = reflected(client, scope, owned, &mut w);
+    let (policies_s, policies) = reflected(client, scope, None, &mut w);
     Watches {
         caches: ScopeCaches {
             statefulsets: statefulsets_s,

@@ -31,6 +31,7 @@ pub mod archiving;
 mod backups;
 pub mod bootstrap;
 pub mod cache;
+pub mod compact;
 pub mod diagnose;
 pub mod drift;
 pub mod image;
@@ -211,13 +212,13 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
         return Err(Error::CachesNotRunning(ns.clone()));
     }
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let secret = cache::cached(&caches.secrets, &ns, &names::admin_secret(&name));
-    let api_secret = cache::cached(&caches.secrets, &ns, &names::api_secret(&name));
-    let sts = cache::cached(&caches.statefulsets, &ns, &names::primary(&name));
-    let cm = cache::cached(&caches.config_maps, &ns, &names::config_map(&name));
-    let headless = cache::cached(&caches.services, &ns, &names::headless_service(&name));
-    let svc = cache::cached(&caches.services, &ns, &names::primary(&name));
-    let pdb = cache::cached(&caches.pdbs, &ns, &names::primary(&name));
+    let secret = cache::cached(&caches.secrets, &ns, &names::admin_secret(&name))?;
+    let api_secret = cache::cached(&caches.secrets, &ns, &names::api_secret(&name))?;
+    let sts = cache::cached(&caches.statefulsets, &ns, &names::primary(&name))?;
+    let cm = cache::cached(&caches.config_maps, &ns, &names::config_map(&name))?;
+    let headless = cache::cached(&caches.services, &ns, &names::headless_service(&name))?;
+    let svc = cache::cached(&caches.services, &ns, &names::primary(&name))?;
+    let pdb = cache::cached(&caches.pdbs, &ns, &names::primary(&name))?;
     // The user's (or cert-manager's) TLS Secret is not the operator's, so not in the cache:
     // one GET per reconcile of a TLS instance.
     let tls_secret = match builders::tls::secret_name(db) {
@@ -232,13 +233,13 @@ async fn reconcile_inner(db: &InstantDb, ctx: &Context) -> Result<Action> {
     // scheduling, volume); there are none before the StatefulSet.
     let (pod, pvc) = if sts.is_some() {
         (
-            cache::cached(&caches.pods, &ns, &names::pod(&name)),
-            cache::cached(&caches.pvcs, &ns, &names::data_pvc(&name)),
+            cache::cached(&caches.pods, &ns, &names::pod(&name))?,
+            cache::cached(&caches.pvcs, &ns, &names::data_pvc(&name))?,
         )
     } else {
         (None, None)
     };
-    let network_policy = cache::cached(&caches.network_policies, &ns, &names::primary(&name));
+    let network_policy = cache::cached(&caches.network_policies, &ns, &names::primary(&name))?;
     // The ServiceMonitor kind may not exist (no Prometheus Operator): it is not watched, and
     // read from the API only where its CRD is installed.
     let sm_crd = ctx.service_monitor_crd_exists().await;
