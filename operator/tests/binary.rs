@@ -1,6 +1,7 @@
 //! The `instant-db-operator` binary as built, started against an API server: it must connect,
 //! run its controllers and report ready. The fake API serves plain HTTP here; a real API server
 //! speaks HTTPS, which goes through the same rustls client configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
