@@ -5,19 +5,37 @@
 //! chunk is left out, so the text appears once), plus an index file. With a size limit a document
 //! is split into parts at paragraph boundaries; a single paragraph larger than the limit becomes
 //! a part of its own. The output directory must be new or empty: nothing is overwritten.
+//!
+//! The files go to an [`ExportSink`]: a directory (the CLI, [`export`]) or a tar stream
+//! (`POST /api/export`, [`archive::TarSink`]); both receive the same files from [`export_to`].
 
-use std::path::{Path, PathBuf};
+pub mod archive;
+
+use std::path::Path;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::filter::Condition;
 use crate::store::DocumentRecord;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    Deserialize,
+    Serialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
+    #[default]
     Markdown,
     Json,
     Txt,
@@ -43,6 +61,40 @@ pub struct ExportOptions {
     /// Leave out the document metadata (source, type, dates, user and format metadata).
     pub metadata: bool,
     pub filter: Vec<Condition>,
+}
+
+/// The size limit in bytes from a number of MB (decimals allowed), as the CLI's `--max-size`
+/// and the API's `max_size_mb` give it; `what` names the option in the error.
+pub fn max_bytes_from_mb(mb: Option<f64>, what: &str) -> Result<Option<usize>> {
+    match mb {
+        None => Ok(None),
+        // The cast saturates: a huge number of MB is "no practical limit", not an error.
+        Some(mb) if mb.is_finite() && mb > 0.0 => Ok(Some((mb * 1024.0 * 1024.0) as usize)),
+        Some(_) => Err(Error::InvalidInput(format!(
+            "{what} is a positive number of MB"
+        ))),
+    }
+}
+
+/// Where an export's files go.
+pub trait ExportSink {
+    /// Writes one file at `rel`, a relative path with `/` between its parts.
+    fn file(&mut self, rel: &str, content: &str) -> Result<()>;
+}
+
+/// Files under a directory.
+struct DirSink<'a>(&'a Path);
+
+impl ExportSink for DirSink<'_> {
+    fn file(&mut self, rel: &str, content: &str) -> Result<()> {
+        let path = self.0.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+        }
+        std::fs::write(&path, content)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    }
 }
 
 /// What an export wrote.
@@ -331,14 +383,8 @@ fn selected(engine: &Engine, filter: &[Condition]) -> Result<Vec<String>> {
     })
 }
 
-fn write(path: &Path, content: &str) -> Result<()> {
-    std::fs::write(path, content)
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
-}
-
 /// Exports the selected documents into `dir` (created; it must be empty if it exists).
 pub fn export(engine: &Engine, dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
-    let started = Instant::now();
     if let Ok(mut entries) = std::fs::read_dir(dir)
         && entries.next().is_some()
     {
@@ -349,11 +395,21 @@ pub fn export(engine: &Engine, dir: &Path, opts: &ExportOptions) -> Result<Expor
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let mut report = export_to(engine, &mut DirSink(dir), opts)?;
+    report.dir = dir.display().to_string();
+    Ok(report)
+}
+
+/// Writes the selected documents' files, then the index, into `sink` (the report's `dir` is
+/// left empty: the caller knows where the sink writes).
+pub fn export_to(
+    engine: &Engine,
+    sink: &mut dyn ExportSink,
+    opts: &ExportOptions,
+) -> Result<ExportReport> {
+    let started = Instant::now();
     let ext = opts.format.extension();
-    let mut report = ExportReport {
-        dir: dir.display().to_string(),
-        ..Default::default()
-    };
+    let mut report = ExportReport::default();
     let mut index = Vec::new();
     for id in selected(engine, &opts.filter)? {
         let doc = engine.store.get_document(&id)?;
@@ -366,25 +422,22 @@ pub fn export(engine: &Engine, dir: &Path, opts: &ExportOptions) -> Result<Expor
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            PathBuf::from(if t.is_empty() { "other".into() } else { t })
+            format!("{}/", if t.is_empty() { "other" } else { &t })
         } else {
-            PathBuf::new()
+            String::new()
         };
-        std::fs::create_dir_all(dir.join(&sub))
-            .map_err(|e| Error::io(format!("cannot create {}", dir.join(&sub).display()), e))?;
         // the id keeps two documents of the same title apart
         let stem = format!("{}-{}", slug(&title_of(&doc)), doc.id);
         let mut files = Vec::new();
         for (i, content) in parts.iter().enumerate() {
-            let name = if parts.len() == 1 {
-                format!("{stem}.{ext}")
+            let rel = if parts.len() == 1 {
+                format!("{sub}{stem}.{ext}")
             } else {
-                format!("{stem}.part{}.{ext}", i + 1)
+                format!("{sub}{stem}.part{}.{ext}", i + 1)
             };
-            let rel = sub.join(name);
-            write(&dir.join(&rel), content)?;
+            sink.file(&rel, content)?;
             report.bytes += content.len() as u64;
-            files.push(rel.display().to_string());
+            files.push(rel);
         }
         if parts.len() > 1 {
             report.split_documents += 1;
@@ -400,7 +453,7 @@ pub fn export(engine: &Engine, dir: &Path, opts: &ExportOptions) -> Result<Expor
         });
     }
     let (name, content) = render_index(opts.format, &index);
-    write(&dir.join(name), &content)?;
+    sink.file(name, &content)?;
     report.index = name.to_string();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

@@ -196,3 +196,82 @@ fn the_export_command_writes_the_bundle_and_says_what_it_wrote() {
     assert_eq!(files.len(), 2, "{files:?}");
     assert!(files.contains(&"index.txt".to_string()));
 }
+
+/// The tar archive's files, by path, with their contents.
+fn archive_files(bytes: &[u8]) -> Vec<(String, String)> {
+    use std::io::Read;
+    let mut out = vec![];
+    let mut archive = tar::Archive::new(bytes);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).unwrap();
+        out.push((path, text));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_export_streams_the_files_the_cli_writes_and_refuses_bad_options_and_no_key() {
+    let (src, data, out) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    corpus(src.path());
+    let e = engine_with(src.path(), data.path());
+    let mut o = opts(ExportFormat::Json);
+    o.split_by_type = true;
+    o.filter = instant_db::filter::parse_short("doc_type=data").unwrap();
+    export(&e, out.path(), &o).unwrap();
+    let expected: Vec<(String, String)> = files_in(out.path())
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(out.path().join(&f)).unwrap();
+            (f, text)
+        })
+        .collect();
+    drop(e);
+    let engine = Engine::open(common::admin_config(data.path()), ModelLoading::Skip).unwrap();
+    let s = common::TestServer::start(engine).await;
+    let c = common::admin_client();
+    let body =
+        serde_json::json!({"format": "json", "split_by_type": true, "filter": "doc_type=data"});
+    let r = c
+        .post(s.url("/api/export"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    let got = archive_files(&r.bytes().await.unwrap());
+    assert_eq!(got, expected);
+
+    let r = reqwest::Client::new()
+        .post(s.url("/api/export"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    for bad in [
+        serde_json::json!({"format": "pdf"}),
+        serde_json::json!({"max_size_mb": -1}),
+        serde_json::json!({"filter": "no operator"}),
+        serde_json::json!({"unknown": true}),
+    ] {
+        let r = c
+            .post(s.url("/api/export"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_input", "{bad}: {v}");
+    }
+    s.stop().await;
+}

@@ -39,15 +39,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs, config: Config, fmt: Format) -> Result<i32> {
-    let max_bytes = match args.max_size {
-        None => None,
-        Some(mb) if mb.is_finite() && mb > 0.0 => Some((mb * 1024.0 * 1024.0) as usize),
-        Some(_) => {
-            return Err(Error::InvalidInput(
-                "--max-size is a positive number of MB".into(),
-            ));
-        }
-    };
+    let max_bytes = crate::export::max_bytes_from_mb(args.max_size, "--max-size")?;
     let filter = match super::parse_filter(&args.filter)? {
         Some(f) => f.conditions()?,
         None => Vec::new(),

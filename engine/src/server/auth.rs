@@ -54,6 +54,13 @@ pub enum Access {
     Needs(Role),
 }
 
+/// POST routes under `/api` that only read: the search (its query is a body) and the export
+/// (its options are; a read key may already get every document one by one, so the export
+/// reveals nothing more).
+pub fn is_read_post(path: &str) -> bool {
+    path == "/api/search" || path == "/api/export"
+}
+
 /// The role a request needs, from its method and path alone, so that a route added later is
 /// covered without being listed here: `/admin/*` is admin; elsewhere reads (GET, HEAD and the
 /// search POST) are `read` and every other method is `write`. Only the probes, `/api/health`,
@@ -81,7 +88,7 @@ pub fn required_role(method: &Method, path: &str, metrics_requires_key: bool) ->
         let reads = method == Method::GET
             || method == Method::HEAD
             || method == Method::OPTIONS
-            || (method == Method::POST && path == "/api/search");
+            || (method == Method::POST && is_read_post(path));
         return Access::Needs(if reads { Role::Read } else { Role::Write });
     }
     // Anything else answers 404 today; should a route appear there it is not open by accident.
@@ -364,6 +371,7 @@ mod tests {
             Access::Needs(Role::Read)
         );
         assert_eq!(r(&post, "/api/search"), Access::Needs(Role::Read));
+        assert_eq!(r(&post, "/api/export"), Access::Needs(Role::Read));
         assert_eq!(r(&get, "/api/documents"), Access::Needs(Role::Read));
         assert_eq!(r(&get, "/api/config"), Access::Needs(Role::Read));
         assert_eq!(r(&post, "/api/documents"), Access::Needs(Role::Write));

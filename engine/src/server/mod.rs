@@ -5,6 +5,7 @@ mod admin;
 mod api;
 mod archive;
 pub mod auth;
+mod export;
 mod extract;
 mod health;
 mod limits;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub ingest_permits: Arc<Semaphore>,
     /// Searches running at once (`limits.max_concurrent_searches`); past it, 429.
     pub search_permits: Arc<Semaphore>,
+    /// Exports streaming at once (`POST /api/export`): one; past it, 429.
+    pub export_permits: Arc<Semaphore>,
     /// Work of requests on blocking threads, stopped with its request or at shutdown.
     pub work: Arc<work::WorkRegistry>,
     pub auth: Arc<auth::Auth>,
@@ -120,6 +123,7 @@ impl AppState {
             search_permits: Arc::new(Semaphore::new(
                 engine.config.limits.effective_max_concurrent_searches(),
             )),
+            export_permits: Arc::new(Semaphore::new(1)),
             work: Arc::new(work::WorkRegistry::default()),
             engine,
             auth: Arc::new(auth),
@@ -234,6 +238,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.engine.metrics.clone();
     Router::new()
         .merge(api::routes(cfg.max_upload_bytes))
+        .merge(export::routes())
         .merge(health::routes())
         .merge(openapi::routes())
         .merge(admin::routes())

@@ -23,6 +23,7 @@ use super::auth::{Access, required_role};
         super::api::delete_document,
         super::api::process_file,
         super::api::process_directory,
+        super::export::export,
         super::sync::sync,
         super::api::config,
         super::health::health,

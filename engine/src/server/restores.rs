@@ -254,7 +254,7 @@ pub fn restore_component(jobs: &crate::restore_job::RestoreJobs) -> crate::healt
 /// read-only `POST /api/search`).
 pub(super) fn is_write(method: &Method, path: &str) -> bool {
     path.starts_with("/api/")
-        && path != "/api/search"
+        && !super::auth::is_read_post(path)
         && matches!(
             *method,
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -301,11 +301,12 @@ mod tests {
     use axum::http::Method;
 
     #[test]
-    fn writes_are_the_changing_methods_under_api_but_search() {
+    fn writes_are_the_changing_methods_under_api_but_search_and_export() {
         assert!(is_write(&Method::POST, "/api/documents"));
         assert!(is_write(&Method::DELETE, "/api/documents/x"));
         assert!(is_write(&Method::POST, "/api/process/file"));
         assert!(!is_write(&Method::POST, "/api/search"));
+        assert!(!is_write(&Method::POST, "/api/export"));
         assert!(!is_write(&Method::GET, "/api/documents"));
         assert!(!is_write(&Method::POST, "/admin/restores"));
     }
