@@ -36,6 +36,10 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub search: SearchConfig,
     pub index: IndexConfig,
+    /// Where vectors live: `embedded` (the graph in `data_dir`) or `qdrant` (`docs/qdrant.md`).
+    pub vector_store: crate::qdrant::VectorStoreKind,
+    /// The Qdrant connection, used when `vector_store` is `qdrant`.
+    pub qdrant: crate::qdrant::QdrantConfig,
     pub limits: LimitsConfig,
     pub logging: LoggingConfig,
     pub otel: OtelConfig,
@@ -310,6 +314,8 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             search: SearchConfig::default(),
             index: IndexConfig::default(),
+            vector_store: Default::default(),
+            qdrant: Default::default(),
             limits: LimitsConfig::default(),
             logging: LoggingConfig::default(),
             otel: OtelConfig::default(),
@@ -471,6 +477,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "shutdown.grace_period_secs",
     ),
     ("INSTANT_DB_OTEL_SERVICE_NAME", "otel.service_name"),
+    ("INSTANT_DB_VECTOR_STORE", "vector_store"),
+    ("INSTANT_DB_QDRANT_URL", "qdrant.url"),
+    ("INSTANT_DB_QDRANT_COLLECTION", "qdrant.collection"),
+    ("INSTANT_DB_QDRANT_API_KEY_FILE", "qdrant.api_key_file"),
 ];
 
 impl Config {
@@ -531,6 +541,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, msg: &str| Err(Error::Config(format!("key `{key}`: {msg}")));
         self.resilience.validate()?;
+        self.qdrant.validate(self.vector_store)?;
         if self.embedding.batch_size == 0 || self.embedding.batch_size > 1024 {
             return bad("embedding.batch_size", "must be between 1 and 1024");
         }

@@ -1,6 +1,9 @@
 //! The engine: one data directory opened for ingest and search. The HTTP server and the command
 //! line both drive this type, so they behave the same.
 
+mod vectors;
+
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -20,7 +23,7 @@ use crate::search::{self, Mode, SearchHit, SearchRequest, SearchResponse};
 use crate::store::{DocumentRecord, NewChunk, Store, StoreStats, WriteOutcome};
 
 /// Dimensions assumed for the vector index when no model is loaded (the default model's).
-const DEFAULT_DIMENSIONS: usize = 384;
+pub(crate) const DEFAULT_DIMENSIONS: usize = 384;
 
 pub struct Engine {
     pub config: Config,
@@ -54,6 +57,10 @@ pub struct Engine {
     pub archive: Arc<crate::archive::Archive>,
     /// Failures grouped by component and kind, for `/health/detailed` and metrics.
     pub errors: crate::error_tracker::ErrorTracker,
+    /// The Qdrant collection when `vector_store: qdrant` (the embedded graph stays empty then).
+    qdrant: Option<Arc<crate::qdrant::QdrantVectors>>,
+    /// Set when Qdrant missed a write (see `vectors.rs`), cleared by a re-sync.
+    qdrant_behind: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +139,11 @@ impl Engine {
             None => Box::new(WhitespaceTokenCounter),
         };
         let mut index_progress = LoadProgress::default();
+        let qdrant_mode = config.vector_store == crate::qdrant::VectorStoreKind::Qdrant;
         let (index, index_load) = match store.damaged() {
             Some(_) => (Self::empty_index(&config, embedder.as_deref())?, None),
+            // No graph of our own: the collection is the index (re-synced by the server's start).
+            None if qdrant_mode => (Self::empty_index(&config, embedder.as_deref())?, None),
             None if defer_index => {
                 // The count is only for the progress shown; a failure here surfaces in the load.
                 let stored = store.stats().map_or(0, |s| s.embeddings.max(0) as usize);
@@ -167,6 +177,20 @@ impl Engine {
         breakers.insert(embed_breaker.clone());
         // created now so health and the gauge show it before the first backup
         breakers.get(crate::maintenance::OBJECT_STORAGE);
+        let qdrant = if qdrant_mode {
+            let api_key = config.qdrant.api_key(|k| std::env::var(k).ok())?;
+            Some(Arc::new(crate::qdrant::QdrantVectors::new(
+                &config.qdrant,
+                api_key,
+                embedder
+                    .as_deref()
+                    .map_or(DEFAULT_DIMENSIONS, Embedder::dimensions),
+                breakers.get(crate::resilience::settings::QDRANT),
+                resilience.retry(crate::resilience::settings::QDRANT),
+            )?))
+        } else {
+            None
+        };
         let parsers = ParserRegistry::with_options(crate::parse::ParseOptions {
             notebook_outputs: config.ingest.notebook_outputs,
         });
@@ -188,6 +212,8 @@ impl Engine {
             counter,
             recovery,
             errors: Default::default(),
+            qdrant,
+            qdrant_behind: AtomicBool::new(false),
         })
     }
 
@@ -262,6 +288,12 @@ impl Engine {
     /// do otherwise). Writes are refused meanwhile, so the graph loaded is the database's state;
     /// a failure leaves the index empty and is returned for the caller to report.
     pub fn load_deferred_index(&self) -> Result<()> {
+        if self.qdrant.is_some() {
+            // A collection another process filled (or an outage left behind) catches up here.
+            return self
+                .resync_vectors(crate::qdrant::sync::Resync::IfCountsDiffer)
+                .map(drop);
+        }
         if !self.index_progress.is_loading() {
             return Ok(());
         }
@@ -364,9 +396,7 @@ impl Engine {
         self.refuse_while_loading()?;
         let _sync = self.sync_shared()?;
         let outcome = self.store.put_document(doc, chunks, self.model_name())?;
-        let index = self.index();
-        index.remove(&outcome.removed_chunk_ids)?;
-        index.add(&outcome.added)?;
+        self.vectors_follow(&outcome.removed_chunk_ids, &outcome.added)?;
         Ok(outcome)
     }
 
@@ -379,6 +409,20 @@ impl Engine {
 
     /// Reloads the vector index from the database (after a restore or a repair).
     pub fn reload_index(&self) -> Result<()> {
+        if self.qdrant.is_some() {
+            // After a restore or in a repair: every stored vector again (ids and payloads of
+            // the restored database replace the collection's).
+            self.store.reset_readers()?;
+            if self.store.damaged().is_some() {
+                return Ok(());
+            }
+            // A failure leaves the engine behind (the next write or start catches up) rather
+            // than failing the restore that called it: the database is what was restored.
+            if let Err(e) = self.resync_vectors(crate::qdrant::sync::Resync::Everything) {
+                tracing::warn!(error = %e, "Qdrant could not be re-synced from the database yet");
+            }
+            return Ok(());
+        }
         let _sync = self.sync_exclusive()?;
         self.store.reset_readers()?;
         let (fresh, outcome) = match self.store.damaged() {
@@ -423,6 +467,10 @@ impl Engine {
     /// Saves the vector index in full (with an empty journal) so the next start skips the
     /// rebuild. Writes wait meanwhile, so the generation saved is the graph's.
     pub fn persist_index(&self) -> Result<()> {
+        if self.qdrant.is_some() {
+            // Qdrant persists its own collection; there is no graph here to save.
+            return Ok(());
+        }
         if self.store.damaged().is_some() {
             // nothing to persist: the index is empty until a restore
             return Ok(());
@@ -477,12 +525,20 @@ impl Engine {
         self.embedder.is_some()
             && self.index_loading().is_none()
             && self.embed_breaker.state() != crate::resilience::BreakerState::Open
+            && self
+                .qdrant()
+                .is_none_or(|q| q.breaker().state() != crate::resilience::BreakerState::Open)
     }
 
     /// Why hybrid search runs keyword-only now.
     fn vectors_unavailable_reason(&self) -> String {
         if let Some(st) = self.index_loading() {
             return st.describe();
+        }
+        if let Some(q) = self.qdrant()
+            && q.breaker().state() == crate::resilience::BreakerState::Open
+        {
+            return "the qdrant circuit breaker is open after repeated failures".into();
         }
         self.model_error
             .clone()
@@ -611,15 +667,18 @@ impl Engine {
             None
         };
         let vector_hits = match &query_vector {
-            Some(q) => {
-                let allowed = self
-                    .store
-                    .read(|c| search::allowed_chunks(c, &plan.conditions))?;
-                self.index().search(q, depth, allowed.as_ref())?
-            }
-            None => vec![],
+            Some(q) => match self.vector_hits(q, depth, &plan.conditions) {
+                Ok(hits) => Some(hits),
+                Err(e @ Error::VectorStore(_)) if plan.mode == Mode::Hybrid => {
+                    degraded = Some(Self::vector_failure(&e));
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
         };
-        let use_vector = query_vector.is_some();
+        let use_vector = vector_hits.is_some();
+        let vector_hits = vector_hits.unwrap_or_default();
         let keyword_hits = if plan.mode != Mode::Vector {
             self.store
                 .read(|c| search::keyword_candidates(c, &terms, &plan.conditions, depth))?
@@ -676,7 +735,7 @@ impl Engine {
         self.refuse_while_loading()?;
         let _sync = self.sync_shared()?;
         let removed = self.store.delete_document(id)?;
-        self.index().remove(&removed)
+        self.vectors_follow(&removed, &[])
     }
 
     /// Embeds chunks stored without a vector (ingested while the model was down).
@@ -702,7 +761,7 @@ impl Engine {
             {
                 let _sync = self.sync_shared()?;
                 self.store.put_embeddings(self.model_name(), &items)?;
-                self.index().add(&items)?;
+                self.vectors_follow(&[], &items)?;
             }
             total += items.len();
         }

@@ -75,6 +75,10 @@ pub enum Error {
     Integrity(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The external vector store (Qdrant) failed or refused a call; the message says which
+    /// call and what to check. Keyword search keeps working meanwhile.
+    #[error("vector store unavailable: {0}")]
+    VectorStore(String),
     /// The credentials a backup location names (`credentials=NAME`) are not (yet) in the
     /// credentials directory: in Kubernetes, a new Secret the kubelet has not synced yet.
     #[error("{0}")]
@@ -175,6 +179,7 @@ impl Error {
             Error::Parse { .. } => "parse_error",
             Error::Integrity(_) => "integrity_failed",
             Error::Unavailable(_) => "unavailable",
+            Error::VectorStore(_) => "vector_store_unavailable",
             Error::CredentialsNotFound(_) => "credentials_not_found",
             Error::Internal(_) => "internal_error",
         }
@@ -197,6 +202,7 @@ impl Error {
             | Error::Inference(_)
             | Error::AssetsMissing(_)
             | Error::Unavailable(_)
+            | Error::VectorStore(_)
             | Error::CredentialsNotFound(_)
             | Error::DatabaseDamaged(_)
             | Error::RestoreInProgress(_)

@@ -353,6 +353,14 @@ const DOC_COLUMNS: &[(&str, &str)] = &[
     ("chunk_count", "d.chunk_count"),
 ];
 
+/// The `documents` column a field name (or its alias) stands for, e.g. `type` → `doc_type`.
+pub fn document_column(field: &str) -> Option<&'static str> {
+    DOC_COLUMNS
+        .iter()
+        .find(|(name, _)| *name == field)
+        .map(|(_, col)| col.trim_start_matches("d."))
+}
+
 /// Where a field's value lives: a SQL expression, and for JSON fields the document and path.
 struct FieldRef {
     expr: String,

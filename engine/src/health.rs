@@ -153,76 +153,83 @@ impl HealthMonitor {
             },
         );
 
-        let t = Instant::now();
-        let loading = engine.index_loading();
-        let idx = engine.index().stats();
-        let model_dims = engine.embedder().map(|e| e.dimensions());
-        let mut index_problems = vec![];
-        if let Some(d) = model_dims
-            && d != idx.dimensions
-        {
-            index_problems.push(format!(
-                "the index has {} dimensions but the model makes {d}",
-                idx.dimensions
-            ));
-        }
-        // Ingest commits a document before adding its vectors, so one sample can catch the
-        // index a document behind; only a difference seen twice in a row is reported.
-        // While it loads, the index is empty on purpose: that is reported below, not as a lag.
-        let differs =
-            loading.is_none() && stored_embeddings.is_some_and(|n| n != idx.vectors as i64);
-        let streak = if differs {
-            self.index_mismatches.fetch_add(1, Ordering::Relaxed) + 1
-        } else {
-            self.index_mismatches.store(0, Ordering::Relaxed);
-            0
-        };
-        if streak >= 2
-            && let Some(n) = stored_embeddings
-        {
-            index_problems.push(format!(
-                "the index holds {} vectors but the database {n} embeddings; `instant-db repair` rebuilds it",
-                idx.vectors
-            ));
-        }
-        let mut index_details = serde_json::to_value(&idx).unwrap_or_default();
-        if let Some(map) = index_details.as_object_mut() {
-            map.insert("loaded".into(), loading.is_none().into());
-            map.insert(
-                "loading".into(),
-                serde_json::to_value(&loading).unwrap_or_default(),
+        if let Some(q) = engine.qdrant() {
+            components.insert(
+                "vector_index".into(),
+                qdrant_health(q, engine.qdrant_behind(), &mut reasons),
             );
-            map.insert("stored_embeddings".into(), stored_embeddings.into());
-            map.insert("model_dimensions".into(), model_dims.into());
-            map.insert("problems".into(), index_problems.clone().into());
-        }
-        if let Some(st) = &loading {
-            // Not ready: vector search and writes answer 503 until the graph is there. Still
-            // alive: `/health/live` answers, so probes do not restart a pod that is recovering.
-            ready = false;
-            reasons.push(format!(
-                "{}; writes and vector search answer 503 index_loading until it is done",
-                st.describe()
-            ));
-        }
-        if !index_problems.is_empty() {
-            reasons.push(format!(
-                "vector index: {}; vector search may miss results",
-                index_problems.join("; ")
-            ));
-        }
-        components.insert(
-            "vector_index".into(),
-            ComponentHealth {
-                status: if index_problems.is_empty() && loading.is_none() {
-                    Status::Healthy
-                } else {
-                    Status::Degraded
+        } else {
+            let t = Instant::now();
+            let loading = engine.index_loading();
+            let idx = engine.index().stats();
+            let model_dims = engine.embedder().map(|e| e.dimensions());
+            let mut index_problems = vec![];
+            if let Some(d) = model_dims
+                && d != idx.dimensions
+            {
+                index_problems.push(format!(
+                    "the index has {} dimensions but the model makes {d}",
+                    idx.dimensions
+                ));
+            }
+            // Ingest commits a document before adding its vectors, so one sample can catch the
+            // index a document behind; only a difference seen twice in a row is reported.
+            // While it loads, the index is empty on purpose: that is reported below, not as a lag.
+            let differs =
+                loading.is_none() && stored_embeddings.is_some_and(|n| n != idx.vectors as i64);
+            let streak = if differs {
+                self.index_mismatches.fetch_add(1, Ordering::Relaxed) + 1
+            } else {
+                self.index_mismatches.store(0, Ordering::Relaxed);
+                0
+            };
+            if streak >= 2
+                && let Some(n) = stored_embeddings
+            {
+                index_problems.push(format!(
+                    "the index holds {} vectors but the database {n} embeddings; `instant-db repair` rebuilds it",
+                    idx.vectors
+                ));
+            }
+            let mut index_details = serde_json::to_value(&idx).unwrap_or_default();
+            if let Some(map) = index_details.as_object_mut() {
+                map.insert("loaded".into(), loading.is_none().into());
+                map.insert(
+                    "loading".into(),
+                    serde_json::to_value(&loading).unwrap_or_default(),
+                );
+                map.insert("stored_embeddings".into(), stored_embeddings.into());
+                map.insert("model_dimensions".into(), model_dims.into());
+                map.insert("problems".into(), index_problems.clone().into());
+            }
+            if let Some(st) = &loading {
+                // Not ready: vector search and writes answer 503 until the graph is there. Still
+                // alive: `/health/live` answers, so probes do not restart a pod that is recovering.
+                ready = false;
+                reasons.push(format!(
+                    "{}; writes and vector search answer 503 index_loading until it is done",
+                    st.describe()
+                ));
+            }
+            if !index_problems.is_empty() {
+                reasons.push(format!(
+                    "vector index: {}; vector search may miss results",
+                    index_problems.join("; ")
+                ));
+            }
+            components.insert(
+                "vector_index".into(),
+                ComponentHealth {
+                    status: if index_problems.is_empty() && loading.is_none() {
+                        Status::Healthy
+                    } else {
+                        Status::Degraded
+                    },
+                    response_time_ms: ms(t),
+                    details: index_details,
                 },
-                response_time_ms: ms(t),
-                details: index_details,
-            },
-        );
+            );
+        }
 
         let t = Instant::now();
         let model = match engine.embedder() {
@@ -318,6 +325,45 @@ fn ms(t: Instant) -> f64 {
 
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The vector store's component when it is Qdrant: no call is made (probes come often); the
+/// breaker and a missed write say what the last calls found.
+fn qdrant_health(
+    q: &crate::qdrant::QdrantVectors,
+    behind: bool,
+    reasons: &mut Vec<String>,
+) -> ComponentHealth {
+    let breaker = q.breaker().status();
+    let open = q.breaker().state() == crate::resilience::BreakerState::Open;
+    if open {
+        reasons.push(format!(
+            "Qdrant collection `{}` unreachable (circuit breaker open); hybrid search is \
+             keyword-only, vector search answers 503",
+            q.collection()
+        ));
+    }
+    if behind {
+        reasons.push(format!(
+            "Qdrant collection `{}` missed writes; they are uploaded at the next write, start or \
+             `instant-db repair`",
+            q.collection()
+        ));
+    }
+    ComponentHealth {
+        status: if open || behind {
+            Status::Degraded
+        } else {
+            Status::Healthy
+        },
+        response_time_ms: 0.0,
+        details: serde_json::json!({
+            "store": "qdrant",
+            "collection": q.collection(),
+            "behind": behind,
+            "breaker": breaker,
+        }),
+    }
 }
 
 #[cfg(test)]

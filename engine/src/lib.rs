@@ -26,6 +26,7 @@ pub mod log_level;
 pub mod maintenance;
 pub mod metrics;
 pub mod parse;
+pub mod qdrant;
 pub mod resilience;
 pub mod restore_job;
 pub mod search;

@@ -17,8 +17,35 @@ pub fn check_at(engine: &Engine, level: CheckLevel) -> Result<IntegrityReport> {
     let mut report = engine.store.integrity_check_at(level)?;
     // A loading index is empty on purpose (health says it loads); its ids are checked once it
     // is there, by the next check.
-    if engine.index_loading().is_none() && !report.problems.iter().any(|p| p.starts_with("sqlite:"))
-    {
+    let sqlite_damaged = report.problems.iter().any(|p| p.starts_with("sqlite:"));
+    if let Some(q) = engine.qdrant() {
+        if !sqlite_damaged {
+            let expected = engine.store.embedding_ids(
+                engine.model_name(),
+                engine
+                    .embedder()
+                    .map_or(crate::engine::DEFAULT_DIMENSIONS, |e| e.dimensions()),
+            )?;
+            // Unreachable Qdrant is an outage (health and the breaker say so), not damage: a
+            // failed check here would make the operator restore a healthy database.
+            if let Some((points, missing, dead)) = engine.qdrant_id_diff(&expected)
+                && (missing > 0 || dead > 0)
+            {
+                report.add_derived_problem(
+                    format!(
+                        "the Qdrant collection `{}` holds {points} points for {} stored \
+                         embeddings: {missing} missing, {dead} dead; `instant-db repair` (or POST \
+                         /admin/repair) uploads them again",
+                        q.collection(),
+                        expected.len()
+                    ),
+                    Some(engine.config.data_dir.as_path()),
+                );
+            }
+        }
+        return Ok(report);
+    }
+    if engine.index_loading().is_none() && !sqlite_damaged {
         let index = engine.index();
         let expected = engine
             .store
@@ -156,14 +183,22 @@ pub fn repair(engine: &Engine) -> Result<RepairReport> {
     } else {
         0
     };
-    let _ = std::fs::remove_dir_all(engine.config.index_dir());
-    engine.reload_index()?;
-    engine.persist_index()?;
+    if engine.qdrant().is_some() {
+        // Every stored vector again, and an outage fails the repair (it did not repair).
+        engine.resync_vectors(crate::qdrant::sync::Resync::Everything)?;
+    } else {
+        let _ = std::fs::remove_dir_all(engine.config.index_dir());
+        engine.reload_index()?;
+        engine.persist_index()?;
+    }
     let after = check(engine)?;
     Ok(RepairReport {
         fts_rows,
         embeddings_added,
-        vectors: engine.index().len(),
+        vectors: match engine.qdrant() {
+            Some(q) => q.count().map_or(0, |n| n as usize),
+            None => engine.index().len(),
+        },
         integrity_ok: after.ok,
         problems: after.problems,
         source_damaged: after.source_damaged,
@@ -211,6 +246,12 @@ pub async fn backup(
         chunks: "SELECT count(*) FROM chunks".into(),
     };
     req.extra = serde_json::json!({"model": engine.model_name(), "schema_version": crate::store::schema::latest_version()});
+    // With Qdrant the archive holds every vector in the database, not a graph: a restore
+    // uploads them to the collection the restoring engine is configured with.
+    if let Some(q) = engine.qdrant() {
+        req.extra["vector_store"] =
+            serde_json::json!({"kind": "qdrant", "collection": q.collection()});
+    }
     // The archive generation and a lower bound of the change seq the snapshot holds (read
     // before it is taken), for the recovery window (`GET /admin/archive`).
     if let Ok(log) = engine.store.change_log_state()

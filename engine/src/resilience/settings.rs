@@ -24,21 +24,23 @@ use crate::error::{Error, Result};
 pub const EMBEDDING: &str = "embedding";
 /// Backups, restores and archiving to object storage.
 pub const OBJECT_STORAGE: &str = "object_storage";
+/// Qdrant, when it is the vector store (`vector_store: qdrant`).
+pub const QDRANT: &str = "qdrant";
 /// The breaker settings every breaker starts from.
 pub const DEFAULT: &str = "default";
 
-const BREAKER_NAMES: &[&str] = &[DEFAULT, EMBEDDING, OBJECT_STORAGE];
+const BREAKER_NAMES: &[&str] = &[DEFAULT, EMBEDDING, OBJECT_STORAGE, QDRANT];
 /// Dependencies whose retries the configuration sets. Object storage keeps its built-in policy
 /// ([`RetrySpec::default_for`] describes it) until the backup module reads it from here.
-const RETRY_NAMES: &[&str] = &[EMBEDDING];
+const RETRY_NAMES: &[&str] = &[EMBEDDING, QDRANT];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResilienceConfig {
-    /// Breaker settings by dependency (`default`, `embedding`, `object_storage`); `default`
+    /// Breaker settings by dependency (`default`, `embedding`, `object_storage`, `qdrant`); `default`
     /// applies to every breaker, a named entry on top of it.
     pub breakers: BTreeMap<String, BreakerSettings>,
-    /// Retry settings by dependency (`embedding`).
+    /// Retry settings by dependency (`embedding`, `qdrant`).
     pub retries: BTreeMap<String, RetrySettings>,
 }
 
@@ -114,11 +116,12 @@ pub struct RetrySpec {
 
 impl RetrySpec {
     /// The built-in retries of a dependency: embedding 3 attempts within 500 ms (an inference
-    /// run that failed once usually works at once), object storage 5 within 60 s; both
-    /// exponential from 100 ms, jittered, no delay over 10 s.
+    /// run that failed once usually works at once), Qdrant 4 within 2 s (a search waits on it),
+    /// object storage 5 within 60 s; all exponential from 100 ms, jittered, no delay over 10 s.
     pub fn default_for(dependency: &str) -> RetrySpec {
         let (max_attempts, max_total) = match dependency {
             EMBEDDING => (3, Duration::from_millis(500)),
+            QDRANT => (4, Duration::from_secs(2)),
             _ => (5, Duration::from_secs(60)),
         };
         RetrySpec {
@@ -421,7 +424,7 @@ mod tests {
                 "resilience.breakers.embedding",
             ),
             (
-                "retries: {qdrant: {max_attempts: 2}}",
+                "retries: {qdrant: {max_attempts: 0}}",
                 "resilience.retries.qdrant",
             ),
             (
