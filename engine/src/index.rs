@@ -302,16 +302,37 @@ impl VectorIndex {
         if k == 0 || exact.len() == 0 {
             return Ok(vec![]);
         }
+        // A collection below the exact size is scanned exactly, filtered or not: the scan is
+        // what its unfiltered searches cost anyway.
+        let small = exact.len() < self.exact_below;
         match allowed {
-            Some(a) if a.len() < NARROW_FILTER => Ok(exact.top_k_of(query, k, a.iter().copied())),
+            Some(a) if small || a.len() < NARROW_FILTER => {
+                Ok(exact.top_k_of(query, k, a.iter().copied()))
+            }
             Some(a) => {
                 let hits = graph
                     .filtered_search(query, k * RESCORE_FACTOR, |key| a.contains(&(key as i64)))
                     .map_err(|e| index_err("filtered search", e))?;
-                Ok(exact.top_k_of(query, k, hits.keys.into_iter().map(|k| k as i64)))
+                let top = exact.top_k_of(query, k, hits.keys.into_iter().map(|k| k as i64));
+                // The walk can end before it met k allowed vectors (a filter that rejects
+                // most of a neighbourhood): the allowed set is scanned then. An allowed chunk
+                // without a vector (stored while the model was down) cannot be found either
+                // way, so the scan may still give fewer.
+                if top.len() < k.min(a.len()) {
+                    Ok(exact.top_k_of(query, k, a.iter().copied()))
+                } else {
+                    Ok(top)
+                }
             }
-            None if exact.len() < self.exact_below => Ok(exact.top_k(query, k)),
-            None => graph_search(&graph, &exact, query, k),
+            None if small => Ok(exact.top_k(query, k)),
+            None => {
+                let top = graph_search(&graph, &exact, query, k)?;
+                if top.len() < k.min(exact.len()) {
+                    Ok(exact.top_k(query, k))
+                } else {
+                    Ok(top)
+                }
+            }
         }
     }
 

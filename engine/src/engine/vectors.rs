@@ -68,10 +68,8 @@ impl Engine {
         conds: &[Condition],
     ) -> Result<Vec<(i64, f32)>> {
         let Some(q) = self.qdrant() else {
-            let allowed = self
-                .store
-                .read(|c| crate::search::allowed_chunks(c, conds))?;
-            return self.index().search(query, depth, allowed.as_ref());
+            let allowed = self.store.allowed_chunks(conds)?;
+            return self.index().search(query, depth, allowed.as_deref());
         };
         let split = qfilter::translate(conds);
         let filter = if split.residual.is_empty() {
@@ -79,12 +77,12 @@ impl Engine {
         } else {
             let allowed = self
                 .store
-                .read(|c| crate::search::allowed_chunks(c, &split.residual))?
+                .allowed_chunks(&split.residual)?
                 .unwrap_or_default();
             if allowed.is_empty() {
                 return Ok(vec![]);
             }
-            let ids = allowed.into_iter().filter_map(|id| u64::try_from(id).ok());
+            let ids = allowed.iter().filter_map(|id| u64::try_from(*id).ok());
             Some(qfilter::with_ids(split.filter, ids))
         };
         q.search(query, depth, filter)

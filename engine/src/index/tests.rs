@@ -188,3 +188,68 @@ fn exact_search_scores_are_dot_products() {
         assert!((score - want).abs() < 1e-4, "{id}: {score} vs {want}");
     }
 }
+
+/// A graph built and searched with the narrowest settings usearch takes: its answers are
+/// visibly approximate, so a test can tell whether a search went through it.
+fn poor_graph() -> IndexConfig {
+    IndexConfig {
+        m: 2,
+        ef_construction: 2,
+        ef_search: 1,
+        ..IndexConfig::default()
+    }
+}
+
+#[test]
+fn a_broad_filter_on_a_collection_below_the_exact_size_is_scored_exactly() {
+    // 4,000 vectors: below `exact_search_below` (5,000 here), so unfiltered searches scan them
+    // exactly; a filter admitting 3,000 (over NARROW_FILTER) must not send them to the graph.
+    let vs = clustered_vectors(4000, 32, 11);
+    let idx = VectorIndex::new(32, "m", &poor_graph(), 5000).unwrap();
+    idx.add(&keyed(&vs, 0)).unwrap();
+    let allowed: HashSet<i64> = (0..4000).filter(|i| i % 4 != 0).collect();
+    assert!(allowed.len() >= NARROW_FILTER);
+    for q in vs.iter().step_by(97).take(20) {
+        let want: Vec<i64> = idx
+            .search_exact(q, 4000)
+            .unwrap()
+            .into_iter()
+            .filter(|(id, _)| allowed.contains(id))
+            .take(10)
+            .map(|(id, _)| id)
+            .collect();
+        let got: Vec<i64> = idx
+            .search(q, 10, Some(&allowed))
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            got, want,
+            "a broad filter on a small collection was not exact"
+        );
+    }
+}
+
+#[test]
+fn a_graph_search_that_finds_fewer_than_top_k_falls_back_to_an_exact_scan() {
+    // Above the exact size, with a poor graph: the walk ends before it has found top_k allowed
+    // vectors, though the filter admits thousands.
+    let vs = clustered_vectors(6000, 32, 13);
+    let idx = VectorIndex::new(32, "m", &poor_graph(), 100).unwrap();
+    idx.add(&keyed(&vs, 0)).unwrap();
+    let allowed: HashSet<i64> = (0..6000).filter(|i| i % 2 == 1).collect();
+    for (n, q) in vs.iter().step_by(301).take(20).enumerate() {
+        let k = 50;
+        let got = idx.search(q, k, Some(&allowed)).unwrap();
+        assert_eq!(got.len(), k, "query {n}: {} of {k} hits", got.len());
+        assert!(got.iter().all(|(id, _)| allowed.contains(id)));
+        let all = idx.search(q, k, None).unwrap();
+        assert_eq!(
+            all.len(),
+            k,
+            "query {n} without a filter: {} of {k} hits",
+            all.len()
+        );
+    }
+}

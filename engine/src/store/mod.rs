@@ -7,6 +7,7 @@
 //! One writer connection behind a mutex (SQLite has one writer anyway) and a small pool of
 //! read-only connections for concurrent searches.
 
+mod allowed;
 pub mod changes;
 mod damage;
 mod integrity;
@@ -48,6 +49,8 @@ pub struct Store {
     /// Told the ids of chunks whose embeddings a write changes, inside its transaction before
     /// the commit (the vector index's journal): a failure rolls the write back.
     change_hook: Mutex<Option<ChangeHook>>,
+    /// Filters' chunk sets, per database state (`allowed`).
+    allowed: allowed::AllowedCache,
 }
 
 /// See [`Store::set_change_hook`].
@@ -235,6 +238,7 @@ impl Store {
             writes_fenced: std::sync::atomic::AtomicBool::new(false),
             capture: changes::Capture::default(),
             change_hook: Mutex::new(None),
+            allowed: Default::default(),
         })
     }
 

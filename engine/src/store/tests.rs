@@ -22,7 +22,7 @@ pub(crate) fn doc(id: &str, source: &str) -> DocumentRecord {
     }
 }
 
-fn chunk(text: &str) -> NewChunk {
+pub(crate) fn chunk(text: &str) -> NewChunk {
     NewChunk {
         section_path: vec!["Intro".into()],
         text: text.into(),
