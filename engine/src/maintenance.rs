@@ -310,7 +310,11 @@ fn upload_files(root: &std::path::Path) -> Result<Vec<(String, std::path::PathBu
 }
 
 /// Name of the object-storage circuit breaker (`dependency` label of the breaker gauge).
-pub const OBJECT_STORAGE: &str = "object_storage";
+pub use crate::resilience::settings::OBJECT_STORAGE;
+
+fn object_storage_retry(engine: &Engine) -> crate::resilience::settings::RetrySpec {
+    engine.config.resilience.retry(OBJECT_STORAGE)
+}
 
 /// A backup folder URL parsed for this engine: S3 operations go through its `object_storage`
 /// circuit breaker.
@@ -320,7 +324,10 @@ pub fn location(engine: &Engine, url: &str) -> Result<crate::backup::Location> {
     Ok(
         crate::backup::confine(parsed, &engine.config.backup_roots())
             .map_err(backup_err)?
-            .with_breaker(engine.breakers.get(OBJECT_STORAGE)),
+            .with_resilience(
+                engine.breakers.get(OBJECT_STORAGE),
+                object_storage_retry(engine),
+            ),
     )
 }
 
@@ -333,7 +340,10 @@ pub fn archive_location(engine: &Engine, url: &str) -> Result<(crate::backup::Lo
     let folder =
         crate::backup::confine(folder, &engine.config.backup_roots()).map_err(backup_err)?;
     Ok((
-        folder.with_breaker(engine.breakers.get(OBJECT_STORAGE)),
+        folder.with_resilience(
+            engine.breakers.get(OBJECT_STORAGE),
+            object_storage_retry(engine),
+        ),
         name,
     ))
 }

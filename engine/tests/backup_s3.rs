@@ -11,6 +11,7 @@ use common::moto::{free_port, start_moto};
 use instant_db::backup::{
     self, BackupError, BackupRequest, Counts, Location, VerifiedBackup, list_backups, swap_in,
 };
+use instant_db::resilience::settings::{OBJECT_STORAGE, ResilienceConfig, RetrySpec};
 use instant_db::resilience::{BreakerConfig, BreakerState, CircuitBreaker};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
@@ -264,7 +265,7 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
     );
     let loc = Location::parse_with(&unreachable_s3(port), creds_dir())
         .unwrap()
-        .with_breaker(breaker.clone());
+        .with_resilience(breaker.clone(), RetrySpec::default_for(OBJECT_STORAGE));
     for failures in 1..=2 {
         // each operation is retried inside the breaker and counts as one failure
         let err = list_backups(&loc).await.unwrap_err();
@@ -297,7 +298,7 @@ async fn an_unreachable_store_opens_the_breaker_after_repeated_failures_then_cal
     )
     .unwrap();
     let err = backup::fetch_and_verify_from(
-        folder.with_breaker(breaker.clone()),
+        folder.with_resilience(breaker.clone(), RetrySpec::default_for(OBJECT_STORAGE)),
         name,
         &tempfile::tempdir().unwrap().path().join("st"),
         backup::no_progress(),
@@ -412,4 +413,57 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
         String::from_utf8_lossy(&rejected.stderr)
     );
     s.stop().await;
+}
+
+/// A store that answers every request with 503 (transient), counting the requests.
+fn always_unavailable() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                // One request per connection: answer and close.
+                if stream.read(&mut buf).unwrap_or(0) > 0 {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_object_storage_retries_decide_how_often_an_operation_is_tried() {
+    let mut attempts_seen = vec![];
+    for max_attempts in [1, 3] {
+        let (port, requests) = always_unavailable();
+        let cfg: ResilienceConfig = serde_norway::from_str(&format!(
+            "retries: {{object_storage: {{strategy: fixed, max_attempts: {max_attempts}, delay_ms: 10, jitter: false}}}}"
+        ))
+        .unwrap();
+        cfg.validate().unwrap();
+        let loc = Location::parse_with(&unreachable_s3(port), creds_dir())
+            .unwrap()
+            .with_resilience(
+                CircuitBreaker::new("object_storage", BreakerConfig::default()),
+                cfg.retry(OBJECT_STORAGE),
+            );
+        let err = list_backups(&loc).await.unwrap_err();
+        assert!(matches!(err, BackupError::ObjectStore(_)), "{err}");
+        attempts_seen.push(requests.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    // object_store's client retries each request a fixed number of times on its own; the
+    // engine's policy multiplies that by its attempts.
+    let per_attempt = attempts_seen[0];
+    assert!(per_attempt >= 1, "{attempts_seen:?}");
+    assert_eq!(attempts_seen[1], 3 * per_attempt, "{attempts_seen:?}");
 }

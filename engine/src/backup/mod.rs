@@ -19,7 +19,7 @@
 //!
 //! Object-store operations (`storage`) are retried with jittered exponential backoff on
 //! transient errors, inside the location's circuit breaker when it has one
-//! ([`Location::with_breaker`], see [`crate::resilience`]).
+//! ([`Location::with_resilience`], see [`crate::resilience`]).
 
 pub mod archive;
 mod catalog;
@@ -35,7 +35,6 @@ mod swap;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::Utc;
 
@@ -52,8 +51,6 @@ pub use swap::{
     PREVIOUS_PREFIX, RESTORE_JOURNAL, RESTORE_LOCK, Recovery, RestoreLock, STAGING_PREFIX,
     SwapGuard, SwapPlan, recover_interrupted_restore, swap_in,
 };
-
-use crate::resilience::retry_policy;
 
 /// File name suffix of archives.
 pub const ARCHIVE_SUFFIX: &str = ".tar.gz";
@@ -228,8 +225,4 @@ pub fn new_backup_id() -> String {
 
 fn task_err(e: tokio::task::JoinError) -> BackupError {
     BackupError::Task(e.to_string())
-}
-
-fn store_policy() -> backon::ExponentialBuilder {
-    retry_policy(5, Duration::from_secs(60))
 }

@@ -51,7 +51,7 @@ pub async fn fetch_and_verify(
 }
 
 /// [`fetch_and_verify`] for an archive `name` in an already parsed folder (e.g. one with a
-/// circuit breaker, [`Location::with_breaker`]).
+/// circuit breaker, [`Location::with_resilience`]).
 pub async fn fetch_and_verify_from(
     loc: Location,
     name: String,

@@ -10,9 +10,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::location::ObjectLocation;
-use super::{
-    BackupError, BackupProgress, Location, Phase, ProgressSink, UPLOAD_CHUNK, io_err, store_policy,
-};
+use super::{BackupError, BackupProgress, Location, Phase, ProgressSink, UPLOAD_CHUNK, io_err};
+use crate::resilience::settings::{OBJECT_STORAGE, RetrySpec};
 use crate::resilience::{BreakerError, retry_transient};
 
 /// One S3 operation: retried on transient errors, inside the location's circuit breaker (when it
@@ -24,7 +23,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, BackupError>>,
 {
-    let retried = retry_transient(op, store_policy(), f, BackupError::is_transient);
+    let policy = s
+        .retry
+        .unwrap_or_else(|| RetrySpec::default_for(OBJECT_STORAGE))
+        .policy();
+    let retried = retry_transient(op, policy, f, BackupError::is_transient);
     let Some(breaker) = &s.breaker else {
         return retried.await;
     };

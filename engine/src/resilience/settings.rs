@@ -30,9 +30,8 @@ pub const QDRANT: &str = "qdrant";
 pub const DEFAULT: &str = "default";
 
 const BREAKER_NAMES: &[&str] = &[DEFAULT, EMBEDDING, OBJECT_STORAGE, QDRANT];
-/// Dependencies whose retries the configuration sets. Object storage keeps its built-in policy
-/// ([`RetrySpec::default_for`] describes it) until the backup module reads it from here.
-const RETRY_NAMES: &[&str] = &[EMBEDDING, QDRANT];
+/// Dependencies whose retries the configuration sets.
+const RETRY_NAMES: &[&str] = &[EMBEDDING, OBJECT_STORAGE, QDRANT];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -40,7 +39,7 @@ pub struct ResilienceConfig {
     /// Breaker settings by dependency (`default`, `embedding`, `object_storage`, `qdrant`); `default`
     /// applies to every breaker, a named entry on top of it.
     pub breakers: BTreeMap<String, BreakerSettings>,
-    /// Retry settings by dependency (`embedding`, `qdrant`).
+    /// Retry settings by dependency (`embedding`, `object_storage`, `qdrant`).
     pub retries: BTreeMap<String, RetrySettings>,
 }
 
@@ -428,7 +427,7 @@ mod tests {
                 "resilience.retries.qdrant",
             ),
             (
-                "retries: {object_storage: {max_attempts: 2}}",
+                "retries: {object_storage: {max_attempts: 0}}",
                 "resilience.retries.object_storage",
             ),
             (

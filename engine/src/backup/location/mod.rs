@@ -36,6 +36,7 @@ use reqwest::Url;
 
 use super::BackupError;
 use crate::resilience::CircuitBreaker;
+use crate::resilience::settings::RetrySpec;
 #[cfg(test)]
 use credentials::valid_credentials_name;
 
@@ -116,8 +117,11 @@ pub struct ObjectLocation {
     /// archive's location still says which credentials read it back.
     pub credentials: Option<String>,
     pub(crate) store: Arc<dyn ObjectStore>,
-    /// Guards every operation on the store (see [`Location::with_breaker`]).
+    /// Guards every operation on the store (see [`Location::with_resilience`]).
     pub(crate) breaker: Option<CircuitBreaker>,
+    /// How a transient failure of one operation is retried (`resilience.retries.object_storage`;
+    /// unset: the built-in policy, [`RetrySpec::default_for`]).
+    pub(crate) retry: Option<RetrySpec>,
 }
 
 impl fmt::Debug for Location {
@@ -308,6 +312,7 @@ impl Location {
             credentials: built.query.credentials,
             store: built.store,
             breaker: None,
+            retry: None,
         }))
     }
 
@@ -363,12 +368,14 @@ impl Location {
     }
 
     /// Run every operation on an object store through `breaker` (typically the engine's
-    /// `object_storage` breaker, shared by all locations so its state is the store's health).
-    /// Directories have no breaker: a local file system failing is not a remote outage.
-    pub fn with_breaker(self, breaker: CircuitBreaker) -> Self {
+    /// `object_storage` breaker, shared by all locations so its state is the store's health),
+    /// retrying transient failures as `retry` says. Directories have neither: a local file
+    /// system failing is not a remote outage.
+    pub fn with_resilience(self, breaker: CircuitBreaker, retry: RetrySpec) -> Self {
         match self {
             Location::Object(s) => Location::Object(ObjectLocation {
                 breaker: Some(breaker),
+                retry: Some(retry),
                 ..s
             }),
             dir => dir,
