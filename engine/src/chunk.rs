@@ -394,3 +394,5 @@ fn pack_section(
 
 #[cfg(test)]
 mod tests;
+
+pub mod context;

@@ -134,6 +134,9 @@ pub struct EmbeddingConfig {
     pub threads: usize,
     /// Tokens per text the model sees (sentence-transformers uses 256 for MiniLM).
     pub max_sequence_length: usize,
+    /// What the model embeds for a chunk: `contextual` (title and section path, then the
+    /// text) or `bare` (the text alone). The stored text is the same either way.
+    pub text: crate::chunk::context::EmbeddingText,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -335,6 +338,7 @@ impl Default for EmbeddingConfig {
             batch_size: 32,
             threads: 0,
             max_sequence_length: 256,
+            text: Default::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The engine: one data directory opened for ingest and search. The HTTP server and the command
 //! line both drive this type, so they behave the same.
 
+mod embedding_text;
 mod vectors;
 
 use std::sync::atomic::AtomicBool;
@@ -194,7 +195,7 @@ impl Engine {
         let parsers = ParserRegistry::with_options(crate::parse::ParseOptions {
             notebook_outputs: config.ingest.notebook_outputs,
         });
-        Ok(Engine {
+        let engine = Engine {
             archive: Arc::new(crate::archive::Archive::new(&config.archive)),
             breakers,
             metrics,
@@ -214,7 +215,9 @@ impl Engine {
             errors: Default::default(),
             qdrant,
             qdrant_behind: AtomicBool::new(false),
-        })
+        };
+        engine.settle_embedding_text();
+        Ok(engine)
     }
 
     /// The index of an engine whose database is damaged: empty until a restore reloads it.
@@ -740,30 +743,50 @@ impl Engine {
 
     /// Embeds chunks stored without a vector (ingested while the model was down).
     pub fn backfill_embeddings(&self) -> Result<usize> {
+        self.embed_stored(true)
+    }
+
+    /// Embeds every stored chunk again (after `embedding.text` or the model changed), replacing
+    /// its vector; search keeps working meanwhile, on old and new vectors mixed. Logs progress.
+    pub fn reembed_all(&self) -> Result<usize> {
+        let n = self.embed_stored(false)?;
+        self.record_embedding_text()?;
+        Ok(n)
+    }
+
+    fn embed_stored(&self, missing_only: bool) -> Result<usize> {
         let Some(_) = &self.embedder else {
             return Err(Error::ModelUnavailable(
                 self.model_error.clone().unwrap_or_default(),
             ));
         };
         self.refuse_while_loading()?;
-        let mut total = 0;
+        let recipe = self.config.embedding.text;
+        let total = self.store.stats().map_or(0, |s| s.chunks.max(0) as usize);
+        let (mut done, mut after) = (0, 0);
         loop {
-            let missing = self
+            let batch = self
                 .store
-                .chunks_missing_embeddings(self.model_name(), 256)?;
-            if missing.is_empty() {
-                return Ok(total);
-            }
-            let texts: Vec<&str> = missing.iter().map(|(_, t)| t.as_str()).collect();
+                .chunks_to_embed(self.model_name(), after, 256, missing_only)?;
+            let Some(last) = batch.last() else {
+                return Ok(done);
+            };
+            // Embedded chunks drop out of a missing-only listing, so it restarts at 0.
+            after = if missing_only { 0 } else { last.id };
+            let inputs: Vec<std::borrow::Cow<'_, str>> = batch
+                .iter()
+                .map(|c| recipe.input(c.title.as_deref(), &c.section_path, &c.text))
+                .collect();
+            let texts: Vec<&str> = inputs.iter().map(|t| t.as_ref()).collect();
             let vectors = self.embed_texts(&texts)?;
-            let items: Vec<(i64, Vec<f32>)> =
-                missing.iter().map(|(id, _)| *id).zip(vectors).collect();
+            let items: Vec<(i64, Vec<f32>)> = batch.iter().map(|c| c.id).zip(vectors).collect();
             {
                 let _sync = self.sync_shared()?;
                 self.store.put_embeddings(self.model_name(), &items)?;
                 self.vectors_follow(&[], &items)?;
             }
-            total += items.len();
+            done += items.len();
+            tracing::info!(embedded = done, of = total, "embedding stored chunks");
         }
     }
 }

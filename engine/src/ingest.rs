@@ -611,10 +611,16 @@ fn embed_pending(
     batch_size: usize,
     progress: &dyn Progress,
 ) -> Result<bool> {
-    let texts: Vec<&str> = pending
+    let recipe = engine.config.embedding.text;
+    let inputs: Vec<std::borrow::Cow<'_, str>> = pending
         .iter()
-        .flat_map(|p| p.chunks.iter().map(|c| c.text.as_str()))
+        .flat_map(|p| {
+            p.chunks
+                .iter()
+                .map(|c| recipe.input(p.record.title.as_deref(), &c.section_path, &c.text))
+        })
         .collect();
+    let texts: Vec<&str> = inputs.iter().map(|t| t.as_ref()).collect();
     let mut vectors = Vec::with_capacity(texts.len());
     for group in texts.chunks(batch_size.max(1)) {
         if progress.cancelled() {

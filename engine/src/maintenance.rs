@@ -15,6 +15,7 @@ pub fn check(engine: &Engine) -> Result<IntegrityReport> {
 /// [`check`] at a level: [`CheckLevel::Quick`] runs at every start, before the engine is ready.
 pub fn check_at(engine: &Engine, level: CheckLevel) -> Result<IntegrityReport> {
     let mut report = engine.store.integrity_check_at(level)?;
+    report.notes.extend(engine.embedding_text_note());
     // A loading index is empty on purpose (health says it loads); its ids are checked once it
     // is there, by the next check.
     let sqlite_damaged = report.problems.iter().any(|p| p.starts_with("sqlite:"));

@@ -86,7 +86,7 @@ pub enum Command {
     /// Check the database and derived indexes; exits 1 when a problem is found.
     Check(AdminRemoteArgs),
     /// Rebuild derived data (full-text index, vector index, missing embeddings) from the source tables.
-    Repair(AdminRemoteArgs),
+    Repair(RepairArgs),
     /// Back up the database and index (online; writes may continue) to a directory or S3.
     Backup(BackupArgs),
     /// Restore from a backup archive; verifies every checksum before replacing anything.
@@ -134,6 +134,17 @@ pub struct RestoreArgs {
     pub to_time: Option<String>,
     #[command(flatten)]
     pub remote: AdminRemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub remote: AdminRemoteArgs,
+    /// Also embed every stored chunk again (after `embedding.text` or the model changed; `check`
+    /// says when). Takes as long as embedding the corpus did; search keeps working meanwhile.
+    /// Local data directories only.
+    #[arg(long)]
+    pub reembed: bool,
 }
 
 /// `--server` for the admin commands, which also need the server's admin token.
@@ -399,12 +410,35 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             Ok(if report.ok { 0 } else { 1 })
         }
         Command::Repair(r) => {
-            let report = match r.server()? {
+            let report = match r.remote.server()? {
+                Some(_) if r.reembed => {
+                    return Err(Error::InvalidInput(
+                        "`repair --reembed` runs on a data directory, not over HTTP: stop the \
+                         server (or run it in the pod) and give --data-dir"
+                            .into(),
+                    ));
+                }
                 Some(admin) => admin.post("/admin/repair", &serde_json::json!({}))?,
                 None => {
-                    let engine = Engine::open(config, ModelLoading::BestEffort)?;
-                    serde_json::to_value(crate::maintenance::repair(&engine)?)
-                        .map_err(|e| Error::Internal(e.to_string()))?
+                    let engine = Engine::open(
+                        config,
+                        if r.reembed {
+                            ModelLoading::Required
+                        } else {
+                            ModelLoading::BestEffort
+                        },
+                    )?;
+                    let reembedded = if r.reembed {
+                        Some(engine.reembed_all()?)
+                    } else {
+                        None
+                    };
+                    let mut v = serde_json::to_value(crate::maintenance::repair(&engine)?)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    if let Some(n) = reembedded {
+                        v["reembedded_chunks"] = n.into();
+                    }
+                    v
                 }
             };
             output::json_or_text(fmt, &report);

@@ -275,7 +275,7 @@ pub(super) fn record_delete(store: &Store, tx: &Transaction, id: &str) -> Result
         .on_write(tx, Op::Delete, id, || Ok(String::new()))
 }
 
-fn meta_get(c: &Connection, key: &str) -> Result<Option<String>> {
+pub(super) fn meta_get(c: &Connection, key: &str) -> Result<Option<String>> {
     Ok(
         c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?,
@@ -404,7 +404,7 @@ impl Store {
     }
 }
 
-fn set_meta(tx: &Transaction, key: &str, value: &str) -> Result<()> {
+pub(super) fn set_meta(tx: &Connection, key: &str, value: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -28,6 +28,9 @@ pub struct IntegrityReport {
     /// What to do about the problems, when there are any.
     #[serde(default)]
     pub advice: Option<String>,
+    /// Worth knowing but not a problem (`ok` stays true), each with what to do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// How thorough a check is.
@@ -215,6 +218,7 @@ fn check_database(
                 embeddings,
                 source_damaged,
                 advice: None,
+                notes: vec![],
             }
             .conclude(data_dir))
         })()
@@ -236,6 +240,7 @@ fn check_database(
                 embeddings: 0,
                 source_damaged: true,
                 advice: None,
+                notes: vec![],
             }
             .conclude(data_dir)),
             other => Err(other),

@@ -51,7 +51,13 @@ pub struct Store {
     change_hook: Mutex<Option<ChangeHook>>,
     /// Filters' chunk sets, per database state (`allowed`).
     allowed: allowed::AllowedCache,
+    /// How this process makes embedding input ([`Store::set_embedding_text`]): recorded in
+    /// meta `embedding_text` by the first write that stores a vector.
+    embedding_text: Mutex<Option<String>>,
 }
+
+/// The meta key naming how the stored vectors' input was made (`chunk::context`).
+pub const EMBEDDING_TEXT_KEY: &str = "embedding_text";
 
 /// See [`Store::set_change_hook`].
 pub type ChangeHook = std::sync::Arc<dyn Fn(&[i64]) -> Result<()> + Send + Sync>;
@@ -121,6 +127,15 @@ pub struct ChunkRecord {
 }
 
 /// What a document write changed, for the vector index to follow.
+/// A stored chunk to embed ([`Store::chunks_to_embed`]).
+#[derive(Debug, Clone)]
+pub struct ChunkToEmbed {
+    pub id: i64,
+    pub text: String,
+    pub section_path: Vec<String>,
+    pub title: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct WriteOutcome {
     pub removed_chunk_ids: Vec<i64>,
@@ -239,6 +254,7 @@ impl Store {
             capture: changes::Capture::default(),
             change_hook: Mutex::new(None),
             allowed: Default::default(),
+            embedding_text: Mutex::new(None),
         })
     }
 
@@ -483,6 +499,9 @@ impl Store {
                     outcome.added.push((id, v.clone()));
                 }
             }
+            if !outcome.added.is_empty() {
+                self.note_embedding_text(tx)?;
+            }
             changes::record_put(self, tx, doc, chunks, model)?;
             // Chunk ids are reused (rowids), so an added id may also be a removed one.
             let mut changed = outcome.removed_chunk_ids.clone();
@@ -608,19 +627,33 @@ impl Store {
         })
     }
 
-    /// Chunks that have no embedding of `model` (ingested while the model was unavailable).
-    pub fn chunks_missing_embeddings(
+    /// Up to `limit` chunks after chunk id `after`, in id order, with what embedding them
+    /// takes: those without an embedding of `model` (ingested while the model was down), or
+    /// with `missing_only` false every chunk (a re-embedding).
+    pub fn chunks_to_embed(
         &self,
         model: &str,
+        after: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, String)>> {
+        missing_only: bool,
+    ) -> Result<Vec<ChunkToEmbed>> {
         self.read(|c| {
             Ok(c.prepare_cached(
-                "SELECT c.id, c.text FROM chunks c LEFT JOIN embeddings e
-                   ON e.chunk_id = c.id AND e.model = ?1
-                 WHERE e.chunk_id IS NULL ORDER BY c.id LIMIT ?2",
+                "SELECT c.id, c.text, c.section_path, d.title FROM chunks c
+                   JOIN documents d ON d.id = c.document_id
+                   LEFT JOIN embeddings e ON e.chunk_id = c.id AND e.model = ?1
+                 WHERE c.id > ?2 AND (e.chunk_id IS NULL OR NOT ?4)
+                 ORDER BY c.id LIMIT ?3",
             )?
-            .query_map(params![model, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![model, after, limit as i64, missing_only], |r| {
+                let path: String = r.get(2)?;
+                Ok(ChunkToEmbed {
+                    id: r.get(0)?,
+                    text: r.get(1)?,
+                    section_path: serde_json::from_str(&path).unwrap_or_default(),
+                    title: r.get(3)?,
+                })
+            })?
             .collect::<rusqlite::Result<_>>()?)
         })
     }
@@ -633,9 +666,43 @@ impl Store {
             for (id, v) in vectors {
                 stmt.execute(params![id, model, vector_to_blob(v)])?;
             }
+            if !vectors.is_empty() {
+                self.note_embedding_text(tx)?;
+            }
             let ids: Vec<i64> = vectors.iter().map(|(id, _)| *id).collect();
             self.note_changes(&ids)
         })
+    }
+
+    /// Names how this process makes embedding input, for the meta record.
+    pub fn set_embedding_text(&self, name: &str) -> Result<()> {
+        *self.embedding_text.lock().map_err(|_| poisoned())? = Some(name.to_string());
+        Ok(())
+    }
+
+    /// Records the input recipe with the first stored vector; later writes keep the record (a
+    /// different recipe is reported by `check`, and `repair --reembed` rewrites it).
+    fn note_embedding_text(&self, tx: &Transaction) -> Result<()> {
+        let name = self.embedding_text.lock().map_err(|_| poisoned())?.clone();
+        if let Some(name) = name {
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                [EMBEDDING_TEXT_KEY, name.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A value of the meta table.
+    pub fn meta_value(&self, key: &str) -> Result<Option<String>> {
+        self.read(|c| changes::meta_get(c, key))
+    }
+
+    /// Sets a meta value that describes the data rather than changes it: without a
+    /// generation bump, so the saved vector index stays current.
+    pub fn record_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.usable()?;
+        self.with_writer(|c| changes::set_meta(c, key, value))
     }
 
     /// Rebuilds the FTS index from the chunk table.
