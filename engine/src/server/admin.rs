@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Runs the integrity check now; the result also feeds health and readiness.
 #[utoipa::path(post, path = "/admin/integrity", security(("bearer" = [])),
-    responses((status = 200, body = crate::store::IntegrityReport), (status = 401)))]
+    responses((status = 200, body = crate::store::IntegrityReport)))]
 pub async fn integrity(
     State(s): State<AppState>,
 ) -> ApiResult<axum::Json<crate::store::IntegrityReport>> {
@@ -51,7 +51,7 @@ pub async fn integrity(
 }
 
 #[utoipa::path(post, path = "/admin/repair", security(("bearer" = [])),
-    responses((status = 200, body = crate::maintenance::RepairReport), (status = 401)))]
+    responses((status = 200, body = crate::maintenance::RepairReport)))]
 pub async fn repair(
     State(s): State<AppState>,
 ) -> ApiResult<axum::Json<crate::maintenance::RepairReport>> {

@@ -429,7 +429,9 @@ pub struct DirectoryRequest {
 
 /// Ingests a directory the server can read; only under the configured roots.
 #[utoipa::path(post, path = "/api/process/directory", request_body = DirectoryRequest,
-    responses((status = 200, body = IngestReport), (status = 403, description = "outside ingest.allowed_roots")))]
+    responses((status = 200, body = IngestReport), (status = 400, description = "a path with `..` or one that cannot be read"),
+        (status = 403, description = "outside ingest.allowed_roots"),
+        (status = 429, description = "ingest.max_concurrent ingests are running; retry after the Retry-After seconds")))]
 pub async fn process_directory(
     State(s): State<AppState>,
     Json(req): Json<DirectoryRequest>,

@@ -210,8 +210,7 @@ impl IntoResponse for Denied {
             Denied::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
             Denied::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
         };
-        let body = serde_json::json!({"error": {"code": code, "message": message}});
-        let mut resp = (status, axum::Json(body)).into_response();
+        let mut resp = super::extract::ErrorBody::new(code, message).with_status(status);
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -2,8 +2,48 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use crate::error::Error;
+
+// One type for the handlers' errors, the auth refusals, the rejections rewritten by
+// `json_errors` and the `Error` schema of the OpenAPI description, so that they cannot disagree.
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({"error": {"code": "invalid_input", "message": "the query is empty"}}))]
+pub struct ErrorBody {
+    #[schema(inline)]
+    pub error: ErrorDetail,
+}
+
+/// What failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `invalid_input`, `unauthorized`, `forbidden`,
+    /// `not_found`, `payload_too_large`, `too_many_requests`, `timeout`, `index_loading`; the
+    /// description of each answer names the codes it carries.
+    pub code: &'static str,
+    /// What went wrong and, where there is one, what to do about it.
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+
+    /// The answer with this body and `status`.
+    pub fn with_status(self, status: StatusCode) -> Response {
+        (status, axum::Json(self)).into_response()
+    }
+}
 
 /// The error type of every handler.
 pub struct ApiError(pub Error);

@@ -10,9 +10,12 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use serde::Serialize;
+
 use super::AppState;
 use crate::error::Error;
 use crate::health::{HealthReport, Status};
+use crate::index::LoadStatus;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,44 +33,76 @@ fn code(ok: bool) -> StatusCode {
     }
 }
 
+/// The answer of `/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthAnswer {
+    pub status: Status,
+    pub reasons: Vec<String>,
+}
+
+/// The answer of `/health/live`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LiveAnswer {
+    /// Always `alive`.
+    pub status: &'static str,
+}
+
+/// The answer of `/health/ready`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReadyAnswer {
+    pub ready: bool,
+    pub reasons: Vec<String>,
+    /// How far the vector index load is; only while it loads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_loading: Option<LoadStatus>,
+}
+
 /// 200 when the engine can serve (possibly degraded), 503 when it cannot.
-#[utoipa::path(get, path = "/health", responses((status = 200, description = "healthy or degraded"), (status = 503, description = "unhealthy")))]
-pub async fn health(State(s): State<AppState>) -> (StatusCode, axum::Json<serde_json::Value>) {
+#[utoipa::path(get, path = "/health", responses((status = 200, body = HealthAnswer, description = "healthy or degraded"), (status = 503, body = HealthAnswer, description = "unhealthy")))]
+pub async fn health(State(s): State<AppState>) -> (StatusCode, axum::Json<HealthAnswer>) {
     let r = s.health.snapshot();
     (
         code(r.status != Status::Unhealthy),
-        axum::Json(serde_json::json!({"status": r.status, "reasons": r.reasons})),
+        axum::Json(HealthAnswer {
+            status: r.status,
+            reasons: r.reasons.clone(),
+        }),
     )
 }
 
 /// The process is up and answering.
-#[utoipa::path(get, path = "/health/live", responses((status = 200, description = "alive")))]
-pub async fn live() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "alive"}))
+#[utoipa::path(get, path = "/health/live", responses((status = 200, body = LiveAnswer, description = "alive")))]
+pub async fn live() -> axum::Json<LiveAnswer> {
+    axum::Json(LiveAnswer { status: "alive" })
 }
 
 /// Ready for traffic: database open and migrated, index loaded, integrity not failed, disk not full.
 /// While the index loads, `index_loading` says how far it is (read live, not from the snapshot).
-#[utoipa::path(get, path = "/health/ready", responses((status = 200, description = "ready"), (status = 503, description = "not ready, with reasons")))]
-pub async fn ready(State(s): State<AppState>) -> (StatusCode, axum::Json<serde_json::Value>) {
+#[utoipa::path(get, path = "/health/ready", responses((status = 200, body = ReadyAnswer, description = "ready"), (status = 503, body = ReadyAnswer, description = "not ready, with reasons")))]
+pub async fn ready(State(s): State<AppState>) -> (StatusCode, axum::Json<ReadyAnswer>) {
     let r = s.health.snapshot();
     let loading = s.engine.index_loading();
     let ready = r.ready && loading.is_none();
-    let mut body = serde_json::json!({"ready": ready, "reasons": r.reasons});
-    if let Some(st) = loading {
-        body["index_loading"] = serde_json::to_value(&st).unwrap_or_default();
-        body["reasons"] = serde_json::json!([st.describe()]);
-        // the other reasons of the snapshot still count
-        if let Some(list) = body["reasons"].as_array_mut() {
-            list.extend(
+    let reasons = match &loading {
+        // the load first, then the other reasons of the snapshot, which still count
+        Some(st) => std::iter::once(st.describe())
+            .chain(
                 r.reasons
                     .iter()
                     .filter(|m| !m.starts_with("the vector index is loading"))
-                    .map(|m| serde_json::Value::from(m.as_str())),
-            );
-        }
-    }
-    (code(ready), axum::Json(body))
+                    .cloned(),
+            )
+            .collect(),
+        None => r.reasons.clone(),
+    };
+    (
+        code(ready),
+        axum::Json(ReadyAnswer {
+            ready,
+            reasons,
+            index_loading: loading,
+        }),
+    )
 }
 
 /// While the vector index loads after the start, writes answer `503 index_loading` with

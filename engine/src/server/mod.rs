@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::engine::{Engine, ModelLoading};
 use crate::error::{Error, Result};
 
-pub use extract::ApiError;
+pub use extract::{ApiError, ErrorBody};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -267,13 +267,10 @@ pub fn router(state: AppState) -> Router {
             auth::require_role,
         ))
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
-            let message = format!("{method} is not allowed on this endpoint; see /api/openapi.json");
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                axum::Json(
-                    serde_json::json!({"error": {"code": "method_not_allowed", "message": message}}),
-                ),
-            )
+            let message =
+                format!("{method} is not allowed on this endpoint; see /api/openapi.json");
+            ErrorBody::new("method_not_allowed", message)
+                .with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -381,8 +378,7 @@ async fn json_errors(
     } else {
         message
     };
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
-    (status, axum::Json(body)).into_response()
+    ErrorBody::new(code, message).with_status(status)
 }
 
 /// `Retry-After` of a 503 `index_loading` (a rebuild takes about 20 s per 100k vectors).
@@ -397,9 +393,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(code = self.0.code(), error = %self.0, "request failed");
         }
-        let body =
-            serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
-        let mut resp = (status, axum::Json(body)).into_response();
+        let mut resp = ErrorBody::new(self.0.code(), self.0.to_string()).with_status(status);
         if status.is_server_error() {
             // for `track_errors`, which knows the route
             resp.extensions_mut().insert(ops::TrackedError {

@@ -18,7 +18,8 @@ impl Drop for MotoServer {
     }
 }
 
-fn find_on_path(bin: &str) -> Option<PathBuf> {
+/// The first file named `bin` in a directory of PATH.
+pub fn find_on_path(bin: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(bin))
