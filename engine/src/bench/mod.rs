@@ -169,7 +169,7 @@ impl Ticker {
 impl Progress for Ticker {
     fn file_done(&self, _report: &FileReport) {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % (self.total / 10).max(1) == 0 || n == self.total {
+        if n.is_multiple_of((self.total / 10).max(1)) || n == self.total {
             eprintln!("bench: {} {n}/{}", self.what, self.total);
         }
     }
@@ -485,9 +485,7 @@ fn rust_docs_dir() -> Option<PathBuf> {
 }
 
 fn no_rust_docs() -> Error {
-    Error::InvalidInput(
-        "no Rust HTML documentation found (rustup component add rust-docs)".into(),
-    )
+    Error::InvalidInput("no Rust HTML documentation found (rustup component add rust-docs)".into())
 }
 
 /// Every HTML page of the Rust documentation under `dir`, sorted by path.
@@ -575,7 +573,11 @@ mod tests {
     #[test]
     fn spread_takes_an_even_stride_from_an_offset() {
         let files: Vec<PathBuf> = (0..10).map(|i| PathBuf::from(i.to_string())).collect();
-        let names = |v: Vec<PathBuf>| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+        let names = |v: Vec<PathBuf>| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(spread(&files, 3, 0)), ["0", "3", "6"]);
         assert_eq!(names(spread(&files, 3, 1)), ["1", "4", "7"]);
         // the offset stays inside the first stride

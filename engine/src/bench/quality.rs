@@ -75,8 +75,7 @@ pub(super) fn item_pages(docs: &Path) -> Vec<ItemPage> {
                 .into_iter()
                 .flat_map(Path::components)
                 .any(|c| GENERATED_MODULES.contains(&c.as_os_str().to_string_lossy().as_ref()));
-            if generated || !file.ends_with(".html") || !KINDS.iter().any(|k| file.starts_with(k))
-            {
+            if generated || !file.ends_with(".html") || !KINDS.iter().any(|k| file.starts_with(k)) {
                 continue;
             }
             let key = inside.to_string_lossy().into_owned();
@@ -127,9 +126,8 @@ pub(super) struct Selectors {
 
 impl Selectors {
     pub fn new() -> Result<Selectors> {
-        let parse = |s: &str| {
-            Selector::parse(s).map_err(|e| Error::Internal(format!("selector {s}: {e}")))
-        };
+        let parse =
+            |s: &str| Selector::parse(s).map_err(|e| Error::Internal(format!("selector {s}: {e}")));
         Ok(Selectors {
             // The main item's docblock: the item's fields, variants and methods have docblocks
             // of their own, outside the top-level `details.top-doc`.
@@ -303,7 +301,11 @@ pub(super) fn run(config: &Config, docs: &Path, pages: usize) -> Result<Value> {
         eprintln!(
             "bench: quality: {} pages failed or were skipped: {:?}",
             report.failed + report.skipped,
-            report.problems.iter().map(|p| &p.source).collect::<Vec<_>>()
+            report
+                .problems
+                .iter()
+                .map(|p| &p.source)
+                .collect::<Vec<_>>()
         );
     }
     eprintln!(
@@ -321,7 +323,10 @@ pub(super) fn run(config: &Config, docs: &Path, pages: usize) -> Result<Value> {
     let mut out = serde_json::Map::new();
     out.insert("build".into(), json!(super::build_profile()));
     out.insert("item_pages_available".into(), json!(candidates.len()));
-    out.insert("pages_ingested".into(), json!(report.added + report.updated));
+    out.insert(
+        "pages_ingested".into(),
+        json!(report.added + report.updated),
+    );
     out.insert("chunks".into(), json!(report.chunks));
     out.insert("ingest_seconds".into(), json!(round(report.seconds, 1)));
     out.insert("queries".into(), json!(queries.len()));
@@ -394,11 +399,18 @@ kept in order.</p>
         let s = strip_summary(PAGE, &Selectors::new().unwrap()).unwrap();
         assert_eq!(s.summary, "A growable list of Things<T>, kept in order.");
         assert!(!s.html.contains("kept in order"), "{}", s.html);
-        assert!(!s.html.contains("A growable"), "meta description left: {}", s.html);
+        assert!(
+            !s.html.contains("A growable"),
+            "meta description left: {}",
+            s.html
+        );
         // the rest of the docblock, the method's docs and the title stay
         assert!(s.html.contains("Push a thing, then pop it."));
         assert!(s.html.contains("Adds one thing at the end."));
-        assert!(s.html.contains("<title>Things in std::things - Rust</title>"));
+        assert!(
+            s.html
+                .contains("<title>Things in std::things - Rust</title>")
+        );
         assert!(s.remaining_words > 10, "{}", s.remaining_words);
     }
 

@@ -38,7 +38,11 @@ const TOP_K: usize = 10;
 const WARMUP: usize = 10;
 const CONCURRENCY: [usize; 2] = [8, 32];
 /// The p50 targets at about 8k chunks, release build.
-const TARGET_P50_MS: [(Mode, f64); 3] = [(Mode::Hybrid, 5.0), (Mode::Vector, 4.0), (Mode::Keyword, 2.0)];
+const TARGET_P50_MS: [(Mode, f64); 3] = [
+    (Mode::Hybrid, 5.0),
+    (Mode::Vector, 4.0),
+    (Mode::Keyword, 2.0),
+];
 /// Questions a user types about an item, `{n}` its name and `{m}` its module.
 const QUESTION_FORMS: [&str; 4] = [
     "how do I use {n}",
@@ -89,7 +93,10 @@ pub(super) fn run(config: &Config, docs: &Path, opts: &Options) -> Result<Value>
             "bench: search-real: reusing the database in {} ({files} files; --rustdocs-files ignored)",
             dir.display()
         );
-        out.insert("database".into(), json!(format!("reused {}", dir.display())));
+        out.insert(
+            "database".into(),
+            json!(format!("reused {}", dir.display())),
+        );
         files
     } else {
         let files = super::spread(&all, opts.files, 0);
@@ -154,10 +161,9 @@ pub(super) fn run(config: &Config, docs: &Path, opts: &Options) -> Result<Value>
     let rt = super::archive::runtime()?;
     let during = DuringIngest {
         files: during_files,
-        sources: during_sources.clone(),
+        sources: during_sources,
     };
     let (engine, http) = rt.block_on(over_http(engine, &queries, &filters, during))?;
-    delete_sources(&engine, &during_sources)?;
     drop(rt);
 
     let mut one = serde_json::Map::new();
@@ -384,9 +390,7 @@ async fn over_http(
     };
     let rows = rows(&client, &engine, queries, filters, during, max_concurrent).await;
     let _ = stop_tx.send(());
-    server
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    server.await.map_err(|e| Error::Internal(e.to_string()))??;
     Ok((engine, rows?))
 }
 
@@ -474,6 +478,7 @@ async fn during_ingest(
     during: DuringIngest,
 ) -> Result<Value> {
     let mut docs = Vec::with_capacity(during.files.len());
+    let sources = during.sources.clone();
     for (path, source) in during.files.iter().zip(during.sources) {
         docs.push(SourceDoc {
             bytes: std::fs::read(path)
@@ -503,10 +508,16 @@ async fn during_ingest(
         if done.load(Ordering::Acquire) {
             break;
         }
-        client.search(q, Mode::Hybrid, &Value::Null, &mut seen).await?;
+        client
+            .search(q, Mode::Hybrid, &Value::Null, &mut seen)
+            .await?;
     }
     let wall = t.elapsed().as_secs_f64();
-    let report = ingest
+    let report = ingest.await.map_err(|e| Error::Internal(e.to_string()))??;
+    // Deleted while the server runs: its shutdown closes the store to writes, and a reused
+    // database must hold the same documents at the next run.
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || delete_sources(&e, &sources))
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
     let mut row = seen.row(wall);
