@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -22,16 +22,18 @@ use crate::config::Config;
 use crate::engine::{Engine, ModelLoading};
 use crate::error::{Error, Result};
 use crate::index::VectorIndex;
-use crate::ingest::{IngestOptions, NoProgress};
+use crate::ingest::{FileReport, IngestOptions, NoProgress, Progress};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// What to run: all, embed, ingest, search, index, rustdocs; or `recall`, which measures the
     /// graph's recall@10 on the embeddings of the database in `--data-dir`, or `archive`
     /// (continuous archiving: RPO after SIGKILL, write overhead, idle requests, restore time after
-    /// an hour of changes; `archive-restore` runs only the last); neither is part
-    /// of `all`.
-    #[arg(long, default_value = "all", value_parser = ["all", "embed", "ingest", "search", "index", "rustdocs", "recall", "archive", "archive-restore"])]
+    /// an hour of changes; `archive-restore` runs only the last), `quality` (recall@1/@10 and
+    /// MRR@10 per mode: std item summaries asked against their pages with the summary removed)
+    /// or `search-real` (HTTP search latency on ingested Rust docs; with `--data-dir` the
+    /// database is kept there and reused by later runs); none of these is part of `all`.
+    #[arg(long, default_value = "all", value_parser = ["all", "embed", "ingest", "search", "index", "rustdocs", "recall", "archive", "archive-restore", "quality", "search-real"])]
     pub suite: String,
     /// Vectors in the index benchmark.
     #[arg(long, default_value_t = 100_000)]
@@ -39,20 +41,30 @@ pub struct BenchArgs {
     /// Queries per latency measurement.
     #[arg(long, default_value_t = 500)]
     pub queries: usize,
-    /// HTML files of the Rust documentation to ingest (0: skip; the whole set takes hours on 2 cores).
-    #[arg(long, default_value_t = 1500)]
-    pub rustdocs_files: usize,
+    /// HTML files of the Rust documentation to ingest: default 1500 for `rustdocs` (0: skip;
+    /// the whole set takes hours on 2 cores), 600 for `search-real` (about 6,000 chunks).
+    #[arg(long)]
+    pub rustdocs_files: Option<usize>,
     /// Chunks in the search-at-scale database (0: skip).
     #[arg(long, default_value_t = 100_000)]
     pub search_chunks: usize,
+    /// std/core/alloc item pages in the `quality` suite (each gives at most one query).
+    #[arg(long, default_value_t = 300)]
+    pub quality_pages: usize,
     /// Demo corpus directory (default: the repository's demo-corpus/).
     #[arg(long)]
     pub corpus: Option<PathBuf>,
+    /// Whether `--data-dir` (or INSTANT_DB_DATA_DIR) was given: `search-real` keeps its
+    /// database only in a directory the user named, never in the default data directory.
+    #[arg(skip)]
+    pub data_dir_given: bool,
 }
 
 mod archive;
 mod archive_restore;
+mod quality;
 mod scale;
+mod search_real;
 
 /// Words appended to the demo questions so repeated queries differ (no cache can answer them).
 const QUERY_VARIANTS: &[&str] = &["", "please", "exactly", "today", "again", "quickly"];
@@ -126,6 +138,41 @@ fn latency_stats(mut ms: Vec<f64>) -> Value {
 fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
+}
+
+/// The profile this binary was built with: latencies of a debug build are not the README's.
+fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// Ingest progress on stderr, about every tenth of `total` documents.
+struct Ticker {
+    what: &'static str,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl Ticker {
+    fn new(what: &'static str, total: usize) -> Ticker {
+        Ticker {
+            what,
+            total,
+            done: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Progress for Ticker {
+    fn file_done(&self, _report: &FileReport) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of((self.total / 10).max(1)) || n == self.total {
+            eprintln!("bench: {} {n}/{}", self.what, self.total);
+        }
+    }
 }
 
 fn corpus_dir(args: &BenchArgs) -> Result<PathBuf> {
@@ -230,11 +277,12 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
             bench_index(&config, args.vectors, args.queries)?,
         );
     }
-    if (want("rustdocs") || args.suite == "all") && args.rustdocs_files > 0 {
+    let rustdocs_files = args.rustdocs_files.unwrap_or(1500);
+    if (want("rustdocs") || args.suite == "all") && rustdocs_files > 0 {
         match rust_docs_dir() {
             Some(dir) => results.insert(
                 "ingest_rust_docs".into(),
-                bench_rust_docs(&config, &dir, args.rustdocs_files)?,
+                bench_rust_docs(&config, &dir, rustdocs_files)?,
             ),
             None => results.insert(
                 "ingest_rust_docs".into(),
@@ -252,6 +300,25 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
             "restore_after_an_hour_of_changes".into(),
             archive::runtime()?
                 .block_on(archive_restore::restore_after_an_hour(&config, &corpus))?,
+        );
+    }
+    if args.suite == "quality" {
+        let dir = rust_docs_dir().ok_or_else(no_rust_docs)?;
+        results.insert(
+            "retrieval_quality".into(),
+            quality::run(&config, &dir, args.quality_pages)?,
+        );
+    }
+    if args.suite == "search-real" {
+        let dir = rust_docs_dir().ok_or_else(no_rust_docs)?;
+        let opts = search_real::Options {
+            files: args.rustdocs_files.unwrap_or(600).max(1),
+            queries: args.queries,
+            data_dir: args.data_dir_given.then(|| config.data_dir.clone()),
+        };
+        results.insert(
+            "search_real".into(),
+            search_real::run(&config, &dir, &opts)?,
         );
     }
     if args.suite == "recall" {
@@ -417,18 +484,38 @@ fn rust_docs_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-fn bench_rust_docs(config: &Config, dir: &Path, limit: usize) -> Result<Value> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+fn no_rust_docs() -> Error {
+    Error::InvalidInput("no Rust HTML documentation found (rustup component add rust-docs)".into())
+}
+
+/// Every HTML page of the Rust documentation under `dir`, sorted by path.
+fn rust_docs_pages(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
         .sort_by_file_name()
         .into_iter()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "html"))
         .map(|e| e.into_path())
-        .collect();
-    let total_available = files.len();
-    // An even spread over the tree rather than the first N files of one crate.
+        .collect()
+}
+
+/// `limit` of `files` at an even stride, `offset` files into each stride: an even spread over
+/// the tree rather than the first N files of one crate.
+fn spread(files: &[PathBuf], limit: usize, offset: usize) -> Vec<PathBuf> {
     let step = (files.len() / limit.max(1)).max(1);
-    files = files.into_iter().step_by(step).take(limit).collect();
+    files
+        .iter()
+        .skip(offset.min(step - 1))
+        .step_by(step)
+        .take(limit)
+        .cloned()
+        .collect()
+}
+
+fn bench_rust_docs(config: &Config, dir: &Path, limit: usize) -> Result<Value> {
+    let all = rust_docs_pages(dir);
+    let total_available = all.len();
+    let files = spread(&all, limit, 0);
     eprintln!(
         "bench: ingesting {} of {total_available} Rust documentation pages …",
         files.len()
@@ -465,4 +552,36 @@ fn bench_rust_docs(config: &Config, dir: &Path, limit: usize) -> Result<Value> {
         "rss_mb_after_each_quarter": rss_by_quarter,
         "vector_index_mb_after_each_quarter": index_by_quarter,
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_the_nearest_rank_of_a_sorted_list() {
+        let sorted: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 0.0), 1.0);
+        // position 9 × 0.5 = 4.5, rounded away from zero
+        assert_eq!(percentile(&sorted, 0.5), 6.0);
+        assert_eq!(percentile(&sorted, 0.95), 10.0);
+        assert_eq!(percentile(&sorted, 1.0), 10.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn spread_takes_an_even_stride_from_an_offset() {
+        let files: Vec<PathBuf> = (0..10).map(|i| PathBuf::from(i.to_string())).collect();
+        let names = |v: Vec<PathBuf>| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(spread(&files, 3, 0)), ["0", "3", "6"]);
+        assert_eq!(names(spread(&files, 3, 1)), ["1", "4", "7"]);
+        // the offset stays inside the first stride
+        assert_eq!(names(spread(&files, 5, 7)), ["1", "3", "5", "7", "9"]);
+        assert_eq!(spread(&files, 20, 0).len(), 10);
+    }
 }

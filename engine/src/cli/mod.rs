@@ -333,6 +333,7 @@ pub fn load_config_with_env(cli: &Cli, env: &BTreeMap<String, String>) -> Result
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli, config: Config) -> Result<i32> {
     let fmt = cli.global.format;
+    let data_dir_given = cli.global.data_dir.is_some();
     match cli.command {
         Command::Setup => setup(&config, fmt),
         Command::Serve(_) => {
@@ -567,7 +568,10 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
             output::json_or_text(fmt, &record);
             Ok(if record["phase"] == "passed" { 0 } else { 1 })
         }
-        Command::Bench(args) => crate::bench::run(config, args, fmt),
+        Command::Bench(mut args) => {
+            args.data_dir_given = data_dir_given;
+            crate::bench::run(config, args, fmt)
+        }
         Command::Demo(args) => crate::demo::run(config, args.corpus, args.question, fmt),
     }
 }
