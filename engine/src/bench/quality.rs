@@ -34,6 +34,10 @@ const KINDS: [&str; 5] = ["struct.", "trait.", "enum.", "fn.", "macro."];
 const GENERATED_MODULES: [&str; 5] = ["arch", "core_arch", "simd", "core_simd", "intrinsics"];
 /// Shorter summaries ("A draining iterator.") name the item rather than describe it.
 const MIN_SUMMARY_WORDS: usize = 4;
+/// rustdoc writes a redirect stub of about 500 bytes for each item's path through a private
+/// module and for the old `macro.name!.html` names; the smallest real item page is over 3 KB.
+/// Stubs are left out before duplicates are resolved, so one cannot stand in for its item.
+const MIN_PAGE_BYTES: u64 = 1024;
 const TOP_K: usize = 10;
 
 /// One item page of the Rust documentation.
@@ -76,6 +80,9 @@ pub(super) fn item_pages(docs: &Path) -> Vec<ItemPage> {
                 .flat_map(Path::components)
                 .any(|c| GENERATED_MODULES.contains(&c.as_os_str().to_string_lossy().as_ref()));
             if generated || !file.ends_with(".html") || !KINDS.iter().any(|k| file.starts_with(k)) {
+                continue;
+            }
+            if entry.metadata().map_or(true, |m| m.len() < MIN_PAGE_BYTES) {
                 continue;
             }
             let key = inside.to_string_lossy().into_owned();
@@ -323,6 +330,7 @@ pub(super) fn run(config: &Config, docs: &Path, pages: usize) -> Result<Value> {
     let mut out = serde_json::Map::new();
     out.insert("build".into(), json!(super::build_profile()));
     out.insert("item_pages_available".into(), json!(candidates.len()));
+    out.insert("pages_requested".into(), json!(pages));
     out.insert(
         "pages_ingested".into(),
         json!(report.added + report.updated),
