@@ -63,25 +63,7 @@ pub fn run(
     };
     let rt = crate::cli::runtime()?;
     let answers = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| Error::io("bind a local port", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("local address", e))?;
-        // The demo's own throwaway server takes one random read key, which its client sends:
-        // keys configured for `serve` (INSTANT_DB_API_KEYS_DIR...) neither block nor open it.
-        let key = {
-            use rand::RngCore;
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
-            hex::encode(bytes)
-        };
-        let auth = crate::server::auth::Auth::from_keys(
-            &[(crate::server::auth::Role::Read, key.as_str())],
-            false,
-        );
-        let state = crate::server::AppState::with_auth(engine, auth)?;
+        let (listener, addr, key, state) = crate::server::local_read_only(engine).await?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::server::run_on(listener, state, async move {
             let _ = stop_rx.await;

@@ -357,25 +357,8 @@ async fn over_http(
     filters: &[(&str, Value)],
     during: DuringIngest,
 ) -> Result<Value> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| Error::io("bind a local port", e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("local address", e))?;
-    // A random read key known only to this process: the server is local and short-lived,
-    // but still not open to other users of the machine.
-    let key = {
-        use rand::RngCore;
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        hex::encode(bytes)
-    };
-    let auth = crate::server::auth::Auth::from_keys(
-        &[(crate::server::auth::Role::Read, key.as_str())],
-        false,
-    );
-    let state = crate::server::AppState::with_auth(engine, auth)?;
+    // Local and short-lived, but still not open to other users of the machine.
+    let (listener, addr, key, state) = crate::server::local_read_only(engine).await?;
     let engine = state.engine.clone();
     let max_concurrent = engine.config.limits.effective_max_concurrent_searches();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -423,6 +423,34 @@ impl IntoResponse for ApiError {
 /// to finish. Past that they are abandoned: writes are refused from then on (a document is one
 /// transaction, so none is stored by half), the WAL is checkpointed and this returns `Ok`.
 /// `listener` is a `TcpListener` for HTTP or a [`tls::TlsListener`] for HTTPS.
+/// A server of this process alone (the demo, benchmarks): a listener on a free local port and
+/// its state with one random read key, which the caller's own client sends. Keys configured for
+/// `serve` neither block nor open it.
+pub async fn local_read_only(
+    engine: Engine,
+) -> Result<(
+    tokio::net::TcpListener,
+    std::net::SocketAddr,
+    String,
+    AppState,
+)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::io("bind a local port", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("local address", e))?;
+    let key = {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    };
+    let auth = auth::Auth::from_keys(&[(auth::Role::Read, key.as_str())], false);
+    let state = AppState::with_auth(engine, auth)?;
+    Ok((listener, addr, key, state))
+}
+
 pub async fn run_on<L>(
     listener: L,
     state: AppState,
