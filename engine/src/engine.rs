@@ -254,15 +254,13 @@ impl Engine {
         let started = Instant::now();
         let dims = embedder.map_or(DEFAULT_DIMENSIONS, Embedder::dimensions);
         let model = &config.embedding.model;
-        let mut vectors = Vec::new();
         let total = progress.status().map_or(0, |s| s.total);
         progress.set_phase(LoadPhase::ReadingEmbeddings, total);
-        store.for_each_embedding(model, |id, v| {
-            progress.advance(1);
-            if v.len() == dims {
-                vectors.push((id, v));
-            }
-        })?;
+        let stored = crate::store::StoredEmbeddings {
+            store,
+            model,
+            dimensions: dims,
+        };
         let generation = store.generation()?;
         let (index, outcome) = VectorIndex::load_with_progress(
             &config.index_dir(),
@@ -273,7 +271,7 @@ impl Engine {
                 cfg: &config.index,
                 exact_below: config.search.exact_search_below,
             },
-            vectors,
+            &stored,
             progress,
         )?;
         tracing::info!(
@@ -428,21 +426,43 @@ impl Engine {
         }
         let _sync = self.sync_exclusive()?;
         self.store.reset_readers()?;
-        let (fresh, outcome) = match self.store.damaged() {
-            Some(_) => (
-                Self::empty_index(&self.config, self.embedder.as_deref())?,
-                None,
-            ),
-            None => {
-                let (i, o) = Self::load_index(&self.config, &self.store, self.embedder.as_deref())?;
-                (i, Some(o))
-            }
-        };
-        let mut guard = self
+        // One graph in memory at a time: the old one goes before the new one is built, and
+        // meanwhile the index is loading, as at a start (keyword search works, vector search
+        // answers 503 index_loading). The old graph would be wrong after a restore anyway.
+        let dims = self.index().dimensions();
+        let total = self
+            .store
+            .embedding_count(self.model_name(), dims)
+            .map_or(0, |n| n.max(0) as usize);
+        self.index_progress.begin(total);
+        let reloaded = self.reload_index_locked();
+        self.index_progress.finish();
+        reloaded
+    }
+
+    fn reload_index_locked(&self) -> Result<()> {
+        let empty = Arc::new(Self::empty_index(&self.config, self.embedder.as_deref())?);
+        *self
             .index
             .write()
-            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
-        *guard = Arc::new(fresh);
+            .map_err(|_| Error::Internal("index lock poisoned".into()))? = empty;
+        // A damaged database keeps the empty index until a restore or repair.
+        let outcome = match self.store.damaged() {
+            Some(_) => None,
+            None => {
+                let (fresh, outcome) = Self::load_index_reporting(
+                    &self.config,
+                    &self.store,
+                    self.embedder.as_deref(),
+                    &self.index_progress,
+                )?;
+                *self
+                    .index
+                    .write()
+                    .map_err(|_| Error::Internal("index lock poisoned".into()))? = Arc::new(fresh);
+                Some(outcome)
+            }
+        };
         self.journal.reset_count();
         match self.index_load.lock() {
             Ok(mut g) => *g = outcome,

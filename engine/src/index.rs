@@ -3,77 +3,61 @@
 //!
 //! - The graph holds bf16 copies of the vectors: a graph walk is bound by memory traffic, and
 //!   half-width vectors make it about twice as fast as f32 on this kind of CPU. The walk
-//!   fetches more candidates than asked for and rescores them with the exact f32 vectors kept
-//!   beside it (`exact`), so scores are exact cosines.
+//!   fetches more candidates than asked for and rescores them with the exact f32 vectors read
+//!   from where they are stored (`source`), so scores are exact cosines. The f32 vectors are not
+//!   kept in memory a second time: a vector costs its bf16 copy and its links, about 1 KB.
 //! - int8 would walk about 20 % faster again, but on real embeddings it built graphs with lower
 //!   recall: 0.973 against bf16's 0.977 at ef 64, 0.980 against 0.989 at ef 128 (five builds
 //!   each over 61k Rust-docs chunks, ef_construction 200; `bench --suite recall`).
 //! - f16 gave the same recall as bf16 on the index suite but walked about 20 % slower here
 //!   (0.200 against 0.164 ms p50 at ef 48, 100k vectors, one back-to-back run), so bf16 stays.
 //! - Small collections (below `search.exact_search_below` vectors) and narrow filters are
-//!   searched exactly: at that size a scan is as fast as the graph and never misses.
+//!   scanned exactly (the bf16 copies, then the best candidates rescored): at that size a scan
+//!   is as fast as the graph and never misses.
 //! - Deletes and replacements go straight into the graph (`usearch` removes keys), so the index
 //!   never needs a rebuild to forget a chunk.
 //! - The graph is saved to `<data>/index/` with the database generation it reflects, and a
-//!   journal (`journal`) lists the chunks changed since: a write appends to the journal instead of
-//!   rewriting the graph, and the start replays it (each listed id resynced with SQLite). A dump
-//!   for another model or dimensions, newer than the database, or whose ids after the replay
-//!   differ from the stored embeddings' is not trusted and the graph is rebuilt from SQLite. The
-//!   exact vectors always come from SQLite.
+//!   journal (`journal`) lists the chunks changed since (`saved`): a write appends to the journal
+//!   instead of rewriting the graph, and the start replays it (each listed id resynced with
+//!   SQLite). A dump for another model or dimensions, newer than the database, or whose ids
+//!   after the replay differ from the stored embeddings' is not trusted and the graph is
+//!   rebuilt from SQLite, a slice at a time.
 
 mod exact;
 mod journal;
 mod progress;
+mod saved;
+mod source;
 
 pub use journal::IndexJournal;
 pub use progress::{LoadPhase, LoadProgress, LoadStatus};
+pub use source::{MemoryVectors, SliceVisitor, StoredVectors, VectorSource};
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::config::IndexConfig;
 use crate::error::{Error, Result};
 
-use exact::ExactVectors;
+pub(crate) use exact::dot;
 
-const DUMP_FILE: &str = "graph.usearch";
-const META_FILE: &str = "meta.json";
-/// 3: the dump has a journal beside it. Older dumps were written without one (their changes
-/// since cannot be replayed), so they are rebuilt once.
-const META_FORMAT: u32 = 3;
-/// Serializes whole-directory swaps of saves of the same index (a backup's and the shutdown's,
-/// or two processes on one data directory), in the index directory's parent.
-const LOCK_FILE: &str = ".index.lock";
 /// Below this many vectors in one `add`, threads cost more than they save.
 const PARALLEL_ADD_MIN: usize = 256;
-/// Graph candidates fetched per wanted hit, to be rescored in f32. The walk keeps ef_search
+/// Candidates fetched per wanted hit, to be rescored in f32. The walk keeps ef_search
 /// candidates anyway; rescoring more of them costs microseconds and repairs bf16's ordering.
 const RESCORE_FACTOR: usize = 4;
 /// Allowed sets smaller than this are scored exactly: walking the graph while rejecting almost
 /// every node would be slower and could miss.
 const NARROW_FILTER: usize = 2048;
 
-/// Vectors added per progress step of a rebuild.
-const REBUILD_SLICE: usize = 4096;
-
 /// How a loaded graph is built and searched (the `index` settings and the exact-scan size).
 #[derive(Debug, Clone, Copy)]
 pub struct IndexParams<'a> {
     pub cfg: &'a IndexConfig,
     pub exact_below: usize,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct IndexMeta {
-    format: u32,
-    generation: u64,
-    dimensions: usize,
-    model: String,
-    vectors: usize,
 }
 
 /// How [`VectorIndex::load`] got its graph.
@@ -110,9 +94,10 @@ pub struct VectorIndex {
     cfg: IndexConfig,
     exact_below: usize,
     /// Searches and adds share the graph (`usearch` is thread-safe for both); growing its
-    /// capacity or swapping it takes the write lock. Lock order: `graph`, then `exact`.
+    /// capacity or swapping it takes the write lock. Lock order: `graph`, then `ids`.
     graph: RwLock<Index>,
-    exact: RwLock<ExactVectors>,
+    /// The chunk ids in the graph: `usearch` cannot list its keys, and `check` compares them.
+    ids: RwLock<HashSet<i64>>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -120,7 +105,7 @@ pub struct IndexStats {
     pub vectors: usize,
     pub dimensions: usize,
     pub exact_search_below: usize,
-    /// Bytes the graph and the exact vectors occupy in memory.
+    /// Bytes the graph (bf16 vectors and links) and its id set use in memory.
     pub memory_bytes: usize,
 }
 
@@ -146,6 +131,11 @@ fn key(id: i64) -> u64 {
     id as u64
 }
 
+/// Keys of a `usearch` answer as chunk ids.
+fn ids_of(matches: usearch::ffi::Matches) -> Vec<i64> {
+    matches.keys.into_iter().map(|k| k as i64).collect()
+}
+
 impl VectorIndex {
     pub fn new(
         dimensions: usize,
@@ -159,7 +149,7 @@ impl VectorIndex {
             cfg: cfg.clone(),
             exact_below,
             graph: RwLock::new(new_graph(dimensions, cfg)?),
-            exact: RwLock::new(ExactVectors::new(dimensions)),
+            ids: RwLock::new(HashSet::new()),
         })
     }
 
@@ -176,7 +166,7 @@ impl VectorIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.exact.read().map(|v| v.len()).unwrap_or(0)
+        self.ids.read().map(|v| v.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,18 +174,30 @@ impl VectorIndex {
     }
 
     pub fn stats(&self) -> IndexStats {
-        let graph_bytes = self.graph.read().map(|g| g.memory_usage()).unwrap_or(0);
-        let (vectors, exact_bytes) = self
-            .exact
+        // In use: `usearch` grows its arenas in doubling blocks, and the part not yet used is
+        // address space, not resident memory.
+        let graph_bytes = self
+            .graph
             .read()
-            .map(|v| (v.len(), v.bytes()))
+            .map(|g| {
+                let m = g.memory_stats();
+                (m.graph_allocated + m.vectors_allocated)
+                    .saturating_sub(m.graph_reserved + m.vectors_reserved)
+            })
+            .unwrap_or(0);
+        let (vectors, id_bytes) = self
+            .ids
+            .read()
+            .map(|v| {
+                let slot = std::mem::size_of::<i64>() + 1;
+                (v.len(), v.capacity() * slot)
+            })
             .unwrap_or_default();
-        let memory_bytes = graph_bytes + exact_bytes;
         IndexStats {
             vectors,
             dimensions: self.dimensions,
             exact_search_below: self.exact_below,
-            memory_bytes,
+            memory_bytes: graph_bytes + id_bytes,
         }
     }
 
@@ -216,19 +218,10 @@ impl VectorIndex {
         for (_, v) in items {
             self.check_dims(v)?;
         }
-        if items.is_empty() {
-            return Ok(());
-        }
-        {
-            let mut exact = self.exact.write().map_err(|_| poisoned())?;
-            for (id, v) in items {
-                exact.put(*id, v);
-            }
-        }
         self.add_to_graph(items)
     }
 
-    /// Adds (or replaces) vectors in the graph only.
+    /// Adds (or replaces) vectors in the graph and the id set.
     fn add_to_graph(&self, items: &[(i64, Vec<f32>)]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
@@ -248,18 +241,23 @@ impl VectorIndex {
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         if items.len() < PARALLEL_ADD_MIN || threads == 1 {
-            return insert(items);
+            insert(items)?;
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = items
+                    .chunks(items.len().div_ceil(threads))
+                    .map(|part| scope.spawn(move || insert(part)))
+                    .collect();
+                workers.into_iter().try_for_each(|w| {
+                    w.join().map_err(|_| {
+                        Error::Internal("vector index insert thread panicked".into())
+                    })?
+                })
+            })?;
         }
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = items
-                .chunks(items.len().div_ceil(threads))
-                .map(|part| scope.spawn(move || insert(part)))
-                .collect();
-            workers.into_iter().try_for_each(|w| {
-                w.join()
-                    .map_err(|_| Error::Internal("vector index insert thread panicked".into()))?
-            })
-        })
+        let mut ids = self.ids.write().map_err(|_| poisoned())?;
+        ids.extend(items.iter().map(|(id, _)| *id));
+        Ok(())
     }
 
     /// Grows the graph's capacity ahead of an insert; `usearch` needs room reserved up front.
@@ -280,227 +278,121 @@ impl VectorIndex {
 
     pub fn remove(&self, ids: &[i64]) -> Result<()> {
         let graph = self.graph.read().map_err(|_| poisoned())?;
-        let mut exact = self.exact.write().map_err(|_| poisoned())?;
+        let mut held = self.ids.write().map_err(|_| poisoned())?;
         for id in ids {
             graph.remove(key(*id)).map_err(|e| index_err("remove", e))?;
-            exact.remove(*id);
+            held.remove(id);
         }
         Ok(())
     }
 
-    /// Top `k` (chunk id, similarity) by dot product, best first. `allowed` restricts the
-    /// candidates (a metadata filter evaluated beforehand), inside the search, not after it.
+    /// Top `k` (chunk id, similarity) by dot product, best first, scored exactly with the
+    /// vectors of `exact`. `allowed` restricts the candidates (a metadata filter evaluated
+    /// beforehand), inside the search, not after it.
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
         allowed: Option<&HashSet<i64>>,
+        exact: &dyn VectorSource,
     ) -> Result<Vec<(i64, f32)>> {
         self.check_dims(query)?;
-        let graph = self.graph.read().map_err(|_| poisoned())?;
-        let exact = self.exact.read().map_err(|_| poisoned())?;
-        if k == 0 || exact.len() == 0 {
+        let n = self.len();
+        if k == 0 || n == 0 {
             return Ok(vec![]);
         }
-        // A collection below the exact size is scanned exactly, filtered or not: the scan is
-        // what its unfiltered searches cost anyway.
-        let small = exact.len() < self.exact_below;
-        match allowed {
-            Some(a) if small || a.len() < NARROW_FILTER => {
-                Ok(exact.top_k_of(query, k, a.iter().copied()))
-            }
-            Some(a) => {
-                let hits = graph
-                    .filtered_search(query, k * RESCORE_FACTOR, |key| a.contains(&(key as i64)))
-                    .map_err(|e| index_err("filtered search", e))?;
-                let top = exact.top_k_of(query, k, hits.keys.into_iter().map(|k| k as i64));
-                // The walk can end before it met k allowed vectors (a filter that rejects
-                // most of a neighbourhood): the allowed set is scanned then. An allowed chunk
-                // without a vector (stored while the model was down) cannot be found either
-                // way, so the scan may still give fewer.
-                if top.len() < k.min(a.len()) {
-                    Ok(exact.top_k_of(query, k, a.iter().copied()))
-                } else {
-                    Ok(top)
+        let wanted = k * RESCORE_FACTOR;
+        let candidates = {
+            let graph = self.graph.read().map_err(|_| poisoned())?;
+            // A collection below the exact size is scanned exactly, filtered or not: the scan
+            // is what its unfiltered searches cost anyway.
+            let small = n < self.exact_below;
+            match allowed {
+                Some(a) if small || a.len() < NARROW_FILTER => scan(&graph, query, wanted, a)?,
+                Some(a) => {
+                    let walked = ids_of(
+                        graph
+                            .filtered_search(query, wanted, |key| a.contains(&(key as i64)))
+                            .map_err(|e| index_err("filtered search", e))?,
+                    );
+                    // The walk can end before it met k allowed vectors (a filter that rejects
+                    // most of a neighbourhood): the allowed set is scanned then. An allowed
+                    // chunk without a vector (stored while the model was down) cannot be found
+                    // either way, so the scan may still give fewer.
+                    if walked.len() < k.min(a.len()) {
+                        scan(&graph, query, wanted, a)?
+                    } else {
+                        walked
+                    }
+                }
+                None if small => exact_candidates(&graph, query, wanted)?,
+                None => {
+                    let walked = walk(&graph, query, wanted)?;
+                    if walked.len() < k.min(n) {
+                        exact_candidates(&graph, query, wanted)?
+                    } else {
+                        walked
+                    }
                 }
             }
-            None if small => Ok(exact.top_k(query, k)),
-            None => {
-                let top = graph_search(&graph, &exact, query, k)?;
-                if top.len() < k.min(exact.len()) {
-                    Ok(exact.top_k(query, k))
-                } else {
-                    Ok(top)
-                }
-            }
-        }
+        };
+        exact::rescore(query, k, &candidates, exact)
     }
 
-    /// Exact top-k over all vectors.
-    pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
+    /// Exact top-k over all vectors (a scan of the bf16 copies, the best rescored).
+    pub fn search_exact(
+        &self,
+        query: &[f32],
+        k: usize,
+        exact: &dyn VectorSource,
+    ) -> Result<Vec<(i64, f32)>> {
         self.check_dims(query)?;
-        Ok(self.exact.read().map_err(|_| poisoned())?.top_k(query, k))
+        let candidates = {
+            let graph = self.graph.read().map_err(|_| poisoned())?;
+            exact_candidates(&graph, query, k * RESCORE_FACTOR)?
+        };
+        exact::rescore(query, k, &candidates, exact)
     }
 
     /// Approximate top-k through the graph only, with an explicit `ef`. For benchmarks: the
     /// width is changed for the whole index under the write lock, so concurrent searches wait.
-    pub fn search_graph(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<(i64, f32)>> {
-        self.check_dims(query)?;
-        let graph = self.graph.write().map_err(|_| poisoned())?;
-        let exact = self.exact.read().map_err(|_| poisoned())?;
-        graph.change_expansion_search(ef);
-        let hits = graph_search(&graph, &exact, query, k);
-        graph.change_expansion_search(self.cfg.ef_search);
-        hits
-    }
-
-    /// Loads the saved graph and replays its journal when the dump is for this model and
-    /// dimensions and not newer than the database (`generation`), and its ids then are those
-    /// of `vectors` (the stored embeddings); otherwise rebuilds the graph from them.
-    pub fn load(
-        dir: &Path,
-        generation: u64,
-        dimensions: usize,
-        model: &str,
-        cfg: &IndexConfig,
-        exact_below: usize,
-        vectors: Vec<(i64, Vec<f32>)>,
-    ) -> Result<(VectorIndex, LoadOutcome)> {
-        let progress = LoadProgress::default();
-        Self::load_with_progress(
-            dir,
-            generation,
-            dimensions,
-            model,
-            &IndexParams { cfg, exact_below },
-            vectors,
-            &progress,
-        )
-    }
-
-    /// [`VectorIndex::load`] reporting its phase and the vectors indexed so far to `progress`.
-    pub fn load_with_progress(
-        dir: &Path,
-        generation: u64,
-        dimensions: usize,
-        model: &str,
-        params: &IndexParams<'_>,
-        vectors: Vec<(i64, Vec<f32>)>,
-        progress: &LoadProgress,
-    ) -> Result<(VectorIndex, LoadOutcome)> {
-        let (cfg, exact_below) = (params.cfg, params.exact_below);
-        progress.set_phase(LoadPhase::LoadingSavedGraph, vectors.len());
-        let index = VectorIndex::new(dimensions, model, cfg, exact_below)?;
-        for (_, v) in &vectors {
-            index.check_dims(v)?;
-        }
-        let mut replayed = 0;
-        let reason = match read_meta(dir) {
-            None if !dir.join(META_FILE).exists() => Some("no saved index".to_string()),
-            None => Some("saved index of an older format or unreadable".to_string()),
-            Some(meta) if meta.dimensions != dimensions || meta.model != model => Some(format!(
-                "saved index is for {} ({} dimensions), not {model} ({dimensions})",
-                meta.model, meta.dimensions
-            )),
-            Some(meta) if meta.generation > generation => Some(format!(
-                "saved index (generation {}) is newer than the database ({generation})",
-                meta.generation
-            )),
-            Some(meta) => match index.load_graph(dir, meta.vectors) {
-                Err(e) => Some(format!("saved index unreadable: {e}")),
-                Ok(()) => match index.replay(&vectors, &journal::read(dir))? {
-                    Ok(n) => {
-                        replayed = n;
-                        None
-                    }
-                    Err(why) => Some(why),
-                },
-            },
-        };
-        if let Some(why) = &reason {
-            if dir.exists() {
-                tracing::warn!(reason = %why, "saved vector index not used; rebuilding");
-            }
-            *index.graph.write().map_err(|_| poisoned())? = new_graph(dimensions, cfg)?;
-            progress.set_phase(LoadPhase::Rebuilding, vectors.len());
-            progress.set_rebuild_reason(why);
-            // In slices so a probe sees the rebuild move; each slice still fills every core.
-            for part in vectors.chunks(REBUILD_SLICE) {
-                index.add(part)?;
-                progress.advance(part.len());
-            }
-        } else {
-            let mut exact = index.exact.write().map_err(|_| poisoned())?;
-            for (id, v) in &vectors {
-                exact.put(*id, v);
-            }
-        }
-        let outcome = LoadOutcome {
-            reused_dump: reason.is_none(),
-            replayed,
-            rebuild_reason: reason,
-        };
-        Ok((index, outcome))
-    }
-
-    /// Applies the journal to the loaded graph: every listed id is removed and, when `stored`
-    /// has a vector for it, added back with that vector. Then the graph's ids must be exactly
-    /// the stored ones (`Ok(Err(why))` otherwise): a dump with dead ids or missing ones is never
-    /// used, whatever its generation says.
-    fn replay(
+    pub fn search_graph(
         &self,
-        stored: &[(i64, Vec<f32>)],
-        journal: &[i64],
-    ) -> Result<std::result::Result<usize, String>> {
-        let touched: HashSet<i64> = journal.iter().copied().collect();
-        {
-            let graph = self.graph.read().map_err(|_| poisoned())?;
-            for id in &touched {
-                if graph.contains(key(*id)) {
-                    graph.remove(key(*id)).map_err(|e| index_err("replay", e))?;
-                }
-            }
-        }
-        let readd: Vec<(i64, Vec<f32>)> = stored
-            .iter()
-            .filter(|(id, _)| touched.contains(id))
-            .cloned()
-            .collect();
-        self.add_to_graph(&readd)?;
-        let graph = self.graph.read().map_err(|_| poisoned())?;
-        let missing = stored
-            .iter()
-            .filter(|(id, _)| !graph.contains(key(*id)))
-            .count();
-        if missing > 0 || graph.size() != stored.len() {
-            return Ok(Err(format!(
-                "saved index after its journal holds {} vectors, {missing} of the {} stored ones missing",
-                graph.size(),
-                stored.len()
-            )));
-        }
-        Ok(Ok(touched.len()))
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        exact: &dyn VectorSource,
+    ) -> Result<Vec<(i64, f32)>> {
+        self.check_dims(query)?;
+        let candidates = {
+            let graph = self.graph.write().map_err(|_| poisoned())?;
+            graph.change_expansion_search(ef);
+            let walked = walk(&graph, query, k * RESCORE_FACTOR);
+            graph.change_expansion_search(self.cfg.ef_search);
+            walked?
+        };
+        exact::rescore(query, k, &candidates, exact)
     }
 
-    /// Compares the ids the index holds (graph and exact vectors alike) with `expected`.
+    /// Compares the ids the index holds (graph and id set alike) with `expected`.
     pub fn compare_ids(&self, expected: &[i64]) -> Result<IdMismatch> {
         const SHOWN: usize = 5;
         let graph = self.graph.read().map_err(|_| poisoned())?;
-        let exact = self.exact.read().map_err(|_| poisoned())?;
+        let held = self.ids.read().map_err(|_| poisoned())?;
         let want: HashSet<i64> = expected.iter().copied().collect();
         let mut out = IdMismatch::default();
         let mut in_graph = 0;
         for id in &want {
             let found = graph.contains(key(*id));
             in_graph += usize::from(found);
-            if !found || !exact.contains(*id) {
+            if !found || !held.contains(id) {
                 out.missing_count += 1;
                 if out.missing.len() < SHOWN {
                     out.missing.push(*id);
                 }
             }
         }
-        for id in exact.ids() {
+        for id in held.iter() {
             if !want.contains(id) {
                 out.extra_count += 1;
                 if out.extra.len() < SHOWN {
@@ -516,106 +408,44 @@ impl VectorIndex {
         out.extra.sort_unstable();
         Ok(out)
     }
-
-    fn load_graph(&self, dir: &Path, expected: usize) -> Result<()> {
-        let path = dir.join(DUMP_FILE);
-        let path = path.to_str().ok_or_else(|| {
-            Error::Internal(format!("index path {} is not UTF-8", path.display()))
-        })?;
-        let graph = self.graph.write().map_err(|_| poisoned())?;
-        graph.load(path).map_err(|e| index_err("load", e))?;
-        if graph.dimensions() != self.dimensions || graph.size() != expected {
-            return Err(index_err(
-                "load",
-                format!(
-                    "saved graph has {} vectors of {} dimensions, expected {expected} of {}",
-                    graph.size(),
-                    graph.dimensions(),
-                    self.dimensions
-                ),
-            ));
-        }
-        // The file keeps the build-time search width; the configured one wins.
-        graph.change_expansion_search(self.cfg.ef_search);
-        Ok(())
-    }
-
-    /// Writes the graph and its metadata atomically (a temp directory renamed over the old one),
-    /// with an empty journal. `generation` must be the database's as of the graph's content:
-    /// the caller keeps writes out meanwhile ([`crate::engine::Engine::persist_index`]).
-    pub fn persist(&self, dir: &Path, generation: u64) -> Result<()> {
-        let parent = dir.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("create index directory", e))?;
-        // Each save swaps whole directories: two at once would rename each other's away.
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(parent.join(LOCK_FILE))
-            .map_err(|e| Error::io("open the index lock file", e))?;
-        lock.lock()
-            .map_err(|e| Error::io("lock the index directory", e))?;
-        let graph = self.graph.read().map_err(|_| poisoned())?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".index-")
-            .tempdir_in(parent)
-            .map_err(|e| Error::io("create index temp directory", e))?;
-        let dump = tmp.path().join(DUMP_FILE);
-        let dump = dump.to_str().ok_or_else(|| {
-            Error::Internal(format!("index path {} is not UTF-8", dump.display()))
-        })?;
-        graph.save(dump).map_err(|e| index_err("save", e))?;
-        let meta = IndexMeta {
-            format: META_FORMAT,
-            generation,
-            dimensions: self.dimensions,
-            model: self.model.clone(),
-            vectors: graph.size(),
-        };
-        let meta_json =
-            serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(tmp.path().join(META_FILE), meta_json)
-            .map_err(|e| Error::io("write index meta", e))?;
-        // The old directory moves into a directory of its own (unique, removed when dropped).
-        let old = tempfile::Builder::new()
-            .prefix(".index-old-")
-            .tempdir_in(parent)
-            .map_err(|e| Error::io("create index temp directory", e))?;
-        if dir.exists() {
-            std::fs::rename(dir, old.path().join("index"))
-                .map_err(|e| Error::io("replace index", e))?;
-        }
-        let kept = tmp.keep();
-        std::fs::rename(&kept, dir).map_err(|e| Error::io("replace index", e))?;
-        drop(old);
-        Ok(())
-    }
-
-    /// Files of the persisted index, for backups.
-    pub fn files(dir: &Path) -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.path())
-                    .filter(|p| p.is_file())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
-/// Graph candidates, rescored exactly. `usearch` widens its candidate list to the count asked
-/// for when that exceeds `ef_search`.
-fn graph_search(
-    graph: &Index,
-    exact: &ExactVectors,
-    query: &[f32],
-    k: usize,
-) -> Result<Vec<(i64, f32)>> {
-    let hits = graph
-        .search(query, k * RESCORE_FACTOR)
-        .map_err(|e| index_err("search", e))?;
-    Ok(exact.top_k_of(query, k, hits.keys.into_iter().map(|k| k as i64)))
+/// Graph candidates: `usearch` widens its candidate list to the count asked for when that
+/// exceeds `ef_search`.
+fn walk(graph: &Index, query: &[f32], wanted: usize) -> Result<Vec<i64>> {
+    Ok(ids_of(
+        graph
+            .search(query, wanted)
+            .map_err(|e| index_err("search", e))?,
+    ))
+}
+
+/// The best `wanted` of all vectors by their bf16 copies (`usearch`'s brute-force scan).
+fn exact_candidates(graph: &Index, query: &[f32], wanted: usize) -> Result<Vec<i64>> {
+    Ok(ids_of(
+        graph
+            .exact_search(query, wanted)
+            .map_err(|e| index_err("exact search", e))?,
+    ))
+}
+
+/// The best `wanted` of the allowed vectors by their bf16 copies, read from the graph one by
+/// one (ids without a vector are skipped).
+fn scan(graph: &Index, query: &[f32], wanted: usize, allowed: &HashSet<i64>) -> Result<Vec<i64>> {
+    let mut v = vec![0f32; query.len()];
+    let mut scored = Vec::with_capacity(allowed.len().min(65_536));
+    for id in allowed {
+        let found = graph
+            .get(key(*id), &mut v)
+            .map_err(|e| index_err("read vector", e))?;
+        if found > 0 {
+            scored.push((*id, dot(&v, query)));
+        }
+    }
+    Ok(exact::best(scored, wanted)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// Deterministic unit vectors with the structure of sentence embeddings: points of a
@@ -650,13 +480,6 @@ pub fn synthetic_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
             v
         })
         .collect()
-}
-
-fn read_meta(dir: &Path) -> Option<IndexMeta> {
-    let bytes = std::fs::read(dir.join(META_FILE)).ok()?;
-    serde_json::from_slice::<IndexMeta>(&bytes)
-        .ok()
-        .filter(|m| m.format == META_FORMAT)
 }
 
 fn poisoned() -> Error {

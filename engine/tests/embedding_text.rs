@@ -127,6 +127,9 @@ fn a_changed_recipe_is_noted_by_check_and_repair_reembed_makes_the_vectors_consi
     let report = instant_db::maintenance::check(&engine).unwrap();
     assert!(report.ok && report.notes.is_empty(), "{report:?}");
     // The index follows the new vectors: the chunk is its own nearest neighbour.
-    let hits = engine.index().search(&after, 1, None).unwrap();
+    let hits = engine
+        .index()
+        .search(&after, 1, None, &engine.stored_vectors())
+        .unwrap();
     assert!((hits[0].1 - 1.0).abs() < 1e-3, "{hits:?}");
 }

@@ -145,7 +145,10 @@ fn a_small_ingest_appends_to_the_journal_and_a_crash_replays_it() {
     assert_eq!(found.hits[0].document.source, "api:bread", "{found:?}");
     // and every synthetic chunk is still found by its own vector
     for (i, v) in vs.iter().enumerate().step_by(97) {
-        let hit = engine.index().search(v, 1, None).unwrap();
+        let hit = engine
+            .index()
+            .search(v, 1, None, &engine.stored_vectors())
+            .unwrap();
         let want = stored_ids(&engine)[i];
         assert_eq!(hit[0].0, want, "synthetic chunk {i}");
     }
@@ -176,7 +179,10 @@ fn a_dump_saved_between_a_commit_and_the_index_update_is_never_loaded_with_dead_
     let engine = Engine::open(config(&data), ModelLoading::Skip).unwrap();
     let ids = stored_ids(&engine);
     let newest = *ids.last().unwrap();
-    let hit = engine.index().search(&new[9], 1, None).unwrap();
+    let hit = engine
+        .index()
+        .search(&new[9], 1, None, &engine.stored_vectors())
+        .unwrap();
     assert_eq!(hit[0].0, newest, "the new chunk is not in the loaded graph");
     let report = instant_db::maintenance::check(&engine).unwrap();
     assert!(report.ok, "{:?}", report.problems);
@@ -227,8 +233,9 @@ fn concurrent_saves_of_one_index_all_succeed() {
             }
         }
     });
+    let stored = instant_db::index::MemoryVectors::new(&items);
     let (loaded, _) =
-        VectorIndex::load(&idx_dir, 7, 32, "m", &Default::default(), 10, items).unwrap();
+        VectorIndex::load(&idx_dir, 7, 32, "m", &Default::default(), 10, &stored).unwrap();
     assert_eq!(loaded.len(), 500);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -358,6 +358,7 @@ fn bench_index(config: &Config, n: usize, queries: usize) -> Result<Value> {
         .map(|(i, v)| (i as i64, v))
         .collect();
     let index = VectorIndex::new(dims, "bench", &config.index, 0)?;
+    let exact = crate::index::MemoryVectors::new(&items);
     let t = Instant::now();
     for batch in items.chunks(10_000) {
         index.add(batch)?;
@@ -369,7 +370,7 @@ fn bench_index(config: &Config, n: usize, queries: usize) -> Result<Value> {
     let mut exact_ms = vec![];
     for q in qs.iter().take(50) {
         let t = Instant::now();
-        index.search_exact(q, k)?;
+        index.search_exact(q, k, &exact)?;
         exact_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let mut by_ef = serde_json::Map::new();
@@ -378,7 +379,7 @@ fn bench_index(config: &Config, n: usize, queries: usize) -> Result<Value> {
         let mut found = 0usize;
         for (q, want) in qs.iter().zip(&truth) {
             let t = Instant::now();
-            let hits = index.search_graph(q, k, ef)?;
+            let hits = index.search_graph(q, k, ef, &exact)?;
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
             found += hits.iter().filter(|(id, _)| want.contains(id)).count();
         }
@@ -434,11 +435,12 @@ fn real_vector_recall(engine: &Engine, queries: usize) -> Result<Value> {
                 .map_or(f32::NEG_INFINITY, |(_, score)| score)
         })
         .collect();
+    let stored = engine.stored_vectors();
     let mut by_ef = serde_json::Map::new();
     for ef in RECALL_EF {
         let mut found = 0usize;
         for (&i, &bar) in picked.iter().zip(&tenth) {
-            let got = engine.index().search_graph(&data[i], k + 1, ef)?;
+            let got = engine.index().search_graph(&data[i], k + 1, ef, &stored)?;
             found += got
                 .iter()
                 .filter(|(id, _)| *id != ids[i])

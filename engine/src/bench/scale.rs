@@ -146,6 +146,7 @@ fn retrieval_only(engine: &Engine, queries: usize) -> Result<Value> {
         .map(|q| engine.embed_query(q))
         .collect::<Result<Vec<_>>>()?;
     let index = engine.index();
+    let stored = engine.stored_vectors();
     let rrf_k = engine.config.search.rrf_k;
     let keyword = |q: &str, depth: usize| {
         let terms = search::query_terms(q);
@@ -160,14 +161,14 @@ fn retrieval_only(engine: &Engine, queries: usize) -> Result<Value> {
             let t = Instant::now();
             match mode {
                 Mode::Vector => {
-                    index.search(v, 10, None)?;
+                    index.search(v, 10, None, &stored)?;
                 }
                 Mode::Keyword => {
                     keyword(q, 10)?;
                 }
                 // The engine fetches 50 deep from each list before fusing a page of 10.
                 Mode::Hybrid => {
-                    let (vh, kh) = (index.search(v, 50, None)?, keyword(q, 50)?);
+                    let (vh, kh) = (index.search(v, 50, None, &stored)?, keyword(q, 50)?);
                     search::rrf(&[&vh, &kh], rrf_k);
                 }
             }

@@ -23,6 +23,16 @@ impl Engine {
         self.qdrant_behind.load(Ordering::Acquire)
     }
 
+    /// The stored embeddings of the engine's model, where the embedded index reads exact
+    /// vectors from.
+    pub fn stored_vectors(&self) -> crate::store::StoredEmbeddings<'_> {
+        crate::store::StoredEmbeddings {
+            store: &self.store,
+            model: self.model_name(),
+            dimensions: self.index().dimensions(),
+        }
+    }
+
     /// Makes the vector store follow a commit: `removed` chunks out, `added` ones in.
     pub(super) fn vectors_follow(&self, removed: &[i64], added: &[(i64, Vec<f32>)]) -> Result<()> {
         let Some(q) = self.qdrant() else {
@@ -69,7 +79,8 @@ impl Engine {
     ) -> Result<Vec<(i64, f32)>> {
         let Some(q) = self.qdrant() else {
             let allowed = self.store.allowed_chunks(conds)?;
-            return self.index().search(query, depth, allowed.as_deref());
+            let index = self.index();
+            return index.search(query, depth, allowed.as_deref(), &self.stored_vectors());
         };
         let split = qfilter::translate(conds);
         let filter = if split.residual.is_empty() {

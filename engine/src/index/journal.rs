@@ -45,7 +45,7 @@ impl IndexJournal {
     /// Records `ids` as possibly changed. Synced before it returns: the caller commits the
     /// change right after.
     pub fn append(&self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() || !self.dir.join(super::DUMP_FILE).exists() {
+        if ids.is_empty() || !self.dir.join(super::saved::DUMP_FILE).exists() {
             return Ok(());
         }
         let mut text = String::with_capacity(ids.len() * 8);

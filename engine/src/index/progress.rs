@@ -98,6 +98,18 @@ impl LoadProgress {
         p
     }
 
+    /// Marks a load of `total` vectors begun (a reload of a loaded index).
+    pub fn begin(&self, total: usize) {
+        if let Ok(mut s) = self.started.lock() {
+            *s = Some(Instant::now());
+        }
+        if let Ok(mut r) = self.reason.lock() {
+            *r = None;
+        }
+        self.set_phase(LoadPhase::ReadingEmbeddings, total);
+        self.loading.store(true, Ordering::SeqCst);
+    }
+
     /// Whether the index is still loading.
     pub fn is_loading(&self) -> bool {
         self.loading.load(Ordering::SeqCst)

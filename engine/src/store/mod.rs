@@ -13,9 +13,11 @@ mod damage;
 mod integrity;
 mod optimize;
 pub mod schema;
+mod vectors;
 
 pub use integrity::{CheckLevel, IntegrityReport, check_file};
 pub use optimize::OptimizeReport;
+pub use vectors::StoredEmbeddings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
