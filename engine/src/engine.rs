@@ -26,6 +26,9 @@ use crate::store::{DocumentRecord, NewChunk, Store, StoreStats, WriteOutcome};
 /// Dimensions assumed for the vector index when no model is loaded (the default model's).
 pub(crate) const DEFAULT_DIMENSIONS: usize = 384;
 
+/// A search's vector hits (`None`: a hybrid search without them) and why it went without.
+type VectorSide = (Option<Vec<(i64, f32)>>, Option<String>);
+
 pub struct Engine {
     pub config: Config,
     pub store: Store,
@@ -652,62 +655,31 @@ impl Engine {
             want
         };
         let terms = search::query_terms(&plan.query);
-        let mut degraded = None;
-        let use_vector = match plan.mode {
-            Mode::Keyword => false,
-            Mode::Vector => {
-                if let Some(st) = self.index_loading() {
-                    return Err(Error::IndexLoading(format!(
-                        "{}; vector search resumes when it is done, keyword and hybrid \
-                         (keyword-only meanwhile) search work now",
-                        st.describe()
-                    )));
-                }
-                true
+        let keyword = || -> Result<Vec<(i64, f32)>> {
+            if plan.mode == Mode::Vector {
+                return Ok(vec![]);
             }
-            Mode::Hybrid => {
-                if !self.vectors_available() {
-                    degraded = Some(format!(
-                        "vector search unavailable ({}); results are keyword-only",
-                        self.vectors_unavailable_reason()
-                    ));
-                }
-                self.vectors_available()
-            }
+            self.store
+                .read(|c| search::keyword_candidates(c, &terms, &plan.conditions, depth))
         };
-        let query_vector = if use_vector {
-            match self.embed_query(&plan.query) {
-                Ok(q) => Some(q),
-                Err(e) if plan.mode == Mode::Hybrid => {
-                    degraded = Some(format!(
-                        "vector search failed ({e}); results are keyword-only"
-                    ));
-                    None
-                }
-                Err(e) => return Err(e),
-            }
+        // Hybrid runs its keyword half on a second thread while this one embeds the query and
+        // walks the graph: the answer takes the longer of the two, not their sum.
+        let (vector_side, keyword_hits) = if plan.mode == Mode::Hybrid {
+            std::thread::scope(|s| {
+                let keyword = s.spawn(keyword);
+                let vector_side = self.vector_side(&plan, depth);
+                let keyword_hits = keyword
+                    .join()
+                    .map_err(|_| Error::Internal("keyword search thread panicked".into()))?;
+                Ok::<_, Error>((vector_side, keyword_hits))
+            })?
         } else {
-            None
+            (self.vector_side(&plan, depth), keyword())
         };
-        let vector_hits = match &query_vector {
-            Some(q) => match self.vector_hits(q, depth, &plan.conditions) {
-                Ok(hits) => Some(hits),
-                Err(e @ Error::VectorStore(_)) if plan.mode == Mode::Hybrid => {
-                    degraded = Some(Self::vector_failure(&e));
-                    None
-                }
-                Err(e) => return Err(e),
-            },
-            None => None,
-        };
+        let (vector_hits, degraded) = vector_side?;
+        let keyword_hits = keyword_hits?;
         let use_vector = vector_hits.is_some();
         let vector_hits = vector_hits.unwrap_or_default();
-        let keyword_hits = if plan.mode != Mode::Vector {
-            self.store
-                .read(|c| search::keyword_candidates(c, &terms, &plan.conditions, depth))?
-        } else {
-            vec![]
-        };
         let ranked: Vec<(i64, f32)> = match plan.mode {
             Mode::Vector => vector_hits.clone(),
             Mode::Keyword => keyword_hits.clone(),
@@ -752,6 +724,56 @@ impl Engine {
             took_ms: started.elapsed().as_secs_f64() * 1000.0,
             degraded,
         })
+    }
+
+    /// The vector half of a search: its hits (`None` when a hybrid search goes on without
+    /// them) and why it went without, or the error a vector search answers with.
+    fn vector_side(&self, plan: &search::Plan, depth: usize) -> Result<VectorSide> {
+        let mut degraded = None;
+        let use_vector = match plan.mode {
+            Mode::Keyword => false,
+            Mode::Vector => {
+                if let Some(st) = self.index_loading() {
+                    return Err(Error::IndexLoading(format!(
+                        "{}; vector search resumes when it is done, keyword and hybrid \
+                         (keyword-only meanwhile) search work now",
+                        st.describe()
+                    )));
+                }
+                true
+            }
+            Mode::Hybrid => {
+                if !self.vectors_available() {
+                    degraded = Some(format!(
+                        "vector search unavailable ({}); results are keyword-only",
+                        self.vectors_unavailable_reason()
+                    ));
+                }
+                self.vectors_available()
+            }
+        };
+        if !use_vector {
+            return Ok((None, degraded));
+        }
+        let query_vector = match self.embed_query(&plan.query) {
+            Ok(q) => q,
+            Err(e) if plan.mode == Mode::Hybrid => {
+                return Ok((
+                    None,
+                    Some(format!(
+                        "vector search failed ({e}); results are keyword-only"
+                    )),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        match self.vector_hits(&query_vector, depth, &plan.conditions) {
+            Ok(hits) => Ok((Some(hits), degraded)),
+            Err(e @ Error::VectorStore(_)) if plan.mode == Mode::Hybrid => {
+                Ok((None, Some(Self::vector_failure(&e))))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn delete_document(&self, id: &str) -> Result<()> {

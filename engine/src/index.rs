@@ -3,7 +3,7 @@
 //!
 //! - The graph holds bf16 copies of the vectors: a graph walk is bound by memory traffic, and
 //!   half-width vectors make it about twice as fast as f32 on this kind of CPU. The walk
-//!   fetches more candidates than asked for and rescores them with the exact f32 vectors read
+//!   fetches a few more candidates than asked for and rescores them with the exact f32 vectors read
 //!   from where they are stored (`source`), so scores are exact cosines. The f32 vectors are not
 //!   kept in memory a second time: a vector costs its bf16 copy and its links, about 1 KB.
 //! - int8 would walk about 20 % faster again, but on real embeddings it built graphs with lower
@@ -46,9 +46,16 @@ pub(crate) use exact::dot;
 
 /// Below this many vectors in one `add`, threads cost more than they save.
 const PARALLEL_ADD_MIN: usize = 256;
-/// Candidates fetched per wanted hit, to be rescored in f32. The walk keeps ef_search
-/// candidates anyway; rescoring more of them costs microseconds and repairs bf16's ordering.
-const RESCORE_FACTOR: usize = 4;
+/// Candidates fetched beyond the wanted hits, to be rescored in f32: bf16 rounding moves a
+/// score by about 1e-3, which reorders near-ties only, so a fixed margin covers them whatever
+/// the depth (four times the depth made a 50-deep hybrid list read 200 vectors from SQLite and
+/// widen the walk to 200).
+const RESCORE_EXTRA: usize = 32;
+
+/// How many candidates a search for `k` hits rescores.
+fn candidates_for(k: usize) -> usize {
+    k + RESCORE_EXTRA
+}
 /// Allowed sets smaller than this are scored exactly: walking the graph while rejecting almost
 /// every node would be slower and could miss.
 const NARROW_FILTER: usize = 2048;
@@ -301,7 +308,7 @@ impl VectorIndex {
         if k == 0 || n == 0 {
             return Ok(vec![]);
         }
-        let wanted = k * RESCORE_FACTOR;
+        let wanted = candidates_for(k);
         let candidates = {
             let graph = self.graph.read().map_err(|_| poisoned())?;
             // A collection below the exact size is scanned exactly, filtered or not: the scan
@@ -349,7 +356,7 @@ impl VectorIndex {
         self.check_dims(query)?;
         let candidates = {
             let graph = self.graph.read().map_err(|_| poisoned())?;
-            exact_candidates(&graph, query, k * RESCORE_FACTOR)?
+            exact_candidates(&graph, query, candidates_for(k))?
         };
         exact::rescore(query, k, &candidates, exact)
     }
@@ -367,7 +374,7 @@ impl VectorIndex {
         let candidates = {
             let graph = self.graph.write().map_err(|_| poisoned())?;
             graph.change_expansion_search(ef);
-            let walked = walk(&graph, query, k * RESCORE_FACTOR);
+            let walked = walk(&graph, query, candidates_for(k));
             graph.change_expansion_search(self.cfg.ef_search);
             walked?
         };

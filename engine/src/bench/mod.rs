@@ -104,7 +104,14 @@ impl RssSampler {
     }
 
     fn peak_mb(&self) -> f64 {
-        self.peak.load(Ordering::Relaxed) as f64 / 1_048_576.0
+        self.peak_bytes() as f64 / 1_048_576.0
+    }
+
+    fn peak_bytes(&self) -> u64 {
+        if let Some(r) = rss_bytes() {
+            self.peak.fetch_max(r, Ordering::Relaxed);
+        }
+        self.peak.load(Ordering::Relaxed)
     }
 }
 

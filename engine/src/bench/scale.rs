@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use super::{fresh_engine, latency_stats, round};
+use super::{RssSampler, fresh_engine, latency_stats, round, rss_bytes};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -32,19 +32,44 @@ pub(super) fn run(config: &Config, demo: &Engine, n: usize, queries: usize) -> R
     let t = Instant::now();
     fill(&engine, &sentences, n, dims)?;
     let write_s = t.elapsed().as_secs_f64();
+    let rss_empty = rss_bytes().unwrap_or(0);
     let t = Instant::now();
-    engine.reload_index()?;
+    let build_peak = peak_rss_during(|| engine.reload_index())?;
     let index_s = t.elapsed().as_secs_f64();
+    let rss_built = rss_bytes().unwrap_or(0);
+    // Again with the graph in memory, as after a restore or a repair: the old graph must go
+    // before the new one is built, or the peak holds two.
+    eprintln!("bench: rebuilding the index once more (a reload with the graph in memory) …");
+    let reload_peak = peak_rss_during(|| engine.reload_index())?;
+    let rss_reloaded = rss_bytes().unwrap_or(0);
+    let per_chunk = |bytes: u64| json!((bytes as f64 / n.max(1) as f64).round());
     let mut out = serde_json::Map::new();
     out.insert("chunks".into(), json!(n));
     out.insert("write_seconds".into(), json!(round(write_s, 1)));
     out.insert("index_build_seconds".into(), json!(round(index_s, 1)));
+    out.insert(
+        "memory_bytes_per_chunk".into(),
+        json!({
+            "index": per_chunk(engine.index().stats().memory_bytes as u64),
+            "rss_growth_after_build": per_chunk(rss_built.saturating_sub(rss_empty)),
+            "build_peak_over_steady": per_chunk(build_peak.saturating_sub(rss_built)),
+            "reload_peak_over_steady": per_chunk(reload_peak.saturating_sub(rss_built)),
+            "rss_growth_after_reload": per_chunk(rss_reloaded.saturating_sub(rss_empty)),
+        }),
+    );
     out.insert(
         "end_to_end".into(),
         end_to_end(&engine, queries, super::QUERY_VARIANTS)?,
     );
     out.insert("retrieval_only".into(), retrieval_only(&engine, queries)?);
     Ok(Value::Object(out))
+}
+
+/// The highest resident memory of this process while `f` runs (sampled every 20 ms).
+fn peak_rss_during(f: impl FnOnce() -> Result<()>) -> Result<u64> {
+    let sampler = RssSampler::start();
+    f()?;
+    Ok(sampler.peak_bytes())
 }
 
 /// Sentences of the demo corpus' chunks, the vocabulary of the synthetic chunks.
