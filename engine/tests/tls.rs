@@ -341,12 +341,11 @@ async fn raw_tls(
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config =
-        rustls::ClientConfig::builder_with_provider(instant_db::server::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(instant_db::server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -366,11 +365,7 @@ async fn over_https_a_head_the_http_library_refuses_gets_the_json_error_too() {
     let a = exchange(raw_tls(&ca.pem, s.port).await, long_target_request()).await;
     assert_eq!(a.error_code(414), "uri_too_long");
     let many: String = (0..5000).map(|i| format!("h{i}:\r\n")).collect();
-    let a = exchange(
-        raw_tls(&ca.pem, s.port).await,
-        get("/health/live", &many),
-    )
-    .await;
+    let a = exchange(raw_tls(&ca.pem, s.port).await, get("/health/live", &many)).await;
     assert_eq!(a.error_code(431), "headers_too_large");
     // An ordinary request on such a connection is answered as usual.
     let a = exchange(raw_tls(&ca.pem, s.port).await, get("/health/live", "")).await;

@@ -261,12 +261,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 
 /// Writes what the connection ends with when a refusal head was held back: the JSON answer if
 /// hyper ended it with a parse error, else the held bytes as they were.
-async fn finish<T>(
-    mut io: T,
-    held: Vec<u8>,
-    result: &Result<(), hyper::Error>,
-    budget: &HeadBudget,
-) where
+async fn finish<T>(mut io: T, held: Vec<u8>, result: &Result<(), hyper::Error>, budget: &HeadBudget)
+where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let refused = match result {
@@ -417,11 +413,16 @@ mod tests {
             assert_eq!(refusal_status(&hyper_refusal(line)), Some(status), "{line}");
         }
         assert_eq!(
-            refusal_status(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n"),
+            refusal_status(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n"
+            ),
             Some(431)
         );
         // Other statuses, a body, other headers: an ordinary answer.
-        assert_eq!(refusal_status(&hyper_refusal("HTTP/1.1 404 Not Found")), None);
+        assert_eq!(
+            refusal_status(&hyper_refusal("HTTP/1.1 404 Not Found")),
+            None
+        );
         assert_eq!(refusal_status(&hyper_refusal("HTTP/1.1 431 Nope")), None);
         assert_eq!(
             refusal_status(b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 12\r\n\r\n"),
@@ -446,7 +447,10 @@ mod tests {
         let mut then_more = head.clone();
         then_more.extend_from_slice(b"x\r\n\r\n");
         assert_eq!(refusal_at_end(&then_more), None);
-        assert_eq!(refusal_at_end(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), None);
+        assert_eq!(
+            refusal_at_end(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
+            None
+        );
     }
 
     #[test]
@@ -514,9 +518,15 @@ mod tests {
         let head = hyper_refusal("HTTP/1.1 431 Request Header Fields Too Large");
         let out = String::from_utf8(budget().answer(&head, 431, &e)).unwrap();
         let (head, body) = out.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{head}"
+        );
         assert!(head.contains("content-type: application/json"), "{head}");
-        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
         assert!(head.contains("connection: close"), "{head}");
         assert!(head.contains(DATE.trim_end()), "{head}");
         let v: serde_json::Value = serde_json::from_str(body).unwrap();

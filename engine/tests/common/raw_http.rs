@@ -97,4 +97,3 @@ pub fn get(target: &str, headers: &str) -> Vec<u8> {
 pub fn long_target_request() -> Vec<u8> {
     get(&format!("/health/live?x={}", "a".repeat(70 * 1024)), "")
 }
-
