@@ -207,10 +207,11 @@ pub struct LimitsConfig {
     /// Searches answered at once; more get 429 with `Retry-After`. 0: twice the CPU count.
     pub max_concurrent_searches: usize,
     /// Longest request target (path and query); longer gets a JSON 414. Past 64 KiB the HTTP
-    /// library answers 414 itself, before the engine sees the request (with an empty body).
+    /// library refuses the request itself, before the engine sees it (also a JSON 414).
     pub max_uri_bytes: usize,
-    /// Largest total of request header names and values; more gets a JSON 431. Past about
-    /// 400 KiB, or 100 headers, the HTTP library answers 431 itself (with an empty body).
+    /// Largest total of request header names and values; more gets a JSON 431. The HTTP
+    /// library's header count and read buffer are set above it (server/accept.rs); past those it
+    /// refuses the request itself (also a JSON 431).
     pub max_header_bytes: usize,
 }
 

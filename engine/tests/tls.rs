@@ -330,3 +330,45 @@ fn the_cli_searches_an_https_server_with_ca_file_and_says_what_to_do_without_it(
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--ca-file"), "{stderr}");
 }
+
+/// A TLS connection to `port` trusting exactly `ca_pem`, for requests written byte by byte.
+async fn raw_tls(
+    ca_pem: &str,
+    port: u16,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(instant_db::server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_a_head_the_http_library_refuses_gets_the_json_error_too() {
+    use common::raw_http::{exchange, get, long_target_request};
+    let data = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let s = HttpsServer::with_cert_from(&ca, data.path(), certs.path()).await;
+    let a = exchange(raw_tls(&ca.pem, s.port).await, long_target_request()).await;
+    assert_eq!(a.error_code(414), "uri_too_long");
+    let many: String = (0..5000).map(|i| format!("h{i}:\r\n")).collect();
+    let a = exchange(raw_tls(&ca.pem, s.port).await, get("/health/live", &many)).await;
+    assert_eq!(a.error_code(431), "headers_too_large");
+    // An ordinary request on such a connection is answered as usual.
+    let a = exchange(raw_tls(&ca.pem, s.port).await, get("/health/live", "")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    s.stop().await;
+}

@@ -1,9 +1,12 @@
 //! Request-head limits answered in the API's JSON error shape.
 //!
-//! The HTTP library refuses a request target over 64 KiB (414) and headers over its buffer or
-//! past 100 of them (431) on its own, before any handler runs, with an empty body. The engine's
-//! own limits (`limits.max_uri_bytes`, `limits.max_header_bytes`) sit below those, so what is
-//! refused for being too big is refused with a JSON error that says which limit it hit.
+//! The engine's own limits (`limits.max_uri_bytes`, `limits.max_header_bytes`) are checked here,
+//! before auth and routing, and a head over one of them gets a JSON error naming the limit. The
+//! HTTP library has limits of its own, checked before any handler runs: a request target over
+//! 64 KiB (hard-coded), more headers than it is set to parse, a head over its read buffer.
+//! [`super::accept`] sets the last two well above the engine's limits, so that these answer first
+//! for anything within them, and rewrites the library's own refusals (otherwise an empty body)
+//! into the same JSON error: 414 `uri_too_long`, 431 `headers_too_large`.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

@@ -1,6 +1,7 @@
 //! The HTTP server: API under `/api`, health under `/health`, metrics at `/metrics`, admin under
 //! `/admin`. One port for all of them; API keys and roles in [`auth`].
 
+mod accept;
 mod admin;
 mod api;
 mod archive;
@@ -17,7 +18,7 @@ pub mod tls;
 mod verifications;
 mod work;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -419,10 +420,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Serves until `shutdown` resolves, then gives in-flight requests `shutdown.grace_period_secs`
-/// to finish. Past that they are abandoned: writes are refused from then on (a document is one
-/// transaction, so none is stored by half), the WAL is checkpointed and this returns `Ok`.
-/// `listener` is a `TcpListener` for HTTP or a [`tls::TlsListener`] for HTTPS.
 /// A server of this process alone (the demo, benchmarks): a listener on a free local port and
 /// its state with one random read key, which the caller's own client sends. Keys configured for
 /// `serve` neither block nor open it.
@@ -451,6 +448,12 @@ pub async fn local_read_only(
     Ok((listener, addr, key, state))
 }
 
+/// Serves until `shutdown` resolves, then gives in-flight requests `shutdown.grace_period_secs`
+/// to finish. Past that they are abandoned: writes are refused from then on (a document is one
+/// transaction, so none is stored by half), the WAL is checkpointed and this returns `Ok`.
+/// `listener` is a `TcpListener` for HTTP or a [`tls::TlsListener`] for HTTPS.
+/// Connections are served by [`accept::serve`], which answers the request heads the HTTP
+/// library refuses with the API's JSON error too.
 pub async fn run_on<L>(
     listener: L,
     state: AppState,
@@ -493,12 +496,15 @@ where
     ));
     let grace = Duration::from_secs(engine.config.shutdown.grace_period_secs);
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled_tx.send(true);
-        })
-        .into_future();
+    let head = &engine.config.limits;
+    let budget = accept::HeadBudget::new(limits::HeadLimits {
+        max_uri_bytes: head.max_uri_bytes,
+        max_header_bytes: head.max_header_bytes,
+    });
+    let server = accept::serve(listener, router(state.clone()), budget, async move {
+        shutdown.await;
+        let _ = signalled_tx.send(true);
+    });
     let deadline = async move {
         if signalled_rx.wait_for(|s| *s).await.is_err() {
             std::future::pending::<()>().await;
@@ -506,7 +512,7 @@ where
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        served = server => served.map_err(|e| Error::io("HTTP server failed", e))?,
+        () = server => {}
         () = deadline => {
             tracing::warn!(
                 grace_period_secs = grace.as_secs(),

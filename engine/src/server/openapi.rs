@@ -160,14 +160,14 @@ fn common_errors(
     }
     out.push((
         "414",
-        "`uri_too_long`: the request target is over `limits.max_uri_bytes` (past the HTTP \
-         library's own 64 KiB limit the answer has no body)"
+        "`uri_too_long`: the request target is over `limits.max_uri_bytes` (or the HTTP \
+         library's own 64 KiB)"
             .to_string(),
     ));
     out.push((
         "431",
-        "`headers_too_large`: the request headers are over `limits.max_header_bytes` (past the \
-         HTTP library's own limits, 100 headers or about 400 KiB, the answer has no body)"
+        "`headers_too_large`: the request headers are over `limits.max_header_bytes` (or the \
+         HTTP library's own header count or read buffer, set above it)"
             .to_string(),
     ));
     let mut unavailable =

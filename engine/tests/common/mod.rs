@@ -6,6 +6,7 @@ pub mod azurite;
 pub mod certs;
 pub mod docs;
 pub mod moto;
+pub mod raw_http;
 
 use std::path::{Path, PathBuf};
 
