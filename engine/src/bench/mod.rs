@@ -62,6 +62,7 @@ pub struct BenchArgs {
 
 mod archive;
 mod archive_restore;
+mod precision;
 mod quality;
 mod scale;
 mod search_real;
@@ -262,6 +263,14 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
                     "embedder_chunks_per_second": round(embedder_rate, 1),
                     "pipeline_chunks_per_second": round(report.chunks_per_second, 1),
                     "pipeline_over_raw": round(report.chunks_per_second / raw, 3),
+                }),
+            );
+            let questions = scale::query_texts(args.queries.min(200), QUERY_VARIANTS);
+            let questions: Vec<&str> = questions.iter().map(String::as_str).collect();
+            results.insert(
+                "int8_against_fp32".into(),
+                precision::compare(&config, &refs, &questions)?.unwrap_or_else(|| {
+                    json!("skipped: the int8 model is not installed (instant-db setup --int8)")
                 }),
             );
         }

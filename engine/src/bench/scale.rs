@@ -205,7 +205,7 @@ fn retrieval_only(engine: &Engine, queries: usize) -> Result<Value> {
 }
 
 /// The demo questions, each with a varying suffix so no two consecutive queries are equal.
-fn query_texts(n: usize, variants: &[&str]) -> Vec<String> {
+pub(super) fn query_texts(n: usize, variants: &[&str]) -> Vec<String> {
     let questions = crate::demo::DEFAULT_QUESTIONS;
     (0..n)
         .map(|i| {

