@@ -130,8 +130,11 @@ pub struct EmbeddingConfig {
     pub onnxruntime: Option<PathBuf>,
     /// Texts per inference call.
     pub batch_size: usize,
-    /// ONNX Runtime intra-op threads; 0 means one per CPU core.
+    /// ONNX Runtime intra-op threads of the ingest session; 0 means one per CPU core.
     pub threads: usize,
+    /// Intra-op threads of the query session; 0 means half the cores (at least 1). A query is a
+    /// few tokens: more threads save little, and hybrid search runs its keyword half beside it.
+    pub query_threads: usize,
     /// Tokens per text the model sees (sentence-transformers uses 256 for MiniLM).
     pub max_sequence_length: usize,
     /// What the model embeds for a chunk: `contextual` (title and section path, then the
@@ -338,6 +341,7 @@ impl Default for EmbeddingConfig {
             onnxruntime: None,
             batch_size: 32,
             threads: 0,
+            query_threads: 0,
             max_sequence_length: 256,
             text: Default::default(),
         }
@@ -451,6 +455,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INSTANT_DB_ONNXRUNTIME", "embedding.onnxruntime"),
     ("INSTANT_DB_EMBEDDING_BATCH_SIZE", "embedding.batch_size"),
     ("INSTANT_DB_EMBEDDING_THREADS", "embedding.threads"),
+    (
+        "INSTANT_DB_EMBEDDING_QUERY_THREADS",
+        "embedding.query_threads",
+    ),
     ("INSTANT_DB_CHUNK_MAX_TOKENS", "chunking.max_tokens"),
     ("INSTANT_DB_CHUNK_OVERLAP_TOKENS", "chunking.overlap_tokens"),
     ("INSTANT_DB_MAX_FILE_BYTES", "ingest.max_file_bytes"),

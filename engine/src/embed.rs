@@ -119,13 +119,15 @@ impl Embedder {
     pub fn load(cfg: &EmbeddingConfig, assets: &AssetPaths) -> Result<Embedder> {
         assets.check_present()?;
         let environment = crate::assets::init_onnxruntime(&assets.onnxruntime)?;
-        let threads = if cfg.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if cfg.threads == 0 { cores } else { cfg.threads };
+        let query_threads = if cfg.query_threads == 0 {
+            (cores / 2).max(1)
         } else {
-            cfg.threads
+            cfg.query_threads
         };
         let model = assets.model_file();
-        let build = || -> Result<Session> {
+        let build = |threads: usize| -> Result<Session> {
             Session::builder(&environment)
                 .map_err(|e| model_err("session builder")(e.to_string()))?
                 .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -142,8 +144,8 @@ impl Embedder {
                 .commit_from_file(&model)
                 .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))
         };
-        let session = build()?;
-        let query_session = build()?;
+        let session = build(threads)?;
+        let query_session = build(query_threads)?;
         let rank = |o: &ort::value::Outlet| o.dtype().tensor_shape().map(|s| s.len());
         let io = {
             let inputs: Vec<Port<'_>> = session
