@@ -204,7 +204,11 @@ fn a_heading_alone_joins_its_first_subsection_but_not_a_sibling() {
     let d = doc(vec![
         block(&["Guide"], BlockKind::Heading, "Guide"),
         block(&["Guide", "Install"], BlockKind::Heading, "Install"),
-        block(&["Guide", "Install"], BlockKind::Paragraph, "Run the installer."),
+        block(
+            &["Guide", "Install"],
+            BlockKind::Paragraph,
+            "Run the installer.",
+        ),
         block(&["Guide", "Empty"], BlockKind::Heading, "Empty"),
         block(&["Other"], BlockKind::Heading, "Other"),
         block(&["Other"], BlockKind::Paragraph, "More text."),
@@ -215,7 +219,11 @@ fn a_heading_alone_joins_its_first_subsection_but_not_a_sibling() {
     // has no subsection after it (a sibling chapter follows), so it stays a chunk of its own.
     assert_eq!(
         texts,
-        ["Guide\n\nInstall\n\nRun the installer.", "Empty", "Other\n\nMore text."]
+        [
+            "Guide\n\nInstall\n\nRun the installer.",
+            "Empty",
+            "Other\n\nMore text."
+        ]
     );
     assert_eq!(chunks[0].section_path, ["Guide", "Install"]);
 }
