@@ -2,7 +2,10 @@
 //!
 //! Rules:
 //! - a section starts at every heading block and wherever the section path changes; chunks
-//!   never span two sections and a heading always starts a new chunk;
+//!   never span two sections and a heading always starts a new chunk, except that a section
+//!   holding nothing but its heading (a chapter heading right before its first subsection) is
+//!   merged into that first subsection's first chunk: alone it would be a chunk that says
+//!   nothing but a title;
 //! - within a section, blocks are packed into a chunk up to `max_tokens`;
 //! - a block longer than that is split at sentence boundaries (after `.`, `!`, `?` followed by
 //!   whitespace, at a blank line, and at every line break in code, tables and records), and a
@@ -304,6 +307,8 @@ pub fn chunk_document(
     let mut offset = 0usize;
     let mut pieces: Vec<Piece> = Vec::new();
     let mut section: Option<&Vec<String>> = None;
+    // Whether the current section has more than its heading.
+    let mut has_body = false;
     for (i, block) in doc.blocks.iter().enumerate() {
         if i > 0 {
             offset += BLOCK_SEPARATOR.len();
@@ -311,11 +316,18 @@ pub fn chunk_document(
         let new_section = block.kind == BlockKind::Heading || section != Some(&block.section_path);
         if new_section {
             if let Some(path) = section {
-                pack_section(&full, path, &pieces, max, overlap_max, &mut chunks);
+                let into_child = !has_body
+                    && block.section_path.len() > path.len()
+                    && block.section_path.starts_with(path);
+                if !into_child {
+                    pack_section(&full, path, &pieces, max, overlap_max, &mut chunks);
+                    pieces.clear();
+                }
             }
-            pieces.clear();
             section = Some(&block.section_path);
+            has_body = false;
         }
+        has_body |= block.kind != BlockKind::Heading;
         let lines_are_units = matches!(
             block.kind,
             BlockKind::Code | BlockKind::Table | BlockKind::Record

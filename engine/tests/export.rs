@@ -116,7 +116,7 @@ fn a_markdown_export_has_one_file_per_document_with_its_sections_and_every_parag
 #[test]
 fn filters_types_size_limits_and_metadata_shape_the_bundle() {
     let (src, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    corpus(src.path());
+    let paras = corpus(src.path());
     let e = engine_with(src.path(), data.path());
 
     // by type, in JSON, without metadata
@@ -155,7 +155,10 @@ fn filters_types_size_limits_and_metadata_shape_the_bundle() {
     o.max_bytes = Some(2048);
     let r = export(&e, out.path(), &o).unwrap();
     assert_eq!((r.documents, r.split_documents), (1, 1), "{r:?}");
-    assert!(r.files >= 3, "{r:?}");
+    // How many parts depends on how the chunker grouped the headings; that it is more than
+    // one, each under the limit, and that together they hold every paragraph once is the point.
+    assert!(r.files >= 2, "{r:?}");
+    let mut all = String::new();
     for f in files_in(out.path())
         .iter()
         .filter(|f| f.as_str() != "index.txt")
@@ -165,6 +168,10 @@ fn filters_types_size_limits_and_metadata_shape_the_bundle() {
         assert!(text.contains(".part") || f.contains(".part"), "{f}");
         // every part ends on a whole paragraph
         assert!(text.trim_end().ends_with('.'), "{f}: {text}");
+        all.push_str(&text);
+    }
+    for p in &paras {
+        assert_eq!(all.matches(p.as_str()).count(), 1, "{p}");
     }
 }
 

@@ -47,21 +47,57 @@ fn every_demo_question_ranks_its_document_first_in_hybrid_and_vector_modes() {
 fn keyword_mode_finds_exact_terms_and_highlights_them() {
     let dir = tempfile::tempdir().unwrap();
     let engine = common::engine_with_demo(dir.path());
-    let r = ask(&engine, "postmortem login outage", Mode::Keyword);
+    let postmortem = "incident-postmortem-2026-02-outage.md";
+
+    // Terms found only in one document's text: its chunk holding them comes first, marked.
+    let r = ask(&engine, "expired certificate", Mode::Keyword);
     assert!(
-        r.hits[0]
-            .document
-            .source
-            .ends_with("incident-postmortem-2026-02-outage.md"),
+        r.hits[0].document.source.ends_with(postmortem),
         "{:?}",
         r.hits[0].document
     );
     assert!(
-        r.hits[0].highlights.iter().any(|h| h.contains("<mark>")),
+        r.hits[0]
+            .highlights
+            .iter()
+            .any(|h| h.contains("<mark>certificate</mark>")),
         "{:?}",
         r.hits[0].highlights
     );
     assert!(r.hits[0].keyword_score.is_some() && r.hits[0].vector_score.is_none());
+
+    // Terms that are the document's title. Every chunk of it matches them through the title
+    // and section columns, so which of its chunks comes first is BM25's length normalisation
+    // (the shortest one), not whether the chunk's text holds them: the document must come
+    // first, and its opening chunk (the title heading, joined to the Summary) must be among
+    // the hits with each term marked.
+    let r = ask(&engine, "postmortem login outage", Mode::Keyword);
+    assert!(
+        r.hits[0].document.source.ends_with(postmortem),
+        "{:?}",
+        r.hits[0].document
+    );
+    assert!(
+        r.hits
+            .iter()
+            .all(|h| h.keyword_score.is_some() && h.vector_score.is_none())
+    );
+    let opening = r
+        .hits
+        .iter()
+        .find(|h| h.document.source.ends_with(postmortem) && h.chunk.index == 0)
+        .unwrap_or_else(|| panic!("the opening chunk is not among the hits: {:#?}", r.hits));
+    for mark in [
+        "<mark>Postmortem</mark>",
+        "<mark>login</mark>",
+        "<mark>outage</mark>",
+    ] {
+        assert!(
+            opening.highlights.iter().any(|h| h.contains(mark)),
+            "{mark}: {:?}",
+            opening.highlights
+        );
+    }
 }
 
 #[test]

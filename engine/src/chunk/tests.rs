@@ -38,9 +38,11 @@ fn is_sentence_start(full: &str, pos: usize) -> bool {
         || before.ends_with(['.', '!', '?', '"', '\'', ')', ']'])
 }
 
-/// Section byte ranges (start of first block .. end of last block) with their paths.
+/// Section byte ranges (start of first block .. end of last block) with their paths; a
+/// section of only its heading joins the subsection right after it (the module's rule).
 fn sections(d: &ParsedDocument) -> Vec<(usize, usize, Vec<String>)> {
     let mut out: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    let mut heading_only = false;
     let mut off = 0;
     for (i, b) in d.blocks.iter().enumerate() {
         if i > 0 {
@@ -49,9 +51,21 @@ fn sections(d: &ParsedDocument) -> Vec<(usize, usize, Vec<String>)> {
         let new =
             b.kind == BlockKind::Heading || out.last().is_none_or(|(_, _, p)| *p != b.section_path);
         if new {
-            out.push((off, off + b.text.len(), b.section_path.clone()));
+            match out.last_mut() {
+                Some(last)
+                    if heading_only
+                        && b.section_path.len() > last.2.len()
+                        && b.section_path.starts_with(&last.2) =>
+                {
+                    last.1 = off + b.text.len();
+                    last.2 = b.section_path.clone();
+                }
+                _ => out.push((off, off + b.text.len(), b.section_path.clone())),
+            }
+            heading_only = b.kind == BlockKind::Heading;
         } else if let Some(last) = out.last_mut() {
             last.1 = off + b.text.len();
+            heading_only = false;
         }
         off += b.text.len();
     }
@@ -183,6 +197,35 @@ fn headings_start_chunks_and_sections_do_not_mix() {
     );
     assert_eq!(chunks[2].section_path, ["A", "B"]);
     assert!(chunks.iter().all(|c| c.content_start == 0));
+}
+
+#[test]
+fn a_heading_alone_joins_its_first_subsection_but_not_a_sibling() {
+    let d = doc(vec![
+        block(&["Guide"], BlockKind::Heading, "Guide"),
+        block(&["Guide", "Install"], BlockKind::Heading, "Install"),
+        block(
+            &["Guide", "Install"],
+            BlockKind::Paragraph,
+            "Run the installer.",
+        ),
+        block(&["Guide", "Empty"], BlockKind::Heading, "Empty"),
+        block(&["Other"], BlockKind::Heading, "Other"),
+        block(&["Other"], BlockKind::Paragraph, "More text."),
+    ]);
+    let chunks = check(&d, &ChunkConfig::default(), &WhitespaceTokenCounter);
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    // "Guide" and "Install" say nothing alone: one chunk with the subsection's path. "Empty"
+    // has no subsection after it (a sibling chapter follows), so it stays a chunk of its own.
+    assert_eq!(
+        texts,
+        [
+            "Guide\n\nInstall\n\nRun the installer.",
+            "Empty",
+            "Other\n\nMore text."
+        ]
+    );
+    assert_eq!(chunks[0].section_path, ["Guide", "Install"]);
 }
 
 #[test]
