@@ -132,8 +132,8 @@ pub struct EmbeddingConfig {
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads of the ingest session; 0 means one per CPU core.
     pub threads: usize,
-    /// Intra-op threads of the query session; 0 means half the cores (at least 1). A query is a
-    /// few tokens: more threads save little, and hybrid search runs its keyword half beside it.
+    /// Intra-op threads of the query session; 0 means one per CPU core. Fewer leave cores to
+    /// concurrent searches (and to an ingest) at the cost of each query's embedding time.
     pub query_threads: usize,
     /// Tokens per text the model sees (sentence-transformers uses 256 for MiniLM).
     pub max_sequence_length: usize,
@@ -590,6 +590,15 @@ impl Config {
         }
         if self.ingest.max_concurrent == 0 {
             return bad("ingest.max_concurrent", "must be at least 1");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let searches = self.limits.effective_max_concurrent_searches();
+        let room = crate::index::search_contexts(cores).saturating_sub(cores);
+        if searches > room {
+            return Err(Error::Config(format!(
+                "key `limits.max_concurrent_searches`: {searches} is more than the vector index \
+                 serves at once on {cores} cores ({room}); set it to {room} or less"
+            )));
         }
         if let Some(f) = &self.logging.format
             && f != "json"

@@ -122,7 +122,7 @@ impl Embedder {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = if cfg.threads == 0 { cores } else { cfg.threads };
         let query_threads = if cfg.query_threads == 0 {
-            (cores / 2).max(1)
+            cores
         } else {
             cfg.query_threads
         };

@@ -28,6 +28,8 @@ pub(crate) const DEFAULT_DIMENSIONS: usize = 384;
 
 /// A search's vector hits (`None`: a hybrid search without them) and why it went without.
 type VectorSide = (Option<Vec<(i64, f32)>>, Option<String>);
+/// A search's query vector (`None`: a hybrid search without one) and why it went without.
+type QuerySide = (Option<Vec<f32>>, Option<String>);
 
 pub struct Engine {
     pub config: Config,
@@ -662,19 +664,22 @@ impl Engine {
             self.store
                 .read(|c| search::keyword_candidates(c, &terms, &plan.conditions, depth))
         };
-        // Hybrid runs its keyword half on a second thread while this one embeds the query and
-        // walks the graph: the answer takes the longer of the two, not their sum.
-        let (vector_side, keyword_hits) = if plan.mode == Mode::Hybrid {
+        // The query is embedded first, on every query thread; then hybrid runs its keyword half
+        // on a second thread while this one walks the graph and rescores. (Beside the
+        // embedding, the keyword half would take a core from ONNX Runtime's threads, which wait
+        // for each other at every operator.)
+        let query_side = self.query_side(&plan)?;
+        let (vector_side, keyword_hits) = if plan.mode == Mode::Hybrid && query_side.0.is_some() {
             std::thread::scope(|s| {
                 let keyword = s.spawn(keyword);
-                let vector_side = self.vector_side(&plan, depth);
+                let vector_side = self.vector_side(&plan, depth, query_side);
                 let keyword_hits = keyword
                     .join()
                     .map_err(|_| Error::Internal("keyword search thread panicked".into()))?;
                 Ok::<_, Error>((vector_side, keyword_hits))
             })?
         } else {
-            (self.vector_side(&plan, depth), keyword())
+            (self.vector_side(&plan, depth, query_side), keyword())
         };
         let (vector_hits, degraded) = vector_side?;
         let keyword_hits = keyword_hits?;
@@ -726,12 +731,11 @@ impl Engine {
         })
     }
 
-    /// The vector half of a search: its hits (`None` when a hybrid search goes on without
-    /// them) and why it went without, or the error a vector search answers with.
-    fn vector_side(&self, plan: &search::Plan, depth: usize) -> Result<VectorSide> {
-        let mut degraded = None;
+    /// The query's vector, when the search uses one (`None` when a hybrid search goes on
+    /// without), and why it went without; or the error a vector search answers with.
+    fn query_side(&self, plan: &search::Plan) -> Result<QuerySide> {
         let use_vector = match plan.mode {
-            Mode::Keyword => false,
+            Mode::Keyword => return Ok((None, None)),
             Mode::Vector => {
                 if let Some(st) = self.index_loading() {
                     return Err(Error::IndexLoading(format!(
@@ -742,30 +746,39 @@ impl Engine {
                 }
                 true
             }
-            Mode::Hybrid => {
-                if !self.vectors_available() {
-                    degraded = Some(format!(
-                        "vector search unavailable ({}); results are keyword-only",
-                        self.vectors_unavailable_reason()
-                    ));
-                }
-                self.vectors_available()
-            }
+            Mode::Hybrid => self.vectors_available(),
         };
         if !use_vector {
-            return Ok((None, degraded));
+            return Ok((
+                None,
+                Some(format!(
+                    "vector search unavailable ({}); results are keyword-only",
+                    self.vectors_unavailable_reason()
+                )),
+            ));
         }
-        let query_vector = match self.embed_query(&plan.query) {
-            Ok(q) => q,
-            Err(e) if plan.mode == Mode::Hybrid => {
-                return Ok((
-                    None,
-                    Some(format!(
-                        "vector search failed ({e}); results are keyword-only"
-                    )),
-                ));
-            }
-            Err(e) => return Err(e),
+        match self.embed_query(&plan.query) {
+            Ok(q) => Ok((Some(q), None)),
+            Err(e) if plan.mode == Mode::Hybrid => Ok((
+                None,
+                Some(format!(
+                    "vector search failed ({e}); results are keyword-only"
+                )),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The vector hits of a query side (`None` when there is no vector or a hybrid search goes
+    /// on without the vector store), and why a hybrid search went without.
+    fn vector_side(
+        &self,
+        plan: &search::Plan,
+        depth: usize,
+        (query_vector, degraded): QuerySide,
+    ) -> Result<VectorSide> {
+        let Some(query_vector) = query_vector else {
+            return Ok((None, degraded));
         };
         match self.vector_hits(&query_vector, depth, &plan.conditions) {
             Ok(hits) => Ok((Some(hits), degraded)),

@@ -52,6 +52,18 @@ const PARALLEL_ADD_MIN: usize = 256;
 /// widen the walk to 200).
 const RESCORE_EXTRA: usize = 32;
 
+/// Callers the graph serves at once: `usearch` keeps a fixed set of per-thread search contexts
+/// and fails a search past them ("Reserve capacity ahead of searches!") rather than waiting.
+/// Its default is one per core, fewer than the searches the server admits (twice the cores)
+/// plus a parallel insert; this covers both with room (config refuses a search limit above it).
+pub fn search_contexts(cores: usize) -> usize {
+    (4 * cores).max(64)
+}
+
+fn contexts() -> usize {
+    search_contexts(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// How many candidates a search for `k` hits rescores.
 fn candidates_for(k: usize) -> usize {
     k + RESCORE_EXTRA
@@ -130,7 +142,11 @@ fn new_graph(dimensions: usize, cfg: &IndexConfig) -> Result<Index> {
         expansion_search: cfg.ef_search,
         multi: false,
     };
-    Index::new(&options).map_err(|e| index_err("create", e))
+    let graph = Index::new(&options).map_err(|e| index_err("create", e))?;
+    graph
+        .reserve_capacity_and_threads(0, contexts())
+        .map_err(|e| index_err("reserve search contexts", e))?;
+    Ok(graph)
 }
 
 fn key(id: i64) -> u64 {
@@ -279,7 +295,7 @@ impl VectorIndex {
         // Doubling keeps the number of reallocations logarithmic in the collection size.
         let target = (graph.size() + extra).max(graph.capacity() * 2).max(1024);
         graph
-            .reserve(target)
+            .reserve_capacity_and_threads(target, contexts())
             .map_err(|e| index_err("reserve capacity", e))
     }
 

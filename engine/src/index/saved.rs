@@ -178,6 +178,9 @@ impl VectorIndex {
         }
         // The file keeps the build-time search width; the configured one wins.
         graph.change_expansion_search(self.cfg.ef_search);
+        graph
+            .reserve_capacity_and_threads(graph.size(), super::contexts())
+            .map_err(|e| index_err("reserve search contexts", e))?;
         Ok(())
     }
 

@@ -360,3 +360,26 @@ fn the_index_holds_no_f32_copy_of_its_vectors() {
         "{per_vector} bytes per vector of {dims} dimensions"
     );
 }
+
+#[test]
+fn many_concurrent_searches_each_get_an_answer() {
+    // Two cores here: usearch's default of a context per core failed the third search at once.
+    let vs = clustered_vectors(500, 16, 29);
+    let items = keyed(&vs, 0);
+    for exact_below in [10, 10_000] {
+        let (idx, exact) = filled(&items, 16, &cfg(), exact_below);
+        let barrier = std::sync::Barrier::new(24);
+        std::thread::scope(|s| {
+            for q in &vs[..24] {
+                let (idx, exact, barrier) = (&idx, &exact, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for _ in 0..20 {
+                        let hits = idx.search(q, 10, None, exact).unwrap();
+                        assert_eq!(hits.len(), 10);
+                    }
+                });
+            }
+        });
+    }
+}
