@@ -241,13 +241,20 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
         );
         drop(sampler);
         if want("embed") || want("ingest") {
-            // ONNX Runtime alone on exactly the chunks the pipeline embedded: same session,
-            // batches and threads, tokenisation and pooling left out of the timing.
-            let texts: Vec<String> = engine.store.read(|c| {
-                Ok(c.prepare("SELECT text FROM chunks ORDER BY id")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?)
-            })?;
+            // ONNX Runtime alone on exactly the texts the pipeline embedded (the chunks as
+            // `embedding.text` composes them): same session, batches and threads, tokenisation
+            // and pooling left out of the timing.
+            let recipe = config.embedding.text;
+            let texts: Vec<String> = engine
+                .store
+                .chunks_to_embed(engine.model_name(), 0, 1_000_000, false)?
+                .iter()
+                .map(|c| {
+                    recipe
+                        .input(c.title.as_deref(), &c.section_path, &c.text)
+                        .into_owned()
+                })
+                .collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let embedder = engine
                 .embedder()

@@ -43,9 +43,11 @@ pub(super) fn compare(config: &Config, texts: &[&str], queries: &[&str]) -> Resu
         }
     }
     let rate = |s: f64| (texts.len() * ROUNDS) as f64 / s;
+    // One model's queries after the other's: alternating them query by query would leave each
+    // session's thread pool asleep when its next query comes, and time the wake-up.
     let mut query_ms = [vec![], vec![]];
-    for q in queries {
-        for (m, ms) in models.iter().zip(query_ms.iter_mut()) {
+    for (m, ms) in models.iter().zip(query_ms.iter_mut()) {
+        for q in queries {
             let t = Instant::now();
             m.embed_on(Lane::Query, &[q])?;
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
