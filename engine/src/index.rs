@@ -52,6 +52,10 @@ const PARALLEL_ADD_MIN: usize = 256;
 /// widen the walk to 200).
 const RESCORE_EXTRA: usize = 32;
 
+/// Allowed sets smaller than this are scored exactly: walking the graph while rejecting almost
+/// every node would be slower and could miss.
+const NARROW_FILTER: usize = 2048;
+
 /// Callers the graph serves at once: `usearch` keeps a fixed set of per-thread search contexts
 /// and fails a search past them ("Reserve capacity ahead of searches!") rather than waiting.
 /// Its default is one per core, fewer than the searches the server admits (twice the cores)
@@ -68,9 +72,6 @@ fn contexts() -> usize {
 fn candidates_for(k: usize) -> usize {
     k + RESCORE_EXTRA
 }
-/// Allowed sets smaller than this are scored exactly: walking the graph while rejecting almost
-/// every node would be slower and could miss.
-const NARROW_FILTER: usize = 2048;
 
 /// How a loaded graph is built and searched (the `index` settings and the exact-scan size).
 #[derive(Debug, Clone, Copy)]

@@ -319,11 +319,7 @@ async fn the_object_storage_breaker_opens_over_http_and_shows_in_health_and_metr
     let mut cfg = common::config(&dir.path().join("data"));
     cfg.admin_token_file = Some(token_file);
     cfg.backup.credentials_dir = creds_dir().to_path_buf();
-    let engine = tokio::task::spawn_blocking(move || {
-        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
-    })
-    .await
-    .unwrap();
+    let engine = common::open_without_model(cfg).await;
     let threshold = engine
         .breakers
         .get("object_storage")

@@ -590,11 +590,7 @@ async fn an_overlong_uri_and_oversized_headers_answer_json_414_and_431() {
     let mut cfg = common::config(dir.path());
     cfg.limits.max_uri_bytes = 1024;
     cfg.limits.max_header_bytes = 4096;
-    let engine = tokio::task::spawn_blocking(move || {
-        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
-    })
-    .await
-    .unwrap();
+    let engine = common::open_without_model(cfg).await;
     let s = TestServer::start(engine).await;
     let c = reqwest::Client::new();
     let long = "a".repeat(2048);
@@ -644,11 +640,7 @@ async fn an_overlong_uri_and_oversized_headers_answer_json_414_and_431() {
 async fn server_failures_are_tracked_by_route_and_kind_in_health_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::config(dir.path());
-    let engine = tokio::task::spawn_blocking(move || {
-        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
-    })
-    .await
-    .unwrap();
+    let engine = common::open_without_model(cfg).await;
     // A file found damaged: data routes answer 503 database_damaged, a failure of the engine.
     engine.store.mark_damaged("test: malformed").unwrap();
     let s = TestServer::start(engine).await;

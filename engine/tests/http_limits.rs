@@ -12,11 +12,7 @@ async fn server() -> (tempfile::TempDir, TestServer) {
     // Default limits (8 KiB target, 32 KiB headers); no model needed.
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::config(dir.path());
-    let engine = tokio::task::spawn_blocking(move || {
-        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Skip).unwrap()
-    })
-    .await
-    .unwrap();
+    let engine = common::open_without_model(cfg).await;
     (dir, TestServer::start(engine).await)
 }
 

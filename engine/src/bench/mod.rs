@@ -21,7 +21,7 @@ use crate::cli::Format;
 use crate::config::Config;
 use crate::engine::{Engine, ModelLoading};
 use crate::error::{Error, Result};
-use crate::index::VectorIndex;
+use crate::index::{StoredVectors, VectorIndex};
 use crate::ingest::{FileReport, IngestOptions, NoProgress, Progress};
 
 #[derive(Debug, Args)]
@@ -435,12 +435,14 @@ fn real_vector_recall(engine: &Engine, queries: usize) -> Result<Value> {
     let k = 10;
     let mut ids = vec![];
     let mut data = vec![];
-    engine
-        .store
-        .for_each_embedding(&engine.config.embedding.model, |id, v| {
-            ids.push(id);
-            data.push(v);
-        })?;
+    // The vectors the index holds, read as a rebuild reads them.
+    engine.stored_vectors().for_each_slice(4096, &mut |part| {
+        for (id, v) in part {
+            ids.push(*id);
+            data.push(v.clone());
+        }
+        Ok(())
+    })?;
     if data.len() <= k * 2 {
         return Ok(Value::Null);
     }

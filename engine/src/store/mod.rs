@@ -128,7 +128,6 @@ pub struct ChunkRecord {
     pub token_count: i64,
 }
 
-/// What a document write changed, for the vector index to follow.
 /// A stored chunk to embed ([`Store::chunks_to_embed`]).
 #[derive(Debug, Clone)]
 pub struct ChunkToEmbed {
@@ -138,6 +137,7 @@ pub struct ChunkToEmbed {
     pub title: Option<String>,
 }
 
+/// What a document write changed, for the vector index to follow.
 #[derive(Debug, Default)]
 pub struct WriteOutcome {
     pub removed_chunk_ids: Vec<i64>,
@@ -605,27 +605,6 @@ impl Store {
                 database_bytes: bytes,
                 schema_version: count("PRAGMA user_version")?,
             })
-        })
-    }
-
-    /// Streams every stored embedding of `model` to `f` (for rebuilding the vector index).
-    pub fn for_each_embedding(
-        &self,
-        model: &str,
-        mut f: impl FnMut(i64, Vec<f32>),
-    ) -> Result<usize> {
-        self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT chunk_id, vector FROM embeddings WHERE model = ?1 ORDER BY chunk_id",
-            )?;
-            let mut rows = stmt.query([model])?;
-            let mut n = 0;
-            while let Some(row) = rows.next()? {
-                let blob: Vec<u8> = row.get(1)?;
-                f(row.get(0)?, blob_to_vector(&blob));
-                n += 1;
-            }
-            Ok(n)
         })
     }
 

@@ -290,26 +290,20 @@ pub async fn assert_demo_questions_answered(c: &reqwest::Client, s: &TestServer)
 
 /// Reads one HTTP/1.1 answer from a raw connection: its head (status line and headers) and body.
 pub async fn read_http_answer(conn: &mut tokio::net::TcpStream) -> (String, String) {
-    use tokio::io::AsyncReadExt;
     let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = conn.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed without an answer");
-        raw.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&raw).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .expect("content-length");
-            if body.len() >= len {
-                return (head.to_string(), body[..len].to_string());
-            }
-        }
-    }
+    let answer = raw_http::read_answer(conn, &mut raw)
+        .await
+        .expect("connection closed without an answer");
+    assert!(
+        answer.head.to_ascii_lowercase().contains("content-length:"),
+        "no content-length: {answer:?}"
+    );
+    (answer.head, answer.body)
+}
+
+/// An engine on `cfg` without the model (keyword search only), opened off the async runtime.
+pub async fn open_without_model(cfg: Config) -> Engine {
+    tokio::task::spawn_blocking(move || Engine::open(cfg, ModelLoading::Skip).unwrap())
+        .await
+        .unwrap()
 }
