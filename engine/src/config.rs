@@ -132,8 +132,9 @@ pub struct EmbeddingConfig {
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads of the ingest session; 0 means one per CPU core.
     pub threads: usize,
-    /// Intra-op threads of the query session; 0 means one per CPU core. Fewer leave cores to
-    /// concurrent searches (and to an ingest) at the cost of each query's embedding time.
+    /// Intra-op threads of the query session; 0 means one per CPU core. A hybrid search embeds
+    /// its query there while its keyword half runs on the cores left over; a vector search
+    /// embeds on the ingest session's threads when no ingest holds them.
     pub query_threads: usize,
     /// Tokens per text the model sees (sentence-transformers uses 256 for MiniLM).
     pub max_sequence_length: usize,
@@ -181,6 +182,10 @@ pub struct SearchConfig {
     pub exact_search_below: usize,
     /// Reciprocal-rank-fusion constant for hybrid search.
     pub rrf_k: f32,
+    /// Chunks per thread of a keyword query: a collection larger than this splits each keyword
+    /// query over the cores (the results are the same), and a hybrid search on it embeds its
+    /// query beside the keyword half instead of before it.
+    pub keyword_chunks_per_thread: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -341,7 +346,7 @@ impl Default for EmbeddingConfig {
             onnxruntime: None,
             batch_size: 32,
             threads: 0,
-            query_threads: 0,
+            query_threads: 1,
             max_sequence_length: 256,
             text: Default::default(),
         }
@@ -378,6 +383,7 @@ impl Default for SearchConfig {
             max_query_chars: 2000,
             exact_search_below: 20_000,
             rrf_k: 60.0,
+            keyword_chunks_per_thread: 25_000,
         }
     }
 }
@@ -578,6 +584,9 @@ impl Config {
                 "search.default_top_k",
                 "must be between 1 and search.max_top_k",
             );
+        }
+        if self.search.keyword_chunks_per_thread == 0 {
+            return bad("search.keyword_chunks_per_thread", "must be at least 1");
         }
         if self.index.m < 4 || self.index.m > 128 {
             return bad("index.m", "must be between 4 and 128");

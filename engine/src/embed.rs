@@ -21,15 +21,19 @@ const TOKEN_BUDGET: usize = 1024;
 pub enum Lane {
     /// Ingest and repair batches.
     Ingest,
-    /// Search queries: a session of their own, so a query never waits for an ingest batch.
+    /// A search query: the ingest session when no batch holds it (every core), else the query
+    /// session of its own; a query never waits for an ingest batch.
     Query,
+    /// A query embedded while its search's keyword half runs beside it (hybrid): the query
+    /// session only, whose threads (one by default) leave the other cores to that half.
+    QueryBeside,
 }
 
 impl Lane {
     pub fn as_str(&self) -> &'static str {
         match self {
             Lane::Ingest => "ingest",
-            Lane::Query => "query",
+            Lane::Query | Lane::QueryBeside => "query",
         }
     }
 }
@@ -38,9 +42,11 @@ pub struct Embedder {
     // `Session::run` takes `&mut self`; one session already uses every core through its
     // intra-op thread pool, so a lock costs nothing in ingest throughput. Queries get a second
     // session (the model's weights once more in memory) because behind the ingest lock a
-    // one-line query would wait for a whole batch of long chunks.
+    // one-line query would wait for a whole batch of long chunks; a query alone borrows the
+    // ingest session's cores when no batch holds it.
     session: Mutex<Session>,
     query_session: Mutex<Session>,
+    query_threads: usize,
     tokenizer: Tokenizer,
     dimensions: usize,
     batch_size: usize,
@@ -133,6 +139,10 @@ impl Embedder {
                 .map_err(|e| model_err("thread count")(e.to_string()))?
                 .with_inter_threads(1)
                 .map_err(|e| model_err("thread count")(e.to_string()))?
+                // Threads spin between the operators of a run, as by default, but not after
+                // it: a spinning worker would take a core from the search work that follows.
+                .with_config_entry("session.force_spinning_stop", "1")
+                .map_err(|e| model_err("thread spinning")(e.to_string()))?
                 // Shapes vary with every batch, so a per-shape memory pattern is useless. The
                 // arena stays on: the token budget bounds the largest batch, so the arena's size
                 // is bounded too, while plain malloc fragments over a long ingest.
@@ -173,6 +183,7 @@ impl Embedder {
         Ok(Embedder {
             session: Mutex::new(session),
             query_session: Mutex::new(query_session),
+            query_threads,
             tokenizer,
             dimensions,
             batch_size: cfg.batch_size,
@@ -192,6 +203,11 @@ impl Embedder {
 
     pub fn model_dir(&self) -> &Path {
         &self.model_dir
+    }
+
+    /// Intra-op threads of the query session.
+    pub fn query_threads(&self) -> usize {
+        self.query_threads
     }
 
     pub fn batch_size(&self) -> usize {
@@ -268,12 +284,18 @@ impl Embedder {
     }
 
     fn session(&self, lane: Lane) -> Result<std::sync::MutexGuard<'_, Session>> {
+        let poisoned = || Error::Internal("embedding session lock poisoned".into());
         match lane {
-            Lane::Ingest => &self.session,
-            Lane::Query => &self.query_session,
+            Lane::Ingest => self.session.lock().map_err(|_| poisoned()),
+            Lane::Query => match self.session.try_lock() {
+                Ok(idle) => Ok(idle),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    self.query_session.lock().map_err(|_| poisoned())
+                }
+                Err(std::sync::TryLockError::Poisoned(_)) => Err(poisoned()),
+            },
+            Lane::QueryBeside => self.query_session.lock().map_err(|_| poisoned()),
         }
-        .lock()
-        .map_err(|_| Error::Internal("embedding session lock poisoned".into()))
     }
 
     /// Holds the session of `lane` as a running batch does, until the guard drops: what an

@@ -2,6 +2,7 @@
 //! line both drive this type, so they behave the same.
 
 mod embedding_text;
+mod keyword;
 mod vectors;
 
 use std::sync::atomic::AtomicBool;
@@ -13,7 +14,7 @@ use serde::Serialize;
 use crate::assets::AssetPaths;
 use crate::chunk::{HfTokenCounter, TokenCounter, WhitespaceTokenCounter};
 use crate::config::Config;
-use crate::embed::Embedder;
+use crate::embed::{Embedder, Lane};
 use crate::error::{Error, Result};
 use crate::index::{
     IndexJournal, IndexParams, IndexStats, LoadOutcome, LoadPhase, LoadProgress, LoadStatus,
@@ -30,6 +31,17 @@ pub(crate) const DEFAULT_DIMENSIONS: usize = 384;
 type VectorSide = (Option<Vec<(i64, f32)>>, Option<String>);
 /// A search's query vector (`None`: a hybrid search without one) and why it went without.
 type QuerySide = (Option<Vec<f32>>, Option<String>);
+
+fn no_vector() -> Error {
+    Error::Internal("the model returned no vector".into())
+}
+
+/// The keyword half's answer, from the thread it ran on.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<Result<T>> {
+    handle
+        .join()
+        .map_err(|_| Error::Internal("keyword search thread panicked".into()))
+}
 
 pub struct Engine {
     pub config: Config,
@@ -635,11 +647,11 @@ impl Engine {
         }
     }
 
-    /// Embeds a query on the query session: it never waits behind an ingest batch.
+    /// Embeds a query on a free session: it never waits behind an ingest batch.
     pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
-        self.embed_on(crate::embed::Lane::Query, &[query])?
+        self.embed_on(Lane::Query, &[query])?
             .pop()
-            .ok_or_else(|| Error::Internal("the model returned no vector".into()))
+            .ok_or_else(no_vector)
     }
 
     #[tracing::instrument(name = "search", skip_all, fields(mode = tracing::field::Empty, top_k = tracing::field::Empty, hits = tracing::field::Empty, degraded = tracing::field::Empty))]
@@ -657,29 +669,41 @@ impl Engine {
             want
         };
         let terms = search::query_terms(&plan.query);
-        let keyword = || -> Result<Vec<(i64, f32)>> {
+        let keyword = |threads: usize| -> Result<Vec<(i64, f32)>> {
             if plan.mode == Mode::Vector {
                 return Ok(vec![]);
             }
-            self.store
-                .read(|c| search::keyword_candidates(c, &terms, &plan.conditions, depth))
+            self.keyword_hits(&terms, &plan.conditions, depth, threads)
         };
-        // The query is embedded first, on every query thread; then hybrid runs its keyword half
-        // on a second thread while this one walks the graph and rescores. (Beside the
-        // embedding, the keyword half would take a core from ONNX Runtime's threads, which wait
-        // for each other at every operator.)
-        let query_side = self.query_side(&plan)?;
-        let (vector_side, keyword_hits) = if plan.mode == Mode::Hybrid && query_side.0.is_some() {
+        // Hybrid runs its keyword half on a thread of its own beside the graph walk and
+        // rescoring. On a large collection the keyword half is the longest part, so it starts
+        // at once, on the cores the query session leaves (one, on two cores), while this thread
+        // embeds the query there; on a small one the embedding is, so it runs first on every
+        // free core. (Beside ONNX Runtime's threads the keyword half would stall them: they
+        // wait for each other at every operator.)
+        let hybrid = plan.mode == Mode::Hybrid;
+        let (vector_side, keyword_hits) = if hybrid && self.keyword_wants_cores()? {
+            let beside = self.cores().saturating_sub(self.query_threads()).max(1);
             std::thread::scope(|s| {
-                let keyword = s.spawn(keyword);
+                let keyword = s.spawn(|| keyword(beside));
+                let vector_side = self
+                    .query_side(&plan, Lane::QueryBeside)
+                    .and_then(|q| self.vector_side(&plan, depth, q));
+                Ok::<_, Error>((vector_side, joined(keyword)?))
+            })?
+        } else if hybrid {
+            let query_side = self.query_side(&plan, Lane::Query)?;
+            std::thread::scope(|s| {
+                let keyword = s.spawn(|| keyword(1));
                 let vector_side = self.vector_side(&plan, depth, query_side);
-                let keyword_hits = keyword
-                    .join()
-                    .map_err(|_| Error::Internal("keyword search thread panicked".into()))?;
-                Ok::<_, Error>((vector_side, keyword_hits))
+                Ok::<_, Error>((vector_side, joined(keyword)?))
             })?
         } else {
-            (self.vector_side(&plan, depth, query_side), keyword())
+            let query_side = self.query_side(&plan, Lane::Query)?;
+            (
+                self.vector_side(&plan, depth, query_side),
+                keyword(self.cores()),
+            )
         };
         let (vector_hits, degraded) = vector_side?;
         let keyword_hits = keyword_hits?;
@@ -733,7 +757,7 @@ impl Engine {
 
     /// The query's vector, when the search uses one (`None` when a hybrid search goes on
     /// without), and why it went without; or the error a vector search answers with.
-    fn query_side(&self, plan: &search::Plan) -> Result<QuerySide> {
+    fn query_side(&self, plan: &search::Plan, lane: Lane) -> Result<QuerySide> {
         let use_vector = match plan.mode {
             Mode::Keyword => return Ok((None, None)),
             Mode::Vector => {
@@ -757,7 +781,10 @@ impl Engine {
                 )),
             ));
         }
-        match self.embed_query(&plan.query) {
+        let embedded = self
+            .embed_on(lane, &[&plan.query])
+            .and_then(|mut v| v.pop().ok_or_else(no_vector));
+        match embedded {
             Ok(q) => Ok((Some(q), None)),
             Err(e) if plan.mode == Mode::Hybrid => Ok((
                 None,

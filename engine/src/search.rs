@@ -4,11 +4,16 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::params_from_iter;
-use rusqlite::types::Value as SqlValue;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::filter::{self, Condition, FilterInput};
+
+mod keyword;
+pub use keyword::{
+    KeywordSlice, chunk_id_span, fts_query, keyword_candidates, keyword_slice, merge_slices,
+    query_terms, rowid_slices, slice_count,
+};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -163,84 +168,6 @@ pub fn plan(req: &SearchRequest, cfg: &crate::config::SearchConfig) -> Result<Pl
         threshold: req.score_threshold,
         conditions,
     })
-}
-
-/// English function words. Left in an OR query they match nearly every chunk, so BM25 has to
-/// score the whole collection (74 ms instead of a few at 100k chunks) while adding nothing to
-/// the ranking that the content words do not already give.
-const STOP_WORDS: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did",
-    "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it",
-    "its", "me", "my", "of", "on", "or", "our", "should", "so", "that", "the", "their", "them",
-    "then", "there", "these", "they", "this", "to", "us", "was", "we", "were", "what", "when",
-    "where", "which", "who", "why", "will", "with", "would", "you", "your",
-];
-
-/// Words of the query, lowercased, for FTS and highlighting. Stop words are dropped unless the
-/// query has nothing else ("who are you" still searches for its words).
-pub fn query_terms(query: &str) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .filter(|w| seen.insert(w.clone()))
-        .collect();
-    let content: Vec<String> = words
-        .iter()
-        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
-        .cloned()
-        .collect();
-    if content.is_empty() { words } else { content }
-}
-
-/// An FTS5 query matching any of the terms; each term is quoted so user input can never be
-/// read as FTS syntax.
-pub fn fts_query(terms: &[String]) -> Option<String> {
-    if terms.is_empty() {
-        return None;
-    }
-    Some(
-        terms
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "")))
-            .collect::<Vec<_>>()
-            .join(" OR "),
-    )
-}
-
-/// Keyword retrieval: (chunk id, BM25 score, higher is better), filtered inside the query.
-pub fn keyword_candidates(
-    conn: &rusqlite::Connection,
-    terms: &[String],
-    conds: &[Condition],
-    limit: usize,
-) -> Result<Vec<(i64, f32)>> {
-    let Some(q) = fts_query(terms) else {
-        return Ok(vec![]);
-    };
-    let (where_sql, mut params) = filter::to_sql(conds);
-    // Without a filter the joins only cost time: every match would be joined before the sort.
-    let sql = if conds.is_empty() {
-        "SELECT rowid, -bm25(chunks_fts, 1.0, 2.0, 1.5) AS score FROM chunks_fts
-         WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, 1.0, 2.0, 1.5) LIMIT ?"
-            .to_string()
-    } else {
-        format!(
-            "SELECT c.id, -bm25(chunks_fts, 1.0, 2.0, 1.5) AS score
-             FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
-             WHERE chunks_fts MATCH ? AND {where_sql}
-             ORDER BY bm25(chunks_fts, 1.0, 2.0, 1.5) LIMIT ?"
-        )
-    };
-    let mut all = vec![SqlValue::Text(q)];
-    all.append(&mut params);
-    all.push(SqlValue::Integer(limit as i64));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(all), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Chunk ids that pass the filter (`None` when there is no filter: everything passes).
@@ -409,25 +336,6 @@ mod tests {
         assert_eq!(fused[0].0, 1);
         assert_eq!(fused[1].0, 3);
         assert_eq!(fused.len(), 4);
-    }
-
-    #[test]
-    fn fts_query_quotes_terms_so_syntax_cannot_leak_in() {
-        let terms = query_terms("NEAR(\"x\" b) AND -c*");
-        assert_eq!(
-            fts_query(&terms).unwrap(),
-            "\"near\" OR \"x\" OR \"b\" OR \"c\""
-        );
-        assert!(fts_query(&query_terms("!!! ???")).is_none());
-    }
-
-    #[test]
-    fn stop_words_are_dropped_unless_nothing_else_is_left() {
-        assert_eq!(
-            query_terms("How do I reset my Password?"),
-            ["reset", "password"]
-        );
-        assert_eq!(query_terms("Who are you?"), ["who", "are", "you"]);
     }
 
     #[test]

@@ -284,3 +284,59 @@ fn a_model_that_cannot_load_leaves_keyword_search_working() {
         .unwrap_err();
     assert_eq!(err.code(), "model_unavailable");
 }
+
+/// Past `search.keyword_chunks_per_thread` chunks a keyword query is split over the cores, and
+/// a hybrid search embeds its query beside its keyword half instead of before it: both answer
+/// exactly as on a collection below the threshold. (The split needs two cores; on one, both
+/// engines take the plain path.)
+#[test]
+fn split_keyword_queries_and_hybrid_beside_them_answer_as_the_plain_path() {
+    let dir = tempfile::tempdir().unwrap();
+    type Answer = Vec<(i64, Option<f32>, Option<f32>)>;
+    let answers = |engine: &instant_db::engine::Engine| -> Vec<Answer> {
+        let mut out = vec![];
+        for (q, _) in common::demo_questions() {
+            for mode in [Mode::Keyword, Mode::Hybrid] {
+                for filter in [None, Some(FilterInput::Short("doc_type:faq".into()))] {
+                    let r = engine
+                        .search(&SearchRequest {
+                            query: q.clone(),
+                            mode,
+                            top_k: Some(20),
+                            filter,
+                            ..Default::default()
+                        })
+                        .unwrap();
+                    assert!(r.degraded.is_none(), "{r:?}");
+                    out.push(
+                        r.hits
+                            .iter()
+                            .map(|h| (h.chunk.id, h.keyword_score, h.vector_score))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        out
+    };
+    let plain = answers(&common::engine_with_demo(dir.path()));
+    let mut cfg = common::config(dir.path());
+    cfg.search.keyword_chunks_per_thread = 10;
+    let split =
+        instant_db::engine::Engine::open(cfg, instant_db::engine::ModelLoading::Required).unwrap();
+    let split = answers(&split);
+    assert_eq!(split.len(), plain.len());
+    // Most lists have several hits to order (a filtered keyword query may have none).
+    let ordered = plain.iter().filter(|a| a.len() > 1).count();
+    assert!(ordered * 4 >= plain.len() * 3, "{plain:?}");
+    for (s, p) in split.iter().zip(&plain) {
+        let ids = |a: &Answer| a.iter().map(|h| (h.0, h.1)).collect::<Vec<_>>();
+        // Keyword scores are SQLite's own, so equal; vector scores may differ in the last bits
+        // between the query session (one thread) and the ingest session (every core).
+        assert_eq!(ids(s), ids(p));
+        for (a, b) in s.iter().zip(p) {
+            let (a, b) = (a.2.unwrap_or(0.0), b.2.unwrap_or(0.0));
+            assert!((a - b).abs() < 1e-4, "{a} against {b}");
+        }
+    }
+}

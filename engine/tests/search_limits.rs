@@ -96,3 +96,37 @@ fn a_query_is_answered_while_an_ingest_batch_holds_the_ingest_session() {
         assert!(!r.hits.is_empty() && r.degraded.is_none(), "{r:?}");
     });
 }
+
+/// A vector search borrows the ingest session's cores when no batch holds it: it is answered
+/// while the query session is held (by a hybrid search embedding beside its keyword half).
+#[test]
+fn a_query_alone_embeds_on_the_ingest_session_when_no_batch_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::engine_with_demo(dir.path());
+    let embedder = engine.embedder().unwrap().clone();
+    let guard = embedder.hold_session(Lane::QueryBeside).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let r = engine.search(&SearchRequest {
+                query: "how do I rotate the signing keys".into(),
+                mode: Mode::Vector,
+                ..Default::default()
+            });
+            tx.send(r).unwrap();
+        });
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(60));
+        let answered_while_held = answer.is_ok();
+        drop(guard);
+        let r = match answer {
+            Ok(r) => r,
+            Err(_) => rx.recv().unwrap(),
+        };
+        assert!(
+            answered_while_held,
+            "the query waited for the query session while the ingest session was free"
+        );
+        let r = r.unwrap();
+        assert!(!r.hits.is_empty() && r.degraded.is_none(), "{r:?}");
+    });
+}
