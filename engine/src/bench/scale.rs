@@ -62,6 +62,19 @@ pub(super) fn run(config: &Config, demo: &Engine, n: usize, queries: usize) -> R
         end_to_end(&engine, queries, super::QUERY_VARIANTS)?,
     );
     out.insert("retrieval_only".into(), retrieval_only(&engine, queries)?);
+    // The peer, in the same run on the same database: every keyword query in one piece and
+    // hybrid embedding its query before its keyword half, as on a collection below twice
+    // `search.keyword_chunks_per_thread` (and as every search ran before 2026-12-03's change).
+    engine.persist_index()?;
+    drop(engine);
+    eprintln!("bench: the same searches with keyword queries unsplit …");
+    let mut unsplit = config.clone();
+    unsplit.search.keyword_chunks_per_thread = usize::MAX;
+    let engine = fresh_engine(&unsplit, tmp.path())?;
+    out.insert(
+        "end_to_end_keyword_unsplit".into(),
+        end_to_end(&engine, queries, super::QUERY_VARIANTS)?,
+    );
     Ok(Value::Object(out))
 }
 
