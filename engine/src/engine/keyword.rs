@@ -29,9 +29,9 @@ impl Engine {
     }
 
     /// The best `depth` keyword hits, as one query over the whole collection ranks them, on up
-    /// to `threads` threads (fewer on a small collection). Each slice reads its own snapshot; a write committed between two of them can only
-    /// move the collection-wide BM25 statistics by that write, and a hit deleted meanwhile
-    /// is skipped when hits are loaded.
+    /// to `threads` threads (fewer on a small collection). Each slice reads its own snapshot:
+    /// a write committed between two of them can only move the collection-wide BM25
+    /// statistics by that write, and a hit deleted meanwhile is skipped when hits are loaded.
     pub fn keyword_hits(
         &self,
         terms: &[String],
@@ -62,11 +62,7 @@ impl Engine {
                 .collect();
             let mut lists = vec![slice(*own)?];
             for handle in spawned {
-                lists.push(
-                    handle
-                        .join()
-                        .map_err(|_| Error::Internal("keyword search thread panicked".into()))??,
-                );
+                lists.push(super::joined(handle)??);
             }
             Ok::<_, Error>(lists)
         })?;
