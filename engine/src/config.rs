@@ -228,7 +228,7 @@ impl LimitsConfig {
     /// CPU work, so more at once than that only queues threads instead of answering sooner.
     pub fn effective_max_concurrent_searches(&self) -> usize {
         match self.max_concurrent_searches {
-            0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => 2 * crate::sysres::cores(),
             n => n,
         }
     }
@@ -600,7 +600,7 @@ impl Config {
         if self.ingest.max_concurrent == 0 {
             return bad("ingest.max_concurrent", "must be at least 1");
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = crate::sysres::cores();
         let searches = self.limits.effective_max_concurrent_searches();
         let room = crate::index::search_contexts(cores).saturating_sub(cores);
         if searches > room {

@@ -125,7 +125,7 @@ impl Embedder {
     pub fn load(cfg: &EmbeddingConfig, assets: &AssetPaths) -> Result<Embedder> {
         assets.check_present()?;
         let environment = crate::assets::init_onnxruntime(&assets.onnxruntime)?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = crate::sysres::cores();
         // 0 in either setting means one thread per core.
         let or_cores = |n: usize| if n == 0 { cores } else { n };
         let (threads, query_threads) = (or_cores(cfg.threads), or_cores(cfg.query_threads));

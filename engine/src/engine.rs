@@ -683,7 +683,9 @@ impl Engine {
         // wait for each other at every operator.)
         let hybrid = plan.mode == Mode::Hybrid;
         let (vector_side, keyword_hits) = if hybrid && self.keyword_wants_cores()? {
-            let beside = self.cores().saturating_sub(self.query_threads()).max(1);
+            let beside = crate::sysres::cores()
+                .saturating_sub(self.query_threads())
+                .max(1);
             std::thread::scope(|s| {
                 let keyword = s.spawn(|| keyword(beside));
                 let vector_side = self
@@ -702,7 +704,7 @@ impl Engine {
             let query_side = self.query_side(&plan, Lane::Query)?;
             (
                 self.vector_side(&plan, depth, query_side),
-                keyword(self.cores()),
+                keyword(crate::sysres::cores()),
             )
         };
         let (vector_hits, degraded) = vector_side?;

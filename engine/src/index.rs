@@ -65,7 +65,7 @@ pub fn search_contexts(cores: usize) -> usize {
 }
 
 fn contexts() -> usize {
-    search_contexts(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    search_contexts(crate::sysres::cores())
 }
 
 /// How many candidates a search for `k` hits rescores.
@@ -263,7 +263,7 @@ impl VectorIndex {
             }
             Ok(())
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::sysres::cores();
         if items.len() < PARALLEL_ADD_MIN || threads == 1 {
             insert(items)?;
         } else {

@@ -28,6 +28,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sysinfo::{Disks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+/// CPU cores this process may use (its affinity and cgroup quota), read once: the standard
+/// library reads the cgroup files on every call, and searches ask on their hot path.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Thresholds for resource statuses. All fields have defaults (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

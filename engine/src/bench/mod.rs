@@ -209,7 +209,7 @@ pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
     let want = |s: &str| args.suite == "all" || args.suite == s;
     let mut results = serde_json::Map::new();
     results.insert("machine".into(), json!({
-        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cpus": crate::sysres::cores(),
         "embedding_threads": if config.embedding.threads == 0 { "all cores".to_string() } else { config.embedding.threads.to_string() },
         "batch_size": config.embedding.batch_size,
     }));

@@ -186,7 +186,7 @@ fn retrieval_only(engine: &Engine, queries: usize) -> Result<Value> {
     let index = engine.index();
     let stored = engine.stored_vectors();
     let rrf_k = engine.config.search.rrf_k;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::sysres::cores();
     let keyword =
         |q: &str, depth: usize| engine.keyword_hits(&search::query_terms(q), &[], depth, cores);
     let mut per_mode = serde_json::Map::new();

@@ -7,15 +7,12 @@ use crate::filter::Condition;
 use crate::search;
 
 impl Engine {
-    pub(super) fn cores(&self) -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-
     /// Whether the collection is large enough for its keyword queries to want more than one
     /// core (`search::slice_count`).
     pub(super) fn keyword_wants_cores(&self) -> Result<bool> {
         let span = self.store.read(search::chunk_id_span)?;
-        Ok(span.is_some_and(|(first, last)| self.slice_count(first, last, self.cores()) > 1))
+        Ok(span
+            .is_some_and(|(first, last)| self.slice_count(first, last, crate::sysres::cores()) > 1))
     }
 
     fn slice_count(&self, first: i64, last: i64, threads: usize) -> usize {
