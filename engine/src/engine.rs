@@ -669,11 +669,15 @@ impl Engine {
             want
         };
         let terms = search::query_terms(&plan.query);
+        let chunk_span = match plan.mode {
+            Mode::Vector => None,
+            Mode::Hybrid | Mode::Keyword => self.chunk_span()?,
+        };
         let keyword = |threads: usize| -> Result<Vec<(i64, f32)>> {
             if plan.mode == Mode::Vector {
                 return Ok(vec![]);
             }
-            self.keyword_hits(&terms, &plan.conditions, depth, threads)
+            self.keyword_hits(&terms, &plan.conditions, depth, chunk_span, threads)
         };
         // Hybrid runs its keyword half on a thread of its own beside the graph walk and
         // rescoring. On a large collection the keyword half is the longest part, so it starts
@@ -682,7 +686,7 @@ impl Engine {
         // free core. (Beside ONNX Runtime's threads the keyword half would stall them: they
         // wait for each other at every operator.)
         let hybrid = plan.mode == Mode::Hybrid;
-        let (vector_side, keyword_hits) = if hybrid && self.keyword_wants_cores()? {
+        let (vector_side, keyword_hits) = if hybrid && self.keyword_wants_cores(chunk_span) {
             let beside = crate::sysres::cores()
                 .saturating_sub(self.query_threads())
                 .max(1);

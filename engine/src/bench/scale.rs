@@ -187,8 +187,10 @@ fn retrieval_only(engine: &Engine, queries: usize) -> Result<Value> {
     let stored = engine.stored_vectors();
     let rrf_k = engine.config.search.rrf_k;
     let cores = crate::sysres::cores();
-    let keyword =
-        |q: &str, depth: usize| engine.keyword_hits(&search::query_terms(q), &[], depth, cores);
+    let span = engine.chunk_span()?;
+    let keyword = |q: &str, depth: usize| {
+        engine.keyword_hits(&search::query_terms(q), &[], depth, span, cores)
+    };
     let mut per_mode = serde_json::Map::new();
     for mode in [Mode::Hybrid, Mode::Vector, Mode::Keyword] {
         let mut ms = Vec::with_capacity(texts.len());

@@ -7,17 +7,23 @@ use crate::filter::Condition;
 use crate::search;
 
 impl Engine {
-    /// Whether the collection is large enough for its keyword queries to want more than one
-    /// core (`search::slice_count`).
-    pub(super) fn keyword_wants_cores(&self) -> Result<bool> {
-        let span = self.store.read(search::chunk_id_span)?;
-        Ok(span
-            .is_some_and(|(first, last)| self.slice_count(first, last, crate::sysres::cores()) > 1))
+    /// The lowest and highest chunk id (`None` without chunks), which decide how keyword
+    /// queries are split; a search reads it once.
+    pub fn chunk_span(&self) -> Result<Option<(i64, i64)>> {
+        self.store.read(search::chunk_id_span)
     }
 
-    fn slice_count(&self, first: i64, last: i64, threads: usize) -> usize {
+    /// Whether a collection of `span` is large enough for its keyword queries to want more
+    /// than one core (`search::slice_count`).
+    pub(super) fn keyword_wants_cores(&self, span: Option<(i64, i64)>) -> bool {
+        self.slice_count(span, crate::sysres::cores()) > 1
+    }
+
+    fn slice_count(&self, span: Option<(i64, i64)>, threads: usize) -> usize {
         let per_thread = self.config.search.keyword_chunks_per_thread;
-        search::slice_count(first, last, per_thread, threads)
+        span.map_or(1, |(first, last)| {
+            search::slice_count(first, last, per_thread, threads)
+        })
     }
 
     /// Intra-op threads of the query session (0 without a model).
@@ -26,7 +32,8 @@ impl Engine {
     }
 
     /// The best `depth` keyword hits, as one query over the whole collection ranks them, on up
-    /// to `threads` threads (fewer on a small collection). Each slice reads its own snapshot:
+    /// to `threads` threads (fewer on a small collection); `span` is [`Engine::chunk_span`]'s
+    /// answer. Each slice reads its own snapshot:
     /// a write committed between two of them can only move the collection-wide BM25
     /// statistics by that write, and a hit deleted meanwhile is skipped when hits are loaded.
     pub fn keyword_hits(
@@ -34,17 +41,16 @@ impl Engine {
         terms: &[String],
         conds: &[Condition],
         depth: usize,
+        span: Option<(i64, i64)>,
         threads: usize,
     ) -> Result<Vec<(i64, f32)>> {
+        let Some((first, last)) = span else {
+            return Ok(vec![]);
+        };
         if search::fts_query(terms).is_none() {
             return Ok(vec![]);
         }
-        let slices = match self.store.read(search::chunk_id_span)? {
-            Some((first, last)) => {
-                search::rowid_slices(first, last, self.slice_count(first, last, threads))
-            }
-            None => return Ok(vec![]),
-        };
+        let slices = search::rowid_slices(first, last, self.slice_count(span, threads));
         let slice = |s: search::KeywordSlice| {
             self.store
                 .read(|c| search::keyword_slice(c, terms, conds, depth, s))
