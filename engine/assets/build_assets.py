@@ -41,11 +41,11 @@ BUILD_DEPS = ["numpy==2.4.6", "onnx==1.23.2", "protobuf==6.33.5"]
 # sha256 of the generated model.onnx: the build is deterministic for the pinned inputs above.
 # INSTANT_DB_EXPECT_MODEL_SHA256 overrides it when a maintainer deliberately changes the builder.
 MODEL_ONNX_SHA256 = os.environ.get("INSTANT_DB_EXPECT_MODEL_SHA256",
-                                   "3a38cb1cac3f577387a4eb5b77b3ac6bfcc21bcae58bcfcf00d0e245fa43aed3")
+                                   "8079c7a42a9bc3d4fd2da752a6b018025790e2aa2866627ba2188927e29c57eb")
 # The int8 model: quantized from model.onnx with onnxruntime.quantization (deterministic too).
 INT8_MODEL_NAME = MODEL_NAME + "-int8"
 INT8_MODEL_ONNX_SHA256 = os.environ.get("INSTANT_DB_EXPECT_INT8_MODEL_SHA256",
-                                        "a403a5a0d5705848704f477a569fed1391bb7ea412c9be7ce88e0d2cc3fb76a5")
+                                        "d768040ddb5844caef75068e3b158d117cfd2d568650a6dc4bb00bb20ed60f01")
 
 
 def log(msg):
@@ -125,7 +125,6 @@ def build_bert_onnx(weights, config, out_path, np, onnx):
 
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
-    head_dim = hidden // heads
     eps = float(config["layer_norm_eps"])
     prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
     nodes, inits = [], []
@@ -164,27 +163,26 @@ def build_bert_onnx(weights, config, out_path, np, onnx):
                           "token_type_ids"])
     x = layer_norm(node("Add", [node("Add", [word, pos]), tok]), "embeddings.LayerNorm")
 
-    # Additive attention mask [B,1,1,S]: 0 where attended, a large negative where padded.
-    mask = node("Cast", [node("Unsqueeze", ["attention_mask", const("axes_12", np.array([1, 2], dtype=np.int64))])],
-                to=TensorProto.FLOAT)
+    # ONNX Runtime's fused Attention (com.microsoft) takes the raw [B,S] mask (1 attended, 0 padded).
+    mask_index = node("Cast", ["attention_mask"], to=TensorProto.INT32)
     one = const("one", np.array(1.0, dtype=np.float32))
-    neg = const("mask_min", np.array(np.finfo(np.float32).min, dtype=np.float32))
-    ext_mask = node("Mul", [node("Sub", [one, mask]), neg])
-
-    split_shape = const("split_heads_shape", np.array([0, 0, heads, head_dim], dtype=np.int64))
-    merge_shape = const("merge_heads_shape", np.array([0, 0, hidden], dtype=np.int64))
-    scale = const("attn_scale", np.array(1.0 / np.sqrt(head_dim), dtype=np.float32))
     sqrt2 = const("sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
     half = const("half", np.array(0.5, dtype=np.float32))
 
     for i in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
-        q = node("Transpose", [node("Reshape", [linear(x, p + "attention.self.query"), split_shape])], perm=[0, 2, 1, 3])
-        k = node("Transpose", [node("Reshape", [linear(x, p + "attention.self.key"), split_shape])], perm=[0, 2, 3, 1])
-        v = node("Transpose", [node("Reshape", [linear(x, p + "attention.self.value"), split_shape])], perm=[0, 2, 1, 3])
-        scores = node("Add", [node("Mul", [node("MatMul", [q, k]), scale]), ext_mask])
-        probs = node("Softmax", [scores], axis=-1)
-        ctx = node("Reshape", [node("Transpose", [node("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_shape])
+        # One fused attention node per layer, the Q, K and V weights packed side by side: ONNX
+        # Runtime runs the three projections as one GEMM and the heads in one kernel, and its
+        # quantizer turns the node into QAttention. The graph of separate MatMul/Softmax nodes it
+        # replaces took 5 % longer in fp32 on a batch of 32 x 180 tokens, 10 % on one query, and
+        # 9-20 % longer in int8.
+        qkv = [f"{p}attention.self.{n}" for n in ("query", "key", "value")]
+        qkv_w = const(p + "attention.qkv.weight", np.concatenate([w(n + ".weight").T for n in qkv], axis=1)
+                      .astype(np.float32))
+        qkv_b = const(p + "attention.qkv.bias", np.concatenate([w(n + ".bias") for n in qkv]).astype(np.float32))
+        ctx = f"attention_{i}"
+        nodes.append(helper.make_node("Attention", [x, qkv_w, qkv_b, mask_index], [ctx], name=ctx,
+                                      domain="com.microsoft", num_heads=heads))
         attn = layer_norm(node("Add", [linear(ctx, p + "attention.output.dense"), x]), p + "attention.output.LayerNorm")
         inter = linear(attn, p + "intermediate.dense")
         # Exact (erf) GELU, as BERT's "gelu" activation.
@@ -198,7 +196,7 @@ def build_bert_onnx(weights, config, out_path, np, onnx):
               for n in ("input_ids", "attention_mask", "token_type_ids")]
     outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ids + [hidden])]
     graph = helper.make_graph(nodes, "all_minilm_l6_v2_encoder", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
                               producer_name="instant-db-setup", ir_version=8)
     onnx.checker.check_model(model)
     tmp = out_path + ".part"
@@ -217,6 +215,7 @@ def build_int8(home, model_dir, int8_dir):
         with open(manifest_path) as f:
             manifest = json.load(f)
         if (manifest.get("source_model_onnx_sha256") == source_sha
+                and manifest.get("model_onnx_sha256") == INT8_MODEL_ONNX_SHA256
                 and sha256_file(onnx_path) == manifest.get("model_onnx_sha256")):
             return manifest["model_onnx_sha256"]
     os.makedirs(int8_dir, exist_ok=True)
@@ -235,8 +234,12 @@ def build_int8(home, model_dir, int8_dir):
 
     log(f"quantizing model.onnx to int8 ({INT8_MODEL_NAME})")
     tmp = onnx_path + ".part.onnx"
+    from onnx import TensorProto  # noqa: E402
+    # ONNX's shape inference cannot type the outputs of the com.microsoft Attention nodes; every
+    # tensor of this graph after the embeddings is float.
     quantize_dynamic(os.path.join(model_dir, "model.onnx"), tmp,
-                     weight_type=QuantType.QInt8, per_channel=True)
+                     weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
     os.replace(tmp, onnx_path)
     copy_atomically(os.path.join(model_dir, "tokenizer.json"), tok_path)
     manifest = {
@@ -286,7 +289,9 @@ def main():
     fresh = (manifest is not None and os.path.exists(onnx_path) and os.path.exists(tok_path)
              and sha256_file(onnx_path) == manifest.get("model_onnx_sha256")
              and sha256_file(tok_path) == manifest.get("tokenizer_sha256")
-             and manifest.get("source_wheel_sha256") == MODEL_WHEEL_SHA256)
+             and manifest.get("source_wheel_sha256") == MODEL_WHEEL_SHA256
+             # A model built by an older builder is rebuilt rather than refused.
+             and manifest.get("model_onnx_sha256") == MODEL_ONNX_SHA256)
     if not fresh:
         pydeps = os.path.join(home, "build-deps")
         if not os.path.exists(os.path.join(pydeps, ".complete")):
