@@ -680,23 +680,26 @@ impl Engine {
             self.keyword_hits(&terms, &plan.conditions, depth, chunk_span, threads)
         };
         // Hybrid runs its keyword half on a thread of its own beside the graph walk and
-        // rescoring. On a large collection the keyword half is the longest part, so it starts
-        // at once, on the cores the query session leaves (one, on two cores), while this thread
-        // embeds the query there; on a small one the embedding is, so it runs first on every
+        // rescoring. On a large collection the keyword half is the longest part, so its slices
+        // start at once, on the cores the query session leaves (one, on two cores), while this
+        // thread embeds the query there and walks the graph, then takes the slices still left.
+        // On a small collection the embedding is the longest part, so it runs first on every
         // free core. (Beside ONNX Runtime's threads the keyword half would stall them: they
         // wait for each other at every operator.)
         let hybrid = plan.mode == Mode::Hybrid;
         let (vector_side, keyword_hits) = if hybrid && self.keyword_wants_cores(chunk_span) {
-            let beside = crate::sysres::cores()
-                .saturating_sub(self.query_threads())
-                .max(1);
-            std::thread::scope(|s| {
-                let keyword = s.spawn(|| keyword(beside));
+            let cores = crate::sysres::cores();
+            let beside = cores.saturating_sub(self.query_threads()).max(1);
+            let work = self.keyword_work(&terms, &plan.conditions, depth, chunk_span, cores);
+            let (vector_side, keyword_run) = std::thread::scope(|s| {
+                let helpers = work.spawn_helpers(s, beside);
                 let vector_side = self
                     .query_side(&plan, Lane::QueryBeside)
                     .and_then(|q| self.vector_side(&plan, depth, q));
-                Ok::<_, Error>((vector_side, joined(keyword)?))
-            })?
+                let own = work.help();
+                (vector_side, keyword::KeywordWork::join(helpers).and(own))
+            });
+            (vector_side, keyword_run.and_then(|()| work.merged()))
         } else if hybrid {
             let query_side = self.query_side(&plan, Lane::Query)?;
             std::thread::scope(|s| {

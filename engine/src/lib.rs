@@ -31,6 +31,7 @@ pub mod resilience;
 pub mod restore_job;
 pub mod search;
 pub mod server;
+pub mod shared_work;
 pub mod store;
 pub mod sysres;
 pub mod telemetry;
