@@ -2,7 +2,7 @@
 //! attention mask and L2-normalise — the same vectors sentence-transformers gives.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -45,8 +45,14 @@ pub struct Embedder {
     // one-line query would wait for a whole batch of long chunks; a query alone borrows the
     // ingest session's cores when no batch holds it.
     session: Mutex<Session>,
-    query_session: Mutex<Session>,
+    /// Built the first time a query needs it, so commands that only ingest do not hold the
+    /// model twice; `serve` builds it at start ([`Embedder::prepare_query_session`]).
+    query_session: OnceLock<Mutex<Session>>,
+    /// Held while the query session is built, so two first queries build it once.
+    building_query_session: Mutex<()>,
     query_threads: usize,
+    environment: ort::environment::Environment,
+    model_file: PathBuf,
     tokenizer: Tokenizer,
     dimensions: usize,
     batch_size: usize,
@@ -121,6 +127,41 @@ fn model_err(context: &str) -> impl Fn(String) -> Error + '_ {
     move |e| Error::ModelUnavailable(format!("{context}: {e}"))
 }
 
+/// One ONNX Runtime session of `model` on `threads` intra-op threads.
+fn build_session(
+    environment: &ort::environment::Environment,
+    model: &Path,
+    threads: usize,
+) -> Result<Session> {
+    Session::builder(environment)
+        .map_err(|e| model_err("session builder")(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| model_err("optimization level")(e.to_string()))?
+        .with_intra_threads(threads)
+        .map_err(|e| model_err("thread count")(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| model_err("thread count")(e.to_string()))?
+        // Threads spin between the operators of a run, as by default, but not after
+        // it: a spinning worker would take a core from the search work that follows.
+        .with_config_entry("session.force_spinning_stop", "1")
+        .map_err(|e| model_err("thread spinning")(e.to_string()))?
+        // ONNX Runtime 1.31's fused SkipLayerNormalization kernel is slower here than the
+        // Add and LayerNormalization it replaces: with the fusion the int8 model took 12 %
+        // longer on a batch of 32 x 180 tokens (it does not fire on the fp32 graph).
+        .with_config_entry(
+            "optimization.disable_specified_optimizers",
+            "SkipLayerNormFusion",
+        )
+        .map_err(|e| model_err("optimizer selection")(e.to_string()))?
+        // Shapes vary with every batch, so a per-shape memory pattern is useless. The
+        // arena stays on: the token budget bounds the largest batch, so the arena's size
+        // is bounded too, while plain malloc fragments over a long ingest.
+        .with_memory_pattern(false)
+        .map_err(|e| model_err("memory pattern")(e.to_string()))?
+        .commit_from_file(model)
+        .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))
+}
+
 impl Embedder {
     pub fn load(cfg: &EmbeddingConfig, assets: &AssetPaths) -> Result<Embedder> {
         assets.check_present()?;
@@ -130,37 +171,7 @@ impl Embedder {
         let or_cores = |n: usize| if n == 0 { cores } else { n };
         let (threads, query_threads) = (or_cores(cfg.threads), or_cores(cfg.query_threads));
         let model = assets.model_file();
-        let build = |threads: usize| -> Result<Session> {
-            Session::builder(&environment)
-                .map_err(|e| model_err("session builder")(e.to_string()))?
-                .with_optimization_level(GraphOptimizationLevel::Level3)
-                .map_err(|e| model_err("optimization level")(e.to_string()))?
-                .with_intra_threads(threads)
-                .map_err(|e| model_err("thread count")(e.to_string()))?
-                .with_inter_threads(1)
-                .map_err(|e| model_err("thread count")(e.to_string()))?
-                // Threads spin between the operators of a run, as by default, but not after
-                // it: a spinning worker would take a core from the search work that follows.
-                .with_config_entry("session.force_spinning_stop", "1")
-                .map_err(|e| model_err("thread spinning")(e.to_string()))?
-                // ONNX Runtime 1.31's fused SkipLayerNormalization kernel is slower here than the
-                // Add and LayerNormalization it replaces: with the fusion the int8 model took 12 %
-                // longer on a batch of 32 x 180 tokens (it does not fire on the fp32 graph).
-                .with_config_entry(
-                    "optimization.disable_specified_optimizers",
-                    "SkipLayerNormFusion",
-                )
-                .map_err(|e| model_err("optimizer selection")(e.to_string()))?
-                // Shapes vary with every batch, so a per-shape memory pattern is useless. The
-                // arena stays on: the token budget bounds the largest batch, so the arena's size
-                // is bounded too, while plain malloc fragments over a long ingest.
-                .with_memory_pattern(false)
-                .map_err(|e| model_err("memory pattern")(e.to_string()))?
-                .commit_from_file(&model)
-                .map_err(|e| model_err(&format!("cannot load {}", model.display()))(e.to_string()))
-        };
-        let session = build(threads)?;
-        let query_session = build(query_threads)?;
+        let session = build_session(&environment, &model, threads)?;
         let rank = |o: &ort::value::Outlet| o.dtype().tensor_shape().map(|s| s.len());
         let io = {
             let inputs: Vec<Port<'_>> = session
@@ -190,8 +201,11 @@ impl Embedder {
         let tokenizer = load_tokenizer(&assets.tokenizer_file(), cfg.max_sequence_length)?;
         Ok(Embedder {
             session: Mutex::new(session),
-            query_session: Mutex::new(query_session),
+            query_session: OnceLock::new(),
+            building_query_session: Mutex::new(()),
             query_threads,
+            environment,
+            model_file: model,
             tokenizer,
             dimensions,
             batch_size: cfg.batch_size,
@@ -298,12 +312,42 @@ impl Embedder {
             Lane::Query => match self.session.try_lock() {
                 Ok(idle) => Ok(idle),
                 Err(std::sync::TryLockError::WouldBlock) => {
-                    self.query_session.lock().map_err(|_| poisoned())
+                    self.query_session()?.lock().map_err(|_| poisoned())
                 }
                 Err(std::sync::TryLockError::Poisoned(_)) => Err(poisoned()),
             },
-            Lane::QueryBeside => self.query_session.lock().map_err(|_| poisoned()),
+            Lane::QueryBeside => self.query_session()?.lock().map_err(|_| poisoned()),
         }
+    }
+
+    /// The query session, built now if no query has needed it yet (about a third of a second,
+    /// and the model's weights once more in memory).
+    fn query_session(&self) -> Result<&Mutex<Session>> {
+        if let Some(built) = self.query_session.get() {
+            return Ok(built);
+        }
+        let _building = self
+            .building_query_session
+            .lock()
+            .map_err(|_| Error::Internal("query session build lock poisoned".into()))?;
+        if self.query_session.get().is_none() {
+            let built = build_session(&self.environment, &self.model_file, self.query_threads)?;
+            let _ = self.query_session.set(Mutex::new(built));
+        }
+        self.query_session
+            .get()
+            .ok_or_else(|| Error::Internal("the query session was not kept".into()))
+    }
+
+    /// Builds the query session ahead of the first query, so that a query arriving during an
+    /// ingest does not wait for it to be built; `serve` calls it at start.
+    pub fn prepare_query_session(&self) -> Result<()> {
+        self.query_session().map(|_| ())
+    }
+
+    /// Whether the query session has been built.
+    pub fn has_query_session(&self) -> bool {
+        self.query_session.get().is_some()
     }
 
     /// Holds the session of `lane` as a running batch does, until the guard drops: what an

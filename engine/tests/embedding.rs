@@ -27,6 +27,24 @@ fn embeddings_match_sentence_transformers_reference_vectors() {
 }
 
 #[test]
+fn the_query_session_is_built_when_a_query_first_needs_it_not_at_load() {
+    use instant_db::embed::Lane;
+    let e = embedder();
+    assert!(!e.has_query_session());
+    // A query alone borrows the idle ingest session: still no second copy of the model.
+    e.embed(&["an ingest batch"]).unwrap();
+    e.embed_on(Lane::Query, &["a query"]).unwrap();
+    assert!(!e.has_query_session());
+    let beside = e.embed_on(Lane::QueryBeside, &["a query"]).unwrap();
+    assert!(e.has_query_session());
+    let alone = e.embed_on(Lane::Query, &["a query"]).unwrap();
+    assert!(assets::cosine(&beside[0], &alone[0]) > 0.99999);
+    let prepared = embedder();
+    prepared.prepare_query_session().unwrap();
+    assert!(prepared.has_query_session());
+}
+
+#[test]
 fn batch_order_and_size_do_not_change_vectors() {
     let e = embedder();
     let texts = [

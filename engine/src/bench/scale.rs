@@ -156,6 +156,8 @@ fn fill(engine: &Engine, sentences: &[String], n: usize, dims: usize) -> Result<
 
 /// `Engine::search` per mode: the whole request path, query embedding included.
 pub(super) fn end_to_end(engine: &Engine, queries: usize, variants: &[&str]) -> Result<Value> {
+    // Searches as `serve` answers them: its query session is built before the first query.
+    crate::server::prepare_query_session(engine);
     let mut per_mode = serde_json::Map::new();
     for mode in [Mode::Hybrid, Mode::Vector, Mode::Keyword] {
         let mut ms = Vec::with_capacity(queries);

@@ -87,6 +87,8 @@ pub(super) fn run(config: &Config, docs: &Path, opts: &Options) -> Result<Value>
     }
     let all = super::rust_docs_pages(docs);
     let engine = Engine::open(cfg, ModelLoading::Required)?;
+    // As `serve` does: the server here answers queries during an ingest.
+    crate::server::prepare_query_session(&engine);
     let mut out = serde_json::Map::new();
     out.insert("build".into(), json!(super::build_profile()));
     let write_mark = |m: Value| {

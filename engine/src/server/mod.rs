@@ -700,7 +700,9 @@ pub async fn serve(config: Config) -> Result<()> {
     let tls = config.tls.files().map(tls::acceptor).transpose()?;
     // The vector index loads behind the listener (see `start_index_load`).
     let engine = tokio::task::spawn_blocking(move || {
-        Engine::open_deferred(config, ModelLoading::BestEffort)
+        let engine = Engine::open_deferred(config, ModelLoading::BestEffort)?;
+        prepare_query_session(&engine);
+        Ok::<_, Error>(engine)
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
@@ -720,6 +722,15 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Builds the query session before the first query: a query arriving during an ingest would
+/// otherwise wait for it to be built. On failure the server still starts (a query retries
+/// the build and answers its error).
+pub fn prepare_query_session(engine: &Engine) {
+    if let Some(Err(e)) = engine.embedder().map(|e| e.prepare_query_session()) {
+        tracing::warn!(error = %e, "cannot build the query session yet; queries will retry");
+    }
 }
 
 async fn render_metrics(
