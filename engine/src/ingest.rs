@@ -620,13 +620,27 @@ fn embed_pending(
                 .map(|c| recipe.input(p.record.title.as_deref(), &c.section_path, &c.text))
         })
         .collect();
-    let texts: Vec<&str> = inputs.iter().map(|t| t.as_ref()).collect();
-    let mut vectors = Vec::with_capacity(texts.len());
-    for group in texts.chunks(batch_size.max(1)) {
+    // Texts of like length share a call (and so its batches, padded to their longest), as if
+    // all were embedded at once; calls of `batch_size` texts keep cancellation prompt.
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&i| inputs[i].len());
+    let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); inputs.len()];
+    for group in order.chunks(batch_size.max(1)) {
         if progress.cancelled() {
             return Ok(false);
         }
-        vectors.extend(engine.embed_texts(group)?);
+        let texts: Vec<&str> = group.iter().map(|&i| inputs[i].as_ref()).collect();
+        let embedded = engine.embed_texts(&texts)?;
+        if embedded.len() != group.len() {
+            return Err(Error::Internal(format!(
+                "the model returned {} vectors for {} texts",
+                embedded.len(),
+                group.len()
+            )));
+        }
+        for (&i, v) in group.iter().zip(embedded) {
+            vectors[i] = v;
+        }
     }
     let mut it = vectors.into_iter();
     for p in pending.iter_mut() {

@@ -133,3 +133,59 @@ fn a_changed_recipe_is_noted_by_check_and_repair_reembed_makes_the_vectors_consi
         .unwrap();
     assert!((hits[0].1 - 1.0).abs() < 1e-3, "{hits:?}");
 }
+
+#[test]
+fn every_chunk_keeps_its_own_vector_when_an_ingest_embeds_texts_out_of_order() {
+    // Chunks of very different lengths across several documents: the ingest embeds them
+    // grouped by length, not in document order, and must hand each vector back to its chunk.
+    let data = tempfile::tempdir().unwrap();
+    let engine = open(data.path(), EmbeddingText::Contextual);
+    let docs = (0..5)
+        .map(|d| {
+            let sections: String = (0..4)
+                .map(|s| {
+                    let words = "tea kettle descaling vinegar ".repeat(1 + (d * 7 + s * 13) % 40);
+                    format!("## Part {s} of {d}\n\n{words}marker-{d}-{s}.\n\n")
+                })
+                .collect();
+            SourceDoc {
+                source: format!("test:doc{d}.md"),
+                name: format!("doc{d}.md"),
+                bytes: format!("# Document {d}\n\n{sections}").into_bytes(),
+                modified_at: None,
+                metadata: None,
+            }
+        })
+        .collect();
+    let r = instant_db::ingest::ingest_sources(&engine, docs, &NoProgress).unwrap();
+    assert!(r.chunks >= 20, "{r:?}");
+    assert_eq!(r.embedded_chunks, r.chunks, "{r:?}");
+    let chunks = engine
+        .store
+        .chunks_to_embed(engine.model_name(), 0, 1000, false)
+        .unwrap();
+    let lengths: std::collections::BTreeSet<usize> = chunks.iter().map(|c| c.text.len()).collect();
+    assert!(
+        lengths.len() >= 10,
+        "lengths too alike to reorder: {lengths:?}"
+    );
+    for c in &chunks {
+        let input = EmbeddingText::Contextual.input(c.title.as_deref(), &c.section_path, &c.text);
+        let vector = engine
+            .store
+            .read(|db| {
+                Ok(db.query_row(
+                    "SELECT vector FROM embeddings WHERE chunk_id = ?1",
+                    [c.id],
+                    |r| r.get::<_, Vec<u8>>(0),
+                )?)
+            })
+            .map(|b| instant_db::store::blob_to_vector(&b))
+            .unwrap();
+        assert!(
+            cosine(&vector, &embed(&engine, &input)) > 0.9999,
+            "chunk {} holds another chunk's vector",
+            c.id
+        );
+    }
+}
