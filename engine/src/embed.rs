@@ -146,7 +146,7 @@ fn build_session(
         .with_config_entry("session.force_spinning_stop", "1")
         .map_err(|e| model_err("thread spinning")(e.to_string()))?
         // ONNX Runtime 1.31's fused SkipLayerNormalization kernel is slower here than the
-        // Add and LayerNormalization it replaces: with the fusion the int8 model took 12 %
+        // Add and LayerNormalization it replaces: with the fusion the int8 model took 13-16 %
         // longer on a batch of 32 x 180 tokens (it does not fire on the fp32 graph).
         .with_config_entry(
             "optimization.disable_specified_optimizers",
@@ -320,8 +320,8 @@ impl Embedder {
         }
     }
 
-    /// The query session, built now if no query has needed it yet (about a third of a second,
-    /// and the model's weights once more in memory).
+    /// The query session, built now if no query has needed it yet (the model's weights once
+    /// more in memory).
     fn query_session(&self) -> Result<&Mutex<Session>> {
         if let Some(built) = self.query_session.get() {
             return Ok(built);

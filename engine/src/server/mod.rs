@@ -700,13 +700,14 @@ pub async fn serve(config: Config) -> Result<()> {
     let tls = config.tls.files().map(tls::acceptor).transpose()?;
     // The vector index loads behind the listener (see `start_index_load`).
     let engine = tokio::task::spawn_blocking(move || {
-        let engine = Engine::open_deferred(config, ModelLoading::BestEffort)?;
-        prepare_query_session(&engine);
-        Ok::<_, Error>(engine)
+        Engine::open_deferred(config, ModelLoading::BestEffort)
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
     let state = AppState::with_auth(engine, auth)?;
+    // Behind the listener, like the index: the health endpoints need no query session.
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || prepare_query_session(&engine));
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
@@ -725,8 +726,8 @@ pub async fn serve(config: Config) -> Result<()> {
 }
 
 /// Builds the query session before the first query: a query arriving during an ingest would
-/// otherwise wait for it to be built. On failure the server still starts (a query retries
-/// the build and answers its error).
+/// otherwise wait for it to be built. On failure the server carries on (a query retries the
+/// build and answers its error).
 pub fn prepare_query_session(engine: &Engine) {
     if let Some(Err(e)) = engine.embedder().map(|e| e.prepare_query_session()) {
         tracing::warn!(error = %e, "cannot build the query session yet; queries will retry");
