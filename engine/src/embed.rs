@@ -46,7 +46,7 @@ pub struct Embedder {
     // ingest session's cores when no batch holds it.
     session: Mutex<Session>,
     /// Built the first time a query needs it, so commands that only ingest do not hold the
-    /// model twice; `serve` builds it at start ([`Embedder::prepare_query_session`]).
+    /// model twice; `serve` builds it as it starts ([`Embedder::prepare_query_session`]).
     query_session: OnceLock<Mutex<Session>>,
     /// Held while the query session is built, so two first queries build it once.
     building_query_session: Mutex<()>,
@@ -340,7 +340,7 @@ impl Embedder {
     }
 
     /// Builds the query session ahead of the first query, so that a query arriving during an
-    /// ingest does not wait for it to be built; `serve` calls it at start.
+    /// ingest does not wait for it to be built; `serve` calls it as it starts.
     pub fn prepare_query_session(&self) -> Result<()> {
         self.query_session().map(|_| ())
     }
