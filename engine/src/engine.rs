@@ -36,13 +36,6 @@ fn no_vector() -> Error {
     Error::Internal("the model returned no vector".into())
 }
 
-/// The keyword half's answer, from the thread it ran on.
-fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<Result<T>> {
-    handle
-        .join()
-        .map_err(|_| Error::Internal("keyword search thread panicked".into()))
-}
-
 pub struct Engine {
     pub config: Config,
     pub store: Store,
@@ -673,12 +666,6 @@ impl Engine {
             Mode::Vector => None,
             Mode::Hybrid | Mode::Keyword => self.chunk_span()?,
         };
-        let keyword = |threads: usize| -> Result<Vec<(i64, f32)>> {
-            if plan.mode == Mode::Vector {
-                return Ok(vec![]);
-            }
-            self.keyword_hits(&terms, &plan.conditions, depth, chunk_span, threads)
-        };
         // Hybrid runs its keyword half on a thread of its own beside the graph walk and
         // rescoring. On a large collection the keyword half is the longest part, so its slices
         // start at once, on the cores the query session leaves (one, on two cores), while this
@@ -690,29 +677,26 @@ impl Engine {
         let (vector_side, keyword_hits) = if hybrid && self.keyword_wants_cores(chunk_span) {
             let cores = crate::sysres::cores();
             let beside = cores.saturating_sub(self.query_threads()).max(1);
-            let work = self.keyword_work(&terms, &plan.conditions, depth, chunk_span, cores);
-            let (vector_side, keyword_run) = std::thread::scope(|s| {
-                let helpers = work.spawn_helpers(s, beside);
-                let vector_side = self
-                    .query_side(&plan, Lane::QueryBeside)
-                    .and_then(|q| self.vector_side(&plan, depth, q));
-                let own = work.help();
-                (vector_side, keyword::KeywordWork::join(helpers).and(own))
-            });
-            (vector_side, keyword_run.and_then(|()| work.merged()))
+            self.keyword_work(&terms, &plan.conditions, depth, chunk_span, cores)
+                .run_beside(beside, || {
+                    self.query_side(&plan, Lane::QueryBeside)
+                        .and_then(|q| self.vector_side(&plan, depth, q))
+                })
         } else if hybrid {
             let query_side = self.query_side(&plan, Lane::Query)?;
-            std::thread::scope(|s| {
-                let keyword = s.spawn(|| keyword(1));
-                let vector_side = self.vector_side(&plan, depth, query_side);
-                Ok::<_, Error>((vector_side, joined(keyword)?))
-            })?
+            self.keyword_work(&terms, &plan.conditions, depth, chunk_span, 1)
+                .run_beside(1, || self.vector_side(&plan, depth, query_side))
         } else {
             let query_side = self.query_side(&plan, Lane::Query)?;
-            (
-                self.vector_side(&plan, depth, query_side),
-                keyword(crate::sysres::cores()),
-            )
+            let vector_side = self.vector_side(&plan, depth, query_side);
+            let keyword_hits = match plan.mode {
+                Mode::Vector => Ok(vec![]),
+                Mode::Hybrid | Mode::Keyword => {
+                    let cores = crate::sysres::cores();
+                    self.keyword_hits(&terms, &plan.conditions, depth, chunk_span, cores)
+                }
+            };
+            (vector_side, keyword_hits)
         };
         let (vector_hits, degraded) = vector_side?;
         let keyword_hits = keyword_hits?;

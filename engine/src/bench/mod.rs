@@ -205,6 +205,14 @@ fn fresh_engine(base: &Config, dir: &Path) -> Result<Engine> {
     Engine::open(config, ModelLoading::Required)
 }
 
+/// The database of `engine` (in `dir`) opened again with `config`, for a peer run on the same
+/// data; the index is saved first, so the new engine loads it instead of rebuilding it.
+fn reopened(engine: Engine, config: &Config, dir: &Path) -> Result<Engine> {
+    engine.persist_index()?;
+    drop(engine);
+    fresh_engine(config, dir)
+}
+
 pub fn run(config: Config, args: BenchArgs, fmt: Format) -> Result<i32> {
     let want = |s: &str| args.suite == "all" || args.suite == s;
     let mut results = serde_json::Map::new();

@@ -16,7 +16,7 @@ use std::time::Instant;
 use scraper::{ElementRef, Html, Selector};
 use serde_json::{Value, json};
 
-use super::{Ticker, fresh_engine, latency_stats, round};
+use super::{Ticker, fresh_engine, latency_stats, reopened, round};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -362,12 +362,10 @@ pub(super) fn run(config: &Config, docs: &Path, pages: usize) -> Result<Value> {
     // Again with every vector search an exact scan, on the same database: the graph's own
     // misses vary from one build to the next (it is built in parallel), which moves the rows
     // above by about 0.01 between runs; these rows compare models and recipes without them.
-    engine.persist_index()?;
-    drop(engine);
     eprintln!("bench: quality: the same queries with exact vector search …");
     let mut exact = config.clone();
     exact.search.exact_search_below = usize::MAX;
-    let engine = fresh_engine(&exact, tmp.path())?;
+    let engine = reopened(engine, &exact, tmp.path())?;
     let mut rows = serde_json::Map::new();
     for (mode, row) in ask(&engine, &queries, &[Mode::Vector, Mode::Hybrid])? {
         rows.insert(mode.as_str().into(), row);

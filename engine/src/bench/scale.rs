@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use super::{RssSampler, fresh_engine, latency_stats, round, rss_bytes};
+use super::{RssSampler, fresh_engine, latency_stats, reopened, round, rss_bytes};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -65,12 +65,10 @@ pub(super) fn run(config: &Config, demo: &Engine, n: usize, queries: usize) -> R
     // The peer, in the same run on the same database: every keyword query in one piece and
     // hybrid embedding its query before its keyword half, as on a collection below twice
     // `search.keyword_chunks_per_thread` (and as every search ran before 2026-12-03's change).
-    engine.persist_index()?;
-    drop(engine);
     eprintln!("bench: the same searches with keyword queries unsplit …");
     let mut unsplit = config.clone();
     unsplit.search.keyword_chunks_per_thread = usize::MAX;
-    let engine = fresh_engine(&unsplit, tmp.path())?;
+    let engine = reopened(engine, &unsplit, tmp.path())?;
     out.insert(
         "end_to_end_keyword_unsplit".into(),
         end_to_end(&engine, queries, super::QUERY_VARIANTS)?,

@@ -47,18 +47,13 @@ impl Engine {
         threads: usize,
     ) -> Result<Vec<(i64, f32)>> {
         let work = self.keyword_work(terms, conds, depth, span, threads);
-        std::thread::scope(|scope| {
-            // This thread takes one slice, a helper each of the others.
-            let helpers = work.spawn_helpers(scope, work.slices.len().saturating_sub(1));
-            let own = work.help();
-            KeywordWork::join(helpers)?;
-            own
-        })?;
-        work.merged()
+        // This thread takes one slice, a helper each of the others.
+        let helpers = work.slices.len().saturating_sub(1);
+        work.run_beside(helpers, || ()).1
     }
 
     /// A keyword query cut into as many slices as `threads` threads want (one on a small
-    /// collection), for threads to take one at a time ([`KeywordWork::help`]).
+    /// collection), for threads to take one at a time ([`KeywordWork::run_beside`]).
     pub(super) fn keyword_work<'a>(
         &'a self,
         terms: &'a [String],
@@ -97,8 +92,27 @@ pub(super) struct KeywordWork<'a> {
 }
 
 impl KeywordWork<'_> {
+    /// Runs the slices on up to `helpers` threads started now (never more than there are
+    /// slices) and on this thread once `first` has run on it: `first`'s answer beside the
+    /// merged hits.
+    pub(super) fn run_beside<T>(
+        self,
+        helpers: usize,
+        first: impl FnOnce() -> T,
+    ) -> (T, Result<Vec<(i64, f32)>>) {
+        let (answer, run) = std::thread::scope(|scope| {
+            let started: Vec<_> = (0..helpers.min(self.slices.len()))
+                .map(|_| scope.spawn(|| self.help()))
+                .collect();
+            let answer = first();
+            let own = self.help();
+            (answer, joined_all(started).and(own))
+        });
+        (answer, run.and_then(|()| self.merged()))
+    }
+
     /// Runs slices on this thread until none is left to take.
-    pub(super) fn help(&self) -> Result<()> {
+    fn help(&self) -> Result<()> {
         self.slices.help(|&slice| {
             self.engine
                 .store
@@ -106,31 +120,23 @@ impl KeywordWork<'_> {
         })
     }
 
-    /// Starts up to `threads` threads that help, never more than there are slices.
-    pub(super) fn spawn_helpers<'scope, 'env>(
-        &'scope self,
-        scope: &'scope std::thread::Scope<'scope, 'env>,
-        threads: usize,
-    ) -> Vec<ScopedJoinHandle<'scope, Result<()>>> {
-        (0..threads.min(self.slices.len()))
-            .map(|_| scope.spawn(|| self.help()))
-            .collect()
-    }
-
-    /// Waits for the helpers, up to the first that failed (the scope waits for the rest).
-    pub(super) fn join(helpers: Vec<ScopedJoinHandle<'_, Result<()>>>) -> Result<()> {
-        for helper in helpers {
-            super::joined(helper)??;
-        }
-        Ok(())
-    }
-
     /// Every slice's hits merged into the one query's answer, once all slices have run.
-    pub(super) fn merged(self) -> Result<Vec<(i64, f32)>> {
+    fn merged(self) -> Result<Vec<(i64, f32)>> {
         let lists = self
             .slices
             .results()
             .ok_or_else(|| Error::Internal("a keyword slice was left unrun".into()))?;
         Ok(search::merge_slices(lists, self.depth))
     }
+}
+
+/// Waits for the helper threads, up to the first that failed or panicked (the scope waits for
+/// the rest).
+fn joined_all(helpers: Vec<ScopedJoinHandle<'_, Result<()>>>) -> Result<()> {
+    for helper in helpers {
+        helper
+            .join()
+            .map_err(|_| Error::Internal("keyword search thread panicked".into()))??;
+    }
+    Ok(())
 }
