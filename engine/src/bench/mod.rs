@@ -159,15 +159,15 @@ fn build_profile() -> &'static str {
 
 /// Ingest progress on stderr, about every tenth of `total` documents.
 struct Ticker {
-    what: &'static str,
+    what: String,
     total: usize,
     done: AtomicUsize,
 }
 
 impl Ticker {
-    fn new(what: &'static str, total: usize) -> Ticker {
+    fn new(what: impl Into<String>, total: usize) -> Ticker {
         Ticker {
-            what,
+            what: what.into(),
             total,
             done: AtomicUsize::new(0),
         }

@@ -8,31 +8,37 @@ use serde_json::{Value, json};
 
 use super::{latency_stats, round};
 use crate::assets::{self, AssetPaths, INT8_MODEL};
-use crate::config::Config;
+use crate::config::{Config, EmbeddingConfig};
 use crate::embed::{Embedder, Lane};
 use crate::error::Result;
 
 const ROUNDS: usize = 3;
 
+/// The default fp32 model and its int8 variant, with `config`'s other embedding settings;
 /// `None` when the int8 model is not installed (`instant-db setup --int8`).
-pub(super) fn compare(config: &Config, texts: &[&str], queries: &[&str]) -> Result<Option<Value>> {
-    let fp32_cfg = crate::config::EmbeddingConfig {
+pub(super) fn installed_pair(config: &Config) -> Option<[EmbeddingConfig; 2]> {
+    let fp32 = EmbeddingConfig {
         model: assets::DEFAULT_MODEL.into(),
         model_dir: None,
         ..config.embedding.clone()
     };
-    let int8_cfg = crate::config::EmbeddingConfig {
+    let int8 = EmbeddingConfig {
         model: INT8_MODEL.into(),
-        ..fp32_cfg.clone()
+        ..fp32.clone()
     };
-    let int8_paths = AssetPaths::resolve(&int8_cfg);
-    if int8_paths.check_present().is_err() {
+    AssetPaths::resolve(&int8).check_present().ok()?;
+    Some([fp32, int8])
+}
+
+/// `None` when the int8 model is not installed (`instant-db setup --int8`).
+pub(super) fn compare(config: &Config, texts: &[&str], queries: &[&str]) -> Result<Option<Value>> {
+    let Some([fp32_cfg, int8_cfg]) = installed_pair(config) else {
         return Ok(None);
-    }
+    };
     eprintln!("bench: int8 model against fp32 on {} texts …", texts.len());
     let models = [
         Embedder::load(&fp32_cfg, &AssetPaths::resolve(&fp32_cfg))?,
-        Embedder::load(&int8_cfg, &int8_paths)?,
+        Embedder::load(&int8_cfg, &AssetPaths::resolve(&int8_cfg))?,
     ];
     let mut seconds = [0.0f64; 2];
     for _ in 0..ROUNDS {
